@@ -1,0 +1,245 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/orderflow/orderflow/internal/db"
+)
+
+// Order statuses, as stored in orders.status and shown by the API.
+const (
+	StatusPending      = "PENDING"
+	StatusReserved     = "RESERVED"
+	StatusPaid         = "PAID"
+	StatusConfirmed    = "CONFIRMED"
+	StatusCompensating = "COMPENSATING"
+	StatusFailed       = "FAILED"
+	StatusCancelled    = "CANCELLED"
+)
+
+// Orders records orders, their lines and their status history.
+type Orders struct {
+	DB    *pgxpool.Pool
+	Cache *redis.Client
+}
+
+// CreateOrderInput is what the gateway accepted.
+type CreateOrderInput struct {
+	OrderID    string `json:"order_id"`
+	CustomerID string `json:"customer_id"`
+	Email      string `json:"email"`
+	Region     string `json:"region"`
+	Items      []Item `json:"items"`
+}
+
+// CreateOrderResult is the order as priced from the catalog.
+type CreateOrderResult struct {
+	Lines      []Line `json:"lines"`
+	TotalCents int64  `json:"total_cents"`
+	Currency   string `json:"currency"`
+}
+
+// Create writes the order, its lines priced from the catalog and its first
+// status (PENDING). A retry finds the order already written and returns it.
+// An unknown SKU or a mix of currencies is a non-retryable InvalidOrder.
+func (o *Orders) Create(ctx context.Context, in CreateOrderInput) (CreateOrderResult, error) {
+	var res CreateOrderResult
+	err := db.InTx(ctx, o.DB, func(tx pgx.Tx) error {
+		existing, err := loadLines(ctx, tx, in.OrderID)
+		if err != nil {
+			return err
+		}
+		if existing != nil {
+			res = *existing
+			return nil
+		}
+		res, err = price(ctx, tx, in.Items)
+		if err != nil {
+			return err
+		}
+		const qOrder = `INSERT INTO orders (order_id, customer_id, email, region, status, total_cents, currency)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`
+		if _, err := tx.Exec(ctx, qOrder, in.OrderID, in.CustomerID, in.Email, in.Region, StatusPending, res.TotalCents, res.Currency); err != nil {
+			return fmt.Errorf("insert order: %w", err)
+		}
+		const qLine = `INSERT INTO order_items (order_id, line, sku, quantity, unit_price_cents) VALUES ($1, $2, $3, $4, $5)`
+		for i, l := range res.Lines {
+			if _, err := tx.Exec(ctx, qLine, in.OrderID, i+1, l.SKU, l.Quantity, l.UnitPriceCents); err != nil {
+				return fmt.Errorf("insert line %d: %w", i+1, err)
+			}
+		}
+		return setStatus(ctx, tx, in.OrderID, StatusPending, "")
+	})
+	if err != nil {
+		return CreateOrderResult{}, fmt.Errorf("create order %s: %w", in.OrderID, err)
+	}
+	return res, nil
+}
+
+func loadLines(ctx context.Context, tx pgx.Tx, orderID string) (*CreateOrderResult, error) {
+	var res CreateOrderResult
+	err := tx.QueryRow(ctx, `SELECT total_cents, currency FROM orders WHERE order_id = $1`, orderID).Scan(&res.TotalCents, &res.Currency)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load order: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT sku, quantity, unit_price_cents FROM order_items WHERE order_id = $1 ORDER BY line`, orderID)
+	if err != nil {
+		return nil, fmt.Errorf("load lines: %w", err)
+	}
+	res.Lines, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Line])
+	if err != nil {
+		return nil, fmt.Errorf("load lines: %w", err)
+	}
+	return &res, nil
+}
+
+func price(ctx context.Context, tx pgx.Tx, items []Item) (CreateOrderResult, error) {
+	skus := make([]string, len(items))
+	for i, it := range items {
+		skus[i] = it.SKU
+	}
+	type product struct {
+		price    int64
+		currency string
+	}
+	rows, err := tx.Query(ctx, `SELECT sku, price_cents, currency FROM products WHERE sku = ANY($1)`, skus)
+	if err != nil {
+		return CreateOrderResult{}, fmt.Errorf("load prices: %w", err)
+	}
+	catalog := map[string]product{}
+	for rows.Next() {
+		var sku string
+		var p product
+		if err := rows.Scan(&sku, &p.price, &p.currency); err != nil {
+			return CreateOrderResult{}, fmt.Errorf("load prices: %w", err)
+		}
+		catalog[sku] = p
+	}
+	if err := rows.Err(); err != nil {
+		return CreateOrderResult{}, fmt.Errorf("load prices: %w", err)
+	}
+	var res CreateOrderResult
+	for _, it := range items {
+		p, ok := catalog[it.SKU]
+		if !ok {
+			return CreateOrderResult{}, businessError(ErrInvalidOrder, "unknown sku "+it.SKU, it.SKU)
+		}
+		if res.Currency == "" {
+			res.Currency = p.currency
+		} else if res.Currency != p.currency {
+			return CreateOrderResult{}, businessError(ErrInvalidOrder, "order mixes currencies", res.Currency, p.currency)
+		}
+		res.Lines = append(res.Lines, Line{SKU: it.SKU, Quantity: it.Quantity, UnitPriceCents: p.price})
+		res.TotalCents += p.price * int64(it.Quantity)
+	}
+	return res, nil
+}
+
+// SetStatusInput moves an order to a status, with a failure reason for FAILED.
+type SetStatusInput struct {
+	OrderID       string `json:"order_id"`
+	Status        string `json:"status"`
+	FailureReason string `json:"failure_reason,omitempty"`
+}
+
+// SetStatus records a status change and appends it to the order's history.
+// Repeating the same change is a no-op.
+func (o *Orders) SetStatus(ctx context.Context, in SetStatusInput) error {
+	err := db.InTx(ctx, o.DB, func(tx pgx.Tx) error {
+		return setStatus(ctx, tx, in.OrderID, in.Status, in.FailureReason)
+	})
+	if err != nil {
+		return fmt.Errorf("set status %s of %s: %w", in.Status, in.OrderID, err)
+	}
+	return nil
+}
+
+func setStatus(ctx context.Context, tx pgx.Tx, orderID, status, reason string) error {
+	const q = `UPDATE orders SET status = $2, failure_reason = NULLIF($3, ''), updated_at = now() WHERE order_id = $1`
+	tag, err := tx.Exec(ctx, q, orderID, status, reason)
+	if err != nil {
+		return fmt.Errorf("update status: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		// The saga failed before the order was written: nothing to record.
+		return nil
+	}
+	const qh = `INSERT INTO order_status_history (order_id, status, reason) VALUES ($1, $2, NULLIF($3, ''))
+		ON CONFLICT (order_id, status) DO NOTHING`
+	if _, err := tx.Exec(ctx, qh, orderID, status, reason); err != nil {
+		return fmt.Errorf("append status history: %w", err)
+	}
+	return nil
+}
+
+// Confirm turns the order's reservations into sales (on-hand and reserved both
+// drop by the quantity) and marks it CONFIRMED, in one transaction. A retry
+// finds the commit events already written and changes nothing.
+func (o *Orders) Confirm(ctx context.Context, in OrderRef) error {
+	var changed []Item
+	err := db.InTx(ctx, o.DB, func(tx pgx.Tx) error {
+		lines, err := loadLines(ctx, tx, in.OrderID)
+		if err != nil {
+			return err
+		}
+		if lines == nil {
+			return businessError(ErrInvalidOrder, "order "+in.OrderID+" does not exist")
+		}
+		for _, it := range perSKU(lines.Lines) {
+			applied, err := applyEvent(ctx, tx, in.OrderID, it.SKU, "commit", -it.Quantity, -it.Quantity)
+			if err != nil {
+				return err
+			}
+			if applied {
+				changed = append(changed, it)
+			}
+		}
+		return setStatus(ctx, tx, in.OrderID, StatusConfirmed, "")
+	})
+	if err != nil {
+		return fmt.Errorf("confirm %s: %w", in.OrderID, err)
+	}
+	invalidate(ctx, o.Cache, changed)
+	return nil
+}
+
+// Revert undoes Confirm's stock movement for an order whose confirmation must
+// be compensated: each committed line goes back to reserved, so that Release
+// can then return it to the shelf.
+func (o *Orders) Revert(ctx context.Context, in OrderRef) error {
+	var items []Item
+	err := db.InTx(ctx, o.DB, func(tx pgx.Tx) error {
+		const q = `SELECT sku, -delta_on_hand FROM inventory_events c
+			WHERE order_id = $1 AND reason = 'commit'
+			  AND NOT EXISTS (SELECT 1 FROM inventory_events r WHERE r.order_id = c.order_id AND r.sku = c.sku AND r.reason = 'revert')
+			ORDER BY sku`
+		rows, err := tx.Query(ctx, q, in.OrderID)
+		if err != nil {
+			return fmt.Errorf("load commits: %w", err)
+		}
+		items, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Item])
+		if err != nil {
+			return fmt.Errorf("load commits: %w", err)
+		}
+		for _, it := range items {
+			if _, err := applyEvent(ctx, tx, in.OrderID, it.SKU, "revert", it.Quantity, it.Quantity); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("revert %s: %w", in.OrderID, err)
+	}
+	invalidate(ctx, o.Cache, items)
+	return nil
+}

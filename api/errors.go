@@ -1,0 +1,87 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"go.temporal.io/api/serviceerror"
+	"go.uber.org/zap"
+)
+
+// Error is a client-facing failure. Its JSON form is the body of every
+// non-2xx answer: {"error":{"code":...,"message":...,"details":[...]}}.
+type Error struct {
+	Status     int      `json:"-"`
+	Code       string   `json:"code"`
+	Message    string   `json:"message"`
+	Details    []Detail `json:"details,omitempty"`
+	RetryAfter string   `json:"-"`
+}
+
+// Detail points at one problem in a request.
+type Detail struct {
+	Field string `json:"field,omitempty"`
+	Issue string `json:"issue"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func newError(status int, code, msg string, details ...Detail) *Error {
+	return &Error{Status: status, Code: code, Message: msg, Details: details}
+}
+
+func unavailable(code, msg string) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: code, Message: msg, RetryAfter: "1"}
+}
+
+// errorHandler is the gateway's one HTTPErrorHandler: it maps domain errors,
+// Echo's own errors and Temporal service errors to a status and the JSON
+// error body, and logs only what it did not expect.
+func errorHandler(log *zap.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		e := classify(err)
+		if e.Status >= 500 {
+			log.Error("request failed", zap.String("method", c.Request().Method), zap.String("path", c.Path()),
+				zap.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)), zap.Int("status", e.Status), zap.Error(err))
+		}
+		if e.RetryAfter != "" {
+			c.Response().Header().Set("Retry-After", e.RetryAfter)
+		}
+		_ = c.JSON(e.Status, map[string]*Error{"error": e})
+	}
+}
+
+func classify(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		switch he.Code {
+		case http.StatusNotFound:
+			return newError(he.Code, "not_found", "no such resource")
+		case http.StatusMethodNotAllowed:
+			return newError(he.Code, "method_not_allowed", "method not allowed on this resource")
+		case http.StatusRequestEntityTooLarge:
+			return newError(he.Code, "body_too_large", "request body is too large")
+		case http.StatusUnsupportedMediaType:
+			return newError(he.Code, "unsupported_media_type", "send application/json")
+		}
+		if he.Code < 500 {
+			return newError(he.Code, "bad_request", http.StatusText(he.Code))
+		}
+	}
+	var unavail *serviceerror.Unavailable
+	var exhausted *serviceerror.ResourceExhausted
+	switch {
+	case errors.As(err, &unavail), errors.As(err, &exhausted), errors.Is(err, context.DeadlineExceeded):
+		return unavailable("service_unavailable", "a dependency is unavailable; retry with the same Idempotency-Key")
+	}
+	return newError(http.StatusInternalServerError, "internal", "internal error")
+}

@@ -1,0 +1,348 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.uber.org/zap"
+
+	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/workflows"
+)
+
+// Idempotency headers (IETF draft "The Idempotency-Key HTTP Header Field").
+const (
+	HeaderIdempotencyKey = "Idempotency-Key"
+	HeaderReplayed       = "Idempotent-Replayed"
+)
+
+const opCreateOrder = "create_order"
+
+// Accepted is the 202 body of POST /v1/orders.
+type Accepted struct {
+	OrderID   string `json:"order_id"`
+	Status    string `json:"status"`
+	StatusURL string `json:"status_url"`
+}
+
+// placeOrder accepts an order and starts its saga. The Idempotency-Key is
+// claimed in PostgreSQL together with a fresh order id before anything starts;
+// every request carrying the key then starts workflow order-<id> with the
+// USE_EXISTING conflict policy, so concurrent duplicates converge on one saga
+// and one answer.
+func (s *Server) placeOrder(c echo.Context) error {
+	key, ok := c.Request().Header[HeaderIdempotencyKey]
+	if !ok || len(key) == 0 || key[0] == "" {
+		return newError(http.StatusBadRequest, "idempotency_key_required", "the Idempotency-Key header is required")
+	}
+	if len(key) > 1 || !ValidIdempotencyKey(key[0]) {
+		return newError(http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key must be one value of 1-255 printable ASCII characters")
+	}
+	var req PlaceOrderRequest
+	if err := decodeJSON(c, s.BodyLimit, &req); err != nil {
+		return err
+	}
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
+	defer cancel()
+	if err := s.checkSKUs(ctx, req.Items); err != nil {
+		return err
+	}
+
+	claim, err := s.claimKey(ctx, req.CustomerID, key[0], requestHash(&req))
+	if err != nil {
+		return err
+	}
+	if !claim.started {
+		if err := s.startSaga(ctx, claim.orderID, &req); err != nil {
+			return err
+		}
+		s.markStarted(ctx, req.CustomerID, key[0])
+	}
+	if claim.replayed {
+		c.Response().Header().Set(HeaderReplayed, "true")
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/orders/"+claim.orderID)
+	return c.JSONBlob(claim.status, claim.body)
+}
+
+type keyClaim struct {
+	orderID  string
+	status   int
+	body     []byte
+	started  bool
+	replayed bool
+}
+
+// claimKey records the key with a new order id, or returns the first request's
+// claim. The same key with a different body is refused with 422.
+func (s *Server) claimKey(ctx context.Context, customerID, key string, hash []byte) (keyClaim, error) {
+	orderID := uuid.NewString()
+	body, _ := json.Marshal(Accepted{OrderID: orderID, Status: activities.StatusPending, StatusURL: "/v1/orders/" + orderID})
+	// An expired key is taken over as if it were new.
+	const q = `INSERT INTO idempotency_keys
+			(customer_id, operation, idempotency_key, request_hash, order_id, response_status, response_body, expires_at)
+		VALUES ($1, $2, $3, $4, $5, 202, $6, now() + $7::interval)
+		ON CONFLICT (customer_id, operation, idempotency_key) DO UPDATE
+			SET request_hash = EXCLUDED.request_hash, order_id = EXCLUDED.order_id, response_status = EXCLUDED.response_status,
+			    response_body = EXCLUDED.response_body, started_at = NULL, created_at = now(), expires_at = EXCLUDED.expires_at
+			WHERE idempotency_keys.expires_at < now()
+		RETURNING order_id::text`
+	var got string
+	err := s.DB.QueryRow(ctx, q, customerID, opCreateOrder, key, hash, orderID, body, s.IdempotencyTTL.String()).Scan(&got)
+	if err == nil {
+		return keyClaim{orderID: got, status: http.StatusAccepted, body: body}, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return keyClaim{}, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	var first keyClaim
+	var firstHash []byte
+	var startedAt *time.Time
+	const qs = `SELECT order_id::text, request_hash, response_status, response_body, started_at FROM idempotency_keys
+		WHERE customer_id = $1 AND operation = $2 AND idempotency_key = $3`
+	if err := s.DB.QueryRow(ctx, qs, customerID, opCreateOrder, key).Scan(&first.orderID, &firstHash, &first.status, &first.body, &startedAt); err != nil {
+		return keyClaim{}, fmt.Errorf("load idempotency key: %w", err)
+	}
+	if string(firstHash) != string(hash) {
+		return keyClaim{}, newError(http.StatusUnprocessableEntity, "idempotency_key_reused",
+			"this Idempotency-Key was used with a different request body")
+	}
+	first.started, first.replayed = startedAt != nil, true
+	return first, nil
+}
+
+func (s *Server) markStarted(ctx context.Context, customerID, key string) {
+	const q = `UPDATE idempotency_keys SET started_at = now()
+		WHERE customer_id = $1 AND operation = $2 AND idempotency_key = $3 AND started_at IS NULL`
+	if _, err := s.DB.Exec(ctx, q, customerID, opCreateOrder, key); err != nil {
+		// Harmless: the next replay starts the saga again with USE_EXISTING.
+		s.Log.Warn("mark idempotency key started", zap.String("customer_id", customerID), zap.Error(err))
+	}
+}
+
+// startSaga starts order-<id>, or attaches to it when it already runs or ran.
+func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderRequest) error {
+	items := make([]activities.Item, len(req.Items))
+	for i, it := range req.Items {
+		items[i] = activities.Item{SKU: it.SKU, Quantity: it.Quantity}
+	}
+	opts := client.StartWorkflowOptions{
+		ID:                       workflows.WorkflowID(orderID),
+		TaskQueue:                workflows.TaskQueue(s.Region),
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.OrderStatusKey.ValueSet(activities.StatusPending),
+			workflows.CustomerIDKey.ValueSet(req.CustomerID),
+			workflows.RegionKey.ValueSet(s.Region),
+		),
+	}
+	in := workflows.OrderInput{
+		OrderID: orderID, CustomerID: req.CustomerID, Email: req.Email, Region: s.Region,
+		PaymentToken: req.PaymentToken, Items: items,
+	}
+	_, err := s.Temporal.ExecuteWorkflow(ctx, opts, workflows.OrderWorkflow, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if err != nil && !errors.As(err, &started) {
+		s.Log.Warn("start order saga", zap.String("order_id", orderID), zap.Error(err))
+		return unavailable("temporal_unavailable", "the order could not be started; retry with the same Idempotency-Key")
+	}
+	return nil
+}
+
+// requestHash fingerprints the decoded request, so formatting differences in
+// the JSON do not count as a different request.
+func requestHash(req *PlaceOrderRequest) []byte {
+	b, _ := json.Marshal(req)
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+// checkSKUs refuses an order naming a SKU the catalog does not have.
+func (s *Server) checkSKUs(ctx context.Context, items []OrderItem) error {
+	skus := make([]string, 0, len(items))
+	for _, it := range items {
+		skus = append(skus, it.SKU)
+	}
+	found, err := s.products(ctx, skus)
+	if err != nil {
+		return err
+	}
+	var d []Detail
+	for i, it := range items {
+		if _, ok := found[it.SKU]; !ok {
+			d = append(d, Detail{Field: fmt.Sprintf("items[%d].sku", i), Issue: "unknown sku " + it.SKU})
+		}
+	}
+	if len(d) > 0 {
+		return newError(http.StatusUnprocessableEntity, "unknown_sku", "the order names SKUs that are not in the catalog", d...)
+	}
+	return nil
+}
+
+// OrderJSON is an order as the API shows it.
+type OrderJSON struct {
+	OrderID       string        `json:"order_id"`
+	CustomerID    string        `json:"customer_id"`
+	Status        string        `json:"status"`
+	Items         []LineJSON    `json:"items"`
+	TotalCents    int64         `json:"total_cents"`
+	Currency      string        `json:"currency"`
+	FailureReason *string       `json:"failure_reason"`
+	CreatedAt     time.Time     `json:"created_at"`
+	UpdatedAt     time.Time     `json:"updated_at"`
+	History       []HistoryJSON `json:"history"`
+}
+
+// LineJSON is one order line.
+type LineJSON struct {
+	SKU            string `json:"sku"`
+	Quantity       int    `json:"quantity"`
+	UnitPriceCents int64  `json:"unit_price_cents"`
+}
+
+// HistoryJSON is one status change.
+type HistoryJSON struct {
+	Status string    `json:"status"`
+	At     time.Time `json:"at"`
+}
+
+func (s *Server) getOrder(c echo.Context) error {
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil {
+		return newError(http.StatusNotFound, "order_not_found", "no such order")
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
+	defer cancel()
+	o, err := s.loadOrder(ctx, id.String())
+	if err != nil {
+		return err
+	}
+	if o == nil {
+		// Accepted moments ago: the saga has not written the order yet.
+		return s.orderFromSaga(c, ctx, id.String())
+	}
+	return c.JSON(http.StatusOK, o)
+}
+
+func (s *Server) loadOrder(ctx context.Context, id string) (*OrderJSON, error) {
+	o := OrderJSON{OrderID: id}
+	const q = `SELECT customer_id, status, total_cents, currency, failure_reason, created_at, updated_at FROM orders WHERE order_id = $1`
+	err := s.DB.QueryRow(ctx, q, id).Scan(&o.CustomerID, &o.Status, &o.TotalCents, &o.Currency, &o.FailureReason, &o.CreatedAt, &o.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load order %s: %w", id, err)
+	}
+	rows, err := s.DB.Query(ctx, `SELECT sku, quantity, unit_price_cents FROM order_items WHERE order_id = $1 ORDER BY line`, id)
+	if err != nil {
+		return nil, fmt.Errorf("load lines of %s: %w", id, err)
+	}
+	if o.Items, err = pgx.CollectRows(rows, pgx.RowToStructByPos[LineJSON]); err != nil {
+		return nil, fmt.Errorf("load lines of %s: %w", id, err)
+	}
+	rows, err = s.DB.Query(ctx, `SELECT status, at FROM order_status_history WHERE order_id = $1 ORDER BY at, id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("load history of %s: %w", id, err)
+	}
+	if o.History, err = pgx.CollectRows(rows, pgx.RowToStructByPos[HistoryJSON]); err != nil {
+		return nil, fmt.Errorf("load history of %s: %w", id, err)
+	}
+	return &o, nil
+}
+
+func (s *Server) orderFromSaga(c echo.Context, ctx context.Context, id string) error {
+	res, err := s.Temporal.QueryWorkflow(ctx, workflows.WorkflowID(id), "", workflows.StatusQuery)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return newError(http.StatusNotFound, "order_not_found", "no such order")
+	}
+	if err != nil {
+		s.Log.Warn("query order saga", zap.String("order_id", id), zap.Error(err))
+		return unavailable("order_not_ready", "the order was accepted but cannot be read yet")
+	}
+	var v workflows.OrderView
+	if err := res.Get(&v); err != nil {
+		return fmt.Errorf("decode order view: %w", err)
+	}
+	o := OrderJSON{OrderID: id, CustomerID: v.CustomerID, Status: v.Status, TotalCents: v.TotalCents, Currency: v.Currency,
+		CreatedAt: v.UpdatedAt, UpdatedAt: v.UpdatedAt, Items: []LineJSON{}, History: []HistoryJSON{}}
+	if v.FailureReason != "" {
+		o.FailureReason = &v.FailureReason
+	}
+	for _, l := range v.Lines {
+		o.Items = append(o.Items, LineJSON(l))
+	}
+	return c.JSON(http.StatusOK, o)
+}
+
+// CancelAccepted is the 202 body of POST /v1/orders/{id}/cancel.
+type CancelAccepted struct {
+	OrderID         string `json:"order_id"`
+	Status          string `json:"status"`
+	CancelRequested bool   `json:"cancel_requested"`
+	StatusURL       string `json:"status_url"`
+}
+
+// cancelOrder asks the saga to stop through its cancel Update, which the
+// workflow refuses once the order is being confirmed; that refusal is a 409.
+func (s *Server) cancelOrder(c echo.Context) error {
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil {
+		return newError(http.StatusNotFound, "order_not_found", "no such order")
+	}
+	oid := id.String()
+	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
+	defer cancel()
+	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflows.WorkflowID(oid), UpdateName: workflows.CancelUpdate,
+		Args: []any{workflows.CancelRequest{}}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	var res workflows.CancelResult
+	if err == nil {
+		err = h.Get(ctx, &res)
+	}
+	if err == nil {
+		return c.JSON(http.StatusAccepted, CancelAccepted{OrderID: oid, Status: res.Status, CancelRequested: true, StatusURL: "/v1/orders/" + oid})
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.Type() == workflows.ErrTooLateToCancel {
+		var status string
+		_ = app.Details(&status)
+		return newError(http.StatusConflict, "too_late_to_cancel", "the order is "+status+" and can no longer be cancelled")
+	}
+	var notFound *serviceerror.NotFound
+	if !errors.As(err, &notFound) && !strings.Contains(err.Error(), "already completed") {
+		s.Log.Warn("cancel order", zap.String("order_id", oid), zap.Error(err))
+		return unavailable("service_unavailable", "the cancel could not be delivered; retry")
+	}
+	// The saga has ended (or never existed): answer from the record.
+	o, lerr := s.loadOrder(ctx, oid)
+	if lerr != nil {
+		return lerr
+	}
+	switch {
+	case o == nil:
+		return newError(http.StatusNotFound, "order_not_found", "no such order")
+	case o.Status == activities.StatusCancelled:
+		return c.JSON(http.StatusAccepted, CancelAccepted{OrderID: oid, Status: o.Status, CancelRequested: true, StatusURL: "/v1/orders/" + oid})
+	}
+	return newError(http.StatusConflict, "too_late_to_cancel", "the order is "+o.Status+" and can no longer be cancelled")
+}

@@ -1,0 +1,141 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/mail"
+	"regexp"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Limits of an order request.
+const (
+	MaxLines    = 50
+	MinQuantity = 1
+	MaxQuantity = 1000
+)
+
+var (
+	skuPattern      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	customerPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$`)
+	tokenPattern    = regexp.MustCompile(`^[A-Za-z0-9_]{1,255}$`)
+)
+
+// decodeJSON reads a JSON body strictly: bounded size, one object, no unknown
+// fields, no trailing data.
+func decodeJSON(c echo.Context, limit int64, v any) error {
+	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != echo.MIMEApplicationJSON {
+			return newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as application/json")
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return newError(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", limit))
+		}
+		return newError(http.StatusBadRequest, "unreadable_body", "could not read the request body")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return newError(http.StatusBadRequest, "malformed_json", "request body is empty")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return newError(http.StatusBadRequest, "malformed_json", "request body has data after the JSON object")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return newError(http.StatusBadRequest, "malformed_json", "request body has data after the JSON object")
+	}
+	return nil
+}
+
+func jsonError(err error) *Error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return newError(http.StatusBadRequest, "malformed_json", fmt.Sprintf("malformed JSON at byte %d", syntax.Offset))
+	case errors.As(err, &typ):
+		return newError(http.StatusBadRequest, "invalid_request", "wrong type for a field",
+			Detail{Field: typ.Field, Issue: "must be " + typ.Type.String()})
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return newError(http.StatusBadRequest, "unknown_field", "unknown field "+field, Detail{Field: field, Issue: "not allowed"})
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return newError(http.StatusBadRequest, "malformed_json", "request body is truncated JSON")
+	}
+	return newError(http.StatusBadRequest, "malformed_json", "request body is not valid JSON")
+}
+
+// PlaceOrderRequest is the body of POST /v1/orders.
+type PlaceOrderRequest struct {
+	CustomerID   string      `json:"customer_id"`
+	Items        []OrderItem `json:"items"`
+	PaymentToken string      `json:"payment_token"`
+	Email        string      `json:"email"`
+}
+
+// OrderItem is one requested line.
+type OrderItem struct {
+	SKU      string `json:"sku"`
+	Quantity int    `json:"quantity"`
+}
+
+// Validate checks every field and returns all problems at once.
+func (r *PlaceOrderRequest) Validate() *Error {
+	var d []Detail
+	if !customerPattern.MatchString(r.CustomerID) {
+		d = append(d, Detail{Field: "customer_id", Issue: "required: 1-128 characters of letters, digits and ._:@-"})
+	}
+	switch {
+	case len(r.Items) == 0:
+		d = append(d, Detail{Field: "items", Issue: "at least one item is required"})
+	case len(r.Items) > MaxLines:
+		d = append(d, Detail{Field: "items", Issue: fmt.Sprintf("at most %d items", MaxLines)})
+	default:
+		for i, it := range r.Items {
+			if !skuPattern.MatchString(it.SKU) {
+				d = append(d, Detail{Field: fmt.Sprintf("items[%d].sku", i), Issue: "required: 1-64 characters of letters, digits and ._-"})
+			}
+			if it.Quantity < MinQuantity || it.Quantity > MaxQuantity {
+				d = append(d, Detail{Field: fmt.Sprintf("items[%d].quantity", i), Issue: fmt.Sprintf("must be between %d and %d", MinQuantity, MaxQuantity)})
+			}
+		}
+	}
+	if !tokenPattern.MatchString(r.PaymentToken) {
+		d = append(d, Detail{Field: "payment_token", Issue: "required: a provider token of letters, digits and _"})
+	}
+	if a, err := mail.ParseAddress(r.Email); err != nil || a.Address != r.Email || len(r.Email) > 254 {
+		d = append(d, Detail{Field: "email", Issue: "required: a plain e-mail address"})
+	}
+	if len(d) > 0 {
+		return newError(http.StatusBadRequest, "invalid_request", "the order request is invalid", d...)
+	}
+	return nil
+}
+
+// ValidIdempotencyKey reports whether k is 1-255 printable ASCII characters.
+func ValidIdempotencyKey(k string) bool {
+	if len(k) == 0 || len(k) > 255 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

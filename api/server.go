@@ -1,0 +1,105 @@
+// Package api is orderflow's HTTP gateway: it validates requests, applies
+// idempotency keys and starts, queries and cancels Order sagas in Temporal.
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/redis/go-redis/v9"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/orderflow/orderflow/internal/cache"
+	"github.com/orderflow/orderflow/internal/logging"
+)
+
+// Server holds the gateway's clients.
+type Server struct {
+	DB       *pgxpool.Pool
+	Cache    *redis.Client
+	Temporal client.Client
+	Log      *zap.Logger
+	// Region is the region whose task queue new orders go to.
+	Region string
+	// BodyLimit caps request bodies, in bytes.
+	BodyLimit int64
+	// IdempotencyTTL is how long an Idempotency-Key is remembered.
+	IdempotencyTTL time.Duration
+}
+
+// requestTimeout bounds what one request may wait on services.
+const requestTimeout = 5 * time.Second
+
+// Handler returns the gateway's routes.
+func (s *Server) Handler() http.Handler {
+	if s.BodyLimit == 0 {
+		s.BodyLimit = 64 << 10
+	}
+	if s.IdempotencyTTL == 0 {
+		s.IdempotencyTTL = 24 * time.Hour
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(s.Log)
+	e.Use(middleware.RequestID())
+	e.Use(s.accessLog)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true}))
+
+	e.GET("/health", s.health)
+	e.GET("/health/ready", s.ready)
+
+	v1 := e.Group("/v1")
+	v1.POST("/orders", s.placeOrder)
+	v1.GET("/orders/:id", s.getOrder)
+	v1.POST("/orders/:id/cancel", s.cancelOrder)
+	v1.GET("/products", s.listProducts)
+	v1.GET("/products/:sku", s.getProduct)
+	v1.PUT("/products/:sku", s.putProduct)
+	return e
+}
+
+func (s *Server) warner() cache.Warner { return logging.Temporal(s.Log) }
+
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		s.Log.Debug("request", zap.String("method", c.Request().Method), zap.String("path", c.Path()),
+			zap.Int("status", c.Response().Status), zap.Duration("latency", time.Since(start)),
+			zap.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)))
+		return nil
+	}
+}
+
+func (s *Server) health(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// ready reports whether the gateway can take orders: PostgreSQL and Temporal
+// must answer; Redis is reported but optional.
+func (s *Server) ready(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"postgres": "ok", "temporal": "ok", "redis": "ok"}
+	status := http.StatusOK
+	if err := s.DB.Ping(ctx); err != nil {
+		checks["postgres"], status = err.Error(), http.StatusServiceUnavailable
+	}
+	if _, err := s.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		checks["temporal"], status = err.Error(), http.StatusServiceUnavailable
+	}
+	if s.Cache == nil {
+		checks["redis"] = "disabled"
+	} else if err := s.Cache.Ping(ctx).Err(); err != nil {
+		checks["redis"] = "degraded: " + err.Error()
+	}
+	return c.JSON(status, checks)
+}

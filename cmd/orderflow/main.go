@@ -1,0 +1,177 @@
+// Command orderflow is the single orderflow binary: the HTTP gateway, the
+// workers, migrations and the operator tools are its subcommands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/internal/cache"
+	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/internal/db"
+	"github.com/orderflow/orderflow/internal/logging"
+	"github.com/orderflow/orderflow/schema"
+	"github.com/orderflow/orderflow/workers"
+)
+
+const usage = `usage: orderflow <command>
+
+commands:
+  api       run the HTTP gateway (API_ADDR, default :8080)
+  worker    run a worker for a region (--region, or ORDERFLOW_REGION; default local)
+  migrate   apply the database migrations
+  seed      load the demo catalog (idempotent)
+
+Every setting comes from the environment: DATABASE_URL, REDIS_URL,
+TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ORDERFLOW_REGION, LOG_FORMAT, LOG_LEVEL.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1], os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, "orderflow:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cmd string, args []string) error {
+	switch cmd {
+	case "api":
+		return runAPI(ctx, config.LoadAPI())
+	case "worker":
+		cfg := config.LoadWorker()
+		if len(args) == 2 && args[0] == "--region" {
+			cfg.Region = args[1]
+		} else if len(args) != 0 {
+			return fmt.Errorf("worker: unexpected arguments %q", args)
+		}
+		return runWorker(ctx, cfg)
+	case "migrate":
+		return runMigrate(ctx, config.LoadCommon())
+	case "seed":
+		return runSeed(ctx, config.LoadCommon())
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}
+
+func newLogger(c config.Common, component string) (*zap.Logger, error) {
+	l, err := logging.New(c.LogFormat, c.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	return l.With(zap.String("component", component)), nil
+}
+
+func dialTemporal(c config.Common, log *zap.Logger) (client.Client, error) {
+	tc, err := client.Dial(client.Options{
+		HostPort: c.TemporalAddress, Namespace: c.TemporalNamespace, Logger: logging.Temporal(log),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dial temporal %s: %w", c.TemporalAddress, err)
+	}
+	return tc, nil
+}
+
+func runAPI(ctx context.Context, cfg config.API) error {
+	log, err := newLogger(cfg.Common, "api")
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	log.Info("starting gateway", zap.String("addr", cfg.Addr), zap.Stringer("config", cfg.Common))
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	rc, err := cache.Open(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tc, err := dialTemporal(cfg.Common, log)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+
+	srv := &api.Server{DB: pool, Cache: rc, Temporal: tc, Log: log, Region: cfg.Region,
+		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL}
+	hs := &http.Server{Addr: cfg.Addr, Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", cfg.Addr, err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down gateway")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func runWorker(ctx context.Context, cfg config.Worker) error {
+	log, err := newLogger(cfg.Common, "worker")
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	log.Info("starting worker", zap.Stringer("config", cfg.Common))
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	rc, err := cache.Open(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tc, err := dialTemporal(cfg.Common, log)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	w := workers.New(tc, workers.Deps{DB: pool, Cache: rc, Provider: &activities.SimulatedProvider{DB: pool}},
+		workers.Options{Region: cfg.Region, MaxConcurrentActivities: cfg.MaxConcurrentActivities,
+			MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks})
+	err = workers.Run(ctx, w)
+	log.Info("worker stopped")
+	return err
+}
+
+func runMigrate(ctx context.Context, cfg config.Common) error {
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := schema.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	fmt.Println("migrations applied")
+	return nil
+}

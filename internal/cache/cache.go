@@ -1,0 +1,96 @@
+// Package cache holds orderflow's Redis tiers. Redis holds nothing that cannot
+// be rebuilt, so every call here is bounded and best-effort: a slow or absent
+// Redis turns into a cache miss, never into a failed request.
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Timeout bounds every cache call.
+const Timeout = 500 * time.Millisecond
+
+// TTLs of the design's cache tiers.
+const (
+	CatalogTTL   = 5 * time.Minute
+	InventoryTTL = 30 * time.Second
+)
+
+// Open parses a redis:// URL and returns a client. It does not fail when the
+// server is down: the cache is optional at run time.
+func Open(url string) (*redis.Client, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse redis url: %w", err)
+	}
+	opt.DialTimeout = Timeout
+	opt.ReadTimeout = Timeout
+	opt.WriteTimeout = Timeout
+	opt.MaxRetries = 0
+	return redis.NewClient(opt), nil
+}
+
+// Warner is the one logging call the cache makes; the Temporal SDK's loggers
+// and logging.Temporal satisfy it.
+type Warner interface {
+	Warn(msg string, keyvals ...any)
+}
+
+// ProductKey is the catalog tier's key for a product.
+func ProductKey(sku string) string { return "catalog:product:" + sku }
+
+// InventoryKey is the inventory tier's key for a SKU's counts.
+func InventoryKey(sku string) string { return "inventory:" + sku }
+
+// GetJSON loads key into v and reports whether it was there. Errors other than
+// a miss are logged and reported as a miss.
+func GetJSON(ctx context.Context, c *redis.Client, log Warner, key string, v any) bool {
+	if c == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	b, err := c.Get(ctx, key).Bytes()
+	if err != nil {
+		if !errors.Is(err, redis.Nil) && log != nil {
+			log.Warn("cache get failed", "key", key, "error", err)
+		}
+		return false
+	}
+	return json.Unmarshal(b, v) == nil
+}
+
+// SetJSON stores v under key for ttl, logging and ignoring failures.
+func SetJSON(ctx context.Context, c *redis.Client, log Warner, key string, v any, ttl time.Duration) {
+	if c == nil {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	if err := c.Set(ctx, key, b, ttl).Err(); err != nil && log != nil {
+		log.Warn("cache set failed", "key", key, "error", err)
+	}
+}
+
+// Del removes keys, logging and ignoring failures; the short TTLs bound any
+// staleness a failed delete leaves behind.
+func Del(ctx context.Context, c *redis.Client, log Warner, keys ...string) {
+	if c == nil || len(keys) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	if err := c.Del(ctx, keys...).Err(); err != nil && log != nil {
+		log.Warn("cache delete failed", "keys", keys, "error", err)
+	}
+}

@@ -1,0 +1,366 @@
+// Package workflows holds orderflow's Temporal workflows. Code here is
+// deterministic: it talks to the world only through activities and uses only
+// workflow.* APIs for time, logging and concurrency.
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/orderflow/orderflow/activities"
+)
+
+// Names under which the Order saga is registered and reached. They are part
+// of every running history: never rename them.
+const (
+	// OrderWorkflow is the registered workflow type.
+	OrderWorkflow = "Order"
+	// StatusQuery returns the order's OrderView.
+	StatusQuery = "status"
+	// CancelUpdate asks the saga to stop and compensate. It is rejected with
+	// an ErrTooLateToCancel application error once the order is being
+	// confirmed or has ended.
+	CancelUpdate = "cancel"
+)
+
+// ErrTooLateToCancel is the application error type of a rejected cancel.
+const ErrTooLateToCancel = "TooLateToCancel"
+
+// Failure reasons recorded on FAILED orders.
+const (
+	ReasonOutOfStock      = "out_of_stock"
+	ReasonPaymentDeclined = "payment_declined"
+	ReasonPaymentFailed   = "payment_failed"
+	ReasonInvalidOrder    = "invalid_order"
+	ReasonCreateFailed    = "order_unavailable"
+	ReasonInventoryFailed = "inventory_unavailable"
+	ReasonConfirmFailed   = "confirm_failed"
+	ReasonCancelled       = "cancelled"
+)
+
+// Typed search attributes the saga keeps current so operators can filter
+// orders in the Web UI and the CLI. None of them carries PII.
+var (
+	OrderStatusKey     = temporal.NewSearchAttributeKeyKeyword("OrderStatus")
+	CustomerIDKey      = temporal.NewSearchAttributeKeyKeyword("CustomerId")
+	OrderTotalCentsKey = temporal.NewSearchAttributeKeyInt64("OrderTotalCents")
+	RegionKey          = temporal.NewSearchAttributeKeyKeyword("Region")
+)
+
+// TaskQueue is the critical task queue of a region, which order workers poll.
+func TaskQueue(region string) string { return "orders-" + region }
+
+// WorkflowID is the ID of an order's saga; one order, one workflow.
+func WorkflowID(orderID string) string { return "order-" + orderID }
+
+// OrderInput is what the gateway accepted.
+type OrderInput struct {
+	OrderID      string            `json:"order_id"`
+	CustomerID   string            `json:"customer_id"`
+	Email        string            `json:"email"`
+	Region       string            `json:"region"`
+	PaymentToken string            `json:"payment_token"`
+	Items        []activities.Item `json:"items"`
+}
+
+// OrderView is the saga's answer to StatusQuery and its result.
+type OrderView struct {
+	OrderID         string            `json:"order_id"`
+	CustomerID      string            `json:"customer_id"`
+	Status          string            `json:"status"`
+	FailureReason   string            `json:"failure_reason,omitempty"`
+	Lines           []activities.Line `json:"lines,omitempty"`
+	TotalCents      int64             `json:"total_cents"`
+	Currency        string            `json:"currency,omitempty"`
+	ChargeID        string            `json:"charge_id,omitempty"`
+	CancelRequested bool              `json:"cancel_requested"`
+	UpdatedAt       time.Time         `json:"updated_at"`
+}
+
+// CancelRequest is the argument of CancelUpdate.
+type CancelRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// CancelResult answers an accepted CancelUpdate with the status at that moment.
+type CancelResult struct {
+	Status string `json:"status"`
+}
+
+// Retry and timeout settings of the design.
+var (
+	// forwardRetry: 100 ms, 200, 400, 800, then give up after 5 attempts.
+	forwardRetry = &temporal.RetryPolicy{
+		InitialInterval:    100 * time.Millisecond,
+		BackoffCoefficient: 2,
+		MaximumInterval:    800 * time.Millisecond,
+		MaximumAttempts:    5,
+	}
+	// compensationRetry never gives up on infrastructure errors: a release or
+	// refund that stops trying loses stock or money.
+	compensationRetry = &temporal.RetryPolicy{
+		InitialInterval:    100 * time.Millisecond,
+		BackoffCoefficient: 2,
+		MaximumInterval:    30 * time.Second,
+	}
+)
+
+const (
+	serviceTimeout = 3 * time.Second  // service-to-service (database-backed) activities
+	paymentTimeout = 10 * time.Second // the payment provider
+)
+
+// Order is the order saga: reserve inventory, charge payment, confirm the
+// order, notify the customer. When a step fails, or the order is cancelled
+// before it is confirmed, the steps already taken are compensated in reverse
+// order on a disconnected context and the order ends FAILED or CANCELLED.
+//
+// Business outcomes (CONFIRMED, FAILED, CANCELLED) complete the workflow with
+// an OrderView. The workflow itself fails only when a compensation could not
+// be carried out, which needs an operator.
+func Order(ctx workflow.Context, in OrderInput) (OrderView, error) {
+	o := &order{in: in, view: OrderView{OrderID: in.OrderID, CustomerID: in.CustomerID, Status: activities.StatusPending}}
+	if err := o.setup(ctx); err != nil {
+		return o.view, err
+	}
+	return o.run(ctx)
+}
+
+type order struct {
+	in   OrderInput
+	view OrderView
+
+	// confirming is set just before Confirm runs: from then on cancel is too late.
+	confirming bool
+	// cancelStep interrupts the forward step in flight when cancel is accepted.
+	cancelStep workflow.CancelFunc
+	// compensations run in reverse order; each is registered before its step
+	// runs, because a step cut short may or may not have taken effect and
+	// every compensation is a no-op when there is nothing to undo.
+	compensations []compensation
+}
+
+type compensation struct {
+	name string
+	run  func(workflow.Context) error
+}
+
+var errCancelled = errors.New("order cancelled")
+
+func (o *order) setup(ctx workflow.Context) error {
+	o.view.UpdatedAt = workflow.Now(ctx)
+	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (OrderView, error) { return o.view, nil }); err != nil {
+		return fmt.Errorf("register %s query: %w", StatusQuery, err)
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, CancelUpdate,
+		func(ctx workflow.Context, _ CancelRequest) (CancelResult, error) {
+			o.view.CancelRequested = true
+			if o.cancelStep != nil {
+				o.cancelStep()
+			}
+			return CancelResult{Status: o.view.Status}, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, _ CancelRequest) error {
+			if o.confirming || terminal(o.view.Status) || o.view.Status == activities.StatusCompensating {
+				return temporal.NewApplicationError("order is "+o.statusForCancel()+"; too late to cancel", ErrTooLateToCancel, o.statusForCancel())
+			}
+			return nil
+		}})
+}
+
+func (o *order) statusForCancel() string {
+	if o.confirming && !terminal(o.view.Status) {
+		return "being confirmed"
+	}
+	return o.view.Status
+}
+
+func (o *order) run(ctx workflow.Context) (OrderView, error) {
+	var orders *activities.Orders
+	var inv *activities.Inventory
+	var pay *activities.Payment
+
+	var created activities.CreateOrderResult
+	err := o.step(ctx, serviceTimeout, orders.Create, activities.CreateOrderInput{
+		OrderID: o.in.OrderID, CustomerID: o.in.CustomerID, Email: o.in.Email, Region: o.in.Region, Items: o.in.Items,
+	}, &created)
+	if err != nil {
+		return o.abort(ctx, err, ReasonCreateFailed)
+	}
+	o.view.Lines, o.view.TotalCents, o.view.Currency = created.Lines, created.TotalCents, created.Currency
+	if err := workflow.UpsertTypedSearchAttributes(ctx, OrderTotalCentsKey.ValueSet(created.TotalCents)); err != nil {
+		return o.view, fmt.Errorf("upsert total: %w", err)
+	}
+	ref := activities.OrderRef{OrderID: o.in.OrderID}
+
+	o.compensate("release inventory", func(ctx workflow.Context) error {
+		return workflow.ExecuteLocalActivity(compensationOptions(ctx, serviceTimeout), inv.Release, ref).Get(ctx, nil)
+	})
+	if err := o.step(ctx, serviceTimeout, inv.Reserve, activities.ReserveInput{OrderID: o.in.OrderID, Lines: created.Lines}, nil); err != nil {
+		return o.abort(ctx, err, ReasonInventoryFailed)
+	}
+	o.setStatus(ctx, activities.StatusReserved)
+
+	o.compensate("refund payment", func(ctx workflow.Context) error {
+		return workflow.ExecuteLocalActivity(compensationOptions(ctx, paymentTimeout), pay.Refund, ref).Get(ctx, nil)
+	})
+	var charge activities.ChargeResult
+	err = o.step(ctx, paymentTimeout, pay.Charge, activities.ChargeInput{
+		OrderID: o.in.OrderID, Token: o.in.PaymentToken, AmountCents: created.TotalCents, Currency: created.Currency,
+	}, &charge)
+	if err != nil {
+		return o.abort(ctx, err, ReasonPaymentFailed)
+	}
+	o.view.ChargeID = charge.ChargeID
+	o.setStatus(ctx, activities.StatusPaid)
+
+	if o.view.CancelRequested || ctx.Err() != nil {
+		return o.abort(ctx, errCancelled, ReasonCancelled)
+	}
+	// The point of no return: cancel is refused from here on.
+	o.confirming = true
+	o.compensate("revert confirmation", func(ctx workflow.Context) error {
+		return workflow.ExecuteLocalActivity(compensationOptions(ctx, serviceTimeout), orders.Revert, ref).Get(ctx, nil)
+	})
+	if err := o.step(ctx, serviceTimeout, orders.Confirm, ref, nil); err != nil {
+		return o.abort(ctx, err, ReasonConfirmFailed)
+	}
+	o.setStatus(ctx, activities.StatusConfirmed)
+
+	o.notify(ctx, "order_confirmed", "Your order is confirmed")
+	return o.view, nil
+}
+
+// step runs one forward step as a local activity with the design's retry
+// policy. It returns errCancelled when the order was cancelled before or
+// while the step ran.
+func (o *order) step(ctx workflow.Context, timeout time.Duration, fn, arg, result any) error {
+	if o.view.CancelRequested || ctx.Err() != nil {
+		return errCancelled
+	}
+	sctx, cancel := workflow.WithCancel(ctx)
+	o.cancelStep = cancel
+	defer func() { o.cancelStep = nil; cancel() }()
+	sctx = workflow.WithLocalActivityOptions(sctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: timeout,
+		RetryPolicy:         forwardRetry,
+	})
+	err := workflow.ExecuteLocalActivity(sctx, fn, arg).Get(sctx, result)
+	if err != nil && (o.view.CancelRequested || ctx.Err() != nil) {
+		return errCancelled
+	}
+	return err
+}
+
+func compensationOptions(ctx workflow.Context, timeout time.Duration) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: timeout,
+		RetryPolicy:         compensationRetry,
+	})
+}
+
+func (o *order) compensate(name string, fn func(workflow.Context) error) {
+	o.compensations = append(o.compensations, compensation{name: name, run: fn})
+}
+
+// abort compensates and ends the order. stepReason is the failure reason for
+// infrastructure errors of the failed step; business errors carry their own.
+func (o *order) abort(ctx workflow.Context, cause error, stepReason string) (OrderView, error) {
+	logger := workflow.GetLogger(ctx)
+	final, reason := activities.StatusFailed, failureReason(cause, stepReason)
+	if errors.Is(cause, errCancelled) {
+		final, reason = activities.StatusCancelled, ReasonCancelled
+	}
+	logger.Info("order saga aborting", "order_id", o.in.OrderID, "reason", reason, "error", cause)
+
+	// A cancelled workflow context must not stop the compensations.
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	var failed []error
+	if len(o.compensations) > 0 {
+		o.setStatus(dctx, activities.StatusCompensating)
+		if err := o.record(dctx, activities.StatusCompensating, ""); err != nil {
+			failed = append(failed, err)
+		}
+		for i := len(o.compensations) - 1; i >= 0; i-- {
+			c := o.compensations[i]
+			if err := c.run(dctx); err != nil {
+				logger.Error("compensation failed", "order_id", o.in.OrderID, "step", c.name, "error", err)
+				failed = append(failed, fmt.Errorf("%s: %w", c.name, err))
+			}
+		}
+	}
+	o.view.FailureReason = reason
+	if final == activities.StatusFailed {
+		o.notify(dctx, "order_failed", "Your order could not be completed")
+	}
+	if err := o.record(dctx, final, reason); err != nil {
+		failed = append(failed, err)
+	}
+	o.setStatus(dctx, final)
+	if len(failed) > 0 {
+		return o.view, temporal.NewNonRetryableApplicationError("order "+o.in.OrderID+" needs an operator: compensation failed",
+			"CompensationFailed", errors.Join(failed...))
+	}
+	return o.view, nil
+}
+
+// record writes a status the saga sets outside a forward step's own transaction.
+func (o *order) record(ctx workflow.Context, status, reason string) error {
+	var orders *activities.Orders
+	return workflow.ExecuteLocalActivity(compensationOptions(ctx, serviceTimeout), orders.SetStatus,
+		activities.SetStatusInput{OrderID: o.in.OrderID, Status: status, FailureReason: reason}).Get(ctx, nil)
+}
+
+// notify sends a customer message; its failure is logged and never fails the order.
+func (o *order) notify(ctx workflow.Context, kind, subject string) {
+	var n *activities.Notification
+	nctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: serviceTimeout,
+		RetryPolicy:         forwardRetry,
+	})
+	err := workflow.ExecuteLocalActivity(nctx, n.Send, activities.NotifyInput{
+		OrderID: o.in.OrderID, Kind: kind, Recipient: o.in.Email, Subject: subject,
+		Body: fmt.Sprintf("Order %s: %s (%d %s).", o.in.OrderID, o.view.Status, o.view.TotalCents, o.view.Currency),
+	}).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("notification failed", "order_id", o.in.OrderID, "kind", kind, "error", err)
+	}
+}
+
+func (o *order) setStatus(ctx workflow.Context, status string) {
+	o.view.Status = status
+	o.view.UpdatedAt = workflow.Now(ctx)
+	if err := workflow.UpsertTypedSearchAttributes(ctx, OrderStatusKey.ValueSet(status)); err != nil {
+		workflow.GetLogger(ctx).Warn("upsert OrderStatus failed", "order_id", o.in.OrderID, "error", err)
+	}
+}
+
+func terminal(status string) bool {
+	switch status {
+	case activities.StatusConfirmed, activities.StatusFailed, activities.StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// failureReason maps a step's error to the order's failure reason: business
+// errors by their application error type, anything else to the step's reason.
+func failureReason(err error, stepReason string) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		switch app.Type() {
+		case activities.ErrOutOfStock:
+			return ReasonOutOfStock
+		case activities.ErrPaymentDeclined:
+			return ReasonPaymentDeclined
+		case activities.ErrInvalidOrder:
+			return ReasonInvalidOrder
+		}
+	}
+	return stepReason
+}

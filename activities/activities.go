@@ -6,6 +6,8 @@ package activities
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sort"
 	"strings"
 
@@ -51,6 +53,17 @@ func perSKU(lines []Line) []Item {
 	}
 	sort.Slice(out, func(i, j int) bool { return strings.Compare(out[i].SKU, out[j].SKU) < 0 })
 	return out
+}
+
+// wrap prefixes an error with context, except a business error, which must
+// reach the workflow as the ApplicationError it is so its type and
+// non-retryable flag survive.
+func wrap(err error, format string, args ...any) error {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
 }
 
 func businessError(kind, msg string, details ...any) error {

@@ -49,7 +49,7 @@ func (i *Inventory) Reserve(ctx context.Context, in ReserveInput) error {
 		return setStatus(ctx, tx, in.OrderID, StatusReserved, "")
 	})
 	if err != nil {
-		return fmt.Errorf("reserve %s: %w", in.OrderID, err)
+		return wrap(err, "reserve %s", in.OrderID)
 	}
 	invalidate(ctx, i.Cache, items)
 	return nil

@@ -77,7 +77,7 @@ func (o *Orders) Create(ctx context.Context, in CreateOrderInput) (CreateOrderRe
 		return setStatus(ctx, tx, in.OrderID, StatusPending, "")
 	})
 	if err != nil {
-		return CreateOrderResult{}, fmt.Errorf("create order %s: %w", in.OrderID, err)
+		return CreateOrderResult{}, wrap(err, "create order %s", in.OrderID)
 	}
 	return res, nil
 }
@@ -206,7 +206,7 @@ func (o *Orders) Confirm(ctx context.Context, in OrderRef) error {
 		return setStatus(ctx, tx, in.OrderID, StatusConfirmed, "")
 	})
 	if err != nil {
-		return fmt.Errorf("confirm %s: %w", in.OrderID, err)
+		return wrap(err, "confirm %s", in.OrderID)
 	}
 	invalidate(ctx, o.Cache, changed)
 	return nil

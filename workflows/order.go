@@ -295,13 +295,13 @@ func (o *order) abort(ctx workflow.Context, cause error, stepReason string) (Ord
 		}
 	}
 	o.view.FailureReason = reason
-	if final == activities.StatusFailed {
-		o.notify(dctx, "order_failed", "Your order could not be completed")
-	}
 	if err := o.record(dctx, final, reason); err != nil {
 		failed = append(failed, err)
 	}
 	o.setStatus(dctx, final)
+	if final == activities.StatusFailed {
+		o.notify(dctx, "order_failed", "Your order could not be completed")
+	}
 	if len(failed) > 0 {
 		return o.view, temporal.NewNonRetryableApplicationError("order "+o.in.OrderID+" needs an operator: compensation failed",
 			"CompensationFailed", errors.Join(failed...))

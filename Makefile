@@ -1,0 +1,33 @@
+# orderflow: `make run` for the whole stack in the foreground, `make test` for the suite.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+
+.PHONY: run up down test build fmt lint temporal-cli clean
+
+run: ## the whole local stack in the foreground; Ctrl-C stops it
+	@scripts/stack.sh run
+
+up: ## the whole local stack in the background
+	@scripts/stack.sh up
+
+down: ## stop what `make up` started
+	@scripts/stack.sh down
+
+test: ## every test, against real PostgreSQL, Redis and Temporal started for it
+	@scripts/test.sh
+
+build:
+	go build -o bin/orderflow ./cmd/orderflow
+
+temporal-cli: ## build (or find) the pinned temporal CLI and print its path
+	@bash -c 'source scripts/lib.sh && temporal_bin'
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	go vet ./...
+
+clean:
+	rm -rf bin .data

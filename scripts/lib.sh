@@ -1,0 +1,204 @@
+# shellcheck shell=bash
+# Shared helpers of orderflow's scripts: installing what is missing and
+# starting PostgreSQL, Redis and the Temporal dev server on loopback.
+# Every start_* records in $STATE_DIR what it started, so stop_started stops
+# exactly that and leaves alone what was already running.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TEMPORAL_CLI_VERSION="1.5.1"
+CACHE_DIR="${ORDERFLOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/orderflow}"
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31mxx\033[0m %s\n' "$*" >&2; exit 1; }
+
+APT_UPDATED=""
+apt_install() {
+  command -v apt-get >/dev/null || die "apt-get not found: install $* by hand"
+  if [ -z "$APT_UPDATED" ]; then
+    log "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+
+ensure_postgres_installed() {
+  if [ -z "$(pg_bindir)" ] || ! command -v pg_ctlcluster >/dev/null; then
+    apt_install postgresql postgresql-client
+  fi
+}
+
+ensure_redis_installed() {
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null || apt_install redis-server redis-tools
+}
+
+# temporal_bin prints the path of a temporal CLI: one on PATH, else the
+# pinned build cached outside the clone, built from the Go module proxy in
+# the tools/temporal module when it is missing (about 4-6 minutes cold).
+temporal_bin() {
+  if [ -n "${TEMPORAL_CLI:-}" ]; then echo "$TEMPORAL_CLI"; return; fi
+  if command -v temporal >/dev/null; then command -v temporal; return; fi
+  local bin="$CACHE_DIR/bin/temporal-$TEMPORAL_CLI_VERSION"
+  if [ ! -x "$bin" ]; then
+    log "building the temporal CLI $TEMPORAL_CLI_VERSION into $bin (first time only, a few minutes)"
+    mkdir -p "$CACHE_DIR/bin"
+    (cd "$ROOT/tools/temporal" && go build -trimpath -o "$bin.tmp" github.com/temporalio/cli/cmd/temporal) >&2
+    mv "$bin.tmp" "$bin"
+  fi
+  echo "$bin"
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local secs=$1 what=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || die "$what did not come up within ${secs}s"
+    sleep 0.2
+  done
+}
+
+# --- PostgreSQL -------------------------------------------------------------
+# start_postgres URL: uses the server behind URL when it answers; otherwise
+# starts the local Debian cluster and creates the URL's role and database.
+start_postgres() {
+  local url=$1
+  if psql "$url" -Atqc 'select 1' >/dev/null 2>&1; then
+    log "PostgreSQL answers at ${url%%\?*}"
+    return
+  fi
+  ensure_postgres_installed
+  local ver; ver=$(basename "$(dirname "$(pg_bindir)")")
+  if ! pg_lsclusters -h 2>/dev/null | awk '{print $1"/"$2}' | grep -qx "$ver/main"; then
+    log "creating PostgreSQL $ver cluster main"
+    pg_createcluster "$ver" main >/dev/null
+  fi
+  if ! pg_lsclusters -h | awk -v v="$ver" '$1==v && $2=="main" {print $4}' | grep -qx online; then
+    log "starting PostgreSQL $ver/main"
+    pg_ctlcluster "$ver" main start
+    echo "$ver" > "$STATE_DIR/started-postgres"
+  fi
+  wait_for 30 PostgreSQL su postgres -c "psql -Atqc 'select 1'"
+  local user pass dbname
+  user=$(python3 -c 'import sys,urllib.parse as u;print(u.urlparse(sys.argv[1]).username or "")' "$url")
+  pass=$(python3 -c 'import sys,urllib.parse as u;print(u.urlparse(sys.argv[1]).password or "")' "$url")
+  dbname=$(python3 -c 'import sys,urllib.parse as u;print(u.urlparse(sys.argv[1]).path.lstrip("/"))' "$url")
+  su postgres -c "psql -v ON_ERROR_STOP=1 -qAt" >/dev/null <<SQL
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$user') THEN
+    CREATE ROLE "$user" LOGIN PASSWORD '$pass';
+  END IF;
+END \$\$;
+SELECT 'CREATE DATABASE "$dbname" OWNER "$user"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$dbname')\gexec
+SQL
+  wait_for 15 "database $dbname" psql "$url" -Atqc 'select 1'
+}
+
+# recreate_database URL: drops and creates the URL's database (tests start clean).
+recreate_database() {
+  local url=$1 dbname user
+  dbname=$(python3 -c 'import sys,urllib.parse as u;print(u.urlparse(sys.argv[1]).path.lstrip("/"))' "$url")
+  user=$(python3 -c 'import sys,urllib.parse as u;print(u.urlparse(sys.argv[1]).username or "")' "$url")
+  su postgres -c "psql -v ON_ERROR_STOP=1 -qAt" >/dev/null <<SQL
+DROP DATABASE IF EXISTS "$dbname" WITH (FORCE);
+CREATE DATABASE "$dbname" OWNER "$user";
+SQL
+}
+
+# --- Redis ------------------------------------------------------------------
+# start_redis URL: uses the Redis behind URL when it answers; otherwise starts
+# redis-server on the URL's port with its files under $STATE_DIR.
+start_redis() {
+  local url=$1
+  if redis-cli -u "$url" ping 2>/dev/null | grep -q PONG; then
+    log "Redis answers at $url"
+    return
+  fi
+  ensure_redis_installed
+  local port; port=$(python3 -c 'import sys,urllib.parse as u;print(u.urlparse(sys.argv[1]).port or 6379)' "$url")
+  mkdir -p "$STATE_DIR/redis"
+  log "starting Redis on 127.0.0.1:$port"
+  redis-server --bind 127.0.0.1 --port "$port" --daemonize yes --dir "$STATE_DIR/redis" \
+    --pidfile "$STATE_DIR/redis.pid" --logfile "$STATE_DIR/redis.log" --save "" --appendonly no >/dev/null
+  echo "$port" > "$STATE_DIR/started-redis"
+  wait_for 15 Redis sh -c "redis-cli -u '$url' ping | grep -q PONG"
+}
+
+# --- Temporal dev server ----------------------------------------------------
+# start_temporal PORT UI_PORT DB_FILE: starts the dev server with the
+# settings in temporal-config/ unless a server already answers on PORT.
+# DB_FILE "" keeps everything in memory; UI_PORT "" runs it headless.
+start_temporal() {
+  local port=$1 ui_port=$2 db_file=$3 bin
+  bin=$(temporal_bin)
+  if "$bin" operator cluster health --address "127.0.0.1:$port" >/dev/null 2>&1; then
+    log "Temporal answers at 127.0.0.1:$port"
+    register_search_attributes "$bin" "$port"
+    return
+  fi
+  local args=(server start-dev --ip 127.0.0.1 --port "$port" --log-level warn --namespace default)
+  if [ -n "$ui_port" ]; then args+=(--ui-port "$ui_port"); else args+=(--headless); fi
+  if [ -n "$db_file" ]; then
+    mkdir -p "$(dirname "$db_file")"
+    args+=(--db-filename "$db_file")
+    while read -r p; do args+=(--sqlite-pragma "$p"); done < <(config_lines sqlite-pragmas.txt)
+  fi
+  while read -r kv; do args+=(--dynamic-config-value "$kv"); done < <(config_lines dynamic-config.txt)
+  log "starting the Temporal dev server on 127.0.0.1:$port${ui_port:+ (Web UI :$ui_port)}"
+  setsid "$bin" "${args[@]}" >"$STATE_DIR/temporal.log" 2>&1 < /dev/null &
+  echo $! > "$STATE_DIR/temporal.pid"
+  echo "$port" > "$STATE_DIR/started-temporal"
+  wait_for 120 "Temporal (see $STATE_DIR/temporal.log)" "$bin" operator cluster health --address "127.0.0.1:$port"
+  register_search_attributes "$bin" "$port"
+}
+
+# register_search_attributes adds the saga's search attributes that the
+# server does not have yet (a file-backed server keeps them across restarts).
+register_search_attributes() {
+  local bin=$1 port=$2 have name type
+  have=$("$bin" operator search-attribute list --address "127.0.0.1:$port" --namespace default 2>/dev/null || true)
+  while IFS='=' read -r name type; do
+    if ! grep -qw "$name" <<<"$have"; then
+      "$bin" operator search-attribute create --address "127.0.0.1:$port" --namespace default \
+        --name "$name" --type "$type" >/dev/null
+    fi
+  done < <(config_lines search-attributes.txt)
+}
+
+config_lines() { grep -v '^\s*\(#\|$\)' "$ROOT/temporal-config/$1"; }
+
+# --- stopping ---------------------------------------------------------------
+kill_pidfile() { # kill_pidfile FILE: TERM the process group, then KILL after a grace period.
+  local f=$1 pid
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+stop_started() {
+  for f in "$STATE_DIR"/proc-*.pid; do [ -e "$f" ] && kill_pidfile "$f"; done
+  if [ -f "$STATE_DIR/started-temporal" ]; then
+    log "stopping the Temporal dev server"
+    kill_pidfile "$STATE_DIR/temporal.pid"
+    rm -f "$STATE_DIR/started-temporal"
+  fi
+  if [ -f "$STATE_DIR/started-redis" ]; then
+    log "stopping Redis"
+    redis-cli -p "$(cat "$STATE_DIR/started-redis")" shutdown nosave >/dev/null 2>&1 || kill_pidfile "$STATE_DIR/redis.pid"
+    rm -f "$STATE_DIR/started-redis"
+  fi
+  if [ -f "$STATE_DIR/started-postgres" ]; then
+    log "stopping PostgreSQL"
+    pg_ctlcluster "$(cat "$STATE_DIR/started-postgres")" main stop -m fast || true
+    rm -f "$STATE_DIR/started-postgres"
+  fi
+}

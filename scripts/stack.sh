@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The local orderflow stack: PostgreSQL, Redis, the Temporal dev server (file
+# persistence under .data/, Web UI on :8233), migrations, the demo catalog,
+# one worker and the gateway.
+#
+#   scripts/stack.sh run    everything in the foreground; Ctrl-C stops what it started
+#   scripts/stack.sh up     the same in the background, for scripts
+#   scripts/stack.sh down   stop what `up` started
+source "$(dirname "$0")/lib.sh"
+
+STATE_DIR="$ROOT/.data/run"
+mkdir -p "$STATE_DIR" "$ROOT/.data/logs"
+
+export DATABASE_URL="${DATABASE_URL:-postgres://orderflow:orderflow@127.0.0.1:5432/orderflow?sslmode=disable}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+TEMPORAL_PORT="${TEMPORAL_PORT:-7233}"
+TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
+export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:$TEMPORAL_PORT}"
+export API_ADDR="${API_ADDR:-:8080}"
+BIN="$ROOT/bin/orderflow"
+
+start_app() { # start_app NAME ARGS...: runs bin/orderflow ARGS in its own process group
+  local name=$1; shift
+  setsid "$BIN" "$@" >>"$ROOT/.data/logs/$name.log" 2>&1 < /dev/null &
+  echo $! > "$STATE_DIR/proc-$name.pid"
+}
+
+up() {
+  log "building bin/orderflow"
+  (cd "$ROOT" && go build -o "$BIN" ./cmd/orderflow)
+  start_postgres "$DATABASE_URL"
+  start_redis "$REDIS_URL"
+  start_temporal "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" "$ROOT/.data/temporal.db"
+  "$BIN" migrate
+  "$BIN" seed
+  start_app worker worker
+  start_app api api
+  wait_for 30 "the gateway (see .data/logs/api.log)" curl -fsS "http://127.0.0.1:${API_ADDR##*:}/health/ready"
+  cat <<MSG
+
+  orderflow is up
+    gateway        http://127.0.0.1:${API_ADDR##*:}   (try: curl http://127.0.0.1:${API_ADDR##*:}/v1/products)
+    Temporal UI    http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows
+    Temporal gRPC  $TEMPORAL_ADDRESS
+    PostgreSQL     ${DATABASE_URL%%\?*}
+    Redis          $REDIS_URL
+    logs           .data/logs/ (gateway, worker), .data/run/temporal.log
+
+MSG
+}
+
+case "${1:-run}" in
+  up)
+    up
+    ;;
+  down)
+    stop_started
+    log "stopped"
+    ;;
+  run)
+    trap 'echo; log "stopping"; stop_started; exit 0' INT TERM
+    trap 'stop_started' EXIT
+    up
+    log "Ctrl-C stops everything started here; following the gateway and worker logs"
+    tail -n 0 -F "$ROOT/.data/logs/api.log" "$ROOT/.data/logs/worker.log" &
+    wait
+    ;;
+  *)
+    die "usage: $0 run|up|down"
+    ;;
+esac

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# make test: installs and starts what the suite needs on ports of its own
+# (PostgreSQL database orderflow_test, Redis :6380, an in-memory Temporal dev
+# server :7243), runs every Go test against them, and stops what it started.
+source "$(dirname "$0")/lib.sh"
+
+STATE_DIR="$ROOT/.data/test-run"
+mkdir -p "$STATE_DIR"
+trap stop_started EXIT
+
+export ORDERFLOW_TEST_DATABASE_URL="${ORDERFLOW_TEST_DATABASE_URL:-postgres://orderflow:orderflow@127.0.0.1:5432/orderflow_test?sslmode=disable}"
+export ORDERFLOW_TEST_REDIS_URL="${ORDERFLOW_TEST_REDIS_URL:-redis://127.0.0.1:6380/0}"
+TEST_TEMPORAL_PORT="${TEST_TEMPORAL_PORT:-7243}"
+export ORDERFLOW_TEST_TEMPORAL_ADDRESS="127.0.0.1:$TEST_TEMPORAL_PORT"
+export ORDERFLOW_TEST_TEMPORAL_CLI
+ORDERFLOW_TEST_TEMPORAL_CLI="$(temporal_bin)"
+
+start_postgres "$ORDERFLOW_TEST_DATABASE_URL"
+recreate_database "$ORDERFLOW_TEST_DATABASE_URL"
+start_redis "$ORDERFLOW_TEST_REDIS_URL"
+start_temporal "$TEST_TEMPORAL_PORT" "" ""
+
+log "go vet"
+(cd "$ROOT" && go vet ./...)
+log "go test"
+cd "$ROOT"
+go test -count=1 -timeout 20m "$@" ./... 2>&1 | tee "$STATE_DIR/go-test.log"
+status=${PIPESTATUS[0]}
+exit "$status"

@@ -24,6 +24,6 @@ log "go vet"
 (cd "$ROOT" && go vet ./...)
 log "go test"
 cd "$ROOT"
-go test -count=1 -timeout 20m "$@" ./... 2>&1 | tee "$STATE_DIR/go-test.log"
+go test -count=1 -timeout 20m "$@" ${TEST_PKGS:-./...} 2>&1 | tee "$STATE_DIR/go-test.log"
 status=${PIPESTATUS[0]}
 exit "$status"

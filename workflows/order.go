@@ -184,10 +184,18 @@ func (o *order) run(ctx workflow.Context) (OrderView, error) {
 	var inv *activities.Inventory
 	var pay *activities.Payment
 
+	// The order is written even when it is cancelled before a worker got to
+	// it: an accepted order always has its record.
 	var created activities.CreateOrderResult
-	err := o.step(ctx, serviceTimeout, orders.Create, activities.CreateOrderInput{
+	cctx, cancelCreate := workflow.NewDisconnectedContext(ctx)
+	defer cancelCreate()
+	cctx = workflow.WithLocalActivityOptions(cctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: serviceTimeout,
+		RetryPolicy:         forwardRetry,
+	})
+	err := workflow.ExecuteLocalActivity(cctx, orders.Create, activities.CreateOrderInput{
 		OrderID: o.in.OrderID, CustomerID: o.in.CustomerID, Email: o.in.Email, Region: o.in.Region, Items: o.in.Items,
-	}, &created)
+	}).Get(cctx, &created)
 	if err != nil {
 		return o.abort(ctx, err, ReasonCreateFailed)
 	}

@@ -1,0 +1,168 @@
+// Package e2e drives orderflow through its HTTP API against the real stack
+// `make test` starts: PostgreSQL, Redis and a Temporal dev server. The gateway
+// and a worker run in-process on a task queue of the test's own, so tests
+// never pick up each other's sagas.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/internal/stacktest"
+	"github.com/orderflow/orderflow/workers"
+)
+
+type stack struct {
+	t        *testing.T
+	pool     *pgxpool.Pool
+	rc       *redis.Client
+	temporal client.Client
+	region   string
+	url      string
+}
+
+// newStack starts a gateway on an httptest server and, unless noWorker, a
+// worker for the test's own region.
+func newStack(t *testing.T, withWorker bool) *stack {
+	t.Helper()
+	s := &stack{
+		t: t, pool: stacktest.DB(t), rc: stacktest.Redis(t), temporal: stacktest.Temporal(t),
+		region: "e2e-" + uuid.NewString()[:8],
+	}
+	srv := &api.Server{DB: s.pool, Cache: s.rc, Temporal: s.temporal, Log: zaptest.NewLogger(t), Region: s.region}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	s.url = hs.URL
+	if withWorker {
+		s.startWorker()
+	}
+	return s
+}
+
+func (s *stack) startWorker() {
+	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, Provider: &activities.SimulatedProvider{DB: s.pool}},
+		workers.Options{Region: s.region})
+	if err := w.Start(); err != nil {
+		s.t.Fatalf("start worker: %v", err)
+	}
+	s.t.Cleanup(w.Stop)
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %d response %q: %v", r.status, r.body, err)
+	}
+}
+
+func (s *stack) do(method, path string, header map[string]string, body []byte) response {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.url+path, bytes.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return response{status: res.StatusCode, header: res.Header, body: b}
+}
+
+type orderReq struct {
+	CustomerID   string          `json:"customer_id"`
+	Items        []api.OrderItem `json:"items"`
+	PaymentToken string          `json:"payment_token"`
+	Email        string          `json:"email"`
+}
+
+func newOrder(customer, token string, items ...api.OrderItem) orderReq {
+	return orderReq{CustomerID: customer, Items: items, PaymentToken: token, Email: "buyer@example.com"}
+}
+
+func (s *stack) place(key string, o orderReq) response {
+	s.t.Helper()
+	b, _ := json.Marshal(o)
+	return s.do(http.MethodPost, "/v1/orders", map[string]string{api.HeaderIdempotencyKey: key}, b)
+}
+
+// placeOK places an order and returns its id, failing unless it is accepted.
+func (s *stack) placeOK(o orderReq) string {
+	s.t.Helper()
+	r := s.place(uuid.NewString(), o)
+	if r.status != http.StatusAccepted {
+		s.t.Fatalf("place order: %d %s", r.status, r.body)
+	}
+	var a api.Accepted
+	r.json(s.t, &a)
+	return a.OrderID
+}
+
+func (s *stack) order(id string) (api.OrderJSON, int) {
+	s.t.Helper()
+	r := s.do(http.MethodGet, "/v1/orders/"+id, nil, nil)
+	var o api.OrderJSON
+	if r.status == http.StatusOK {
+		r.json(s.t, &o)
+	}
+	return o, r.status
+}
+
+// waitTerminal polls the API until the order is CONFIRMED, FAILED or CANCELLED.
+func (s *stack) waitTerminal(id string) api.OrderJSON {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		o, status := s.order(id)
+		if status == http.StatusOK {
+			switch o.Status {
+			case activities.StatusConfirmed, activities.StatusFailed, activities.StatusCancelled:
+				return o
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("order %s not terminal after 30s: %d %+v", id, status, o)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// workflowsOf counts the Order workflows visibility knows for a customer.
+func (s *stack) workflowsOf(customer string) int {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := s.temporal.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default", Query: `CustomerId = "` + customer + `"`})
+	if err != nil {
+		s.t.Fatalf("count workflows: %v", err)
+	}
+	return int(res.Count)
+}

@@ -1,0 +1,241 @@
+package activities_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/internal/stacktest"
+)
+
+// fixture holds the activity structs wired to the real test database and Redis.
+type fixture struct {
+	t     *testing.T
+	pool  *pgxpool.Pool
+	env   *testsuite.TestActivityEnvironment
+	ord   *activities.Orders
+	inv   *activities.Inventory
+	pay   *activities.Payment
+	notif *activities.Notification
+	sim   *activities.SimulatedProvider
+}
+
+func newFixture(t *testing.T) *fixture {
+	pool, rc := stacktest.DB(t), stacktest.Redis(t)
+	var suite testsuite.WorkflowTestSuite
+	f := &fixture{t: t, pool: pool, env: suite.NewTestActivityEnvironment(), sim: &activities.SimulatedProvider{DB: pool}}
+	f.ord = &activities.Orders{DB: pool, Cache: rc}
+	f.inv = &activities.Inventory{DB: pool, Cache: rc}
+	f.pay = &activities.Payment{DB: pool, Provider: f.sim}
+	f.notif = &activities.Notification{DB: pool}
+	f.env.RegisterActivity(f.ord)
+	f.env.RegisterActivity(f.inv)
+	f.env.RegisterActivity(f.pay)
+	f.env.RegisterActivity(f.notif)
+	return f
+}
+
+func (f *fixture) run(fn any, arg any) error {
+	_, err := f.env.ExecuteActivity(fn, arg)
+	return err
+}
+
+// order creates an order for the given SKU quantities and returns its id and lines.
+func (f *fixture) order(items ...activities.Item) (string, []activities.Line) {
+	f.t.Helper()
+	id := uuid.NewString()
+	v, err := f.env.ExecuteActivity(f.ord.Create, activities.CreateOrderInput{OrderID: id, CustomerID: "c-act", Email: "a@b.co", Region: "test", Items: items})
+	require.NoError(f.t, err)
+	var res activities.CreateOrderResult
+	require.NoError(f.t, v.Get(&res))
+	return id, res.Lines
+}
+
+func appType(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Type()
+	}
+	return ""
+}
+
+func nonRetryable(err error) bool {
+	var app *temporal.ApplicationError
+	return errors.As(err, &app) && app.NonRetryable()
+}
+
+func TestCreatePricesFromTheCatalogAndIsIdempotent(t *testing.T) {
+	f := newFixture(t)
+	a := stacktest.Product(t, f.pool, 1999, 5)
+	id, lines := f.order(activities.Item{SKU: a, Quantity: 2}, activities.Item{SKU: a, Quantity: 1})
+	require.Len(t, lines, 2)
+	assert.Equal(t, int64(1999), lines[0].UnitPriceCents)
+
+	v, err := f.env.ExecuteActivity(f.ord.Create, activities.CreateOrderInput{OrderID: id, CustomerID: "c-act", Email: "a@b.co", Region: "test",
+		Items: []activities.Item{{SKU: a, Quantity: 2}, {SKU: a, Quantity: 1}}})
+	require.NoError(t, err, "a retried create succeeds")
+	var again activities.CreateOrderResult
+	require.NoError(t, v.Get(&again))
+	assert.Equal(t, int64(3*1999), again.TotalCents)
+	var n int
+	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT count(*) FROM order_items WHERE order_id = $1`, id).Scan(&n))
+	assert.Equal(t, 2, n)
+}
+
+func TestCreateRefusesAnUnknownSKUAsInvalidOrder(t *testing.T) {
+	f := newFixture(t)
+	err := f.run(f.ord.Create, activities.CreateOrderInput{OrderID: uuid.NewString(), CustomerID: "c", Email: "a@b.co", Region: "test",
+		Items: []activities.Item{{SKU: "NOPE-" + uuid.NewString()[:6], Quantity: 1}}})
+	assert.Equal(t, activities.ErrInvalidOrder, appType(err))
+	assert.True(t, nonRetryable(err))
+}
+
+func TestReserveIsAllOrNothingAndIdempotentUnderRetry(t *testing.T) {
+	f := newFixture(t)
+	plenty := stacktest.Product(t, f.pool, 100, 10)
+	scarce := stacktest.Product(t, f.pool, 100, 1)
+
+	t.Run("a short line fails the whole reservation as OutOfStock", func(t *testing.T) {
+		id, lines := f.order(activities.Item{SKU: plenty, Quantity: 3}, activities.Item{SKU: scarce, Quantity: 2})
+		err := f.run(f.inv.Reserve, activities.ReserveInput{OrderID: id, Lines: lines})
+		assert.Equal(t, activities.ErrOutOfStock, appType(err))
+		assert.True(t, nonRetryable(err))
+		assert.Equal(t, stacktest.Stock{OnHand: 10, Version: 1}, stacktest.StockOf(t, f.pool, plenty))
+	})
+	t.Run("a retried reserve holds the stock once", func(t *testing.T) {
+		id, lines := f.order(activities.Item{SKU: plenty, Quantity: 2}, activities.Item{SKU: plenty, Quantity: 1})
+		require.NoError(t, f.run(f.inv.Reserve, activities.ReserveInput{OrderID: id, Lines: lines}))
+		require.NoError(t, f.run(f.inv.Reserve, activities.ReserveInput{OrderID: id, Lines: lines}))
+		assert.Equal(t, stacktest.Stock{OnHand: 10, Reserved: 3, Version: 2}, stacktest.StockOf(t, f.pool, plenty))
+		require.NoError(t, f.run(f.inv.Release, activities.OrderRef{OrderID: id}))
+	})
+}
+
+func TestReleaseReturnsExactlyWhatTheOrderStillHolds(t *testing.T) {
+	f := newFixture(t)
+	cases := []struct {
+		name  string
+		steps func(f *fixture, id string, lines []activities.Line)
+		want  stacktest.Stock
+	}{
+		{"release after reserve returns the stock", func(f *fixture, id string, lines []activities.Line) {
+			require.NoError(t, f.run(f.inv.Reserve, activities.ReserveInput{OrderID: id, Lines: lines}))
+		}, stacktest.Stock{OnHand: 10, Reserved: 0, Version: 3}},
+		{"release without a reservation changes nothing", func(f *fixture, id string, lines []activities.Line) {},
+			stacktest.Stock{OnHand: 10, Reserved: 0, Version: 1}},
+		{"release after confirm keeps the sale", func(f *fixture, id string, lines []activities.Line) {
+			require.NoError(t, f.run(f.inv.Reserve, activities.ReserveInput{OrderID: id, Lines: lines}))
+			require.NoError(t, f.run(f.ord.Confirm, activities.OrderRef{OrderID: id}))
+			require.NoError(t, f.run(f.ord.Confirm, activities.OrderRef{OrderID: id}), "a retried confirm")
+		}, stacktest.Stock{OnHand: 6, Reserved: 0, Version: 3}},
+		{"revert then release puts the sale back on the shelf", func(f *fixture, id string, lines []activities.Line) {
+			require.NoError(t, f.run(f.inv.Reserve, activities.ReserveInput{OrderID: id, Lines: lines}))
+			require.NoError(t, f.run(f.ord.Confirm, activities.OrderRef{OrderID: id}))
+			require.NoError(t, f.run(f.ord.Revert, activities.OrderRef{OrderID: id}))
+			require.NoError(t, f.run(f.ord.Revert, activities.OrderRef{OrderID: id}), "a retried revert")
+		}, stacktest.Stock{OnHand: 10, Reserved: 0, Version: 5}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sku := stacktest.Product(t, f.pool, 100, 10)
+			id, lines := f.order(activities.Item{SKU: sku, Quantity: 4})
+			tc.steps(f, id, lines)
+			require.NoError(t, f.run(f.inv.Release, activities.OrderRef{OrderID: id}))
+			require.NoError(t, f.run(f.inv.Release, activities.OrderRef{OrderID: id}), "a retried release")
+			assert.Equal(t, tc.want, stacktest.StockOf(t, f.pool, sku))
+			onHand, reserved, violated := stacktest.ReplayEvents(t, f.pool, sku)
+			assert.NoError(t, violated)
+			assert.Equal(t, [2]int{tc.want.OnHand, tc.want.Reserved}, [2]int{onHand, reserved}, "the event log replays to the row")
+		})
+	}
+}
+
+func TestChargeAndRefundAreIdempotent(t *testing.T) {
+	f := newFixture(t)
+	sku := stacktest.Product(t, f.pool, 2500, 100)
+	ctx := context.Background()
+	ledger := func(key string) (n int) {
+		require.NoError(t, f.pool.QueryRow(ctx, `SELECT count(*) FROM paysim_ledger WHERE idempotency_key = $1`, key).Scan(&n))
+		return n
+	}
+	txs := func(id, kind string) (n int) {
+		require.NoError(t, f.pool.QueryRow(ctx, `SELECT count(*) FROM payment_transactions WHERE order_id = $1 AND kind = $2`, id, kind).Scan(&n))
+		return n
+	}
+
+	cases := []struct {
+		name          string
+		charge        bool
+		chargeTwice   bool
+		forgetPayment bool // the charge happened at the provider but its answer never reached the payments table
+		wantRefunded  bool
+	}{
+		{name: "charge then refund", charge: true, wantRefunded: true},
+		{name: "a retried charge charges once", charge: true, chargeTwice: true, wantRefunded: true},
+		{name: "refund without a charge is a no-op", wantRefunded: false},
+		{name: "refund finds a charge whose answer was lost", forgetPayment: true, wantRefunded: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id, _ := f.order(activities.Item{SKU: sku, Quantity: 2})
+			in := activities.ChargeInput{OrderID: id, Token: activities.TokenVisa, AmountCents: 5000, Currency: "USD"}
+			if tc.charge {
+				require.NoError(t, f.run(f.pay.Charge, in))
+			}
+			if tc.chargeTwice {
+				require.NoError(t, f.run(f.pay.Charge, in))
+			}
+			if tc.forgetPayment {
+				_, err := f.sim.Charge(ctx, activities.ChargeRequest{IdempotencyKey: activities.ChargeKey(id), Token: activities.TokenVisa, AmountCents: 5000, Currency: "USD"})
+				require.NoError(t, err)
+			}
+			v, err := f.env.ExecuteActivity(f.pay.Refund, activities.OrderRef{OrderID: id})
+			require.NoError(t, err)
+			var res activities.RefundResult
+			require.NoError(t, v.Get(&res))
+			assert.Equal(t, tc.wantRefunded, res.Refunded)
+			require.NoError(t, f.run(f.pay.Refund, activities.OrderRef{OrderID: id}), "a retried refund")
+
+			want := 0
+			if tc.wantRefunded {
+				want = 1
+			}
+			assert.Equal(t, want, ledger(activities.ChargeKey(id)), "provider charges")
+			assert.Equal(t, want, ledger(activities.RefundKey(id)), "provider refunds")
+			assert.Equal(t, want, txs(id, "charge"), "audited charges")
+			assert.Equal(t, want, txs(id, "refund"), "audited refunds")
+		})
+	}
+}
+
+func TestChargeDeclineIsNonRetryableAndAudited(t *testing.T) {
+	f := newFixture(t)
+	sku := stacktest.Product(t, f.pool, 100, 10)
+	id, _ := f.order(activities.Item{SKU: sku, Quantity: 1})
+	err := f.run(f.pay.Charge, activities.ChargeInput{OrderID: id, Token: activities.TokenChargeDeclined, AmountCents: 100, Currency: "USD"})
+	assert.Equal(t, activities.ErrPaymentDeclined, appType(err))
+	assert.True(t, nonRetryable(err))
+	var declines int
+	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT count(*) FROM payment_transactions WHERE order_id = $1 AND kind = 'decline'`, id).Scan(&declines))
+	assert.Equal(t, 1, declines)
+}
+
+func TestNotificationIsRecordedOnce(t *testing.T) {
+	f := newFixture(t)
+	sku := stacktest.Product(t, f.pool, 100, 10)
+	id, _ := f.order(activities.Item{SKU: sku, Quantity: 1})
+	in := activities.NotifyInput{OrderID: id, Kind: "order_confirmed", Recipient: "a@b.co", Subject: "s", Body: "b"}
+	require.NoError(t, f.run(f.notif.Send, in))
+	require.NoError(t, f.run(f.notif.Send, in))
+	var n int
+	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT count(*) FROM notifications WHERE order_id = $1`, id).Scan(&n))
+	assert.Equal(t, 1, n)
+}

@@ -194,7 +194,7 @@ func TestChargeAndRefundAreIdempotent(t *testing.T) {
 				require.NoError(t, f.run(f.pay.Charge, in))
 			}
 			if tc.forgetPayment {
-				_, err := f.sim.Charge(ctx, activities.ChargeRequest{IdempotencyKey: activities.ChargeKey(id), Token: activities.TokenVisa, AmountCents: 5000, Currency: "USD"})
+				_, err := f.sim.Charge(ctx, activities.ChargeRequest{IdempotencyKey: activities.ChargeKey(id, 1), Token: activities.TokenVisa, AmountCents: 5000, Currency: "USD"})
 				require.NoError(t, err)
 			}
 			v, err := f.env.ExecuteActivity(f.pay.Refund, activities.OrderRef{OrderID: id})
@@ -208,8 +208,8 @@ func TestChargeAndRefundAreIdempotent(t *testing.T) {
 			if tc.wantRefunded {
 				want = 1
 			}
-			assert.Equal(t, want, ledger(activities.ChargeKey(id)), "provider charges")
-			assert.Equal(t, want, ledger(activities.RefundKey(id)), "provider refunds")
+			assert.Equal(t, want, ledger(activities.ChargeKey(id, 1)), "provider charges")
+			assert.Equal(t, want, ledger(activities.RefundKey(activities.ChargeKey(id, 1))), "provider refunds")
 			assert.Equal(t, want, txs(id, "charge"), "audited charges")
 			assert.Equal(t, want, txs(id, "refund"), "audited refunds")
 		})
@@ -238,4 +238,40 @@ func TestNotificationIsRecordedOnce(t *testing.T) {
 	var n int
 	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT count(*) FROM notifications WHERE order_id = $1`, id).Scan(&n))
 	assert.Equal(t, 1, n)
+}
+
+// An operator who resets a compensated saga re-runs its steps: the stock is
+// held again and the order is charged anew, once, under the next charge key.
+func TestRerunAfterCompensationReservesAndChargesAgainOnce(t *testing.T) {
+	f := newFixture(t)
+	sku := stacktest.Product(t, f.pool, 500, 10)
+	id, lines := f.order(activities.Item{SKU: sku, Quantity: 2})
+	in := activities.ChargeInput{OrderID: id, Token: activities.TokenVisa, AmountCents: 1000, Currency: "USD"}
+
+	require.NoError(t, f.run(f.inv.Reserve, activities.ReserveInput{OrderID: id, Lines: lines}))
+	require.NoError(t, f.run(f.pay.Charge, in))
+	require.NoError(t, f.run(f.pay.Refund, activities.OrderRef{OrderID: id}))
+	require.NoError(t, f.run(f.inv.Release, activities.OrderRef{OrderID: id}))
+	assert.Equal(t, 0, stacktest.StockOf(t, f.pool, sku).Reserved)
+
+	// the re-run
+	require.NoError(t, f.run(f.inv.Reserve, activities.ReserveInput{OrderID: id, Lines: lines}))
+	require.NoError(t, f.run(f.pay.Charge, in))
+	require.NoError(t, f.run(f.pay.Charge, in), "a retried charge in the re-run")
+	require.NoError(t, f.run(f.ord.Confirm, activities.OrderRef{OrderID: id}))
+	assert.Equal(t, stacktest.Stock{OnHand: 8, Reserved: 0, Version: 5}, stacktest.StockOf(t, f.pool, sku))
+
+	var charged, refunded int
+	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE status = 'charged'), count(*) FILTER (WHERE status = 'refunded')
+		FROM payments WHERE order_id = $1`, id).Scan(&charged, &refunded))
+	assert.Equal(t, [2]int{1, 1}, [2]int{charged, refunded}, "one net charge")
+
+	// A re-run of a confirmed order changes nothing and charges nothing more.
+	require.NoError(t, f.run(f.inv.Reserve, activities.ReserveInput{OrderID: id, Lines: lines}))
+	require.NoError(t, f.run(f.pay.Charge, in))
+	require.NoError(t, f.run(f.ord.Confirm, activities.OrderRef{OrderID: id}))
+	assert.Equal(t, stacktest.Stock{OnHand: 8, Reserved: 0, Version: 5}, stacktest.StockOf(t, f.pool, sku))
+	var rows int
+	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT count(*) FROM payments WHERE order_id = $1`, id).Scan(&rows))
+	assert.Equal(t, 2, rows)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,11 +17,13 @@ import (
 
 // Inventory reserves and releases stock.
 //
-// Every change is a conditional UPDATE that bumps inventory.version and only
-// applies when the row still satisfies reserved <= on_hand after it, so
-// concurrent orders can never oversell; each change is appended to
-// inventory_events, whose unique (order_id, sku, reason) makes a retried
-// reserve or release a no-op instead of a second movement.
+// What an order holds of a SKU is a row in reservations whose status moves
+// held -> released or held -> committed (and back, for a revert or an
+// operator's re-run). Stock moves only when that status actually changes, so
+// a retried step moves nothing. The stock change itself is a conditional
+// UPDATE that bumps inventory.version and applies only while
+// 0 <= reserved <= on_hand holds afterwards, so concurrent orders can never
+// oversell; every change is appended to inventory_events.
 type Inventory struct {
 	DB    *pgxpool.Pool
 	Cache *redis.Client
@@ -37,90 +40,105 @@ type ReserveInput struct {
 // OutOfStock error whose details name the SKU.
 func (i *Inventory) Reserve(ctx context.Context, in ReserveInput) error {
 	items := perSKU(in.Lines)
+	var moved []Item
 	err := db.InTx(ctx, i.DB, func(tx pgx.Tx) error {
 		for _, it := range items {
-			if _, err := applyEvent(ctx, tx, in.OrderID, it.SKU, "reserve", 0, it.Quantity); err != nil {
+			// A new reservation, or one an earlier run released; held and
+			// committed ones stay as they are.
+			const q = `INSERT INTO reservations (order_id, sku, quantity, status) VALUES ($1, $2, $3, 'held')
+				ON CONFLICT (order_id, sku) DO UPDATE SET status = 'held', quantity = EXCLUDED.quantity, updated_at = now()
+					WHERE reservations.status = 'released'
+				RETURNING sku`
+			var sku string
+			err := tx.QueryRow(ctx, q, in.OrderID, it.SKU, it.Quantity).Scan(&sku)
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("hold %s: %w", it.SKU, err)
+			}
+			if err := moveStock(ctx, tx, in.OrderID, it.SKU, "reserve", 0, it.Quantity); err != nil {
 				if errors.Is(err, errInsufficient) {
 					return businessError(ErrOutOfStock, "out of stock: "+it.SKU, it.SKU)
 				}
 				return err
 			}
+			moved = append(moved, it)
 		}
 		return setStatus(ctx, tx, in.OrderID, StatusReserved, "")
 	})
 	if err != nil {
 		return wrap(err, "reserve %s", in.OrderID)
 	}
-	invalidate(ctx, i.Cache, items)
+	invalidate(ctx, i.Cache, moved)
 	return nil
 }
 
-// Release returns to the shelf whatever the order still holds: reservations
-// that were neither released nor committed (or whose commit was reverted).
-// Releasing an order that reserved nothing is a no-op, so the saga may run it
-// whether or not Reserve got as far as the database.
+// Release returns to the shelf whatever the order still holds. Releasing an
+// order that holds nothing is a no-op, so the saga may run it whether or not
+// Reserve got as far as the database.
 func (i *Inventory) Release(ctx context.Context, in OrderRef) error {
-	var items []Item
+	var moved []Item
 	err := db.InTx(ctx, i.DB, func(tx pgx.Tx) error {
-		const q = `SELECT sku, delta_reserved FROM inventory_events e
-			WHERE order_id = $1 AND reason = 'reserve'
-			  AND NOT EXISTS (SELECT 1 FROM inventory_events r WHERE r.order_id = e.order_id AND r.sku = e.sku AND r.reason = 'release')
-			  AND (NOT EXISTS (SELECT 1 FROM inventory_events c WHERE c.order_id = e.order_id AND c.sku = e.sku AND c.reason = 'commit')
-			       OR EXISTS (SELECT 1 FROM inventory_events v WHERE v.order_id = e.order_id AND v.sku = e.sku AND v.reason = 'revert'))
-			ORDER BY sku`
-		rows, err := tx.Query(ctx, q, in.OrderID)
-		if err != nil {
-			return fmt.Errorf("load reservations: %w", err)
-		}
-		items, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Item])
-		if err != nil {
-			return fmt.Errorf("load reservations: %w", err)
-		}
-		for _, it := range items {
-			if _, err := applyEvent(ctx, tx, in.OrderID, it.SKU, "release", 0, -it.Quantity); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		moved, err = transition(ctx, tx, in.OrderID, "held", "released", "release", 0, -1)
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("release %s: %w", in.OrderID, err)
+		return wrap(err, "release %s", in.OrderID)
 	}
-	if len(items) > 0 {
-		activity.GetLogger(ctx).Info("stock released", "order_id", in.OrderID, "skus", len(items))
+	if len(moved) > 0 {
+		activity.GetLogger(ctx).Info("stock released", "order_id", in.OrderID, "skus", len(moved))
 	}
-	invalidate(ctx, i.Cache, items)
+	invalidate(ctx, i.Cache, moved)
 	return nil
 }
 
 var errInsufficient = errors.New("insufficient stock")
 
-// applyEvent appends one inventory event for an order and applies its deltas
-// to the SKU's row. It reports false, changing nothing, when the same event
-// was already applied, and errInsufficient when the row would break
-// 0 <= reserved <= on_hand.
-func applyEvent(ctx context.Context, tx pgx.Tx, orderID, sku, reason string, dOnHand, dReserved int) (bool, error) {
-	const qe = `INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason, order_id)
-		VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (order_id, sku, reason) WHERE order_id IS NOT NULL DO NOTHING`
-	tag, err := tx.Exec(ctx, qe, sku, dOnHand, dReserved, reason, orderID)
+// transition moves every reservation of an order from one status to another
+// and applies sign*quantity to on-hand (when onHandSign is set) and reserved,
+// in SKU order. It returns what moved; reservations already moved are left
+// alone, which is what makes a retried step a no-op.
+func transition(ctx context.Context, tx pgx.Tx, orderID, from, to, reason string, onHandSign, reservedSign int) ([]Item, error) {
+	const q = `UPDATE reservations SET status = $3, updated_at = now()
+		WHERE order_id = $1 AND status = $2 RETURNING sku, quantity`
+	rows, err := tx.Query(ctx, q, orderID, from, to)
 	if err != nil {
-		return false, fmt.Errorf("append %s event for %s: %w", reason, sku, err)
+		return nil, fmt.Errorf("%s reservations: %w", reason, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return false, nil
+	items, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Item])
+	if err != nil {
+		return nil, fmt.Errorf("%s reservations: %w", reason, err)
 	}
+	sort.Slice(items, func(a, b int) bool { return items[a].SKU < items[b].SKU })
+	for _, it := range items {
+		if err := moveStock(ctx, tx, orderID, it.SKU, reason, onHandSign*it.Quantity, reservedSign*it.Quantity); err != nil {
+			return nil, err
+		}
+	}
+	return items, nil
+}
+
+// moveStock applies deltas to a SKU's row and appends the matching event. It
+// returns errInsufficient, changing nothing, when the row would break
+// 0 <= reserved <= on_hand.
+func moveStock(ctx context.Context, tx pgx.Tx, orderID, sku, reason string, dOnHand, dReserved int) error {
 	const qu = `UPDATE inventory
 		SET on_hand = on_hand + $2, reserved = reserved + $3, version = version + 1, updated_at = now()
 		WHERE sku = $1 AND reserved + $3 >= 0 AND reserved + $3 <= on_hand + $2`
-	tag, err = tx.Exec(ctx, qu, sku, dOnHand, dReserved)
+	tag, err := tx.Exec(ctx, qu, sku, dOnHand, dReserved)
 	if err != nil {
-		return false, fmt.Errorf("apply %s to %s: %w", reason, sku, err)
+		return fmt.Errorf("apply %s to %s: %w", reason, sku, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return false, fmt.Errorf("%s %s: %w", reason, sku, errInsufficient)
+		return fmt.Errorf("%s %s: %w", reason, sku, errInsufficient)
 	}
-	return true, nil
+	const qe = `INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason, order_id) VALUES ($1, $2, $3, $4, $5)`
+	if _, err := tx.Exec(ctx, qe, sku, dOnHand, dReserved, reason, orderID); err != nil {
+		return fmt.Errorf("append %s event for %s: %w", reason, sku, err)
+	}
+	return nil
 }
 
 func invalidate(ctx context.Context, c *redis.Client, items []Item) {

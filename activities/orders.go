@@ -183,63 +183,43 @@ func setStatus(ctx context.Context, tx pgx.Tx, orderID, status, reason string) e
 
 // Confirm turns the order's reservations into sales (on-hand and reserved both
 // drop by the quantity) and marks it CONFIRMED, in one transaction. A retry
-// finds the commit events already written and changes nothing.
+// finds the reservations already committed and moves nothing.
 func (o *Orders) Confirm(ctx context.Context, in OrderRef) error {
-	var changed []Item
+	var moved []Item
 	err := db.InTx(ctx, o.DB, func(tx pgx.Tx) error {
-		lines, err := loadLines(ctx, tx, in.OrderID)
-		if err != nil {
+		var err error
+		if moved, err = transition(ctx, tx, in.OrderID, "held", "committed", "commit", -1, -1); err != nil {
 			return err
 		}
-		if lines == nil {
-			return businessError(ErrInvalidOrder, "order "+in.OrderID+" does not exist")
+		var open int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM reservations WHERE order_id = $1 AND status = 'committed'`, in.OrderID).Scan(&open); err != nil {
+			return fmt.Errorf("count commits: %w", err)
 		}
-		for _, it := range perSKU(lines.Lines) {
-			applied, err := applyEvent(ctx, tx, in.OrderID, it.SKU, "commit", -it.Quantity, -it.Quantity)
-			if err != nil {
-				return err
-			}
-			if applied {
-				changed = append(changed, it)
-			}
+		if open == 0 {
+			return businessError(ErrInvalidOrder, "order "+in.OrderID+" holds no stock to confirm")
 		}
 		return setStatus(ctx, tx, in.OrderID, StatusConfirmed, "")
 	})
 	if err != nil {
 		return wrap(err, "confirm %s", in.OrderID)
 	}
-	invalidate(ctx, o.Cache, changed)
+	invalidate(ctx, o.Cache, moved)
 	return nil
 }
 
 // Revert undoes Confirm's stock movement for an order whose confirmation must
-// be compensated: each committed line goes back to reserved, so that Release
-// can then return it to the shelf.
+// be compensated: each committed line goes back to held, so that Release can
+// then return it to the shelf.
 func (o *Orders) Revert(ctx context.Context, in OrderRef) error {
-	var items []Item
+	var moved []Item
 	err := db.InTx(ctx, o.DB, func(tx pgx.Tx) error {
-		const q = `SELECT sku, -delta_on_hand FROM inventory_events c
-			WHERE order_id = $1 AND reason = 'commit'
-			  AND NOT EXISTS (SELECT 1 FROM inventory_events r WHERE r.order_id = c.order_id AND r.sku = c.sku AND r.reason = 'revert')
-			ORDER BY sku`
-		rows, err := tx.Query(ctx, q, in.OrderID)
-		if err != nil {
-			return fmt.Errorf("load commits: %w", err)
-		}
-		items, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Item])
-		if err != nil {
-			return fmt.Errorf("load commits: %w", err)
-		}
-		for _, it := range items {
-			if _, err := applyEvent(ctx, tx, in.OrderID, it.SKU, "revert", it.Quantity, it.Quantity); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		moved, err = transition(ctx, tx, in.OrderID, "committed", "held", "revert", 1, 1)
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("revert %s: %w", in.OrderID, err)
+		return wrap(err, "revert %s", in.OrderID)
 	}
-	invalidate(ctx, o.Cache, items)
+	invalidate(ctx, o.Cache, moved)
 	return nil
 }

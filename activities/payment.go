@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -86,27 +87,38 @@ type ChargeResult struct {
 	ChargeID string `json:"charge_id"`
 }
 
-// ChargeKey is the idempotency key of an order's charge: one order, one charge.
-func ChargeKey(orderID string) string { return "charge-" + orderID }
+// ChargeKey is the idempotency key of an order's n-th charge. n is 1 unless an
+// operator re-ran a saga whose earlier charges were all refunded.
+func ChargeKey(orderID string, n int) string {
+	if n <= 1 {
+		return "charge-" + orderID
+	}
+	return fmt.Sprintf("charge-%s-%d", orderID, n)
+}
 
-// RefundKey is the idempotency key of an order's refund.
-func RefundKey(orderID string) string { return "refund-" + orderID }
+// RefundKey is the idempotency key of the refund of the charge made with chargeKey.
+func RefundKey(chargeKey string) string { return "refund-" + strings.TrimPrefix(chargeKey, "charge-") }
 
-// Charge takes the order's total and marks it PAID. A decline is a
-// non-retryable PaymentDeclined error; provider trouble is returned as a plain
-// error so the saga's retry policy applies. The provider's idempotency key
-// makes a retried charge return the first charge instead of a second one.
+// Charge takes the order's total and marks it PAID. An order that already has
+// a charge that was not refunded gets that charge back: one order, one net
+// charge. A decline is a non-retryable PaymentDeclined error; provider trouble
+// is returned as a plain error so the saga's retry policy applies. The
+// provider's idempotency key makes a retried charge return the first charge
+// instead of a second one.
 func (p *Payment) Charge(ctx context.Context, in ChargeInput) (ChargeResult, error) {
-	key := ChargeKey(in.OrderID)
-	var res ChargeResult
-	err := p.DB.QueryRow(ctx, `SELECT provider, charge_id FROM payments WHERE order_id = $1`, in.OrderID).Scan(&res.Provider, &res.ChargeID)
-	if err == nil {
+	open, n, err := p.charges(ctx, in.OrderID)
+	if err != nil {
+		return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
+	}
+	if len(open) > 0 {
+		res := ChargeResult{Provider: open[0].provider, ChargeID: open[0].chargeID}
+		err := db.InTx(ctx, p.DB, func(tx pgx.Tx) error { return setStatus(ctx, tx, in.OrderID, StatusPaid, "") })
+		if err != nil {
+			return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
+		}
 		return res, nil
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return ChargeResult{}, fmt.Errorf("charge %s: load payment: %w", in.OrderID, err)
-	}
-
+	key := ChargeKey(in.OrderID, n+1)
 	ch, err := p.Provider.Charge(ctx, ChargeRequest{
 		IdempotencyKey: key, Token: in.Token, AmountCents: in.AmountCents, Currency: in.Currency,
 		Description: "order " + in.OrderID,
@@ -121,11 +133,11 @@ func (p *Payment) Charge(ctx context.Context, in ChargeInput) (ChargeResult, err
 		return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
 	}
 
-	res = ChargeResult{Provider: p.Provider.Name(), ChargeID: ch.ID}
+	res := ChargeResult{Provider: p.Provider.Name(), ChargeID: ch.ID}
 	err = db.InTx(ctx, p.DB, func(tx pgx.Tx) error {
-		const q = `INSERT INTO payments (order_id, provider, charge_id, amount_cents, currency, status)
-			VALUES ($1, $2, $3, $4, $5, 'charged') ON CONFLICT (order_id) DO NOTHING`
-		if _, err := tx.Exec(ctx, q, in.OrderID, res.Provider, res.ChargeID, ch.AmountCents, ch.Currency); err != nil {
+		const q = `INSERT INTO payments (idempotency_key, order_id, provider, charge_id, amount_cents, currency, status)
+			VALUES ($1, $2, $3, $4, $5, $6, 'charged') ON CONFLICT (idempotency_key) DO NOTHING`
+		if _, err := tx.Exec(ctx, q, key, in.OrderID, res.Provider, res.ChargeID, ch.AmountCents, ch.Currency); err != nil {
 			return fmt.Errorf("insert payment: %w", err)
 		}
 		if err := appendTransaction(ctx, tx, in.OrderID, "charge", res.Provider, ch.ID, ch.AmountCents, ch.Currency, key, ""); err != nil {
@@ -139,63 +151,96 @@ func (p *Payment) Charge(ctx context.Context, in ChargeInput) (ChargeResult, err
 	return res, nil
 }
 
-// RefundResult says whether money went back.
-type RefundResult struct {
-	Refunded bool   `json:"refunded"`
-	RefundID string `json:"refund_id,omitempty"`
+type charge struct {
+	key, provider, chargeID, currency string
+	amount                            int64
+	unrecorded                        bool
 }
 
-// Refund returns the order's charge, if there is one: it looks in the payments
-// table and, when the charge's answer was lost before it was recorded, asks
-// the provider by idempotency key. An order that was never charged is a no-op;
-// a retried refund returns the first refund.
-func (p *Payment) Refund(ctx context.Context, in OrderRef) (RefundResult, error) {
-	var chargeID, status, currency string
-	var amount int64
-	err := p.DB.QueryRow(ctx, `SELECT charge_id, status, amount_cents, currency FROM payments WHERE order_id = $1`, in.OrderID).
-		Scan(&chargeID, &status, &amount, &currency)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		ch, found, ferr := p.Provider.FindCharge(ctx, ChargeKey(in.OrderID))
-		if ferr != nil {
-			return RefundResult{}, fmt.Errorf("refund %s: find charge: %w", in.OrderID, ferr)
-		}
-		if !found {
-			return RefundResult{}, nil
-		}
-		chargeID, amount, currency, status = ch.ID, ch.AmountCents, ch.Currency, "unrecorded"
-	case err != nil:
-		return RefundResult{}, fmt.Errorf("refund %s: load payment: %w", in.OrderID, err)
-	}
-	if status == "refunded" {
-		return RefundResult{Refunded: true}, nil
-	}
-
-	key := RefundKey(in.OrderID)
-	rf, err := p.Provider.Refund(ctx, RefundRequest{IdempotencyKey: key, ChargeID: chargeID, AmountCents: amount, Currency: currency})
+// charges returns the order's charges that are not refunded, and how many
+// charges it has recorded in all.
+func (p *Payment) charges(ctx context.Context, orderID string) ([]charge, int, error) {
+	const q = `SELECT idempotency_key, provider, charge_id, currency, amount_cents, status FROM payments WHERE order_id = $1`
+	rows, err := p.DB.Query(ctx, q, orderID)
 	if err != nil {
-		p.record(ctx, in.OrderID, "error", chargeID, amount, currency, key, err.Error())
+		return nil, 0, fmt.Errorf("load payments: %w", err)
+	}
+	defer rows.Close()
+	var open []charge
+	n := 0
+	for rows.Next() {
+		var c charge
+		var status string
+		if err := rows.Scan(&c.key, &c.provider, &c.chargeID, &c.currency, &c.amount, &status); err != nil {
+			return nil, 0, fmt.Errorf("load payments: %w", err)
+		}
+		n++
+		if status == "charged" {
+			open = append(open, c)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("load payments: %w", err)
+	}
+	return open, n, nil
+}
+
+// RefundResult says whether money went back.
+type RefundResult struct {
+	Refunded bool `json:"refunded"`
+}
+
+// Refund returns the order's open charge, if there is one: the one recorded in
+// payments and, when a charge's answer was lost before it was recorded, the
+// one the provider knows under the next charge key. An order that was never
+// charged is a no-op; a retried refund returns the first refund.
+func (p *Payment) Refund(ctx context.Context, in OrderRef) (RefundResult, error) {
+	open, n, err := p.charges(ctx, in.OrderID)
+	if err != nil {
 		return RefundResult{}, fmt.Errorf("refund %s: %w", in.OrderID, err)
 	}
+	key := ChargeKey(in.OrderID, n+1)
+	lost, found, err := p.Provider.FindCharge(ctx, key)
+	if err != nil {
+		return RefundResult{}, fmt.Errorf("refund %s: find charge: %w", in.OrderID, err)
+	}
+	if found {
+		open = append(open, charge{key: key, provider: p.Provider.Name(), chargeID: lost.ID, currency: lost.Currency, amount: lost.AmountCents, unrecorded: true})
+	}
+	for _, c := range open {
+		if err := p.refund(ctx, in.OrderID, c); err != nil {
+			return RefundResult{}, err
+		}
+	}
+	return RefundResult{Refunded: len(open) > 0}, nil
+}
+
+func (p *Payment) refund(ctx context.Context, orderID string, c charge) error {
+	key := RefundKey(c.key)
+	rf, err := p.Provider.Refund(ctx, RefundRequest{IdempotencyKey: key, ChargeID: c.chargeID, AmountCents: c.amount, Currency: c.currency})
+	if err != nil {
+		p.record(ctx, orderID, "error", c.chargeID, c.amount, c.currency, key, err.Error())
+		return fmt.Errorf("refund %s: %w", orderID, err)
+	}
 	err = db.InTx(ctx, p.DB, func(tx pgx.Tx) error {
-		const q = `INSERT INTO payments (order_id, provider, charge_id, amount_cents, currency, status)
-			VALUES ($1, $2, $3, $4, $5, 'refunded')
-			ON CONFLICT (order_id) DO UPDATE SET status = 'refunded', updated_at = now()`
-		if _, err := tx.Exec(ctx, q, in.OrderID, p.Provider.Name(), chargeID, amount, currency); err != nil {
+		const q = `INSERT INTO payments (idempotency_key, order_id, provider, charge_id, amount_cents, currency, status)
+			VALUES ($1, $2, $3, $4, $5, $6, 'refunded')
+			ON CONFLICT (idempotency_key) DO UPDATE SET status = 'refunded', updated_at = now()`
+		if _, err := tx.Exec(ctx, q, c.key, orderID, c.provider, c.chargeID, c.amount, c.currency); err != nil {
 			return fmt.Errorf("update payment: %w", err)
 		}
-		if status == "unrecorded" {
-			if err := appendTransaction(ctx, tx, in.OrderID, "charge", p.Provider.Name(), chargeID, amount, currency, ChargeKey(in.OrderID), "recovered from provider"); err != nil {
+		if c.unrecorded {
+			if err := appendTransaction(ctx, tx, orderID, "charge", c.provider, c.chargeID, c.amount, c.currency, c.key, "recovered from provider"); err != nil {
 				return err
 			}
 		}
-		return appendTransaction(ctx, tx, in.OrderID, "refund", p.Provider.Name(), rf.ID, amount, currency, key, "")
+		return appendTransaction(ctx, tx, orderID, "refund", c.provider, rf.ID, c.amount, c.currency, key, "")
 	})
 	if err != nil {
-		return RefundResult{}, fmt.Errorf("refund %s: record: %w", in.OrderID, err)
+		return fmt.Errorf("refund %s: record: %w", orderID, err)
 	}
-	activity.GetLogger(ctx).Info("payment refunded", "order_id", in.OrderID, "amount_cents", amount)
-	return RefundResult{Refunded: true, RefundID: rf.ID}, nil
+	activity.GetLogger(ctx).Info("payment refunded", "order_id", orderID, "amount_cents", c.amount)
+	return nil
 }
 
 // record appends a decline or error to the audit log. It runs even when the

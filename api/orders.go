@@ -278,6 +278,11 @@ func (s *Server) orderFromSaga(c echo.Context, ctx context.Context, id string) e
 		s.Log.Warn("query order saga", zap.String("order_id", id), zap.Error(err))
 		return unavailable("order_not_ready", "the order was accepted but cannot be read yet")
 	}
+	// The saga may have written the record while the query ran; it is the
+	// fuller answer (it has the status history).
+	if o, err := s.loadOrder(ctx, id); err == nil && o != nil {
+		return c.JSON(http.StatusOK, o)
+	}
 	var v workflows.OrderView
 	if err := res.Get(&v); err != nil {
 		return fmt.Errorf("decode order view: %w", err)

@@ -20,9 +20,8 @@ CREATE TABLE inventory (
     CHECK (reserved <= on_hand)
 );
 
--- reason is one of: restock (operator set on_hand), reserve, release, commit.
--- A (order_id, sku, reason) triple happens at most once, which is what makes a
--- retried reserve, release or commit a no-op.
+-- reason is one of: restock (operator set on_hand), reserve, release, commit,
+-- revert. The log is append-only and replays to the inventory row.
 CREATE TABLE inventory_events (
     id             bigserial PRIMARY KEY,
     sku            text NOT NULL REFERENCES products (sku),
@@ -32,8 +31,8 @@ CREATE TABLE inventory_events (
     order_id       uuid,
     created_at     timestamptz NOT NULL DEFAULT now()
 );
-CREATE UNIQUE INDEX inventory_events_once ON inventory_events (order_id, sku, reason) WHERE order_id IS NOT NULL;
 CREATE INDEX inventory_events_sku ON inventory_events (sku, id);
+CREATE INDEX inventory_events_order ON inventory_events (order_id) WHERE order_id IS NOT NULL;
 
 CREATE TABLE orders (
     order_id       uuid PRIMARY KEY,
@@ -59,6 +58,19 @@ CREATE TABLE order_items (
     PRIMARY KEY (order_id, line)
 );
 
+-- What an order holds of each SKU. Stock moves only on a state change
+-- (held -> released | committed, committed -> held on revert, released -> held
+-- when an operator re-runs a compensated saga), so a retried step finds the
+-- change already made and moves nothing.
+CREATE TABLE reservations (
+    order_id   uuid NOT NULL REFERENCES orders (order_id),
+    sku        text NOT NULL REFERENCES products (sku),
+    quantity   integer NOT NULL CHECK (quantity > 0),
+    status     text NOT NULL CHECK (status IN ('held', 'released', 'committed')),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (order_id, sku)
+);
+
 CREATE TABLE order_status_history (
     id       bigserial PRIMARY KEY,
     order_id uuid NOT NULL REFERENCES orders (order_id),
@@ -68,17 +80,21 @@ CREATE TABLE order_status_history (
 );
 CREATE UNIQUE INDEX order_status_history_once ON order_status_history (order_id, status);
 
--- One payment per order; its life is in payment_transactions (append-only).
+-- One row per charge. An order has at most one charge that is not refunded;
+-- a second row appears only when an operator re-runs a saga whose charge was
+-- refunded. Its life is in payment_transactions (append-only).
 CREATE TABLE payments (
-    order_id     uuid PRIMARY KEY REFERENCES orders (order_id),
-    provider     text NOT NULL,
-    charge_id    text NOT NULL,
-    amount_cents bigint NOT NULL,
-    currency     text NOT NULL,
-    status       text NOT NULL CHECK (status IN ('charged', 'refunded')),
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    updated_at   timestamptz NOT NULL DEFAULT now()
+    idempotency_key text PRIMARY KEY,
+    order_id        uuid NOT NULL REFERENCES orders (order_id),
+    provider        text NOT NULL,
+    charge_id       text NOT NULL,
+    amount_cents    bigint NOT NULL,
+    currency        text NOT NULL,
+    status          text NOT NULL CHECK (status IN ('charged', 'refunded')),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now()
 );
+CREATE UNIQUE INDEX payments_one_open_charge ON payments (order_id) WHERE status = 'charged';
 
 CREATE TABLE payment_transactions (
     id              bigserial PRIMARY KEY,
@@ -139,4 +155,4 @@ CREATE TABLE paysim_ledger (
 
 -- +goose Down
 DROP TABLE paysim_ledger, notifications, idempotency_keys, payment_transactions, payments,
-    order_status_history, order_items, orders, inventory_events, inventory, products;
+    order_status_history, reservations, order_items, orders, inventory_events, inventory, products;

@@ -525,6 +525,36 @@ func TestOrder_WorkflowCancelledWhileCharging_CompensatesOnDisconnectedContext(t
 	}, h.recorded(), "every compensation and status write ran although the workflow context was cancelled")
 }
 
+func TestOrder_WorkflowCancelledWhileCreating_FinishesTheRecordThenCancelsBeforeReserving(t *testing.T) {
+	h := newOrderTest(t)
+	h.env.OnActivity(ordersActs.Create, mock.Anything, mock.Anything).After(2*time.Second).Return(testCreated, nil)
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, time.Second)
+	h.run()
+
+	v := h.result()
+	assert.Equal(t, activities.StatusCancelled, v.Status)
+	assert.Equal(t, workflows.ReasonCancelled, v.FailureReason)
+	assert.Equal(t, testCreated.Lines, v.Lines, "the create ran to completion on its disconnected context")
+	assert.Equal(t, 0, h.attempts("Reserve"))
+	assert.Equal(t, 0, h.attempts("Charge"))
+	assert.Equal(t, 1, h.attempts("SetStatus(CANCELLED)"))
+}
+
+// Unlike the cancel update, which is refused from Confirm on, a Temporal
+// cancellation still interrupts Confirm and unwinds every step, Confirm
+// included, as the Order doc comment describes.
+func TestOrder_WorkflowCancelledWhileConfirming_RevertsRefundsAndReleases(t *testing.T) {
+	h := newOrderTest(t)
+	h.env.OnActivity(ordersActs.Confirm, mock.Anything, mock.Anything).After(2 * time.Second).Return(nil)
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, time.Second)
+	h.run()
+
+	v := h.result()
+	assert.Equal(t, activities.StatusCancelled, v.Status)
+	assert.Equal(t, []string{"Revert", "Refund", "Release"}, h.compensations())
+	assert.Equal(t, 0, h.attempts("Send(order_confirmed)"))
+}
+
 // --- compensation failures -----------------------------------------------------
 
 func TestOrder_RefundRetriesThenSucceeds_OrderStillFailsCleanly(t *testing.T) {

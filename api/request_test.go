@@ -1,0 +1,78 @@
+package api
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestValidIdempotencyKey(t *testing.T) {
+	cases := []struct {
+		key  string
+		want bool
+	}{
+		{"a", true},
+		{"order-2026-11-27 #1", true},
+		{strings.Repeat("k", 255), true},
+		{"", false},
+		{strings.Repeat("k", 256), false},
+		{"tab\there", false},
+		{"new\nline", false},
+		{"ключ", false},
+		{"del\x7f", false},
+	}
+	for _, tc := range cases {
+		assert.Equal(t, tc.want, ValidIdempotencyKey(tc.key), "%q", tc.key)
+	}
+}
+
+func decode(t *testing.T, body string) (PlaceOrderRequest, *Error) {
+	t.Helper()
+	e := echo.New()
+	req := httptest.NewRequest(http.MethodPost, "/v1/orders", strings.NewReader(body))
+	req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	c := e.NewContext(req, httptest.NewRecorder())
+	var r PlaceOrderRequest
+	if err := decodeJSON(c, 64<<10, &r); err != nil {
+		return r, classify(err)
+	}
+	if verr := r.Validate(); verr != nil {
+		return r, verr
+	}
+	return r, nil
+}
+
+func TestDecodeAndValidateOrderRequest(t *testing.T) {
+	const ok = `{"customer_id":"c-1","items":[{"sku":"SKU-1","quantity":2}],"payment_token":"tok_visa","email":"a@b.c"}`
+	r, err := decode(t, ok)
+	require.Nil(t, err)
+	assert.Equal(t, PlaceOrderRequest{CustomerID: "c-1", Items: []OrderItem{{SKU: "SKU-1", Quantity: 2}}, PaymentToken: "tok_visa", Email: "a@b.c"}, r)
+
+	cases := []struct{ name, body, code, field string }{
+		{"unknown top-level field", `{"customer_id":"c-1","items":[{"sku":"S","quantity":1}],"payment_token":"tok_visa","email":"a@b.c","total":1}`, "unknown_field", "total"},
+		{"null items", `{"customer_id":"c-1","items":null,"payment_token":"tok_visa","email":"a@b.c"}`, "invalid_request", "items"},
+		{"sku with spaces", `{"customer_id":"c-1","items":[{"sku":"S 1","quantity":1}],"payment_token":"tok_visa","email":"a@b.c"}`, "invalid_request", "items[0].sku"},
+		{"quantity float", `{"customer_id":"c-1","items":[{"sku":"S","quantity":1.5}],"payment_token":"tok_visa","email":"a@b.c"}`, "invalid_request", "items.quantity"},
+		{"email with display name", `{"customer_id":"c-1","items":[{"sku":"S","quantity":1}],"payment_token":"tok_visa","email":"A <a@b.c>"}`, "invalid_request", "email"},
+		{"token with spaces", `{"customer_id":"c-1","items":[{"sku":"S","quantity":1}],"payment_token":"tok visa","email":"a@b.c"}`, "invalid_request", "payment_token"},
+		{"two objects", ok + ok, "malformed_json", ""},
+		{"truncated", ok[:20], "malformed_json", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := decode(t, tc.body)
+			require.NotNil(t, err)
+			assert.Equal(t, tc.code, err.Code)
+			assert.Less(t, err.Status, 500)
+			if tc.field != "" {
+				require.NotEmpty(t, err.Details)
+				assert.Equal(t, tc.field, err.Details[0].Field)
+			}
+		})
+	}
+}

@@ -3,11 +3,13 @@ package workflows_test
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/workflows"
 )
 
@@ -26,4 +28,21 @@ func TestReplayCommittedHistories(t *testing.T) {
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}
+}
+
+// TestReplayCatchesAChangedSaga shows the replay above can fail: the same
+// history replayed against a saga that charges before it reserves is
+// reported as non-deterministic.
+func TestReplayCatchesAChangedSaga(t *testing.T) {
+	chargeFirst := func(ctx workflow.Context, in workflows.OrderInput) (workflows.OrderView, error) {
+		var pay *activities.Payment
+		ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: time.Second})
+		err := workflow.ExecuteLocalActivity(ctx, pay.Charge, activities.ChargeInput{OrderID: in.OrderID}).Get(ctx, nil)
+		return workflows.OrderView{}, err
+	}
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(chargeFirst, workflow.RegisterOptions{Name: workflows.OrderWorkflow})
+	err := r.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/order_confirmed.json")
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "TMPRL1100") // the SDK's non-determinism error
 }

@@ -8,8 +8,10 @@
 #   scripts/stack.sh down   stop what `up` started
 source "$(dirname "$0")/lib.sh"
 
-STATE_DIR="$ROOT/.data/run"
-mkdir -p "$STATE_DIR" "$ROOT/.data/logs"
+DATA_DIR="${STACK_DATA_DIR:-$ROOT/.data}"
+STATE_DIR="$DATA_DIR/run"
+LOG_DIR="$DATA_DIR/logs"
+mkdir -p "$STATE_DIR" "$LOG_DIR"
 
 export DATABASE_URL="${DATABASE_URL:-postgres://orderflow:orderflow@127.0.0.1:5432/orderflow?sslmode=disable}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
@@ -21,7 +23,7 @@ BIN="$ROOT/bin/orderflow"
 
 start_app() { # start_app NAME ARGS...: runs bin/orderflow ARGS in its own process group
   local name=$1; shift
-  setsid "$BIN" "$@" >>"$ROOT/.data/logs/$name.log" 2>&1 < /dev/null &
+  setsid "$BIN" "$@" >>"$LOG_DIR/$name.log" 2>&1 < /dev/null &
   echo $! > "$STATE_DIR/proc-$name.pid"
 }
 
@@ -30,12 +32,12 @@ up() {
   (cd "$ROOT" && go build -o "$BIN" ./cmd/orderflow)
   start_postgres "$DATABASE_URL"
   start_redis "$REDIS_URL"
-  start_temporal "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" "$ROOT/.data/temporal.db"
+  start_temporal "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" "$DATA_DIR/temporal.db"
   "$BIN" migrate
   "$BIN" seed
   start_app worker worker
   start_app api api
-  wait_for 30 "the gateway (see .data/logs/api.log)" curl -fsS "http://127.0.0.1:${API_ADDR##*:}/health/ready"
+  wait_for 30 "the gateway (see $LOG_DIR/api.log)" curl -fsS "http://127.0.0.1:${API_ADDR##*:}/health/ready"
   cat <<MSG
 
   orderflow is up
@@ -44,7 +46,7 @@ up() {
     Temporal gRPC  $TEMPORAL_ADDRESS
     PostgreSQL     ${DATABASE_URL%%\?*}
     Redis          $REDIS_URL
-    logs           .data/logs/ (gateway, worker), .data/run/temporal.log
+    logs           $LOG_DIR/ (gateway, worker), $STATE_DIR/temporal.log
 
 MSG
 }
@@ -62,7 +64,7 @@ case "${1:-run}" in
     trap 'stop_started' EXIT
     up
     log "Ctrl-C stops everything started here; following the gateway and worker logs"
-    tail -n 0 -F "$ROOT/.data/logs/api.log" "$ROOT/.data/logs/worker.log" &
+    tail -n 0 -F "$LOG_DIR/api.log" "$LOG_DIR/worker.log" &
     wait
     ;;
   *)

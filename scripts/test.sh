@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make test: installs and starts what the suite needs on ports of its own
 # (PostgreSQL database orderflow_test, Redis :6380, an in-memory Temporal dev
-# server :7243), runs every Go test against them, and stops what it started.
+# server :7243), runs every Go test against them, then scripts/smoke.sh (the
+# stack started as `make run` starts it), and stops what it started.
 source "$(dirname "$0")/lib.sh"
 
 STATE_DIR="$ROOT/.data/test-run"
@@ -24,6 +25,12 @@ log "go vet"
 (cd "$ROOT" && go vet ./...)
 log "go test"
 cd "$ROOT"
+set +e
 go test -count=1 -timeout 20m "$@" ${TEST_PKGS:-./...} 2>&1 | tee "$STATE_DIR/go-test.log"
 status=${PIPESTATUS[0]}
+set -e
+if [ -z "${TEST_PKGS:-}" ]; then
+  log "smoke: the stack as make run starts it, on ports of its own"
+  "$ROOT/scripts/smoke.sh" || status=1
+fi
 exit "$status"

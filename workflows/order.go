@@ -112,7 +112,31 @@ var (
 const (
 	serviceTimeout = 3 * time.Second  // service-to-service (database-backed) activities
 	paymentTimeout = 10 * time.Second // the payment provider
+	// compensationDeadline bounds a compensation's retries in total. It is
+	// far longer than any outage the platform expects to ride out; past it
+	// the workflow fails with CompensationFailed for an operator.
+	compensationDeadline = 7 * 24 * time.Hour
 )
+
+// forwardOptions are a forward step's local activity options. A local
+// activity's schedule-to-close defaults to its start-to-close, which would
+// cap all attempts together at one attempt's timeout; give every one of the
+// policy's attempts its full timeout plus the backoff between them.
+func forwardOptions(ctx workflow.Context, timeout time.Duration) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    timeout,
+		ScheduleToCloseTimeout: time.Duration(forwardRetry.MaximumAttempts)*timeout + 2*time.Second,
+		RetryPolicy:            forwardRetry,
+	})
+}
+
+func compensationOptions(ctx workflow.Context, timeout time.Duration) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    timeout,
+		ScheduleToCloseTimeout: compensationDeadline,
+		RetryPolicy:            compensationRetry,
+	})
+}
 
 // Order is the order saga: reserve inventory, charge payment, confirm the
 // order, notify the customer. When a step fails, or the order is cancelled
@@ -189,10 +213,7 @@ func (o *order) run(ctx workflow.Context) (OrderView, error) {
 	var created activities.CreateOrderResult
 	cctx, cancelCreate := workflow.NewDisconnectedContext(ctx)
 	defer cancelCreate()
-	cctx = workflow.WithLocalActivityOptions(cctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: serviceTimeout,
-		RetryPolicy:         forwardRetry,
-	})
+	cctx = forwardOptions(cctx, serviceTimeout)
 	err := workflow.ExecuteLocalActivity(cctx, orders.Create, activities.CreateOrderInput{
 		OrderID: o.in.OrderID, CustomerID: o.in.CustomerID, Email: o.in.Email, Region: o.in.Region, Items: o.in.Items,
 	}).Get(cctx, &created)
@@ -229,17 +250,21 @@ func (o *order) run(ctx workflow.Context) (OrderView, error) {
 	if o.view.CancelRequested || ctx.Err() != nil {
 		return o.abort(ctx, errCancelled, ReasonCancelled)
 	}
-	// The point of no return: cancel is refused from here on.
+	// The point of no return: the cancel Update is refused from here on, and
+	// a workflow cancellation no longer interrupts the saga, so an order that
+	// started confirming ends CONFIRMED (unless Confirm itself fails).
 	o.confirming = true
+	fctx, cancelFinish := workflow.NewDisconnectedContext(ctx)
+	defer cancelFinish()
 	o.compensate("revert confirmation", func(ctx workflow.Context) error {
 		return workflow.ExecuteLocalActivity(compensationOptions(ctx, serviceTimeout), orders.Revert, ref).Get(ctx, nil)
 	})
-	if err := o.step(ctx, serviceTimeout, orders.Confirm, ref, nil); err != nil {
+	if err := workflow.ExecuteLocalActivity(forwardOptions(fctx, serviceTimeout), orders.Confirm, ref).Get(fctx, nil); err != nil {
 		return o.abort(ctx, err, ReasonConfirmFailed)
 	}
-	o.setStatus(ctx, activities.StatusConfirmed)
+	o.setStatus(fctx, activities.StatusConfirmed)
 
-	o.notify(ctx, "order_confirmed", "Your order is confirmed")
+	o.notify(fctx, "order_confirmed", "Your order is confirmed")
 	return o.view, nil
 }
 
@@ -253,22 +278,12 @@ func (o *order) step(ctx workflow.Context, timeout time.Duration, fn, arg, resul
 	sctx, cancel := workflow.WithCancel(ctx)
 	o.cancelStep = cancel
 	defer func() { o.cancelStep = nil; cancel() }()
-	sctx = workflow.WithLocalActivityOptions(sctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: timeout,
-		RetryPolicy:         forwardRetry,
-	})
+	sctx = forwardOptions(sctx, timeout)
 	err := workflow.ExecuteLocalActivity(sctx, fn, arg).Get(sctx, result)
 	if err != nil && (o.view.CancelRequested || ctx.Err() != nil) {
 		return errCancelled
 	}
 	return err
-}
-
-func compensationOptions(ctx workflow.Context, timeout time.Duration) workflow.Context {
-	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: timeout,
-		RetryPolicy:         compensationRetry,
-	})
 }
 
 func (o *order) compensate(name string, fn func(workflow.Context) error) {
@@ -327,11 +342,7 @@ func (o *order) record(ctx workflow.Context, status, reason string) error {
 // notify sends a customer message; its failure is logged and never fails the order.
 func (o *order) notify(ctx workflow.Context, kind, subject string) {
 	var n *activities.Notification
-	nctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: serviceTimeout,
-		RetryPolicy:         forwardRetry,
-	})
-	err := workflow.ExecuteLocalActivity(nctx, n.Send, activities.NotifyInput{
+	err := workflow.ExecuteLocalActivity(forwardOptions(ctx, serviceTimeout), n.Send, activities.NotifyInput{
 		OrderID: o.in.OrderID, Kind: kind, Recipient: o.in.Email, Subject: subject,
 		Body: fmt.Sprintf("Order %s: %s (%d %s).", o.in.OrderID, o.view.Status, o.view.TotalCents, o.view.Currency),
 	}).Get(ctx, nil)

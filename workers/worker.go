@@ -6,6 +6,7 @@ package workers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -39,6 +40,9 @@ func New(c client.Client, deps Deps, opts Options) worker.Worker {
 		MaxConcurrentActivityExecutionSize:      opts.MaxConcurrentActivities,
 		MaxConcurrentLocalActivityExecutionSize: opts.MaxConcurrentLocalActivities,
 		MaxConcurrentWorkflowTaskExecutionSize:  opts.MaxConcurrentWorkflowTasks,
+		// On SIGTERM, let in-flight steps finish (each is bounded at 10 s)
+		// rather than leave them to time out and be retried elsewhere.
+		WorkerStopTimeout: 15 * time.Second,
 	})
 	Register(w, deps)
 	return w

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
@@ -91,6 +93,39 @@ func dialTemporal(c config.Common, log *zap.Logger) (client.Client, error) {
 	return tc, nil
 }
 
+// clients are what a long-running process holds: one pool, one Redis client,
+// one Temporal client.
+type clients struct {
+	db       *pgxpool.Pool
+	cache    *redis.Client
+	temporal client.Client
+}
+
+func openClients(ctx context.Context, c config.Common, log *zap.Logger) (*clients, error) {
+	pool, err := db.Open(ctx, c.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := cache.Open(c.RedisURL)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	tc, err := dialTemporal(c, log)
+	if err != nil {
+		_ = rc.Close()
+		pool.Close()
+		return nil, err
+	}
+	return &clients{db: pool, cache: rc, temporal: tc}, nil
+}
+
+func (c *clients) close() {
+	c.temporal.Close()
+	_ = c.cache.Close()
+	c.db.Close()
+}
+
 func runAPI(ctx context.Context, cfg config.API) error {
 	log, err := newLogger(cfg.Common, "api")
 	if err != nil {
@@ -98,23 +133,13 @@ func runAPI(ctx context.Context, cfg config.API) error {
 	}
 	defer log.Sync() //nolint:errcheck
 	log.Info("starting gateway", zap.String("addr", cfg.Addr), zap.Stringer("config", cfg.Common))
-	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	cl, err := openClients(ctx, cfg.Common, log)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	rc, err := cache.Open(cfg.RedisURL)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	tc, err := dialTemporal(cfg.Common, log)
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
+	defer cl.close()
 
-	srv := &api.Server{DB: pool, Cache: rc, Temporal: tc, Log: log, Region: cfg.Region,
+	srv := &api.Server{DB: cl.db, Cache: cl.cache, Temporal: cl.temporal, Log: log, Region: cfg.Region,
 		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL}
 	hs := &http.Server{Addr: cfg.Addr, Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
@@ -140,22 +165,12 @@ func runWorker(ctx context.Context, cfg config.Worker) error {
 	}
 	defer log.Sync() //nolint:errcheck
 	log.Info("starting worker", zap.Stringer("config", cfg.Common))
-	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	cl, err := openClients(ctx, cfg.Common, log)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	rc, err := cache.Open(cfg.RedisURL)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	tc, err := dialTemporal(cfg.Common, log)
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
-	w := workers.New(tc, workers.Deps{DB: pool, Cache: rc, Provider: &activities.SimulatedProvider{DB: pool}},
+	defer cl.close()
+	w := workers.New(cl.temporal, workers.Deps{DB: cl.db, Cache: cl.cache, Provider: &activities.SimulatedProvider{DB: cl.db}},
 		workers.Options{Region: cfg.Region, MaxConcurrentActivities: cfg.MaxConcurrentActivities,
 			MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks})
 	err = workers.Run(ctx, w)

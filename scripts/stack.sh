@@ -60,8 +60,11 @@ case "${1:-run}" in
     log "stopped"
     ;;
   run)
-    trap 'echo; log "stopping"; stop_started; exit 0' INT TERM
-    trap 'stop_started' EXIT
+    # Ctrl-C may also have closed whatever reads our output: ignore SIGPIPE
+    # and errors so the clean-up always runs to the end.
+    cleanup() { trap '' PIPE INT TERM; set +e; log "stopping"; stop_started; }
+    trap 'cleanup; exit 0' INT TERM
+    trap cleanup EXIT
     up
     log "Ctrl-C stops everything started here; following the gateway and worker logs"
     tail -n 0 -F "$LOG_DIR/api.log" "$LOG_DIR/worker.log" &

@@ -161,6 +161,8 @@ type charge struct {
 // charges it has recorded in all.
 func (p *Payment) charges(ctx context.Context, orderID string) ([]charge, int, error) {
 	const q = `SELECT idempotency_key, provider, charge_id, currency, amount_cents, status FROM payments WHERE order_id = $1`
+	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
+	defer cancel()
 	rows, err := p.DB.Query(ctx, q, orderID)
 	if err != nil {
 		return nil, 0, fmt.Errorf("load payments: %w", err)

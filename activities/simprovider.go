@@ -77,6 +77,8 @@ func (s *SimulatedProvider) Charge(ctx context.Context, req ChargeRequest) (Prov
 
 // Refund refunds a charge in full, once per idempotency key.
 func (s *SimulatedProvider) Refund(ctx context.Context, req RefundRequest) (ProviderRefund, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
+	defer cancel()
 	var charged int64
 	err := s.DB.QueryRow(ctx, `SELECT amount_cents FROM paysim_ledger WHERE ref = $1 AND kind = 'charge'`, req.ChargeID).Scan(&charged)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -103,6 +105,8 @@ func (s *SimulatedProvider) Refund(ctx context.Context, req RefundRequest) (Prov
 
 // FindCharge returns the charge made with an idempotency key, if any.
 func (s *SimulatedProvider) FindCharge(ctx context.Context, key string) (ProviderCharge, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
+	defer cancel()
 	var ch ProviderCharge
 	err := s.DB.QueryRow(ctx, `SELECT ref, amount_cents, currency FROM paysim_ledger WHERE idempotency_key = $1 AND kind = 'charge'`, key).
 		Scan(&ch.ID, &ch.AmountCents, &ch.Currency)

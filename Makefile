@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 
-.PHONY: run up down test build fmt lint temporal-cli clean
+.PHONY: run up down test bench build fmt lint temporal-cli clean
 
 run: ## the whole local stack in the foreground; Ctrl-C stops it
 	@scripts/stack.sh run
@@ -15,6 +15,9 @@ down: ## stop what `make up` started
 
 test: ## every test, against real PostgreSQL, Redis and Temporal started for it
 	@scripts/test.sh
+
+bench: ## load-test a fresh stack: step search, baseline, fixed-rate run; writes bench/results/
+	@scripts/bench.sh
 
 build:
 	go build -o bin/orderflow ./cmd/orderflow

@@ -36,16 +36,21 @@ type Options struct {
 // New builds a worker for the region's order task queue with the Order
 // workflow and every saga activity registered.
 func New(c client.Client, deps Deps, opts Options) worker.Worker {
-	w := worker.New(c, workflows.TaskQueue(opts.Region), worker.Options{
+	w := worker.New(c, workflows.TaskQueue(opts.Region), opts.WorkerOptions())
+	Register(w, deps)
+	return w
+}
+
+// WorkerOptions are the SDK settings a worker with these options runs with.
+func (opts Options) WorkerOptions() worker.Options {
+	return worker.Options{
 		MaxConcurrentActivityExecutionSize:      opts.MaxConcurrentActivities,
 		MaxConcurrentLocalActivityExecutionSize: opts.MaxConcurrentLocalActivities,
 		MaxConcurrentWorkflowTaskExecutionSize:  opts.MaxConcurrentWorkflowTasks,
 		// On SIGTERM, let in-flight steps finish (each is bounded at 10 s)
 		// rather than leave them to time out and be retried elsewhere.
 		WorkerStopTimeout: 15 * time.Second,
-	})
-	Register(w, deps)
-	return w
+	}
 }
 
 // Registry is what Register needs: a worker or a replayer.

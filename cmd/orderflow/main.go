@@ -34,6 +34,7 @@ commands:
   worker    run a worker for a region (--region, or ORDERFLOW_REGION; default local)
   migrate   apply the database migrations
   seed      load the demo catalog (idempotent)
+  bench     load-test a running stack (see make bench and docs/performance.md)
 
 Every setting comes from the environment: DATABASE_URL, REDIS_URL,
 TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ORDERFLOW_REGION, LOG_FORMAT, LOG_LEVEL.
@@ -68,6 +69,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runMigrate(ctx, config.LoadCommon())
 	case "seed":
 		return runSeed(ctx, config.LoadCommon())
+	case "bench":
+		return runBench(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

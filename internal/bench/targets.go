@@ -1,0 +1,186 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/workflow"
+)
+
+// target is what a run drives: the order API or the bare-Temporal baseline.
+type target interface {
+	// fire sends one request and records when it was accepted.
+	fire(ctx context.Context, s *sample)
+	// complete fills in done for the samples whose end is known now.
+	complete(ctx context.Context, samples []*sample) error
+}
+
+// orderTarget places orders through the gateway's HTTP API and reads their
+// terminal time from the status history the saga writes in PostgreSQL, so
+// measuring adds no polling load to the system under test.
+type orderTarget struct {
+	api     string
+	http    *http.Client
+	db      *pgxpool.Pool
+	skus    []string
+	scarce  []string
+	lines   int
+	decline float64
+	scarceP float64
+	run     string
+}
+
+type orderBody struct {
+	CustomerID   string     `json:"customer_id"`
+	Items        []itemBody `json:"items"`
+	PaymentToken string     `json:"payment_token"`
+	Email        string     `json:"email"`
+}
+
+type itemBody struct {
+	SKU      string `json:"sku"`
+	Quantity int    `json:"quantity"`
+}
+
+func (t *orderTarget) fire(ctx context.Context, s *sample) {
+	body := orderBody{CustomerID: fmt.Sprintf("bench-%d", rand.IntN(100000)), PaymentToken: "tok_visa", Email: "bench@example.com"}
+	if rand.Float64() < t.decline {
+		body.PaymentToken, s.declined = "tok_chargeDeclined", true
+	}
+	used := map[string]bool{}
+	for len(body.Items) < t.lines {
+		sku := t.skus[rand.IntN(len(t.skus))]
+		if len(t.scarce) > 0 && rand.Float64() < t.scarceP {
+			sku = t.scarce[rand.IntN(len(t.scarce))]
+		}
+		if used[sku] {
+			continue
+		}
+		used[sku] = true
+		body.Items = append(body.Items, itemBody{SKU: sku, Quantity: 1 + rand.IntN(3)})
+	}
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, t.api+"/v1/orders", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", t.run+"-"+uuid.NewString())
+	res, err := t.http.Do(req)
+	if err != nil {
+		s.errKind = "transport"
+		return
+	}
+	defer res.Body.Close()
+	rb, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusAccepted {
+		s.errKind = fmt.Sprintf("http_%d", res.StatusCode)
+		return
+	}
+	var a struct {
+		OrderID string `json:"order_id"`
+	}
+	if json.Unmarshal(rb, &a) != nil || a.OrderID == "" {
+		s.errKind = "bad_response"
+		return
+	}
+	s.accepted, s.id = time.Now(), a.OrderID
+}
+
+func (t *orderTarget) complete(ctx context.Context, samples []*sample) error {
+	byID := map[string]*sample{}
+	var ids []string
+	for _, s := range samples {
+		if s.id != "" && s.done.IsZero() {
+			byID[s.id] = s
+			ids = append(ids, s.id)
+		}
+	}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 5000)]
+		ids = ids[len(chunk):]
+		const q = `SELECT order_id::text, at FROM order_status_history
+			WHERE order_id = ANY($1::uuid[]) AND status IN ('CONFIRMED', 'FAILED', 'CANCELLED')`
+		rows, err := t.db.Query(ctx, q, chunk)
+		if err != nil {
+			return fmt.Errorf("read completions: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			var at time.Time
+			if err := rows.Scan(&id, &at); err != nil {
+				rows.Close()
+				return fmt.Errorf("read completions: %w", err)
+			}
+			byID[id].done = at
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read completions: %w", err)
+		}
+	}
+	return nil
+}
+
+// BaselineWorkflow is the yardstick: four no-op local activities, nothing
+// else, on the same server and with the same worker settings as the saga.
+func BaselineWorkflow(ctx workflow.Context) error {
+	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 3 * time.Second})
+	var b *baselineActivities
+	for i := range 4 {
+		if err := workflow.ExecuteLocalActivity(ctx, b.Noop, i).Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// baselineActivities records when each baseline workflow's last step ran,
+// the baseline's equivalent of the saga's terminal status row.
+type baselineActivities struct {
+	done sync.Map // workflow id -> time.Time
+}
+
+// Noop does nothing; the fourth call records the workflow as done.
+func (b *baselineActivities) Noop(ctx context.Context, step int) error {
+	if step == 3 {
+		b.done.Store(activity.GetInfo(ctx).WorkflowExecution.ID, time.Now())
+	}
+	return nil
+}
+
+type baselineTarget struct {
+	temporal  client.Client
+	taskQueue string
+	acts      *baselineActivities
+	run       string
+}
+
+func (t *baselineTarget) fire(ctx context.Context, s *sample) {
+	id := t.run + "-" + uuid.NewString()
+	_, err := t.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: t.taskQueue}, "BenchBaseline")
+	if err != nil {
+		s.errKind = "start_failed"
+		return
+	}
+	s.accepted, s.id = time.Now(), id
+}
+
+func (t *baselineTarget) complete(_ context.Context, samples []*sample) error {
+	for _, s := range samples {
+		if s.id != "" && s.done.IsZero() {
+			if v, ok := t.acts.done.Load(s.id); ok {
+				s.done = v.(time.Time)
+			}
+		}
+	}
+	return nil
+}

@@ -60,7 +60,8 @@ func (s *Server) placeOrder(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
-	if err := s.checkSKUs(ctx, req.Items); err != nil {
+	total, err := s.priceOrder(ctx, req.Items)
+	if err != nil {
 		return err
 	}
 
@@ -69,7 +70,7 @@ func (s *Server) placeOrder(c echo.Context) error {
 		return err
 	}
 	if !claim.started {
-		if err := s.startSaga(ctx, claim.orderID, &req); err != nil {
+		if err := s.startSaga(ctx, claim.orderID, &req, total); err != nil {
 			return err
 		}
 		s.markStarted(ctx, req.CustomerID, key[0])
@@ -137,7 +138,7 @@ func (s *Server) markStarted(ctx context.Context, customerID, key string) {
 }
 
 // startSaga starts order-<id>, or attaches to it when it already runs or ran.
-func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderRequest) error {
+func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderRequest, totalCents int64) error {
 	items := make([]activities.Item, len(req.Items))
 	for i, it := range req.Items {
 		items[i] = activities.Item{SKU: it.SKU, Quantity: it.Quantity}
@@ -147,10 +148,14 @@ func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderR
 		TaskQueue:                workflows.TaskQueue(s.Region),
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		EnableEagerStart:         s.EagerStart,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.OrderStatusKey.ValueSet(activities.StatusPending),
 			workflows.CustomerIDKey.ValueSet(req.CustomerID),
 			workflows.RegionKey.ValueSet(s.Region),
+			// The catalog's price now; the saga corrects it if a price
+			// changes before it writes the order.
+			workflows.OrderTotalCentsKey.ValueSet(totalCents),
 		),
 	}
 	in := workflows.OrderInput{
@@ -174,26 +179,31 @@ func requestHash(req *PlaceOrderRequest) []byte {
 	return h[:]
 }
 
-// checkSKUs refuses an order naming a SKU the catalog does not have.
-func (s *Server) checkSKUs(ctx context.Context, items []OrderItem) error {
+// priceOrder totals the order at catalog prices, refusing one that names a
+// SKU the catalog does not have.
+func (s *Server) priceOrder(ctx context.Context, items []OrderItem) (int64, error) {
 	skus := make([]string, 0, len(items))
 	for _, it := range items {
 		skus = append(skus, it.SKU)
 	}
 	found, err := s.products(ctx, skus)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var d []Detail
+	var total int64
 	for i, it := range items {
-		if _, ok := found[it.SKU]; !ok {
+		p, ok := found[it.SKU]
+		if !ok {
 			d = append(d, Detail{Field: fmt.Sprintf("items[%d].sku", i), Issue: "unknown sku " + it.SKU})
+			continue
 		}
+		total += p.PriceCents * int64(it.Quantity)
 	}
 	if len(d) > 0 {
-		return newError(http.StatusUnprocessableEntity, "unknown_sku", "the order names SKUs that are not in the catalog", d...)
+		return 0, newError(http.StatusUnprocessableEntity, "unknown_sku", "the order names SKUs that are not in the catalog", d...)
 	}
-	return nil
+	return total, nil
 }
 
 // OrderJSON is an order as the API shows it.

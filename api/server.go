@@ -30,6 +30,9 @@ type Server struct {
 	BodyLimit int64
 	// IdempotencyTTL is how long an Idempotency-Key is remembered.
 	IdempotencyTTL time.Duration
+	// EagerStart asks the server to hand a new saga's first workflow task
+	// straight back to a worker running on Temporal in this process.
+	EagerStart bool
 }
 
 // requestTimeout bounds what one request may wait on services.

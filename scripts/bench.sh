@@ -10,6 +10,7 @@ export DATABASE_URL="${BENCH_DATABASE_URL:-postgres://orderflow:orderflow@127.0.
 export REDIS_URL="redis://127.0.0.1:6382/0"
 export TEMPORAL_PORT=7263 TEMPORAL_UI_PORT=8263 TEMPORAL_ADDRESS=127.0.0.1:7263 API_ADDR=127.0.0.1:8092
 export LOG_LEVEL="${LOG_LEVEL:-warn}"
+
 rm -rf "$STACK_DATA_DIR"
 [ -n "${BENCH_KEEP:-}" ] || trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true' EXIT
 

@@ -19,6 +19,9 @@ TEMPORAL_PORT="${TEMPORAL_PORT:-7233}"
 TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
 export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:$TEMPORAL_PORT}"
 export API_ADDR="${API_ADDR:-:8080}"
+# The gateway runs an order worker too, so it can start sagas eagerly
+# (docs/performance.md); the separate worker takes whatever it does not.
+export API_EMBED_WORKER="${API_EMBED_WORKER:-true}"
 BIN="$ROOT/bin/orderflow"
 
 start_app() { # start_app NAME ARGS...: runs bin/orderflow ARGS in its own process group

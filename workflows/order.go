@@ -221,8 +221,10 @@ func (o *order) run(ctx workflow.Context) (OrderView, error) {
 		return o.abort(ctx, err, ReasonCreateFailed)
 	}
 	o.view.Lines, o.view.TotalCents, o.view.Currency = created.Lines, created.TotalCents, created.Currency
-	if err := workflow.UpsertTypedSearchAttributes(ctx, OrderTotalCentsKey.ValueSet(created.TotalCents)); err != nil {
-		return o.view, fmt.Errorf("upsert total: %w", err)
+	if started, ok := workflow.GetTypedSearchAttributes(ctx).GetInt64(OrderTotalCentsKey); !ok || started != created.TotalCents {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, OrderTotalCentsKey.ValueSet(created.TotalCents)); err != nil {
+			return o.view, fmt.Errorf("upsert total: %w", err)
+		}
 	}
 	ref := activities.OrderRef{OrderID: o.in.OrderID}
 
@@ -351,9 +353,20 @@ func (o *order) notify(ctx workflow.Context, kind, subject string) {
 	}
 }
 
+// setStatus moves the saga's view to a status and, where the saga rests, the
+// OrderStatus search attribute with it (PENDING is set when the gateway
+// starts the saga). RESERVED and PAID are passed through inside one workflow
+// task, since every step is a local activity, so visibility would only show
+// them during a step that outlasts the workflow task heartbeat (8 s).
+// Upserting them anyway cost the server an event and a visibility write
+// each, about a quarter of its work per order (docs/performance.md). The
+// database and the API record every status.
 func (o *order) setStatus(ctx workflow.Context, status string) {
 	o.view.Status = status
 	o.view.UpdatedAt = workflow.Now(ctx)
+	if status == activities.StatusReserved || status == activities.StatusPaid {
+		return
+	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, OrderStatusKey.ValueSet(status)); err != nil {
 		workflow.GetLogger(ctx).Warn("upsert OrderStatus failed", "order_id", o.in.OrderID, "error", err)
 	}

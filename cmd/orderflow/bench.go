@@ -36,6 +36,8 @@ func runBench(ctx context.Context, args []string) error {
 	fs.Float64Var(&c.ScarceRatio, "scarce", 0.01, "chance that a line names a scarce SKU (some run out and compensate)")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", 4096, "client-side cap on requests in flight")
 	fs.IntVar(&c.EventSamples, "event-samples", 20, "workflows sampled for history length")
+	fs.BoolVar(&c.BaselineEager, "baseline-eager", config.Env("API_EMBED_WORKER", "false") == "true",
+		"start baseline workflows eagerly (default: as the gateway does, from API_EMBED_WORKER)")
 	noBaseline := fs.Bool("no-baseline", false, "skip the bare-Temporal baseline")
 	preload := fs.Int("preload", 0, "insert this many stored orders before the run (growth check)")
 	if err := fs.Parse(args); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/activities"
@@ -135,7 +136,7 @@ func runAPI(ctx context.Context, cfg config.API) error {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck
-	log.Info("starting gateway", zap.String("addr", cfg.Addr), zap.Stringer("config", cfg.Common))
+	log.Info("starting gateway", zap.String("addr", cfg.Addr), zap.Stringer("config", cfg.Common), zap.Bool("embedded_worker", cfg.EmbedWorker))
 	cl, err := openClients(ctx, cfg.Common, log)
 	if err != nil {
 		return err
@@ -143,7 +144,15 @@ func runAPI(ctx context.Context, cfg config.API) error {
 	defer cl.close()
 
 	srv := &api.Server{DB: cl.db, Cache: cl.cache, Temporal: cl.temporal, Log: log, Region: cfg.Region,
-		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL}
+		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker}
+	if cfg.EmbedWorker {
+		w := newWorker(cl, cfg.EmbeddedWorker)
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("start embedded worker: %w", err)
+		}
+		defer w.Stop()
+		log.Info("embedded order worker started; sagas start eagerly", zap.String("region", cfg.Region))
+	}
 	hs := &http.Server{Addr: cfg.Addr, Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ListenAndServe() }()
@@ -173,12 +182,15 @@ func runWorker(ctx context.Context, cfg config.Worker) error {
 		return err
 	}
 	defer cl.close()
-	w := workers.New(cl.temporal, workers.Deps{DB: cl.db, Cache: cl.cache, Provider: &activities.SimulatedProvider{DB: cl.db}},
-		workers.Options{Region: cfg.Region, MaxConcurrentActivities: cfg.MaxConcurrentActivities,
-			MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks})
-	err = workers.Run(ctx, w)
+	err = workers.Run(ctx, newWorker(cl, cfg))
 	log.Info("worker stopped")
 	return err
+}
+
+func newWorker(cl *clients, cfg config.Worker) worker.Worker {
+	return workers.New(cl.temporal, workers.Deps{DB: cl.db, Cache: cl.cache, Provider: &activities.SimulatedProvider{DB: cl.db}},
+		workers.Options{Region: cfg.Region, MaxConcurrentActivities: cfg.MaxConcurrentActivities,
+			MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks})
 }
 
 func runMigrate(ctx context.Context, cfg config.Common) error {

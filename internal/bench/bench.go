@@ -34,6 +34,7 @@ type Config struct {
 	Out             io.Writer
 	ResultsDir      string
 	Baseline        bool
+	BaselineEager   bool          // start baseline workflows eagerly, as a gateway with an embedded worker starts sagas
 	StepStart       float64       // first offered rate of the step search, per second
 	StepFactor      float64       // each step offers this much more
 	StepDuration    time.Duration // length of one step
@@ -233,7 +234,7 @@ func startBaseline(c Config, run string) (*baseline, func(), error) {
 	if err := w.Start(); err != nil {
 		return nil, nil, fmt.Errorf("start baseline worker: %w", err)
 	}
-	return &baseline{baselineTarget: &baselineTarget{temporal: c.Temporal, taskQueue: tq, acts: acts, run: run}}, w.Stop, nil
+	return &baseline{baselineTarget: &baselineTarget{temporal: c.Temporal, taskQueue: tq, acts: acts, run: run, eager: c.BaselineEager}}, w.Stop, nil
 }
 
 // search raises the offered rate step by step until a step fails (fewer than

@@ -162,11 +162,12 @@ type baselineTarget struct {
 	taskQueue string
 	acts      *baselineActivities
 	run       string
+	eager     bool
 }
 
 func (t *baselineTarget) fire(ctx context.Context, s *sample) {
 	id := t.run + "-" + uuid.NewString()
-	_, err := t.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: t.taskQueue}, "BenchBaseline")
+	_, err := t.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: t.taskQueue, EnableEagerStart: t.eager}, "BenchBaseline")
 	if err != nil {
 		s.errKind = "start_failed"
 		return

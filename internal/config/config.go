@@ -26,6 +26,12 @@ type Common struct {
 // API configures the HTTP gateway.
 type API struct {
 	Common
+	// EmbeddedWorker sizes the worker EmbedWorker starts.
+	EmbeddedWorker Worker
+	// EmbedWorker runs an order worker inside the gateway process, which lets
+	// the gateway start sagas eagerly: the first workflow task comes back in
+	// the start response and skips the server's task matching.
+	EmbedWorker    bool
 	Addr           string
 	BodyLimitBytes int64
 	IdempotencyTTL time.Duration
@@ -57,6 +63,8 @@ func LoadCommon() Common {
 func LoadAPI() API {
 	c := API{
 		Common:         LoadCommon(),
+		EmbeddedWorker: LoadWorker(),
+		EmbedWorker:    Env("API_EMBED_WORKER", "false") == "true",
 		Addr:           Env("API_ADDR", ":8080"),
 		BodyLimitBytes: int64(EnvInt("API_BODY_LIMIT_BYTES", 64<<10)),
 		IdempotencyTTL: EnvDuration("IDEMPOTENCY_TTL", 24*time.Hour),

@@ -124,19 +124,20 @@ func transition(ctx context.Context, tx pgx.Tx, orderID, from, to, reason string
 // returns errInsufficient, changing nothing, when the row would break
 // 0 <= reserved <= on_hand.
 func moveStock(ctx context.Context, tx pgx.Tx, orderID, sku, reason string, dOnHand, dReserved int) error {
-	const qu = `UPDATE inventory
-		SET on_hand = on_hand + $2, reserved = reserved + $3, version = version + 1, updated_at = now()
-		WHERE sku = $1 AND reserved + $3 >= 0 AND reserved + $3 <= on_hand + $2`
-	tag, err := tx.Exec(ctx, qu, sku, dOnHand, dReserved)
+	// One round trip: the event is appended only if the row took the change.
+	const q = `WITH u AS (
+			UPDATE inventory
+			SET on_hand = on_hand + $2, reserved = reserved + $3, version = version + 1, updated_at = now()
+			WHERE sku = $1 AND reserved + $3 >= 0 AND reserved + $3 <= on_hand + $2
+			RETURNING sku)
+		INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason, order_id)
+		SELECT sku, $2, $3, $4, $5 FROM u`
+	tag, err := tx.Exec(ctx, q, sku, dOnHand, dReserved, reason, orderID)
 	if err != nil {
 		return fmt.Errorf("apply %s to %s: %w", reason, sku, err)
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("%s %s: %w", reason, sku, errInsufficient)
-	}
-	const qe = `INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason, order_id) VALUES ($1, $2, $3, $4, $5)`
-	if _, err := tx.Exec(ctx, qe, sku, dOnHand, dReserved, reason, orderID); err != nil {
-		return fmt.Errorf("append %s event for %s: %w", reason, sku, err)
 	}
 	return nil
 }

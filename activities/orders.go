@@ -68,11 +68,14 @@ func (o *Orders) Create(ctx context.Context, in CreateOrderInput) (CreateOrderRe
 		if _, err := tx.Exec(ctx, qOrder, in.OrderID, in.CustomerID, in.Email, in.Region, StatusPending, res.TotalCents, res.Currency); err != nil {
 			return fmt.Errorf("insert order: %w", err)
 		}
-		const qLine = `INSERT INTO order_items (order_id, line, sku, quantity, unit_price_cents) VALUES ($1, $2, $3, $4, $5)`
+		skus, qtys, prices := make([]string, len(res.Lines)), make([]int32, len(res.Lines)), make([]int64, len(res.Lines))
 		for i, l := range res.Lines {
-			if _, err := tx.Exec(ctx, qLine, in.OrderID, i+1, l.SKU, l.Quantity, l.UnitPriceCents); err != nil {
-				return fmt.Errorf("insert line %d: %w", i+1, err)
-			}
+			skus[i], qtys[i], prices[i] = l.SKU, int32(l.Quantity), l.UnitPriceCents
+		}
+		const qLines = `INSERT INTO order_items (order_id, line, sku, quantity, unit_price_cents)
+			SELECT $1, n, sku, qty, price FROM unnest($2::text[], $3::int[], $4::bigint[]) WITH ORDINALITY AS t(sku, qty, price, n)`
+		if _, err := tx.Exec(ctx, qLines, in.OrderID, skus, qtys, prices); err != nil {
+			return fmt.Errorf("insert lines: %w", err)
 		}
 		return setStatus(ctx, tx, in.OrderID, StatusPending, "")
 	})
@@ -164,19 +167,14 @@ func (o *Orders) SetStatus(ctx context.Context, in SetStatusInput) error {
 }
 
 func setStatus(ctx context.Context, tx pgx.Tx, orderID, status, reason string) error {
-	const q = `UPDATE orders SET status = $2, failure_reason = NULLIF($3, ''), updated_at = now() WHERE order_id = $1`
-	tag, err := tx.Exec(ctx, q, orderID, status, reason)
-	if err != nil {
-		return fmt.Errorf("update status: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		// The saga failed before the order was written: nothing to record.
-		return nil
-	}
-	const qh = `INSERT INTO order_status_history (order_id, status, reason) VALUES ($1, $2, NULLIF($3, ''))
+	// One round trip: the history row is appended only when the order exists
+	// (a saga that failed before writing it has nothing to record).
+	const q = `WITH u AS (
+			UPDATE orders SET status = $2, failure_reason = NULLIF($3, ''), updated_at = now() WHERE order_id = $1 RETURNING order_id)
+		INSERT INTO order_status_history (order_id, status, reason) SELECT order_id, $2, NULLIF($3, '') FROM u
 		ON CONFLICT (order_id, status) DO NOTHING`
-	if _, err := tx.Exec(ctx, qh, orderID, status, reason); err != nil {
-		return fmt.Errorf("append status history: %w", err)
+	if _, err := tx.Exec(ctx, q, orderID, status, reason); err != nil {
+		return fmt.Errorf("set status %s: %w", status, err)
 	}
 	return nil
 }
@@ -191,12 +189,16 @@ func (o *Orders) Confirm(ctx context.Context, in OrderRef) error {
 		if moved, err = transition(ctx, tx, in.OrderID, "held", "committed", "commit", -1, -1); err != nil {
 			return err
 		}
-		var open int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM reservations WHERE order_id = $1 AND status = 'committed'`, in.OrderID).Scan(&open); err != nil {
-			return fmt.Errorf("count commits: %w", err)
-		}
-		if open == 0 {
-			return businessError(ErrInvalidOrder, "order "+in.OrderID+" holds no stock to confirm")
+		if len(moved) == 0 {
+			// A retry after the commit went through, or an order that holds nothing.
+			var committed bool
+			q := `SELECT EXISTS (SELECT 1 FROM reservations WHERE order_id = $1 AND status = 'committed')`
+			if err := tx.QueryRow(ctx, q, in.OrderID).Scan(&committed); err != nil {
+				return fmt.Errorf("check commits: %w", err)
+			}
+			if !committed {
+				return businessError(ErrInvalidOrder, "order "+in.OrderID+" holds no stock to confirm")
+			}
 		}
 		return setStatus(ctx, tx, in.OrderID, StatusConfirmed, "")
 	})

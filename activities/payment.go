@@ -134,17 +134,23 @@ func (p *Payment) Charge(ctx context.Context, in ChargeInput) (ChargeResult, err
 	}
 
 	res := ChargeResult{Provider: p.Provider.Name(), ChargeID: ch.ID}
-	err = db.InTx(ctx, p.DB, func(tx pgx.Tx) error {
-		const q = `INSERT INTO payments (idempotency_key, order_id, provider, charge_id, amount_cents, currency, status)
-			VALUES ($1, $2, $3, $4, $5, $6, 'charged') ON CONFLICT (idempotency_key) DO NOTHING`
-		if _, err := tx.Exec(ctx, q, key, in.OrderID, res.Provider, res.ChargeID, ch.AmountCents, ch.Currency); err != nil {
-			return fmt.Errorf("insert payment: %w", err)
-		}
-		if err := appendTransaction(ctx, tx, in.OrderID, "charge", res.Provider, ch.ID, ch.AmountCents, ch.Currency, key, ""); err != nil {
-			return err
-		}
-		return setStatus(ctx, tx, in.OrderID, StatusPaid, "")
-	})
+	// The payment, its audit row and the PAID status in one statement, which
+	// PostgreSQL applies atomically.
+	const q = `WITH pay AS (
+			INSERT INTO payments (idempotency_key, order_id, provider, charge_id, amount_cents, currency, status)
+			VALUES ($1, $2, $3, $4, $5, $6, 'charged') ON CONFLICT (idempotency_key) DO NOTHING),
+		audit AS (
+			INSERT INTO payment_transactions (order_id, kind, provider, provider_ref, amount_cents, currency, idempotency_key)
+			VALUES ($2, 'charge', $3, $4, $5, $6, $1) ON CONFLICT (idempotency_key, kind) WHERE kind <> 'error' DO NOTHING),
+		u AS (
+			UPDATE orders SET status = $7, failure_reason = NULL, updated_at = now() WHERE order_id = $2 RETURNING order_id)
+		INSERT INTO order_status_history (order_id, status) SELECT order_id, $7 FROM u ON CONFLICT (order_id, status) DO NOTHING`
+	err = func() error {
+		ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
+		defer cancel()
+		_, err := p.DB.Exec(ctx, q, key, in.OrderID, res.Provider, res.ChargeID, ch.AmountCents, ch.Currency, StatusPaid)
+		return err
+	}()
 	if err != nil {
 		return ChargeResult{}, fmt.Errorf("charge %s: record: %w", in.OrderID, err)
 	}

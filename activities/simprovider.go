@@ -63,14 +63,16 @@ func (s *SimulatedProvider) Charge(ctx context.Context, req ChargeRequest) (Prov
 	ch := ProviderCharge{ID: "ch_" + uuid.NewString(), AmountCents: req.AmountCents, Currency: req.Currency}
 	const q = `INSERT INTO paysim_ledger (idempotency_key, kind, ref, token, amount_cents, currency)
 		VALUES ($1, 'charge', $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING`
-	err := db.InTx(ctx, s.DB, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, q, req.IdempotencyKey, ch.ID, req.Token, ch.AmountCents, ch.Currency)
-		return err
-	})
+	ictx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
+	defer cancel()
+	tag, err := s.DB.Exec(ictx, q, req.IdempotencyKey, ch.ID, req.Token, ch.AmountCents, ch.Currency)
 	if err != nil {
 		return ProviderCharge{}, fmt.Errorf("paysim charge: %w", err)
 	}
-	// A concurrent request with the same key may have won; answer with its charge.
+	if tag.RowsAffected() == 1 {
+		return ch, nil
+	}
+	// A concurrent request with the same key won; answer with its charge.
 	ch, _, err = s.FindCharge(ctx, req.IdempotencyKey)
 	return ch, err
 }

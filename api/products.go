@@ -2,10 +2,12 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -44,15 +46,21 @@ type stockEntry struct {
 // where it has them.
 func (s *Server) products(ctx context.Context, skus []string) (map[string]catalogEntry, error) {
 	found := map[string]catalogEntry{}
+	keys := make([]string, len(skus))
+	for i, sku := range skus {
+		keys[i] = cache.ProductKey(sku)
+	}
+	cache.GetManyJSON(ctx, s.Cache, s.warner(), keys, func(i int, raw []byte) error {
+		var e catalogEntry
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return err
+		}
+		found[skus[i]] = e
+		return nil
+	})
 	var missing []string
 	for _, sku := range skus {
-		if _, dup := found[sku]; dup {
-			continue
-		}
-		var e catalogEntry
-		if cache.GetJSON(ctx, s.Cache, s.warner(), cache.ProductKey(sku), &e) {
-			found[sku] = e
-		} else {
+		if _, ok := found[sku]; !ok && !slices.Contains(missing, sku) {
 			missing = append(missing, sku)
 		}
 	}

@@ -10,6 +10,8 @@ export DATABASE_URL="${BENCH_DATABASE_URL:-postgres://orderflow:orderflow@127.0.
 export REDIS_URL="redis://127.0.0.1:6382/0"
 export TEMPORAL_PORT=7263 TEMPORAL_UI_PORT=8263 TEMPORAL_ADDRESS=127.0.0.1:7263 API_ADDR=127.0.0.1:8092
 export LOG_LEVEL="${LOG_LEVEL:-warn}"
+# As make run does; the baseline mirrors it (orderflow bench --baseline-eager).
+export API_EMBED_WORKER="${API_EMBED_WORKER:-true}"
 
 rm -rf "$STACK_DATA_DIR"
 [ -n "${BENCH_KEEP:-}" ] || trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true' EXIT

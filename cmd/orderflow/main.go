@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	_ "net/http/pprof" // served only on PPROF_ADDR
 	"os"
 	"os/signal"
 	"syscall"
@@ -79,6 +80,22 @@ func run(ctx context.Context, cmd string, args []string) error {
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
 
+// servePprof exposes net/http/pprof on the address in the variable key
+// (API_PPROF_ADDR, WORKER_PPROF_ADDR; e.g. 127.0.0.1:6060) when it is set,
+// for profiling under load; it is off by default.
+func servePprof(log *zap.Logger, key string) {
+	addr := config.Env(key, "")
+	if addr == "" {
+		return
+	}
+	go func() {
+		log.Info("pprof listening", zap.String("addr", addr))
+		if err := http.ListenAndServe(addr, nil); err != nil {
+			log.Warn("pprof stopped", zap.Error(err))
+		}
+	}()
+}
+
 func newLogger(c config.Common, component string) (*zap.Logger, error) {
 	l, err := logging.New(c.LogFormat, c.LogLevel)
 	if err != nil {
@@ -136,6 +153,7 @@ func runAPI(ctx context.Context, cfg config.API) error {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck
+	servePprof(log, "API_PPROF_ADDR")
 	log.Info("starting gateway", zap.String("addr", cfg.Addr), zap.Stringer("config", cfg.Common), zap.Bool("embedded_worker", cfg.EmbedWorker))
 	cl, err := openClients(ctx, cfg.Common, log)
 	if err != nil {
@@ -176,6 +194,7 @@ func runWorker(ctx context.Context, cfg config.Worker) error {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck
+	servePprof(log, "WORKER_PPROF_ADDR")
 	log.Info("starting worker", zap.Stringer("config", cfg.Common))
 	cl, err := openClients(ctx, cfg.Common, log)
 	if err != nil {

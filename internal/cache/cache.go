@@ -66,6 +66,28 @@ func GetJSON(ctx context.Context, c *redis.Client, log Warner, key string, v any
 	return json.Unmarshal(b, v) == nil
 }
 
+// GetManyJSON loads several keys in one round trip. decode is called for
+// each key that was there, with its index; failures count as misses.
+func GetManyJSON(ctx context.Context, c *redis.Client, log Warner, keys []string, decode func(i int, raw []byte) error) {
+	if c == nil || len(keys) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	defer cancel()
+	vals, err := c.MGet(ctx, keys...).Result()
+	if err != nil {
+		if log != nil {
+			log.Warn("cache mget failed", "keys", len(keys), "error", err)
+		}
+		return
+	}
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			_ = decode(i, []byte(s))
+		}
+	}
+}
+
 // SetJSON stores v under key for ttl, logging and ignoring failures.
 func SetJSON(ctx context.Context, c *redis.Client, log Warner, key string, v any, ttl time.Duration) {
 	if c == nil {

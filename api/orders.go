@@ -73,7 +73,6 @@ func (s *Server) placeOrder(c echo.Context) error {
 		if err := s.startSaga(ctx, claim.orderID, &req, total); err != nil {
 			return err
 		}
-		s.markStarted(ctx, req.CustomerID, key[0])
 	}
 	if claim.replayed {
 		c.Response().Header().Set(HeaderReplayed, "true")
@@ -86,7 +85,7 @@ type keyClaim struct {
 	orderID  string
 	status   int
 	body     []byte
-	started  bool
+	started  bool // the saga has written the order
 	replayed bool
 }
 
@@ -101,7 +100,7 @@ func (s *Server) claimKey(ctx context.Context, customerID, key string, hash []by
 		VALUES ($1, $2, $3, $4, $5, 202, $6, now() + $7::interval)
 		ON CONFLICT (customer_id, operation, idempotency_key) DO UPDATE
 			SET request_hash = EXCLUDED.request_hash, order_id = EXCLUDED.order_id, response_status = EXCLUDED.response_status,
-			    response_body = EXCLUDED.response_body, started_at = NULL, created_at = now(), expires_at = EXCLUDED.expires_at
+			    response_body = EXCLUDED.response_body, created_at = now(), expires_at = EXCLUDED.expires_at
 			WHERE idempotency_keys.expires_at < now()
 		RETURNING order_id::text`
 	var got string
@@ -112,29 +111,24 @@ func (s *Server) claimKey(ctx context.Context, customerID, key string, hash []by
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return keyClaim{}, fmt.Errorf("claim idempotency key: %w", err)
 	}
+	// A replay. The saga's first step writes the order, so an order row means
+	// the saga exists and Temporal need not be asked again (its record may
+	// even be past retention); without one the start is repeated, which
+	// USE_EXISTING makes harmless.
 	var first keyClaim
 	var firstHash []byte
-	var startedAt *time.Time
-	const qs = `SELECT order_id::text, request_hash, response_status, response_body, started_at FROM idempotency_keys
-		WHERE customer_id = $1 AND operation = $2 AND idempotency_key = $3`
-	if err := s.DB.QueryRow(ctx, qs, customerID, opCreateOrder, key).Scan(&first.orderID, &firstHash, &first.status, &first.body, &startedAt); err != nil {
+	const qs = `SELECT k.order_id::text, k.request_hash, k.response_status, k.response_body,
+			EXISTS (SELECT 1 FROM orders o WHERE o.order_id = k.order_id)
+		FROM idempotency_keys k WHERE k.customer_id = $1 AND k.operation = $2 AND k.idempotency_key = $3`
+	if err := s.DB.QueryRow(ctx, qs, customerID, opCreateOrder, key).Scan(&first.orderID, &firstHash, &first.status, &first.body, &first.started); err != nil {
 		return keyClaim{}, fmt.Errorf("load idempotency key: %w", err)
 	}
 	if string(firstHash) != string(hash) {
 		return keyClaim{}, newError(http.StatusUnprocessableEntity, "idempotency_key_reused",
 			"this Idempotency-Key was used with a different request body")
 	}
-	first.started, first.replayed = startedAt != nil, true
+	first.replayed = true
 	return first, nil
-}
-
-func (s *Server) markStarted(ctx context.Context, customerID, key string) {
-	const q = `UPDATE idempotency_keys SET started_at = now()
-		WHERE customer_id = $1 AND operation = $2 AND idempotency_key = $3 AND started_at IS NULL`
-	if _, err := s.DB.Exec(ctx, q, customerID, opCreateOrder, key); err != nil {
-		// Harmless: the next replay starts the saga again with USE_EXISTING.
-		s.Log.Warn("mark idempotency key started", zap.String("customer_id", customerID), zap.Error(err))
-	}
 }
 
 // startSaga starts order-<id>, or attaches to it when it already runs or ran.

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/api"
@@ -403,4 +404,36 @@ func TestCancelAfterConfirmedIs409(t *testing.T) {
 
 	unknown := s.do(http.MethodPost, "/v1/orders/"+uuid.NewString()+"/cancel", nil, nil)
 	assert.Equal(t, http.StatusNotFound, unknown.status)
+}
+
+func TestExpiredIdempotencyKeysAreDeletedAndTheKeyCanBeUsedAgain(t *testing.T) {
+	s := newStack(t, true)
+	sku := stacktest.Product(t, s.pool, 100, 10)
+	key := "expire-" + uuid.NewString()
+	req := newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1})
+	first := s.place(key, req)
+	require.Equal(t, http.StatusAccepted, first.status)
+	var a api.Accepted
+	first.json(t, &a)
+	s.waitTerminal(a.OrderID)
+
+	ctx := context.Background()
+	_, err := s.pool.Exec(ctx, `UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE idempotency_key = $1`, key)
+	require.NoError(t, err)
+	srv := &api.Server{DB: s.pool, Log: zaptest.NewLogger(t)}
+	expireCtx, cancel := context.WithCancel(ctx)
+	go srv.ExpireKeys(expireCtx, 50*time.Millisecond)
+	require.Eventually(t, func() bool {
+		var n int
+		_ = s.pool.QueryRow(ctx, `SELECT count(*) FROM idempotency_keys WHERE idempotency_key = $1`, key).Scan(&n)
+		return n == 0
+	}, 5*time.Second, 50*time.Millisecond, "the expired key was deleted")
+	cancel()
+
+	again := s.place(key, req)
+	require.Equal(t, http.StatusAccepted, again.status)
+	var b api.Accepted
+	again.json(t, &b)
+	assert.NotEqual(t, a.OrderID, b.OrderID, "after expiry the key starts a new order")
+	assert.Empty(t, again.header.Get(api.HeaderReplayed))
 }

@@ -121,7 +121,6 @@ CREATE TABLE idempotency_keys (
     order_id        uuid NOT NULL,
     response_status integer NOT NULL,
     response_body   jsonb NOT NULL,
-    started_at      timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),
     expires_at      timestamptz NOT NULL,
     PRIMARY KEY (customer_id, operation, idempotency_key)

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# make bench: a fresh stack on ports of its own (the same script as make run),
-# then `orderflow bench` against it, then the stack is stopped.
-#   BENCH_ARGS   extra flags for orderflow bench (e.g. "--preload 100000")
-#   BENCH_KEEP=1 leave the stack running afterwards
+# make bench: each measurement on a freshly started stack (the same script as
+# make run, on ports of its own), because the dev server slows down as its
+# SQLite files fill, and the phase that ran second would pay for the first:
+#   1. the baseline, eager start (how the gateway starts sagas)
+#   2. the baseline, standard start (through task matching)
+#   3. the order path: step search, then the half-rate run, reported with both
+# Writes bench/results/<timestamp>.json and .svg.
+#   BENCH_ARGS    extra flags for every `orderflow bench` phase (e.g. "--step 5s")
+#   ORDERS_ARGS   extra flags for the order phase only (e.g. "--preload 100000")
 source "$(dirname "$0")/lib.sh"
 
 export STACK_DATA_DIR="$ROOT/.data/bench"
@@ -10,18 +15,30 @@ export DATABASE_URL="${BENCH_DATABASE_URL:-postgres://orderflow:orderflow@127.0.
 export REDIS_URL="redis://127.0.0.1:6382/0"
 export TEMPORAL_PORT=7263 TEMPORAL_UI_PORT=8263 TEMPORAL_ADDRESS=127.0.0.1:7263 API_ADDR=127.0.0.1:8092
 export LOG_LEVEL="${LOG_LEVEL:-warn}"
-# As make run does; the baseline mirrors it (orderflow bench --baseline-eager).
+# As make run does; the eager baseline mirrors it.
 export API_EMBED_WORKER="${API_EMBED_WORKER:-true}"
+export API_URL="http://$API_ADDR"
+SAVED="$ROOT/.data/bench-baselines"
+trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true' EXIT
 
-rm -rf "$STACK_DATA_DIR"
-[ -n "${BENCH_KEEP:-}" ] || trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true' EXIT
-
-STATE_DIR="$STACK_DATA_DIR/run"; mkdir -p "$STATE_DIR"
-start_postgres "$DATABASE_URL"
-recreate_database "$DATABASE_URL"
-stop_started
-"$ROOT/scripts/stack.sh" up
+fresh_stack() {
+  "$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true
+  rm -rf "$STACK_DATA_DIR"
+  STATE_DIR="$STACK_DATA_DIR/run"; mkdir -p "$STATE_DIR"
+  start_postgres "$DATABASE_URL"
+  recreate_database "$DATABASE_URL"
+  stop_started
+  "$ROOT/scripts/stack.sh" up >/dev/null
+}
 
 cd "$ROOT"
+mkdir -p "$SAVED"
 # shellcheck disable=SC2086
-API_URL="http://$API_ADDR" "$ROOT/bin/orderflow" bench ${BENCH_ARGS:-} "$@"
+{
+  fresh_stack
+  bin/orderflow bench --phase baseline --baseline-eager=true --save-baseline "$SAVED/eager.json" ${BENCH_ARGS:-}
+  fresh_stack
+  bin/orderflow bench --phase baseline --baseline-eager=false --save-baseline "$SAVED/standard.json" ${BENCH_ARGS:-}
+  fresh_stack
+  bin/orderflow bench --phase orders --baselines "$SAVED/eager.json,$SAVED/standard.json" ${BENCH_ARGS:-} ${ORDERS_ARGS:-} "$@"
+}

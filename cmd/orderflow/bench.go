@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -39,6 +40,9 @@ func runBench(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.BaselineEager, "baseline-eager", config.Env("API_EMBED_WORKER", "false") == "true",
 		"start baseline workflows eagerly (default: as the gateway does, from API_EMBED_WORKER)")
 	noBaseline := fs.Bool("no-baseline", false, "skip the bare-Temporal baseline")
+	phase := fs.String("phase", "all", "all: baseline then orders on this stack; baseline: only the baseline, saved to --save-baseline; orders: only the orders, reporting --baselines")
+	saveBaseline := fs.String("save-baseline", "", "with --phase baseline: where to save the baseline")
+	baselineFiles := fs.String("baselines", "", "with --phase orders: comma-separated baselines saved by earlier phases")
 	preload := fs.Int("preload", 0, "insert this many stored orders before the run (growth check)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -73,7 +77,40 @@ func runBench(ctx context.Context, args []string) error {
 	if c.PreloadedOrders, err = bench.CountOrders(ctx, cl.db); err != nil {
 		return fmt.Errorf("count orders: %w", err)
 	}
-	res, err := bench.Run(ctx, c)
+	var baselines []bench.Baseline
+	switch *phase {
+	case "baseline":
+		b, err := bench.RunBaseline(ctx, c, c.BaselineEager)
+		if err != nil {
+			return err
+		}
+		raw, _ := json.MarshalIndent(b, "", "  ")
+		if *saveBaseline == "" {
+			fmt.Println(string(raw))
+			return nil
+		}
+		return os.WriteFile(*saveBaseline, raw, 0o644)
+	case "orders":
+		c.Baseline = false
+		for _, f := range strings.Split(*baselineFiles, ",") {
+			if f == "" {
+				continue
+			}
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				return fmt.Errorf("read baseline: %w", err)
+			}
+			var b bench.Baseline
+			if err := json.Unmarshal(raw, &b); err != nil {
+				return fmt.Errorf("read baseline %s: %w", f, err)
+			}
+			baselines = append(baselines, b)
+		}
+	case "all":
+	default:
+		return fmt.Errorf("bench: unknown --phase %q", *phase)
+	}
+	res, err := bench.Run(ctx, c, baselines)
 	if err != nil {
 		return err
 	}
@@ -109,8 +146,8 @@ o AS (
   INSERT INTO payments (idempotency_key, order_id, provider, charge_id, amount_cents, currency, status)
   SELECT 'charge-' || order_id, order_id, 'paysim', 'ch_' || order_id, total_cents, 'USD', 'charged' FROM o WHERE status = 'CONFIRMED'
 )
-INSERT INTO idempotency_keys (customer_id, operation, idempotency_key, request_hash, order_id, response_status, response_body, started_at, created_at, expires_at)
-SELECT customer_id, 'create_order', 'preload-' || order_id, '\x00', order_id, 202, '{}', created_at, created_at, created_at + interval '24 hours' FROM o`
+INSERT INTO idempotency_keys (customer_id, operation, idempotency_key, request_hash, order_id, response_status, response_body, created_at, expires_at)
+SELECT customer_id, 'create_order', 'preload-' || order_id, '\x00', order_id, 202, '{}', created_at, created_at + interval '24 hours' FROM o`
 	tag, err := pool.Exec(ctx, q, n)
 	if err != nil {
 		return fmt.Errorf("preload orders: %w", err)

@@ -171,6 +171,7 @@ func runAPI(ctx context.Context, cfg config.API) error {
 		defer w.Stop()
 		log.Info("embedded order worker started; sagas start eagerly", zap.String("region", cfg.Region))
 	}
+	go srv.ExpireKeys(ctx, time.Minute)
 	hs := &http.Server{Addr: cfg.Addr, Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ListenAndServe() }()

@@ -89,6 +89,66 @@ type Result struct {
 	OrderSteps     []Step             `json:"order_steps"`
 	Timeline       []Point            `json:"timeline"`
 	Config         map[string]any     `json:"config"`
+
+	// BaselineStandardPerSec is the baseline started without eager start
+	// (through the server's task matching), the way the reference figures
+	// were taken; RatioStandard compares against it.
+	BaselineStandardPerSec float64    `json:"baseline_standard_per_sec,omitempty"`
+	RatioStandard          float64    `json:"ratio_standard,omitempty"`
+	Baselines              []Baseline `json:"baselines,omitempty"`
+	// ServerCPUMSPerOrder is the Temporal server's CPU per order over the
+	// whole order search, comparable with Baseline.ServerCPUMS.
+	ServerCPUMSPerOrder float64 `json:"server_cpu_ms_per_order_search"`
+
+	eagerOrders bool
+}
+
+// Baseline is the outcome of a baseline search; scripts/bench.sh measures
+// each baseline on a freshly started stack and hands it to the order phase.
+type Baseline struct {
+	Eager       bool    `json:"eager_start"`
+	PerSec      float64 `json:"per_sec"`
+	Steps       []Step  `json:"steps"`
+	Events      float64 `json:"events_per_workflow"`
+	ServerCPUMS float64 `json:"server_cpu_ms_per_workflow"`
+}
+
+// RunBaseline searches the sustained rate of the bare baseline workflow.
+func RunBaseline(ctx context.Context, c Config, eager bool) (Baseline, error) {
+	c.BaselineEager = eager
+	base, stop, err := startBaseline(c, "bench-"+uuid.NewString()[:8])
+	if err != nil {
+		return Baseline{}, err
+	}
+	defer stop()
+	mode := "standard start"
+	if eager {
+		mode = "eager start"
+	}
+	fmt.Fprintf(c.Out, "baseline (%s): bare workflow of 4 no-op local activities\n", mode)
+	b := Baseline{Eager: eager}
+	var cpu float64
+	b.Steps, b.PerSec, cpu = search(ctx, c, base)
+	b.ServerCPUMS = cpu
+	b.Events = eventsPer(ctx, c, base.lastIDs(c.EventSamples))
+	return b, nil
+}
+
+func (res *Result) addBaselines(bs []Baseline) {
+	res.Baselines = bs
+	for _, b := range bs {
+		if b.Eager == res.eagerOrders || len(bs) == 1 {
+			res.BaselinePerSec, res.BaselineSteps, res.BaselineEvents = b.PerSec, b.Steps, b.Events
+		} else {
+			res.BaselineStandardPerSec = b.PerSec
+		}
+	}
+	if res.BaselinePerSec > 0 {
+		res.Ratio = res.OrdersPerSec / res.BaselinePerSec
+	}
+	if res.BaselineStandardPerSec > 0 {
+		res.RatioStandard = res.OrdersPerSec / res.BaselineStandardPerSec
+	}
 }
 
 // Point is one second of the fixed-rate run, for the chart.
@@ -99,14 +159,15 @@ type Point struct {
 	P99       float64
 }
 
-// Run performs the whole bench: catalog set-up, the baseline search, the
-// order search, the half-rate run, and the report files.
-func Run(ctx context.Context, c Config) (*Result, error) {
+// Run measures the order path: the step search, then the half-rate run.
+// Baselines measured before (RunBaseline) are reported beside it; with
+// c.Baseline set, an eager baseline is also measured first on this stack.
+func Run(ctx context.Context, c Config, baselines []Baseline) (*Result, error) {
 	res := &Result{Timestamp: time.Now().UTC(), GitCommit: c.GitCommit, Errors: map[string]int{}, Statuses: map[string]int{},
-		StoredOrders: c.PreloadedOrders,
+		StoredOrders: c.PreloadedOrders, eagerOrders: c.BaselineEager,
 		Config: map[string]any{"step_start": c.StepStart, "step_factor": c.StepFactor, "step_seconds": c.StepDuration.Seconds(),
 			"slo_complete_p99_ms": ms(c.SLO), "fixed_seconds": c.FixedDuration.Seconds(), "lines": c.Lines,
-			"decline_ratio": c.DeclineRatio, "scarce_ratio": c.ScarceRatio}}
+			"decline_ratio": c.DeclineRatio, "scarce_ratio": c.ScarceRatio, "eager_start": c.BaselineEager}}
 	run := "bench-" + uuid.NewString()[:8]
 	httpc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, IdleConnTimeout: time.Minute}}
 
@@ -118,20 +179,15 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		decline: c.DeclineRatio, scarceP: c.ScarceRatio, run: run}
 
 	if c.Baseline {
-		base, stop, err := startBaseline(c, run)
+		b, err := RunBaseline(ctx, c, c.BaselineEager)
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(c.Out, "baseline: bare workflow of 4 no-op local activities\n")
-		res.BaselineSteps, res.BaselinePerSec = search(ctx, c, base)
-		res.BaselineEvents = eventsPer(ctx, c, base.lastIDs(c.EventSamples))
-		stop()
+		baselines = append(baselines, b)
 	}
 	fmt.Fprintf(c.Out, "orders: the full saga through the HTTP API\n")
-	res.OrderSteps, res.OrdersPerSec = search(ctx, c, orders)
-	if res.BaselinePerSec > 0 {
-		res.Ratio = res.OrdersPerSec / res.BaselinePerSec
-	}
+	res.OrderSteps, res.OrdersPerSec, res.ServerCPUMSPerOrder = search(ctx, c, orders)
+	res.addBaselines(baselines)
 
 	// The half-rate run: latency, CPU per order and memory at a load the
 	// stack sustains with room to spare.
@@ -242,13 +298,13 @@ func startBaseline(c Config, run string) (*baseline, func(), error) {
 // errors, or completion p99 above the SLO), then bisects between the last
 // pass and the failure. The sustained rate is the best completed rate of a
 // passing step.
-func search(ctx context.Context, c Config, t target) ([]Step, float64) {
-	var steps []Step
-	best := 0.0
+func search(ctx context.Context, c Config, t target) (steps []Step, best, serverCPUMS float64) {
+	before := takeSnapshot(c.ProcessGroups)
+	completed := 0
 	lastPass, firstFail := 0.0, 0.0
 	for rate := c.StepStart; rate <= c.StepMax; rate *= c.StepFactor {
 		st := runStep(ctx, c, t, rate)
-		steps = append(steps, st)
+		steps, completed = append(steps, st), completed+st.Completed
 		if !st.Pass {
 			firstFail = rate
 			break
@@ -258,14 +314,17 @@ func search(ctx context.Context, c Config, t target) ([]Step, float64) {
 	for i := 0; i < c.Refine && firstFail > 0 && lastPass > 0; i++ {
 		rate := (lastPass + firstFail) / 2
 		st := runStep(ctx, c, t, rate)
-		steps = append(steps, st)
+		steps, completed = append(steps, st), completed+st.Completed
 		if st.Pass {
 			lastPass, best = rate, max(best, st.Achieved)
 		} else {
 			firstFail = rate
 		}
 	}
-	return steps, best
+	if completed > 0 {
+		serverCPUMS = ms(cpuSince(before, takeSnapshot(c.ProcessGroups))["temporal"]) / float64(completed)
+	}
+	return steps, best, serverCPUMS
 }
 
 func runStep(ctx context.Context, c Config, t target, rate float64) Step {
@@ -425,10 +484,15 @@ func Write(res *Result, dir string) (jsonPath, chartPath string, err error) {
 func Table(res *Result) string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "\n%-34s %10.1f\n", "sustained orders/s (full saga)", res.OrdersPerSec)
-	if res.BaselinePerSec > 0 {
-		fmt.Fprintf(&b, "%-34s %10.1f\n", "baseline workflows/s (4 local no-ops)", res.BaselinePerSec)
-		fmt.Fprintf(&b, "%-34s %10.2f\n", "ratio orders/baseline", res.Ratio)
+	for _, bl := range res.Baselines {
+		mode := "standard start"
+		if bl.Eager {
+			mode = "eager start"
+		}
+		fmt.Fprintf(&b, "%-34s %10.1f   (ratio %.2f; server %.1f ms cpu/workflow, %.0f events)\n", "baseline/s, "+mode, bl.PerSec,
+			res.OrdersPerSec/bl.PerSec, bl.ServerCPUMS, bl.Events)
 	}
+	fmt.Fprintf(&b, "%-34s %10.1f\n", "server cpu ms/order (search)", res.ServerCPUMSPerOrder)
 	fmt.Fprintf(&b, "%-34s %10.1f\n", "vs reference app (7.5 orders/s)", res.OrdersPerSec/7.5)
 	fmt.Fprintf(&b, "\nat %.1f orders/s for the fixed run (%d orders):\n", res.FixedRate, res.FixedOrders)
 	fmt.Fprintf(&b, "  %-22s %8s %8s %8s %8s\n", "", "p50", "p95", "p99", "max")

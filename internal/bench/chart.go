@@ -16,7 +16,11 @@ func chart(res *Result) string {
 
 	// Panel 1: the step search.
 	var maxRate float64
-	for _, s := range append(append([]Step{}, res.BaselineSteps...), res.OrderSteps...) {
+	all := append([]Step{}, res.OrderSteps...)
+	for _, bl := range res.Baselines {
+		all = append(all, bl.Steps...)
+	}
+	for _, s := range all {
 		maxRate = max(maxRate, s.Rate, s.Achieved)
 	}
 	p1 := panel{x: pad, y: pad, w: w - 2*pad, h: ph, xmax: maxRate * 1.05, ymax: maxRate * 1.05,
@@ -24,7 +28,13 @@ func chart(res *Result) string {
 		xlabel: "offered per second", ylabel: "completed per second"}
 	p1.frame(&b)
 	p1.line(&b, [][2]float64{{0, 0}, {maxRate, maxRate}}, "#bbb", "4 3")
-	p1.points(&b, steps(res.BaselineSteps), "#888", "baseline")
+	for _, bl := range res.Baselines {
+		color, label := "#888", "baseline (standard start)"
+		if bl.Eager {
+			color, label = "#444", "baseline (eager start)"
+		}
+		p1.points(&b, steps(bl.Steps), color, label)
+	}
 	p1.points(&b, steps(res.OrderSteps), "#1f6feb", "orders")
 
 	// Panels 2 and 3: the fixed-rate run.

@@ -8,6 +8,7 @@ export STACK_DATA_DIR="$ROOT/.data/smoke"
 export DATABASE_URL="postgres://orderflow:orderflow@127.0.0.1:5432/orderflow_smoke?sslmode=disable"
 export REDIS_URL="redis://127.0.0.1:6381/0"
 export TEMPORAL_PORT=7253 TEMPORAL_UI_PORT=8253 TEMPORAL_ADDRESS=127.0.0.1:7253 API_ADDR=127.0.0.1:8091
+export API_EMBED_WORKER=true
 rm -rf "$STACK_DATA_DIR"
 trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true' EXIT
 
@@ -38,4 +39,21 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 [ "$found" -ge 1 ] || die "smoke: visibility does not show order-$order_id with its search attributes"
-echo "smoke: 1 passed, 0 failed"
+log "smoke: a short bench, to show the harness works (no speed is asserted)"
+results="$STACK_DATA_DIR/bench-results"
+API_URL="http://$API_ADDR" LOG_LEVEL=warn "$ROOT/bin/orderflow" bench --rate-start 10 --step-factor 2 --rate-max 20 \
+  --step 4s --refine 0 --fixed 8s --results "$results"
+python3 - "$results" <<'PY' || die "smoke: the bench did not write a complete result"
+import glob, json, sys
+files = glob.glob(sys.argv[1] + "/*.json")
+assert len(files) == 1 and glob.glob(sys.argv[1] + "/*.svg"), files
+r = json.load(open(files[0]))
+for k in ("orders_per_sec", "baseline_per_sec", "ratio", "accept_ms", "complete_ms", "errors",
+          "cpu_ms_per_order", "rss_mb", "events_per_order"):
+    assert k in r, k
+for k in ("p50", "p95", "p99"):
+    assert k in r["accept_ms"] and k in r["complete_ms"], k
+assert r["fixed_orders"] > 0 and r["events_per_order"] > 0, r
+assert "gateway" in r["rss_mb"] and "temporal" in r["cpu_ms_per_order"], r
+PY
+echo "smoke: 2 passed, 0 failed"

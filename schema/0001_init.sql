@@ -95,6 +95,7 @@ CREATE TABLE payments (
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE UNIQUE INDEX payments_one_open_charge ON payments (order_id) WHERE status = 'charged';
+CREATE INDEX payments_order ON payments (order_id);
 
 CREATE TABLE payment_transactions (
     id              bigserial PRIMARY KEY,

@@ -8,6 +8,7 @@
 # Writes bench/results/<timestamp>.json and .svg.
 #   BENCH_ARGS    extra flags for every `orderflow bench` phase (e.g. "--step 5s")
 #   ORDERS_ARGS   extra flags for the order phase only (e.g. "--preload 100000")
+#   BENCH_ONLY=orders  skip the baselines and report the ones the last run saved
 source "$(dirname "$0")/lib.sh"
 
 export STACK_DATA_DIR="$ROOT/.data/bench"
@@ -35,10 +36,12 @@ cd "$ROOT"
 mkdir -p "$SAVED"
 # shellcheck disable=SC2086
 {
-  fresh_stack
-  bin/orderflow bench --phase baseline --baseline-eager=true --save-baseline "$SAVED/eager.json" ${BENCH_ARGS:-}
-  fresh_stack
-  bin/orderflow bench --phase baseline --baseline-eager=false --save-baseline "$SAVED/standard.json" ${BENCH_ARGS:-}
+  if [ "${BENCH_ONLY:-}" != orders ]; then
+    fresh_stack
+    bin/orderflow bench --phase baseline --baseline-eager=true --save-baseline "$SAVED/eager.json" ${BENCH_ARGS:-}
+    fresh_stack
+    bin/orderflow bench --phase baseline --baseline-eager=false --save-baseline "$SAVED/standard.json" ${BENCH_ARGS:-}
+  fi
   fresh_stack
   bin/orderflow bench --phase orders --baselines "$SAVED/eager.json,$SAVED/standard.json" ${BENCH_ARGS:-} ${ORDERS_ARGS:-} "$@"
 }

@@ -53,6 +53,18 @@ temporal_bin() {
   echo "$bin"
 }
 
+# start_detached PIDFILE LOG COMMAND...: runs COMMAND in a session of its own
+# (so a Ctrl-C meant for the caller does not reach it, and stopping it stops
+# its children) and records its pid. The command writes its own pid: when the
+# caller has job control, setsid forks and $! would name the wrong process.
+start_detached() {
+  local pidfile=$1 logfile=$2; shift 2
+  rm -f "$pidfile"
+  setsid bash -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" >>"$logfile" 2>&1 < /dev/null &
+  for _ in $(seq 50); do [ -s "$pidfile" ] && return 0; sleep 0.1; done
+  die "could not start $3"
+}
+
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   local secs=$1 what=$2; shift 2
   local deadline=$((SECONDS + secs))
@@ -149,8 +161,8 @@ start_temporal() {
   fi
   while read -r kv; do args+=(--dynamic-config-value "$kv"); done < <(config_lines dynamic-config.txt)
   log "starting the Temporal dev server on 127.0.0.1:$port${ui_port:+ (Web UI :$ui_port)}"
-  setsid "$bin" "${args[@]}" >"$STATE_DIR/temporal.log" 2>&1 < /dev/null &
-  echo $! > "$STATE_DIR/temporal.pid"
+  : > "$STATE_DIR/temporal.log"
+  start_detached "$STATE_DIR/temporal.pid" "$STATE_DIR/temporal.log" "$bin" "${args[@]}"
   echo "$port" > "$STATE_DIR/started-temporal"
   wait_for 120 "Temporal (see $STATE_DIR/temporal.log)" "$bin" operator cluster health --address "127.0.0.1:$port"
   register_search_attributes "$bin" "$port"

@@ -26,8 +26,7 @@ BIN="$ROOT/bin/orderflow"
 
 start_app() { # start_app NAME ARGS...: runs bin/orderflow ARGS in its own process group
   local name=$1; shift
-  setsid "$BIN" "$@" >>"$LOG_DIR/$name.log" 2>&1 < /dev/null &
-  echo $! > "$STATE_DIR/proc-$name.pid"
+  start_detached "$STATE_DIR/proc-$name.pid" "$LOG_DIR/$name.log" "$BIN" "$@"
 }
 
 up() {

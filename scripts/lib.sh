@@ -25,6 +25,15 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# ensure_tools installs the small commands the scripts themselves use.
+ensure_tools() {
+  local missing=()
+  command -v curl >/dev/null || missing+=(curl)
+  command -v python3 >/dev/null || missing+=(python3)
+  command -v setsid >/dev/null || missing+=(util-linux)
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+}
+
 pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 
 ensure_postgres_installed() {
@@ -79,6 +88,7 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 # starts the local Debian cluster and creates the URL's role and database.
 start_postgres() {
   local url=$1
+  ensure_tools
   if psql "$url" -Atqc 'select 1' >/dev/null 2>&1; then
     log "PostgreSQL answers at ${url%%\?*}"
     return

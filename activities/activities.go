@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/orderflow/orderflow/internal/db"
 )
 
 // Application error types for business failures. They are non-retryable and
@@ -73,5 +75,5 @@ func businessError(kind, msg string, details ...any) error {
 // detached gives a bounded context for bookkeeping writes that must happen even
 // when the activity's own context has just been cancelled.
 func detached(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), 2e9)
+	return context.WithTimeout(context.WithoutCancel(ctx), db.StatementTimeout)
 }

@@ -166,14 +166,17 @@ func (o *Orders) SetStatus(ctx context.Context, in SetStatusInput) error {
 	return nil
 }
 
+// qSetStatus moves an order to $2 with failure reason $3 (” for none) and
+// appends the change to its history, in one round trip. The history row is
+// appended only when the order exists (a saga that failed before writing it
+// has nothing to record).
+const qSetStatus = `WITH u AS (
+		UPDATE orders SET status = $2, failure_reason = NULLIF($3, ''), updated_at = now() WHERE order_id = $1 RETURNING order_id)
+	INSERT INTO order_status_history (order_id, status, reason) SELECT order_id, $2, NULLIF($3, '') FROM u
+	ON CONFLICT (order_id, status) DO NOTHING`
+
 func setStatus(ctx context.Context, tx pgx.Tx, orderID, status, reason string) error {
-	// One round trip: the history row is appended only when the order exists
-	// (a saga that failed before writing it has nothing to record).
-	const q = `WITH u AS (
-			UPDATE orders SET status = $2, failure_reason = NULLIF($3, ''), updated_at = now() WHERE order_id = $1 RETURNING order_id)
-		INSERT INTO order_status_history (order_id, status, reason) SELECT order_id, $2, NULLIF($3, '') FROM u
-		ON CONFLICT (order_id, status) DO NOTHING`
-	if _, err := tx.Exec(ctx, q, orderID, status, reason); err != nil {
+	if _, err := tx.Exec(ctx, qSetStatus, orderID, status, reason); err != nil {
 		return fmt.Errorf("set status %s: %w", status, err)
 	}
 	return nil

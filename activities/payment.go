@@ -134,22 +134,18 @@ func (p *Payment) Charge(ctx context.Context, in ChargeInput) (ChargeResult, err
 	}
 
 	res := ChargeResult{Provider: p.Provider.Name(), ChargeID: ch.ID}
-	// The payment, its audit row and the PAID status in one statement, which
-	// PostgreSQL applies atomically.
-	const q = `WITH pay AS (
-			INSERT INTO payments (idempotency_key, order_id, provider, charge_id, amount_cents, currency, status)
-			VALUES ($1, $2, $3, $4, $5, $6, 'charged') ON CONFLICT (idempotency_key) DO NOTHING),
-		audit AS (
-			INSERT INTO payment_transactions (order_id, kind, provider, provider_ref, amount_cents, currency, idempotency_key)
-			VALUES ($2, 'charge', $3, $4, $5, $6, $1) ON CONFLICT (idempotency_key, kind) WHERE kind <> 'error' DO NOTHING),
-		u AS (
-			UPDATE orders SET status = $7, failure_reason = NULL, updated_at = now() WHERE order_id = $2 RETURNING order_id)
-		INSERT INTO order_status_history (order_id, status) SELECT order_id, $7 FROM u ON CONFLICT (order_id, status) DO NOTHING`
+	// The payment, its audit row and the PAID status in one batch: one round
+	// trip, which PostgreSQL runs as one implicit transaction.
+	const qPayment = `INSERT INTO payments (idempotency_key, order_id, provider, charge_id, amount_cents, currency, status)
+		VALUES ($1, $2, $3, $4, $5, $6, 'charged') ON CONFLICT (idempotency_key) DO NOTHING`
+	b := &pgx.Batch{}
+	b.Queue(qPayment, key, in.OrderID, res.Provider, res.ChargeID, ch.AmountCents, ch.Currency)
+	b.Queue(qAppendTransaction, in.OrderID, "charge", res.Provider, ch.ID, ch.AmountCents, ch.Currency, key, "")
+	b.Queue(qSetStatus, in.OrderID, StatusPaid, "")
 	err = func() error {
 		ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
 		defer cancel()
-		_, err := p.DB.Exec(ctx, q, key, in.OrderID, res.Provider, res.ChargeID, ch.AmountCents, ch.Currency, StatusPaid)
-		return err
+		return p.DB.SendBatch(ctx, b).Close()
 	}()
 	if err != nil {
 		return ChargeResult{}, fmt.Errorf("charge %s: record: %w", in.OrderID, err)
@@ -265,11 +261,14 @@ func (p *Payment) record(ctx context.Context, orderID, kind, ref string, amount 
 	}
 }
 
+// qAppendTransaction appends to the payment audit log: a charge, refund or
+// decline once per idempotency key, an error once per attempt.
+const qAppendTransaction = `INSERT INTO payment_transactions (order_id, kind, provider, provider_ref, amount_cents, currency, idempotency_key, detail)
+	VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6, $7, NULLIF($8, ''))
+	ON CONFLICT (idempotency_key, kind) WHERE kind <> 'error' DO NOTHING`
+
 func appendTransaction(ctx context.Context, tx pgx.Tx, orderID, kind, provider, ref string, amount int64, currency, key, detail string) error {
-	const q = `INSERT INTO payment_transactions (order_id, kind, provider, provider_ref, amount_cents, currency, idempotency_key, detail)
-		VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6, $7, NULLIF($8, ''))
-		ON CONFLICT (idempotency_key, kind) WHERE kind <> 'error' DO NOTHING`
-	if _, err := tx.Exec(ctx, q, orderID, kind, provider, ref, amount, currency, key, detail); err != nil {
+	if _, err := tx.Exec(ctx, qAppendTransaction, orderID, kind, provider, ref, amount, currency, key, detail); err != nil {
 		return fmt.Errorf("append %s transaction: %w", kind, err)
 	}
 	return nil

@@ -168,9 +168,11 @@ type order struct {
 	compensations []compensation
 }
 
+// compensation is an activity that undoes a step, with the argument it needs.
 type compensation struct {
-	name string
-	run  func(workflow.Context) error
+	name    string
+	timeout time.Duration
+	fn, arg any
 }
 
 var errCancelled = errors.New("order cancelled")
@@ -228,17 +230,13 @@ func (o *order) run(ctx workflow.Context) (OrderView, error) {
 	}
 	ref := activities.OrderRef{OrderID: o.in.OrderID}
 
-	o.compensate("release inventory", func(ctx workflow.Context) error {
-		return workflow.ExecuteLocalActivity(compensationOptions(ctx, serviceTimeout), inv.Release, ref).Get(ctx, nil)
-	})
+	o.compensate("release inventory", serviceTimeout, inv.Release, ref)
 	if err := o.step(ctx, serviceTimeout, inv.Reserve, activities.ReserveInput{OrderID: o.in.OrderID, Lines: created.Lines}, nil); err != nil {
 		return o.abort(ctx, err, ReasonInventoryFailed)
 	}
 	o.setStatus(ctx, activities.StatusReserved)
 
-	o.compensate("refund payment", func(ctx workflow.Context) error {
-		return workflow.ExecuteLocalActivity(compensationOptions(ctx, paymentTimeout), pay.Refund, ref).Get(ctx, nil)
-	})
+	o.compensate("refund payment", paymentTimeout, pay.Refund, ref)
 	var charge activities.ChargeResult
 	err = o.step(ctx, paymentTimeout, pay.Charge, activities.ChargeInput{
 		OrderID: o.in.OrderID, Token: o.in.PaymentToken, AmountCents: created.TotalCents, Currency: created.Currency,
@@ -258,9 +256,7 @@ func (o *order) run(ctx workflow.Context) (OrderView, error) {
 	o.confirming = true
 	fctx, cancelFinish := workflow.NewDisconnectedContext(ctx)
 	defer cancelFinish()
-	o.compensate("revert confirmation", func(ctx workflow.Context) error {
-		return workflow.ExecuteLocalActivity(compensationOptions(ctx, serviceTimeout), orders.Revert, ref).Get(ctx, nil)
-	})
+	o.compensate("revert confirmation", serviceTimeout, orders.Revert, ref)
 	if err := workflow.ExecuteLocalActivity(forwardOptions(fctx, serviceTimeout), orders.Confirm, ref).Get(fctx, nil); err != nil {
 		return o.abort(ctx, err, ReasonConfirmFailed)
 	}
@@ -288,8 +284,8 @@ func (o *order) step(ctx workflow.Context, timeout time.Duration, fn, arg, resul
 	return err
 }
 
-func (o *order) compensate(name string, fn func(workflow.Context) error) {
-	o.compensations = append(o.compensations, compensation{name: name, run: fn})
+func (o *order) compensate(name string, timeout time.Duration, fn, arg any) {
+	o.compensations = append(o.compensations, compensation{name: name, timeout: timeout, fn: fn, arg: arg})
 }
 
 // abort compensates and ends the order. stepReason is the failure reason for
@@ -313,7 +309,8 @@ func (o *order) abort(ctx workflow.Context, cause error, stepReason string) (Ord
 		}
 		for i := len(o.compensations) - 1; i >= 0; i-- {
 			c := o.compensations[i]
-			if err := c.run(dctx); err != nil {
+			err := workflow.ExecuteLocalActivity(compensationOptions(dctx, c.timeout), c.fn, c.arg).Get(dctx, nil)
+			if err != nil {
 				logger.Error("compensation failed", "order_id", o.in.OrderID, "step", c.name, "error", err)
 				failed = append(failed, fmt.Errorf("%s: %w", c.name, err))
 			}

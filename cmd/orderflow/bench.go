@@ -67,7 +67,7 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	defer cl.close()
-	c.DB, c.Temporal, c.Log = cl.db, cl.temporal, log
+	c.DB, c.Temporal = cl.db, cl.temporal
 	if *preload > 0 {
 		fmt.Printf("preloading %d stored orders\n", *preload)
 		if err := preloadOrders(ctx, cl.db, *preload); err != nil {

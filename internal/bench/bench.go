@@ -21,7 +21,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
-	"go.uber.org/zap"
 )
 
 // Config is one bench run.
@@ -30,7 +29,6 @@ type Config struct {
 	Temporal        client.Client
 	DB              *pgxpool.Pool
 	Namespace       string
-	Log             *zap.Logger
 	Out             io.Writer
 	ResultsDir      string
 	Baseline        bool
@@ -268,20 +266,7 @@ func setupCatalog(ctx context.Context, h *http.Client, api, run string) (skus, s
 	return skus, scarce, nil
 }
 
-type baseline struct {
-	*baselineTarget
-}
-
-func (b *baseline) lastIDs(n int) []string {
-	var ids []string
-	b.acts.done.Range(func(k, _ any) bool {
-		ids = append(ids, k.(string))
-		return len(ids) < n
-	})
-	return ids
-}
-
-func startBaseline(c Config, run string) (*baseline, func(), error) {
+func startBaseline(c Config, run string) (*baselineTarget, func(), error) {
 	tq := run + "-baseline"
 	acts := &baselineActivities{}
 	w := worker.New(c.Temporal, tq, c.WorkerOptions)
@@ -290,7 +275,7 @@ func startBaseline(c Config, run string) (*baseline, func(), error) {
 	if err := w.Start(); err != nil {
 		return nil, nil, fmt.Errorf("start baseline worker: %w", err)
 	}
-	return &baseline{baselineTarget: &baselineTarget{temporal: c.Temporal, taskQueue: tq, acts: acts, run: run, eager: c.BaselineEager}}, w.Stop, nil
+	return &baselineTarget{temporal: c.Temporal, taskQueue: tq, acts: acts, run: run, eager: c.BaselineEager}, w.Stop, nil
 }
 
 // search raises the offered rate step by step until a step fails (fewer than

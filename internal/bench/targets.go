@@ -175,6 +175,16 @@ func (t *baselineTarget) fire(ctx context.Context, s *sample) {
 	s.accepted, s.id = time.Now(), id
 }
 
+// lastIDs returns up to n ids of baseline workflows that finished.
+func (t *baselineTarget) lastIDs(n int) []string {
+	var ids []string
+	t.acts.done.Range(func(k, _ any) bool {
+		ids = append(ids, k.(string))
+		return len(ids) < n
+	})
+	return ids
+}
+
 func (t *baselineTarget) complete(_ context.Context, samples []*sample) error {
 	for _, s := range samples {
 		if s.id != "" && s.done.IsZero() {

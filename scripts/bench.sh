@@ -22,26 +22,16 @@ export API_URL="http://$API_ADDR"
 SAVED="$ROOT/.data/bench-baselines"
 trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true' EXIT
 
-fresh_stack() {
-  "$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true
-  rm -rf "$STACK_DATA_DIR"
-  STATE_DIR="$STACK_DATA_DIR/run"; mkdir -p "$STATE_DIR"
-  start_postgres "$DATABASE_URL"
-  recreate_database "$DATABASE_URL"
-  stop_started
-  "$ROOT/scripts/stack.sh" up >/dev/null
-}
-
 cd "$ROOT"
 mkdir -p "$SAVED"
 # shellcheck disable=SC2086
 {
   if [ "${BENCH_ONLY:-}" != orders ]; then
-    fresh_stack
+    fresh_stack >/dev/null
     bin/orderflow bench --phase baseline --baseline-eager=true --save-baseline "$SAVED/eager.json" ${BENCH_ARGS:-}
-    fresh_stack
+    fresh_stack >/dev/null
     bin/orderflow bench --phase baseline --baseline-eager=false --save-baseline "$SAVED/standard.json" ${BENCH_ARGS:-}
   fi
-  fresh_stack
+  fresh_stack >/dev/null
   bin/orderflow bench --phase orders --baselines "$SAVED/eager.json,$SAVED/standard.json" ${BENCH_ARGS:-} ${ORDERS_ARGS:-} "$@"
 }

@@ -193,6 +193,20 @@ register_search_attributes() {
 
 config_lines() { grep -v '^\s*\(#\|$\)' "$ROOT/temporal-config/$1"; }
 
+# --- a throwaway stack -----------------------------------------------------
+# fresh_stack: stops the stack under $STACK_DATA_DIR, wipes its files and its
+# database ($DATABASE_URL), and starts it again with scripts/stack.sh, which
+# then owns PostgreSQL as on a machine where it is down.
+fresh_stack() {
+  "$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true
+  rm -rf "$STACK_DATA_DIR"
+  STATE_DIR="$STACK_DATA_DIR/run"; mkdir -p "$STATE_DIR"
+  start_postgres "$DATABASE_URL"
+  recreate_database "$DATABASE_URL"
+  stop_started
+  "$ROOT/scripts/stack.sh" up
+}
+
 # --- stopping ---------------------------------------------------------------
 kill_pidfile() { # kill_pidfile FILE: TERM the process group, then KILL after a grace period.
   local f=$1 pid

@@ -9,14 +9,8 @@ export DATABASE_URL="postgres://orderflow:orderflow@127.0.0.1:5432/orderflow_smo
 export REDIS_URL="redis://127.0.0.1:6381/0"
 export TEMPORAL_PORT=7253 TEMPORAL_UI_PORT=8253 TEMPORAL_ADDRESS=127.0.0.1:7253 API_ADDR=127.0.0.1:8091
 export API_EMBED_WORKER=true
-rm -rf "$STACK_DATA_DIR"
 trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true' EXIT
-
-STATE_DIR="$STACK_DATA_DIR/run"; mkdir -p "$STATE_DIR"
-start_postgres "$DATABASE_URL"
-recreate_database "$DATABASE_URL"
-stop_started   # leave PostgreSQL to the stack script, as on a machine where it is down
-"$ROOT/scripts/stack.sh" up
+fresh_stack
 
 body='{"customer_id":"c-smoke","items":[{"sku":"SKU-1","quantity":2}],"payment_token":"tok_visa","email":"smoke@example.com"}'
 order_id=$(curl -fsS -X POST "http://$API_ADDR/v1/orders" -H 'Content-Type: application/json' -H 'Idempotency-Key: smoke-1' -d "$body" |

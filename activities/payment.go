@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/orderflow/orderflow/internal/db"
+	"github.com/orderflow/orderflow/internal/payment"
 )
 
 // PaymentProvider is a card processor. Implementations must honour the
@@ -29,42 +30,14 @@ type PaymentProvider interface {
 	FindCharge(ctx context.Context, idempotencyKey string) (ProviderCharge, bool, error)
 }
 
-// ChargeRequest asks a provider for money.
-type ChargeRequest struct {
-	IdempotencyKey string
-	Token          string
-	AmountCents    int64
-	Currency       string
-	Description    string
-}
-
-// ProviderCharge is a provider's record of a charge.
-type ProviderCharge struct {
-	ID          string
-	AmountCents int64
-	Currency    string
-}
-
-// RefundRequest asks a provider to return a charge.
-type RefundRequest struct {
-	IdempotencyKey string
-	ChargeID       string
-	AmountCents    int64
-	Currency       string
-}
-
-// ProviderRefund is a provider's record of a refund.
-type ProviderRefund struct {
-	ID string
-}
-
-// DeclinedError is a provider's definitive refusal of a charge.
-type DeclinedError struct {
-	Code    string
-	Message string
-}
-
-func (e *DeclinedError) Error() string { return "declined: " + e.Code + ": " + e.Message }
+// The provider's requests, answers and errors, shared with the adapters.
+type (
+	ChargeRequest  = payment.ChargeRequest
+	ProviderCharge = payment.Charge
+	RefundRequest  = payment.RefundRequest
+	ProviderRefund = payment.Refund
+	DeclinedError  = payment.DeclinedError
+)
 
 // Payment charges and refunds orders through a provider and keeps the audit
 // trail: one payments row per order and an append-only payment_transactions log.

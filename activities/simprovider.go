@@ -11,19 +11,20 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/internal/db"
+	"github.com/orderflow/orderflow/internal/payment"
 )
 
-// Test tokens the simulated provider understands, after Stripe's.
+// Test tokens the simulated provider understands.
 const (
-	TokenVisa           = "tok_visa"           // charges succeed
-	TokenMastercard     = "tok_mastercard"     // charges succeed
-	TokenChargeDeclined = "tok_chargeDeclined" // declined by the card network
-	TokenFlaky          = "tok_flaky"          // two transient failures per charge, then success
-	TokenUnavailable    = "tok_unavailable"    // the provider never answers successfully
+	TokenVisa           = payment.TokenVisa
+	TokenMastercard     = payment.TokenMastercard
+	TokenChargeDeclined = payment.TokenChargeDeclined
+	TokenFlaky          = payment.TokenFlaky
+	TokenUnavailable    = payment.TokenUnavailable
 )
 
 // ErrProviderUnavailable is the simulated provider's transient failure.
-var ErrProviderUnavailable = errors.New("payment provider unavailable")
+var ErrProviderUnavailable = payment.ErrUnavailable
 
 // SimulatedProvider is an in-process card provider for development and tests.
 // Its ledger is the paysim_ledger table, one row per idempotency key, so a

@@ -99,6 +99,14 @@ func EnvInt(key string, def int) int {
 	return def
 }
 
+// EnvFloat returns the variable as a float64, or def when it is unset or not a number.
+func EnvFloat(key string, def float64) float64 {
+	if f, err := strconv.ParseFloat(Env(key, ""), 64); err == nil {
+		return f
+	}
+	return def
+}
+
 // EnvDuration returns the variable as a duration ("30s"), or def when unset or invalid.
 func EnvDuration(key string, def time.Duration) time.Duration {
 	if d, err := time.ParseDuration(Env(key, "")); err == nil {

@@ -1,0 +1,66 @@
+// Package payment holds what every card provider adapter shares: the requests
+// and answers of charges and refunds, and the errors that tell the saga what a
+// failure means. The adapters live in subpackages (paysim, stripe); the
+// activities declare the interface they use.
+package payment
+
+import (
+	"errors"
+)
+
+// Test tokens every provider orderflow runs against understands, after
+// Stripe's. The simulated provider adds tok_flaky and tok_unavailable.
+const (
+	TokenVisa           = "tok_visa"           // charges succeed
+	TokenMastercard     = "tok_mastercard"     // charges succeed
+	TokenChargeDeclined = "tok_chargeDeclined" // declined by the card network
+	TokenFlaky          = "tok_flaky"          // two transient failures per charge, then success
+	TokenUnavailable    = "tok_unavailable"    // the provider never answers successfully
+)
+
+// ChargeRequest asks a provider for money.
+type ChargeRequest struct {
+	IdempotencyKey string
+	Token          string
+	AmountCents    int64
+	Currency       string
+	Description    string
+}
+
+// Charge is a provider's record of a charge.
+type Charge struct {
+	ID          string
+	AmountCents int64
+	Currency    string
+}
+
+// RefundRequest asks a provider to return a charge.
+type RefundRequest struct {
+	IdempotencyKey string
+	ChargeID       string
+	AmountCents    int64
+	Currency       string
+}
+
+// Refund is a provider's record of a refund.
+type Refund struct {
+	ID string
+}
+
+// DeclinedError is a provider's definitive refusal of a charge: retrying the
+// same request gets the same answer.
+type DeclinedError struct {
+	Code    string
+	Message string
+}
+
+func (e *DeclinedError) Error() string { return "declined: " + e.Code + ": " + e.Message }
+
+// ErrNotSent marks a failure where the request certainly never reached the
+// provider (connection refused, breaker open): no money can have moved, so
+// the request may go to another provider.
+var ErrNotSent = errors.New("request not sent to the payment provider")
+
+// ErrUnavailable means no provider can take the request now. It wraps or
+// accompanies ErrNotSent when nothing was sent.
+var ErrUnavailable = errors.New("payment provider unavailable")

@@ -21,6 +21,8 @@ type Common struct {
 	Region            string
 	LogFormat         string // "console" or "json"
 	LogLevel          string
+	// Resilience holds the knobs of the resilience patterns.
+	Resilience Resilience
 }
 
 // API configures the HTTP gateway.
@@ -56,6 +58,7 @@ func LoadCommon() Common {
 		Region:            Env("ORDERFLOW_REGION", "local"),
 		LogFormat:         Env("LOG_FORMAT", "console"),
 		LogLevel:          Env("LOG_LEVEL", "info"),
+		Resilience:        LoadResilience(),
 	}
 }
 

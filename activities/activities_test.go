@@ -3,29 +3,34 @@ package activities_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/internal/payment"
 	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
 // fixture holds the activity structs wired to the real test database and Redis.
 type fixture struct {
-	t     *testing.T
-	pool  *pgxpool.Pool
-	env   *testsuite.TestActivityEnvironment
-	ord   *activities.Orders
-	inv   *activities.Inventory
-	pay   *activities.Payment
-	notif *activities.Notification
-	sim   *activities.SimulatedProvider
+	t    *testing.T
+	pool *pgxpool.Pool
+	env  *testsuite.TestActivityEnvironment
+	ord  *activities.Orders
+	inv  *activities.Inventory
+	pay  *activities.Payment
+	sim  *activities.SimulatedProvider
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -34,12 +39,10 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, pool: pool, env: suite.NewTestActivityEnvironment(), sim: &activities.SimulatedProvider{DB: pool}}
 	f.ord = &activities.Orders{DB: pool, Cache: rc}
 	f.inv = &activities.Inventory{DB: pool, Cache: rc}
-	f.pay = &activities.Payment{DB: pool, Provider: f.sim}
-	f.notif = &activities.Notification{DB: pool}
+	f.pay = &activities.Payment{DB: pool, Providers: payment.NewRouter(payment.Settings(config.LoadResilience().Payment), f.sim)}
 	f.env.RegisterActivity(f.ord)
 	f.env.RegisterActivity(f.inv)
 	f.env.RegisterActivity(f.pay)
-	f.env.RegisterActivity(f.notif)
 	return f
 }
 
@@ -194,7 +197,11 @@ func TestChargeAndRefundAreIdempotent(t *testing.T) {
 				require.NoError(t, f.run(f.pay.Charge, in))
 			}
 			if tc.forgetPayment {
-				_, err := f.sim.Charge(ctx, activities.ChargeRequest{IdempotencyKey: activities.ChargeKey(id, 1), Token: activities.TokenVisa, AmountCents: 5000, Currency: "USD"})
+				// What Charge does before it sends: the attempt row. Then the
+				// provider charges, and the answer never comes back.
+				_, err := f.pool.Exec(ctx, `INSERT INTO payment_attempts (order_id, seq, provider) VALUES ($1, 1, $2)`, id, f.sim.Name())
+				require.NoError(t, err)
+				_, err = f.sim.Charge(ctx, activities.ChargeRequest{IdempotencyKey: activities.ChargeKey(id, 1), Token: activities.TokenVisa, AmountCents: 5000, Currency: "USD"})
 				require.NoError(t, err)
 			}
 			v, err := f.env.ExecuteActivity(f.pay.Refund, activities.OrderRef{OrderID: id})
@@ -228,16 +235,77 @@ func TestChargeDeclineIsNonRetryableAndAudited(t *testing.T) {
 	assert.Equal(t, 1, declines)
 }
 
-func TestNotificationIsRecordedOnce(t *testing.T) {
+func TestConfirmAndFailureEnqueueTheirNotificationOnce(t *testing.T) {
 	f := newFixture(t)
 	sku := stacktest.Product(t, f.pool, 100, 10)
-	id, _ := f.order(activities.Item{SKU: sku, Quantity: 1})
-	in := activities.NotifyInput{OrderID: id, Kind: "order_confirmed", Recipient: "a@b.co", Subject: "s", Body: "b"}
-	require.NoError(t, f.run(f.notif.Send, in))
-	require.NoError(t, f.run(f.notif.Send, in))
-	var n int
-	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT count(*) FROM notifications WHERE order_id = $1`, id).Scan(&n))
-	assert.Equal(t, 1, n)
+	confirmed, lines := f.order(activities.Item{SKU: sku, Quantity: 1})
+	require.NoError(t, f.run(f.inv.Reserve, activities.ReserveInput{OrderID: confirmed, Lines: lines}))
+	require.NoError(t, f.run(f.ord.Confirm, activities.OrderRef{OrderID: confirmed}))
+	require.NoError(t, f.run(f.ord.Confirm, activities.OrderRef{OrderID: confirmed}), "a retried confirm")
+	failed, _ := f.order(activities.Item{SKU: sku, Quantity: 1})
+	for range 2 {
+		require.NoError(t, f.run(f.ord.SetStatus, activities.SetStatusInput{OrderID: failed, Status: activities.StatusFailed, FailureReason: "out_of_stock"}))
+	}
+
+	kinds := func(id string) []string {
+		rows, err := f.pool.Query(context.Background(), `SELECT kind || ':' || status FROM notifications WHERE order_id = $1`, id)
+		require.NoError(t, err)
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return out
+	}
+	assert.Equal(t, []string{"order_confirmed:pending"}, kinds(confirmed))
+	assert.Equal(t, []string{"order_failed:pending"}, kinds(failed))
+}
+
+// mailbox is the mail provider's side of the outbox: it records what
+// arrives and refuses the first failFirst messages.
+type mailbox struct {
+	mu        sync.Mutex
+	got       map[int64]int
+	failFirst int
+}
+
+func (m *mailbox) Send(_ context.Context, msg activities.Message) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failFirst > 0 {
+		m.failFirst--
+		return errors.New("mail provider answered 503")
+	}
+	m.got[msg.ID]++
+	return nil
+}
+
+func TestOutboxDeliversEachMessageOnceAndRetriesFailures(t *testing.T) {
+	f := newFixture(t)
+	sku := stacktest.Product(t, f.pool, 100, 10)
+	var ids []string
+	for range 5 {
+		id, _ := f.order(activities.Item{SKU: sku, Quantity: 1})
+		require.NoError(t, f.run(f.ord.SetStatus, activities.SetStatusInput{OrderID: id, Status: activities.StatusFailed, FailureReason: "x"}))
+		ids = append(ids, id)
+	}
+	box := &mailbox{got: map[int64]int{}, failFirst: 2}
+	ob := &activities.Outbox{DB: f.pool, Mailer: box, Log: zaptest.NewLogger(t), Workers: 2, Poll: 20 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); ob.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	// The two refused messages come back after their backoff (1-2 s).
+	require.Eventually(t, func() bool {
+		var sent int
+		require.NoError(t, f.pool.QueryRow(context.Background(),
+			`SELECT count(*) FROM notifications WHERE order_id = ANY($1::uuid[]) AND status = 'sent'`, ids).Scan(&sent))
+		return sent == len(ids)
+	}, 15*time.Second, 50*time.Millisecond)
+	box.mu.Lock()
+	defer box.mu.Unlock()
+	for id, n := range box.got {
+		assert.Equal(t, 1, n, "message %d delivered once", id)
+	}
+	assert.GreaterOrEqual(t, ob.Failed(), int64(2))
 }
 
 // An operator who resets a compensated saga re-runs its steps: the stock is

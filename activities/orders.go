@@ -14,13 +14,16 @@ import (
 
 // Order statuses, as stored in orders.status and shown by the API.
 const (
-	StatusPending      = "PENDING"
-	StatusReserved     = "RESERVED"
-	StatusPaid         = "PAID"
-	StatusConfirmed    = "CONFIRMED"
-	StatusCompensating = "COMPENSATING"
-	StatusFailed       = "FAILED"
-	StatusCancelled    = "CANCELLED"
+	StatusPending  = "PENDING"
+	StatusReserved = "RESERVED"
+	StatusPaid     = "PAID"
+	// StatusPaymentPending: no provider could take the charge; the saga
+	// retries it on a schedule until the payment deadline.
+	StatusPaymentPending = "PAYMENT_PENDING"
+	StatusConfirmed      = "CONFIRMED"
+	StatusCompensating   = "COMPENSATING"
+	StatusFailed         = "FAILED"
+	StatusCancelled      = "CANCELLED"
 )
 
 // Orders records orders, their lines and their status history.
@@ -155,10 +158,17 @@ type SetStatusInput struct {
 }
 
 // SetStatus records a status change and appends it to the order's history.
-// Repeating the same change is a no-op.
+// A change to FAILED also puts the customer's message in the notification
+// outbox, in the same transaction. Repeating the same change is a no-op.
 func (o *Orders) SetStatus(ctx context.Context, in SetStatusInput) error {
 	err := db.InTx(ctx, o.DB, func(tx pgx.Tx) error {
-		return setStatus(ctx, tx, in.OrderID, in.Status, in.FailureReason)
+		if err := setStatus(ctx, tx, in.OrderID, in.Status, in.FailureReason); err != nil {
+			return err
+		}
+		if in.Status == StatusFailed {
+			return enqueue(ctx, tx, in.OrderID, NotifyOrderFailed, "Your order could not be completed")
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("set status %s of %s: %w", in.Status, in.OrderID, err)
@@ -183,7 +193,8 @@ func setStatus(ctx context.Context, tx pgx.Tx, orderID, status, reason string) e
 }
 
 // Confirm turns the order's reservations into sales (on-hand and reserved both
-// drop by the quantity) and marks it CONFIRMED, in one transaction. A retry
+// drop by the quantity), marks it CONFIRMED and puts the customer's message in
+// the notification outbox, in one transaction. A retry
 // finds the reservations already committed and moves nothing.
 func (o *Orders) Confirm(ctx context.Context, in OrderRef) error {
 	var moved []Item
@@ -203,7 +214,10 @@ func (o *Orders) Confirm(ctx context.Context, in OrderRef) error {
 				return businessError(ErrInvalidOrder, "order "+in.OrderID+" holds no stock to confirm")
 			}
 		}
-		return setStatus(ctx, tx, in.OrderID, StatusConfirmed, "")
+		if err := setStatus(ctx, tx, in.OrderID, StatusConfirmed, ""); err != nil {
+			return err
+		}
+		return enqueue(ctx, tx, in.OrderID, NotifyOrderConfirmed, "Your order is confirmed")
 	})
 	if err != nil {
 		return wrap(err, "confirm %s", in.OrderID)

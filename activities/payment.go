@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -13,22 +14,6 @@ import (
 	"github.com/orderflow/orderflow/internal/db"
 	"github.com/orderflow/orderflow/internal/payment"
 )
-
-// PaymentProvider is a card processor. Implementations must honour the
-// idempotency key: a repeated Charge or Refund with the same key returns the
-// first answer and never moves money twice.
-type PaymentProvider interface {
-	// Name identifies the provider in the payment records.
-	Name() string
-	// Charge takes money from a payment token. A refusal by the card network
-	// is a *DeclinedError; any other error is transient and may be retried.
-	Charge(ctx context.Context, req ChargeRequest) (ProviderCharge, error)
-	// Refund returns a charge's money in full.
-	Refund(ctx context.Context, req RefundRequest) (ProviderRefund, error)
-	// FindCharge looks up the charge made with an idempotency key, so that a
-	// charge whose answer was lost can still be found and refunded.
-	FindCharge(ctx context.Context, idempotencyKey string) (ProviderCharge, bool, error)
-}
 
 // The provider's requests, answers and errors, shared with the adapters.
 type (
@@ -39,12 +24,28 @@ type (
 	DeclinedError  = payment.DeclinedError
 )
 
-// Payment charges and refunds orders through a provider and keeps the audit
-// trail: one payments row per order and an append-only payment_transactions log.
+// Payment charges and refunds orders through the providers in failover order
+// and keeps the audit trail: one payments row per charge and an append-only
+// payment_transactions log. Before a charge request goes to a provider, a
+// payment_attempts row says it may hold a charge under that key, so that a
+// refund looks there and a failover never charges an order on two providers.
 type Payment struct {
-	DB       *pgxpool.Pool
-	Provider PaymentProvider
+	DB        *pgxpool.Pool
+	Providers *payment.Router
+	// FailoverQuiet is how long an ambiguous charge attempt on one provider
+	// (a timeout, a 5xx) must lie in the past before the order's charge may
+	// go to another provider once the first says it holds no charge: a
+	// request still inside the first provider could otherwise land after
+	// the lookup. Zero means 20 s.
+	FailoverQuiet time.Duration
 }
+
+// ErrPaymentUnavailable is the application error type of a charge that no
+// provider can take now: every breaker is open, every provider refused the
+// connection, or an earlier attempt on a provider that is down may have
+// charged and must be resolved there first. The saga parks the order and
+// tries again later.
+const ErrPaymentUnavailable = "PaymentUnavailable"
 
 // ChargeInput is what to charge for an order.
 type ChargeInput struct {
@@ -74,56 +75,128 @@ func RefundKey(chargeKey string) string { return "refund-" + strings.TrimPrefix(
 
 // Charge takes the order's total and marks it PAID. An order that already has
 // a charge that was not refunded gets that charge back: one order, one net
-// charge. A decline is a non-retryable PaymentDeclined error; provider trouble
-// is returned as a plain error so the saga's retry policy applies. The
-// provider's idempotency key makes a retried charge return the first charge
-// instead of a second one.
+// charge. Providers are tried in failover order, skipping those whose breaker
+// is open and those that refuse the connection. A decline is a non-retryable
+// PaymentDeclined error; no provider able to take the charge is a
+// non-retryable PaymentUnavailable error, which parks the order; a provider
+// answering ambiguously (timeout, 5xx) is a plain error, retried with the
+// same idempotency key on the same provider.
 func (p *Payment) Charge(ctx context.Context, in ChargeInput) (ChargeResult, error) {
-	open, n, err := p.charges(ctx, in.OrderID)
+	avail := p.Providers.Available()
+	first := ""
+	if len(avail) > 0 {
+		first = avail[0].Name()
+	}
+	st, err := p.load(ctx, in.OrderID, first)
 	if err != nil {
 		return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
 	}
-	if len(open) > 0 {
-		res := ChargeResult{Provider: open[0].provider, ChargeID: open[0].chargeID}
+	if len(st.open) > 0 {
+		res := ChargeResult{Provider: st.open[0].provider, ChargeID: st.open[0].chargeID}
 		err := db.InTx(ctx, p.DB, func(tx pgx.Tx) error { return setStatus(ctx, tx, in.OrderID, StatusPaid, "") })
 		if err != nil {
 			return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
 		}
 		return res, nil
 	}
-	key := ChargeKey(in.OrderID, n+1)
-	ch, err := p.Provider.Charge(ctx, ChargeRequest{
-		IdempotencyKey: key, Token: in.Token, AmountCents: in.AmountCents, Currency: in.Currency,
-		Description: "order " + in.OrderID,
-	})
-	var declined *DeclinedError
-	switch {
-	case errors.As(err, &declined):
-		p.record(ctx, in.OrderID, "decline", "", in.AmountCents, in.Currency, key, declined.Code)
-		return ChargeResult{}, businessError(ErrPaymentDeclined, "payment declined: "+declined.Code, declined.Code)
-	case err != nil:
-		p.record(ctx, in.OrderID, "error", "", in.AmountCents, in.Currency, key, err.Error())
-		return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
+	seq := st.n + 1
+	key := ChargeKey(in.OrderID, seq)
+	req := ChargeRequest{IdempotencyKey: key, Token: in.Token, AmountCents: in.AmountCents, Currency: in.Currency,
+		Description: "order " + in.OrderID}
+	var refused []string
+	for _, g := range avail {
+		// Another provider that may hold a charge under this key must be
+		// cleared before this one is asked: never a charge on two providers.
+		if ch, owner, err := p.clearOthers(ctx, key, st.attempts[seq], g.Name()); err != nil {
+			return ChargeResult{}, err
+		} else if owner != "" {
+			return p.recordCharge(ctx, in.OrderID, key, owner, ch)
+		}
+		if g.Name() != first {
+			if err := p.attempt(ctx, in.OrderID, seq, g.Name()); err != nil {
+				return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
+			}
+		}
+		ch, err := g.Charge(ctx, req)
+		var declined *DeclinedError
+		switch {
+		case err == nil:
+			return p.recordCharge(ctx, in.OrderID, key, g.Name(), ch)
+		case errors.As(err, &declined):
+			p.record(ctx, in.OrderID, "decline", g.Name(), "", in.AmountCents, in.Currency, key, declined.Code)
+			return ChargeResult{}, businessError(ErrPaymentDeclined, "payment declined: "+declined.Code, declined.Code)
+		case errors.Is(err, payment.ErrNotSent):
+			// Nothing reached this provider: it holds no charge under the key.
+			p.forget(ctx, in.OrderID, seq, g.Name())
+			st.attempts[seq] = without(st.attempts[seq], g.Name())
+			refused = append(refused, err.Error())
+			continue
+		default:
+			p.record(ctx, in.OrderID, "error", g.Name(), "", in.AmountCents, in.Currency, key, err.Error())
+			return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
+		}
 	}
+	msg := "no payment provider can take the charge"
+	if len(refused) > 0 {
+		msg += ": " + strings.Join(refused, "; ")
+	} else if len(avail) == 0 {
+		msg += ": every provider's breaker is open"
+	}
+	return ChargeResult{}, businessError(ErrPaymentUnavailable, msg)
+}
 
-	res := ChargeResult{Provider: p.Provider.Name(), ChargeID: ch.ID}
-	// The payment, its audit row and the PAID status in one batch: one round
-	// trip, which PostgreSQL runs as one implicit transaction.
+// clearOthers makes sure no provider other than next holds a charge made
+// under key by an earlier attempt. It returns the charge and its provider
+// when one does, so the order keeps that charge; an error when a provider
+// that may hold one cannot be asked, or was asked too recently.
+func (p *Payment) clearOthers(ctx context.Context, key string, attempts []attempt, next string) (ProviderCharge, string, error) {
+	quiet := p.FailoverQuiet
+	if quiet == 0 {
+		quiet = 20 * time.Second
+	}
+	for _, a := range attempts {
+		if a.provider == next {
+			continue
+		}
+		g, ok := p.Providers.Get(a.provider)
+		if !ok {
+			return ProviderCharge{}, "", businessError(ErrPaymentUnavailable,
+				fmt.Sprintf("charge %s may have been made on %s, which is no longer configured", key, a.provider))
+		}
+		if age := time.Since(a.at); age < quiet {
+			return ProviderCharge{}, "", businessError(ErrPaymentUnavailable,
+				fmt.Sprintf("charge %s on %s is %s old; failover waits %s", key, a.provider, age.Round(time.Millisecond), quiet))
+		}
+		ch, found, err := g.FindCharge(ctx, key)
+		if err != nil {
+			return ProviderCharge{}, "", businessError(ErrPaymentUnavailable,
+				fmt.Sprintf("charge %s may have been made on %s, which cannot be asked: %v", key, a.provider, err))
+		}
+		if found {
+			return ch, a.provider, nil
+		}
+	}
+	return ProviderCharge{}, "", nil
+}
+
+// recordCharge stores a charge, its audit row and the PAID status in one
+// batch: one round trip, which PostgreSQL runs as one implicit transaction.
+func (p *Payment) recordCharge(ctx context.Context, orderID, key, provider string, ch ProviderCharge) (ChargeResult, error) {
 	const qPayment = `INSERT INTO payments (idempotency_key, order_id, provider, charge_id, amount_cents, currency, status)
 		VALUES ($1, $2, $3, $4, $5, $6, 'charged') ON CONFLICT (idempotency_key) DO NOTHING`
 	b := &pgx.Batch{}
-	b.Queue(qPayment, key, in.OrderID, res.Provider, res.ChargeID, ch.AmountCents, ch.Currency)
-	b.Queue(qAppendTransaction, in.OrderID, "charge", res.Provider, ch.ID, ch.AmountCents, ch.Currency, key, "")
-	b.Queue(qSetStatus, in.OrderID, StatusPaid, "")
-	err = func() error {
+	b.Queue(qPayment, key, orderID, provider, ch.ID, ch.AmountCents, ch.Currency)
+	b.Queue(qAppendTransaction, orderID, "charge", provider, ch.ID, ch.AmountCents, ch.Currency, key, "")
+	b.Queue(qSetStatus, orderID, StatusPaid, "")
+	err := func() error {
 		ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
 		defer cancel()
 		return p.DB.SendBatch(ctx, b).Close()
 	}()
 	if err != nil {
-		return ChargeResult{}, fmt.Errorf("charge %s: record: %w", in.OrderID, err)
+		return ChargeResult{}, fmt.Errorf("charge %s: record: %w", orderID, err)
 	}
-	return res, nil
+	return ChargeResult{Provider: provider, ChargeID: ch.ID}, nil
 }
 
 type charge struct {
@@ -132,34 +205,122 @@ type charge struct {
 	unrecorded                        bool
 }
 
-// charges returns the order's charges that are not refunded, and how many
-// charges it has recorded in all.
-func (p *Payment) charges(ctx context.Context, orderID string) ([]charge, int, error) {
-	const q = `SELECT idempotency_key, provider, charge_id, currency, amount_cents, status FROM payments WHERE order_id = $1`
+// attempt says a charge request may have gone to a provider under the key of
+// an order's seq-th charge.
+type attempt struct {
+	provider string
+	at       time.Time
+}
+
+// paymentState is what the payment tables say about an order: its charges
+// that are not refunded, how many charges it has recorded in all, and the
+// providers each charge key may have been sent to.
+type paymentState struct {
+	open     []charge
+	n        int
+	attempts map[int][]attempt
+}
+
+const qAttempt = `INSERT INTO payment_attempts (order_id, seq, provider) VALUES ($1, $2, $3)
+	ON CONFLICT (order_id, seq, provider) DO UPDATE SET attempted_at = now()`
+
+// load reads the order's payment state in one round trip. With a provider
+// named, it first records that the order's next charge may go there; the
+// batch runs as one implicit transaction, so the sequence number it takes is
+// the one the reads see.
+func (p *Payment) load(ctx context.Context, orderID, provider string) (paymentState, error) {
+	const (
+		qNext = `INSERT INTO payment_attempts (order_id, seq, provider)
+			SELECT $1::uuid, count(*) + 1, $2::text FROM payments WHERE order_id = $1::uuid
+			ON CONFLICT (order_id, seq, provider) DO UPDATE SET attempted_at = now()`
+		qPayments = `SELECT idempotency_key, provider, charge_id, currency, amount_cents, status FROM payments WHERE order_id = $1`
+		qAttempts = `SELECT seq, provider, attempted_at FROM payment_attempts WHERE order_id = $1 ORDER BY attempted_at`
+	)
 	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
 	defer cancel()
-	rows, err := p.DB.Query(ctx, q, orderID)
-	if err != nil {
-		return nil, 0, fmt.Errorf("load payments: %w", err)
+	b := &pgx.Batch{}
+	if provider != "" {
+		b.Queue(qNext, orderID, provider)
 	}
-	defer rows.Close()
-	var open []charge
-	n := 0
+	b.Queue(qPayments, orderID)
+	b.Queue(qAttempts, orderID)
+	br := p.DB.SendBatch(ctx, b)
+	defer br.Close()
+	if provider != "" {
+		if _, err := br.Exec(); err != nil {
+			return paymentState{}, fmt.Errorf("record attempt: %w", err)
+		}
+	}
+	st := paymentState{attempts: map[int][]attempt{}}
+	rows, err := br.Query()
+	if err != nil {
+		return paymentState{}, fmt.Errorf("load payments: %w", err)
+	}
 	for rows.Next() {
 		var c charge
 		var status string
 		if err := rows.Scan(&c.key, &c.provider, &c.chargeID, &c.currency, &c.amount, &status); err != nil {
-			return nil, 0, fmt.Errorf("load payments: %w", err)
+			rows.Close()
+			return paymentState{}, fmt.Errorf("load payments: %w", err)
 		}
-		n++
+		st.n++
 		if status == "charged" {
-			open = append(open, c)
+			st.open = append(st.open, c)
 		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return paymentState{}, fmt.Errorf("load payments: %w", err)
+	}
+	rows, err = br.Query()
+	if err != nil {
+		return paymentState{}, fmt.Errorf("load attempts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int
+		var a attempt
+		if err := rows.Scan(&seq, &a.provider, &a.at); err != nil {
+			return paymentState{}, fmt.Errorf("load attempts: %w", err)
+		}
+		st.attempts[seq] = append(st.attempts[seq], a)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("load payments: %w", err)
+		return paymentState{}, fmt.Errorf("load attempts: %w", err)
 	}
-	return open, n, nil
+	return st, nil
+}
+
+// attempt records, before the request is sent, that the order's seq-th
+// charge may go to provider.
+func (p *Payment) attempt(ctx context.Context, orderID string, seq int, provider string) error {
+	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
+	defer cancel()
+	if _, err := p.DB.Exec(ctx, qAttempt, orderID, seq, provider); err != nil {
+		return fmt.Errorf("record attempt on %s: %w", provider, err)
+	}
+	return nil
+}
+
+func without(attempts []attempt, provider string) []attempt {
+	out := attempts[:0:0]
+	for _, a := range attempts {
+		if a.provider != provider {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// forget drops an attempt whose request certainly never reached the
+// provider. Failing to drop it costs only a lookup later, so it is logged.
+func (p *Payment) forget(ctx context.Context, orderID string, seq int, provider string) {
+	dctx, cancel := detached(ctx)
+	defer cancel()
+	const q = `DELETE FROM payment_attempts WHERE order_id = $1 AND seq = $2 AND provider = $3`
+	if _, err := p.DB.Exec(dctx, q, orderID, seq, provider); err != nil {
+		activity.GetLogger(ctx).Warn("dropping payment attempt failed", "order_id", orderID, "provider", provider, "error", err)
+	}
 }
 
 // RefundResult says whether money went back.
@@ -167,22 +328,31 @@ type RefundResult struct {
 	Refunded bool `json:"refunded"`
 }
 
-// Refund returns the order's open charge, if there is one: the one recorded in
-// payments and, when a charge's answer was lost before it was recorded, the
-// one the provider knows under the next charge key. An order that was never
-// charged is a no-op; a retried refund returns the first refund.
+// Refund returns the order's open charges: those recorded in payments and,
+// when a charge's answer was lost before it was recorded, the one a provider
+// holds under the next charge key (every provider the attempt log says it
+// may have gone to is asked). An order that was never charged is a no-op; a
+// retried refund returns the first refund. A provider that cannot be asked is
+// a plain error: the compensation retries until it answers.
 func (p *Payment) Refund(ctx context.Context, in OrderRef) (RefundResult, error) {
-	open, n, err := p.charges(ctx, in.OrderID)
+	st, err := p.load(ctx, in.OrderID, "")
 	if err != nil {
 		return RefundResult{}, fmt.Errorf("refund %s: %w", in.OrderID, err)
 	}
-	key := ChargeKey(in.OrderID, n+1)
-	lost, found, err := p.Provider.FindCharge(ctx, key)
-	if err != nil {
-		return RefundResult{}, fmt.Errorf("refund %s: find charge: %w", in.OrderID, err)
-	}
-	if found {
-		open = append(open, charge{key: key, provider: p.Provider.Name(), chargeID: lost.ID, currency: lost.Currency, amount: lost.AmountCents, unrecorded: true})
+	open := st.open
+	key := ChargeKey(in.OrderID, st.n+1)
+	for _, a := range st.attempts[st.n+1] {
+		g, ok := p.Providers.Get(a.provider)
+		if !ok {
+			return RefundResult{}, fmt.Errorf("refund %s: charge %s may be held by %s, which is not configured", in.OrderID, key, a.provider)
+		}
+		lost, found, err := g.FindCharge(ctx, key)
+		if err != nil {
+			return RefundResult{}, fmt.Errorf("refund %s: find charge on %s: %w", in.OrderID, a.provider, err)
+		}
+		if found {
+			open = append(open, charge{key: key, provider: a.provider, chargeID: lost.ID, currency: lost.Currency, amount: lost.AmountCents, unrecorded: true})
+		}
 	}
 	for _, c := range open {
 		if err := p.refund(ctx, in.OrderID, c); err != nil {
@@ -194,9 +364,13 @@ func (p *Payment) Refund(ctx context.Context, in OrderRef) (RefundResult, error)
 
 func (p *Payment) refund(ctx context.Context, orderID string, c charge) error {
 	key := RefundKey(c.key)
-	rf, err := p.Provider.Refund(ctx, RefundRequest{IdempotencyKey: key, ChargeID: c.chargeID, AmountCents: c.amount, Currency: c.currency})
+	g, ok := p.Providers.Get(c.provider)
+	if !ok {
+		return fmt.Errorf("refund %s: charge %s was made on %s, which is not configured", orderID, c.chargeID, c.provider)
+	}
+	rf, err := g.Refund(ctx, RefundRequest{IdempotencyKey: key, ChargeID: c.chargeID, AmountCents: c.amount, Currency: c.currency})
 	if err != nil {
-		p.record(ctx, orderID, "error", c.chargeID, c.amount, c.currency, key, err.Error())
+		p.record(ctx, orderID, "error", c.provider, c.chargeID, c.amount, c.currency, key, err.Error())
 		return fmt.Errorf("refund %s: %w", orderID, err)
 	}
 	err = db.InTx(ctx, p.DB, func(tx pgx.Tx) error {
@@ -216,18 +390,18 @@ func (p *Payment) refund(ctx context.Context, orderID string, c charge) error {
 	if err != nil {
 		return fmt.Errorf("refund %s: record: %w", orderID, err)
 	}
-	activity.GetLogger(ctx).Info("payment refunded", "order_id", orderID, "amount_cents", c.amount)
+	activity.GetLogger(ctx).Info("payment refunded", "order_id", orderID, "provider", c.provider, "amount_cents", c.amount)
 	return nil
 }
 
 // record appends a decline or error to the audit log. It runs even when the
 // activity's context is done, and a failure to write it only gets logged:
 // the outcome it describes is what the activity returns either way.
-func (p *Payment) record(ctx context.Context, orderID, kind, ref string, amount int64, currency, key, detail string) {
+func (p *Payment) record(ctx context.Context, orderID, kind, provider, ref string, amount int64, currency, key, detail string) {
 	dctx, cancel := detached(ctx)
 	defer cancel()
 	err := db.InTx(dctx, p.DB, func(tx pgx.Tx) error {
-		return appendTransaction(dctx, tx, orderID, kind, p.Provider.Name(), ref, amount, currency, key, detail)
+		return appendTransaction(dctx, tx, orderID, kind, provider, ref, amount, currency, key, detail)
 	})
 	if err != nil {
 		activity.GetLogger(ctx).Warn("payment audit write failed", "order_id", orderID, "kind", kind, "error", err)

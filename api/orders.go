@@ -155,6 +155,7 @@ func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderR
 	in := workflows.OrderInput{
 		OrderID: orderID, CustomerID: req.CustomerID, Email: req.Email, Region: s.Region,
 		PaymentToken: req.PaymentToken, Items: items,
+		PaymentDeadline: s.Payment.Deadline, PaymentRetryInitial: s.Payment.RetryInitial, PaymentRetryMax: s.Payment.RetryMax,
 	}
 	_, err := s.Temporal.ExecuteWorkflow(ctx, opts, workflows.OrderWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted

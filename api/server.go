@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/internal/cache"
+	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/logging"
 )
 
@@ -33,6 +34,10 @@ type Server struct {
 	// EagerStart asks the server to hand a new saga's first workflow task
 	// straight back to a worker running on Temporal in this process.
 	EagerStart bool
+	// Payment sets the parking schedule of the sagas the gateway starts:
+	// how long an order may wait in PAYMENT_PENDING and how often its charge
+	// is retried meanwhile.
+	Payment config.Payment
 }
 
 // requestTimeout bounds what one request may wait on services.

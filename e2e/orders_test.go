@@ -134,16 +134,18 @@ func TestFlakyProviderStillConfirmsWithOneCharge(t *testing.T) {
 	assert.Equal(t, 2, errs, "two transient failures were audited")
 }
 
-func TestProviderDownPastRetriesFailsAndRestoresStock(t *testing.T) {
+func TestProviderDownPastThePaymentDeadlineParksThenFailsAndRestoresStock(t *testing.T) {
 	s := newStack(t, true)
 	sku := stacktest.Product(t, s.pool, 700, 3)
 	id := s.placeOK(newOrder(customer(), activities.TokenUnavailable, api.OrderItem{SKU: sku, Quantity: 2}))
 	o := s.waitTerminal(id)
 	require.Equal(t, activities.StatusFailed, o.Status)
-	assert.Equal(t, workflows.ReasonPaymentFailed, *o.FailureReason)
-	var errs int
+	assert.Equal(t, workflows.ReasonPaymentUnavailable, *o.FailureReason)
+	var errs, parked int
 	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT count(*) FROM payment_transactions WHERE order_id = $1 AND kind = 'error'`, id).Scan(&errs))
-	assert.Equal(t, 5, errs, "the design's five attempts")
+	assert.Greater(t, errs, 5, "the design's five attempts, then more while parked")
+	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT count(*) FROM order_status_history WHERE order_id = $1 AND status = 'PAYMENT_PENDING'`, id).Scan(&parked))
+	assert.Equal(t, 1, parked, "the order was parked in PAYMENT_PENDING")
 	assert.Equal(t, 0, stacktest.StockOf(t, s.pool, sku).Reserved)
 	assert.Equal(t, 3, stacktest.StockOf(t, s.pool, sku).OnHand)
 }

@@ -23,6 +23,8 @@ import (
 
 	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/internal/payment"
 	"github.com/orderflow/orderflow/internal/stacktest"
 	"github.com/orderflow/orderflow/workers"
 )
@@ -38,13 +40,20 @@ type stack struct {
 
 // newStack starts a gateway on an httptest server and, unless noWorker, a
 // worker for the test's own region.
+// e2eBreaker has the design's thresholds but a 2 s open state, so a test that
+// trips it (a provider failing every call) does not hold up the next test.
+var e2eBreaker = payment.BreakerSettings{Window: 10 * time.Second, FailureRatio: 0.5, MinRequests: 10,
+	OpenTimeout: 2 * time.Second, HalfOpenSuccesses: 3}
+
 func newStack(t *testing.T, withWorker bool) *stack {
 	t.Helper()
 	s := &stack{
 		t: t, pool: stacktest.DB(t), rc: stacktest.Redis(t), temporal: stacktest.Temporal(t),
 		region: "e2e-" + uuid.NewString()[:8],
 	}
-	srv := &api.Server{DB: s.pool, Cache: s.rc, Temporal: s.temporal, Log: zaptest.NewLogger(t), Region: s.region}
+	srv := &api.Server{DB: s.pool, Cache: s.rc, Temporal: s.temporal, Log: zaptest.NewLogger(t), Region: s.region,
+		// Parked orders give up after 3 s here, so a test can watch one end.
+		Payment: config.Payment{Deadline: 3 * time.Second, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	s.url = hs.URL
@@ -55,7 +64,7 @@ func newStack(t *testing.T, withWorker bool) *stack {
 }
 
 func (s *stack) startWorker() {
-	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, Provider: &activities.SimulatedProvider{DB: s.pool}},
+	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, Payments: payment.NewRouter(e2eBreaker, &activities.SimulatedProvider{DB: s.pool})},
 		workers.Options{Region: s.region})
 	if err := w.Start(); err != nil {
 		s.t.Fatalf("start worker: %v", err)

@@ -13,39 +13,82 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/internal/payment"
 	"github.com/orderflow/orderflow/workflows"
 )
 
 // Deps are the clients the activities use.
 type Deps struct {
-	DB       *pgxpool.Pool
-	Cache    *redis.Client
-	Provider activities.PaymentProvider
+	DB    *pgxpool.Pool
+	Cache *redis.Client
+	// Payments are the payment providers in failover order, each behind
+	// its circuit breaker.
+	Payments *payment.Router
+	// Mailer delivers the notification outbox; nil means the log mailer.
+	Mailer activities.Mailer
+	Log    *zap.Logger
 }
 
-// Options size a worker.
+// Options size a worker. The activity slots are split by the bulkhead
+// shares: the critical share runs the saga's steps, the non-critical share
+// delivers notifications; the admin share is kept free for operator work.
 type Options struct {
 	Region                       string
 	MaxConcurrentActivities      int
 	MaxConcurrentLocalActivities int
 	MaxConcurrentWorkflowTasks   int
+	Bulkhead                     config.Bulkhead
+	// Outbox runs the notification pool in this process too.
+	Outbox bool
 }
 
-// New builds a worker for the region's order task queue with the Order
-// workflow and every saga activity registered.
-func New(c client.Client, deps Deps, opts Options) worker.Worker {
-	w := worker.New(c, workflows.TaskQueue(opts.Region), opts.WorkerOptions())
-	Register(w, deps)
-	return w
+// Pool is one worker process's pools: the order worker on the region's
+// critical task queue and the notification outbox pool.
+type Pool struct {
+	Orders worker.Worker
+	Outbox *activities.Outbox
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
-// WorkerOptions are the SDK settings a worker with these options runs with.
+// New builds the region's order worker, with the Order workflow and every
+// saga activity registered, and, if asked, the notification pool.
+func New(c client.Client, deps Deps, opts Options) *Pool {
+	p := &Pool{Orders: worker.New(c, workflows.TaskQueue(opts.Region), opts.WorkerOptions())}
+	Register(p.Orders, deps)
+	if opts.Outbox {
+		log := deps.Log
+		if log == nil {
+			log = zap.NewNop()
+		}
+		mailer := deps.Mailer
+		if mailer == nil {
+			mailer = activities.LogMailer{Log: log}
+		}
+		p.Outbox = &activities.Outbox{DB: deps.DB, Mailer: mailer, Log: log,
+			Workers: opts.Bulkhead.Share(opts.slots(), opts.Bulkhead.NonCriticalPct)}
+	}
+	return p
+}
+
+func (opts Options) slots() int {
+	return max(opts.MaxConcurrentActivities, opts.MaxConcurrentLocalActivities)
+}
+
+// WorkerOptions are the SDK settings of the order worker: the critical share
+// of the activity slots.
 func (opts Options) WorkerOptions() worker.Options {
+	b := opts.Bulkhead
+	if b.CriticalPct == 0 {
+		b.CriticalPct = 100
+	}
 	return worker.Options{
-		MaxConcurrentActivityExecutionSize:      opts.MaxConcurrentActivities,
-		MaxConcurrentLocalActivityExecutionSize: opts.MaxConcurrentLocalActivities,
+		MaxConcurrentActivityExecutionSize:      b.Share(opts.MaxConcurrentActivities, b.CriticalPct),
+		MaxConcurrentLocalActivityExecutionSize: b.Share(opts.MaxConcurrentLocalActivities, b.CriticalPct),
 		MaxConcurrentWorkflowTaskExecutionSize:  opts.MaxConcurrentWorkflowTasks,
 		// On SIGTERM, let in-flight steps finish (each is bounded at 10 s)
 		// rather than leave them to time out and be retried elsewhere.
@@ -65,17 +108,38 @@ func Register(r Registry, deps Deps) {
 	r.RegisterWorkflowWithOptions(workflows.Order, workflow.RegisterOptions{Name: workflows.OrderWorkflow})
 	r.RegisterActivity(&activities.Orders{DB: deps.DB, Cache: deps.Cache})
 	r.RegisterActivity(&activities.Inventory{DB: deps.DB, Cache: deps.Cache})
-	r.RegisterActivity(&activities.Payment{DB: deps.DB, Provider: deps.Provider})
-	r.RegisterActivity(&activities.Notification{DB: deps.DB})
+	r.RegisterActivity(&activities.Payment{DB: deps.DB, Providers: deps.Payments})
 }
 
-// Run starts the worker and blocks until ctx is done, then stops it
-// gracefully: polling ends and in-flight tasks finish first.
-func Run(ctx context.Context, w worker.Worker) error {
-	if err := w.Start(); err != nil {
+// Start starts the pools.
+func (p *Pool) Start() error {
+	if err := p.Orders.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
+	if p.Outbox != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		p.cancel, p.done = cancel, make(chan struct{})
+		go func() { defer close(p.done); p.Outbox.Run(ctx) }()
+	}
+	return nil
+}
+
+// Stop stops polling and lets in-flight work finish.
+func (p *Pool) Stop() {
+	p.Orders.Stop()
+	if p.cancel != nil {
+		p.cancel()
+		<-p.done
+	}
+}
+
+// Run starts the pools and blocks until ctx is done, then stops them
+// gracefully: polling ends and in-flight tasks finish first.
+func Run(ctx context.Context, p *Pool) error {
+	if err := p.Start(); err != nil {
+		return err
+	}
 	<-ctx.Done()
-	w.Stop()
+	p.Stop()
 	return nil
 }

@@ -34,12 +34,14 @@ const ErrTooLateToCancel = "TooLateToCancel"
 const (
 	ReasonOutOfStock      = "out_of_stock"
 	ReasonPaymentDeclined = "payment_declined"
-	ReasonPaymentFailed   = "payment_failed"
-	ReasonInvalidOrder    = "invalid_order"
-	ReasonCreateFailed    = "order_unavailable"
-	ReasonInventoryFailed = "inventory_unavailable"
-	ReasonConfirmFailed   = "confirm_failed"
-	ReasonCancelled       = "cancelled"
+	// ReasonPaymentUnavailable: no provider could take the charge before
+	// the payment deadline.
+	ReasonPaymentUnavailable = "payment_unavailable"
+	ReasonInvalidOrder       = "invalid_order"
+	ReasonCreateFailed       = "order_unavailable"
+	ReasonInventoryFailed    = "inventory_unavailable"
+	ReasonConfirmFailed      = "confirm_failed"
+	ReasonCancelled          = "cancelled"
 )
 
 // Typed search attributes the saga keeps current so operators can filter
@@ -65,6 +67,14 @@ type OrderInput struct {
 	Region       string            `json:"region"`
 	PaymentToken string            `json:"payment_token"`
 	Items        []activities.Item `json:"items"`
+	// Payment parking: while no provider can take the charge, the order
+	// waits in PAYMENT_PENDING and the charge is retried on durable timers,
+	// the interval doubling from PaymentRetryInitial to PaymentRetryMax, until
+	// PaymentDeadline after it was parked. Zero values take the defaults
+	// (30 min, 10 s, 2 min).
+	PaymentDeadline     time.Duration `json:"payment_deadline,omitempty"`
+	PaymentRetryInitial time.Duration `json:"payment_retry_initial,omitempty"`
+	PaymentRetryMax     time.Duration `json:"payment_retry_max,omitempty"`
 }
 
 // OrderView is the saga's answer to StatusQuery and its result.
@@ -139,7 +149,9 @@ func compensationOptions(ctx workflow.Context, timeout time.Duration) workflow.C
 }
 
 // Order is the order saga: reserve inventory, charge payment, confirm the
-// order, notify the customer. When a step fails, or the order is cancelled
+// order, notify the customer. The notification is written to the outbox by
+// the confirming (or failing) transaction itself and delivered by the
+// worker's non-critical pool, so it is never lost and never holds up the saga. When a step fails, or the order is cancelled
 // before it is confirmed, the steps already taken are compensated in reverse
 // order on a disconnected context and the order ends FAILED or CANCELLED.
 //
@@ -237,12 +249,11 @@ func (o *order) run(ctx workflow.Context) (OrderView, error) {
 	o.setStatus(ctx, activities.StatusReserved)
 
 	o.compensate("refund payment", paymentTimeout, pay.Refund, ref)
-	var charge activities.ChargeResult
-	err = o.step(ctx, paymentTimeout, pay.Charge, activities.ChargeInput{
+	charge, err := o.charge(ctx, activities.ChargeInput{
 		OrderID: o.in.OrderID, Token: o.in.PaymentToken, AmountCents: created.TotalCents, Currency: created.Currency,
-	}, &charge)
+	})
 	if err != nil {
-		return o.abort(ctx, err, ReasonPaymentFailed)
+		return o.abort(ctx, err, ReasonPaymentUnavailable)
 	}
 	o.view.ChargeID = charge.ChargeID
 	o.setStatus(ctx, activities.StatusPaid)
@@ -261,9 +272,96 @@ func (o *order) run(ctx workflow.Context) (OrderView, error) {
 		return o.abort(ctx, err, ReasonConfirmFailed)
 	}
 	o.setStatus(fctx, activities.StatusConfirmed)
-
-	o.notify(fctx, "order_confirmed", "Your order is confirmed")
 	return o.view, nil
+}
+
+// Defaults of the payment parking schedule.
+const (
+	defaultPaymentDeadline     = 30 * time.Minute
+	defaultPaymentRetryInitial = 10 * time.Second
+	defaultPaymentRetryMax     = 2 * time.Minute
+)
+
+// paymentParking is the change ID of the queued fallback: histories from
+// before it failed the order where it now parks.
+const paymentParking = "payment-parking"
+
+// charge runs the payment step. When no provider can take the charge (the
+// step fails for any reason but a decline or an invalid request), the order
+// is parked in PAYMENT_PENDING and the charge is tried again on durable
+// timers until the payment deadline; the last error is returned when it
+// passes. Cancel is accepted while the order is parked.
+func (o *order) charge(ctx workflow.Context, in activities.ChargeInput) (activities.ChargeResult, error) {
+	var pay *activities.Payment
+	var res activities.ChargeResult
+	err := o.step(ctx, paymentTimeout, pay.Charge, in, &res)
+	if !parkable(err) || workflow.GetVersion(ctx, paymentParking, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return res, err
+	}
+	wait, maxWait, deadline := o.in.PaymentRetryInitial, o.in.PaymentRetryMax, o.in.PaymentDeadline
+	if wait <= 0 {
+		wait = defaultPaymentRetryInitial
+	}
+	if maxWait <= 0 {
+		maxWait = defaultPaymentRetryMax
+	}
+	if deadline <= 0 {
+		deadline = defaultPaymentDeadline
+	}
+	until := workflow.Now(ctx).Add(deadline)
+	logger := workflow.GetLogger(ctx)
+	logger.Warn("payment unavailable; order parked", "order_id", o.in.OrderID, "deadline", until, "error", err)
+	o.setStatus(ctx, activities.StatusPaymentPending)
+	if rerr := o.record(ctx, activities.StatusPaymentPending, ""); rerr != nil {
+		return res, rerr
+	}
+	for attempt := 2; ; attempt++ {
+		left := until.Sub(workflow.Now(ctx))
+		if left <= 0 {
+			logger.Warn("payment deadline passed", "order_id", o.in.OrderID, "attempts", attempt-1)
+			return res, err
+		}
+		if serr := o.sleep(ctx, min(wait, left)); serr != nil {
+			return res, serr
+		}
+		wait = min(2*wait, maxWait)
+		err = o.step(ctx, paymentTimeout, pay.Charge, in, &res)
+		if !parkable(err) {
+			if err == nil {
+				logger.Info("parked order charged", "order_id", o.in.OrderID, "attempts", attempt)
+			}
+			return res, err
+		}
+	}
+}
+
+// parkable reports whether a failed charge may succeed later: anything but
+// success, cancellation, a decline and an invalid request.
+func parkable(err error) bool {
+	if err == nil || errors.Is(err, errCancelled) {
+		return false
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && (app.Type() == activities.ErrPaymentDeclined || app.Type() == activities.ErrInvalidOrder) {
+		return false
+	}
+	return true
+}
+
+// sleep waits on a durable timer that an accepted cancel interrupts; it
+// returns errCancelled when the order was cancelled.
+func (o *order) sleep(ctx workflow.Context, d time.Duration) error {
+	if o.view.CancelRequested || ctx.Err() != nil {
+		return errCancelled
+	}
+	tctx, cancel := workflow.WithCancel(ctx)
+	o.cancelStep = cancel
+	defer func() { o.cancelStep = nil; cancel() }()
+	err := workflow.NewTimer(tctx, d).Get(tctx, nil)
+	if o.view.CancelRequested || ctx.Err() != nil {
+		return errCancelled
+	}
+	return err
 }
 
 // step runs one forward step as a local activity with the design's retry
@@ -321,9 +419,6 @@ func (o *order) abort(ctx workflow.Context, cause error, stepReason string) (Ord
 		failed = append(failed, err)
 	}
 	o.setStatus(dctx, final)
-	if final == activities.StatusFailed {
-		o.notify(dctx, "order_failed", "Your order could not be completed")
-	}
 	if len(failed) > 0 {
 		return o.view, temporal.NewNonRetryableApplicationError("order "+o.in.OrderID+" needs an operator: compensation failed",
 			"CompensationFailed", errors.Join(failed...))
@@ -336,18 +431,6 @@ func (o *order) record(ctx workflow.Context, status, reason string) error {
 	var orders *activities.Orders
 	return workflow.ExecuteLocalActivity(compensationOptions(ctx, serviceTimeout), orders.SetStatus,
 		activities.SetStatusInput{OrderID: o.in.OrderID, Status: status, FailureReason: reason}).Get(ctx, nil)
-}
-
-// notify sends a customer message; its failure is logged and never fails the order.
-func (o *order) notify(ctx workflow.Context, kind, subject string) {
-	var n *activities.Notification
-	err := workflow.ExecuteLocalActivity(forwardOptions(ctx, serviceTimeout), n.Send, activities.NotifyInput{
-		OrderID: o.in.OrderID, Kind: kind, Recipient: o.in.Email, Subject: subject,
-		Body: fmt.Sprintf("Order %s: %s (%d %s).", o.in.OrderID, o.view.Status, o.view.TotalCents, o.view.Currency),
-	}).Get(ctx, nil)
-	if err != nil {
-		workflow.GetLogger(ctx).Warn("notification failed", "order_id", o.in.OrderID, "kind", kind, "error", err)
-	}
 }
 
 // setStatus moves the saga's view to a status and, where the saga rests, the

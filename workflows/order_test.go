@@ -28,7 +28,6 @@ var (
 	ordersActs *activities.Orders
 	invActs    *activities.Inventory
 	payActs    *activities.Payment
-	notifyActs *activities.Notification
 )
 
 // Names of the compensating activities, in the order the saga registers their
@@ -69,7 +68,7 @@ type orderTest struct {
 	env *testsuite.TestWorkflowEnvironment
 
 	mu       sync.Mutex
-	calls    []string // "Charge", "SetStatus(FAILED)", "Send(order_confirmed)", one per attempt
+	calls    []string // "Charge", "SetStatus(FAILED)", one per attempt
 	statuses []string // OrderStatus values upserted, in order
 }
 
@@ -82,7 +81,6 @@ func newOrderTest(t *testing.T) *orderTest {
 	env.RegisterActivity(&activities.Orders{})
 	env.RegisterActivity(&activities.Inventory{})
 	env.RegisterActivity(&activities.Payment{})
-	env.RegisterActivity(&activities.Notification{})
 
 	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
 		name := info.ActivityType.Name
@@ -90,8 +88,6 @@ func newOrderTest(t *testing.T) *orderTest {
 			switch in := args[0].(type) {
 			case activities.SetStatusInput:
 				name = fmt.Sprintf("SetStatus(%s)", in.Status)
-			case activities.NotifyInput:
-				name = fmt.Sprintf("Send(%s)", in.Kind)
 			}
 		}
 		h.mu.Lock()
@@ -125,7 +121,6 @@ func (h *orderTest) mockDefaults() {
 	env.OnActivity(ordersActs.Confirm, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(ordersActs.Revert, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(ordersActs.SetStatus, mock.Anything, mock.Anything).Return(nil).Maybe()
-	env.OnActivity(notifyActs.Send, mock.Anything, mock.Anything).Return(nil).Maybe()
 }
 
 func (h *orderTest) run() {
@@ -223,7 +218,7 @@ func requireAppErrType(t *testing.T, err error, want string) *temporal.Applicati
 
 // --- forward path ----------------------------------------------------------
 
-func TestOrder_HappyPath_ConfirmsNotifiesAndCompensatesNothing(t *testing.T) {
+func TestOrder_HappyPath_ConfirmsAndCompensatesNothing(t *testing.T) {
 	h := newOrderTest(t)
 	// The charge must be for the priced total, not for anything the caller sent.
 	h.env.OnActivity(payActs.Charge, mock.Anything, activities.ChargeInput{
@@ -239,7 +234,7 @@ func TestOrder_HappyPath_ConfirmsNotifiesAndCompensatesNothing(t *testing.T) {
 	assert.Equal(t, "EUR", v.Currency)
 	assert.Equal(t, testCreated.Lines, v.Lines)
 	assert.False(t, v.CancelRequested)
-	assert.Equal(t, []string{"Create", "Reserve", "Charge", "Confirm", "Send(order_confirmed)"}, h.recorded(),
+	assert.Equal(t, []string{"Create", "Reserve", "Charge", "Confirm"}, h.recorded(),
 		"forward steps once each, then the confirmation; no compensation, no status writes outside the steps")
 	assert.Empty(t, h.compensations())
 }
@@ -256,7 +251,7 @@ func TestOrder_OutOfStock_FailsReleasesAndNeverCharges(t *testing.T) {
 	assert.Equal(t, 0, h.attempts("Charge"))
 	assert.Equal(t, []string{"Release"}, h.compensations())
 	assert.Equal(t, []string{
-		"Create", "Reserve", "SetStatus(COMPENSATING)", "Release", "SetStatus(FAILED)", "Send(order_failed)",
+		"Create", "Reserve", "SetStatus(COMPENSATING)", "Release", "SetStatus(FAILED)",
 	}, h.recorded())
 }
 
@@ -272,7 +267,6 @@ func TestOrder_PaymentDeclined_FailsRefundsThenReleasesAndNeverConfirms(t *testi
 	assert.Equal(t, 1, h.attempts("Charge"), "a decline is not retried")
 	assert.Equal(t, 0, h.attempts("Confirm"))
 	assert.Equal(t, []string{"Refund", "Release"}, h.compensations(), "compensations run in reverse order")
-	assert.Equal(t, 1, h.attempts("Send(order_failed)"))
 }
 
 func TestOrder_TransientChargeErrors_ConfirmsOnTheThirdAttempt(t *testing.T) {
@@ -288,34 +282,100 @@ func TestOrder_TransientChargeErrors_ConfirmsOnTheThirdAttempt(t *testing.T) {
 	assert.Empty(t, h.compensations())
 }
 
-func TestOrder_PaymentProviderDown_GivesUpAfterFiveAttemptsAndCompensates(t *testing.T) {
+// With the provider down for good, the order is parked after the policy's 5
+// attempts and retried on timers (10 s doubling to 2 min, 5 attempts each)
+// until the 30 min deadline, then compensated as payment_unavailable.
+func TestOrder_PaymentProviderDown_ParksThenFailsPaymentUnavailableAtTheDeadline(t *testing.T) {
 	h := newOrderTest(t)
 	h.env.OnActivity(payActs.Charge, mock.Anything, mock.Anything).Return(activities.ChargeResult{}, errInfra)
+	start := h.env.Now()
 	h.run()
 
 	v := h.result()
 	assert.Equal(t, activities.StatusFailed, v.Status)
-	assert.Equal(t, workflows.ReasonPaymentFailed, v.FailureReason)
-	assert.Equal(t, 5, h.attempts("Charge"), "forwardRetry allows 5 attempts")
+	assert.Equal(t, workflows.ReasonPaymentUnavailable, v.FailureReason)
+	assert.GreaterOrEqual(t, h.env.Now().Sub(start), 30*time.Minute, "the order waits for its payment deadline")
+	assert.Less(t, h.env.Now().Sub(start), 35*time.Minute)
+	// 10+20+40+80+120*14 s fit in 30 min: 1 parking + 18 timed rounds of 5 attempts.
+	assert.Equal(t, 5*19, h.attempts("Charge"))
+	assert.Equal(t, 0, h.attempts("Confirm"))
+	assert.Equal(t, 1, h.attempts("SetStatus(PAYMENT_PENDING)"))
+	assert.Equal(t, []string{"Refund", "Release"}, h.compensations())
+	assert.Equal(t, []string{activities.StatusPaymentPending, activities.StatusCompensating, activities.StatusFailed}, h.upserted())
+}
+
+// A charge no provider can take is parked at once: PaymentUnavailable is
+// not retried by the step's policy, the timers retry it.
+func TestOrder_PaymentUnavailable_ParksAndConfirmsWhenAProviderReturns(t *testing.T) {
+	h := newOrderTest(t)
+	h.env.OnActivity(payActs.Charge, mock.Anything, mock.Anything).Return(activities.ChargeResult{}, businessErr(activities.ErrPaymentUnavailable)).Times(3)
+	h.env.OnActivity(payActs.Charge, mock.Anything, mock.Anything).Return(testCharge, nil).Once()
+	start := h.env.Now()
+	h.run()
+
+	v := h.result()
+	assert.Equal(t, activities.StatusConfirmed, v.Status)
+	assert.Equal(t, "ch_1", v.ChargeID)
+	assert.Equal(t, 4, h.attempts("Charge"))
+	assert.Equal(t, 1, h.attempts("SetStatus(PAYMENT_PENDING)"))
+	assert.Empty(t, h.compensations())
+	elapsed := h.env.Now().Sub(start)
+	assert.GreaterOrEqual(t, elapsed, 70*time.Second, "timers of 10, 20 and 40 s")
+	assert.Less(t, elapsed, 80*time.Second)
+	assert.Equal(t, []string{activities.StatusPaymentPending, activities.StatusConfirmed}, h.upserted())
+}
+
+func TestOrder_ParkingSchedule_ComesFromTheInput(t *testing.T) {
+	h := newOrderTest(t)
+	h.env.OnActivity(payActs.Charge, mock.Anything, mock.Anything).Return(activities.ChargeResult{}, businessErr(activities.ErrPaymentUnavailable))
+	in := testInput()
+	in.PaymentDeadline, in.PaymentRetryInitial, in.PaymentRetryMax = 10*time.Second, time.Second, 2*time.Second
+	start := h.env.Now()
+	h.mockDefaults()
+	h.env.ExecuteWorkflow(workflows.OrderWorkflow, in)
+	require.True(t, h.env.IsWorkflowCompleted())
+
+	v := h.result()
+	assert.Equal(t, workflows.ReasonPaymentUnavailable, v.FailureReason)
+	// 1+2+2+2+2+1 s: six timed attempts after the first.
+	assert.Equal(t, 7, h.attempts("Charge"))
+	elapsed := h.env.Now().Sub(start)
+	assert.GreaterOrEqual(t, elapsed, 10*time.Second)
+	assert.Less(t, elapsed, 12*time.Second)
+}
+
+func TestOrder_CancelWhileParked_RefundsReleasesAndEndsCancelled(t *testing.T) {
+	h := newOrderTest(t)
+	h.env.OnActivity(payActs.Charge, mock.Anything, mock.Anything).Return(activities.ChargeResult{}, businessErr(activities.ErrPaymentUnavailable))
+	cancel := h.cancelAfter(5 * time.Minute)
+	start := h.env.Now()
+	h.run()
+
+	require.True(t, cancel.accepted, "cancel is accepted while parked: %v", cancel.rejectErr)
+	v := h.result()
+	assert.Equal(t, activities.StatusCancelled, v.Status)
+	assert.Less(t, h.env.Now().Sub(start), 6*time.Minute, "the cancel interrupts the parking timer")
 	assert.Equal(t, 0, h.attempts("Confirm"))
 	assert.Equal(t, []string{"Refund", "Release"}, h.compensations())
 }
 
 // Each attempt fails after 3 s, well inside the 10 s payment StartToCloseTimeout,
-// so the design's policy (5 attempts, 100-800 ms apart) still applies.
+// so the design's policy (5 attempts, 100-800 ms apart) still applies before
+// the order is parked.
 //
 // A local activity's schedule-to-close defaults to its start-to-close (10 s for
 // Charge), which would cap the whole retry sequence at 4 slow attempts.
-func TestOrder_SlowFailingCharge_StillGetsFiveAttempts(t *testing.T) {
+func TestOrder_SlowFailingCharge_StillGetsFiveAttemptsBeforeParking(t *testing.T) {
 	h := newOrderTest(t)
-	h.env.OnActivity(payActs.Charge, mock.Anything, mock.Anything).After(3*time.Second).Return(activities.ChargeResult{}, errInfra)
+	h.env.OnActivity(payActs.Charge, mock.Anything, mock.Anything).After(3*time.Second).Return(activities.ChargeResult{}, errInfra).Times(5)
+	h.env.OnActivity(payActs.Charge, mock.Anything, mock.Anything).Return(testCharge, nil).Once()
 	h.run()
 
 	v := h.result()
-	assert.Equal(t, activities.StatusFailed, v.Status)
-	assert.Equal(t, workflows.ReasonPaymentFailed, v.FailureReason)
-	assert.Equal(t, 5, h.attempts("Charge"), "forwardRetry allows 5 attempts")
-	assert.Equal(t, []string{"Refund", "Release"}, h.compensations())
+	assert.Equal(t, activities.StatusConfirmed, v.Status)
+	assert.Equal(t, 6, h.attempts("Charge"), "forwardRetry allows 5 attempts, then the parked retry")
+	assert.Equal(t, 1, h.attempts("SetStatus(PAYMENT_PENDING)"))
+	assert.Empty(t, h.compensations())
 }
 
 func TestOrder_InvalidOrder_FailsWithoutReservingAnything(t *testing.T) {
@@ -330,7 +390,7 @@ func TestOrder_InvalidOrder_FailsWithoutReservingAnything(t *testing.T) {
 	assert.Equal(t, 1, h.attempts("Create"))
 	assert.Equal(t, 0, h.attempts("Reserve"))
 	assert.Empty(t, h.compensations(), "nothing was reserved, so nothing is released")
-	assert.Equal(t, []string{"Create", "SetStatus(FAILED)", "Send(order_failed)"}, h.recorded())
+	assert.Equal(t, []string{"Create", "SetStatus(FAILED)"}, h.recorded())
 }
 
 func TestOrder_OrdersServiceDown_FailsOrderUnavailableAfterFiveAttempts(t *testing.T) {
@@ -369,8 +429,6 @@ func TestOrder_ConfirmFails_RevertsRefundsAndReleasesInReverseOrder(t *testing.T
 	assert.Equal(t, workflows.ReasonConfirmFailed, v.FailureReason)
 	assert.Equal(t, 5, h.attempts("Confirm"))
 	assert.Equal(t, []string{"Revert", "Refund", "Release"}, h.compensations())
-	assert.Equal(t, 0, h.attempts("Send(order_confirmed)"))
-	assert.Equal(t, 1, h.attempts("Send(order_failed)"))
 }
 
 // --- cancel update -----------------------------------------------------------
@@ -400,7 +458,6 @@ func TestOrder_CancelWhileCreating_FinishesTheRecordThenCancelsBeforeReserving(t
 	assert.NotContains(t, h.compensations(), "Refund", "nothing was charged")
 	assert.NotContains(t, h.compensations(), "Revert", "nothing was confirmed")
 	assert.Equal(t, 1, h.attempts("SetStatus(CANCELLED)"))
-	assert.Equal(t, 0, h.attempts("Send(order_failed)")+h.attempts("Send(order_confirmed)"), "no notification for a cancelled order")
 }
 
 func TestOrder_CancelWhileReserving_ReleasesAndEndsCancelled(t *testing.T) {
@@ -438,7 +495,6 @@ func TestOrder_CancelAfterReserved_RefundsThenReleasesAndNeverConfirms(t *testin
 	assert.Equal(t, workflows.ReasonCancelled, v.FailureReason)
 	assert.Equal(t, 0, h.attempts("Confirm"))
 	assert.Equal(t, []string{"Refund", "Release"}, h.compensations())
-	assert.Equal(t, 0, h.attempts("Send(order_failed)")+h.attempts("Send(order_confirmed)"))
 }
 
 func TestOrder_CancelDuringChargeRetryBackoff_RefundsThenReleasesAndEndsCancelled(t *testing.T) {
@@ -471,23 +527,6 @@ func TestOrder_CancelWhileConfirming_IsRejectedTooLateAndOrderConfirms(t *testin
 	v := h.result()
 	assert.Equal(t, activities.StatusConfirmed, v.Status)
 	assert.False(t, v.CancelRequested)
-	assert.Empty(t, h.compensations())
-	assert.Equal(t, 1, h.attempts("Send(order_confirmed)"))
-}
-
-func TestOrder_CancelAfterConfirmed_IsRejectedTooLateAndOrderStaysConfirmed(t *testing.T) {
-	h := newOrderTest(t)
-	// The workflow is still running, sending the confirmation, when the cancel lands.
-	h.env.OnActivity(notifyActs.Send, mock.Anything, mock.Anything).After(2 * time.Second).Return(nil)
-	upd := h.cancelAfter(time.Second)
-	h.run()
-
-	require.True(t, upd.rejected, "cancel after CONFIRMED must be rejected")
-	requireAppErrType(t, upd.rejectErr, workflows.ErrTooLateToCancel)
-	assert.Contains(t, upd.rejectErr.Error(), activities.StatusConfirmed)
-
-	v := h.result()
-	assert.Equal(t, activities.StatusConfirmed, v.Status)
 	assert.Empty(t, h.compensations())
 }
 
@@ -542,7 +581,7 @@ func TestOrder_WorkflowCancelledWhileCreating_FinishesTheRecordThenCancelsBefore
 // Unlike the cancel update, which is refused from Confirm on, a Temporal
 // cancellation still interrupts Confirm and unwinds every step, Confirm
 // included, as the Order doc comment describes.
-func TestOrder_WorkflowCancelledWhileConfirming_StillConfirmsAndNotifies(t *testing.T) {
+func TestOrder_WorkflowCancelledWhileConfirming_StillConfirms(t *testing.T) {
 	h := newOrderTest(t)
 	h.env.OnActivity(ordersActs.Confirm, mock.Anything, mock.Anything).After(2 * time.Second).Return(nil)
 	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, time.Second)
@@ -551,7 +590,6 @@ func TestOrder_WorkflowCancelledWhileConfirming_StillConfirmsAndNotifies(t *test
 	v := h.result()
 	assert.Equal(t, activities.StatusConfirmed, v.Status, "past the point of no return a cancellation no longer unwinds the order")
 	assert.Empty(t, h.compensations())
-	assert.Equal(t, 1, h.attempts("Send(order_confirmed)"), "the customer still gets the confirmation")
 }
 
 // --- compensation failures -----------------------------------------------------
@@ -621,20 +659,6 @@ func TestOrder_ReleaseFailingLongerThanItsTimeout_IsRetriedUntilItSucceeds(t *te
 	assert.Equal(t, activities.StatusFailed, v.Status)
 	assert.Equal(t, workflows.ReasonOutOfStock, v.FailureReason)
 	assert.Equal(t, 9, h.attempts("Release"))
-}
-
-// --- notification ----------------------------------------------------------------
-
-func TestOrder_NotificationAlwaysFails_OrderStillConfirmed(t *testing.T) {
-	h := newOrderTest(t)
-	h.env.OnActivity(notifyActs.Send, mock.Anything, mock.Anything).Return(errInfra)
-	h.run()
-
-	v := h.result()
-	assert.Equal(t, activities.StatusConfirmed, v.Status)
-	assert.Empty(t, v.FailureReason)
-	assert.Equal(t, 5, h.attempts("Send(order_confirmed)"), "the notification is retried with forwardRetry, then given up")
-	assert.Empty(t, h.compensations())
 }
 
 // --- query and search attributes ----------------------------------------------

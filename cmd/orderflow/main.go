@@ -16,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/activities"
@@ -25,6 +24,7 @@ import (
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/db"
 	"github.com/orderflow/orderflow/internal/logging"
+	"github.com/orderflow/orderflow/internal/payment"
 	"github.com/orderflow/orderflow/schema"
 	"github.com/orderflow/orderflow/workers"
 )
@@ -162,9 +162,9 @@ func runAPI(ctx context.Context, cfg config.API) error {
 	defer cl.close()
 
 	srv := &api.Server{DB: cl.db, Cache: cl.cache, Temporal: cl.temporal, Log: log, Region: cfg.Region,
-		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker}
+		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker, Payment: cfg.Resilience.Payment}
 	if cfg.EmbedWorker {
-		w := newWorker(cl, cfg.EmbeddedWorker)
+		w := newWorker(cl, cfg.EmbeddedWorker, log, false)
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("start embedded worker: %w", err)
 		}
@@ -202,15 +202,20 @@ func runWorker(ctx context.Context, cfg config.Worker) error {
 		return err
 	}
 	defer cl.close()
-	err = workers.Run(ctx, newWorker(cl, cfg))
+	err = workers.Run(ctx, newWorker(cl, cfg, log, true))
 	log.Info("worker stopped")
 	return err
 }
 
-func newWorker(cl *clients, cfg config.Worker) worker.Worker {
-	return workers.New(cl.temporal, workers.Deps{DB: cl.db, Cache: cl.cache, Provider: &activities.SimulatedProvider{DB: cl.db}},
-		workers.Options{Region: cfg.Region, MaxConcurrentActivities: cfg.MaxConcurrentActivities,
-			MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks})
+// newWorker builds a worker process's pools; outbox adds the notification
+// pool, which the gateway's embedded worker leaves to the worker processes.
+func newWorker(cl *clients, cfg config.Worker, log *zap.Logger, outbox bool) *workers.Pool {
+	deps := workers.Deps{DB: cl.db, Cache: cl.cache, Log: log,
+		Payments: payment.NewRouter(payment.Settings(cfg.Resilience.Payment), &activities.SimulatedProvider{DB: cl.db}),
+		Mailer:   activities.LogMailer{Log: log, Latency: cfg.MailLatency}}
+	return workers.New(cl.temporal, deps, workers.Options{Region: cfg.Region, MaxConcurrentActivities: cfg.MaxConcurrentActivities,
+		MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks,
+		Bulkhead: cfg.Resilience.Bulkhead, Outbox: outbox})
 }
 
 func runMigrate(ctx context.Context, cfg config.Common) error {

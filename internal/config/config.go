@@ -46,6 +46,9 @@ type Worker struct {
 	MaxConcurrentActivities      int
 	MaxConcurrentLocalActivities int
 	MaxConcurrentWorkflowTasks   int
+	// MailLatency is the development mailer's simulated round trip
+	// (MAIL_SIMULATED_LATENCY).
+	MailLatency time.Duration
 }
 
 // LoadCommon reads the shared settings.
@@ -83,6 +86,7 @@ func LoadWorker() Worker {
 		MaxConcurrentActivities:      EnvInt("WORKER_MAX_ACTIVITIES", 200),
 		MaxConcurrentLocalActivities: EnvInt("WORKER_MAX_LOCAL_ACTIVITIES", 200),
 		MaxConcurrentWorkflowTasks:   EnvInt("WORKER_MAX_WORKFLOW_TASKS", 100),
+		MailLatency:                  EnvDuration("MAIL_SIMULATED_LATENCY", 0),
 	}
 }
 

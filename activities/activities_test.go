@@ -287,7 +287,7 @@ func TestOutboxDeliversEachMessageOnceAndRetriesFailures(t *testing.T) {
 		ids = append(ids, id)
 	}
 	box := &mailbox{got: map[int64]int{}, failFirst: 2}
-	ob := &activities.Outbox{DB: f.pool, Mailer: box, Log: zaptest.NewLogger(t), Workers: 2, Poll: 20 * time.Millisecond}
+	ob := &activities.Outbox{DB: f.pool, Region: "test", Mailer: box, Log: zaptest.NewLogger(t), Workers: 2, Poll: 20 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); ob.Run(ctx) }()

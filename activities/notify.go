@@ -24,8 +24,8 @@ const (
 // $3 into the outbox, once per (order, kind). It runs inside the transaction
 // that confirms or fails the order, so the message exists exactly when the
 // outcome it announces does.
-const qEnqueue = `INSERT INTO notifications (order_id, kind, channel, recipient, subject, body)
-	SELECT order_id, $2, 'email', email, $3,
+const qEnqueue = `INSERT INTO notifications (order_id, region, kind, channel, recipient, subject, body)
+	SELECT order_id, region, $2, 'email', email, $3,
 	       format('Order %s: %s (%s %s).', order_id, status, total_cents, currency)
 	FROM orders WHERE order_id = $1
 	ON CONFLICT (order_id, kind) DO NOTHING`
@@ -81,7 +81,9 @@ func (l LogMailer) Send(ctx context.Context, m Message) error {
 // so a flood of notifications cannot take the slots or connections the
 // saga's steps use.
 type Outbox struct {
-	DB     *pgxpool.Pool
+	DB *pgxpool.Pool
+	// Region is the region whose messages this pool delivers.
+	Region string
 	Mailer Mailer
 	Log    *zap.Logger
 	// Workers bounds the messages in flight; Batch is how many are claimed
@@ -137,13 +139,13 @@ func (o *Outbox) Run(ctx context.Context) {
 
 func (o *Outbox) claim(ctx context.Context) ([]Message, error) {
 	const q = `UPDATE notifications n SET attempts = n.attempts + 1, next_attempt_at = now() + $2::interval
-		FROM (SELECT id FROM notifications WHERE status = 'pending' AND next_attempt_at <= now()
+		FROM (SELECT id FROM notifications WHERE region = $3 AND status = 'pending' AND next_attempt_at <= now()
 		      ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
 		WHERE n.id = due.id
 		RETURNING n.id, n.order_id, n.kind, n.recipient, n.subject, n.body, n.attempts`
 	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
 	defer cancel()
-	rows, err := o.DB.Query(ctx, q, o.Batch, o.Lease.String())
+	rows, err := o.DB.Query(ctx, q, o.Batch, o.Lease.String(), o.Region)
 	if err != nil {
 		return nil, err
 	}

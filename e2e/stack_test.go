@@ -38,13 +38,13 @@ type stack struct {
 	url      string
 }
 
-// newStack starts a gateway on an httptest server and, unless noWorker, a
-// worker for the test's own region.
 // e2eBreaker has the design's thresholds but a 2 s open state, so a test that
 // trips it (a provider failing every call) does not hold up the next test.
 var e2eBreaker = payment.BreakerSettings{Window: 10 * time.Second, FailureRatio: 0.5, MinRequests: 10,
 	OpenTimeout: 2 * time.Second, HalfOpenSuccesses: 3}
 
+// newStack starts a gateway on an httptest server and, unless noWorker, a
+// worker for the test's own region.
 func newStack(t *testing.T, withWorker bool) *stack {
 	t.Helper()
 	s := &stack{

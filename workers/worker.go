@@ -69,7 +69,7 @@ func New(c client.Client, deps Deps, opts Options) *Pool {
 		if mailer == nil {
 			mailer = activities.LogMailer{Log: log}
 		}
-		p.Outbox = &activities.Outbox{DB: deps.DB, Mailer: mailer, Log: log,
+		p.Outbox = &activities.Outbox{DB: deps.DB, Region: opts.Region, Mailer: mailer, Log: log,
 			Workers: opts.Bulkhead.Share(opts.slots(), opts.Bulkhead.NonCriticalPct)}
 	}
 	return p

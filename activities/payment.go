@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/activity"
 
 	"github.com/orderflow/orderflow/internal/db"
@@ -44,6 +45,8 @@ type (
 type Payment struct {
 	DB       *pgxpool.Pool
 	Provider PaymentProvider
+	// Cache holds the order views that the PAID status write invalidates.
+	Cache *redis.Client
 }
 
 // ChargeInput is what to charge for an order.
@@ -89,6 +92,7 @@ func (p *Payment) Charge(ctx context.Context, in ChargeInput) (ChargeResult, err
 		if err != nil {
 			return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
 		}
+		invalidate(ctx, p.Cache, in.OrderID, nil)
 		return res, nil
 	}
 	key := ChargeKey(in.OrderID, n+1)
@@ -123,6 +127,7 @@ func (p *Payment) Charge(ctx context.Context, in ChargeInput) (ChargeResult, err
 	if err != nil {
 		return ChargeResult{}, fmt.Errorf("charge %s: record: %w", in.OrderID, err)
 	}
+	invalidate(ctx, p.Cache, in.OrderID, nil)
 	return res, nil
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/stacktest"
 	"github.com/orderflow/orderflow/workers"
 )
@@ -44,7 +45,12 @@ func newStack(t *testing.T, withWorker bool) *stack {
 		t: t, pool: stacktest.DB(t), rc: stacktest.Redis(t), temporal: stacktest.Temporal(t),
 		region: "e2e-" + uuid.NewString()[:8],
 	}
-	srv := &api.Server{DB: s.pool, Cache: s.rc, Temporal: s.temporal, Log: zaptest.NewLogger(t), Region: s.region}
+	// The gateway as `make run` builds it, limits on, but with room for the
+	// suite's many orders from 127.0.0.1.
+	res := config.LoadResilience()
+	res.RateLimit = config.RateLimit{Enabled: true, PerUser: 1_000_000, PerIP: 1_000_000, Period: time.Minute}
+	srv := &api.Server{DB: s.pool, Cache: s.rc, Temporal: s.temporal, Log: zaptest.NewLogger(t), Region: s.region,
+		RateLimit: res.RateLimit, Bulkhead: res.Bulkhead, Tiers: res.Cache}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	s.url = hs.URL

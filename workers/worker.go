@@ -65,7 +65,7 @@ func Register(r Registry, deps Deps) {
 	r.RegisterWorkflowWithOptions(workflows.Order, workflow.RegisterOptions{Name: workflows.OrderWorkflow})
 	r.RegisterActivity(&activities.Orders{DB: deps.DB, Cache: deps.Cache})
 	r.RegisterActivity(&activities.Inventory{DB: deps.DB, Cache: deps.Cache})
-	r.RegisterActivity(&activities.Payment{DB: deps.DB, Provider: deps.Provider})
+	r.RegisterActivity(&activities.Payment{DB: deps.DB, Provider: deps.Provider, Cache: deps.Cache})
 	r.RegisterActivity(&activities.Notification{DB: deps.DB})
 }
 

@@ -88,6 +88,9 @@ type rateLimiter struct {
 }
 
 func newRateLimiter(cfg config.RateLimit, rc *redis.Client, timeout time.Duration, log *zap.Logger) *rateLimiter {
+	if log == nil {
+		log = zap.NewNop()
+	}
 	period := cfg.Period
 	if period <= 0 {
 		period = time.Minute

@@ -70,7 +70,7 @@ func (i *Inventory) Reserve(ctx context.Context, in ReserveInput) error {
 	if err != nil {
 		return wrap(err, "reserve %s", in.OrderID)
 	}
-	invalidate(ctx, i.Cache, moved)
+	invalidate(ctx, i.Cache, in.OrderID, moved)
 	return nil
 }
 
@@ -90,7 +90,7 @@ func (i *Inventory) Release(ctx context.Context, in OrderRef) error {
 	if len(moved) > 0 {
 		activity.GetLogger(ctx).Info("stock released", "order_id", in.OrderID, "skus", len(moved))
 	}
-	invalidate(ctx, i.Cache, moved)
+	invalidate(ctx, i.Cache, "", moved)
 	return nil
 }
 
@@ -142,13 +142,20 @@ func moveStock(ctx context.Context, tx pgx.Tx, orderID, sku, reason string, dOnH
 	return nil
 }
 
-func invalidate(ctx context.Context, c *redis.Client, items []Item) {
-	if c == nil || len(items) == 0 {
+// invalidate deletes, in one bounded DEL issued after the write committed,
+// the inventory counts of the SKUs whose stock moved and, when orderID is
+// set, the order's cached view, whose status the write changed. A failure is
+// only logged: the tiers' TTLs bound what it leaves behind.
+func invalidate(ctx context.Context, c *redis.Client, orderID string, items []Item) {
+	if c == nil || (len(items) == 0 && orderID == "") {
 		return
 	}
-	keys := make([]string, len(items))
-	for n, it := range items {
-		keys[n] = cache.InventoryKey(it.SKU)
+	keys := make([]string, 0, len(items)+1)
+	if orderID != "" {
+		keys = append(keys, cache.OrderKey(orderID))
+	}
+	for _, it := range items {
+		keys = append(keys, cache.InventoryKey(it.SKU))
 	}
 	cache.Del(ctx, c, activity.GetLogger(ctx), keys...)
 }

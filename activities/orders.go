@@ -85,6 +85,8 @@ func (o *Orders) Create(ctx context.Context, in CreateOrderInput) (CreateOrderRe
 	if err != nil {
 		return CreateOrderResult{}, wrap(err, "create order %s", in.OrderID)
 	}
+	// A GET that came before the order existed may have left a lease.
+	invalidate(ctx, o.Cache, in.OrderID, nil)
 	return res, nil
 }
 
@@ -173,11 +175,13 @@ func (o *Orders) SetStatus(ctx context.Context, in SetStatusInput) error {
 	if err != nil {
 		return fmt.Errorf("set status %s of %s: %w", in.Status, in.OrderID, err)
 	}
+	invalidate(ctx, o.Cache, in.OrderID, nil)
 	return nil
 }
 
 // qSetStatus moves an order to $2 with failure reason $3 (” for none) and
-// appends the change to its history, in one round trip. The history row is
+// appends the change to its history, in one round trip. Whoever runs it
+// deletes cache.OrderKey once the write has committed (invalidate). The history row is
 // appended only when the order exists (a saga that failed before writing it
 // has nothing to record).
 const qSetStatus = `WITH u AS (
@@ -222,7 +226,7 @@ func (o *Orders) Confirm(ctx context.Context, in OrderRef) error {
 	if err != nil {
 		return wrap(err, "confirm %s", in.OrderID)
 	}
-	invalidate(ctx, o.Cache, moved)
+	invalidate(ctx, o.Cache, in.OrderID, moved)
 	return nil
 }
 
@@ -239,6 +243,6 @@ func (o *Orders) Revert(ctx context.Context, in OrderRef) error {
 	if err != nil {
 		return wrap(err, "revert %s", in.OrderID)
 	}
-	invalidate(ctx, o.Cache, moved)
+	invalidate(ctx, o.Cache, "", moved)
 	return nil
 }

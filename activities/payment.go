@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/activity"
 
 	"github.com/orderflow/orderflow/internal/db"
@@ -38,6 +39,8 @@ type Payment struct {
 	// request still inside the first provider could otherwise land after
 	// the lookup. Zero means 20 s.
 	FailoverQuiet time.Duration
+	// Cache holds the order views that the PAID status write invalidates.
+	Cache *redis.Client
 }
 
 // ErrPaymentUnavailable is the application error type of a charge that no
@@ -97,6 +100,7 @@ func (p *Payment) Charge(ctx context.Context, in ChargeInput) (ChargeResult, err
 		if err != nil {
 			return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
 		}
+		invalidate(ctx, p.Cache, in.OrderID, nil)
 		return res, nil
 	}
 	seq := st.n + 1
@@ -196,6 +200,7 @@ func (p *Payment) recordCharge(ctx context.Context, orderID, key, provider strin
 	if err != nil {
 		return ChargeResult{}, fmt.Errorf("charge %s: record: %w", orderID, err)
 	}
+	invalidate(ctx, p.Cache, orderID, nil)
 	return ChargeResult{Provider: provider, ChargeID: ch.ID}, nil
 }
 

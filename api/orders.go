@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/workflows"
 )
 
@@ -235,7 +236,7 @@ func (s *Server) getOrder(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
-	o, err := s.loadOrder(ctx, id.String())
+	o, err := s.cachedOrder(ctx, id.String())
 	if err != nil {
 		return err
 	}
@@ -244,6 +245,25 @@ func (s *Server) getOrder(c echo.Context) error {
 		return s.orderFromSaga(c, ctx, id.String())
 	}
 	return c.JSON(http.StatusOK, o)
+}
+
+// cachedOrder returns the order's view from the hot-order tier
+// (CACHE_ORDER_TTL, 10 minutes), or loads it from PostgreSQL and caches it.
+// Every status write deletes the key; the lease keeps a load that raced such
+// a write from caching what it read before the write.
+func (s *Server) cachedOrder(ctx context.Context, id string) (*OrderJSON, error) {
+	var o OrderJSON
+	hit, lease := cache.GetLeased(ctx, s.Cache, s.warner(), cache.OrderKey(id), &o, requestTimeout)
+	cache.Record(ctx, cache.TierOrder, hit)
+	if hit {
+		return &o, nil
+	}
+	loaded, err := s.loadOrder(ctx, id)
+	if err != nil || loaded == nil {
+		return loaded, err
+	}
+	cache.FillLeased(ctx, s.Cache, s.warner(), lease, loaded, ttl(s.Tiers.OrderTTL, cache.OrderTTL))
+	return loaded, nil
 }
 
 func (s *Server) loadOrder(ctx context.Context, id string) (*OrderJSON, error) {

@@ -28,7 +28,7 @@ type ProductJSON struct {
 	Available  int    `json:"available"`
 }
 
-// catalogEntry is the catalog tier's cached value (5 minutes).
+// catalogEntry is the catalog tier's cached value (CACHE_CATALOG_TTL, 5 minutes).
 type catalogEntry struct {
 	SKU        string `json:"sku"`
 	Name       string `json:"name"`
@@ -36,7 +36,7 @@ type catalogEntry struct {
 	Currency   string `json:"currency"`
 }
 
-// stockEntry is the inventory tier's cached value (30 seconds).
+// stockEntry is the inventory tier's cached value (CACHE_INVENTORY_TTL, 30 seconds).
 type stockEntry struct {
 	OnHand   int `json:"on_hand"`
 	Reserved int `json:"reserved"`
@@ -59,8 +59,13 @@ func (s *Server) products(ctx context.Context, skus []string) (map[string]catalo
 		return nil
 	})
 	var missing []string
-	for _, sku := range skus {
-		if _, ok := found[sku]; !ok && !slices.Contains(missing, sku) {
+	for i, sku := range skus {
+		if slices.Contains(skus[:i], sku) {
+			continue
+		}
+		_, hit := found[sku]
+		cache.Record(ctx, cache.TierCatalog, hit)
+		if !hit {
 			missing = append(missing, sku)
 		}
 	}
@@ -77,14 +82,16 @@ func (s *Server) products(ctx context.Context, skus []string) (map[string]catalo
 	}
 	for _, e := range entries {
 		found[e.SKU] = e
-		cache.SetJSON(ctx, s.Cache, s.warner(), cache.ProductKey(e.SKU), e, cache.CatalogTTL)
+		cache.SetJSON(ctx, s.Cache, s.warner(), cache.ProductKey(e.SKU), e, ttl(s.Tiers.CatalogTTL, cache.CatalogTTL))
 	}
 	return found, nil
 }
 
 func (s *Server) stock(ctx context.Context, sku string) (stockEntry, bool, error) {
 	var st stockEntry
-	if cache.GetJSON(ctx, s.Cache, s.warner(), cache.InventoryKey(sku), &st) {
+	hit := cache.GetJSON(ctx, s.Cache, s.warner(), cache.InventoryKey(sku), &st)
+	cache.Record(ctx, cache.TierInventory, hit)
+	if hit {
 		return st, true, nil
 	}
 	err := s.DB.QueryRow(ctx, `SELECT on_hand, reserved FROM inventory WHERE sku = $1`, sku).Scan(&st.OnHand, &st.Reserved)
@@ -94,7 +101,7 @@ func (s *Server) stock(ctx context.Context, sku string) (stockEntry, bool, error
 	if err != nil {
 		return st, false, fmt.Errorf("load stock of %s: %w", sku, err)
 	}
-	cache.SetJSON(ctx, s.Cache, s.warner(), cache.InventoryKey(sku), st, cache.InventoryTTL)
+	cache.SetJSON(ctx, s.Cache, s.warner(), cache.InventoryKey(sku), st, ttl(s.Tiers.InventoryTTL, cache.InventoryTTL))
 	return st, true, nil
 }
 

@@ -38,6 +38,18 @@ type Server struct {
 	// how long an order may wait in PAYMENT_PENDING and how often its charge
 	// is retried meanwhile.
 	Payment config.Payment
+	// RateLimit sets the per-customer and per-address limits; when Enabled is
+	// false nothing is limited.
+	RateLimit config.RateLimit
+	// Bulkhead sizes the route classes' in-flight bounds from
+	// GatewayMaxFlight; 0 there turns shedding off.
+	Bulkhead config.Bulkhead
+	// Tiers sets the cache tiers' TTLs and the bound on every Redis call the
+	// gateway makes; a zero field takes the design's default.
+	Tiers config.Cache
+
+	limits    *rateLimiter
+	bulkheads *bulkheads
 }
 
 // requestTimeout bounds what one request may wait on services.
@@ -57,6 +69,17 @@ func (s *Server) Handler() http.Handler {
 	e.Use(middleware.RequestID())
 	e.Use(s.accessLog)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true}))
+	// The client's address is the last one in X-Forwarded-For that a
+	// loopback or private-network proxy (the ingress) added, else the peer's.
+	e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	if s.Bulkhead.GatewayMaxFlight > 0 {
+		s.bulkheads = newBulkheads(s.Bulkhead)
+		e.Use(s.shed)
+	}
+	if s.RateLimit.Enabled {
+		s.limits = newRateLimiter(s.RateLimit, s.Cache, s.callTimeout(), s.Log)
+		e.Use(s.rateLimit)
+	}
 
 	e.GET("/health", s.health)
 	e.GET("/health/ready", s.ready)
@@ -72,6 +95,22 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) warner() cache.Warner { return logging.Temporal(s.Log) }
+
+// callTimeout bounds each Redis call of the gateway.
+func (s *Server) callTimeout() time.Duration {
+	if s.Tiers.CallTimeout > 0 {
+		return s.Tiers.CallTimeout
+	}
+	return cache.Timeout
+}
+
+// ttl returns a configured TTL, or the tier's default when it is unset.
+func ttl(configured, def time.Duration) time.Duration {
+	if configured > 0 {
+		return configured
+	}
+	return def
+}
 
 func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {

@@ -51,8 +51,13 @@ func newStack(t *testing.T, withWorker bool) *stack {
 		t: t, pool: stacktest.DB(t), rc: stacktest.Redis(t), temporal: stacktest.Temporal(t),
 		region: "e2e-" + uuid.NewString()[:8],
 	}
+	// The gateway as `make run` builds it, limits on, but with room for the
+	// suite's many orders from 127.0.0.1; parked orders give up after 3 s
+	// here, so a test can watch one end.
+	res := config.LoadResilience()
+	res.RateLimit = config.RateLimit{Enabled: true, PerUser: 1_000_000, PerIP: 1_000_000, Period: time.Minute}
 	srv := &api.Server{DB: s.pool, Cache: s.rc, Temporal: s.temporal, Log: zaptest.NewLogger(t), Region: s.region,
-		// Parked orders give up after 3 s here, so a test can watch one end.
+		RateLimit: res.RateLimit, Bulkhead: res.Bulkhead, Tiers: res.Cache,
 		Payment: config.Payment{Deadline: 3 * time.Second, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)

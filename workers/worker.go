@@ -108,7 +108,7 @@ func Register(r Registry, deps Deps) {
 	r.RegisterWorkflowWithOptions(workflows.Order, workflow.RegisterOptions{Name: workflows.OrderWorkflow})
 	r.RegisterActivity(&activities.Orders{DB: deps.DB, Cache: deps.Cache})
 	r.RegisterActivity(&activities.Inventory{DB: deps.DB, Cache: deps.Cache})
-	r.RegisterActivity(&activities.Payment{DB: deps.DB, Providers: deps.Payments})
+	r.RegisterActivity(&activities.Payment{DB: deps.DB, Providers: deps.Payments, Cache: deps.Cache})
 }
 
 // Start starts the pools.

@@ -127,7 +127,7 @@ func openClients(ctx context.Context, c config.Common, log *zap.Logger) (*client
 	if err != nil {
 		return nil, err
 	}
-	rc, err := cache.Open(c.RedisURL)
+	rc, err := cache.OpenTimeout(c.RedisURL, c.Resilience.Cache.CallTimeout)
 	if err != nil {
 		pool.Close()
 		return nil, err
@@ -162,7 +162,8 @@ func runAPI(ctx context.Context, cfg config.API) error {
 	defer cl.close()
 
 	srv := &api.Server{DB: cl.db, Cache: cl.cache, Temporal: cl.temporal, Log: log, Region: cfg.Region,
-		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker, Payment: cfg.Resilience.Payment}
+		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker, Payment: cfg.Resilience.Payment,
+		RateLimit: cfg.Resilience.RateLimit, Bulkhead: cfg.Resilience.Bulkhead, Tiers: cfg.Resilience.Cache}
 	if cfg.EmbedWorker {
 		w := newWorker(cl, cfg.EmbeddedWorker, log, false)
 		if err := w.Start(); err != nil {

@@ -13,27 +13,51 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Timeout bounds every cache call.
+// Timeout is the default bound on every cache call (config CACHE_CALL_TIMEOUT
+// sets it per client through OpenTimeout).
 const Timeout = 500 * time.Millisecond
 
-// TTLs of the design's cache tiers.
+// Default TTLs of the design's cache tiers, used where no configuration
+// (config.Cache) is given.
 const (
 	CatalogTTL   = 5 * time.Minute
 	InventoryTTL = 30 * time.Second
+	OrderTTL     = 10 * time.Minute
+	SessionTTL   = 30 * time.Minute
 )
 
-// Open parses a redis:// URL and returns a client. It does not fail when the
-// server is down: the cache is optional at run time.
-func Open(url string) (*redis.Client, error) {
+// Open parses a redis:// URL and returns a client whose calls are bounded by
+// Timeout. It does not fail when the server is down: the cache is optional at
+// run time.
+func Open(url string) (*redis.Client, error) { return OpenTimeout(url, Timeout) }
+
+// OpenTimeout is Open with every call of the client (dial, read, write and
+// the whole of each cache function here) bounded by timeout.
+func OpenTimeout(url string, timeout time.Duration) (*redis.Client, error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse redis url: %w", err)
 	}
-	opt.DialTimeout = Timeout
-	opt.ReadTimeout = Timeout
-	opt.WriteTimeout = Timeout
+	if timeout <= 0 {
+		timeout = Timeout
+	}
+	opt.DialTimeout = timeout
+	opt.ReadTimeout = timeout
+	opt.WriteTimeout = timeout
+	// Context deadlines bound the socket calls too, so a caller's shorter
+	// deadline is honoured.
+	opt.ContextTimeoutEnabled = true
 	opt.MaxRetries = 0
 	return redis.NewClient(opt), nil
+}
+
+// CallTimeout is the bound on one call of c: the read timeout it was opened
+// with.
+func CallTimeout(c *redis.Client) time.Duration {
+	if d := c.Options().ReadTimeout; d > 0 {
+		return d
+	}
+	return Timeout
 }
 
 // Warner is the one logging call the cache makes; the Temporal SDK's loggers
@@ -48,13 +72,17 @@ func ProductKey(sku string) string { return "catalog:product:" + sku }
 // InventoryKey is the inventory tier's key for a SKU's counts.
 func InventoryKey(sku string) string { return "inventory:" + sku }
 
+// OrderKey is the hot-order tier's key for an order's API view. Every write
+// of an order's status deletes it.
+func OrderKey(orderID string) string { return "order:" + orderID }
+
 // GetJSON loads key into v and reports whether it was there. Errors other than
 // a miss are logged and reported as a miss.
 func GetJSON(ctx context.Context, c *redis.Client, log Warner, key string, v any) bool {
 	if c == nil {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout(c))
 	defer cancel()
 	b, err := c.Get(ctx, key).Bytes()
 	if err != nil {
@@ -72,7 +100,7 @@ func GetManyJSON(ctx context.Context, c *redis.Client, log Warner, keys []string
 	if c == nil || len(keys) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout(c))
 	defer cancel()
 	vals, err := c.MGet(ctx, keys...).Result()
 	if err != nil {
@@ -97,7 +125,7 @@ func SetJSON(ctx context.Context, c *redis.Client, log Warner, key string, v any
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout(c))
 	defer cancel()
 	if err := c.Set(ctx, key, b, ttl).Err(); err != nil && log != nil {
 		log.Warn("cache set failed", "key", key, "error", err)
@@ -110,7 +138,7 @@ func Del(ctx context.Context, c *redis.Client, log Warner, keys ...string) {
 	if c == nil || len(keys) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout(c))
 	defer cancel()
 	if err := c.Del(ctx, keys...).Err(); err != nil && log != nil {
 		log.Warn("cache delete failed", "keys", keys, "error", err)

@@ -10,7 +10,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"os/exec"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -158,4 +161,94 @@ func ReplayEvents(t testing.TB, pool *pgxpool.Pool, sku string) (onHand, reserve
 		t.Fatalf("events of %s: %v", sku, err)
 	}
 	return onHand, reserved, violated
+}
+
+// RedisServer is a private redis-server a test may stop and start again, for
+// tests of what happens while Redis is down; the shared test Redis keeps
+// running for everyone else.
+type RedisServer struct {
+	t    testing.TB
+	port int
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+}
+
+// NewRedisServer starts a private redis-server on a free loopback port, with no
+// persistence, and stops it when the test ends. It skips like Redis does
+// outside `make test`, which installs redis-server.
+func NewRedisServer(t testing.TB) *RedisServer {
+	t.Helper()
+	Require(t, EnvRedis)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	s := &RedisServer{t: t, port: port}
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Addr is the server's host:port.
+func (s *RedisServer) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+
+// URL is the server's redis:// URL.
+func (s *RedisServer) URL() string { return "redis://" + s.Addr() + "/0" }
+
+// Client returns a client opened as the services open theirs (cache.Open),
+// closed when the test ends.
+func (s *RedisServer) Client() *redis.Client {
+	rc, err := cache.Open(s.URL())
+	if err != nil {
+		s.t.Fatalf("open private redis: %v", err)
+	}
+	s.t.Cleanup(func() { _ = rc.Close() })
+	return rc
+}
+
+// Start runs the server (again) on its port and waits until it answers PING.
+// It starts empty: nothing is saved across a stop.
+func (s *RedisServer) Start() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return
+	}
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	s.cmd = cmd
+	rc := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
+	defer rc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := rc.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("private redis on %s did not answer: %v", s.Addr(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills the server and waits for it to exit, so its port refuses
+// connections until Start.
+func (s *RedisServer) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
 }

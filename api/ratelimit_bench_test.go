@@ -1,0 +1,61 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+
+	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/internal/stacktest"
+)
+
+// BenchmarkRateLimit measures what the limiter adds to one request: the
+// decision for an address and a customer, in Redis (two GCRA script calls)
+// and in process (the fallback), and the whole middleware around an empty
+// handler with and without it.
+func BenchmarkRateLimit(b *testing.B) {
+	rc := stacktest.Redis(b)
+	cfg := config.RateLimit{Enabled: true, PerUser: 1 << 30, PerIP: 1 << 30, Period: time.Minute}
+	ctx := context.Background()
+	user, ip := "bench-"+uuid.NewString(), clientIP()
+
+	b.Run("check/redis", func(b *testing.B) {
+		l := newRateLimiter(cfg, rc, 500*time.Millisecond, zap.NewNop())
+		for b.Loop() {
+			l.check(ctx, user, ip)
+		}
+	})
+	b.Run("check/local", func(b *testing.B) {
+		l := newRateLimiter(cfg, nil, 500*time.Millisecond, zap.NewNop())
+		for b.Loop() {
+			l.check(ctx, user, ip)
+		}
+	})
+	for _, tc := range []struct {
+		name    string
+		enabled bool
+	}{{"middleware/off", false}, {"middleware/redis", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := &Server{Cache: rc, Log: zap.NewNop(), RateLimit: cfg}
+			s.RateLimit.Enabled = tc.enabled
+			h := s.Handler().(*echo.Echo)
+			h.GET("/v1/bench", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
+			req := httptest.NewRequest(http.MethodGet, "/v1/bench", nil)
+			req.Header.Set(HeaderCustomerID, user)
+			req.Header.Set("X-Forwarded-For", ip)
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusNoContent {
+					b.Fatalf("status %d", rec.Code)
+				}
+			}
+		})
+	}
+}

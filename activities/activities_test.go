@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/internal/payment/paysim"
 	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
@@ -25,13 +26,14 @@ type fixture struct {
 	inv   *activities.Inventory
 	pay   *activities.Payment
 	notif *activities.Notification
-	sim   *activities.SimulatedProvider
+	sim   *paysim.Client
 }
 
 func newFixture(t *testing.T) *fixture {
 	pool, rc := stacktest.DB(t), stacktest.Redis(t)
 	var suite testsuite.WorkflowTestSuite
-	f := &fixture{t: t, pool: pool, env: suite.NewTestActivityEnvironment(), sim: &activities.SimulatedProvider{DB: pool}}
+	f := &fixture{t: t, pool: pool, env: suite.NewTestActivityEnvironment()}
+	_, f.sim = stacktest.Paysim(t, pool, "paysim-test")
 	f.ord = &activities.Orders{DB: pool, Cache: rc}
 	f.inv = &activities.Inventory{DB: pool, Cache: rc}
 	f.pay = &activities.Payment{DB: pool, Provider: f.sim}

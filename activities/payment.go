@@ -39,6 +39,16 @@ type (
 	DeclinedError  = payment.DeclinedError
 )
 
+// Test tokens every provider orderflow runs against understands; see
+// internal/payment.
+const (
+	TokenVisa           = payment.TokenVisa
+	TokenMastercard     = payment.TokenMastercard
+	TokenChargeDeclined = payment.TokenChargeDeclined
+	TokenFlaky          = payment.TokenFlaky
+	TokenUnavailable    = payment.TokenUnavailable
+)
+
 // Payment charges and refunds orders through a provider and keeps the audit
 // trail: one payments row per order and an append-only payment_transactions log.
 type Payment struct {

@@ -55,7 +55,8 @@ func newStack(t *testing.T, withWorker bool) *stack {
 }
 
 func (s *stack) startWorker() {
-	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, Provider: &activities.SimulatedProvider{DB: s.pool}},
+	_, provider := stacktest.Paysim(s.t, s.pool, "paysim-e2e")
+	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, Provider: provider},
 		workers.Options{Region: s.region})
 	if err := w.Start(); err != nil {
 		s.t.Fatalf("start worker: %v", err)

@@ -1,10 +1,12 @@
 package paysim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -98,6 +100,14 @@ func (s *Server) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serve) }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	// Read the body first: net/http notices a client that hangs up only once
+	// the body is consumed, and Latency and TimeoutRate must notice it.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "body_unreadable", "Bad request body: "+err.Error())
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	if r.URL.Path == "/admin/faults" {
 		s.adminFaults(w, r)
 		return
@@ -185,7 +195,7 @@ func (s *Server) adminFaults(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 	case http.MethodPut:
 		var f Faults
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&f); err != nil {
 			writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_faults", "Bad faults: "+err.Error())
@@ -319,7 +329,6 @@ func form(w http.ResponseWriter, r *http.Request) (string, bool) {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "idempotency_key_required", "An Idempotency-Key header of 1 to 255 characters is required.")
 		return "", false
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	if err := r.ParseForm(); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", "Bad form body: "+err.Error())
 		return "", false

@@ -19,7 +19,6 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
-	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/api"
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/internal/config"
@@ -36,6 +35,7 @@ commands:
   worker    run a worker for a region (--region, or ORDERFLOW_REGION; default local)
   migrate   apply the database migrations
   seed      load the demo catalog (idempotent)
+  paysim    run a simulated payment provider (PAYSIM_ADDR, default :8090; PAYSIM_NAME, default paysim-a)
   bench     load-test a running stack (see make bench and docs/performance.md)
 
 Every setting comes from the environment: DATABASE_URL, REDIS_URL,
@@ -73,6 +73,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runSeed(ctx, config.LoadCommon())
 	case "bench":
 		return runBench(ctx, args)
+	case "paysim":
+		return runPaysim(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil
@@ -164,7 +166,10 @@ func runAPI(ctx context.Context, cfg config.API) error {
 	srv := &api.Server{DB: cl.db, Cache: cl.cache, Temporal: cl.temporal, Log: log, Region: cfg.Region,
 		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker}
 	if cfg.EmbedWorker {
-		w := newWorker(cl, cfg.EmbeddedWorker)
+		w, err := newWorker(cl, cfg.EmbeddedWorker)
+		if err != nil {
+			return err
+		}
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("start embedded worker: %w", err)
 		}
@@ -202,15 +207,24 @@ func runWorker(ctx context.Context, cfg config.Worker) error {
 		return err
 	}
 	defer cl.close()
-	err = workers.Run(ctx, newWorker(cl, cfg))
+	w, err := newWorker(cl, cfg)
+	if err != nil {
+		return err
+	}
+	err = workers.Run(ctx, w)
 	log.Info("worker stopped")
 	return err
 }
 
-func newWorker(cl *clients, cfg config.Worker) worker.Worker {
-	return workers.New(cl.temporal, workers.Deps{DB: cl.db, Cache: cl.cache, Provider: &activities.SimulatedProvider{DB: cl.db}},
+func newWorker(cl *clients, cfg config.Worker) (worker.Worker, error) {
+	providers, err := buildProviders(cfg.Resilience.Payment)
+	if err != nil {
+		return nil, err
+	}
+	provider := providers[0] // until the failover router takes the whole list
+	return workers.New(cl.temporal, workers.Deps{DB: cl.db, Cache: cl.cache, Provider: provider},
 		workers.Options{Region: cfg.Region, MaxConcurrentActivities: cfg.MaxConcurrentActivities,
-			MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks})
+			MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks}), nil
 }
 
 func runMigrate(ctx context.Context, cfg config.Common) error {

@@ -9,6 +9,7 @@ export DATABASE_URL="postgres://orderflow:orderflow@127.0.0.1:5432/orderflow_smo
 export REDIS_URL="redis://127.0.0.1:6381/0"
 export TEMPORAL_PORT=7253 TEMPORAL_UI_PORT=8253 TEMPORAL_ADDRESS=127.0.0.1:7253 API_ADDR=127.0.0.1:8091
 export API_EMBED_WORKER=true
+export PAYSIM_A_PORT=8094 PAYSIM_B_PORT=8095
 trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true' EXIT
 fresh_stack
 

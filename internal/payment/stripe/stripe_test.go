@@ -39,7 +39,10 @@ func (r *recorder) start(t *testing.T, target string) string {
 	require.NoError(t, err)
 	proxy := httputil.NewSingleHostReverseProxy(u)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		require.NoError(t, req.ParseForm())
+		if err := req.ParseForm(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		r.mu.Lock()
 		r.reqs = append(r.reqs, sent{method: req.Method, path: req.URL.Path, idempotencyKey: req.Header.Get("Idempotency-Key"), form: req.Form})
 		r.mu.Unlock()

@@ -19,24 +19,26 @@ import (
 	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/payment"
+	"github.com/orderflow/orderflow/internal/payment/paysim"
 	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
 // fixture holds the activity structs wired to the real test database and Redis.
 type fixture struct {
-	t    *testing.T
-	pool *pgxpool.Pool
-	env  *testsuite.TestActivityEnvironment
-	ord  *activities.Orders
-	inv  *activities.Inventory
-	pay  *activities.Payment
-	sim  *activities.SimulatedProvider
+	t     *testing.T
+	pool  *pgxpool.Pool
+	env   *testsuite.TestActivityEnvironment
+	ord   *activities.Orders
+	inv   *activities.Inventory
+	pay   *activities.Payment
+	sim   *paysim.Client
 }
 
 func newFixture(t *testing.T) *fixture {
 	pool, rc := stacktest.DB(t), stacktest.Redis(t)
 	var suite testsuite.WorkflowTestSuite
-	f := &fixture{t: t, pool: pool, env: suite.NewTestActivityEnvironment(), sim: &activities.SimulatedProvider{DB: pool}}
+	f := &fixture{t: t, pool: pool, env: suite.NewTestActivityEnvironment()}
+	_, f.sim = stacktest.Paysim(t, pool, "paysim-test")
 	f.ord = &activities.Orders{DB: pool, Cache: rc}
 	f.inv = &activities.Inventory{DB: pool, Cache: rc}
 	f.pay = &activities.Payment{DB: pool, Providers: payment.NewRouter(payment.Settings(config.LoadResilience().Payment), f.sim)}

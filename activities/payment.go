@@ -25,6 +25,16 @@ type (
 	DeclinedError  = payment.DeclinedError
 )
 
+// Test tokens every provider orderflow runs against understands; see
+// internal/payment.
+const (
+	TokenVisa           = payment.TokenVisa
+	TokenMastercard     = payment.TokenMastercard
+	TokenChargeDeclined = payment.TokenChargeDeclined
+	TokenFlaky          = payment.TokenFlaky
+	TokenUnavailable    = payment.TokenUnavailable
+)
+
 // Payment charges and refunds orders through the providers in failover order
 // and keeps the audit trail: one payments row per charge and an append-only
 // payment_transactions log. Before a charge request goes to a provider, a

@@ -30,11 +30,12 @@ type saga struct {
 }
 
 func newSaga(t *testing.T, g *gateway, rc *redis.Client) *saga {
+	_, provider := stacktest.Paysim(t, g.pool, "paysim-api")
 	var suite testsuite.WorkflowTestSuite
 	s := &saga{t: t, env: suite.NewTestActivityEnvironment(),
 		ord: &activities.Orders{DB: g.pool, Cache: rc},
 		inv: &activities.Inventory{DB: g.pool, Cache: rc},
-		pay: &activities.Payment{DB: g.pool, Cache: rc, Providers: payment.NewRouter(payment.Settings(config.LoadResilience().Payment), &activities.SimulatedProvider{DB: g.pool})},
+		pay: &activities.Payment{DB: g.pool, Cache: rc, Providers: payment.NewRouter(payment.Settings(config.LoadResilience().Payment), provider)},
 	}
 	s.env.RegisterActivity(s.ord)
 	s.env.RegisterActivity(s.inv)

@@ -59,8 +59,9 @@ func TestNotificationFloodDoesNotDelayCharges(t *testing.T) {
 // and whose mail provider takes 300 ms a message.
 func (s *stack) startWorkerFlooded() {
 	log := zaptest.NewLogger(s.t)
+	_, provider := stacktest.Paysim(s.t, s.pool, "paysim-e2e")
 	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, Log: log,
-		Payments: payment.NewRouter(e2eBreaker, &activities.SimulatedProvider{DB: s.pool}),
+		Payments: payment.NewRouter(e2eBreaker, provider),
 		Mailer:   activities.LogMailer{Log: log, Latency: 300 * time.Millisecond}},
 		workers.Options{Region: s.region, MaxConcurrentActivities: 20, MaxConcurrentLocalActivities: 20,
 			MaxConcurrentWorkflowTasks: 10, Outbox: true,

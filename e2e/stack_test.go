@@ -69,7 +69,8 @@ func newStack(t *testing.T, withWorker bool) *stack {
 }
 
 func (s *stack) startWorker() {
-	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, Payments: payment.NewRouter(e2eBreaker, &activities.SimulatedProvider{DB: s.pool})},
+	_, provider := stacktest.Paysim(s.t, s.pool, "paysim-e2e")
+	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, Payments: payment.NewRouter(e2eBreaker, provider)},
 		workers.Options{Region: s.region})
 	if err := w.Start(); err != nil {
 		s.t.Fatalf("start worker: %v", err)

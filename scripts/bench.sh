@@ -15,6 +15,7 @@ export STACK_DATA_DIR="$ROOT/.data/bench"
 export DATABASE_URL="${BENCH_DATABASE_URL:-postgres://orderflow:orderflow@127.0.0.1:5432/orderflow_bench?sslmode=disable}"
 export REDIS_URL="redis://127.0.0.1:6382/0"
 export TEMPORAL_PORT=7263 TEMPORAL_UI_PORT=8263 TEMPORAL_ADDRESS=127.0.0.1:7263 API_ADDR=127.0.0.1:8092
+export PAYSIM_A_PORT=8096 PAYSIM_B_PORT=8097
 export LOG_LEVEL="${LOG_LEVEL:-warn}"
 # The load comes from one address at 100+ orders/s plus their status polls:
 # limits far above it, so the bench measures the stack, not the limiter

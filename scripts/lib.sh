@@ -8,6 +8,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TEMPORAL_CLI_VERSION="1.5.1"
+STRIPE_MOCK_VERSION="0.203.0"
 CACHE_DIR="${ORDERFLOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/orderflow}"
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2 || true; }
@@ -60,6 +61,31 @@ temporal_bin() {
     mv "$bin.tmp" "$bin"
   fi
   echo "$bin"
+}
+
+# stripe_mock_bin prints the path of the pinned stripe-mock (Stripe's API
+# answered from its OpenAPI fixtures, for the Stripe adapter's tests),
+# installed with go install into the cache when it is missing (a few seconds).
+stripe_mock_bin() {
+  local dir="$CACHE_DIR/bin/stripe-mock-$STRIPE_MOCK_VERSION"
+  if [ ! -x "$dir/stripe-mock" ]; then
+    log "installing stripe-mock $STRIPE_MOCK_VERSION into $dir"
+    mkdir -p "$dir"
+    GOBIN="$dir" go install "github.com/stripe/stripe-mock@v$STRIPE_MOCK_VERSION" >&2
+  fi
+  echo "$dir/stripe-mock"
+}
+
+# start_stripe_mock PORT: starts stripe-mock on 127.0.0.1:PORT (its HTTPS
+# listener on a port the system picks), stopped by stop_started.
+start_stripe_mock() {
+  local port=$1 bin
+  bin=$(stripe_mock_bin)
+  log "starting stripe-mock on 127.0.0.1:$port"
+  : > "$STATE_DIR/stripe-mock.log"
+  start_detached "$STATE_DIR/proc-stripe-mock.pid" "$STATE_DIR/stripe-mock.log" \
+    "$bin" -http-addr "127.0.0.1:$port" -https-addr "127.0.0.1:"
+  wait_for 30 "stripe-mock (see $STATE_DIR/stripe-mock.log)" curl -fsS -u sk_test_123: "http://127.0.0.1:$port/v1/payment_intents/pi_123"
 }
 
 # start_detached PIDFILE LOG COMMAND...: runs COMMAND in a session of its own

@@ -12,6 +12,7 @@ export API_EMBED_WORKER=true
 # The short bench below sends orders and polls from one address: limits far
 # above it, the limiter still on as in make run.
 export RATE_LIMIT_PER_IP=100000000 RATE_LIMIT_PER_USER=100000000
+export PAYSIM_A_PORT=8094 PAYSIM_B_PORT=8095
 trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true' EXIT
 fresh_stack
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local orderflow stack: PostgreSQL, Redis, the Temporal dev server (file
 # persistence under .data/, Web UI on :8233), migrations, the demo catalog,
-# one worker and the gateway.
+# two simulated payment providers (paysim-a :8090, paysim-b :8093; ports from
+# PAYSIM_A_PORT, PAYSIM_B_PORT), one worker and the gateway.
 #
 #   scripts/stack.sh run    everything in the foreground; Ctrl-C stops what it started
 #   scripts/stack.sh up     the same in the background, for scripts
@@ -22,11 +23,23 @@ export API_ADDR="${API_ADDR:-:8080}"
 # The gateway runs an order worker too, so it can start sagas eagerly
 # (docs/performance.md); the separate worker takes whatever it does not.
 export API_EMBED_WORKER="${API_EMBED_WORKER:-true}"
+PAYSIM_A_PORT="${PAYSIM_A_PORT:-8090}"
+PAYSIM_B_PORT="${PAYSIM_B_PORT:-8093}"
+# The gateway's embedded worker and the worker charge through these, in
+# failover order.
+export PAYMENT_PROVIDERS="${PAYMENT_PROVIDERS:-paysim-a=paysim:http://127.0.0.1:$PAYSIM_A_PORT,paysim-b=paysim:http://127.0.0.1:$PAYSIM_B_PORT}"
 BIN="$ROOT/bin/orderflow"
 
 start_app() { # start_app NAME ARGS...: runs bin/orderflow ARGS in its own process group
   local name=$1; shift
   start_detached "$STATE_DIR/proc-$name.pid" "$LOG_DIR/$name.log" "$BIN" "$@"
+}
+
+start_paysim() { # start_paysim NAME PORT: a simulated payment provider on 127.0.0.1:PORT
+  local name=$1 port=$2
+  start_detached "$STATE_DIR/proc-$name.pid" "$LOG_DIR/$name.log" \
+    env PAYSIM_NAME="$name" PAYSIM_ADDR="127.0.0.1:$port" "$BIN" paysim
+  wait_for 30 "$name (see $LOG_DIR/$name.log)" curl -fsS "http://127.0.0.1:$port/health"
 }
 
 up() {
@@ -37,6 +50,8 @@ up() {
   start_temporal "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" "$DATA_DIR/temporal.db"
   "$BIN" migrate
   "$BIN" seed
+  start_paysim paysim-a "$PAYSIM_A_PORT"
+  start_paysim paysim-b "$PAYSIM_B_PORT"
   start_app worker worker
   start_app api api
   wait_for 30 "the gateway (see $LOG_DIR/api.log)" curl -fsS "http://127.0.0.1:${API_ADDR##*:}/health/ready"
@@ -46,9 +61,11 @@ up() {
     gateway        http://127.0.0.1:${API_ADDR##*:}   (try: curl http://127.0.0.1:${API_ADDR##*:}/v1/products)
     Temporal UI    http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows
     Temporal gRPC  $TEMPORAL_ADDRESS
+    payments       paysim-a http://127.0.0.1:$PAYSIM_A_PORT, paysim-b http://127.0.0.1:$PAYSIM_B_PORT
+                   (faults: curl -X PUT http://127.0.0.1:$PAYSIM_A_PORT/admin/faults -d '{"outage":true}')
     PostgreSQL     ${DATABASE_URL%%\?*}
     Redis          $REDIS_URL
-    logs           $LOG_DIR/ (gateway, worker), $STATE_DIR/temporal.log
+    logs           $LOG_DIR/ (gateway, worker, paysim-a, paysim-b), $STATE_DIR/temporal.log
 
 MSG
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make test: installs and starts what the suite needs on ports of its own
 # (PostgreSQL database orderflow_test, Redis :6380, an in-memory Temporal dev
-# server :7243), runs every Go test against them, then scripts/smoke.sh (the
-# stack started as `make run` starts it), and stops what it started.
+# server :7243, stripe-mock :12111), runs every Go test against them, then
+# scripts/smoke.sh (the stack started as `make run` starts it), and stops
+# what it started.
 source "$(dirname "$0")/lib.sh"
 
 STATE_DIR="$ROOT/.data/test-run"
@@ -15,11 +16,14 @@ TEST_TEMPORAL_PORT="${TEST_TEMPORAL_PORT:-7243}"
 export ORDERFLOW_TEST_TEMPORAL_ADDRESS="127.0.0.1:$TEST_TEMPORAL_PORT"
 export ORDERFLOW_TEST_TEMPORAL_CLI
 ORDERFLOW_TEST_TEMPORAL_CLI="$(temporal_bin)"
+TEST_STRIPE_MOCK_PORT="${TEST_STRIPE_MOCK_PORT:-12111}"
+export ORDERFLOW_TEST_STRIPE_MOCK_URL="http://127.0.0.1:$TEST_STRIPE_MOCK_PORT"
 
 start_postgres "$ORDERFLOW_TEST_DATABASE_URL"
 recreate_database "$ORDERFLOW_TEST_DATABASE_URL"
 start_redis "$ORDERFLOW_TEST_REDIS_URL"
 start_temporal "$TEST_TEMPORAL_PORT" "" ""
+start_stripe_mock "$TEST_STRIPE_MOCK_PORT"
 
 log "go vet"
 (cd "$ROOT" && go vet ./...)

@@ -36,6 +36,7 @@ commands:
   worker    run a worker for a region (--region, or ORDERFLOW_REGION; default local)
   migrate   apply the database migrations
   seed      load the demo catalog (idempotent)
+  paysim    run a simulated payment provider (PAYSIM_ADDR, default :8090; PAYSIM_NAME, default paysim-a)
   bench     load-test a running stack (see make bench and docs/performance.md)
 
 Every setting comes from the environment: DATABASE_URL, REDIS_URL,
@@ -73,6 +74,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runSeed(ctx, config.LoadCommon())
 	case "bench":
 		return runBench(ctx, args)
+	case "paysim":
+		return runPaysim(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil
@@ -165,7 +168,10 @@ func runAPI(ctx context.Context, cfg config.API) error {
 		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker, Payment: cfg.Resilience.Payment,
 		RateLimit: cfg.Resilience.RateLimit, Bulkhead: cfg.Resilience.Bulkhead, Tiers: cfg.Resilience.Cache}
 	if cfg.EmbedWorker {
-		w := newWorker(cl, cfg.EmbeddedWorker, log, false)
+		w, err := newWorker(cl, cfg.EmbeddedWorker, log, false)
+		if err != nil {
+			return err
+		}
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("start embedded worker: %w", err)
 		}
@@ -203,20 +209,28 @@ func runWorker(ctx context.Context, cfg config.Worker) error {
 		return err
 	}
 	defer cl.close()
-	err = workers.Run(ctx, newWorker(cl, cfg, log, true))
+	w, err := newWorker(cl, cfg, log, true)
+	if err != nil {
+		return err
+	}
+	err = workers.Run(ctx, w)
 	log.Info("worker stopped")
 	return err
 }
 
 // newWorker builds a worker process's pools; outbox adds the notification
 // pool, which the gateway's embedded worker leaves to the worker processes.
-func newWorker(cl *clients, cfg config.Worker, log *zap.Logger, outbox bool) *workers.Pool {
+func newWorker(cl *clients, cfg config.Worker, log *zap.Logger, outbox bool) (*workers.Pool, error) {
+	providers, err := buildProviders(cfg.Resilience.Payment)
+	if err != nil {
+		return nil, err
+	}
 	deps := workers.Deps{DB: cl.db, Cache: cl.cache, Log: log,
-		Payments: payment.NewRouter(payment.Settings(cfg.Resilience.Payment), &activities.SimulatedProvider{DB: cl.db}),
+		Payments: payment.NewRouter(payment.Settings(cfg.Resilience.Payment), providers...),
 		Mailer:   activities.LogMailer{Log: log, Latency: cfg.MailLatency}}
 	return workers.New(cl.temporal, deps, workers.Options{Region: cfg.Region, MaxConcurrentActivities: cfg.MaxConcurrentActivities,
 		MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks,
-		Bulkhead: cfg.Resilience.Bulkhead, Outbox: outbox})
+		Bulkhead: cfg.Resilience.Bulkhead, Outbox: outbox}), nil
 }
 
 func runMigrate(ctx context.Context, cfg config.Common) error {

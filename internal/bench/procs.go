@@ -22,6 +22,7 @@ func DefaultGroups() []procGroup {
 	return []procGroup{
 		{"gateway", regexp.MustCompile(`orderflow api\b`)},
 		{"worker", regexp.MustCompile(`orderflow worker\b`)},
+		{"paysim", regexp.MustCompile(`orderflow paysim\b`)},
 		{"temporal", regexp.MustCompile(`temporal\S* server start-dev`)},
 		{"postgres", regexp.MustCompile(`^postgres(:|\s|$)|/postgres\s`)},
 		{"redis", regexp.MustCompile(`redis-server`)},

@@ -25,13 +25,13 @@ import (
 
 // fixture holds the activity structs wired to the real test database and Redis.
 type fixture struct {
-	t     *testing.T
-	pool  *pgxpool.Pool
-	env   *testsuite.TestActivityEnvironment
-	ord   *activities.Orders
-	inv   *activities.Inventory
-	pay   *activities.Payment
-	sim   *paysim.Client
+	t    *testing.T
+	pool *pgxpool.Pool
+	env  *testsuite.TestActivityEnvironment
+	ord  *activities.Orders
+	inv  *activities.Inventory
+	pay  *activities.Payment
+	sim  *paysim.Client
 }
 
 func newFixture(t *testing.T) *fixture {

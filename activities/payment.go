@@ -126,8 +126,10 @@ func (p *Payment) Charge(ctx context.Context, in ChargeInput) (ChargeResult, err
 		} else if owner != "" {
 			return p.recordCharge(ctx, in.OrderID, key, owner, ch)
 		}
+		fresh := freshOn(st.attempts[seq], g.Name())
 		if g.Name() != first {
-			if err := p.attempt(ctx, in.OrderID, seq, g.Name()); err != nil {
+			var err error
+			if fresh, err = p.attempt(ctx, in.OrderID, seq, g.Name()); err != nil {
 				return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
 			}
 		}
@@ -140,12 +142,16 @@ func (p *Payment) Charge(ctx context.Context, in ChargeInput) (ChargeResult, err
 			p.record(ctx, in.OrderID, "decline", g.Name(), "", in.AmountCents, in.Currency, key, declined.Code)
 			return ChargeResult{}, businessError(ErrPaymentDeclined, "payment declined: "+declined.Code, declined.Code)
 		case errors.Is(err, payment.ErrNotSent):
-			// Nothing reached this provider: it holds no charge under the key.
-			p.forget(ctx, in.OrderID, seq, g.Name())
-			st.attempts[seq] = without(st.attempts[seq], g.Name())
+			// Nothing reached this provider this time. Unless an earlier
+			// request under the key went there, it holds no charge.
+			if fresh {
+				p.forget(ctx, in.OrderID, seq, g.Name())
+				st.attempts[seq] = without(st.attempts[seq], g.Name())
+			}
 			refused = append(refused, err.Error())
 			continue
 		default:
+			p.touch(ctx, in.OrderID, seq, g.Name())
 			p.record(ctx, in.OrderID, "error", g.Name(), "", in.AmountCents, in.Currency, key, err.Error())
 			return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
 		}
@@ -224,7 +230,10 @@ type charge struct {
 // an order's seq-th charge.
 type attempt struct {
 	provider string
-	at       time.Time
+	at       time.Time // when a request under the key last went out
+	// fresh: recorded by this activity attempt, so no earlier request under
+	// the key went to this provider.
+	fresh bool
 }
 
 // paymentState is what the payment tables say about an order: its charges
@@ -237,7 +246,7 @@ type paymentState struct {
 }
 
 const qAttempt = `INSERT INTO payment_attempts (order_id, seq, provider) VALUES ($1, $2, $3)
-	ON CONFLICT (order_id, seq, provider) DO UPDATE SET attempted_at = now()`
+	ON CONFLICT (order_id, seq, provider) DO NOTHING`
 
 // load reads the order's payment state in one round trip. With a provider
 // named, it first records that the order's next charge may go there; the
@@ -247,9 +256,9 @@ func (p *Payment) load(ctx context.Context, orderID, provider string) (paymentSt
 	const (
 		qNext = `INSERT INTO payment_attempts (order_id, seq, provider)
 			SELECT $1::uuid, count(*) + 1, $2::text FROM payments WHERE order_id = $1::uuid
-			ON CONFLICT (order_id, seq, provider) DO UPDATE SET attempted_at = now()`
+			ON CONFLICT (order_id, seq, provider) DO NOTHING`
 		qPayments = `SELECT idempotency_key, provider, charge_id, currency, amount_cents, status FROM payments WHERE order_id = $1`
-		qAttempts = `SELECT seq, provider, attempted_at FROM payment_attempts WHERE order_id = $1 ORDER BY attempted_at`
+		qAttempts = `SELECT seq, provider, attempted_at, attempted_at = now() FROM payment_attempts WHERE order_id = $1 ORDER BY attempted_at`
 	)
 	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
 	defer cancel()
@@ -295,7 +304,7 @@ func (p *Payment) load(ctx context.Context, orderID, provider string) (paymentSt
 	for rows.Next() {
 		var seq int
 		var a attempt
-		if err := rows.Scan(&seq, &a.provider, &a.at); err != nil {
+		if err := rows.Scan(&seq, &a.provider, &a.at, &a.fresh); err != nil {
 			return paymentState{}, fmt.Errorf("load attempts: %w", err)
 		}
 		st.attempts[seq] = append(st.attempts[seq], a)
@@ -308,13 +317,34 @@ func (p *Payment) load(ctx context.Context, orderID, provider string) (paymentSt
 
 // attempt records, before the request is sent, that the order's seq-th
 // charge may go to provider.
-func (p *Payment) attempt(ctx context.Context, orderID string, seq int, provider string) error {
+func (p *Payment) attempt(ctx context.Context, orderID string, seq int, provider string) (fresh bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
 	defer cancel()
-	if _, err := p.DB.Exec(ctx, qAttempt, orderID, seq, provider); err != nil {
-		return fmt.Errorf("record attempt on %s: %w", provider, err)
+	tag, err := p.DB.Exec(ctx, qAttempt, orderID, seq, provider)
+	if err != nil {
+		return false, fmt.Errorf("record attempt on %s: %w", provider, err)
 	}
-	return nil
+	return tag.RowsAffected() == 1, nil
+}
+
+// touch moves an attempt's time to now after an ambiguous answer: the
+// failover quiet period counts from the last request that went out.
+func (p *Payment) touch(ctx context.Context, orderID string, seq int, provider string) {
+	dctx, cancel := detached(ctx)
+	defer cancel()
+	const q = `UPDATE payment_attempts SET attempted_at = now() WHERE order_id = $1 AND seq = $2 AND provider = $3`
+	if _, err := p.DB.Exec(dctx, q, orderID, seq, provider); err != nil {
+		activity.GetLogger(ctx).Warn("payment attempt time not updated", "order_id", orderID, "provider", provider, "error", err)
+	}
+}
+
+func freshOn(attempts []attempt, provider string) bool {
+	for _, a := range attempts {
+		if a.provider == provider {
+			return a.fresh
+		}
+	}
+	return false
 }
 
 func without(attempts []attempt, provider string) []attempt {

@@ -24,6 +24,7 @@ import (
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/db"
+	"github.com/orderflow/orderflow/internal/health"
 	"github.com/orderflow/orderflow/internal/logging"
 	"github.com/orderflow/orderflow/schema"
 	"github.com/orderflow/orderflow/workers"
@@ -33,7 +34,8 @@ const usage = `usage: orderflow <command>
 
 commands:
   api       run the HTTP gateway (API_ADDR, default :8080)
-  worker    run a worker for a region (--region, or ORDERFLOW_REGION; default local)
+  worker    run a worker for a region (--region, or ORDERFLOW_REGION; default local),
+            with GET /health on WORKER_HEALTH_ADDR (default :8081)
   migrate   apply the database migrations
   seed      load the demo catalog (idempotent)
   bench     load-test a running stack (see make bench and docs/performance.md)
@@ -162,7 +164,8 @@ func runAPI(ctx context.Context, cfg config.API) error {
 	defer cl.close()
 
 	srv := &api.Server{DB: cl.db, Cache: cl.cache, Temporal: cl.temporal, Log: log, Region: cfg.Region,
-		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker}
+		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker,
+		Health: cfg.Resilience.Health}
 	if cfg.EmbedWorker {
 		w := newWorker(cl, cfg.EmbeddedWorker)
 		if err := w.Start(); err != nil {
@@ -202,7 +205,11 @@ func runWorker(ctx context.Context, cfg config.Worker) error {
 		return err
 	}
 	defer cl.close()
-	err = workers.Run(ctx, newWorker(cl, cfg))
+	w := &runningWorker{Worker: newWorker(cl, cfg)}
+	if _, err := health.Listen(ctx, cfg.Resilience.Health.WorkerAddr, workerHealth(cl, cfg.Resilience.Health, w), log); err != nil {
+		return err
+	}
+	err = workers.Run(ctx, w)
 	log.Info("worker stopped")
 	return err
 }

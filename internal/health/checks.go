@@ -3,6 +3,8 @@ package health
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"runtime/metrics"
 	"strconv"
@@ -121,4 +123,27 @@ func RSSBytes() (uint64, bool) {
 		return 0, false
 	}
 	return pages * uint64(os.Getpagesize()), true
+}
+
+// Reachable checks that an HTTP service answers GET url with a status below
+// 500; any answer short of that proves the service up and routing, which is
+// what a provider's reachability check needs. Payment provider checks passed
+// to the gateway's deep check can be built with it.
+func Reachable(name, url string, critical bool) Check {
+	return Check{Name: name, Critical: critical, Fn: func(ctx context.Context) (string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return "", fmt.Errorf("request %s: %w", url, err)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", fmt.Errorf("get %s: %w", url, err)
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+		_ = res.Body.Close()
+		if res.StatusCode >= 500 {
+			return "", fmt.Errorf("get %s: status %d", url, res.StatusCode)
+		}
+		return fmt.Sprintf("status %d", res.StatusCode), nil
+	}}
 }

@@ -15,6 +15,7 @@ export STACK_DATA_DIR="$ROOT/.data/bench"
 export DATABASE_URL="${BENCH_DATABASE_URL:-postgres://orderflow:orderflow@127.0.0.1:5432/orderflow_bench?sslmode=disable}"
 export REDIS_URL="redis://127.0.0.1:6382/0"
 export TEMPORAL_PORT=7263 TEMPORAL_UI_PORT=8263 TEMPORAL_ADDRESS=127.0.0.1:7263 API_ADDR=127.0.0.1:8092
+export WORKER_HEALTH_ADDR=127.0.0.1:8192
 export LOG_LEVEL="${LOG_LEVEL:-warn}"
 # As make run does; the eager baseline mirrors it.
 export API_EMBED_WORKER="${API_EMBED_WORKER:-true}"

@@ -68,6 +68,7 @@ func (s *Server) Handler() http.Handler {
 	e.GET("/health", s.health)
 	e.GET("/health/ready", s.health)
 	e.GET("/health/deep", s.healthDeep)
+	e.GET("/health/live", echo.WrapHandler(http.HandlerFunc(health.Live)))
 
 	v1 := e.Group("/v1")
 	v1.POST("/orders", s.placeOrder)

@@ -70,6 +70,10 @@ func TestHealthIs503NamingTheDatabaseWhilePostgresIsDownAnd200WhenItIsBack(t *te
 	}
 
 	pg.Stop()
+	res, err := http.Get(url + "/health/live")
+	require.NoError(t, err)
+	_ = res.Body.Close()
+	assert.Equal(t, http.StatusOK, res.StatusCode, "liveness does not depend on PostgreSQL")
 	for _, path := range []string{"/health", "/health/ready"} {
 		a := getHealth(t, url+path)
 		assert.Equal(t, http.StatusServiceUnavailable, a.status, path)

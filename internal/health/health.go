@@ -212,3 +212,13 @@ func WriteReport(w http.ResponseWriter, rep Report) {
 	w.WriteHeader(rep.HTTPStatus())
 	_ = json.NewEncoder(w).Encode(rep)
 }
+
+// Live answers 200 {"status":"ok"} without checking anything: the process
+// serves HTTP. It is the liveness probe; /health, which fails while
+// PostgreSQL or Temporal is down, is the readiness probe, so a dependency's
+// outage takes pods out of rotation instead of restarting all of them.
+func Live(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+}

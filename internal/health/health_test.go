@@ -167,6 +167,10 @@ func TestListenServesHealthUntilItsContextEnds(t *testing.T) {
 	addr, err := health.Listen(ctx, "127.0.0.1:0", health.New(3*time.Second, health.Database(pool)), zaptest.NewLogger(t))
 	require.NoError(t, err)
 
+	res, err := http.Get("http://" + addr.String() + "/health/live")
+	require.NoError(t, err)
+	_ = res.Body.Close()
+	assert.Equal(t, http.StatusOK, res.StatusCode)
 	for _, path := range []string{"/health", "/health/ready"} {
 		res, err := http.Get("http://" + addr.String() + path)
 		require.NoError(t, err)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -200,7 +201,7 @@ func TestDeepHealthIs503NamingTheFailingCheck(t *testing.T) {
 		a := getHealth(t, url+"/health/deep")
 		assert.Equal(t, http.StatusServiceUnavailable, a.status)
 		assert.Equal(t, []string{api.CheckSyntheticOrder}, a.report.Failing)
-		assert.Equal(t, "timed out after 2s", a.report.Checks[api.CheckSyntheticOrder].Error)
+		assert.True(t, strings.HasPrefix(a.report.Checks[api.CheckSyntheticOrder].Error, "timed out after 2s"), a.report.Checks[api.CheckSyntheticOrder].Error)
 		assert.Equal(t, 5, stacktest.StockOf(t, idle.pool, sku).OnHand)
 	})
 }

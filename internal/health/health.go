@@ -112,15 +112,17 @@ func (c *Checker) Checks() []Check {
 }
 
 type outcome struct {
-	i      int
-	detail string
-	err    error
-	took   time.Duration
+	i       int
+	detail  string
+	err     error
+	took    time.Duration
+	expired bool // the budget had ended when the check returned
 }
 
 // Run runs every check concurrently and waits for them, at most until the
 // budget (or ctx) ends; a check that has not answered by then fails with
-// "timed out after <budget>". Checks that overrun keep their goroutine until
+// "timed out after <budget>", as does one whose error came once the budget
+// had ended (its own call gave up with the deadline). Checks that overrun keep their goroutine until
 // their Fn returns, which a Func honouring ctx does at once.
 func (c *Checker) Run(ctx context.Context) Report {
 	checks := c.Checks()
@@ -132,7 +134,7 @@ func (c *Checker) Run(ctx context.Context) Report {
 		go func() {
 			t := time.Now()
 			detail, err := safeRun(ctx, ch.Fn)
-			done <- outcome{i: i, detail: detail, err: err, took: time.Since(t)}
+			done <- outcome{i: i, detail: detail, err: err, took: time.Since(t), expired: ctx.Err() != nil}
 		}()
 	}
 	got := make([]*outcome, len(checks))
@@ -164,7 +166,10 @@ wait:
 			r.LatencyMS = ms(time.Since(start))
 		default:
 			r.Detail, r.LatencyMS = o.detail, ms(o.took)
-			if o.err != nil {
+			switch {
+			case o.err != nil && o.expired:
+				r.Error = fmt.Sprintf("timed out after %s: %s", c.Budget, o.err)
+			case o.err != nil:
 				r.Error = o.err.Error()
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -66,6 +67,10 @@ func TestCheckerStatusFollowsTheCriticalChecks(t *testing.T) {
 	pool, rc, tc := stacktest.DB(t), stacktest.Redis(t), stacktest.Temporal(t)
 	hung := redis.NewClient(&redis.Options{Addr: hungServer(t), MaxRetries: -1})
 	t.Cleanup(func() { _ = hung.Close() })
+	// pgx gives up with the context's deadline, at the moment the budget ends.
+	hungPool, err := pgxpool.New(context.Background(), "postgres://x@"+hungServer(t)+"/x?sslmode=disable")
+	require.NoError(t, err)
+	t.Cleanup(hungPool.Close)
 	// Something live on the heap, so the zero-megabyte limit is exceeded.
 	ballast := make([]byte, 8<<20)
 	defer runtime.KeepAlive(ballast)
@@ -86,6 +91,10 @@ func TestCheckerStatusFollowsTheCriticalChecks(t *testing.T) {
 			checks: []health.Check{health.Database(pool), health.Temporal(tc), health.Disk("/", 0), health.Memory(1 << 20), health.Cache(hung)}, budget: 300 * time.Millisecond,
 			code: http.StatusOK, status: health.StatusDegraded, failing: []string{"cache"},
 			errSubstr: map[string]string{"cache": "timed out after 300ms"}},
+		{name: "a hung database times out and fails",
+			checks: []health.Check{health.Database(hungPool), health.Cache(rc)}, budget: 300 * time.Millisecond,
+			code: http.StatusServiceUnavailable, status: health.StatusFail, failing: []string{"database"},
+			errSubstr: map[string]string{"database": "timed out after 300ms"}},
 		{name: "too little free disk fails",
 			checks: append(healthy[:3:3], health.Disk("/", 1<<40)),
 			code:   http.StatusServiceUnavailable, status: health.StatusFail, failing: []string{"disk"},

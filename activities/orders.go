@@ -66,14 +66,16 @@ func (o *Orders) Create(ctx context.Context, in CreateOrderInput) (CreateOrderRe
 		if err != nil {
 			return err
 		}
-		const qOrder = `INSERT INTO orders (order_id, customer_id, email, region, status, total_cents, currency)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`
-		if _, err := tx.Exec(ctx, qOrder, in.OrderID, in.CustomerID, in.Email, in.Region, StatusPending, res.TotalCents, res.Currency); err != nil {
-			return fmt.Errorf("insert order: %w", err)
-		}
 		skus, qtys, prices := make([]string, len(res.Lines)), make([]int32, len(res.Lines)), make([]int64, len(res.Lines))
 		for i, l := range res.Lines {
 			skus[i], qtys[i], prices[i] = l.SKU, int32(l.Quantity), l.UnitPriceCents
+		}
+		// An order of a synthetic SKU (the deep health check's) is marked
+		// synthetic, so reports leave it out.
+		const qOrder = `INSERT INTO orders (order_id, customer_id, email, region, status, total_cents, currency, synthetic)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, EXISTS (SELECT 1 FROM products WHERE sku = ANY($8) AND synthetic))`
+		if _, err := tx.Exec(ctx, qOrder, in.OrderID, in.CustomerID, in.Email, in.Region, StatusPending, res.TotalCents, res.Currency, skus); err != nil {
+			return fmt.Errorf("insert order: %w", err)
 		}
 		const qLines = `INSERT INTO order_items (order_id, line, sku, quantity, unit_price_cents)
 			SELECT $1, n, sku, qty, price FROM unnest($2::text[], $3::int[], $4::bigint[]) WITH ORDINALITY AS t(sku, qty, price, n)`

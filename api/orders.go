@@ -59,6 +59,9 @@ func (s *Server) placeOrder(c echo.Context) error {
 	if err := req.Validate(); err != nil {
 		return err
 	}
+	if err := s.refuseSynthetic(req.Items); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
 	total, err := s.priceOrder(ctx, req.Items)

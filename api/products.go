@@ -145,7 +145,7 @@ func (s *Server) listProducts(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
 	const q = `SELECT p.sku, p.name, p.price_cents, p.currency, i.on_hand, i.reserved, i.on_hand - i.reserved
-		FROM products p JOIN inventory i USING (sku) WHERE p.sku > $1 ORDER BY p.sku LIMIT $2`
+		FROM products p JOIN inventory i USING (sku) WHERE p.sku > $1 AND NOT p.synthetic ORDER BY p.sku LIMIT $2`
 	rows, err := s.DB.Query(ctx, q, c.QueryParam("after"), limit)
 	if err != nil {
 		return fmt.Errorf("list products: %w", err)

@@ -3,7 +3,6 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/internal/health"
 	"github.com/orderflow/orderflow/internal/logging"
 )
 
@@ -50,6 +50,17 @@ type Server struct {
 
 	limits    *rateLimiter
 	bulkheads *bulkheads
+	// Health sets the health endpoints' budgets, thresholds and synthetic
+	// order; zero fields take the defaults of config.LoadResilience.
+	Health config.Health
+	// HealthChecks are checks of the process's own that GET /health and
+	// GET /health/deep run besides the standard ones.
+	HealthChecks []health.Check
+	// ProviderChecks tell whether each payment provider is reachable; GET
+	// /health/deep runs them.
+	ProviderChecks []health.Check
+
+	hs healthState
 }
 
 // requestTimeout bounds what one request may wait on services.
@@ -82,7 +93,9 @@ func (s *Server) Handler() http.Handler {
 	}
 
 	e.GET("/health", s.health)
-	e.GET("/health/ready", s.ready)
+	e.GET("/health/ready", s.health)
+	e.GET("/health/deep", s.healthDeep)
+	e.GET("/health/live", echo.WrapHandler(http.HandlerFunc(health.Live)))
 
 	v1 := e.Group("/v1")
 	v1.POST("/orders", s.placeOrder)
@@ -124,29 +137,4 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			zap.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)))
 		return nil
 	}
-}
-
-func (s *Server) health(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-}
-
-// ready reports whether the gateway can take orders: PostgreSQL and Temporal
-// must answer; Redis is reported but optional.
-func (s *Server) ready(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-	defer cancel()
-	checks := map[string]string{"postgres": "ok", "temporal": "ok", "redis": "ok"}
-	status := http.StatusOK
-	if err := s.DB.Ping(ctx); err != nil {
-		checks["postgres"], status = err.Error(), http.StatusServiceUnavailable
-	}
-	if _, err := s.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
-		checks["temporal"], status = err.Error(), http.StatusServiceUnavailable
-	}
-	if s.Cache == nil {
-		checks["redis"] = "disabled"
-	} else if err := s.Cache.Ping(ctx).Err(); err != nil {
-		checks["redis"] = "degraded: " + err.Error()
-	}
-	return c.JSON(status, checks)
 }

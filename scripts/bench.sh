@@ -16,6 +16,7 @@ export DATABASE_URL="${BENCH_DATABASE_URL:-postgres://orderflow:orderflow@127.0.
 export REDIS_URL="redis://127.0.0.1:6382/0"
 export TEMPORAL_PORT=7263 TEMPORAL_UI_PORT=8263 TEMPORAL_ADDRESS=127.0.0.1:7263 API_ADDR=127.0.0.1:8092
 export PAYSIM_A_PORT=8096 PAYSIM_B_PORT=8097
+export WORKER_HEALTH_ADDR=127.0.0.1:8192
 export LOG_LEVEL="${LOG_LEVEL:-warn}"
 # The load comes from one address at 100+ orders/s plus their status polls:
 # limits far above it, so the bench measures the stack, not the limiter

@@ -13,6 +13,8 @@ export API_EMBED_WORKER=true
 # above it, the limiter still on as in make run.
 export RATE_LIMIT_PER_IP=100000000 RATE_LIMIT_PER_USER=100000000
 export PAYSIM_A_PORT=8094 PAYSIM_B_PORT=8095
+# The separate worker's health listener, off the default :8081 like every port here.
+export WORKER_HEALTH_ADDR=127.0.0.1:8191
 trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true' EXIT
 fresh_stack
 
@@ -37,6 +39,15 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 [ "$found" -ge 1 ] || die "smoke: visibility does not show order-$order_id with its search attributes"
+deep=$(curl -sS -o "$STACK_DATA_DIR/health-deep.json" -w '%{http_code}' "http://$API_ADDR/health/deep" || true)
+[ "$deep" = 200 ] || die "smoke: GET /health/deep answered $deep: $(cat "$STACK_DATA_DIR/health-deep.json" 2>/dev/null)"
+python3 - "$STACK_DATA_DIR/health-deep.json" <<'PY' || die "smoke: /health/deep did not confirm a synthetic order"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["status"] == "ok" and r["checks"]["synthetic_order"]["status"] == "ok", r
+PY
+wait_for 15 "the worker's GET /health on $WORKER_HEALTH_ADDR" curl -fsS "http://$WORKER_HEALTH_ADDR/health"
+log "smoke: /health/deep confirmed a synthetic order; the worker's /health answers"
 log "smoke: a short bench, to show the harness works (no speed is asserted)"
 results="$STACK_DATA_DIR/bench-results"
 API_URL="http://$API_ADDR" LOG_LEVEL=warn "$ROOT/bin/orderflow" bench --rate-start 10 --step-factor 2 --rate-max 20 \
@@ -54,4 +65,4 @@ for k in ("p50", "p95", "p99"):
 assert r["fixed_orders"] > 0 and r["events_per_order"] > 0, r
 assert "gateway" in r["rss_mb"] and "temporal" in r["cpu_ms_per_order"], r
 PY
-echo "smoke: 2 passed, 0 failed"
+echo "smoke: 4 passed, 0 failed"

@@ -50,6 +50,8 @@ type Options struct {
 // critical task queue and the notification outbox pool.
 type Pool struct {
 	Orders worker.Worker
+	// Payments is the provider router the pool's Payment activities use.
+	Payments *payment.Router
 	Outbox *activities.Outbox
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -58,7 +60,7 @@ type Pool struct {
 // New builds the region's order worker, with the Order workflow and every
 // saga activity registered, and, if asked, the notification pool.
 func New(c client.Client, deps Deps, opts Options) *Pool {
-	p := &Pool{Orders: worker.New(c, workflows.TaskQueue(opts.Region), opts.WorkerOptions())}
+	p := &Pool{Orders: worker.New(c, workflows.TaskQueue(opts.Region), opts.WorkerOptions()), Payments: deps.Payments}
 	Register(p.Orders, deps)
 	if opts.Outbox {
 		log := deps.Log
@@ -133,9 +135,15 @@ func (p *Pool) Stop() {
 	}
 }
 
+// Runner is something Run starts and stops: a Pool, or a wrapper around one.
+type Runner interface {
+	Start() error
+	Stop()
+}
+
 // Run starts the pools and blocks until ctx is done, then stops them
 // gracefully: polling ends and in-flight tasks finish first.
-func Run(ctx context.Context, p *Pool) error {
+func Run(ctx context.Context, p Runner) error {
 	if err := p.Start(); err != nil {
 		return err
 	}

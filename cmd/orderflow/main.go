@@ -23,6 +23,7 @@ import (
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/db"
+	"github.com/orderflow/orderflow/internal/health"
 	"github.com/orderflow/orderflow/internal/logging"
 	"github.com/orderflow/orderflow/internal/payment"
 	"github.com/orderflow/orderflow/schema"
@@ -33,7 +34,8 @@ const usage = `usage: orderflow <command>
 
 commands:
   api       run the HTTP gateway (API_ADDR, default :8080)
-  worker    run a worker for a region (--region, or ORDERFLOW_REGION; default local)
+  worker    run a worker for a region (--region, or ORDERFLOW_REGION; default local),
+            with GET /health on WORKER_HEALTH_ADDR (default :8081)
   migrate   apply the database migrations
   seed      load the demo catalog (idempotent)
   paysim    run a simulated payment provider (PAYSIM_ADDR, default :8090; PAYSIM_NAME, default paysim-a)
@@ -166,7 +168,8 @@ func runAPI(ctx context.Context, cfg config.API) error {
 
 	srv := &api.Server{DB: cl.db, Cache: cl.cache, Temporal: cl.temporal, Log: log, Region: cfg.Region,
 		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker, Payment: cfg.Resilience.Payment,
-		RateLimit: cfg.Resilience.RateLimit, Bulkhead: cfg.Resilience.Bulkhead, Tiers: cfg.Resilience.Cache}
+		RateLimit: cfg.Resilience.RateLimit, Bulkhead: cfg.Resilience.Bulkhead, Tiers: cfg.Resilience.Cache,
+		Health: cfg.Resilience.Health}
 	if cfg.EmbedWorker {
 		w, err := newWorker(cl, cfg.EmbeddedWorker, log, false)
 		if err != nil {
@@ -176,8 +179,10 @@ func runAPI(ctx context.Context, cfg config.API) error {
 			return fmt.Errorf("start embedded worker: %w", err)
 		}
 		defer w.Stop()
+		srv.HealthChecks = append(srv.HealthChecks, breakerChecks(w.Payments)...)
 		log.Info("embedded order worker started; sagas start eagerly", zap.String("region", cfg.Region))
 	}
+	srv.ProviderChecks = providerChecks(cfg.Resilience.Payment)
 	go srv.ExpireKeys(ctx, time.Minute)
 	hs := &http.Server{Addr: cfg.Addr, Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
@@ -209,8 +214,14 @@ func runWorker(ctx context.Context, cfg config.Worker) error {
 		return err
 	}
 	defer cl.close()
-	w, err := newWorker(cl, cfg, log, true)
+	pool, err := newWorker(cl, cfg, log, true)
 	if err != nil {
+		return err
+	}
+	w := &runningWorker{Runner: pool}
+	checks := workerHealth(cl, cfg.Resilience.Health, w)
+	checks.Add(breakerChecks(pool.Payments)...)
+	if _, err := health.Listen(ctx, cfg.Resilience.Health.WorkerAddr, checks, log); err != nil {
 		return err
 	}
 	err = workers.Run(ctx, w)

@@ -1,0 +1,262 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.uber.org/zap"
+
+	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/internal/db"
+	"github.com/orderflow/orderflow/internal/health"
+	"github.com/orderflow/orderflow/workflows"
+)
+
+// Names of the deep checks, as they appear in GET /health/deep.
+const (
+	CheckInventory      = "inventory"
+	CheckSyntheticOrder = "synthetic_order"
+)
+
+// healthState is the gateway's checkers and the deep check's single flight.
+type healthState struct {
+	once          sync.Once
+	cfg           config.Health
+	shallow, deep *health.Checker
+
+	// running is held while a deep check runs; a second caller does not wait.
+	running sync.Mutex
+	lastMu  sync.Mutex
+	last    *health.Report
+}
+
+// healthConfig is s.Health with the defaults filled in for a Server built
+// without configuration.
+func (s *Server) healthConfig() config.Health {
+	h, def := s.Health, config.LoadResilience().Health
+	if h.Budget <= 0 {
+		h.Budget = def.Budget
+	}
+	if h.DeepBudget <= 0 {
+		h.DeepBudget = def.DeepBudget
+	}
+	if h.DiskPath == "" {
+		h.DiskPath, h.MinFreeDiskMB = def.DiskPath, def.MinFreeDiskMB
+	}
+	if h.MaxHeapMB <= 0 {
+		h.MaxHeapMB = def.MaxHeapMB
+	}
+	if h.SyntheticSKU == "" {
+		h.SyntheticSKU = def.SyntheticSKU
+	}
+	if h.SyntheticOwner == "" {
+		h.SyntheticOwner = def.SyntheticOwner
+	}
+	return h
+}
+
+// checkers builds, once, the checker of GET /health (database, cache,
+// Temporal, disk, memory and HealthChecks) and that of GET /health/deep (the
+// same plus the inventory row of the synthetic SKU, a synthetic order through
+// the saga and ProviderChecks).
+func (s *Server) checkers() (shallow, deep *health.Checker) {
+	s.hs.once.Do(func() {
+		h := s.healthConfig()
+		s.hs.cfg = h
+		base := []health.Check{
+			health.Database(s.DB), health.Cache(s.Cache), health.Temporal(s.Temporal),
+			health.Disk(h.DiskPath, h.MinFreeDiskMB), health.Memory(h.MaxHeapMB),
+		}
+		base = append(base, s.HealthChecks...)
+		s.hs.shallow = health.New(h.Budget, base...)
+		s.hs.deep = health.New(h.DeepBudget, base...)
+		s.hs.deep.Add(
+			health.Check{Name: CheckInventory, Critical: true, Fn: s.checkInventory},
+			health.Check{Name: CheckSyntheticOrder, Critical: true, Fn: s.checkSyntheticOrder},
+		)
+		s.hs.deep.Add(s.ProviderChecks...)
+	})
+	return s.hs.shallow, s.hs.deep
+}
+
+// HealthChecker is the checker of GET /health, to which a process may add
+// checks of its own.
+func (s *Server) HealthChecker() *health.Checker {
+	shallow, _ := s.checkers()
+	return shallow
+}
+
+// health answers GET /health and GET /health/ready: 200 while PostgreSQL,
+// Temporal, disk and memory are fine (Redis being down only degrades it), 503
+// naming the failing checks otherwise.
+func (s *Server) health(c echo.Context) error {
+	shallow, _ := s.checkers()
+	health.WriteReport(c.Response(), shallow.Run(c.Request().Context()))
+	return nil
+}
+
+// healthDeep answers GET /health/deep: the shallow checks plus a real order
+// through the saga. One deep check runs at a time per process, so the
+// endpoint cannot be used to flood the platform with orders: a caller that
+// finds one running gets the last completed report at once (marked with
+// Health-Cached: true), or 503 when there is none yet.
+func (s *Server) healthDeep(c echo.Context) error {
+	_, deep := s.checkers()
+	if !s.hs.running.TryLock() {
+		s.hs.lastMu.Lock()
+		last := s.hs.last
+		s.hs.lastMu.Unlock()
+		if last == nil {
+			return newError(http.StatusServiceUnavailable, "health_check_running", "a deep health check is running; retry shortly")
+		}
+		c.Response().Header().Set("Health-Cached", "true")
+		health.WriteReport(c.Response(), *last)
+		return nil
+	}
+	defer s.hs.running.Unlock()
+	// A caller hanging up does not cut the synthetic order short; the
+	// budget bounds the run.
+	rep := deep.Run(context.WithoutCancel(c.Request().Context()))
+	s.hs.lastMu.Lock()
+	s.hs.last = &rep
+	s.hs.lastMu.Unlock()
+	if rep.Status == health.StatusFail {
+		s.Log.Warn("deep health check failed", zap.Strings("failing", rep.Failing))
+	}
+	health.WriteReport(c.Response(), rep)
+	return nil
+}
+
+// checkInventory reads the synthetic SKU's inventory row, which must exist,
+// belong to a product marked synthetic and have stock for one order.
+func (s *Server) checkInventory(ctx context.Context) (string, error) {
+	sku := s.hs.cfg.SyntheticSKU
+	var available int
+	var synthetic bool
+	const q = `SELECT i.on_hand - i.reserved, p.synthetic FROM inventory i JOIN products p USING (sku) WHERE i.sku = $1`
+	err := s.DB.QueryRow(ctx, q, sku).Scan(&available, &synthetic)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", fmt.Errorf("synthetic sku %s has no inventory row (migration 0003 seeds it)", sku)
+	case err != nil:
+		return "", fmt.Errorf("read inventory of %s: %w", sku, err)
+	case !synthetic:
+		return "", fmt.Errorf("sku %s is not marked synthetic", sku)
+	case available < 1:
+		return "", fmt.Errorf("synthetic sku %s has no stock available", sku)
+	}
+	return fmt.Sprintf("%s: %d available", sku, available), nil
+}
+
+// checkSyntheticOrder places one unit of the synthetic SKU for the synthetic
+// customer through the real saga (workflow order-<id> on this region's task
+// queue, card tok_visa), waits for its outcome within the budget and requires
+// CONFIRMED. It then puts back the stock that synthetic orders took, so the
+// SKU never runs down. It refuses to run on a SKU not marked synthetic, so a
+// misconfiguration can never consume real stock.
+func (s *Server) checkSyntheticOrder(ctx context.Context) (string, error) {
+	h := s.hs.cfg
+	var synthetic bool
+	if err := s.DB.QueryRow(ctx, `SELECT synthetic FROM products WHERE sku = $1`, h.SyntheticSKU).Scan(&synthetic); err != nil {
+		return "", fmt.Errorf("read product %s: %w", h.SyntheticSKU, err)
+	}
+	if !synthetic {
+		return "", fmt.Errorf("sku %s is not marked synthetic; refusing to order it", h.SyntheticSKU)
+	}
+	orderID := uuid.NewString()
+	opts := client.StartWorkflowOptions{
+		ID:                       workflows.WorkflowID(orderID),
+		TaskQueue:                workflows.TaskQueue(s.Region),
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		EnableEagerStart:         s.EagerStart,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.OrderStatusKey.ValueSet(activities.StatusPending),
+			workflows.CustomerIDKey.ValueSet(h.SyntheticOwner),
+			workflows.RegionKey.ValueSet(s.Region),
+		),
+	}
+	in := workflows.OrderInput{
+		OrderID: orderID, CustomerID: h.SyntheticOwner, Email: "synthetic-health@orderflow.invalid", Region: s.Region,
+		PaymentToken: activities.TokenVisa, Items: []activities.Item{{SKU: h.SyntheticSKU, Quantity: 1}},
+	}
+	run, err := s.Temporal.ExecuteWorkflow(ctx, opts, workflows.OrderWorkflow, in)
+	if err != nil {
+		return "", fmt.Errorf("start synthetic order %s: %w", orderID, err)
+	}
+	var v workflows.OrderView
+	if err := run.Get(ctx, &v); err != nil {
+		return "", fmt.Errorf("synthetic order %s: %w", orderID, err)
+	}
+	if v.Status != activities.StatusConfirmed {
+		return "", fmt.Errorf("synthetic order %s ended %s (%s), not %s", orderID, v.Status, v.FailureReason, activities.StatusConfirmed)
+	}
+	n, err := RestockSynthetic(ctx, s.DB, h.SyntheticOwner)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("order %s confirmed; %d unit(s) put back", orderID, n), nil
+}
+
+// RestockSynthetic puts back on the shelf the stock that the synthetic
+// customer's confirmed synthetic orders of the last day took, once per order
+// and only on SKUs marked synthetic, each with a restock event naming the
+// order. It also catches up orders whose deep check gave up before they
+// confirmed. It returns the units put back.
+func RestockSynthetic(ctx context.Context, pool *pgxpool.Pool, owner string) (int, error) {
+	var n int
+	err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+		// Gateways restocking at once would both see an order as due.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('orderflow.synthetic_restock'))`); err != nil {
+			return fmt.Errorf("lock synthetic restock: %w", err)
+		}
+		const q = `WITH due AS (
+				SELECT r.order_id, r.sku, r.quantity
+				FROM orders o
+				JOIN reservations r ON r.order_id = o.order_id AND r.status = 'committed'
+				JOIN products p ON p.sku = r.sku AND p.synthetic
+				WHERE o.customer_id = $1 AND o.synthetic AND o.created_at > now() - interval '1 day'
+					AND NOT EXISTS (SELECT 1 FROM inventory_events e
+						WHERE e.order_id = r.order_id AND e.sku = r.sku AND e.reason = 'restock')),
+			moved AS (
+				UPDATE inventory i SET on_hand = i.on_hand + d.qty, version = i.version + 1, updated_at = now()
+				FROM (SELECT sku, sum(quantity)::int AS qty FROM due GROUP BY sku) d
+				WHERE i.sku = d.sku
+				RETURNING i.sku),
+			logged AS (
+				INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason, order_id)
+				SELECT due.sku, due.quantity, 0, 'restock', due.order_id FROM due JOIN moved USING (sku)
+				RETURNING delta_on_hand)
+			SELECT coalesce(sum(delta_on_hand), 0)::int FROM logged`
+		if err := tx.QueryRow(ctx, q, owner).Scan(&n); err != nil {
+			return fmt.Errorf("restock synthetic orders: %w", err)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// refuseSynthetic answers 422 to a public order naming the synthetic SKU,
+// which only the deep health check may order.
+func (s *Server) refuseSynthetic(items []OrderItem) error {
+	s.checkers()
+	sku := s.hs.cfg.SyntheticSKU
+	for i, it := range items {
+		if it.SKU == sku {
+			return newError(http.StatusUnprocessableEntity, "unknown_sku", "the order names SKUs that are not in the catalog",
+				Detail{Field: fmt.Sprintf("items[%d].sku", i), Issue: "unknown sku " + it.SKU})
+		}
+	}
+	return nil
+}

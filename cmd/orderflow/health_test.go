@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/internal/health"
+	"github.com/orderflow/orderflow/internal/payment"
+	"github.com/orderflow/orderflow/internal/payment/paysim"
+	"github.com/orderflow/orderflow/internal/stacktest"
+	"github.com/orderflow/orderflow/workers"
+)
+
+func TestWorkerHealthListenerAnswersAndNamesAStoppedWorker(t *testing.T) {
+	cl := &clients{db: stacktest.DB(t), cache: stacktest.Redis(t), temporal: stacktest.Temporal(t)}
+	_, up := stacktest.Paysim(t, cl.db, "paysim-health")
+	// Nothing listens on this port: every call to it is refused.
+	down := paysim.NewClient("paysim-down", fmt.Sprintf("http://127.0.0.1:%d", stacktest.FreePort(t)), time.Second)
+	router := payment.NewRouter(payment.Settings(config.LoadResilience().Payment), up, down)
+	w := &runningWorker{Runner: workers.New(cl.temporal, workers.Deps{DB: cl.db, Cache: cl.cache, Payments: router},
+		workers.Options{Region: "health-" + uuid.NewString()[:8]})}
+	require.NoError(t, w.Start())
+	t.Cleanup(func() {
+		if w.running.Load() {
+			w.Stop()
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	checks := workerHealth(cl, config.LoadResilience().Health, w)
+	checks.Add(breakerChecks(router)...)
+	addr, err := health.Listen(ctx, "127.0.0.1:0", checks, zaptest.NewLogger(t))
+	require.NoError(t, err)
+
+	get := func() (int, health.Report) {
+		res, err := http.Get("http://" + addr.String() + "/health")
+		require.NoError(t, err)
+		defer res.Body.Close()
+		var rep health.Report
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&rep))
+		return res.StatusCode, rep
+	}
+	code, rep := get()
+	require.Equal(t, http.StatusOK, code, "%+v", rep)
+	for _, name := range []string{"database", "cache", "temporal", "disk", "memory", checkWorker, "payment_breaker:paysim-health", "payment_breaker:paysim-down"} {
+		assert.Equal(t, health.StatusOK, rep.Checks[name].Status, name)
+	}
+
+	// Ten refused charges open the down provider's breaker: /health still
+	// answers 200, degraded, and names it.
+	g, _ := router.Get("paysim-down")
+	for range 10 {
+		_, err := g.Charge(ctx, payment.ChargeRequest{IdempotencyKey: uuid.NewString(), Token: payment.TokenVisa, AmountCents: 100, Currency: "USD"})
+		require.ErrorIs(t, err, payment.ErrNotSent)
+	}
+	code, rep = get()
+	require.Equal(t, http.StatusOK, code, "%+v", rep)
+	assert.Equal(t, health.StatusDegraded, rep.Status)
+	assert.Equal(t, health.StatusDegraded, rep.Checks["payment_breaker:paysim-down"].Status)
+	assert.Equal(t, "open", rep.Checks["payment_breaker:paysim-down"].Detail)
+	assert.Equal(t, health.StatusOK, rep.Checks["payment_breaker:paysim-health"].Status)
+
+	w.Stop()
+	code, rep = get()
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Contains(t, rep.Failing, checkWorker)
+}

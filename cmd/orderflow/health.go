@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/health"
 	"github.com/orderflow/orderflow/internal/payment"

@@ -35,7 +35,9 @@ type gateway struct {
 func newGateway(t *testing.T, rc *redis.Client, configure func(*Server)) *gateway {
 	t.Helper()
 	pool := stacktest.DB(t)
-	srv := &Server{DB: pool, Cache: rc, Log: zaptest.NewLogger(t), Region: "test"}
+	// A Temporal client too, so /health (checked as exempt from limits and
+	// shedding) answers 200.
+	srv := &Server{DB: pool, Cache: rc, Temporal: stacktest.Temporal(t), Log: zaptest.NewLogger(t), Region: "test"}
 	if configure != nil {
 		configure(srv)
 	}

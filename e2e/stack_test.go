@@ -45,7 +45,7 @@ var e2eBreaker = payment.BreakerSettings{Window: 10 * time.Second, FailureRatio:
 
 // newStack starts a gateway on an httptest server and, unless noWorker, a
 // worker for the test's own region.
-func newStack(t *testing.T, withWorker bool) *stack {
+func newStack(t *testing.T, withWorker bool, configure ...func(*api.Server)) *stack {
 	t.Helper()
 	s := &stack{
 		t: t, pool: stacktest.DB(t), rc: stacktest.Redis(t), temporal: stacktest.Temporal(t),
@@ -59,6 +59,9 @@ func newStack(t *testing.T, withWorker bool) *stack {
 	srv := &api.Server{DB: s.pool, Cache: s.rc, Temporal: s.temporal, Log: zaptest.NewLogger(t), Region: s.region,
 		RateLimit: res.RateLimit, Bulkhead: res.Bulkhead, Tiers: res.Cache,
 		Payment: config.Payment{Deadline: 3 * time.Second, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}}
+	for _, c := range configure {
+		c(srv)
+	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	s.url = hs.URL

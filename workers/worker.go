@@ -28,6 +28,8 @@ type Deps struct {
 	// Payments are the payment providers in failover order, each behind
 	// its circuit breaker.
 	Payments *payment.Router
+	// FailoverQuiet: see activities.Payment; zero means its default.
+	FailoverQuiet time.Duration
 	// Mailer delivers the notification outbox; nil means the log mailer.
 	Mailer activities.Mailer
 	Log    *zap.Logger
@@ -52,9 +54,9 @@ type Pool struct {
 	Orders worker.Worker
 	// Payments is the provider router the pool's Payment activities use.
 	Payments *payment.Router
-	Outbox *activities.Outbox
-	cancel context.CancelFunc
-	done   chan struct{}
+	Outbox   *activities.Outbox
+	cancel   context.CancelFunc
+	done     chan struct{}
 }
 
 // New builds the region's order worker, with the Order workflow and every
@@ -110,7 +112,7 @@ func Register(r Registry, deps Deps) {
 	r.RegisterWorkflowWithOptions(workflows.Order, workflow.RegisterOptions{Name: workflows.OrderWorkflow})
 	r.RegisterActivity(&activities.Orders{DB: deps.DB, Cache: deps.Cache})
 	r.RegisterActivity(&activities.Inventory{DB: deps.DB, Cache: deps.Cache})
-	r.RegisterActivity(&activities.Payment{DB: deps.DB, Providers: deps.Payments, Cache: deps.Cache})
+	r.RegisterActivity(&activities.Payment{DB: deps.DB, Providers: deps.Payments, Cache: deps.Cache, FailoverQuiet: deps.FailoverQuiet})
 }
 
 // Start starts the pools.

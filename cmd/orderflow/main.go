@@ -237,8 +237,9 @@ func newWorker(cl *clients, cfg config.Worker, log *zap.Logger, outbox bool) (*w
 		return nil, err
 	}
 	deps := workers.Deps{DB: cl.db, Cache: cl.cache, Log: log,
-		Payments: payment.NewRouter(payment.Settings(cfg.Resilience.Payment), providers...),
-		Mailer:   activities.LogMailer{Log: log, Latency: cfg.MailLatency}}
+		Payments:      payment.NewRouter(payment.Settings(cfg.Resilience.Payment), providers...),
+		FailoverQuiet: cfg.Resilience.Payment.FailoverQuiet,
+		Mailer:        activities.LogMailer{Log: log, Latency: cfg.MailLatency}}
 	return workers.New(cl.temporal, deps, workers.Options{Region: cfg.Region, MaxConcurrentActivities: cfg.MaxConcurrentActivities,
 		MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks,
 		Bulkhead: cfg.Resilience.Bulkhead, Outbox: outbox}), nil

@@ -48,6 +48,10 @@ type Payment struct {
 	// PAYMENT_RETRY_MAX).
 	RetryInitial time.Duration
 	RetryMax     time.Duration
+	// FailoverQuiet is how long after an ambiguous charge request (timeout,
+	// 5xx) to one provider the order's charge may go to another, once the
+	// first says it holds none (PAYMENT_FAILOVER_QUIET).
+	FailoverQuiet time.Duration
 }
 
 // Provider is one payment provider in the failover list.
@@ -79,8 +83,12 @@ type Bulkhead struct {
 	GatewayMaxFlight int
 }
 
-// Share returns pct percent of n, at least 1.
+// Share returns pct percent of n, at least 1; 0 when n is 0 (unset: the
+// SDK's default applies).
 func (b Bulkhead) Share(n, pct int) int {
+	if n <= 0 {
+		return 0
+	}
 	if v := n * pct / 100; v > 0 {
 		return v
 	}
@@ -129,6 +137,7 @@ func LoadResilience() Resilience {
 			Deadline:                 EnvDuration("PAYMENT_DEADLINE", 30*time.Minute),
 			RetryInitial:             EnvDuration("PAYMENT_RETRY_INITIAL", 10*time.Second),
 			RetryMax:                 EnvDuration("PAYMENT_RETRY_MAX", 2*time.Minute),
+			FailoverQuiet:            EnvDuration("PAYMENT_FAILOVER_QUIET", 20*time.Second),
 		},
 		RateLimit: RateLimit{
 			Enabled: Env("RATE_LIMIT_ENABLED", "true") == "true",

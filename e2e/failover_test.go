@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/internal/payment"
+	"github.com/orderflow/orderflow/internal/stacktest"
+	"github.com/orderflow/orderflow/workers"
+)
+
+// failoverBreaker has the design's thresholds (50% of at least 10 calls in
+// 10 s, 3 trial successes) with a 3 s open state instead of 30 s, so the
+// tests see a breaker go half-open and close in their own time.
+var failoverBreaker = payment.BreakerSettings{Window: 10 * time.Second, FailureRatio: 0.5, MinRequests: 10,
+	OpenTimeout: 3 * time.Second, HalfOpenSuccesses: 3}
+
+// providerStack is the e2e stack with a worker charging through real paysim
+// processes in failover order.
+type providerStack struct {
+	*stack
+	router *payment.Router
+}
+
+func newProviderStack(t *testing.T, parking config.Payment, providers ...*stacktest.PaysimProc) *providerStack {
+	s := newStack(t, false, func(srv *api.Server) { srv.Payment = parking })
+	var ps []payment.Provider
+	for _, p := range providers {
+		ps = append(ps, p.Client(2*time.Second))
+	}
+	router := payment.NewRouter(failoverBreaker, ps...)
+	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, Payments: router, FailoverQuiet: 2 * time.Second,
+		Log: zaptest.NewLogger(t)}, workers.Options{Region: s.region})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	return &providerStack{stack: s, router: router}
+}
+
+// placeAll places n orders of one unit of sku, every ~interval, from several
+// clients at once, and returns their ids. Every answer must be a 202.
+func (s *providerStack) placeAll(n int, sku string, interval time.Duration, during func(i int)) []string {
+	s.t.Helper()
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		if during != nil {
+			during(i)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := s.place(uuid.NewString(), newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
+			if r.status != http.StatusAccepted {
+				s.t.Errorf("order %d: %d %s", i, r.status, r.body)
+				return
+			}
+			var a api.Accepted
+			r.json(s.t, &a)
+			ids[i] = a.OrderID
+		}()
+		time.Sleep(interval)
+	}
+	wg.Wait()
+	return ids
+}
+
+// ledgerCharges is what both providers' ledgers hold for an order: charges
+// per instance and refunds in all.
+func ledgerCharges(t *testing.T, s *stack, orderID string) (byInstance map[string]int, refunds int) {
+	t.Helper()
+	rows, err := s.pool.Query(context.Background(), `SELECT instance, kind FROM paysim_ledger
+		WHERE idempotency_key = 'charge-' || $1 OR idempotency_key LIKE 'charge-' || $1 || '-%'
+		   OR idempotency_key = 'refund-' || $1 OR idempotency_key LIKE 'refund-' || $1 || '-%'`, orderID)
+	require.NoError(t, err)
+	type row struct{ Instance, Kind string }
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[row])
+	require.NoError(t, err)
+	byInstance = map[string]int{}
+	for _, r := range got {
+		if r.Kind == "charge" {
+			byInstance[r.Instance]++
+		} else {
+			refunds++
+		}
+	}
+	return byInstance, refunds
+}
+
+// requireOneNetCharge audits both ledgers: a CONFIRMED order holds exactly
+// one charge that was not refunded, on one provider; a FAILED one nets none.
+func requireOneNetCharge(t *testing.T, s *stack, id, status string) (provider string) {
+	t.Helper()
+	charges, refunds := ledgerCharges(t, s, id)
+	total := 0
+	for inst, n := range charges {
+		total += n
+		provider = inst
+	}
+	assert.LessOrEqual(t, len(charges), 1, "order %s charged on %v", id, charges)
+	switch status {
+	case activities.StatusConfirmed:
+		assert.Equal(t, 1, total-refunds, "order %s: charges %v, refunds %d", id, charges, refunds)
+	default:
+		assert.Equal(t, 0, total-refunds, "order %s (%s): charges %v, refunds %d", id, status, charges, refunds)
+	}
+	return provider
+}
+
+func (s *stack) waitAllTerminal(ids []string, within time.Duration) map[string]string {
+	s.t.Helper()
+	out := map[string]string{}
+	deadline := time.Now().Add(within)
+	for _, id := range ids {
+		for {
+			o, code := s.order(id)
+			if code == http.StatusOK && (o.Status == activities.StatusConfirmed || o.Status == activities.StatusFailed || o.Status == activities.StatusCancelled) {
+				out[id] = o.Status
+				break
+			}
+			if time.Now().After(deadline) {
+				s.t.Fatalf("order %s still %s after %s", id, o.Status, within)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return out
+}
+
+// Kill -9 the primary provider while orders are being charged through it
+// (each charge takes it 150 ms, so several are inside it at the kill). The
+// breaker opens, charges move to the secondary, and no order is charged
+// twice: the orders whose request died inside the primary wait, parked,
+// until it is back and says whether it charged them.
+func TestKillingThePrimaryProviderMidLoadMovesChargesToTheSecondaryAndChargesNoOrderTwice(t *testing.T) {
+	a := stacktest.StartPaysim(t, "fo-a-"+uuid.NewString()[:6], "PAYSIM_LATENCY=150ms")
+	b := stacktest.StartPaysim(t, "fo-b-"+uuid.NewString()[:6])
+	s := newProviderStack(t, config.Payment{Deadline: 2 * time.Minute, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}, a, b)
+	sku := stacktest.Product(t, s.pool, 250, 1000)
+
+	ids := s.placeAll(60, sku, 40*time.Millisecond, func(i int) {
+		if i == 30 {
+			a.Kill()
+		}
+	})
+	// Everything placed after the kill is charged on the secondary while
+	// the primary is down; then the primary comes back.
+	time.Sleep(3 * time.Second)
+	ga, _ := s.router.Get(a.Name)
+	assert.GreaterOrEqual(t, ga.Opened(), int64(1), "the primary's breaker opened")
+	a.Start()
+
+	final := s.waitAllTerminal(ids, 60*time.Second)
+	onB := 0
+	for _, id := range ids {
+		assert.Equal(t, activities.StatusConfirmed, final[id], "order %s", id)
+		if requireOneNetCharge(t, s.stack, id, final[id]) == b.Name {
+			onB++
+		}
+	}
+	var parked int
+	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT count(*) FROM order_status_history
+		WHERE order_id = ANY($1::uuid[]) AND status = 'PAYMENT_PENDING'`, ids).Scan(&parked))
+	t.Logf("%d of %d orders charged on the secondary, %d parked until the primary answered", onB, len(ids), parked)
+	assert.GreaterOrEqual(t, onB, 25, "charges after the kill went to the secondary")
+	assert.Less(t, onB, len(ids), "charges before the kill went to the primary")
+	assert.Equal(t, 0, stacktest.StockOf(t, s.pool, sku).Reserved)
+	assert.Equal(t, 1000-len(ids), stacktest.StockOf(t, s.pool, sku).OnHand)
+}
+
+// With every provider down, orders are accepted and park in
+// PAYMENT_PENDING, visible in the API; when one provider comes back, every
+// parked order completes with no operator action.
+func TestAllProvidersDownParksOrdersAndTheyConfirmWhenOneReturns(t *testing.T) {
+	a := stacktest.StartPaysim(t, "pk-a-"+uuid.NewString()[:6])
+	b := stacktest.StartPaysim(t, "pk-b-"+uuid.NewString()[:6])
+	s := newProviderStack(t, config.Payment{Deadline: 2 * time.Minute, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}, a, b)
+	sku := stacktest.Product(t, s.pool, 300, 100)
+	a.Kill()
+	b.Kill()
+
+	ids := s.placeAll(8, sku, 20*time.Millisecond, nil)
+	for _, id := range ids {
+		require.Eventually(t, func() bool {
+			o, code := s.order(id)
+			return code == http.StatusOK && o.Status == activities.StatusPaymentPending
+		}, 20*time.Second, 100*time.Millisecond, "order %s parks in PAYMENT_PENDING", id)
+	}
+	assert.Equal(t, len(ids), stacktest.StockOf(t, s.pool, sku).Reserved, "parked orders keep their stock held")
+
+	b.Start()
+	final := s.waitAllTerminal(ids, 30*time.Second)
+	for _, id := range ids {
+		assert.Equal(t, activities.StatusConfirmed, final[id], "order %s", id)
+		assert.Equal(t, b.Name, requireOneNetCharge(t, s.stack, id, final[id]))
+	}
+	assert.Equal(t, 0, stacktest.StockOf(t, s.pool, sku).Reserved)
+}
+
+// With every provider down past the payment deadline, parked orders end
+// FAILED payment_unavailable and their stock goes back on the shelf.
+func TestAllProvidersDownPastTheDeadlineFailsPaymentUnavailableAndReleasesStock(t *testing.T) {
+	a := stacktest.StartPaysim(t, "dl-a-"+uuid.NewString()[:6])
+	s := newProviderStack(t, config.Payment{Deadline: 2 * time.Second, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}, a)
+	sku := stacktest.Product(t, s.pool, 300, 10)
+	a.Kill()
+
+	ids := s.placeAll(3, sku, 20*time.Millisecond, nil)
+	final := s.waitAllTerminal(ids, 30*time.Second)
+	for _, id := range ids {
+		o, _ := s.order(id)
+		assert.Equal(t, activities.StatusFailed, final[id])
+		require.NotNil(t, o.FailureReason)
+		assert.Equal(t, "payment_unavailable", *o.FailureReason)
+		requireOneNetCharge(t, s.stack, id, final[id])
+	}
+	st := stacktest.StockOf(t, s.pool, sku)
+	assert.Equal(t, 0, st.Reserved)
+	assert.Equal(t, 10, st.OnHand)
+}

@@ -1,0 +1,127 @@
+package stacktest
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/internal/payment/paysim"
+)
+
+// EnvBinary names an orderflow binary scripts/test.sh built once for the
+// suite; without it, Binary builds one.
+const EnvBinary = "ORDERFLOW_TEST_BIN"
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// Binary returns the path of an orderflow binary built from this checkout.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if bin := os.Getenv(EnvBinary); bin != "" {
+		return bin
+	}
+	buildOnce.Do(func() {
+		out, err := exec.Command("go", "env", "GOMOD").Output()
+		if err != nil {
+			buildErr = fmt.Errorf("go env GOMOD: %w", err)
+			return
+		}
+		root := filepath.Dir(strings.TrimSpace(string(out)))
+		builtBin = filepath.Join(os.TempDir(), fmt.Sprintf("orderflow-test-%d", os.Getpid()))
+		cmd := exec.Command("go", "build", "-o", builtBin, "./cmd/orderflow")
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %w: %s", err, b)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build orderflow: %v", buildErr)
+	}
+	return builtBin
+}
+
+// PaysimProc is an `orderflow paysim` process owned by one test: a provider
+// that can really be killed and started again on the same port.
+type PaysimProc struct {
+	Name string
+	URL  string
+
+	t    testing.TB
+	args []string
+	env  []string
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+}
+
+// StartPaysim starts `orderflow paysim` instance name on a free loopback
+// port, with its ledger in the test database and the given PAYSIM_* fault
+// settings ("PAYSIM_LATENCY=200ms"), and kills it when the test ends.
+func StartPaysim(t testing.TB, name string, faults ...string) *PaysimProc {
+	t.Helper()
+	dbURL := Require(t, EnvDatabase)
+	DB(t) // the ledger's table comes with the migrations
+	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	p := &PaysimProc{Name: name, URL: "http://" + addr, t: t,
+		args: []string{"paysim", "--name", name, "--addr", addr},
+		env:  append(append(os.Environ(), "DATABASE_URL="+dbURL, "LOG_LEVEL=warn"), faults...)}
+	p.Start()
+	t.Cleanup(p.Kill)
+	return p
+}
+
+// Client returns a provider client of the process, each call bounded by timeout.
+func (p *PaysimProc) Client(timeout time.Duration) *paysim.Client {
+	return paysim.NewClient(p.Name, p.URL, timeout)
+}
+
+// Start starts the process and waits until its /health answers.
+func (p *PaysimProc) Start() {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cmd := exec.Command(Binary(p.t), p.args...)
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("start paysim %s: %v", p.Name, err)
+	}
+	p.cmd = cmd
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		res, err := http.Get(p.URL + "/health")
+		if err == nil {
+			_ = res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("paysim %s did not answer on %s: %v", p.Name, p.URL, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Kill ends the process with SIGKILL, as a crash would: requests in flight
+// get their connection reset, and new ones are refused.
+func (p *PaysimProc) Kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+	p.cmd = nil
+}

@@ -119,4 +119,3 @@ func (p *PrivatePostgres) run(tool string, args ...string) {
 		p.t.Fatalf("%s %v: %v\n%s\n%s", tool, args, err, out, logTail)
 	}
 }
-

@@ -50,6 +50,8 @@ type Server struct {
 
 	limits    *rateLimiter
 	bulkheads *bulkheads
+	// Metrics, when set, serves GET /metrics (Prometheus text format).
+	Metrics http.Handler
 	// Health sets the health endpoints' budgets, thresholds and synthetic
 	// order; zero fields take the defaults of config.LoadResilience.
 	Health config.Health
@@ -96,6 +98,9 @@ func (s *Server) Handler() http.Handler {
 	e.GET("/health/ready", s.health)
 	e.GET("/health/deep", s.healthDeep)
 	e.GET("/health/live", echo.WrapHandler(http.HandlerFunc(health.Live)))
+	if s.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(s.Metrics))
+	}
 
 	v1 := e.Group("/v1")
 	v1.POST("/orders", s.placeOrder)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -18,11 +19,15 @@ import (
 	"github.com/orderflow/orderflow/internal/payment"
 	"github.com/orderflow/orderflow/internal/payment/paysim"
 	"github.com/orderflow/orderflow/internal/stacktest"
+	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/workers"
 )
 
 func TestWorkerHealthListenerAnswersAndNamesAStoppedWorker(t *testing.T) {
 	cl := &clients{db: stacktest.DB(t), cache: stacktest.Redis(t), temporal: stacktest.Temporal(t)}
+	metrics, stopMetrics, err := telemetry.Metrics("orderflow-worker-test")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = stopMetrics(context.Background()) })
 	_, up := stacktest.Paysim(t, cl.db, "paysim-health")
 	// Nothing listens on this port: every call to it is refused.
 	down := paysim.NewClient("paysim-down", fmt.Sprintf("http://127.0.0.1:%d", stacktest.FreePort(t)), time.Second)
@@ -39,7 +44,7 @@ func TestWorkerHealthListenerAnswersAndNamesAStoppedWorker(t *testing.T) {
 	defer cancel()
 	checks := workerHealth(cl, config.LoadResilience().Health, w)
 	checks.Add(breakerChecks(router)...)
-	addr, err := health.Listen(ctx, "127.0.0.1:0", checks, zaptest.NewLogger(t))
+	addr, err := health.Listen(ctx, "127.0.0.1:0", checks, metrics, zaptest.NewLogger(t))
 	require.NoError(t, err)
 
 	get := func() (int, health.Report) {
@@ -69,6 +74,14 @@ func TestWorkerHealthListenerAnswersAndNamesAStoppedWorker(t *testing.T) {
 	assert.Equal(t, health.StatusDegraded, rep.Checks["payment_breaker:paysim-down"].Status)
 	assert.Equal(t, "open", rep.Checks["payment_breaker:paysim-down"].Detail)
 	assert.Equal(t, health.StatusOK, rep.Checks["payment_breaker:paysim-health"].Status)
+
+	// The breaker's state is exported as a metric too: 2 is open.
+	res, err := http.Get("http://" + addr.String() + "/metrics")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	assert.Regexp(t, `orderflow_payment_breaker_state\{[^}]*provider="paysim-down"[^}]*\} 2\n`, string(body))
+	assert.Regexp(t, `orderflow_payment_breaker_state\{[^}]*provider="paysim-health"[^}]*\} 0\n`, string(body))
 
 	w.Stop()
 	code, rep = get()

@@ -26,6 +26,7 @@ import (
 	"github.com/orderflow/orderflow/internal/health"
 	"github.com/orderflow/orderflow/internal/logging"
 	"github.com/orderflow/orderflow/internal/payment"
+	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/schema"
 	"github.com/orderflow/orderflow/workers"
 )
@@ -165,8 +166,13 @@ func runAPI(ctx context.Context, cfg config.API) error {
 		return err
 	}
 	defer cl.close()
+	metrics, stopMetrics, err := telemetry.Metrics("orderflow-api")
+	if err != nil {
+		return err
+	}
+	defer stopMetrics(context.Background()) //nolint:errcheck
 
-	srv := &api.Server{DB: cl.db, Cache: cl.cache, Temporal: cl.temporal, Log: log, Region: cfg.Region,
+	srv := &api.Server{DB: cl.db, Cache: cl.cache, Temporal: cl.temporal, Log: log, Region: cfg.Region, Metrics: metrics,
 		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker, Payment: cfg.Resilience.Payment,
 		RateLimit: cfg.Resilience.RateLimit, Bulkhead: cfg.Resilience.Bulkhead, Tiers: cfg.Resilience.Cache,
 		Health: cfg.Resilience.Health}
@@ -221,7 +227,12 @@ func runWorker(ctx context.Context, cfg config.Worker) error {
 	w := &runningWorker{Runner: pool}
 	checks := workerHealth(cl, cfg.Resilience.Health, w)
 	checks.Add(breakerChecks(pool.Payments)...)
-	if _, err := health.Listen(ctx, cfg.Resilience.Health.WorkerAddr, checks, log); err != nil {
+	metrics, stopMetrics, err := telemetry.Metrics("orderflow-worker")
+	if err != nil {
+		return err
+	}
+	defer stopMetrics(context.Background()) //nolint:errcheck
+	if _, err := health.Listen(ctx, cfg.Resilience.Health.WorkerAddr, checks, metrics, log); err != nil {
 		return err
 	}
 	err = workers.Run(ctx, w)

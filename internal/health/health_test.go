@@ -173,7 +173,7 @@ func TestListenServesHealthUntilItsContextEnds(t *testing.T) {
 	pool := stacktest.DB(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addr, err := health.Listen(ctx, "127.0.0.1:0", health.New(3*time.Second, health.Database(pool)), zaptest.NewLogger(t))
+	addr, err := health.Listen(ctx, "127.0.0.1:0", health.New(3*time.Second, health.Database(pool)), nil, zaptest.NewLogger(t))
 	require.NoError(t, err)
 
 	res, err := http.Get("http://" + addr.String() + "/health/live")
@@ -189,7 +189,7 @@ func TestListenServesHealthUntilItsContextEnds(t *testing.T) {
 		assert.True(t, strings.Contains(string(b), `"database":{"status":"ok"`), string(b))
 	}
 
-	_, err = health.Listen(ctx, addr.String(), health.New(time.Second), zaptest.NewLogger(t))
+	_, err = health.Listen(ctx, addr.String(), health.New(time.Second), nil, zaptest.NewLogger(t))
 	assert.ErrorContains(t, err, "address already in use", "a taken address is an error")
 
 	cancel()

@@ -235,6 +235,9 @@ func TestChargeDeclineIsNonRetryableAndAudited(t *testing.T) {
 	var declines int
 	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT count(*) FROM payment_transactions WHERE order_id = $1 AND kind = 'decline'`, id).Scan(&declines))
 	assert.Equal(t, 1, declines)
+	var attempts int
+	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT count(*) FROM payment_attempts WHERE order_id = $1`, id).Scan(&attempts))
+	assert.Zero(t, attempts, "a declined charge leaves no provider for the refund to ask")
 }
 
 func TestConfirmAndFailureEnqueueTheirNotificationOnce(t *testing.T) {

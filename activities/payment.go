@@ -139,6 +139,9 @@ func (p *Payment) Charge(ctx context.Context, in ChargeInput) (ChargeResult, err
 		case err == nil:
 			return p.recordCharge(ctx, in.OrderID, key, g.Name(), ch)
 		case errors.As(err, &declined):
+			// A decline under this key means the provider holds no charge
+			// under it, so the refund need not ask there.
+			p.forget(ctx, in.OrderID, seq, g.Name())
 			p.record(ctx, in.OrderID, "decline", g.Name(), "", in.AmountCents, in.Currency, key, declined.Code)
 			return ChargeResult{}, businessError(ErrPaymentDeclined, "payment declined: "+declined.Code, declined.Code)
 		case errors.Is(err, payment.ErrNotSent):

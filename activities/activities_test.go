@@ -3,6 +3,8 @@ package activities_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -347,4 +349,53 @@ func TestRerunAfterCompensationReservesAndChargesAgainOnce(t *testing.T) {
 	var rows int
 	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT count(*) FROM payments WHERE order_id = $1`, id).Scan(&rows))
 	assert.Equal(t, 2, rows)
+}
+
+// The primary charges the order but its answer is lost, then it dies. The
+// charge must not go to the secondary while the primary may hold it: the
+// order waits (PaymentUnavailable, which parks it) until the primary is back
+// and says it holds the charge, which the order then keeps. The secondary
+// never sees a request.
+func TestFailoverNeverChargesAnOrderOnTwoProvidersAfterALostAnswer(t *testing.T) {
+	f := newFixture(t)
+	a := stacktest.StartPaysim(t, "lost-a-"+uuid.NewString()[:6], "PAYSIM_LOST_ANSWER_RATE=1")
+	b := stacktest.StartPaysim(t, "lost-b-"+uuid.NewString()[:6])
+	breaker := payment.BreakerSettings{Window: 10 * time.Second, FailureRatio: 0.5, MinRequests: 10, OpenTimeout: time.Second, HalfOpenSuccesses: 1}
+	pay := &activities.Payment{DB: f.pool, Providers: payment.NewRouter(breaker, a.Client(2*time.Second), b.Client(2*time.Second)),
+		FailoverQuiet: 300 * time.Millisecond}
+	f.env.RegisterActivity(pay)
+	sku := stacktest.Product(t, f.pool, 700, 5)
+	id, _ := f.order(activities.Item{SKU: sku, Quantity: 1})
+	in := activities.ChargeInput{OrderID: id, Token: activities.TokenVisa, AmountCents: 700, Currency: "USD"}
+
+	err := f.run(pay.Charge, in)
+	require.Error(t, err, "the answer was lost")
+	assert.False(t, nonRetryable(err), "a lost answer is a plain, retryable error: %v", err)
+
+	a.Kill()
+	err = f.run(pay.Charge, in)
+	assert.Equal(t, activities.ErrPaymentUnavailable, appType(err), "refused by the primary, and the secondary must wait: %v", err)
+	time.Sleep(400 * time.Millisecond) // past the quiet period: the primary is asked, and cannot answer
+	err = f.run(pay.Charge, in)
+	assert.Equal(t, activities.ErrPaymentUnavailable, appType(err), "%v", err)
+
+	a.Start() // with its answers no longer lost
+	req, err := http.NewRequest(http.MethodPut, a.URL+"/admin/faults", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	res0, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = res0.Body.Close()
+	require.Equal(t, http.StatusOK, res0.StatusCode)
+	time.Sleep(1100 * time.Millisecond) // past an open breaker's timeout
+	v, err := f.env.ExecuteActivity(pay.Charge, in)
+	require.NoError(t, err)
+	var res activities.ChargeResult
+	require.NoError(t, v.Get(&res))
+	assert.Equal(t, a.Name, res.Provider, "the order keeps the charge the primary made")
+
+	var onA, onB int
+	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE instance = $2), count(*) FILTER (WHERE instance = $3)
+		FROM paysim_ledger WHERE idempotency_key = $1 AND kind = 'charge'`, activities.ChargeKey(id, 1), a.Name, b.Name).Scan(&onA, &onB))
+	assert.Equal(t, 1, onA)
+	assert.Equal(t, 0, onB, "the secondary never charged the order")
 }

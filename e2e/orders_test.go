@@ -13,11 +13,13 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/zap/zaptest"
+	"go.temporal.io/sdk/client"
 
 	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/stacktest"
+	"github.com/orderflow/orderflow/workers"
 	"github.com/orderflow/orderflow/workflows"
 )
 
@@ -422,15 +424,27 @@ func TestExpiredIdempotencyKeysAreDeletedAndTheKeyCanBeUsedAgain(t *testing.T) {
 	ctx := context.Background()
 	_, err := s.pool.Exec(ctx, `UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE idempotency_key = $1`, key)
 	require.NoError(t, err)
-	srv := &api.Server{DB: s.pool, Log: zaptest.NewLogger(t)}
-	expireCtx, cancel := context.WithCancel(ctx)
-	go srv.ExpireKeys(expireCtx, 50*time.Millisecond)
-	require.Eventually(t, func() bool {
-		var n int
-		_ = s.pool.QueryRow(ctx, `SELECT count(*) FROM idempotency_keys WHERE idempotency_key = $1`, key).Scan(&n)
-		return n == 0
-	}, 5*time.Second, 50*time.Millisecond, "the expired key was deleted")
-	cancel()
+	// The region's admin pool runs the maintenance workflow; the Schedule it
+	// creates would start it within a minute, the test starts one now.
+	admin := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc}, workers.Options{Region: s.region, Admin: true,
+		MaxConcurrentActivities: 20, Bulkhead: config.Bulkhead{CriticalPct: 60, NonCriticalPct: 30, AdminPct: 10}})
+	require.NoError(t, admin.Start())
+	t.Cleanup(func() {
+		admin.Stop()
+		_ = s.temporal.ScheduleClient().GetHandle(ctx, workflows.MaintenanceScheduleID(s.region)).Delete(ctx)
+	})
+	sched, err := s.temporal.ScheduleClient().GetHandle(ctx, workflows.MaintenanceScheduleID(s.region)).Describe(ctx)
+	require.NoError(t, err, "the admin pool created the region's maintenance Schedule")
+	assert.Equal(t, time.Minute, sched.Schedule.Spec.Intervals[0].Every)
+	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "maintenance-now-" + s.region, TaskQueue: workflows.AdminTaskQueue(s.region)},
+		workflows.MaintenanceWorkflow)
+	require.NoError(t, err)
+	var res workflows.MaintenanceResult
+	require.NoError(t, run.Get(ctx, &res))
+	assert.GreaterOrEqual(t, res.ExpiredKeys, int64(1))
+	var n int
+	require.NoError(t, s.pool.QueryRow(ctx, `SELECT count(*) FROM idempotency_keys WHERE idempotency_key = $1`, key).Scan(&n))
+	assert.Zero(t, n, "the expired key was deleted")
 
 	again := s.place(key, req)
 	require.Equal(t, http.StatusAccepted, again.status)

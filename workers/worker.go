@@ -5,12 +5,15 @@ package workers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
@@ -46,24 +49,41 @@ type Options struct {
 	Bulkhead                     config.Bulkhead
 	// Outbox runs the notification pool in this process too.
 	Outbox bool
+	// Admin runs the admin pool on the region's admin task queue and makes
+	// sure the region's maintenance Schedule exists.
+	Admin bool
 }
 
 // Pool is one worker process's pools: the order worker on the region's
 // critical task queue and the notification outbox pool.
 type Pool struct {
 	Orders worker.Worker
+	// Admin polls the region's admin task queue; nil unless Options.Admin.
+	Admin worker.Worker
 	// Payments is the provider router the pool's Payment activities use.
 	Payments *payment.Router
 	Outbox   *activities.Outbox
+	client   client.Client
+	region   string
 	cancel   context.CancelFunc
 	done     chan struct{}
 }
 
 // New builds the region's order worker, with the Order workflow and every
-// saga activity registered, and, if asked, the notification pool.
+// saga activity registered, and, if asked, the notification and admin pools.
 func New(c client.Client, deps Deps, opts Options) *Pool {
-	p := &Pool{Orders: worker.New(c, workflows.TaskQueue(opts.Region), opts.WorkerOptions()), Payments: deps.Payments}
+	p := &Pool{Orders: worker.New(c, workflows.TaskQueue(opts.Region), opts.WorkerOptions()), Payments: deps.Payments,
+		client: c, region: opts.Region}
 	Register(p.Orders, deps)
+	if opts.Admin {
+		p.Admin = worker.New(c, workflows.AdminTaskQueue(opts.Region), worker.Options{
+			MaxConcurrentActivityExecutionSize:     opts.Bulkhead.Share(opts.slots(), opts.Bulkhead.AdminPct),
+			MaxConcurrentWorkflowTaskExecutionSize: 10,
+			WorkerStopTimeout:                      15 * time.Second,
+		})
+		p.Admin.RegisterWorkflowWithOptions(workflows.Maintenance, workflow.RegisterOptions{Name: workflows.MaintenanceWorkflow})
+		p.Admin.RegisterActivity(&activities.Admin{DB: deps.DB})
+	}
 	if opts.Outbox {
 		log := deps.Log
 		if log == nil {
@@ -120,6 +140,19 @@ func (p *Pool) Start() error {
 	if err := p.Orders.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
+	if p.Admin != nil {
+		if err := p.Admin.Start(); err != nil {
+			p.Orders.Stop()
+			return fmt.Errorf("start admin worker: %w", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := EnsureMaintenanceSchedule(ctx, p.client, p.region, time.Minute); err != nil {
+			p.Admin.Stop()
+			p.Orders.Stop()
+			return err
+		}
+	}
 	if p.Outbox != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		p.cancel, p.done = cancel, make(chan struct{})
@@ -131,6 +164,9 @@ func (p *Pool) Start() error {
 // Stop stops polling and lets in-flight work finish.
 func (p *Pool) Stop() {
 	p.Orders.Stop()
+	if p.Admin != nil {
+		p.Admin.Stop()
+	}
 	if p.cancel != nil {
 		p.cancel()
 		<-p.done
@@ -151,5 +187,25 @@ func Run(ctx context.Context, p Runner) error {
 	}
 	<-ctx.Done()
 	p.Stop()
+	return nil
+}
+
+// EnsureMaintenanceSchedule creates the region's Schedule that starts the
+// Maintenance workflow on the admin task queue every interval, unless it
+// exists already (every worker of the region asks; the first creates it).
+// A run still going when the next is due is skipped.
+func EnsureMaintenanceSchedule(ctx context.Context, c client.Client, region string, every time.Duration) error {
+	id := workflows.MaintenanceScheduleID(region)
+	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
+		ID:   id,
+		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}},
+		Action: &client.ScheduleWorkflowAction{
+			ID: id, Workflow: workflows.MaintenanceWorkflow, TaskQueue: workflows.AdminTaskQueue(region),
+		},
+		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+	})
+	if err != nil && !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		return fmt.Errorf("create schedule %s: %w", id, err)
+	}
 	return nil
 }

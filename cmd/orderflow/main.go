@@ -189,7 +189,6 @@ func runAPI(ctx context.Context, cfg config.API) error {
 		log.Info("embedded order worker started; sagas start eagerly", zap.String("region", cfg.Region))
 	}
 	srv.ProviderChecks = providerChecks(cfg.Resilience.Payment)
-	go srv.ExpireKeys(ctx, time.Minute)
 	hs := &http.Server{Addr: cfg.Addr, Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ListenAndServe() }()
@@ -240,9 +239,10 @@ func runWorker(ctx context.Context, cfg config.Worker) error {
 	return err
 }
 
-// newWorker builds a worker process's pools; outbox adds the notification
-// pool, which the gateway's embedded worker leaves to the worker processes.
-func newWorker(cl *clients, cfg config.Worker, log *zap.Logger, outbox bool) (*workers.Pool, error) {
+// newWorker builds a worker process's pools; standalone adds the
+// notification and admin pools, which the gateway's embedded worker leaves
+// to the worker processes.
+func newWorker(cl *clients, cfg config.Worker, log *zap.Logger, standalone bool) (*workers.Pool, error) {
 	providers, err := buildProviders(cfg.Resilience.Payment)
 	if err != nil {
 		return nil, err
@@ -253,7 +253,7 @@ func newWorker(cl *clients, cfg config.Worker, log *zap.Logger, outbox bool) (*w
 		Mailer:        activities.LogMailer{Log: log, Latency: cfg.MailLatency}}
 	return workers.New(cl.temporal, deps, workers.Options{Region: cfg.Region, MaxConcurrentActivities: cfg.MaxConcurrentActivities,
 		MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks,
-		Bulkhead: cfg.Resilience.Bulkhead, Outbox: outbox}), nil
+		Bulkhead: cfg.Resilience.Bulkhead, Outbox: standalone, Admin: standalone}), nil
 }
 
 func runMigrate(ctx context.Context, cfg config.Common) error {

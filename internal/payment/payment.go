@@ -5,7 +5,11 @@
 package payment
 
 import (
+	"context"
 	"errors"
+	"net"
+	"net/http/httptrace"
+	"sync/atomic"
 )
 
 // Test tokens every provider orderflow runs against understands, after
@@ -64,3 +68,32 @@ var ErrNotSent = errors.New("request not sent to the payment provider")
 // ErrUnavailable means no provider can take the request now. It wraps or
 // accompanies ErrNotSent when nothing was sent.
 var ErrUnavailable = errors.New("payment provider unavailable")
+
+// TrackWrites returns a context that records whether any HTTP request made
+// with it was written to a connection, and a function that reports it. HTTP
+// transports resend a request that carries an Idempotency-Key on a new
+// connection when the first died before answering; if the provider died,
+// the resend fails to connect, yet the first may have charged. Whether a
+// request was sent must be judged by what was written, not by the last error.
+func TrackWrites(ctx context.Context) (context.Context, func() bool) {
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+	})
+	return ctx, wrote.Load
+}
+
+// NotSent reports whether a failed HTTP call certainly never reached the
+// provider: no attempt wrote the request (see TrackWrites) and the error is
+// a failure to connect (dial, DNS).
+func NotSent(err error, wrote func() bool) bool {
+	if err == nil || wrote() {
+		return false
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
+}

@@ -3,10 +3,8 @@ package paysim
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -131,6 +129,12 @@ func (c *Client) do(ctx context.Context, method, path, key string, form url.Valu
 	if form != nil {
 		body = strings.NewReader(form.Encode())
 	}
+	// wrote records whether any attempt wrote the request to a connection.
+	// Go's transport resends a request carrying an Idempotency-Key on a new
+	// connection when the first died before answering; if the provider
+	// died, that resend fails to dial, yet the first may have charged. So
+	// "not sent" is decided by what was written, not by the last error.
+	ctx, wrote := payment.TrackWrites(ctx)
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return fmt.Errorf("%w: build request: %w", payment.ErrNotSent, err)
@@ -145,7 +149,7 @@ func (c *Client) do(ctx context.Context, method, path, key string, form url.Valu
 	}
 	res, err := c.http.Do(req)
 	if err != nil {
-		if notSent(err) {
+		if payment.NotSent(err, wrote) {
 			return fmt.Errorf("%w: %w", payment.ErrNotSent, err)
 		}
 		return err
@@ -169,15 +173,4 @@ func (c *Client) do(ctx context.Context, method, path, key string, form url.Valu
 		return &payment.DeclinedError{Code: eb.Error.Code, Message: eb.Error.Message}
 	}
 	return &APIError{Status: res.StatusCode, Type: eb.Error.Type, Code: eb.Error.Code, Message: eb.Error.Message}
-}
-
-// notSent reports whether err says the connection was never established, so
-// the request cannot have reached the provider.
-func notSent(err error) bool {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	var dns *net.DNSError
-	return errors.As(err, &dns)
 }

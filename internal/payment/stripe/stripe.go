@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -107,9 +106,10 @@ func (p *Provider) Charge(ctx context.Context, req payment.ChargeRequest) (payme
 	}
 	params.AddMetadata(MetadataKey, req.IdempotencyKey)
 	params.SetIdempotencyKey(req.IdempotencyKey)
+	ctx, wrote := payment.TrackWrites(ctx)
 	pi, err := p.sc.V1PaymentIntents.Create(ctx, params)
 	if err != nil {
-		return payment.Charge{}, fmt.Errorf("%s charge %s: %w", p.name, req.IdempotencyKey, classify(err))
+		return payment.Charge{}, fmt.Errorf("%s charge %s: %w", p.name, req.IdempotencyKey, classify(err, wrote))
 	}
 	if pi.Status == stripego.PaymentIntentStatusRequiresAction {
 		return payment.Charge{}, &payment.DeclinedError{Code: "authentication_required", Message: "The card requires authentication."}
@@ -126,9 +126,10 @@ func (p *Provider) Refund(ctx context.Context, req payment.RefundRequest) (payme
 		params.Amount = stripego.Int64(req.AmountCents)
 	}
 	params.SetIdempotencyKey(req.IdempotencyKey)
+	ctx, wrote := payment.TrackWrites(ctx)
 	rf, err := p.sc.V1Refunds.Create(ctx, params)
 	if err != nil {
-		return payment.Refund{}, fmt.Errorf("%s refund %s of %s: %w", p.name, req.IdempotencyKey, req.ChargeID, classify(err))
+		return payment.Refund{}, fmt.Errorf("%s refund %s of %s: %w", p.name, req.IdempotencyKey, req.ChargeID, classify(err, wrote))
 	}
 	return payment.Refund{ID: rf.ID}, nil
 }
@@ -151,7 +152,7 @@ func (p *Provider) FindCharge(ctx context.Context, key string) (payment.Charge, 
 	n := 0
 	for pi, err := range p.sc.V1PaymentIntents.List(ctx, list) {
 		if err != nil {
-			return payment.Charge{}, false, fmt.Errorf("%s find charge %s: list: %w", p.name, key, classify(err))
+			return payment.Charge{}, false, fmt.Errorf("%s find charge %s: list: %w", p.name, key, classify(err, nil))
 		}
 		if matches(pi, key) {
 			return charge(pi), true, nil
@@ -164,7 +165,7 @@ func (p *Provider) FindCharge(ctx context.Context, key string) (payment.Charge, 
 	search.Query = fmt.Sprintf("metadata['%s']:'%s'", MetadataKey, strings.ReplaceAll(key, "'", `\'`))
 	for pi, err := range p.sc.V1PaymentIntents.Search(ctx, search) {
 		if err != nil {
-			return payment.Charge{}, false, fmt.Errorf("%s find charge %s: search: %w", p.name, key, classify(err))
+			return payment.Charge{}, false, fmt.Errorf("%s find charge %s: search: %w", p.name, key, classify(err, nil))
 		}
 		if matches(pi, key) {
 			return charge(pi), true, nil
@@ -186,7 +187,9 @@ func charge(pi *stripego.PaymentIntent) payment.Charge {
 }
 
 // classify applies the error contract to an error of the Stripe client.
-func classify(err error) error {
+// wrote reports whether the request was written to a connection (see
+// payment.TrackWrites); nil for lookups, which move no money.
+func classify(err error, wrote func() bool) error {
 	var se *stripego.Error
 	if errors.As(err, &se) {
 		if se.Type == stripego.ErrorTypeCard || se.HTTPStatusCode == http.StatusPaymentRequired {
@@ -198,9 +201,10 @@ func classify(err error) error {
 		}
 		return err
 	}
-	var op *net.OpError
-	var dns *net.DNSError
-	if (errors.As(err, &op) && op.Op == "dial") || errors.As(err, &dns) {
+	if wrote == nil {
+		wrote = func() bool { return false } // a lookup moves no money
+	}
+	if payment.NotSent(err, wrote) {
 		return fmt.Errorf("%w: %w", payment.ErrNotSent, err)
 	}
 	return err

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 
-.PHONY: run up down test bench build fmt lint temporal-cli clean
+.PHONY: run up down test bench chaos build fmt lint temporal-cli clean
 
 run: ## the whole local stack in the foreground; Ctrl-C stops it
 	@scripts/stack.sh run
@@ -18,6 +18,9 @@ test: ## every test, against real PostgreSQL, Redis and Temporal started for it
 
 bench: ## load-test a fresh stack: step search, baseline, fixed-rate run; writes bench/results/
 	@scripts/bench.sh
+
+chaos: ## faults against a fresh stack under load, then the invariants (CHAOS_DURATION, default 10m)
+	@scripts/chaos.sh
 
 build:
 	go build -o bin/orderflow ./cmd/orderflow

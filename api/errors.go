@@ -3,7 +3,11 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/labstack/echo/v4"
 	"go.temporal.io/api/serviceerror"
@@ -80,8 +84,29 @@ func classify(err error) *Error {
 	var unavail *serviceerror.Unavailable
 	var exhausted *serviceerror.ResourceExhausted
 	switch {
-	case errors.As(err, &unavail), errors.As(err, &exhausted), errors.Is(err, context.DeadlineExceeded):
+	case errors.As(err, &unavail), errors.As(err, &exhausted), errors.Is(err, context.DeadlineExceeded), databaseDown(err):
 		return unavailable("service_unavailable", "a dependency is unavailable; retry with the same Idempotency-Key")
 	}
 	return newError(http.StatusInternalServerError, "internal", "internal error")
+}
+
+// databaseDown reports whether err says PostgreSQL could not be reached or
+// dropped the connection (a restart, a failover, an exhausted server): the
+// request did not complete and a retry with the same Idempotency-Key is safe,
+// so the client gets a 503 with Retry-After rather than a 500.
+func databaseDown(err error) bool {
+	var connect *pgconn.ConnectError
+	if errors.As(err, &connect) || pgconn.Timeout(err) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return true
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		switch pg.Code[:2] {
+		case "08", "53", "57": // connection exception, insufficient resources, operator intervention
+			return true
+		}
+		return pg.Code == "40001" || pg.Code == "40P01" // serialization failure, deadlock: retry
+	}
+	var op *net.OpError
+	return errors.As(err, &op)
 }

@@ -7,6 +7,8 @@
 #   scripts/stack.sh run    everything in the foreground; Ctrl-C stops what it started
 #   scripts/stack.sh up     the same in the background, for scripts
 #   scripts/stack.sh down   stop what `up` started
+#   scripts/stack.sh kill|start worker|temporal|redis, restart postgres
+#                           one process of a stack that is up (the chaos run's faults)
 source "$(dirname "$0")/lib.sh"
 
 DATA_DIR="${STACK_DATA_DIR:-$ROOT/.data}"
@@ -70,7 +72,45 @@ up() {
 MSG
 }
 
+# kill_one NAME: SIGKILL one of the stack's processes, as a crash would.
+kill_one() {
+  local f
+  case "$1" in
+    worker) f="$STATE_DIR/proc-worker.pid" ;;
+    temporal) f="$STATE_DIR/temporal.pid" ;;
+    redis) [ -f "$STATE_DIR/started-redis" ] || die "Redis was not started by this stack"; f="$STATE_DIR/redis.pid" ;;
+    *) die "kill: unknown process $1" ;;
+  esac
+  [ -f "$f" ] || die "kill $1: no pid file $f"
+  local pid; pid=$(cat "$f")
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$f"
+}
+
+# start_one NAME: start again a process kill_one stopped, as `up` started it.
+start_one() {
+  case "$1" in
+    worker) start_app worker worker ;;
+    temporal) start_temporal "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" "$DATA_DIR/temporal.db" ;;
+    redis) start_redis "$REDIS_URL" ;;
+    *) die "start: unknown process $1" ;;
+  esac
+}
+
 case "${1:-run}" in
+  kill)
+    kill_one "${2:-}"
+    ;;
+  start)
+    start_one "${2:-}"
+    ;;
+  restart)
+    [ "${2:-}" = postgres ] || die "restart: only postgres"
+    ver=$(basename "$(dirname "$(pg_bindir)")")
+    pg_ctlcluster "$ver" main restart -m fast
+    wait_for 30 PostgreSQL psql "$DATABASE_URL" -Atqc 'select 1'
+    ;;
   up)
     up
     ;;
@@ -90,6 +130,6 @@ case "${1:-run}" in
     wait
     ;;
   *)
-    die "usage: $0 run|up|down"
+    die "usage: $0 run|up|down|kill NAME|start NAME|restart postgres"
     ;;
 esac

@@ -40,6 +40,7 @@ commands:
   migrate   apply the database migrations
   seed      load the demo catalog (idempotent)
   paysim    run a simulated payment provider (PAYSIM_ADDR, default :8090; PAYSIM_NAME, default paysim-a)
+  chaos     drive orders while killing and restarting the stack's processes, then check the invariants (make chaos)
   bench     load-test a running stack (see make bench and docs/performance.md)
 
 Every setting comes from the environment: DATABASE_URL, REDIS_URL,
@@ -79,6 +80,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runBench(ctx, args)
 	case "paysim":
 		return runPaysim(ctx, args)
+	case "chaos":
+		return runChaos(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

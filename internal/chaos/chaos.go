@@ -1,0 +1,223 @@
+// Package chaos drives orders through a running orderflow stack while it
+// injects real faults (processes killed, servers restarted, payment provider
+// outages), then checks the invariants every order must keep over the final
+// state: nothing lost, nothing charged twice, stock conserved.
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
+)
+
+// Config is one chaos run.
+type Config struct {
+	APIURL   string        // the gateway
+	Rate     float64       // orders placed per second
+	Duration time.Duration // how long load runs; faults run inside it
+	// Quiesce bounds the wait for every accepted order to end after load stops.
+	Quiesce time.Duration
+	// Faults are the fault kinds to inject, in turn; Hold is how long each lasts.
+	Faults []string
+	Hold   time.Duration
+	// StackScript is scripts/stack.sh, which kills and starts the stack's
+	// processes; Providers are the paysim instances' base URLs.
+	StackScript string
+	Providers   []string
+	// ResultsDir receives the JSON report.
+	ResultsDir string
+	Seed       uint64
+}
+
+// FaultKinds are every kind of fault a run can inject.
+var FaultKinds = []string{
+	"worker_kill", "temporal_kill", "redis_restart", "postgres_restart",
+	"provider_outage", "provider_latency", "provider_errors",
+}
+
+// Runner holds a run's clients and what it observed.
+type Runner struct {
+	cfg      Config
+	db       *pgxpool.Pool
+	temporal client.Client
+	out      io.Writer
+	rnd      *rand.Rand
+	rndMu    sync.Mutex
+
+	mu       sync.Mutex
+	placed   []*placed
+	windows  []*window
+	sent     int
+	clientEr map[string]int // error kind -> count, outside fault windows
+}
+
+// New returns a runner; db and temporal reach the stack's PostgreSQL and
+// Temporal for the checks.
+func New(cfg Config, db *pgxpool.Pool, tc client.Client, out io.Writer) *Runner {
+	if cfg.Seed == 0 {
+		cfg.Seed = uint64(time.Now().UnixNano())
+	}
+	return &Runner{cfg: cfg, db: db, temporal: tc, out: out, rnd: rand.New(rand.NewPCG(cfg.Seed, 42)),
+		clientEr: map[string]int{}}
+}
+
+func (r *Runner) float() float64 {
+	r.rndMu.Lock()
+	defer r.rndMu.Unlock()
+	return r.rnd.Float64()
+}
+
+func (r *Runner) intn(n int) int {
+	r.rndMu.Lock()
+	defer r.rndMu.Unlock()
+	return r.rnd.IntN(n)
+}
+
+// Report is what a run prints and writes.
+type Report struct {
+	Started    time.Time         `json:"started"`
+	Seed       uint64            `json:"seed"`
+	Duration   string            `json:"duration"`
+	Sent       int               `json:"orders_sent"`
+	Accepted   int               `json:"orders_accepted"`
+	Statuses   map[string]int    `json:"statuses"`
+	Faults     map[string]int    `json:"faults"`
+	Windows    []*window         `json:"fault_windows"`
+	Errors     map[string]int    `json:"client_errors_outside_faults"`
+	Invariants []Invariant       `json:"invariants"`
+	Passed     bool              `json:"passed"`
+	Extra      map[string]string `json:"extra,omitempty"`
+}
+
+// Invariant is one check over the final state.
+type Invariant struct {
+	Name            string   `json:"name"`
+	Passed          bool     `json:"passed"`
+	Checked         int      `json:"checked"`
+	Counterexamples []string `json:"counterexamples,omitempty"`
+}
+
+// Run places orders for the configured duration while injecting faults,
+// waits for the orders to end, and checks the invariants.
+func (r *Runner) Run(ctx context.Context) (Report, error) {
+	rep := Report{Started: time.Now().UTC(), Seed: r.cfg.Seed, Duration: r.cfg.Duration.String()}
+	skus, err := r.setupCatalog(ctx)
+	if err != nil {
+		return rep, err
+	}
+	fmt.Fprintf(r.out, "chaos: %s of load at %.0f orders/s, faults %s every %s, seed %d\n",
+		r.cfg.Duration, r.cfg.Rate, strings.Join(r.cfg.Faults, ","), r.faultEvery(), r.cfg.Seed)
+
+	lctx, stop := context.WithTimeout(ctx, r.cfg.Duration)
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); r.injectFaults(lctx) }()
+	r.load(lctx, skus)
+	wg.Wait()
+	fmt.Fprintf(r.out, "chaos: load stopped after %d orders; waiting up to %s for every order to end\n", r.sent, r.cfg.Quiesce)
+
+	statuses, err := r.quiesce(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.Sent, rep.Statuses = r.sent, statuses
+	for _, p := range r.placed {
+		if p.orderID != "" {
+			rep.Accepted++
+		}
+	}
+	rep.Faults = map[string]int{}
+	for _, w := range r.windows {
+		rep.Faults[w.Kind]++
+	}
+	rep.Windows, rep.Errors = r.windows, r.clientEr
+	rep.Invariants, err = r.check(ctx, skus)
+	if err != nil {
+		return rep, err
+	}
+	rep.Passed = true
+	for _, inv := range rep.Invariants {
+		rep.Passed = rep.Passed && inv.Passed
+	}
+	return rep, nil
+}
+
+// faultEvery spaces the faults so that every kind runs as often as the
+// duration allows, with load in between.
+func (r *Runner) faultEvery() time.Duration {
+	if len(r.cfg.Faults) == 0 {
+		return r.cfg.Duration
+	}
+	n := int(r.cfg.Duration / (r.cfg.Hold + 8*time.Second))
+	n = max(n, len(r.cfg.Faults))
+	return r.cfg.Duration / time.Duration(n+1)
+}
+
+// Print writes the report as a table.
+func (rep Report) Print(w io.Writer) {
+	fmt.Fprintf(w, "\n%-28s %d\n%-28s %d\n", "orders sent", rep.Sent, "orders accepted (2xx)", rep.Accepted)
+	keys := make([]string, 0, len(rep.Statuses))
+	for k := range rep.Statuses {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %-26s %d\n", strings.ToLower(k), rep.Statuses[k])
+	}
+	fmt.Fprintf(w, "\n%-20s %6s %10s %10s %8s\n", "fault", "times", "5xx", "timeouts", "other")
+	kinds := make([]string, 0, len(rep.Faults))
+	for k := range rep.Faults {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		var e5, to, other int
+		for _, win := range rep.Windows {
+			if win.Kind == k {
+				e5, to, other = e5+win.Errors["5xx"], to+win.Errors["timeout"], other+win.Errors["other"]
+			}
+		}
+		fmt.Fprintf(w, "%-20s %6d %10d %10d %8d\n", k, rep.Faults[k], e5, to, other)
+	}
+	fmt.Fprintf(w, "%-20s %6s %10d %10d %8d\n", "(no fault)", "", rep.Errors["5xx"], rep.Errors["timeout"], rep.Errors["other"])
+	fmt.Fprintln(w)
+	for _, inv := range rep.Invariants {
+		verdict := "PASS"
+		if !inv.Passed {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(w, "%-4s  %-66s (%d checked)\n", verdict, inv.Name, inv.Checked)
+		for i, c := range inv.Counterexamples {
+			if i == 10 {
+				fmt.Fprintf(w, "        ... %d more\n", len(inv.Counterexamples)-10)
+				break
+			}
+			fmt.Fprintf(w, "        %s\n", c)
+		}
+	}
+}
+
+// Write stores the report as JSON under dir and returns the file's path.
+func (rep Report) Write(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("results dir: %w", err)
+	}
+	path := filepath.Join(dir, rep.Started.Format("20060102T150405Z")+".json")
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	return path, os.WriteFile(path, b, 0o644)
+}

@@ -1,0 +1,131 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"time"
+)
+
+// window is one injected fault and the client errors seen while it lasted.
+type window struct {
+	Kind   string         `json:"kind"`
+	Detail string         `json:"detail,omitempty"`
+	Start  time.Time      `json:"start"`
+	End    time.Time      `json:"end"`
+	Errors map[string]int `json:"client_errors"`
+	Err    string         `json:"error,omitempty"`
+}
+
+// injectFaults runs the configured fault kinds in turn, one at a time, until
+// ctx ends; each is undone before the next starts.
+func (r *Runner) injectFaults(ctx context.Context) {
+	if len(r.cfg.Faults) == 0 {
+		return
+	}
+	every := r.faultEvery()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		kind := r.cfg.Faults[i%len(r.cfg.Faults)]
+		w := &window{Kind: kind, Start: time.Now(), Errors: map[string]int{}}
+		r.mu.Lock()
+		r.windows = append(r.windows, w)
+		r.mu.Unlock()
+		err := r.fault(kind, w)
+		r.mu.Lock()
+		w.End = time.Now()
+		if err != nil {
+			w.Err = err.Error()
+		}
+		r.mu.Unlock()
+		if err != nil {
+			fmt.Fprintf(r.out, "chaos: %s failed: %v\n", kind, err)
+		} else {
+			fmt.Fprintf(r.out, "chaos: %-17s %s %s\n", kind, w.End.Sub(w.Start).Round(100*time.Millisecond), w.Detail)
+		}
+	}
+}
+
+// fault injects one fault and undoes it. Faults run to the end even when the
+// load has stopped, so the stack is always whole afterwards.
+func (r *Runner) fault(kind string, w *window) error {
+	hold := r.cfg.Hold
+	switch kind {
+	case "worker_kill":
+		// SIGKILL mid-activity, restarted after a delay.
+		if err := r.stack("kill", "worker"); err != nil {
+			return err
+		}
+		time.Sleep(hold / 2)
+		return r.stack("start", "worker")
+	case "temporal_kill":
+		if err := r.stack("kill", "temporal"); err != nil {
+			return err
+		}
+		time.Sleep(time.Second)
+		return r.stack("start", "temporal")
+	case "redis_restart":
+		if err := r.stack("kill", "redis"); err != nil {
+			return err
+		}
+		time.Sleep(hold / 2)
+		return r.stack("start", "redis")
+	case "postgres_restart":
+		return r.stack("restart", "postgres")
+	case "provider_outage":
+		w.Detail = "every provider"
+		return r.providerFaults(`{"outage":true}`, hold, true)
+	case "provider_latency":
+		lat := 200*time.Millisecond + time.Duration(r.intn(1800))*time.Millisecond
+		w.Detail = "primary +" + lat.String()
+		return r.providerFaults(fmt.Sprintf(`{"latency":%q}`, lat.String()), hold, false)
+	case "provider_errors":
+		w.Detail = "primary answers 30% 500"
+		return r.providerFaults(`{"error_rate":0.3}`, hold, false)
+	}
+	return fmt.Errorf("unknown fault %q", kind)
+}
+
+// stack runs scripts/stack.sh ACTION NAME against the stack under test.
+func (r *Runner) stack(action, name string) error {
+	out, err := exec.Command("bash", r.cfg.StackScript, action, name).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("stack.sh %s %s: %w: %s", action, name, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// providerFaults sets faults on the primary provider, or on every provider,
+// for hold, then clears them.
+func (r *Runner) providerFaults(faults string, hold time.Duration, all bool) error {
+	targets := r.cfg.Providers
+	if !all && len(targets) > 1 {
+		targets = targets[:1]
+	}
+	set := func(body string) error {
+		for _, base := range targets {
+			req, _ := http.NewRequest(http.MethodPut, base+"/admin/faults", bytes.NewReader([]byte(body)))
+			req.Header.Set("Content-Type", "application/json")
+			res, err := httpClient.Do(req)
+			if err != nil {
+				return fmt.Errorf("set faults on %s: %w", base, err)
+			}
+			_ = res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				return fmt.Errorf("set faults on %s: status %d", base, res.StatusCode)
+			}
+		}
+		return nil
+	}
+	if err := set(faults); err != nil {
+		return err
+	}
+	time.Sleep(hold)
+	return set(`{}`)
+}

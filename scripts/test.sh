@@ -39,5 +39,7 @@ set -e
 if [ -z "${TEST_PKGS:-}" ]; then
   log "smoke: the stack as make run starts it, on ports of its own"
   "$ROOT/scripts/smoke.sh" || status=1
+  log "chaos: a short run (every fault kind at least once), then the invariants"
+  CHAOS_DURATION="${CHAOS_DURATION:-150s}" CHAOS_RATE="${CHAOS_RATE:-8}" "$ROOT/scripts/chaos.sh" || status=1
 fi
 exit "$status"

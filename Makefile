@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 
-.PHONY: run up down test bench chaos build fmt lint temporal-cli clean
+.PHONY: run up down test fuzz bench chaos build fmt lint temporal-cli clean
 
 run: ## the whole local stack in the foreground; Ctrl-C stops it
 	@scripts/stack.sh run
@@ -15,6 +15,21 @@ down: ## stop what `make up` started
 
 test: ## every test, against real PostgreSQL, Redis and Temporal started for it
 	@scripts/test.sh
+
+# Fuzz targets run their seed corpora in `make test`; `make fuzz` explores
+# past them, each target for FUZZTIME. New failing inputs land in
+# <pkg>/testdata/fuzz/<target>/: commit them as regressions.
+FUZZTIME ?= 60s
+FUZZ_PKGS ?= ./api/
+
+fuzz: ## run every fuzz target in FUZZ_PKGS for FUZZTIME each (default 60s); needs no services
+	@set -e; for pkg in $(FUZZ_PKGS); do \
+		list=$$(go test -list '^Fuzz' $$pkg); targets=$$(grep '^Fuzz' <<<"$$list") || { echo "no fuzz targets in $$pkg"; exit 1; }; \
+		for target in $$targets; do \
+			echo "== $$pkg $$target for $(FUZZTIME)"; \
+			go test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		done; \
+	done
 
 bench: ## load-test a fresh stack: step search, baseline, fixed-rate run; writes bench/results/
 	@scripts/bench.sh

@@ -45,18 +45,12 @@ type Accepted struct {
 // USE_EXISTING conflict policy, so concurrent duplicates converge on one saga
 // and one answer.
 func (s *Server) placeOrder(c echo.Context) error {
-	key, ok := c.Request().Header[HeaderIdempotencyKey]
-	if !ok || len(key) == 0 || key[0] == "" {
-		return newError(http.StatusBadRequest, "idempotency_key_required", "the Idempotency-Key header is required")
-	}
-	if len(key) > 1 || !ValidIdempotencyKey(key[0]) {
-		return newError(http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key must be one value of 1-255 printable ASCII characters")
-	}
-	var req PlaceOrderRequest
-	if err := decodeJSON(c, s.BodyLimit, &req); err != nil {
+	key, err := idempotencyKey(c.Request().Header)
+	if err != nil {
 		return err
 	}
-	if err := req.Validate(); err != nil {
+	req, err := decodeOrderRequest(c, s.BodyLimit)
+	if err != nil {
 		return err
 	}
 	if err := s.refuseSynthetic(req.Items); err != nil {
@@ -69,7 +63,7 @@ func (s *Server) placeOrder(c echo.Context) error {
 		return err
 	}
 
-	claim, err := s.claimKey(ctx, req.CustomerID, key[0], requestHash(&req))
+	claim, err := s.claimKey(ctx, req.CustomerID, key, requestHash(&req))
 	if err != nil {
 		return err
 	}

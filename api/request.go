@@ -127,6 +127,34 @@ func (r *PlaceOrderRequest) Validate() *Error {
 	return nil
 }
 
+// decodeOrderRequest reads and validates the body of POST /v1/orders: the
+// strict decode of decodeJSON, then Validate. Every error it returns is an
+// *Error with a 4xx status.
+func decodeOrderRequest(c echo.Context, limit int64) (PlaceOrderRequest, error) {
+	var req PlaceOrderRequest
+	if err := decodeJSON(c, limit, &req); err != nil {
+		return PlaceOrderRequest{}, err
+	}
+	if err := req.Validate(); err != nil {
+		return PlaceOrderRequest{}, err
+	}
+	return req, nil
+}
+
+// idempotencyKey returns the request's Idempotency-Key as sent. A missing or
+// empty header, more than one value, or a value ValidIdempotencyKey refuses is
+// a 400 *Error.
+func idempotencyKey(h http.Header) (string, error) {
+	key, ok := h[HeaderIdempotencyKey]
+	if !ok || len(key) == 0 || key[0] == "" {
+		return "", newError(http.StatusBadRequest, "idempotency_key_required", "the Idempotency-Key header is required")
+	}
+	if len(key) > 1 || !ValidIdempotencyKey(key[0]) {
+		return "", newError(http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key must be one value of 1-255 printable ASCII characters")
+	}
+	return key[0], nil
+}
+
 // ValidIdempotencyKey reports whether k is 1-255 printable ASCII characters.
 func ValidIdempotencyKey(k string) bool {
 	if len(k) == 0 || len(k) > 255 {

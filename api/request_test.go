@@ -37,12 +37,9 @@ func decode(t *testing.T, body string) (PlaceOrderRequest, *Error) {
 	req := httptest.NewRequest(http.MethodPost, "/v1/orders", strings.NewReader(body))
 	req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	c := e.NewContext(req, httptest.NewRecorder())
-	var r PlaceOrderRequest
-	if err := decodeJSON(c, 64<<10, &r); err != nil {
+	r, err := decodeOrderRequest(c, 64<<10)
+	if err != nil {
 		return r, classify(err)
-	}
-	if verr := r.Validate(); verr != nil {
-		return r, verr
 	}
 	return r, nil
 }

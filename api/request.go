@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"regexp"
 	"strings"
+	"unicode"
 
 	"github.com/labstack/echo/v4"
 )
@@ -118,7 +119,11 @@ func (r *PlaceOrderRequest) Validate() *Error {
 	if !tokenPattern.MatchString(r.PaymentToken) {
 		d = append(d, Detail{Field: "payment_token", Issue: "required: a provider token of letters, digits and _"})
 	}
-	if a, err := mail.ParseAddress(r.Email); err != nil || a.Address != r.Email || len(r.Email) > 254 {
+	// net/mail accepts any non-ASCII rune; invisible and control ones (a
+	// right-to-left override, a zero-width space) would let an address look
+	// like another in the messages we send, so they are refused.
+	if a, err := mail.ParseAddress(r.Email); err != nil || a.Address != r.Email || len(r.Email) > 254 ||
+		strings.IndexFunc(r.Email, func(c rune) bool { return !unicode.IsGraphic(c) || unicode.Is(unicode.Cf, c) }) >= 0 {
 		d = append(d, Detail{Field: "email", Issue: "required: a plain e-mail address"})
 	}
 	if len(d) > 0 {

@@ -160,9 +160,11 @@ func (r *Runner) faultEvery() time.Duration {
 	if len(r.cfg.Faults) == 0 {
 		return r.cfg.Duration
 	}
+	// n faults of about Hold each, with at least 8 s of plain load around
+	// each; the wait between them leaves room for the faults themselves.
 	n := int(r.cfg.Duration / (r.cfg.Hold + 8*time.Second))
 	n = max(n, len(r.cfg.Faults))
-	return r.cfg.Duration / time.Duration(n+1)
+	return max((r.cfg.Duration-time.Duration(n)*r.cfg.Hold)/time.Duration(n+1), time.Second)
 }
 
 // Print writes the report as a table.

@@ -30,7 +30,8 @@ func (r *Runner) injectFaults(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(every):
+		// Faults land at random moments: ±30% around the even spacing.
+		case <-time.After(every*7/10 + time.Duration(r.intn(int(every*6/10/time.Millisecond)+1))*time.Millisecond):
 		}
 		kind := r.cfg.Faults[i%len(r.cfg.Faults)]
 		w := &window{Kind: kind, Start: time.Now(), Errors: map[string]int{}}

@@ -356,12 +356,17 @@ func (s *Server) cancelOrder(c echo.Context) error {
 		return newError(http.StatusConflict, "too_late_to_cancel", "the order is "+status+" and can no longer be cancelled")
 	}
 	var notFound *serviceerror.NotFound
-	if !errors.As(err, &notFound) && !strings.Contains(err.Error(), "already completed") {
+	delivered := errors.As(err, &notFound) || strings.Contains(err.Error(), "already completed")
+	// The saga has ended (or never existed): answer from the record. An
+	// update that timed out may also have raced the saga's end, which the
+	// record then shows; otherwise the client is asked to retry.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer rcancel()
+	o, lerr := s.loadOrder(rctx, oid)
+	if !delivered && (lerr != nil || o == nil || !terminalStatus(o.Status)) {
 		s.Log.Warn("cancel order", zap.String("order_id", oid), zap.Error(err))
 		return unavailable("service_unavailable", "the cancel could not be delivered; retry")
 	}
-	// The saga has ended (or never existed): answer from the record.
-	o, lerr := s.loadOrder(ctx, oid)
 	if lerr != nil {
 		return lerr
 	}
@@ -372,4 +377,12 @@ func (s *Server) cancelOrder(c echo.Context) error {
 		return c.JSON(http.StatusAccepted, CancelAccepted{OrderID: oid, Status: o.Status, CancelRequested: true, StatusURL: "/v1/orders/" + oid})
 	}
 	return newError(http.StatusConflict, "too_late_to_cancel", "the order is "+o.Status+" and can no longer be cancelled")
+}
+
+func terminalStatus(status string) bool {
+	switch status {
+	case activities.StatusConfirmed, activities.StatusFailed, activities.StatusCancelled:
+		return true
+	}
+	return false
 }

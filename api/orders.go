@@ -338,13 +338,26 @@ func (s *Server) cancelOrder(c echo.Context) error {
 	oid := id.String()
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
+	// Wait until the saga accepted (or its validator refused) the cancel.
+	// Its completion is reported with the workflow task that ran it, which
+	// may also be running the compensations, and those can wait on a
+	// provider that is down: an accepted cancel is a 202 without them.
 	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: workflows.WorkflowID(oid), UpdateName: workflows.CancelUpdate,
-		Args: []any{workflows.CancelRequest{}}, WaitForStage: client.WorkflowUpdateStageCompleted,
+		Args: []any{workflows.CancelRequest{}}, WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
 	var res workflows.CancelResult
 	if err == nil {
-		err = h.Get(ctx, &res)
+		gctx, gcancel := context.WithTimeout(ctx, time.Second)
+		err = h.Get(gctx, &res)
+		gcancel()
+		if err != nil && ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || isDeadline(err)) {
+			// Accepted, still running: the record has the status.
+			if o, lerr := s.loadOrder(ctx, oid); lerr == nil && o != nil {
+				res.Status = o.Status
+			}
+			err = nil
+		}
 	}
 	if err == nil {
 		return c.JSON(http.StatusAccepted, CancelAccepted{OrderID: oid, Status: res.Status, CancelRequested: true, StatusURL: "/v1/orders/" + oid})
@@ -385,4 +398,10 @@ func terminalStatus(status string) bool {
 		return true
 	}
 	return false
+}
+
+// isDeadline reports whether err is a deadline that passed at the server.
+func isDeadline(err error) bool {
+	var de *serviceerror.DeadlineExceeded
+	return errors.As(err, &de) || strings.Contains(err.Error(), "context deadline exceeded")
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -229,3 +230,38 @@ func TestAllProvidersDownPastTheDeadlineFailsPaymentUnavailableAndReleasesStock(
 	assert.Equal(t, 0, st.Reserved)
 	assert.Equal(t, 10, st.OnHand)
 }
+
+// A cancel of a parked order is accepted at once even when its refund must
+// wait: the provider answers every call 500, so the charge may exist and the
+// refund keeps asking. The chaos run saw such cancels answered 503 after the
+// gateway's 5 s, because the Update completes only with the workflow task
+// that runs the compensations.
+func TestCancelOfAParkedOrderIsAcceptedWhileItsRefundWaitsForTheProvider(t *testing.T) {
+	a := stacktest.StartPaysim(t, "cx-a-"+uuid.NewString()[:6], "PAYSIM_ERROR_RATE=1")
+	s := newProviderStack(t, config.Payment{Deadline: 2 * time.Minute, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}, a)
+	sku := stacktest.Product(t, s.pool, 300, 5)
+	id := s.placeOK(newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 2}))
+	require.Eventually(t, func() bool {
+		o, code := s.order(id)
+		return code == http.StatusOK && o.Status == activities.StatusPaymentPending
+	}, 20*time.Second, 100*time.Millisecond)
+
+	r := s.do(http.MethodPost, "/v1/orders/"+id+"/cancel", nil, nil)
+	require.Equal(t, http.StatusAccepted, r.status, string(r.body))
+	var c api.CancelAccepted
+	r.json(t, &c)
+	assert.True(t, c.CancelRequested)
+
+	// The provider recovers: the refund finds no charge and the order ends.
+	req, err := http.NewRequest(http.MethodPut, a.URL+"/admin/faults", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = res.Body.Close()
+	final := s.waitAllTerminal([]string{id}, 30*time.Second)
+	assert.Equal(t, activities.StatusCancelled, final[id])
+	requireOneNetCharge(t, s.stack, id, final[id])
+	assert.Equal(t, stacktest.Stock{OnHand: 5, Reserved: 0}, stockNoVersion(stacktest.StockOf(t, s.pool, sku)))
+}
+
+func stockNoVersion(st stacktest.Stock) stacktest.Stock { st.Version = 0; return st }

@@ -282,6 +282,10 @@ const (
 	defaultPaymentRetryMax     = 2 * time.Minute
 )
 
+// cancelAnswered is the change ID of the workflow task a cancel ends before
+// compensating, so the canceller's answer does not wait for the refund.
+const cancelAnswered = "cancel-answered-first"
+
 // paymentParking is the change ID of the queued fallback: histories from
 // before it failed the order where it now parks.
 const paymentParking = "payment-parking"
@@ -399,6 +403,13 @@ func (o *order) abort(ctx workflow.Context, cause error, stepReason string) (Ord
 	// A cancelled workflow context must not stop the compensations.
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
+	// The cancel Update's outcome reaches the server with the workflow task
+	// that ran its handler. The compensations below are local activities in
+	// that same task, and a refund waiting on a provider that is down would
+	// hold the answer back for as long; end the task first.
+	if o.view.CancelRequested && workflow.GetVersion(dctx, cancelAnswered, workflow.DefaultVersion, 1) == 1 {
+		_ = workflow.Sleep(dctx, time.Millisecond)
+	}
 	var failed []error
 	if len(o.compensations) > 0 {
 		o.setStatus(dctx, activities.StatusCompensating)

@@ -201,8 +201,9 @@ func (r *Runner) clientError(kind string) {
 	for i := len(r.windows) - 1; i >= 0; i-- {
 		w := r.windows[i]
 		// A fault's effects outlast it a little (a restarted server takes
-		// seconds to serve again): count 5 s after its end too.
-		if !now.Before(w.Start) && (w.End.IsZero() || now.Before(w.End.Add(5*time.Second))) {
+		// seconds to serve again, and workers back off their polls while
+		// it is down): count 10 s after its end too.
+		if !now.Before(w.Start) && (w.End.IsZero() || now.Before(w.End.Add(10*time.Second))) {
 			w.Errors[kind]++
 			return
 		}

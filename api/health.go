@@ -11,9 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/activities"
@@ -175,22 +172,11 @@ func (s *Server) checkSyntheticOrder(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("sku %s is not marked synthetic; refusing to order it", h.SyntheticSKU)
 	}
 	orderID := uuid.NewString()
-	opts := client.StartWorkflowOptions{
-		ID:                       workflows.WorkflowID(orderID),
-		TaskQueue:                workflows.TaskQueue(s.Region),
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		EnableEagerStart:         s.EagerStart,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.OrderStatusKey.ValueSet(activities.StatusPending),
-			workflows.CustomerIDKey.ValueSet(h.SyntheticOwner),
-			workflows.RegionKey.ValueSet(s.Region),
-		),
-	}
-	in := workflows.OrderInput{
-		OrderID: orderID, CustomerID: h.SyntheticOwner, Email: "synthetic-health@orderflow.invalid", Region: s.Region,
+	opts := s.sagaOptions(orderID, h.SyntheticOwner)
+	in := s.sagaInput(workflows.OrderInput{
+		OrderID: orderID, CustomerID: h.SyntheticOwner, Email: "synthetic-health@orderflow.invalid",
 		PaymentToken: activities.TokenVisa, Items: []activities.Item{{SKU: h.SyntheticSKU, Quantity: 1}},
-	}
+	})
 	run, err := s.Temporal.ExecuteWorkflow(ctx, opts, workflows.OrderWorkflow, in)
 	if err != nil {
 		return "", fmt.Errorf("start synthetic order %s: %w", orderID, err)

@@ -135,26 +135,12 @@ func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderR
 	for i, it := range req.Items {
 		items[i] = activities.Item{SKU: it.SKU, Quantity: it.Quantity}
 	}
-	opts := client.StartWorkflowOptions{
-		ID:                       workflows.WorkflowID(orderID),
-		TaskQueue:                workflows.TaskQueue(s.Region),
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		EnableEagerStart:         s.EagerStart,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.OrderStatusKey.ValueSet(activities.StatusPending),
-			workflows.CustomerIDKey.ValueSet(req.CustomerID),
-			workflows.RegionKey.ValueSet(s.Region),
-			// The catalog's price now; the saga corrects it if a price
-			// changes before it writes the order.
-			workflows.OrderTotalCentsKey.ValueSet(totalCents),
-		),
-	}
-	in := workflows.OrderInput{
-		OrderID: orderID, CustomerID: req.CustomerID, Email: req.Email, Region: s.Region,
-		PaymentToken: req.PaymentToken, Items: items,
-		PaymentDeadline: s.Payment.Deadline, PaymentRetryInitial: s.Payment.RetryInitial, PaymentRetryMax: s.Payment.RetryMax,
-	}
+	// The catalog's price now; the saga corrects it if a price changes
+	// before it writes the order.
+	opts := s.sagaOptions(orderID, req.CustomerID, workflows.OrderTotalCentsKey.ValueSet(totalCents))
+	in := s.sagaInput(workflows.OrderInput{
+		OrderID: orderID, CustomerID: req.CustomerID, Email: req.Email, PaymentToken: req.PaymentToken, Items: items,
+	})
 	_, err := s.Temporal.ExecuteWorkflow(ctx, opts, workflows.OrderWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {
@@ -162,6 +148,34 @@ func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderR
 		return unavailable("temporal_unavailable", "the order could not be started; retry with the same Idempotency-Key")
 	}
 	return nil
+}
+
+// sagaOptions are the start options of order-<id> on the region's task
+// queue, with the search attributes operators filter on set from the start.
+// Every start of an Order saga uses them: USE_EXISTING and REJECT_DUPLICATE
+// make a repeated start attach to the saga that runs or ran.
+func (s *Server) sagaOptions(orderID, customerID string, extra ...temporal.SearchAttributeUpdate) client.StartWorkflowOptions {
+	attrs := append([]temporal.SearchAttributeUpdate{
+		workflows.OrderStatusKey.ValueSet(activities.StatusPending),
+		workflows.CustomerIDKey.ValueSet(customerID),
+		workflows.RegionKey.ValueSet(s.Region),
+	}, extra...)
+	return client.StartWorkflowOptions{
+		ID:                       workflows.WorkflowID(orderID),
+		TaskQueue:                workflows.TaskQueue(s.Region),
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		EnableEagerStart:         s.EagerStart,
+		TypedSearchAttributes:    temporal.NewSearchAttributes(attrs...),
+	}
+}
+
+// sagaInput completes an Order saga's input with what the gateway sets for
+// every saga: its region and the payment parking schedule.
+func (s *Server) sagaInput(in workflows.OrderInput) workflows.OrderInput {
+	in.Region = s.Region
+	in.PaymentDeadline, in.PaymentRetryInitial, in.PaymentRetryMax = s.Payment.Deadline, s.Payment.RetryInitial, s.Payment.RetryMax
+	return in
 }
 
 // requestHash fingerprints the decoded request, so formatting differences in

@@ -193,14 +193,20 @@ func runAPI(ctx context.Context, cfg config.API) error {
 	}
 	srv.ProviderChecks = providerChecks(cfg.Resilience.Payment)
 	hs := &http.Server{Addr: cfg.Addr, Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	return serve(ctx, hs, log, "gateway")
+}
+
+// serve runs hs until ctx ends, then shuts it down, letting requests in
+// flight finish for up to 10 s. A failure to listen is returned.
+func serve(ctx context.Context, hs *http.Server, log *zap.Logger, what string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ListenAndServe() }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve %s: %w", cfg.Addr, err)
+		return fmt.Errorf("serve %s: %w", hs.Addr, err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down gateway")
+	log.Info("shutting down " + what)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -56,18 +55,5 @@ func runPaysim(ctx context.Context, args []string) error {
 	}
 	hs := &http.Server{Addr: cfg.Addr, Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	hs.RegisterOnShutdown(srv.Close)
-	errc := make(chan error, 1)
-	go func() { errc <- hs.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve %s: %w", cfg.Addr, err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down simulated payment provider")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	return nil
+	return serve(ctx, hs, log, "simulated payment provider")
 }

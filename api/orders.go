@@ -365,7 +365,8 @@ func (s *Server) cancelOrder(c echo.Context) error {
 		gctx, gcancel := context.WithTimeout(ctx, time.Second)
 		err = h.Get(gctx, &res)
 		gcancel()
-		if err != nil && ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || isDeadline(err)) {
+		var pending *client.WorkflowUpdateServiceTimeoutOrCanceledError
+		if err != nil && ctx.Err() == nil && errors.As(err, &pending) {
 			// Accepted, still running: the record has the status.
 			if o, lerr := s.loadOrder(ctx, oid); lerr == nil && o != nil {
 				res.Status = o.Status
@@ -412,10 +413,4 @@ func terminalStatus(status string) bool {
 		return true
 	}
 	return false
-}
-
-// isDeadline reports whether err is a deadline that passed at the server.
-func isDeadline(err error) bool {
-	var de *serviceerror.DeadlineExceeded
-	return errors.As(err, &de) || strings.Contains(err.Error(), "context deadline exceeded")
 }

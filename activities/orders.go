@@ -26,6 +26,16 @@ const (
 	StatusCancelled      = "CANCELLED"
 )
 
+// Terminal reports whether an order with this status has ended: CONFIRMED,
+// FAILED or CANCELLED.
+func Terminal(status string) bool {
+	switch status {
+	case StatusConfirmed, StatusFailed, StatusCancelled:
+		return true
+	}
+	return false
+}
+
 // Orders records orders, their lines and their status history.
 type Orders struct {
 	DB    *pgxpool.Pool

@@ -391,7 +391,7 @@ func (s *Server) cancelOrder(c echo.Context) error {
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer rcancel()
 	o, lerr := s.loadOrder(rctx, oid)
-	if !delivered && (lerr != nil || o == nil || !terminalStatus(o.Status)) {
+	if !delivered && (lerr != nil || o == nil || !activities.Terminal(o.Status)) {
 		s.Log.Warn("cancel order", zap.String("order_id", oid), zap.Error(err))
 		return unavailable("service_unavailable", "the cancel could not be delivered; retry")
 	}
@@ -405,12 +405,4 @@ func (s *Server) cancelOrder(c echo.Context) error {
 		return c.JSON(http.StatusAccepted, CancelAccepted{OrderID: oid, Status: o.Status, CancelRequested: true, StatusURL: "/v1/orders/" + oid})
 	}
 	return newError(http.StatusConflict, "too_late_to_cancel", "the order is "+o.Status+" and can no longer be cancelled")
-}
-
-func terminalStatus(status string) bool {
-	switch status {
-	case activities.StatusConfirmed, activities.StatusFailed, activities.StatusCancelled:
-		return true
-	}
-	return false
 }

@@ -126,7 +126,7 @@ func (s *stack) waitAllTerminal(ids []string, within time.Duration) map[string]s
 	for _, id := range ids {
 		for {
 			o, code := s.order(id)
-			if code == http.StatusOK && (o.Status == activities.StatusConfirmed || o.Status == activities.StatusFailed || o.Status == activities.StatusCancelled) {
+			if code == http.StatusOK && activities.Terminal(o.Status) {
 				out[id] = o.Status
 				break
 			}

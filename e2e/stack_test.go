@@ -160,11 +160,8 @@ func (s *stack) waitTerminal(id string) api.OrderJSON {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		o, status := s.order(id)
-		if status == http.StatusOK {
-			switch o.Status {
-			case activities.StatusConfirmed, activities.StatusFailed, activities.StatusCancelled:
-				return o
-			}
+		if status == http.StatusOK && activities.Terminal(o.Status) {
+			return o
 		}
 		if time.Now().After(deadline) {
 			s.t.Fatalf("order %s not terminal after 30s: %d %+v", id, status, o)

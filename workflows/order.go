@@ -203,7 +203,7 @@ func (o *order) setup(ctx workflow.Context) error {
 			return CancelResult{Status: o.view.Status}, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, _ CancelRequest) error {
-			if o.confirming || terminal(o.view.Status) || o.view.Status == activities.StatusCompensating {
+			if o.confirming || activities.Terminal(o.view.Status) || o.view.Status == activities.StatusCompensating {
 				return temporal.NewApplicationError("order is "+o.statusForCancel()+"; too late to cancel", ErrTooLateToCancel, o.statusForCancel())
 			}
 			return nil
@@ -211,7 +211,7 @@ func (o *order) setup(ctx workflow.Context) error {
 }
 
 func (o *order) statusForCancel() string {
-	if o.confirming && !terminal(o.view.Status) {
+	if o.confirming && !activities.Terminal(o.view.Status) {
 		return "being confirmed"
 	}
 	return o.view.Status
@@ -461,14 +461,6 @@ func (o *order) setStatus(ctx workflow.Context, status string) {
 	if err := workflow.UpsertTypedSearchAttributes(ctx, OrderStatusKey.ValueSet(status)); err != nil {
 		workflow.GetLogger(ctx).Warn("upsert OrderStatus failed", "order_id", o.in.OrderID, "error", err)
 	}
-}
-
-func terminal(status string) bool {
-	switch status {
-	case activities.StatusConfirmed, activities.StatusFailed, activities.StatusCancelled:
-		return true
-	}
-	return false
 }
 
 // failureReason maps a step's error to the order's failure reason: business

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/orderflow/orderflow/activities"
 )
 
 // check reads the final state from PostgreSQL, the provider ledgers and
@@ -39,7 +41,7 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 		switch {
 		case !ok:
 			inv.Counterexamples = append(inv.Counterexamples, id+": missing")
-		case o.status != "CONFIRMED" && o.status != "FAILED" && o.status != "CANCELLED":
+		case !activities.Terminal(o.status):
 			inv.Counterexamples = append(inv.Counterexamples, id+": still "+o.status)
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/orderflow/orderflow/activities"
 )
 
 // sku is a product the run creates, with the stock it started with.
@@ -251,7 +253,7 @@ func (r *Runner) statuses(ctx context.Context, ids []string) (map[string]int, in
 	}
 	defer rows.Close()
 	counts := map[string]int{}
-	seen := 0
+	seen, ended := 0, 0
 	for rows.Next() {
 		var s string
 		var n int
@@ -260,8 +262,11 @@ func (r *Runner) statuses(ctx context.Context, ids []string) (map[string]int, in
 		}
 		counts[s] = n
 		seen += n
+		if activities.Terminal(s) {
+			ended += n
+		}
 	}
-	open := len(ids) - counts["CONFIRMED"] - counts["FAILED"] - counts["CANCELLED"]
+	open := len(ids) - ended
 	if missing := len(ids) - seen; missing > 0 {
 		counts["(missing)"] = missing
 	}

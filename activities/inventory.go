@@ -159,3 +159,36 @@ func invalidate(ctx context.Context, c *redis.Client, orderID string, items []It
 	}
 	cache.Del(ctx, c, activity.GetLogger(ctx), keys...)
 }
+
+// InventoryReplay is what a SKU's inventory_events add up to.
+type InventoryReplay struct {
+	OnHand, Reserved int
+	// Violation describes the first event after which stock was negative
+	// or reserved exceeded on hand; "" when the log never did.
+	Violation string
+}
+
+// ReplayInventory sums a SKU's inventory_events in order, the audit that the
+// event log explains the inventory row and never went below zero.
+func ReplayInventory(ctx context.Context, pool *pgxpool.Pool, sku string) (InventoryReplay, error) {
+	rows, err := pool.Query(ctx, `SELECT delta_on_hand, delta_reserved FROM inventory_events WHERE sku = $1 ORDER BY id`, sku)
+	if err != nil {
+		return InventoryReplay{}, fmt.Errorf("events of %s: %w", sku, err)
+	}
+	defer rows.Close()
+	var r InventoryReplay
+	for n := 1; rows.Next(); n++ {
+		var dh, dr int
+		if err := rows.Scan(&dh, &dr); err != nil {
+			return InventoryReplay{}, fmt.Errorf("events of %s: %w", sku, err)
+		}
+		r.OnHand, r.Reserved = r.OnHand+dh, r.Reserved+dr
+		if r.Violation == "" && (r.OnHand < 0 || r.Reserved < 0 || r.Reserved > r.OnHand) {
+			r.Violation = fmt.Sprintf("after event %d: on_hand %d reserved %d", n, r.OnHand, r.Reserved)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return InventoryReplay{}, fmt.Errorf("events of %s: %w", sku, err)
+	}
+	return r, nil
+}

@@ -122,12 +122,12 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 		if s.OnHand != onHand+sold || reserved != 0 {
 			inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("%s: started %d, on hand %d + sold %d, reserved %d", s.SKU, s.OnHand, onHand, sold, reserved))
 		}
-		replayOnHand, replayReserved, violated, err := r.replay(ctx, s.SKU)
+		replay, err := activities.ReplayInventory(ctx, r.db, s.SKU)
 		if err != nil {
 			return nil, err
 		}
-		if violated != "" || replayOnHand != onHand || replayReserved != reserved {
-			inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("%s: events replay to %d/%d against row %d/%d %s", s.SKU, replayOnHand, replayReserved, onHand, reserved, violated))
+		if replay.Violation != "" || replay.OnHand != onHand || replay.Reserved != reserved {
+			inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("%s: events replay to %d/%d against row %d/%d %s", s.SKU, replay.OnHand, replay.Reserved, onHand, reserved, replay.Violation))
 		}
 	}
 	out = append(out, done(inv))
@@ -151,25 +151,4 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 func done(inv Invariant) Invariant {
 	inv.Passed = len(inv.Counterexamples) == 0
 	return inv
-}
-
-// replay sums a SKU's inventory events in order and reports the first point
-// where stock went negative or reserved exceeded on hand.
-func (r *Runner) replay(ctx context.Context, sku string) (onHand, reserved int, violated string, err error) {
-	rows, err := r.db.Query(ctx, `SELECT delta_on_hand, delta_reserved FROM inventory_events WHERE sku = $1 ORDER BY id`, sku)
-	if err != nil {
-		return 0, 0, "", fmt.Errorf("events of %s: %w", sku, err)
-	}
-	defer rows.Close()
-	for n := 1; rows.Next(); n++ {
-		var dh, dr int
-		if err := rows.Scan(&dh, &dr); err != nil {
-			return 0, 0, "", fmt.Errorf("events of %s: %w", sku, err)
-		}
-		onHand, reserved = onHand+dh, reserved+dr
-		if violated == "" && (onHand < 0 || reserved < 0 || reserved > onHand) {
-			violated = fmt.Sprintf("(after event %d: on hand %d, reserved %d)", n, onHand, reserved)
-		}
-	}
-	return onHand, reserved, violated, rows.Err()
 }

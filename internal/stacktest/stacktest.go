@@ -8,6 +8,7 @@ package stacktest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -24,6 +25,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 
+	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/internal/db"
 	"github.com/orderflow/orderflow/schema"
@@ -142,25 +144,14 @@ func StockOf(t testing.TB, pool *pgxpool.Pool, sku string) Stock {
 // on-hand.
 func ReplayEvents(t testing.TB, pool *pgxpool.Pool, sku string) (onHand, reserved int, violated error) {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT delta_on_hand, delta_reserved FROM inventory_events WHERE sku = $1 ORDER BY id`, sku)
+	r, err := activities.ReplayInventory(context.Background(), pool, sku)
 	if err != nil {
-		t.Fatalf("events of %s: %v", sku, err)
+		t.Fatal(err)
 	}
-	defer rows.Close()
-	for n := 0; rows.Next(); n++ {
-		var dh, dr int
-		if err := rows.Scan(&dh, &dr); err != nil {
-			t.Fatalf("events of %s: %v", sku, err)
-		}
-		onHand, reserved = onHand+dh, reserved+dr
-		if violated == nil && (onHand < 0 || reserved < 0 || reserved > onHand) {
-			violated = fmt.Errorf("after event %d: on_hand %d reserved %d", n+1, onHand, reserved)
-		}
+	if r.Violation != "" {
+		violated = errors.New(r.Violation)
 	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("events of %s: %v", sku, err)
-	}
-	return onHand, reserved, violated
+	return r.OnHand, r.Reserved, violated
 }
 
 // RedisServer is a private redis-server a test may stop and start again, for

@@ -23,10 +23,8 @@ import (
 )
 
 // failoverBreaker has the design's thresholds (50% of at least 10 calls in
-// 10 s, 3 trial successes) with a 3 s open state instead of 30 s, so the
-// tests see a breaker go half-open and close in their own time.
-var failoverBreaker = payment.BreakerSettings{Window: 10 * time.Second, FailureRatio: 0.5, MinRequests: 10,
-	OpenTimeout: 3 * time.Second, HalfOpenSuccesses: 3}
+// 10 s, 3 trial successes) with a 3 s open state instead of 30 s.
+var failoverBreaker = breakerOpenFor(3 * time.Second)
 
 // providerStack is the e2e stack with a worker charging through real paysim
 // processes in failover order.
@@ -124,17 +122,7 @@ func (s *stack) waitAllTerminal(ids []string, within time.Duration) map[string]s
 	out := map[string]string{}
 	deadline := time.Now().Add(within)
 	for _, id := range ids {
-		for {
-			o, code := s.order(id)
-			if code == http.StatusOK && activities.Terminal(o.Status) {
-				out[id] = o.Status
-				break
-			}
-			if time.Now().After(deadline) {
-				s.t.Fatalf("order %s still %s after %s", id, o.Status, within)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		out[id] = s.waitTerminalUntil(id, deadline).Status
 	}
 	return out
 }

@@ -40,8 +40,15 @@ type stack struct {
 
 // e2eBreaker has the design's thresholds but a 2 s open state, so a test that
 // trips it (a provider failing every call) does not hold up the next test.
-var e2eBreaker = payment.BreakerSettings{Window: 10 * time.Second, FailureRatio: 0.5, MinRequests: 10,
-	OpenTimeout: 2 * time.Second, HalfOpenSuccesses: 3}
+var e2eBreaker = breakerOpenFor(2 * time.Second)
+
+// breakerOpenFor is the design's breaker (the defaults of PAYMENT_BREAKER_*)
+// with a shorter open state, so tests see it go half-open in their own time.
+func breakerOpenFor(d time.Duration) payment.BreakerSettings {
+	s := payment.Settings(config.LoadResilience().Payment)
+	s.OpenTimeout = d
+	return s
+}
 
 // newStack starts a gateway on an httptest server and, unless noWorker, a
 // worker for the test's own region.
@@ -157,14 +164,20 @@ func (s *stack) order(id string) (api.OrderJSON, int) {
 // waitTerminal polls the API until the order is CONFIRMED, FAILED or CANCELLED.
 func (s *stack) waitTerminal(id string) api.OrderJSON {
 	s.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	return s.waitTerminalUntil(id, time.Now().Add(30*time.Second))
+}
+
+// waitTerminalUntil polls the order until it has ended, failing the test at
+// deadline.
+func (s *stack) waitTerminalUntil(id string, deadline time.Time) api.OrderJSON {
+	s.t.Helper()
 	for {
 		o, status := s.order(id)
 		if status == http.StatusOK && activities.Terminal(o.Status) {
 			return o
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("order %s not terminal after 30s: %d %+v", id, status, o)
+			s.t.Fatalf("order %s not terminal by %s: %d %+v", id, deadline.Format(time.TimeOnly), status, o)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

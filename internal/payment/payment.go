@@ -65,10 +65,6 @@ func (e *DeclinedError) Error() string { return "declined: " + e.Code + ": " + e
 // the request may go to another provider.
 var ErrNotSent = errors.New("request not sent to the payment provider")
 
-// ErrUnavailable means no provider can take the request now. It wraps or
-// accompanies ErrNotSent when nothing was sent.
-var ErrUnavailable = errors.New("payment provider unavailable")
-
 // TrackWrites returns a context that records whether any HTTP request made
 // with it was written to a connection, and a function that reports it. HTTP
 // transports resend a request that carries an Idempotency-Key on a new

@@ -15,7 +15,7 @@ import (
 )
 
 // Client is a paysim instance's API as a payment provider
-// (activities.PaymentProvider). Its error contract:
+// (payment.Provider). Its error contract:
 //
 //   - 402: a *payment.DeclinedError, definitive.
 //   - no connection was ever made (dial error, connection refused, unknown

@@ -48,7 +48,7 @@ type Config struct {
 	Timeout time.Duration
 }
 
-// Provider is Stripe as an payment.Provider. Its error contract is
+// Provider is Stripe as a payment.Provider. Its error contract is
 // paysim.Client's: a card_error (402) is a *payment.DeclinedError; a
 // connection never established wraps payment.ErrNotSent; anything else is a
 // plain error to retry with the same idempotency key. The client's own

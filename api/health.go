@@ -173,6 +173,7 @@ func (s *Server) checkSyntheticOrder(ctx context.Context) (string, error) {
 	}
 	orderID := uuid.NewString()
 	opts := s.sagaOptions(orderID, h.SyntheticOwner)
+	opts.StaticSummary = "Synthetic health-check order " + orderID
 	in := s.sagaInput(workflows.OrderInput{
 		OrderID: orderID, CustomerID: h.SyntheticOwner, Email: "synthetic-health@orderflow.invalid",
 		PaymentToken: activities.TokenVisa, Items: []activities.Item{{SKU: h.SyntheticSKU, Quantity: 1}},

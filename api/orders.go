@@ -58,7 +58,7 @@ func (s *Server) placeOrder(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
-	total, err := s.priceOrder(ctx, req.Items)
+	total, currency, err := s.priceOrder(ctx, req.Items)
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func (s *Server) placeOrder(c echo.Context) error {
 		return err
 	}
 	if !claim.started {
-		if err := s.startSaga(ctx, claim.orderID, &req, total); err != nil {
+		if err := s.startSaga(ctx, claim.orderID, &req, total, currency); err != nil {
 			return err
 		}
 	}
@@ -130,7 +130,7 @@ func (s *Server) claimKey(ctx context.Context, customerID, key string, hash []by
 }
 
 // startSaga starts order-<id>, or attaches to it when it already runs or ran.
-func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderRequest, totalCents int64) error {
+func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderRequest, totalCents int64, currency string) error {
 	items := make([]activities.Item, len(req.Items))
 	for i, it := range req.Items {
 		items[i] = activities.Item{SKU: it.SKU, Quantity: it.Quantity}
@@ -138,6 +138,7 @@ func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderR
 	// The catalog's price now; the saga corrects it if a price changes
 	// before it writes the order.
 	opts := s.sagaOptions(orderID, req.CustomerID, workflows.OrderTotalCentsKey.ValueSet(totalCents))
+	opts.StaticSummary, opts.StaticDetails = sagaSummary(orderID, req, totalCents, currency), s.sagaDetails(req, totalCents, currency)
 	in := s.sagaInput(workflows.OrderInput{
 		OrderID: orderID, CustomerID: req.CustomerID, Email: req.Email, PaymentToken: req.PaymentToken, Items: items,
 	})
@@ -170,6 +171,49 @@ func (s *Server) sagaOptions(orderID, customerID string, extra ...temporal.Searc
 	}
 }
 
+// maxDetailLines bounds the lines a saga's details list; the rest are counted.
+const maxDetailLines = 5
+
+// sagaSummary is the one line the Web UI and `temporal workflow describe`
+// show for an order's saga, e.g. "Order 0b6f… — 2 items, USD 12.34". It is
+// stored once, in the start event, and carries no personal data.
+func sagaSummary(orderID string, req *PlaceOrderRequest, totalCents int64, currency string) string {
+	units := 0
+	for _, it := range req.Items {
+		units += it.Quantity
+	}
+	noun := "items"
+	if units == 1 {
+		noun = "item"
+	}
+	return fmt.Sprintf("Order %s — %d %s, %s", orderID, units, noun, money(totalCents, currency))
+}
+
+// sagaDetails is the saga's markdown details: customer, region, the first
+// lines and the price at order time. The status lives in the workflow's
+// current details, which the saga keeps up to date.
+func (s *Server) sagaDetails(req *PlaceOrderRequest, totalCents int64, currency string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "**Customer:** `%s`  \n**Region:** `%s`  \n**Total at catalog price:** %s  \n**Lines:**\n", req.CustomerID, s.Region, money(totalCents, currency))
+	for i, it := range req.Items {
+		if i == maxDetailLines {
+			fmt.Fprintf(&b, "- and %d more\n", len(req.Items)-i)
+			break
+		}
+		fmt.Fprintf(&b, "- `%s` × %d\n", it.SKU, it.Quantity)
+	}
+	return b.String()
+}
+
+// money formats cents as "USD 12.34".
+func money(cents int64, currency string) string {
+	sign := ""
+	if cents < 0 {
+		sign, cents = "-", -cents
+	}
+	return fmt.Sprintf("%s %s%d.%02d", currency, sign, cents/100, cents%100)
+}
+
 // sagaInput completes an Order saga's input with what the gateway sets for
 // every saga: its region and the payment parking schedule.
 func (s *Server) sagaInput(in workflows.OrderInput) workflows.OrderInput {
@@ -186,19 +230,21 @@ func requestHash(req *PlaceOrderRequest) []byte {
 	return h[:]
 }
 
-// priceOrder totals the order at catalog prices, refusing one that names a
-// SKU the catalog does not have.
-func (s *Server) priceOrder(ctx context.Context, items []OrderItem) (int64, error) {
+// priceOrder totals the order at catalog prices and returns the total with
+// the first line's currency (the saga refuses an order that mixes them),
+// refusing one that names a SKU the catalog does not have.
+func (s *Server) priceOrder(ctx context.Context, items []OrderItem) (int64, string, error) {
 	skus := make([]string, 0, len(items))
 	for _, it := range items {
 		skus = append(skus, it.SKU)
 	}
 	found, err := s.products(ctx, skus)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	var d []Detail
 	var total int64
+	var currency string
 	for i, it := range items {
 		p, ok := found[it.SKU]
 		if !ok {
@@ -206,11 +252,14 @@ func (s *Server) priceOrder(ctx context.Context, items []OrderItem) (int64, erro
 			continue
 		}
 		total += p.PriceCents * int64(it.Quantity)
+		if currency == "" {
+			currency = p.Currency
+		}
 	}
 	if len(d) > 0 {
-		return 0, newError(http.StatusUnprocessableEntity, "unknown_sku", "the order names SKUs that are not in the catalog", d...)
+		return 0, "", newError(http.StatusUnprocessableEntity, "unknown_sku", "the order names SKUs that are not in the catalog", d...)
 	}
-	return total, nil
+	return total, currency, nil
 }
 
 // OrderJSON is an order as the API shows it.

@@ -191,6 +191,7 @@ var errCancelled = errors.New("order cancelled")
 
 func (o *order) setup(ctx workflow.Context) error {
 	o.view.UpdatedAt = workflow.Now(ctx)
+	workflow.SetCurrentDetails(ctx, statusDetails(o.view.Status, ""))
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (OrderView, error) { return o.view, nil }); err != nil {
 		return fmt.Errorf("register %s query: %w", StatusQuery, err)
 	}
@@ -451,16 +452,46 @@ func (o *order) record(ctx workflow.Context, status, reason string) error {
 // them during a step that outlasts the workflow task heartbeat (8 s).
 // Upserting them anyway cost the server an event and a visibility write
 // each, about a quarter of its work per order (docs/performance.md). The
-// database and the API record every status.
+// database and the API record every status. The status in words goes to the
+// workflow's current details at every status: that is a field the Web UI
+// reads with a query, never an event.
 func (o *order) setStatus(ctx workflow.Context, status string) {
 	o.view.Status = status
 	o.view.UpdatedAt = workflow.Now(ctx)
+	workflow.SetCurrentDetails(ctx, statusDetails(status, o.view.FailureReason))
 	if status == activities.StatusReserved || status == activities.StatusPaid {
 		return
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, OrderStatusKey.ValueSet(status)); err != nil {
 		workflow.GetLogger(ctx).Warn("upsert OrderStatus failed", "order_id", o.in.OrderID, "error", err)
 	}
+}
+
+// statusDetails is the saga's current details, in the Web UI's markdown: the
+// status in words.
+func statusDetails(status, reason string) string {
+	var words string
+	switch status {
+	case activities.StatusPending:
+		words = "accepted; the saga is about to reserve the stock."
+	case activities.StatusReserved:
+		words = "stock reserved; charging the payment."
+	case activities.StatusPaymentPending:
+		words = "stock reserved; no payment provider can take the charge, so the order is parked and the charge is retried until the payment deadline."
+	case activities.StatusPaid:
+		words = "payment charged; confirming the order."
+	case activities.StatusConfirmed:
+		words = "confirmed: stock reserved, payment charged, the customer's notification queued."
+	case activities.StatusCompensating:
+		words = "a step failed or the order was cancelled; undoing the steps taken."
+	case activities.StatusFailed:
+		words = "failed: " + reason + "."
+	case activities.StatusCancelled:
+		words = "cancelled on request."
+	default:
+		words = "in an unknown state."
+	}
+	return "**Order status: " + status + "** — " + words
 }
 
 // failureReason maps a step's error to the order's failure reason: business

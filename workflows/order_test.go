@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -702,4 +703,37 @@ func TestOrder_SearchAttribute_OrderStatusFollowsCompensation(t *testing.T) {
 
 	h.result()
 	assert.Equal(t, []string{activities.StatusCompensating, activities.StatusFailed}, h.upserted())
+}
+
+// currentDetails reads the saga's current details the way the Web UI does,
+// through the SDK's built-in metadata query.
+func (h *orderTest) currentDetails() string {
+	h.t.Helper()
+	val, err := h.env.QueryWorkflow("__temporal_workflow_metadata")
+	require.NoError(h.t, err)
+	var md sdkpb.WorkflowMetadata
+	require.NoError(h.t, val.Get(&md))
+	return md.GetCurrentDetails()
+}
+
+func TestOrder_CurrentDetails_SayTheStatusInWords(t *testing.T) {
+	h := newOrderTest(t)
+	h.env.OnActivity(payActs.Charge, mock.Anything, mock.Anything).After(2*time.Second).Return(testCharge, nil)
+	var during string
+	h.env.RegisterDelayedCallback(func() { during = h.currentDetails() }, time.Second)
+	h.run()
+
+	h.result()
+	assert.Equal(t, "**Order status: RESERVED** — stock reserved; charging the payment.", during)
+	assert.Equal(t, "**Order status: CONFIRMED** — confirmed: stock reserved, payment charged, the customer's notification queued.", h.currentDetails())
+}
+
+func TestOrder_CurrentDetails_NameTheFailureReason(t *testing.T) {
+	h := newOrderTest(t)
+	h.env.OnActivity(payActs.Charge, mock.Anything, mock.Anything).
+		Return(activities.ChargeResult{}, businessErr(activities.ErrPaymentDeclined)).Once()
+	h.run()
+
+	h.result()
+	assert.Equal(t, "**Order status: FAILED** — failed: "+workflows.ReasonPaymentDeclined+".", h.currentDetails())
 }

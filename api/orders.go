@@ -189,18 +189,22 @@ func sagaSummary(orderID string, req *PlaceOrderRequest, totalCents int64, curre
 	return fmt.Sprintf("Order %s — %d %s, %s", orderID, units, noun, money(totalCents, currency))
 }
 
-// sagaDetails is the saga's markdown details: customer, region, the first
-// lines and the price at order time. The status lives in the workflow's
-// current details, which the saga keeps up to date.
+// sagaDetails is the saga's markdown details: customer, region, price at
+// order time and the first lines, on two lines (the Web UI shows them in a
+// frame about five lines high). The status lives in the workflow's current
+// details, which the saga keeps up to date.
 func (s *Server) sagaDetails(req *PlaceOrderRequest, totalCents int64, currency string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "**Customer:** `%s`  \n**Region:** `%s`  \n**Total at catalog price:** %s  \n**Lines:**\n", req.CustomerID, s.Region, money(totalCents, currency))
+	fmt.Fprintf(&b, "**Customer:** `%s` · **Region:** `%s` · **Total:** %s  \n**Lines:** ", req.CustomerID, s.Region, money(totalCents, currency))
 	for i, it := range req.Items {
 		if i == maxDetailLines {
-			fmt.Fprintf(&b, "- and %d more\n", len(req.Items)-i)
+			fmt.Fprintf(&b, " and %d more", len(req.Items)-i)
 			break
 		}
-		fmt.Fprintf(&b, "- `%s` × %d\n", it.SKU, it.Quantity)
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "`%s` × %d", it.SKU, it.Quantity)
 	}
 	return b.String()
 }

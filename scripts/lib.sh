@@ -109,6 +109,24 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   done
 }
 
+# ensure_ui_test installs what the Web UI's browser test (e2e/ui) needs:
+# Debian's chromium, and Node.js with npm, when absent; then playwright-core
+# pinned by e2e/ui/package-lock.json, with `npm ci` whenever node_modules was
+# not installed from that lock file. Playwright never downloads a browser:
+# the test drives /usr/bin/chromium.
+ensure_ui_test() {
+  local missing=() dir="$ROOT/e2e/ui"
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+  if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.orderflow-lock"; then
+    log "npm ci in e2e/ui (playwright-core, no browser download)"
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) >&2
+    cp "$dir/package-lock.json" "$dir/node_modules/.orderflow-lock"
+  fi
+}
+
 # --- PostgreSQL -------------------------------------------------------------
 # start_postgres URL: uses the server behind URL when it answers; otherwise
 # starts the local Debian cluster and creates the URL's role and database.

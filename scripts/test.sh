@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make test: installs and starts what the suite needs on ports of its own
 # (PostgreSQL database orderflow_test, Redis :6380, an in-memory Temporal dev
-# server :7243, stripe-mock :12111), runs every Go test against them, then
-# scripts/smoke.sh (the stack started as `make run` starts it), and stops
+# server :7243 with its Web UI on :8243, stripe-mock :12111, and chromium with
+# playwright-core for the UI's browser test), runs every Go test against them,
+# then scripts/smoke.sh (the stack started as `make run` starts it), and stops
 # what it started.
 source "$(dirname "$0")/lib.sh"
 
@@ -14,6 +15,10 @@ export ORDERFLOW_TEST_DATABASE_URL="${ORDERFLOW_TEST_DATABASE_URL:-postgres://or
 export ORDERFLOW_TEST_REDIS_URL="${ORDERFLOW_TEST_REDIS_URL:-redis://127.0.0.1:6380/0}"
 TEST_TEMPORAL_PORT="${TEST_TEMPORAL_PORT:-7243}"
 export ORDERFLOW_TEST_TEMPORAL_ADDRESS="127.0.0.1:$TEST_TEMPORAL_PORT"
+TEST_TEMPORAL_UI_PORT="${TEST_TEMPORAL_UI_PORT:-8243}"
+export ORDERFLOW_TEST_TEMPORAL_UI_URL="http://127.0.0.1:$TEST_TEMPORAL_UI_PORT"
+# The browser test's screenshots go to $STATE_DIR/ui/.
+export ORDERFLOW_TEST_OUTPUT_DIR="$STATE_DIR"
 export ORDERFLOW_TEST_TEMPORAL_CLI
 ORDERFLOW_TEST_TEMPORAL_CLI="$(temporal_bin)"
 TEST_STRIPE_MOCK_PORT="${TEST_STRIPE_MOCK_PORT:-12111}"
@@ -22,7 +27,10 @@ export ORDERFLOW_TEST_STRIPE_MOCK_URL="http://127.0.0.1:$TEST_STRIPE_MOCK_PORT"
 start_postgres "$ORDERFLOW_TEST_DATABASE_URL"
 recreate_database "$ORDERFLOW_TEST_DATABASE_URL"
 start_redis "$ORDERFLOW_TEST_REDIS_URL"
-start_temporal "$TEST_TEMPORAL_PORT" "" ""
+start_temporal "$TEST_TEMPORAL_PORT" "$TEST_TEMPORAL_UI_PORT" ""
+wait_for 60 "the Temporal Web UI at $ORDERFLOW_TEST_TEMPORAL_UI_URL (a server already on :$TEST_TEMPORAL_PORT may run headless)" \
+  curl -fsS -o /dev/null "$ORDERFLOW_TEST_TEMPORAL_UI_URL/"
+ensure_ui_test
 start_stripe_mock "$TEST_STRIPE_MOCK_PORT"
 
 log "go vet"

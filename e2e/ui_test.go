@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/internal/stacktest"
+	"github.com/orderflow/orderflow/workflows"
+)
+
+// Variables scripts/test.sh sets for the browser test.
+const (
+	// EnvTemporalUI is the test Temporal server's Web UI, e.g. http://127.0.0.1:8243.
+	EnvTemporalUI = "ORDERFLOW_TEST_TEMPORAL_UI_URL"
+	// EnvOutput is the directory the suite's artifacts go to (.data/test-run).
+	EnvOutput = "ORDERFLOW_TEST_OUTPUT_DIR"
+	// EnvChromium is the browser the UI test drives; /usr/bin/chromium by default.
+	EnvChromium = "ORDERFLOW_TEST_CHROMIUM"
+)
+
+// TestWebUI_FindsAConfirmedOrderByOrderStatus places an order through the
+// API, waits until it is CONFIRMED and then, in headless chromium, filters
+// the Temporal Web UI's workflow list by OrderStatus="CONFIRMED", finds the
+// order's saga there, opens it and checks that its summary names the order
+// and its current details say CONFIRMED in words (e2e/ui/find-order.js). The
+// screenshot of the saga's page goes to <output>/ui/confirmed-order.png. The
+// same search for FAILED orders must come back without it.
+func TestWebUI_FindsAConfirmedOrderByOrderStatus(t *testing.T) {
+	uiURL := stacktest.Require(t, EnvTemporalUI)
+	s := newStack(t, true)
+	sku := stacktest.Product(t, s.pool, 1234, 10)
+	id := s.placeOK(newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 2}))
+	o := s.waitTerminal(id)
+	require.Equal(t, activities.StatusConfirmed, o.Status, "the order must be confirmed before the UI is asked for it")
+
+	out := os.Getenv(EnvOutput)
+	if out == "" {
+		out = filepath.Join("..", ".data", "test-run")
+	}
+	shot, err := filepath.Abs(filepath.Join(out, "ui", "confirmed-order.png"))
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(filepath.Dir(shot), 0o755))
+	_ = os.Remove(shot) // a screenshot left by an earlier run proves nothing
+	chromium := os.Getenv(EnvChromium)
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+
+	run := func(query, wantStatus, timeout, shot string) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		start := time.Now()
+		cmd := exec.CommandContext(ctx, "node", "find-order.js")
+		cmd.Dir = "ui"
+		cmd.Env = append(os.Environ(),
+			"UI_URL="+uiURL, "NAMESPACE=default", "CHROMIUM="+chromium, "SCREENSHOT="+shot, "UI_TIMEOUT_MS="+timeout,
+			"ORDER_ID="+id, "WORKFLOW_ID="+workflows.WorkflowID(id), "QUERY="+query, "WANT_STATUS="+wantStatus)
+		b, err := cmd.CombinedOutput()
+		t.Logf("node e2e/ui/find-order.js with %s (%s):\n%s", query, time.Since(start).Round(100*time.Millisecond), strings.TrimSpace(string(b)))
+		return b, err
+	}
+
+	_, err = run(`OrderStatus="`+activities.StatusConfirmed+`"`, activities.StatusConfirmed, "60000", shot)
+	require.NoError(t, err, "the browser test failed; see its output above")
+	require.FileExists(t, shot)
+	t.Logf("screenshot: %s", shot)
+
+	// The same search for FAILED orders must not find it: the filter
+	// filters, and the browser test fails when the saga is not listed.
+	b, err := run(`OrderStatus="`+activities.StatusFailed+`"`, activities.StatusFailed, "3000",
+		filepath.Join(filepath.Dir(shot), "failed-orders.png"))
+	require.Error(t, err, "a confirmed order was found among FAILED ones")
+	require.Contains(t, string(b), "timed out: "+workflows.WorkflowID(id)+" in the list filtered by")
+}

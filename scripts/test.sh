@@ -40,10 +40,12 @@ export ORDERFLOW_TEST_BIN="$STATE_DIR/orderflow"
 (cd "$ROOT" && go build -o "$ORDERFLOW_TEST_BIN" ./cmd/orderflow)
 log "go test"
 cd "$ROOT"
+rm -rf "$STATE_DIR/ui"
 set +e
 go test -count=1 -timeout 20m "$@" ${TEST_PKGS:-./...} 2>&1 | tee "$STATE_DIR/go-test.log"
 status=${PIPESTATUS[0]}
 set -e
+if [ -f "$STATE_DIR/ui/confirmed-order.png" ]; then log "Web UI screenshot: $STATE_DIR/ui/confirmed-order.png"; fi
 if [ -z "${TEST_PKGS:-}" ]; then
   log "smoke: the stack as make run starts it, on ports of its own"
   "$ROOT/scripts/smoke.sh" || status=1

@@ -473,7 +473,7 @@ func statusDetails(status, reason string) string {
 	var words string
 	switch status {
 	case activities.StatusPending:
-		words = "accepted; the saga is about to reserve the stock."
+		words = "accepted; the order is being recorded and its stock reserved."
 	case activities.StatusReserved:
 		words = "stock reserved; charging the payment."
 	case activities.StatusPaymentPending:
@@ -489,7 +489,7 @@ func statusDetails(status, reason string) string {
 	case activities.StatusCancelled:
 		words = "cancelled on request."
 	default:
-		words = "in an unknown state."
+		return "**Order status: " + status + "**"
 	}
 	return "**Order status: " + status + "** — " + words
 }

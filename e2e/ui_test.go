@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,15 +31,17 @@ const (
 // TestWebUI_FindsAConfirmedOrderByOrderStatus places an order through the
 // API, waits until it is CONFIRMED and then, in headless chromium, filters
 // the Temporal Web UI's workflow list by OrderStatus="CONFIRMED", finds the
-// order's saga there, opens it and checks that its summary names the order
-// and its current details say CONFIRMED in words (e2e/ui/find-order.js). The
+// order's saga there, opens it and checks that its summary names the order,
+// its current details say CONFIRMED in words and its Search Attributes tab
+// shows all four of the saga's attributes (e2e/ui/find-order.js). The
 // screenshot of the saga's page goes to <output>/ui/confirmed-order.png. The
 // same search for FAILED orders must come back without it.
 func TestWebUI_FindsAConfirmedOrderByOrderStatus(t *testing.T) {
 	uiURL := stacktest.Require(t, EnvTemporalUI)
 	s := newStack(t, true)
 	sku := stacktest.Product(t, s.pool, 1234, 10)
-	id := s.placeOK(newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 2}))
+	cust := customer()
+	id := s.placeOK(newOrder(cust, activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 2}))
 	o := s.waitTerminal(id)
 	require.Equal(t, activities.StatusConfirmed, o.Status, "the order must be confirmed before the UI is asked for it")
 
@@ -55,6 +58,8 @@ func TestWebUI_FindsAConfirmedOrderByOrderStatus(t *testing.T) {
 		chromium = "/usr/bin/chromium"
 	}
 
+	attrs, err := json.Marshal(map[string]any{"OrderStatus": activities.StatusConfirmed, "CustomerId": cust, "Region": s.region, "OrderTotalCents": 2 * 1234})
+	require.NoError(t, err)
 	run := func(query, wantStatus, timeout, shot string) ([]byte, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
@@ -63,7 +68,7 @@ func TestWebUI_FindsAConfirmedOrderByOrderStatus(t *testing.T) {
 		cmd.Dir = "ui"
 		cmd.Env = append(os.Environ(),
 			"UI_URL="+uiURL, "NAMESPACE=default", "CHROMIUM="+chromium, "SCREENSHOT="+shot, "UI_TIMEOUT_MS="+timeout,
-			"ORDER_ID="+id, "WORKFLOW_ID="+workflows.WorkflowID(id), "QUERY="+query, "WANT_STATUS="+wantStatus)
+			"ORDER_ID="+id, "WORKFLOW_ID="+workflows.WorkflowID(id), "QUERY="+query, "WANT_STATUS="+wantStatus, "WANT_ATTRS="+string(attrs))
 		b, err := cmd.CombinedOutput()
 		t.Logf("node e2e/ui/find-order.js with %s (%s):\n%s", query, time.Since(start).Round(100*time.Millisecond), strings.TrimSpace(string(b)))
 		return b, err

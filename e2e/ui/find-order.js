@@ -14,6 +14,8 @@
 //   WORKFLOW_ID  the saga to find, order-<ORDER_ID>
 //   ORDER_ID     the order id its summary must name
 //   WANT_STATUS  the status its current details must name
+//   WANT_ATTRS   optional JSON object of search attributes its Search
+//                Attributes tab must show, e.g. {"CustomerId":"c-1"}
 //   SCREENSHOT   where the screenshot goes (a .png path)
 //   CHROMIUM     the browser binary (/usr/bin/chromium)
 //   UI_TIMEOUT_MS  how long to wait for the saga to show up (60000)
@@ -42,6 +44,7 @@ const wantStatus = need('WANT_STATUS');
 const screenshot = need('SCREENSHOT');
 const executablePath = need('CHROMIUM', '/usr/bin/chromium');
 const timeoutMs = Number(process.env.UI_TIMEOUT_MS || 60000);
+const wantAttrs = JSON.parse(process.env.WANT_ATTRS || '{}');
 
 // The flags the project runs chromium with: no sandbox (root), no GPU, and
 // none of the background connections a closed network refuses.
@@ -137,6 +140,17 @@ async function main(page) {
 
   await page.screenshot({ path: screenshot, fullPage: true });
   step(`screenshot: ${screenshot}`);
+
+  if (Object.keys(wantAttrs).length > 0) {
+    await page.getByTestId('search-attributes-tab').click();
+    await page.waitForURL(/\/search-attributes$/);
+    const shown = await untilTrue('the search attributes', deadline, async () => {
+      const t = await page.locator('main').innerText();
+      return Object.entries(wantAttrs).every(([k, v]) => t.includes(k) && t.includes(String(v))) && t;
+    }, () => page.waitForTimeout(500));
+    step(`search attributes shown: ${Object.entries(wantAttrs).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    if (!shown) throw new Error('search attributes missing');
+  }
 }
 
 (async () => {

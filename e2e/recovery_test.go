@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -249,6 +251,24 @@ func TestRecovery_ConfirmFaultHeldThenCLIResetConfirmsOnceWithoutASecondCharge(t
 	onHand, reserved, violated := stacktest.ReplayEvents(t, s.pool, sku)
 	assert.NoError(t, violated)
 	assert.Equal(t, [2]int{7, 0}, [2]int{onHand, reserved}, "inventory_events replays to the row")
+
+	// The runbook's export and replay: both runs of the first order, as the
+	// CLI exports them, replay against this build.
+	dir := t.TempDir()
+	var exported []string
+	for _, run := range []string{failedRun[single], ""} {
+		args := []string{"workflow", "show", "--workflow-id", workflows.WorkflowID(single), "--output", "json"}
+		if run != "" {
+			args = append(args, "--run-id", run)
+		}
+		f := filepath.Join(dir, fmt.Sprintf("history-%d.json", len(exported)))
+		require.NoError(t, os.WriteFile(f, []byte(temporalCLI(t, args...)), 0o600))
+		exported = append(exported, f)
+	}
+	replayed, err := exec.Command(stacktest.Binary(t), append([]string{"replay"}, exported...)...).CombinedOutput()
+	require.NoError(t, err, "orderflow replay:\n%s", replayed)
+	assert.Contains(t, string(replayed), "ends WorkflowExecutionFailed")
+	assert.Contains(t, string(replayed), "ends WorkflowExecutionCompleted")
 
 	// The failed runs stay in history as Failed; the new ones completed.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

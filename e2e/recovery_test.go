@@ -225,32 +225,47 @@ func TestRecovery_ConfirmFaultHeldThenCLIResetConfirmsOnceWithoutASecondCharge(t
 	f.fault.Store(false)
 
 	// One saga, by workflow ID.
+	resetRun := map[string]string{}
 	temporalCLI(t, "workflow", "reset", "--workflow-id", workflows.WorkflowID(single),
 		"--type", "LastWorkflowTask", "--reason", "confirm fault fixed")
-	s.waitNewRunCompleted(single, failedRun[single])
+	resetRun[single] = s.waitNewRunCompleted(single, failedRun[single])
 
 	// Many sagas, by query: here the batch narrowed to the second order's
 	// customer, so that the first order's failed run, which still matches
 	// the broad query, is not reset a second time.
 	temporalCLI(t, "workflow", "reset", "--query", held+fmt.Sprintf(` AND CustomerId="%s"`, batchCustomer),
 		"--type", "LastWorkflowTask", "--reason", "confirm fault fixed", "--yes")
-	s.waitNewRunCompleted(batched, failedRun[batched])
+	resetRun[batched] = s.waitNewRunCompleted(batched, failedRun[batched])
 
-	for _, id := range []string{single, batched} {
+	requireConfirmedOnce := func(id string) {
+		t.Helper()
 		o := s.waitTerminal(id)
 		assert.Equal(t, activities.StatusConfirmed, o.Status, "order %s", id)
-		assert.Equal(t, 1, f.confirms(id), "order %s confirmed exactly once", id)
 		requireChargedOnce(t, s, id)
 		assert.Equal(t, map[string]int{"reserve": 1, "commit": 1}, stockEvents(t, s, id), "order %s: stock committed once", id)
 		var notes int
 		require.NoError(t, s.pool.QueryRow(context.Background(),
 			`SELECT count(*) FROM notifications WHERE order_id = $1 AND kind = $2`, id, activities.NotifyOrderConfirmed).Scan(&notes))
 		assert.Equal(t, 1, notes, "order %s: one confirmation message", id)
+		assert.Equal(t, stacktest.Stock{OnHand: 7, Reserved: 0, Version: 5}, stacktest.StockOf(t, s.pool, sku))
+		onHand, reserved, violated := stacktest.ReplayEvents(t, s.pool, sku)
+		assert.NoError(t, violated)
+		assert.Equal(t, [2]int{7, 0}, [2]int{onHand, reserved}, "inventory_events replays to the row")
 	}
-	assert.Equal(t, stacktest.Stock{OnHand: 7, Reserved: 0, Version: 5}, stacktest.StockOf(t, s.pool, sku))
-	onHand, reserved, violated := stacktest.ReplayEvents(t, s.pool, sku)
-	assert.NoError(t, violated)
-	assert.Equal(t, [2]int{7, 0}, [2]int{onHand, reserved}, "inventory_events replays to the row")
+	for _, id := range []string{single, batched} {
+		requireConfirmedOnce(id)
+		assert.Equal(t, 1, f.confirms(id), "order %s confirmed exactly once", id)
+	}
+
+	// A failed run that was reset keeps matching the broad query, so a
+	// batch run again resets both a second time. Every step is idempotent
+	// by order: the new runs find the charge and the commit already made.
+	temporalCLI(t, "workflow", "reset", "--query", held,
+		"--type", "LastWorkflowTask", "--reason", "the same batch, repeated", "--yes")
+	for _, id := range []string{single, batched} {
+		s.waitNewRunCompleted(id, resetRun[id])
+		requireConfirmedOnce(id)
+	}
 
 	// The runbook's export and replay: both runs of the first order, as the
 	// CLI exports them, replay against this build.

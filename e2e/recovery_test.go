@@ -218,6 +218,9 @@ func TestRecovery_ConfirmFaultHeldThenCLIResetConfirmsOnceWithoutASecondCharge(t
 	// The runbook's query for paid orders held for an operator finds both.
 	held := fmt.Sprintf(`ExecutionStatus="Failed" AND OrderStatus="PAID" AND Region="%s"`, s.region)
 	waitListed(t, held, workflows.WorkflowID(single), workflows.WorkflowID(batched))
+	// Its saga has ended, so a customer's cancel is refused.
+	r := s.do(http.MethodPost, "/v1/orders/"+single+"/cancel", nil, nil)
+	assert.Equal(t, http.StatusConflict, r.status, string(r.body))
 	// The runbook's status query answers from the failed run.
 	out := temporalCLI(t, "workflow", "query", "--workflow-id", workflows.WorkflowID(single), "--name", workflows.StatusQuery)
 	assert.Contains(t, out, `"status":"PAID"`)

@@ -49,6 +49,7 @@ fmt:
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
+	@bash -c 'source scripts/lib.sh && cd "$$ROOT" && "$$(workflowcheck_bin)" ./...'
 
 clean:
 	rm -rf bin .data

@@ -9,6 +9,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TEMPORAL_CLI_VERSION="1.5.1"
 STRIPE_MOCK_VERSION="0.203.0"
+WORKFLOWCHECK_VERSION="0.6.0"
 CACHE_DIR="${ORDERFLOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/orderflow}"
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2 || true; }
@@ -74,6 +75,19 @@ stripe_mock_bin() {
     GOBIN="$dir" go install "github.com/stripe/stripe-mock@v$STRIPE_MOCK_VERSION" >&2
   fi
   echo "$dir/stripe-mock"
+}
+
+# workflowcheck_bin prints the path of the pinned workflowcheck (Temporal's
+# static check that workflow code calls nothing non-deterministic), installed
+# with go install into the cache when it is missing (a few seconds).
+workflowcheck_bin() {
+  local dir="$CACHE_DIR/bin/workflowcheck-$WORKFLOWCHECK_VERSION"
+  if [ ! -x "$dir/workflowcheck" ]; then
+    log "installing workflowcheck $WORKFLOWCHECK_VERSION into $dir"
+    mkdir -p "$dir"
+    GOBIN="$dir" go install "go.temporal.io/sdk/contrib/tools/workflowcheck@v$WORKFLOWCHECK_VERSION" >&2
+  fi
+  echo "$dir/workflowcheck"
 }
 
 # start_stripe_mock PORT: starts stripe-mock on 127.0.0.1:PORT (its HTTPS

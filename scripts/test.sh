@@ -35,6 +35,8 @@ start_stripe_mock "$TEST_STRIPE_MOCK_PORT"
 
 log "go vet"
 (cd "$ROOT" && go vet ./...)
+log "workflowcheck"
+(cd "$ROOT" && "$(workflowcheck_bin)" ./...)
 # Tests that kill and restart provider processes run this binary.
 export ORDERFLOW_TEST_BIN="$STATE_DIR/orderflow"
 (cd "$ROOT" && go build -o "$ORDERFLOW_TEST_BIN" ./cmd/orderflow)

@@ -30,6 +30,20 @@ const (
 // ErrTooLateToCancel is the application error type of a rejected cancel.
 const ErrTooLateToCancel = "TooLateToCancel"
 
+// Application error types with which the saga itself fails. Either one means
+// an operator is needed (docs/operations.md says what to do); every other
+// outcome completes the workflow with an OrderView.
+const (
+	// ErrCompensationFailed: a compensation could not be carried out, so
+	// stock or money may be held that should not be.
+	ErrCompensationFailed = "CompensationFailed"
+	// ErrConfirmFailed: the customer paid but Confirm failed with a
+	// non-retryable error, an internal fault no retry can fix. The order
+	// stays PAID with its stock held and its charge kept, so that a reset
+	// of the saga, once the fault is fixed, confirms it.
+	ErrConfirmFailed = "ConfirmFailed"
+)
+
 // Failure reasons recorded on FAILED orders.
 const (
 	ReasonOutOfStock      = "out_of_stock"
@@ -156,8 +170,10 @@ func compensationOptions(ctx workflow.Context, timeout time.Duration) workflow.C
 // order on a disconnected context and the order ends FAILED or CANCELLED.
 //
 // Business outcomes (CONFIRMED, FAILED, CANCELLED) complete the workflow with
-// an OrderView. The workflow itself fails only when a compensation could not
-// be carried out, which needs an operator.
+// an OrderView. The workflow itself fails only when an operator is needed:
+// a compensation could not be carried out (CompensationFailed), or Confirm
+// failed non-retryably after the customer paid (ConfirmFailed; the order is
+// held PAID, uncompensated, for a reset once the fault is fixed).
 func Order(ctx workflow.Context, in OrderInput) (OrderView, error) {
 	o := &order{in: in, view: OrderView{OrderID: in.OrderID, CustomerID: in.CustomerID, Status: activities.StatusPending}}
 	if err := o.setup(ctx); err != nil {
@@ -270,6 +286,9 @@ func (o *order) run(ctx workflow.Context) (OrderView, error) {
 	defer cancelFinish()
 	o.compensate("revert confirmation", serviceTimeout, orders.Revert, ref)
 	if err := workflow.ExecuteLocalActivity(forwardOptions(fctx, serviceTimeout), orders.Confirm, ref).Get(fctx, nil); err != nil {
+		if nonRetryable(err) && workflow.GetVersion(fctx, confirmFaultHolds, workflow.DefaultVersion, 1) == 1 {
+			return o.holdForOperator(fctx, err)
+		}
 		return o.abort(ctx, err, ReasonConfirmFailed)
 	}
 	o.setStatus(fctx, activities.StatusConfirmed)
@@ -290,6 +309,40 @@ const cancelAnswered = "cancel-answered-first"
 // paymentParking is the change ID of the queued fallback: histories from
 // before it failed the order where it now parks.
 const paymentParking = "payment-parking"
+
+// confirmFaultHolds is the change ID of holdForOperator: histories from
+// before it compensated a paid order whose Confirm failed non-retryably. It
+// is asked only on that failure path, so other histories carry no marker.
+const confirmFaultHolds = "confirm-fault-holds-for-operator"
+
+// holdForOperator ends a saga whose Confirm failed with a non-retryable
+// error after the customer paid. No retry can fix such a fault, and
+// refunding a customer because our own write failed is the wrong outcome,
+// so nothing is compensated: the order stays PAID, its stock held and its
+// charge kept, and the workflow fails with a ConfirmFailed error naming the
+// order. Once the fault is fixed, an operator resets the saga (temporal
+// workflow reset, docs/operations.md); every step is idempotent by order, so
+// the new run charges nothing twice and confirms the order.
+func (o *order) holdForOperator(ctx workflow.Context, cause error) (OrderView, error) {
+	workflow.GetLogger(ctx).Error("confirm failed after payment; order held for an operator",
+		"order_id", o.in.OrderID, "charge_id", o.view.ChargeID, "error", cause)
+	// PAID is otherwise passed through without an upsert (setStatus); here
+	// the saga rests in it, so visibility shows it.
+	o.view.UpdatedAt = workflow.Now(ctx)
+	if err := workflow.UpsertTypedSearchAttributes(ctx, OrderStatusKey.ValueSet(activities.StatusPaid)); err != nil {
+		workflow.GetLogger(ctx).Warn("upsert OrderStatus failed", "order_id", o.in.OrderID, "error", err)
+	}
+	return o.view, temporal.NewNonRetryableApplicationError(
+		"order "+o.in.OrderID+" is paid but could not be confirmed; fix the fault, then reset the workflow",
+		ErrConfirmFailed, cause, o.in.OrderID)
+}
+
+// nonRetryable reports whether a step failed with an error its retry policy
+// does not retry: a non-retryable application error.
+func nonRetryable(err error) bool {
+	var app *temporal.ApplicationError
+	return errors.As(err, &app) && app.NonRetryable()
+}
 
 // charge runs the payment step. When no provider can take the charge (the
 // step fails for any reason but a decline or an invalid request), the order
@@ -433,7 +486,7 @@ func (o *order) abort(ctx workflow.Context, cause error, stepReason string) (Ord
 	o.setStatus(dctx, final)
 	if len(failed) > 0 {
 		return o.view, temporal.NewNonRetryableApplicationError("order "+o.in.OrderID+" needs an operator: compensation failed",
-			"CompensationFailed", errors.Join(failed...))
+			ErrCompensationFailed, errors.Join(failed...))
 	}
 	return o.view, nil
 }

@@ -430,6 +430,46 @@ func TestOrder_ConfirmFails_RevertsRefundsAndReleasesInReverseOrder(t *testing.T
 	assert.Equal(t, workflows.ReasonConfirmFailed, v.FailureReason)
 	assert.Equal(t, 5, h.attempts("Confirm"))
 	assert.Equal(t, []string{"Revert", "Refund", "Release"}, h.compensations())
+	assert.NotContains(t, h.upserted(), activities.StatusPaid, "an infrastructure failure is not held for an operator")
+}
+
+// A non-retryable error from Confirm after the payment was taken is an
+// internal fault: the saga keeps the charge and the stock, leaves the order
+// PAID and fails for an operator, instead of refunding the customer.
+func TestOrder_ConfirmFailsNonRetryably_HoldsThePaidOrderForAnOperator(t *testing.T) {
+	h := newOrderTest(t)
+	h.env.OnActivity(ordersActs.Confirm, mock.Anything, mock.Anything).Return(businessErr("InjectedFault"))
+	h.run()
+
+	app := requireAppErrType(t, h.env.GetWorkflowError(), workflows.ErrConfirmFailed)
+	assert.True(t, app.NonRetryable())
+	assert.Contains(t, app.Error(), "o-1", "the failure names the order")
+	var orderID string
+	require.NoError(t, app.Details(&orderID))
+	assert.Equal(t, "o-1", orderID)
+	assert.Equal(t, 1, h.attempts("Confirm"), "a non-retryable error is not retried")
+	assert.Empty(t, h.compensations(), "nothing refunded, released or reverted")
+	assert.Equal(t, []string{"Create", "Reserve", "Charge", "Confirm"}, h.recorded(), "no status write: the record stays PAID")
+	assert.Equal(t, []string{activities.StatusPaid}, h.upserted(), "visibility shows where the order rests")
+	v := h.query()
+	assert.Equal(t, activities.StatusPaid, v.Status)
+	assert.Equal(t, "ch_1", v.ChargeID)
+}
+
+// Histories written before ConfirmFailed existed compensated on the same
+// error; replaying them takes the old branch.
+func TestOrder_ConfirmFailsNonRetryably_BeforeTheChange_CompensatesAsBefore(t *testing.T) {
+	h := newOrderTest(t)
+	h.env.OnGetVersion("confirm-fault-holds-for-operator", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	h.env.OnActivity(ordersActs.Confirm, mock.Anything, mock.Anything).Return(businessErr("InjectedFault"))
+	h.run()
+
+	v := h.result()
+	assert.Equal(t, activities.StatusFailed, v.Status)
+	assert.Equal(t, workflows.ReasonConfirmFailed, v.FailureReason)
+	assert.Equal(t, 1, h.attempts("Confirm"))
+	assert.Equal(t, []string{"Revert", "Refund", "Release"}, h.compensations())
+	assert.Equal(t, []string{activities.StatusCompensating, activities.StatusFailed}, h.upserted())
 }
 
 // --- cancel update -----------------------------------------------------------

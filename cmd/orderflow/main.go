@@ -42,6 +42,8 @@ commands:
   paysim    run a simulated payment provider (PAYSIM_ADDR, default :8090; PAYSIM_NAME, default paysim-a)
   chaos     drive orders while killing and restarting the stack's processes, then check the invariants (make chaos)
   bench     load-test a running stack (see make bench and docs/performance.md)
+  replay    replay exported workflow histories against this build: orderflow replay <history.json>...
+            (a check before deploying workflow changes; see docs/operations.md)
 
 Every setting comes from the environment: DATABASE_URL, REDIS_URL,
 TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ORDERFLOW_REGION, LOG_FORMAT, LOG_LEVEL.
@@ -82,6 +84,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runPaysim(ctx, args)
 	case "chaos":
 		return runChaos(ctx, args)
+	case "replay":
+		return runReplay(os.Stdout, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

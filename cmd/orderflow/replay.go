@@ -1,0 +1,166 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"regexp"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/orderflow/orderflow/workflows"
+)
+
+const replayUsage = `usage: orderflow replay <history.json> [more.json...]
+
+Replays workflow histories exported with
+  temporal workflow show --workflow-id <id> --output json > history.json
+against the workflow code of this binary, and reports for each one OK or
+where the code no longer makes the decisions the history recorded. Exits
+non-zero when any history fails to replay. See docs/operations.md.
+`
+
+// nondeterminismCode marks the SDK's non-determinism errors.
+const nondeterminismCode = "TMPRL1100"
+
+// runReplay is `orderflow replay`: it replays every history file in args
+// against the Order and Maintenance workflows of this build, prints one
+// verdict per file to out, and returns an error when any of them failed.
+func runReplay(out io.Writer, args []string) error {
+	if len(args) == 0 {
+		return errors.New("replay: no history file given\n" + replayUsage)
+	}
+	if args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(out, replayUsage)
+		return nil
+	}
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(workflows.Order, workflow.RegisterOptions{Name: workflows.OrderWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.Maintenance, workflow.RegisterOptions{Name: workflows.MaintenanceWorkflow})
+	// The SDK logs a replay's panic at ERROR; the verdict below says it better.
+	quiet := log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+	failed := 0
+	for _, path := range args {
+		ok, err := replayFile(r, quiet, path)
+		if err != nil {
+			failed++
+			fmt.Fprintln(out, err)
+			continue
+		}
+		fmt.Fprintln(out, ok)
+	}
+	if failed > 0 {
+		return fmt.Errorf("replay: %d of %d histories failed", failed, len(args))
+	}
+	fmt.Fprintf(out, "all %d histories replay against this build\n", len(args))
+	return nil
+}
+
+// replayFile replays one exported history. It returns the OK line, or an
+// error whose text is the verdict: the file, the workflow, what went wrong
+// and, for non-determinism, what to do.
+func replayFile(r worker.WorkflowReplayer, logger log.Logger, path string) (string, error) {
+	h, err := readHistory(path)
+	if err != nil {
+		return "", fmt.Errorf("FAIL %s: %w", path, err)
+	}
+	start := h.Events[0].GetWorkflowExecutionStartedEventAttributes()
+	wid, wtype := start.GetWorkflowId(), start.GetWorkflowType().GetName()
+	if wid == "" {
+		wid = "(workflow id not in the export)"
+	}
+	last := h.Events[len(h.Events)-1]
+	err = r.ReplayWorkflowHistoryWithOptions(logger, h, worker.ReplayWorkflowHistoryOptions{
+		OriginalExecution: workflow.Execution{ID: start.GetWorkflowId(), RunID: start.GetOriginalExecutionRunId()},
+	})
+	switch {
+	case err == nil:
+		return fmt.Sprintf("OK   %s  %s %s (%d events, ends %s)", path, wtype, wid, len(h.Events), last.GetEventType()), nil
+	case strings.Contains(err.Error(), nondeterminismCode):
+		return "", fmt.Errorf(`FAIL %s  %s %s: NON-DETERMINISTIC%s
+  what happened: %s
+  what to do: the workflow code of this build does not make the decisions
+  this history recorded, so a worker running it would fail every open
+  workflow like this one. Put the change behind workflow.GetVersion (the
+  old code for histories without the marker, the new code for new runs),
+  commit a history of the new version to workflows/testdata, and replay
+  again (docs/operations.md#versioning-workflow-changes).
+  SDK error: %v`,
+			path, wtype, wid, atEvent(h, err), summary(err), err)
+	default:
+		return "", fmt.Errorf("FAIL %s  %s %s: could not replay: %w", path, wtype, wid, err)
+	}
+}
+
+// readHistory reads a history exported by `temporal workflow show --output json`.
+func readHistory(path string) (*historypb.History, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open history: %w", err)
+	}
+	defer f.Close()
+	h, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("not a history exported with `temporal workflow show --output json`: %w", err)
+	}
+	if len(h.Events) == 0 || h.Events[0].GetEventType() != enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED {
+		return nil, errors.New("not a history exported with `temporal workflow show --output json`: it does not begin with WorkflowExecutionStarted")
+	}
+	return h, nil
+}
+
+// summary is the first clause of an SDK non-determinism error, before the
+// dump of the event's attributes.
+func summary(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "["+nondeterminismCode+"]"); i >= 0 {
+		msg = msg[i:]
+	}
+	for _, cut := range []string{": (", ", markerData", "\n"} {
+		if i := strings.Index(msg, cut); i > 0 {
+			msg = msg[:i]
+		}
+	}
+	return msg
+}
+
+// laMarkerRef finds the local activity a non-determinism error is about in
+// the marker data it quotes (quotes may come escaped).
+var laMarkerRef = regexp.MustCompile(`ActivityID\\*":\\*"([^"\\]+)\\*",\\*"ActivityType\\*":\\*"([^"\\]+)`)
+
+// atEvent names the history event a non-determinism error is about, when the
+// error quotes a local activity's marker (every saga step is one): " at
+// event 6 (local activity Create, marker of activity 1)". It returns "" when
+// it cannot tell; the SDK's error then says what it knows.
+func atEvent(h *historypb.History, err error) string {
+	m := laMarkerRef.FindStringSubmatch(err.Error())
+	if m == nil {
+		return ""
+	}
+	for _, e := range h.Events {
+		attrs := e.GetMarkerRecordedEventAttributes()
+		if attrs.GetMarkerName() != "LocalActivity" {
+			continue
+		}
+		var data struct{ ActivityID, ActivityType string }
+		p := attrs.GetDetails()["data"].GetPayloads()
+		if len(p) == 0 || json.Unmarshal(p[0].GetData(), &data) != nil {
+			continue
+		}
+		if data.ActivityID == m[1] {
+			return fmt.Sprintf(" at event %d (%s: local activity %s, activity ID %s)",
+				e.GetEventId(), e.GetEventType(), data.ActivityType, data.ActivityID)
+		}
+	}
+	return ""
+}

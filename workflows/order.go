@@ -329,6 +329,8 @@ func (o *order) holdForOperator(ctx workflow.Context, cause error) (OrderView, e
 	// PAID is otherwise passed through without an upsert (setStatus); here
 	// the saga rests in it, so visibility shows it.
 	o.view.UpdatedAt = workflow.Now(ctx)
+	workflow.SetCurrentDetails(ctx, "**Order status: PAID** — payment charged, but the confirmation failed: held for an operator, "+
+		"who resets the saga once the fault is fixed (docs/operations.md, ConfirmFailed).")
 	if err := workflow.UpsertTypedSearchAttributes(ctx, OrderStatusKey.ValueSet(activities.StatusPaid)); err != nil {
 		workflow.GetLogger(ctx).Warn("upsert OrderStatus failed", "order_id", o.in.OrderID, "error", err)
 	}

@@ -47,6 +47,8 @@ commands:
 
 Every setting comes from the environment: DATABASE_URL, REDIS_URL,
 TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ORDERFLOW_REGION, LOG_FORMAT, LOG_LEVEL.
+Traces go out over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or another OTEL_*
+exporter variable) is set; tracing is off otherwise.
 `
 
 func main() {

@@ -1,9 +1,15 @@
 package telemetry
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"testing"
+
+	"go.opentelemetry.io/otel"
+	nooptrace "go.opentelemetry.io/otel/trace/noop"
 )
 
 func TestTracingIsOnOnlyWhenAnOTLPVariableAsks(t *testing.T) {
@@ -57,5 +63,43 @@ func TestTracingOffInstallsNothing(t *testing.T) {
 	ics, props, err := Temporal(nil, func(string) (string, bool) { return "", false })
 	if err != nil || len(ics) != 1 || len(props) != 1 {
 		t.Errorf("Temporal(nil) = %d interceptors, %d propagators, %v; want the log correlation only", len(ics), len(props), err)
+	}
+}
+
+// With OTEL_EXPORTER_OTLP_ENDPOINT set, spans reach that collector over
+// OTLP/HTTP, with the service name; shutdown flushes what is queued.
+func TestTracingExportsOverOTLPToTheConfiguredEndpoint(t *testing.T) {
+	got := make(chan []byte, 10)
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/traces" {
+			got <- b
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer collector.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+	t.Setenv("OTEL_TRACES_EXPORTER", "")
+	t.Setenv("OTEL_SERVICE_NAME", "")
+	t.Cleanup(func() { otel.SetTracerProvider(nooptrace.NewTracerProvider()) })
+
+	tp, shutdown, err := Tracing(context.Background(), "orderflow-test")
+	if err != nil || tp == nil {
+		t.Fatalf("Tracing = %v, %v; want a provider", tp, err)
+	}
+	_, span := tp.Tracer("test").Start(context.Background(), "placed-order-span")
+	span.End()
+	if err := shutdown(context.Background()); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	select {
+	case b := <-got:
+		for _, want := range []string{"placed-order-span", "orderflow-test"} {
+			if !bytes.Contains(b, []byte(want)) {
+				t.Errorf("the exported request does not hold %q", want)
+			}
+		}
+	default:
+		t.Fatal("nothing was exported to the collector")
 	}
 }

@@ -101,8 +101,9 @@ func Propagator() propagation.TextMapPropagator {
 }
 
 // HTTPHandler wraps h so each request gets a server span named operation
-// (the gateway renames it to its route), continuing the caller's trace. With
-// a nil provider h is returned as it is.
+// (the gateway renames it to its route), continuing the caller's trace.
+// Probes and scrapes (/health..., /metrics) get none: they would bury the
+// orders' traces. With a nil provider h is returned as it is.
 func HTTPHandler(tp trace.TracerProvider, h http.Handler, operation string) http.Handler {
 	if tp == nil {
 		return h
@@ -110,7 +111,13 @@ func HTTPHandler(tp trace.TracerProvider, h http.Handler, operation string) http
 	// The gateway's RED metrics are recorded on their own; otelhttp's would
 	// be a second copy.
 	return otelhttp.NewHandler(h, operation, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(Propagator()),
-		otelhttp.WithMeterProvider(noopmetric.NewMeterProvider()))
+		otelhttp.WithMeterProvider(noopmetric.NewMeterProvider()), otelhttp.WithFilter(traced))
+}
+
+// traced reports whether a request gets a span: not probes and scrapes.
+func traced(r *http.Request) bool {
+	p := r.URL.Path
+	return !strings.HasPrefix(p, "/health") && p != "/metrics"
 }
 
 // Transport wraps base (nil means http.DefaultTransport) so each outgoing

@@ -103,3 +103,11 @@ func TestTracingExportsOverOTLPToTheConfiguredEndpoint(t *testing.T) {
 		t.Fatal("nothing was exported to the collector")
 	}
 }
+
+func TestProbesAndScrapesGetNoSpan(t *testing.T) {
+	for path, want := range map[string]bool{"/v1/orders": true, "/health": false, "/health/deep": false, "/metrics": false, "/v1/products/x": true} {
+		if got := traced(httptest.NewRequest(http.MethodGet, path, nil)); got != want {
+			t.Errorf("traced(%s) = %v, want %v", path, got, want)
+		}
+	}
+}

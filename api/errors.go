@@ -50,8 +50,8 @@ func errorHandler(log *zap.Logger) echo.HTTPErrorHandler {
 		}
 		e := classify(err)
 		if e.Status >= 500 {
-			log.Error("request failed", zap.String("method", c.Request().Method), zap.String("path", c.Path()),
-				zap.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)), zap.Int("status", e.Status), zap.Error(err))
+			log.Error("request failed", append(requestFields(c), zap.String("method", c.Request().Method), zap.String("path", c.Path()),
+				zap.Int("status", e.Status), zap.Error(err))...)
 		}
 		if e.RetryAfter != "" {
 			c.Response().Header().Set("Retry-After", e.RetryAfter)

@@ -67,6 +67,7 @@ func (s *Server) placeOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	setOrder(c, claim.orderID)
 	if !claim.started {
 		if err := s.startSaga(ctx, claim.orderID, &req, total, currency); err != nil {
 			return err
@@ -145,7 +146,7 @@ func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderR
 	_, err := s.Temporal.ExecuteWorkflow(ctx, opts, workflows.OrderWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {
-		s.Log.Warn("start order saga", zap.String("order_id", orderID), zap.Error(err))
+		s.orderLog(ctx, orderID).Warn("start order saga", zap.Error(err))
 		return unavailable("temporal_unavailable", "the order could not be started; retry with the same Idempotency-Key")
 	}
 	return nil
@@ -298,6 +299,7 @@ func (s *Server) getOrder(c echo.Context) error {
 	if err != nil {
 		return newError(http.StatusNotFound, "order_not_found", "no such order")
 	}
+	setOrder(c, id.String())
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
 	o, err := s.cachedOrder(ctx, id.String())
@@ -364,7 +366,7 @@ func (s *Server) orderFromSaga(c echo.Context, ctx context.Context, id string) e
 		return newError(http.StatusNotFound, "order_not_found", "no such order")
 	}
 	if err != nil {
-		s.Log.Warn("query order saga", zap.String("order_id", id), zap.Error(err))
+		s.orderLog(ctx, id).Warn("query order saga", zap.Error(err))
 		return unavailable("order_not_ready", "the order was accepted but cannot be read yet")
 	}
 	// The saga may have written the record while the query ran; it is the
@@ -403,6 +405,7 @@ func (s *Server) cancelOrder(c echo.Context) error {
 		return newError(http.StatusNotFound, "order_not_found", "no such order")
 	}
 	oid := id.String()
+	setOrder(c, oid)
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
 	// Wait until the saga accepted (or its validator refused) the cancel.
@@ -445,7 +448,7 @@ func (s *Server) cancelOrder(c echo.Context) error {
 	defer rcancel()
 	o, lerr := s.loadOrder(rctx, oid)
 	if !delivered && (lerr != nil || o == nil || !activities.Terminal(o.Status)) {
-		s.Log.Warn("cancel order", zap.String("order_id", oid), zap.Error(err))
+		s.orderLog(ctx, oid).Warn("cancel order", zap.Error(err))
 		return unavailable("service_unavailable", "the cancel could not be delivered; retry")
 	}
 	if lerr != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/health"
 	"github.com/orderflow/orderflow/internal/logging"
+	"github.com/orderflow/orderflow/internal/telemetry"
 )
 
 // Server holds the gateway's clients.
@@ -63,6 +65,10 @@ type Server struct {
 	ProviderChecks []health.Check
 
 	hs healthState
+
+	// TracerProvider, when set (tracing is on), gives every request a server
+	// span named by its route, continuing the caller's trace.
+	TracerProvider trace.TracerProvider
 }
 
 // requestTimeout bounds what one request may wait on services.
@@ -79,7 +85,10 @@ func (s *Server) Handler() http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.Log)
-	e.Use(middleware.RequestID())
+	e.Use(requestID)
+	if s.TracerProvider != nil {
+		e.Use(nameSpan)
+	}
 	e.Use(s.accessLog)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true}))
 	// The client's address is the last one in X-Forwarded-For that a
@@ -109,7 +118,7 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/products", s.listProducts)
 	v1.GET("/products/:sku", s.getProduct)
 	v1.PUT("/products/:sku", s.putProduct)
-	return e
+	return telemetry.HTTPHandler(s.TracerProvider, e, "gateway")
 }
 
 func (s *Server) warner() cache.Warner { return logging.Temporal(s.Log) }
@@ -137,9 +146,10 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err)
 		}
-		s.Log.Debug("request", zap.String("method", c.Request().Method), zap.String("path", c.Path()),
-			zap.Int("status", c.Response().Status), zap.Duration("latency", time.Since(start)),
-			zap.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)))
+		if ce := s.Log.Check(zap.DebugLevel, "request"); ce != nil {
+			ce.Write(append(requestFields(c), zap.String("method", c.Request().Method), zap.String("path", c.Path()),
+				zap.Int("status", c.Response().Status), zap.Duration("latency", time.Since(start)))...)
+		}
 		return nil
 	}
 }

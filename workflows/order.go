@@ -6,6 +6,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -72,6 +73,10 @@ func TaskQueue(region string) string { return "orders-" + region }
 
 // WorkflowID is the ID of an order's saga; one order, one workflow.
 func WorkflowID(orderID string) string { return "order-" + orderID }
+
+// OrderIDOf returns the order id of an Order saga's workflow id, and false
+// for a workflow id WorkflowID did not make.
+func OrderIDOf(workflowID string) (string, bool) { return strings.CutPrefix(workflowID, "order-") }
 
 // OrderInput is what the gateway accepted.
 type OrderInput struct {

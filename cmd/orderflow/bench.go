@@ -62,7 +62,7 @@ func runBench(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := openClients(ctx, cfg.Common, log)
+	cl, err := openClients(ctx, cfg.Common, log, nil)
 	if err != nil {
 		return err
 	}

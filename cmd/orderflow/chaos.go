@@ -48,7 +48,7 @@ func runChaos(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	tc, err := dialTemporal(common, zap.NewNop())
+	tc, err := dialTemporal(common, zap.NewNop(), nil)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/schema"
 	"github.com/orderflow/orderflow/workers"
+	"github.com/orderflow/orderflow/workflows"
 )
 
 const usage = `usage: orderflow <command>
@@ -47,6 +49,8 @@ commands:
 
 Every setting comes from the environment: DATABASE_URL, REDIS_URL,
 TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ORDERFLOW_REGION, LOG_FORMAT, LOG_LEVEL.
+Traces go out over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or another OTEL_*
+exporter variable) is set; tracing is off otherwise.
 `
 
 func main() {
@@ -117,9 +121,18 @@ func newLogger(c config.Common, component string) (*zap.Logger, error) {
 	return l.With(zap.String("component", component)), nil
 }
 
-func dialTemporal(c config.Common, log *zap.Logger) (client.Client, error) {
+// dialTemporal dials the process's one Temporal client, its workers' too:
+// the SDK logs through log, the request id travels in headers and, when tp
+// is set, the tracing interceptor joins workflows and activities to the
+// caller's trace.
+func dialTemporal(c config.Common, log *zap.Logger, tp trace.TracerProvider) (client.Client, error) {
+	interceptors, propagators, err := telemetry.Temporal(tp, workflows.OrderIDOf)
+	if err != nil {
+		return nil, err
+	}
 	tc, err := client.Dial(client.Options{
 		HostPort: c.TemporalAddress, Namespace: c.TemporalNamespace, Logger: logging.Temporal(log),
+		Interceptors: interceptors, ContextPropagators: propagators,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dial temporal %s: %w", c.TemporalAddress, err)
@@ -128,30 +141,34 @@ func dialTemporal(c config.Common, log *zap.Logger) (client.Client, error) {
 }
 
 // clients are what a long-running process holds: one pool, one Redis client,
-// one Temporal client.
+// one Temporal client, all traced by tracer when it is set.
 type clients struct {
 	db       *pgxpool.Pool
 	cache    *redis.Client
 	temporal client.Client
+	tracer   trace.TracerProvider
 }
 
-func openClients(ctx context.Context, c config.Common, log *zap.Logger) (*clients, error) {
-	pool, err := db.Open(ctx, c.DatabaseURL)
+func openClients(ctx context.Context, c config.Common, log *zap.Logger, tp trace.TracerProvider) (*clients, error) {
+	pool, err := db.Open(ctx, c.DatabaseURL, db.WithTracing(tp))
 	if err != nil {
 		return nil, err
 	}
 	rc, err := cache.OpenTimeout(c.RedisURL, c.Resilience.Cache.CallTimeout)
+	if err == nil {
+		err = cache.Trace(rc, tp)
+	}
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
-	tc, err := dialTemporal(c, log)
+	tc, err := dialTemporal(c, log, tp)
 	if err != nil {
 		_ = rc.Close()
 		pool.Close()
 		return nil, err
 	}
-	return &clients{db: pool, cache: rc, temporal: tc}, nil
+	return &clients{db: pool, cache: rc, temporal: tc, tracer: tp}, nil
 }
 
 func (c *clients) close() {
@@ -168,7 +185,12 @@ func runAPI(ctx context.Context, cfg config.API) error {
 	defer log.Sync() //nolint:errcheck
 	servePprof(log, "API_PPROF_ADDR")
 	log.Info("starting gateway", zap.String("addr", cfg.Addr), zap.Stringer("config", cfg.Common), zap.Bool("embedded_worker", cfg.EmbedWorker))
-	cl, err := openClients(ctx, cfg.Common, log)
+	tp, stopTracing, err := telemetry.Tracing(ctx, "orderflow-api")
+	if err != nil {
+		return err
+	}
+	defer stopTracing(context.Background()) //nolint:errcheck
+	cl, err := openClients(ctx, cfg.Common, log, tp)
 	if err != nil {
 		return err
 	}
@@ -182,7 +204,7 @@ func runAPI(ctx context.Context, cfg config.API) error {
 	srv := &api.Server{DB: cl.db, Cache: cl.cache, Temporal: cl.temporal, Log: log, Region: cfg.Region, Metrics: metrics,
 		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker, Payment: cfg.Resilience.Payment,
 		RateLimit: cfg.Resilience.RateLimit, Bulkhead: cfg.Resilience.Bulkhead, Tiers: cfg.Resilience.Cache,
-		Health: cfg.Resilience.Health}
+		Health: cfg.Resilience.Health, TracerProvider: tp}
 	if cfg.EmbedWorker {
 		w, err := newWorker(cl, cfg.EmbeddedWorker, log, false)
 		if err != nil {
@@ -227,7 +249,12 @@ func runWorker(ctx context.Context, cfg config.Worker) error {
 	defer log.Sync() //nolint:errcheck
 	servePprof(log, "WORKER_PPROF_ADDR")
 	log.Info("starting worker", zap.Stringer("config", cfg.Common))
-	cl, err := openClients(ctx, cfg.Common, log)
+	tp, stopTracing, err := telemetry.Tracing(ctx, "orderflow-worker")
+	if err != nil {
+		return err
+	}
+	defer stopTracing(context.Background()) //nolint:errcheck
+	cl, err := openClients(ctx, cfg.Common, log, tp)
 	if err != nil {
 		return err
 	}
@@ -256,7 +283,7 @@ func runWorker(ctx context.Context, cfg config.Worker) error {
 // notification and admin pools, which the gateway's embedded worker leaves
 // to the worker processes.
 func newWorker(cl *clients, cfg config.Worker, log *zap.Logger, standalone bool) (*workers.Pool, error) {
-	providers, err := buildProviders(cfg.Resilience.Payment)
+	providers, err := buildProviders(cfg.Resilience.Payment, cl.tracer)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/db"
 	"github.com/orderflow/orderflow/internal/payment/paysim"
+	"github.com/orderflow/orderflow/internal/telemetry"
 )
 
 // runPaysim serves one simulated payment provider instance until ctx ends
@@ -42,7 +43,12 @@ func runPaysim(ctx context.Context, args []string) error {
 	defer log.Sync() //nolint:errcheck
 	log.Info("starting simulated payment provider", zap.Stringer("config", cfg))
 
-	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	tp, stopTracing, err := telemetry.Tracing(ctx, "orderflow-paysim")
+	if err != nil {
+		return err
+	}
+	defer stopTracing(context.Background()) //nolint:errcheck
+	pool, err := db.Open(ctx, cfg.DatabaseURL, db.WithTracing(tp))
 	if err != nil {
 		return err
 	}
@@ -53,7 +59,7 @@ func runPaysim(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Addr: cfg.Addr, Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	hs := &http.Server{Addr: cfg.Addr, Handler: telemetry.HTTPHandler(tp, srv.Handler(), "paysim"), ReadHeaderTimeout: 5 * time.Second}
 	hs.RegisterOnShutdown(srv.Close)
 	return serve(ctx, hs, log, "simulated payment provider")
 }

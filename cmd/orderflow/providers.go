@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/payment"
 	"github.com/orderflow/orderflow/internal/payment/paysim"
@@ -14,8 +16,9 @@ import (
 // (PAYMENT_PROVIDERS), in failover order: a paysim Client or the Stripe
 // adapter, each bounded by cfg.Timeout. An empty list, an unknown kind, a
 // paysim entry without a URL or two entries with one name are errors: the
-// name is what payments.provider records.
-func buildProviders(cfg config.Payment) ([]payment.Provider, error) {
+// name is what payments.provider records. A tp (tracing on) gives each
+// provider call a client span.
+func buildProviders(cfg config.Payment, tp trace.TracerProvider) ([]payment.Provider, error) {
 	if len(cfg.Providers) == 0 {
 		return nil, errors.New("payment providers: PAYMENT_PROVIDERS lists none")
 	}
@@ -31,10 +34,10 @@ func buildProviders(cfg config.Payment) ([]payment.Provider, error) {
 			if p.URL == "" {
 				return nil, fmt.Errorf("payment providers: %s: paysim needs a URL", p.Name)
 			}
-			out = append(out, paysim.NewClient(p.Name, p.URL, cfg.Timeout))
+			out = append(out, paysim.NewTracedClient(p.Name, p.URL, cfg.Timeout, tp))
 		case "stripe":
 			// An empty URL is Stripe's own API.
-			sp, err := stripe.New(stripe.Config{Name: p.Name, APIKey: cfg.StripeKey, BaseURL: p.URL, Timeout: cfg.Timeout})
+			sp, err := stripe.New(stripe.Config{Name: p.Name, APIKey: cfg.StripeKey, BaseURL: p.URL, Timeout: cfg.Timeout, TracerProvider: tp})
 			if err != nil {
 				return nil, fmt.Errorf("payment providers: %s: %w", p.Name, err)
 			}

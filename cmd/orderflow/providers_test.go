@@ -30,7 +30,7 @@ func TestBuildProvidersFollowsPaymentProviders(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.spec, func(t *testing.T) {
-			ps, err := buildProviders(config.Payment{Providers: config.ParseProviders(tc.spec), StripeKey: "sk_test_123", Timeout: time.Second})
+			ps, err := buildProviders(config.Payment{Providers: config.ParseProviders(tc.spec), StripeKey: "sk_test_123", Timeout: time.Second}, nil)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
 				return

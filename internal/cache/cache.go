@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Timeout is the default bound on every cache call (config CACHE_CALL_TIMEOUT
@@ -49,6 +51,20 @@ func OpenTimeout(url string, timeout time.Duration) (*redis.Client, error) {
 	opt.ContextTimeoutEnabled = true
 	opt.MaxRetries = 0
 	return redis.NewClient(opt), nil
+}
+
+// Trace gives every command and pipeline of c a span of tp, a child of the
+// span in the caller's context, named by the command; the span does not hold
+// the command's arguments (cached values, keys with ids). A nil tp (tracing
+// off) installs nothing.
+func Trace(c *redis.Client, tp trace.TracerProvider) error {
+	if tp == nil {
+		return nil
+	}
+	if err := redisotel.InstrumentTracing(c, redisotel.WithTracerProvider(tp), redisotel.WithDBStatement(false)); err != nil {
+		return fmt.Errorf("redis tracing: %w", err)
+	}
+	return nil
 }
 
 // CallTimeout is the bound on one call of c: the read timeout it was opened

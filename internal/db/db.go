@@ -7,19 +7,41 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // StatementTimeout bounds every database call an activity or handler makes.
 const StatementTimeout = 2 * time.Second
 
+// Option configures the pool Open returns.
+type Option func(*pgxpool.Config)
+
+// WithTracing gives every query, batch, connect and pool acquire a span of
+// tp, a child of the span in the caller's context; the span is named by the
+// SQL operation (SELECT, INSERT, ...) and holds the statement, never its
+// arguments. A nil tp (tracing off) installs nothing.
+func WithTracing(tp trace.TracerProvider) Option {
+	return func(cfg *pgxpool.Config) {
+		if tp != nil {
+			// The pool's metrics are exported on their own.
+			cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(tp), otelpgx.WithMeterProvider(noop.NewMeterProvider()))
+		}
+	}
+}
+
 // Open connects a pool and checks that the server answers.
-func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+func Open(ctx context.Context, url string, opts ...Option) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	for _, o := range opts {
+		o(cfg)
 	}
 	if cfg.MaxConns < 20 {
 		cfg.MaxConns = 20

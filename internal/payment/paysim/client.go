@@ -11,7 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/orderflow/orderflow/internal/payment"
+	"github.com/orderflow/orderflow/internal/telemetry"
 )
 
 // Client is a paysim instance's API as a payment provider
@@ -36,9 +39,16 @@ type Client struct {
 // recorded in payments as name, with every HTTP call bounded by timeout
 // (config.Resilience.Payment.Timeout; 0 means no bound but the context's).
 func NewClient(name, baseURL string, timeout time.Duration) *Client {
+	return NewTracedClient(name, baseURL, timeout, nil)
+}
+
+// NewTracedClient is NewClient with a client span of tp around every HTTP
+// call, carrying the trace context to the provider; a nil tp is NewClient.
+func NewTracedClient(name, baseURL string, timeout time.Duration, tp trace.TracerProvider) *Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64 // a worker charges many orders at once
-	return &Client{name: name, base: strings.TrimRight(baseURL, "/"), http: &http.Client{Transport: tr, Timeout: timeout}}
+	return &Client{name: name, base: strings.TrimRight(baseURL, "/"),
+		http: &http.Client{Transport: telemetry.Transport(tp, tr), Timeout: timeout}}
 }
 
 // Name identifies the provider in payment records.

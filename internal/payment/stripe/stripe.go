@@ -12,8 +12,10 @@ import (
 	"time"
 
 	stripego "github.com/stripe/stripe-go/v82"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/internal/payment"
+	"github.com/orderflow/orderflow/internal/telemetry"
 )
 
 // MetadataKey is the PaymentIntent metadata entry that holds the charge's
@@ -46,6 +48,8 @@ type Config struct {
 	BaseURL string
 	// Timeout bounds one HTTP call (config.Payment.Timeout).
 	Timeout time.Duration
+	// TracerProvider, when set, gives every HTTP call a client span.
+	TracerProvider trace.TracerProvider
 }
 
 // Provider is Stripe as a payment.Provider. Its error contract is
@@ -65,7 +69,7 @@ func New(cfg Config) (*Provider, error) {
 		return nil, errors.New("stripe provider: a name and an API key are required")
 	}
 	bc := &stripego.BackendConfig{
-		HTTPClient:        &http.Client{Timeout: cfg.Timeout},
+		HTTPClient:        &http.Client{Timeout: cfg.Timeout, Transport: telemetry.Transport(cfg.TracerProvider, nil)},
 		MaxNetworkRetries: stripego.Int64(0),
 		LeveledLogger:     &stripego.LeveledLogger{Level: stripego.LevelNull},
 	}

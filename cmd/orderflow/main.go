@@ -116,6 +116,7 @@ func newLogger(c config.Common, component string) (*zap.Logger, error) {
 func dialTemporal(c config.Common, log *zap.Logger) (client.Client, error) {
 	tc, err := client.Dial(client.Options{
 		HostPort: c.TemporalAddress, Namespace: c.TemporalNamespace, Logger: logging.Temporal(log),
+		MetricsHandler: telemetry.Temporal(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dial temporal %s: %w", c.TemporalAddress, err)
@@ -134,6 +135,10 @@ type clients struct {
 func openClients(ctx context.Context, c config.Common, log *zap.Logger) (*clients, error) {
 	pool, err := db.Open(ctx, c.DatabaseURL)
 	if err != nil {
+		return nil, err
+	}
+	if err := db.ObservePool(pool); err != nil {
+		pool.Close()
 		return nil, err
 	}
 	rc, err := cache.OpenTimeout(c.RedisURL, c.Resilience.Cache.CallTimeout)

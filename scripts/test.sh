@@ -25,6 +25,8 @@ start_redis "$ORDERFLOW_TEST_REDIS_URL"
 start_temporal "$TEST_TEMPORAL_PORT" "" ""
 start_stripe_mock "$TEST_STRIPE_MOCK_PORT"
 
+check_alerts
+
 log "go vet"
 (cd "$ROOT" && go vet ./...)
 # Tests that kill and restart provider processes run this binary.

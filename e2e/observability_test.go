@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/api"
 	"github.com/orderflow/orderflow/internal/stacktest"
+	"github.com/orderflow/orderflow/workflows"
 )
 
 // observability is deploy/observability, relative to this package.
@@ -38,7 +40,7 @@ var prometheusOwn = map[string]bool{"up": true}
 // TestDashboardAndAlertRulesQueryOnlyMetricsTheGatewayAndWorkerExport runs
 // `orderflow api` and `orderflow worker` as the deployment does, places real
 // orders through the API (two confirmed, one declined, one idempotent replay),
-// then requires every metric the Grafana dashboard and the alert rules query
+// queries each finished saga (which replays its history), then requires every metric the Grafana dashboard and the alert rules query
 // to be a family in the /metrics output of one of the two processes, and the
 // business series to count what happened.
 func TestDashboardAndAlertRulesQueryOnlyMetricsTheGatewayAndWorkerExport(t *testing.T) {
@@ -72,8 +74,15 @@ func TestDashboardAndAlertRulesQueryOnlyMetricsTheGatewayAndWorkerExport(t *test
 	ids := []string{acc.OrderID, s.placeOK(order(activities.TokenMastercard)), s.placeOK(order(activities.TokenChargeDeclined))}
 	replay := s.place(key, first)
 	require.Equal(t, "true", replay.header.Get(api.HeaderReplayed), "the same key and body replay the first answer")
+	tc := stacktest.Temporal(t)
 	for _, id := range ids {
 		s.waitTerminal(id)
+		// A query of a closed saga replays its whole history on a worker;
+		// the saga's metrics must not count the order again.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := tc.QueryWorkflow(ctx, workflows.WorkflowID(id), "", workflows.StatusQuery)
+		cancel()
+		require.NoError(t, err)
 	}
 	s.do(http.MethodGet, "/v1/products", nil, nil)
 	s.do(http.MethodGet, "/v1/products", nil, nil)
@@ -127,6 +136,7 @@ func TestDashboardAndAlertRulesQueryOnlyMetricsTheGatewayAndWorkerExport(t *test
 	assert.Equal(t, 1.0, sum(wk, "orderflow_payment_attempts_total", map[string]string{"provider": "paysim-obs", "result": "declined"}))
 	assert.Equal(t, 0.0, sum(wk, "orderflow_payment_breaker_state", map[string]string{"provider": "paysim-obs"}), "breaker closed")
 	assert.Positive(t, sum(wk, "temporal_workflow_task_schedule_to_start_latency_seconds_count", queue))
+	assert.Positive(t, sum(wk, "temporal_workflow_task_replay_latency_seconds_count", queue), "the queries replayed histories")
 	assert.Positive(t, sum(gw, "orderflow_db_pool_connections", map[string]string{"state": "max"}))
 }
 

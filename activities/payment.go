@@ -84,6 +84,22 @@ const (
 var chargeAttempts, _ = otel.Meter("github.com/orderflow/orderflow/activities").Int64Counter("orderflow.payment.attempts",
 	metric.WithDescription("payment charge attempts by provider and result (charged, declined, not_sent, ambiguous, unavailable)"))
 
+// ZeroAttempts exports a zero for every provider and result of r, so that
+// each kind's first attempt shows in rate() and increase() (a series that
+// starts at 1 hides its first increase) and the family exists from the
+// start. Call it once the MeterProvider is installed, when the worker starts.
+func ZeroAttempts(r *payment.Router) {
+	ctx := context.Background()
+	if r != nil {
+		for _, g := range r.Providers() {
+			for _, result := range []string{AttemptCharged, AttemptDeclined, AttemptNotSent, AttemptAmbiguous} {
+				chargeAttempts.Add(ctx, 0, metric.WithAttributes(attribute.String("provider", g.Name()), attribute.String("result", result)))
+			}
+		}
+	}
+	chargeAttempts.Add(ctx, 0, metric.WithAttributes(attribute.String("provider", "none"), attribute.String("result", AttemptUnavailable)))
+}
+
 func countAttempt(ctx context.Context, provider, result string) {
 	chargeAttempts.Add(ctx, 1, metric.WithAttributes(attribute.String("provider", provider), attribute.String("result", result)))
 }

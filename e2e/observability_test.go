@@ -61,6 +61,20 @@ func TestDashboardAndAlertRulesQueryOnlyMetricsTheGatewayAndWorkerExport(t *test
 	startProcess(t, env, "http://"+gateway+"/health/live", "api")
 	s := &stack{t: t, pool: pool, url: "http://" + gateway}
 
+	// Before any order, the counters whose first increase rate() must see
+	// are there at zero.
+	before := families(scrape(t, "http://"+gateway+"/metrics"))
+	for _, name := range []string{"orderflow_orders_placed_total", "orderflow_orders_idempotent_replays_total",
+		"orderflow_gateway_ratelimit_rejected_total", "orderflow_db_pool_connections"} {
+		assert.True(t, before[name], "the gateway exports %s from the start", name)
+	}
+	wk0 := scrape(t, "http://"+workerAddr+"/metrics")
+	for _, name := range []string{"orderflow_payment_attempts_total", "orderflow_payment_breaker_state", "orderflow_db_pool_connections",
+		"temporal_worker_task_slots_available"} {
+		assert.True(t, families(wk0)[name], "the worker exports %s from the start", name)
+	}
+	assert.Contains(t, wk0, `orderflow_payment_attempts_total{otel_scope_name="github.com/orderflow/orderflow/activities",otel_scope_schema_url="",otel_scope_version="",provider="paysim-obs",result="ambiguous"} 0`)
+
 	sku := stacktest.Product(t, pool, 700, 10)
 	order := func(token string) orderReq {
 		return newOrder(customer(), token, api.OrderItem{SKU: sku, Quantity: 1})

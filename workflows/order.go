@@ -13,7 +13,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/orderflow/orderflow/activities"
-	"github.com/orderflow/orderflow/internal/telemetry"
 )
 
 // Names under which the Order saga is registered and reached. They are part
@@ -482,7 +481,8 @@ const (
 	MetricCompleted = "orderflow.orders.completed"
 	// MetricSagaDuration is the time from the saga's start (the order's
 	// acceptance) to its terminal status, by status, in seconds.
-	MetricSagaDuration = telemetry.SagaDuration
+	// internal/telemetry gives it buckets of its own under this name.
+	MetricSagaDuration = "orderflow.saga.duration"
 	// MetricCompensations counts compensations run, by step and result
 	// (ok or failed).
 	MetricCompensations = "orderflow.saga.compensations"

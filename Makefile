@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 
-.PHONY: run up down test fuzz bench chaos build fmt lint temporal-cli clean
+.PHONY: run up down test alerts-test fuzz bench chaos build fmt lint temporal-cli clean
 
 run: ## the whole local stack in the foreground; Ctrl-C stops it
 	@scripts/stack.sh run
@@ -15,6 +15,9 @@ down: ## stop what `make up` started
 
 test: ## every test, against real PostgreSQL, Redis and Temporal started for it
 	@scripts/test.sh
+
+alerts-test: ## promtool: check deploy/observability's scrape config and alert rules, run the rules' unit tests
+	@bash -c 'source scripts/lib.sh && check_alerts'
 
 # Fuzz targets run their seed corpora in `make test`; `make fuzz` explores
 # past them, each target for FUZZTIME. New failing inputs land in

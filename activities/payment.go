@@ -10,6 +10,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.temporal.io/sdk/activity"
 
 	"github.com/orderflow/orderflow/internal/db"
@@ -59,6 +62,47 @@ type Payment struct {
 // charged and must be resolved there first. The saga parks the order and
 // tries again later.
 const ErrPaymentUnavailable = "PaymentUnavailable"
+
+// Results of a charge attempt, the result label of
+// orderflow_payment_attempts_total.
+const (
+	AttemptCharged  = "charged"  // the provider took the charge
+	AttemptDeclined = "declined" // the provider declined the card
+	// AttemptNotSent: the request never reached the provider (breaker open,
+	// connection refused); the charge went on to the next provider.
+	AttemptNotSent = "not_sent"
+	// AttemptAmbiguous: a timeout or 5xx; the provider may hold a charge
+	// and the attempt is retried under the same key.
+	AttemptAmbiguous = "ambiguous"
+	// AttemptUnavailable: no provider could take the charge; the order parks.
+	// Its provider label is "none".
+	AttemptUnavailable = "unavailable"
+)
+
+// chargeAttempts counts charge attempts by provider and result. A charge
+// that fails over counts one attempt per provider asked.
+var chargeAttempts, _ = otel.Meter("github.com/orderflow/orderflow/activities").Int64Counter("orderflow.payment.attempts",
+	metric.WithDescription("payment charge attempts by provider and result (charged, declined, not_sent, ambiguous, unavailable)"))
+
+// ZeroAttempts exports a zero for every provider and result of r, so that
+// each kind's first attempt shows in rate() and increase() (a series that
+// starts at 1 hides its first increase) and the family exists from the
+// start. Call it once the MeterProvider is installed, when the worker starts.
+func ZeroAttempts(r *payment.Router) {
+	ctx := context.Background()
+	if r != nil {
+		for _, g := range r.Providers() {
+			for _, result := range []string{AttemptCharged, AttemptDeclined, AttemptNotSent, AttemptAmbiguous} {
+				chargeAttempts.Add(ctx, 0, metric.WithAttributes(attribute.String("provider", g.Name()), attribute.String("result", result)))
+			}
+		}
+	}
+	chargeAttempts.Add(ctx, 0, metric.WithAttributes(attribute.String("provider", "none"), attribute.String("result", AttemptUnavailable)))
+}
+
+func countAttempt(ctx context.Context, provider, result string) {
+	chargeAttempts.Add(ctx, 1, metric.WithAttributes(attribute.String("provider", provider), attribute.String("result", result)))
+}
 
 // ChargeInput is what to charge for an order.
 type ChargeInput struct {
@@ -137,14 +181,17 @@ func (p *Payment) Charge(ctx context.Context, in ChargeInput) (ChargeResult, err
 		var declined *DeclinedError
 		switch {
 		case err == nil:
+			countAttempt(ctx, g.Name(), AttemptCharged)
 			return p.recordCharge(ctx, in.OrderID, key, g.Name(), ch)
 		case errors.As(err, &declined):
+			countAttempt(ctx, g.Name(), AttemptDeclined)
 			// A decline under this key means the provider holds no charge
 			// under it, so the refund need not ask there.
 			p.forget(ctx, in.OrderID, seq, g.Name())
 			p.record(ctx, in.OrderID, "decline", g.Name(), "", in.AmountCents, in.Currency, key, declined.Code)
 			return ChargeResult{}, businessError(ErrPaymentDeclined, "payment declined: "+declined.Code, declined.Code)
 		case errors.Is(err, payment.ErrNotSent):
+			countAttempt(ctx, g.Name(), AttemptNotSent)
 			// Nothing reached this provider this time. Unless an earlier
 			// request under the key went there, it holds no charge.
 			if fresh {
@@ -154,11 +201,13 @@ func (p *Payment) Charge(ctx context.Context, in ChargeInput) (ChargeResult, err
 			refused = append(refused, err.Error())
 			continue
 		default:
+			countAttempt(ctx, g.Name(), AttemptAmbiguous)
 			p.touch(ctx, in.OrderID, seq, g.Name())
 			p.record(ctx, in.OrderID, "error", g.Name(), "", in.AmountCents, in.Currency, key, err.Error())
 			return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
 		}
 	}
+	countAttempt(ctx, "none", AttemptUnavailable)
 	msg := "no payment provider can take the charge"
 	if len(refused) > 0 {
 		msg += ": " + strings.Join(refused, "; ")

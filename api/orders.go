@@ -74,7 +74,10 @@ func (s *Server) placeOrder(c echo.Context) error {
 		}
 	}
 	if claim.replayed {
+		s.meters.replays.Add(ctx, 1)
 		c.Response().Header().Set(HeaderReplayed, "true")
+	} else {
+		s.meters.placed.Add(ctx, 1)
 	}
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/orders/"+claim.orderID)
 	return c.JSONBlob(claim.status, claim.body)

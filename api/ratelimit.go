@@ -110,6 +110,10 @@ func newRateLimiter(cfg config.RateLimit, rc *redis.Client, timeout time.Duratio
 		metric.WithDescription("rate-limit decisions made in process because Redis did not answer"))
 	l.rejectCount, _ = m.Int64Counter("orderflow.gateway.ratelimit.rejected",
 		metric.WithDescription("requests refused with 429, by limit (user or ip)"))
+	// Zero from the start, so the family exists before the first refusal.
+	for _, scope := range []string{"ip", "user"} {
+		l.rejectCount.Add(context.Background(), 0, metric.WithAttributes(attribute.String("limit", scope)))
+	}
 	return l
 }
 

@@ -52,6 +52,7 @@ type Server struct {
 
 	limits    *rateLimiter
 	bulkheads *bulkheads
+	meters    *gatewayMetrics
 	// Metrics, when set, serves GET /metrics (Prometheus text format).
 	Metrics http.Handler
 	// Health sets the health endpoints' budgets, thresholds and synthetic
@@ -91,6 +92,8 @@ func (s *Server) Handler() http.Handler {
 	}
 	e.Use(s.accessLog)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true}))
+	s.meters = newGatewayMetrics()
+	e.Use(s.red)
 	// The client's address is the last one in X-Forwarded-For that a
 	// loopback or private-network proxy (the ingress) added, else the peer's.
 	e.IPExtractor = echo.ExtractIPFromXFFHeader()

@@ -1,418 +1,384 @@
 package e2e
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"go.opentelemetry.io/otel/attribute"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	"go.opentelemetry.io/otel/trace"
-	"go.temporal.io/sdk/client"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/api"
-	"github.com/orderflow/orderflow/internal/cache"
-	"github.com/orderflow/orderflow/internal/db"
-	"github.com/orderflow/orderflow/internal/logging"
-	"github.com/orderflow/orderflow/internal/payment"
-	"github.com/orderflow/orderflow/internal/payment/paysim"
 	"github.com/orderflow/orderflow/internal/stacktest"
-	"github.com/orderflow/orderflow/internal/telemetry"
-	"github.com/orderflow/orderflow/workers"
 	"github.com/orderflow/orderflow/workflows"
 )
 
-// observedStack is the gateway, a worker and a paysim provider wired as
-// cmd/orderflow wires them with tracing on, their spans recorded in memory
-// and every log line (gateway, Temporal SDK, workflows, activities,
-// provider) captured as JSON at debug level.
-type observedStack struct {
-	t        *testing.T
-	url      string
-	spans    *tracetest.SpanRecorder
-	logs     *lockedBuffer
-	temporal client.Client
-	fixtures *pgxpool.Pool
-}
+// observability is deploy/observability, relative to this package.
+const observability = "../deploy/observability"
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// prometheusOwn are series Prometheus makes itself when it scrapes, which no
+// process exports.
+var prometheusOwn = map[string]bool{"up": true}
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newObservedStack(t *testing.T) *observedStack {
-	t.Helper()
-	ctx := context.Background()
-	s := &observedStack{t: t, fixtures: stacktest.DB(t), spans: tracetest.NewSpanRecorder(), logs: &lockedBuffer{}}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(s.spans))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(s.logs), zapcore.DebugLevel),
-		zap.AddCaller())
-
-	pool, err := db.Open(ctx, stacktest.Require(t, stacktest.EnvDatabase), db.WithTracing(tp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	rc, err := cache.Open(stacktest.Require(t, stacktest.EnvRedis))
-	if err == nil {
-		err = cache.Trace(rc, tp)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rc.Close() })
-	interceptors, propagators, err := telemetry.Temporal(tp, workflows.OrderIDOf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.temporal, err = client.Dial(client.Options{HostPort: stacktest.Require(t, stacktest.EnvTemporal), Namespace: "default",
-		Logger: logging.Temporal(log), Interceptors: interceptors, ContextPropagators: propagators})
-	if err != nil {
-		t.Fatalf("dial temporal: %v", err)
-	}
-	t.Cleanup(s.temporal.Close)
-
-	psrv, err := paysim.NewServer(pool, "paysim-obs", paysim.Faults{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	phs := httptest.NewServer(telemetry.HTTPHandler(tp, psrv.Handler(), "paysim"))
-	t.Cleanup(phs.Close)
-	t.Cleanup(psrv.Close)
-	provider := paysim.NewTracedClient("paysim-obs", phs.URL, stacktest.PaysimTimeout, tp)
-
+// TestDashboardAndAlertRulesQueryOnlyMetricsTheGatewayAndWorkerExport runs
+// `orderflow api` and `orderflow worker` as the deployment does, places real
+// orders through the API (two confirmed, one declined, one idempotent replay),
+// queries each finished saga (which replays its history), then requires every metric the Grafana dashboard and the alert rules query
+// to be a family in the /metrics output of one of the two processes, and the
+// business series to count what happened.
+func TestDashboardAndAlertRulesQueryOnlyMetricsTheGatewayAndWorkerExport(t *testing.T) {
+	pool := stacktest.DB(t)
+	redisURL := stacktest.Require(t, stacktest.EnvRedis)
+	temporalAddr := stacktest.Require(t, stacktest.EnvTemporal)
+	provider := stacktest.StartPaysim(t, "paysim-obs")
 	region := "obs-" + uuid.NewString()[:8]
-	w := workers.New(s.temporal, workers.Deps{DB: pool, Cache: rc, Log: log, Payments: payment.NewRouter(e2eBreaker, provider)},
-		workers.Options{Region: region})
-	if err := w.Start(); err != nil {
-		t.Fatalf("start worker: %v", err)
+	gateway := fmt.Sprintf("127.0.0.1:%d", stacktest.FreePort(t))
+	workerAddr := fmt.Sprintf("127.0.0.1:%d", stacktest.FreePort(t))
+	env := []string{
+		"DATABASE_URL=" + stacktest.Require(t, stacktest.EnvDatabase), "REDIS_URL=" + redisURL,
+		"TEMPORAL_ADDRESS=" + temporalAddr, "ORDERFLOW_REGION=" + region, "LOG_LEVEL=warn",
+		"PAYMENT_PROVIDERS=paysim-obs=paysim:" + provider.URL,
+		"API_ADDR=" + gateway, "WORKER_HEALTH_ADDR=" + workerAddr,
 	}
-	t.Cleanup(w.Stop)
-	srv := &api.Server{DB: pool, Cache: rc, Temporal: s.temporal, Log: log, Region: region, TracerProvider: tp}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
-	s.url = hs.URL
-	return s
-}
+	startProcess(t, env, "http://"+workerAddr+"/health/live", "worker")
+	startProcess(t, env, "http://"+gateway+"/health/live", "api")
+	s := &stack{t: t, pool: pool, url: "http://" + gateway}
 
-// place posts an order under a request id and waits for its saga to end.
-func (s *observedStack) place(requestID, token, sku string) (orderID string, view workflows.OrderView) {
-	s.t.Helper()
-	body, _ := json.Marshal(newOrder("c-obs", token, api.OrderItem{SKU: sku, Quantity: 1}))
-	req, _ := http.NewRequest(http.MethodPost, s.url+"/v1/orders", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(api.HeaderIdempotencyKey, uuid.NewString())
-	req.Header.Set("X-Request-ID", requestID)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
+	// Before any order, the counters whose first increase rate() must see
+	// are there at zero.
+	before := families(scrape(t, "http://"+gateway+"/metrics"))
+	for _, name := range []string{"orderflow_orders_placed_total", "orderflow_orders_idempotent_replays_total",
+		"orderflow_gateway_ratelimit_rejected_total", "orderflow_db_pool_connections"} {
+		assert.True(t, before[name], "the gateway exports %s from the start", name)
 	}
-	defer res.Body.Close()
+	wk0 := scrape(t, "http://"+workerAddr+"/metrics")
+	for _, name := range []string{"orderflow_payment_attempts_total", "orderflow_payment_breaker_state", "orderflow_db_pool_connections",
+		"temporal_worker_task_slots_available"} {
+		assert.True(t, families(wk0)[name], "the worker exports %s from the start", name)
+	}
+	assert.Contains(t, wk0, `orderflow_payment_attempts_total{otel_scope_name="github.com/orderflow/orderflow/activities",otel_scope_schema_url="",otel_scope_version="",provider="paysim-obs",result="ambiguous"} 0`)
+
+	sku := stacktest.Product(t, pool, 700, 10)
+	order := func(token string) orderReq {
+		return newOrder(customer(), token, api.OrderItem{SKU: sku, Quantity: 1})
+	}
+	first := order(activities.TokenVisa)
+	key := uuid.NewString()
+	r := s.place(key, first)
+	require.Equal(t, http.StatusAccepted, r.status, string(r.body))
 	var acc api.Accepted
-	if err := json.NewDecoder(res.Body).Decode(&acc); err != nil || res.StatusCode != http.StatusAccepted {
-		s.t.Fatalf("place order: %d, %v", res.StatusCode, err)
+	r.json(t, &acc)
+	ids := []string{acc.OrderID, s.placeOK(order(activities.TokenMastercard)), s.placeOK(order(activities.TokenChargeDeclined))}
+	replay := s.place(key, first)
+	require.Equal(t, "true", replay.header.Get(api.HeaderReplayed), "the same key and body replay the first answer")
+	tc := stacktest.Temporal(t)
+	for _, id := range ids {
+		s.waitTerminal(id)
+		// A query of a closed saga replays its whole history on a worker;
+		// the saga's metrics must not count the order again.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := tc.QueryWorkflow(ctx, workflows.WorkflowID(id), "", workflows.StatusQuery)
+		cancel()
+		require.NoError(t, err)
 	}
-	if got := res.Header.Get("X-Request-ID"); got != requestID {
-		s.t.Errorf("X-Request-ID echoed as %q, want %q", got, requestID)
+	s.do(http.MethodGet, "/v1/products", nil, nil)
+	s.do(http.MethodGet, "/v1/products", nil, nil)
+
+	wanted := dashboardAndAlertMetrics(t)
+	require.NotEmpty(t, wanted)
+	// The saga records its end in the workflow task that writes the
+	// terminal status, so the worker's series may trail the API's answer.
+	var gw, wk string
+	var missing []string
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		gw, wk = scrape(t, "http://"+gateway+"/metrics"), scrape(t, "http://"+workerAddr+"/metrics")
+		exported := families(gw)
+		for name := range families(wk) {
+			exported[name] = true
+		}
+		missing = missing[:0]
+		for _, name := range wanted {
+			if !exported[name] && !prometheusOwn[name] {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := s.temporal.GetWorkflow(ctx, workflows.WorkflowID(acc.OrderID), "").Get(ctx, &view); err != nil {
-		s.t.Fatalf("saga of %s: %v", acc.OrderID, err)
+	require.Empty(t, missing, "queried by the dashboard or the alert rules but exported by neither process")
+
+	assert.Equal(t, 3.0, sum(gw, "orderflow_orders_placed_total", nil), "three orders accepted")
+	assert.Equal(t, 1.0, sum(gw, "orderflow_orders_idempotent_replays_total", nil), "one replay")
+	assert.Equal(t, 4.0, sum(gw, "orderflow_http_server_duration_seconds_count", map[string]string{
+		"method": "POST", "route": "/v1/orders", "status_class": "2xx"}), "four POST /v1/orders answered 202")
+	queue := map[string]string{"task_queue": "orders-" + region}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range queue {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
 	}
-	return acc.OrderID, view
+	assert.Equal(t, 2.0, sum(wk, "orderflow_orders_completed_total", with("status", "CONFIRMED", "reason", "none")))
+	assert.Equal(t, 1.0, sum(wk, "orderflow_orders_completed_total", with("status", "FAILED", "reason", "payment_declined")))
+	assert.Equal(t, 3.0, sum(wk, "orderflow_saga_duration_seconds_count", queue), "one saga duration per order")
+	assert.Equal(t, 1.0, sum(wk, "orderflow_saga_compensations_total", with("step", "release_inventory", "result", "ok")))
+	assert.Equal(t, 1.0, sum(wk, "orderflow_saga_compensations_total", with("step", "refund_payment", "result", "ok")))
+	assert.Equal(t, 2.0, sum(wk, "orderflow_payment_attempts_total", map[string]string{"provider": "paysim-obs", "result": "charged"}))
+	assert.Equal(t, 1.0, sum(wk, "orderflow_payment_attempts_total", map[string]string{"provider": "paysim-obs", "result": "declined"}))
+	assert.Equal(t, 0.0, sum(wk, "orderflow_payment_breaker_state", map[string]string{"provider": "paysim-obs"}), "breaker closed")
+	assert.Positive(t, sum(wk, "temporal_workflow_task_schedule_to_start_latency_seconds_count", queue))
+	assert.Positive(t, sum(wk, "temporal_workflow_task_replay_latency_seconds_count", queue), "the queries replayed histories")
+	assert.Positive(t, sum(gw, "orderflow_db_pool_connections", map[string]string{"state": "max"}))
 }
 
-// trace returns the spans of the trace the span named root (the gateway's
-// server span) started, waiting until it holds every span named in want.
-func (s *observedStack) trace(root string, want ...string) []sdktrace.ReadOnlySpan {
-	s.t.Helper()
-	var spans []sdktrace.ReadOnlySpan
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		spans = nil
-		var id trace.TraceID
-		ended := s.spans.Ended()
-		for _, sp := range ended {
-			if sp.Name() == root && sp.SpanKind() == trace.SpanKindServer {
-				id = sp.SpanContext().TraceID()
+// startProcess runs `orderflow <cmd>` with env until the test ends and waits
+// until health answers 200.
+func startProcess(t *testing.T, env []string, health string, cmd ...string) {
+	t.Helper()
+	c := exec.Command(stacktest.Binary(t), cmd...)
+	c.Env = append(os.Environ(), env...)
+	c.Stdout, c.Stderr = os.Stderr, os.Stderr
+	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, c.Start())
+	t.Cleanup(func() {
+		_ = c.Process.Signal(syscall.SIGTERM)
+		_ = c.Wait()
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		res, err := http.Get(health)
+		if err == nil {
+			_ = res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
 			}
-		}
-		names := map[string]bool{}
-		for _, sp := range ended {
-			if sp.SpanContext().TraceID() == id {
-				spans = append(spans, sp)
-				names[sp.Name()] = true
-			}
-		}
-		missing := false
-		for _, n := range want {
-			missing = missing || !names[n]
-		}
-		if id.IsValid() && !missing {
-			return spans
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("the trace of %q never held all of %q; it has %s", root, want, spanTree(spans))
+			t.Fatalf("orderflow %s: %s did not answer: %v", cmd, health, err)
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-// spanTree renders spans as an indented tree: name, kind, and for SQL the
-// statement's start.
-func spanTree(spans []sdktrace.ReadOnlySpan) string {
-	byID := map[trace.SpanID]bool{}
-	children := map[trace.SpanID][]sdktrace.ReadOnlySpan{}
-	for _, sp := range spans {
-		byID[sp.SpanContext().SpanID()] = true
-	}
-	var roots []sdktrace.ReadOnlySpan
-	for _, sp := range spans {
-		if p := sp.Parent().SpanID(); sp.Parent().IsValid() && byID[p] {
-			children[p] = append(children[p], sp)
-		} else {
-			roots = append(roots, sp)
-		}
-	}
-	var b strings.Builder
-	var walk func(sp sdktrace.ReadOnlySpan, depth int)
-	walk = func(sp sdktrace.ReadOnlySpan, depth int) {
-		fmt.Fprintf(&b, "%s%s [%s]", strings.Repeat("  ", depth), sp.Name(), sp.SpanKind())
-		if q := attr(sp, "db.query.text"); q != "" {
-			q = strings.Join(strings.Fields(q), " ")
-			if len(q) > 60 {
-				q = q[:60] + "..."
-			}
-			fmt.Fprintf(&b, " %q", q)
-		}
-		b.WriteByte('\n')
-		kids := children[sp.SpanContext().SpanID()]
-		sort.Slice(kids, func(i, j int) bool { return kids[i].StartTime().Before(kids[j].StartTime()) })
-		for _, c := range kids {
-			walk(c, depth+1)
-		}
-	}
-	sort.Slice(roots, func(i, j int) bool { return roots[i].StartTime().Before(roots[j].StartTime()) })
-	for _, r := range roots {
-		walk(r, 0)
-	}
-	return b.String()
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	res, err := http.Get(url)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode, string(b))
+	return string(b)
 }
 
-func attr(sp sdktrace.ReadOnlySpan, key attribute.Key) string {
-	for _, a := range sp.Attributes() {
-		if a.Key == key {
-			return a.Value.Emit()
-		}
-	}
-	return ""
-}
-
-// One POST /v1/orders is one trace: the gateway's server span, the saga's
-// start and run, each saga step (local activities) with its SQL, and the
-// call to the payment provider, each span under the one that caused it.
-func TestOnePlacedOrderIsOneTraceFromGatewayThroughSagaStepsToSQLAndProvider(t *testing.T) {
-	s := newObservedStack(t)
-	sku := stacktest.Product(t, s.fixtures, 1500, 10)
-	orderID, view := s.place("obs-trace-"+uuid.NewString()[:8], payment.TokenVisa, sku)
-	if view.Status != activities.StatusConfirmed {
-		t.Fatalf("order %s ended %s, want CONFIRMED", orderID, view.Status)
-	}
-	steps := []string{"Create", "Reserve", "Charge", "Confirm"}
-	want := []string{"StartWorkflow:" + workflows.OrderWorkflow, "RunWorkflow:" + workflows.OrderWorkflow}
-	for _, st := range steps {
-		want = append(want, "StartActivity:"+st, "RunActivity:"+st)
-	}
-	spans := s.trace("POST /v1/orders", want...)
-	tree := spanTree(spans)
-	t.Logf("span tree of order %s:\n%s", orderID, tree)
-	if err := os.WriteFile(filepath.Join(t.TempDir(), "trace.txt"), []byte(tree), 0o644); err != nil {
-		t.Error(err)
-	}
-
-	byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
-	named := map[string][]sdktrace.ReadOnlySpan{}
-	for _, sp := range spans {
-		byID[sp.SpanContext().SpanID()] = sp
-		named[sp.Name()] = append(named[sp.Name()], sp)
-	}
-	one := func(name string) sdktrace.ReadOnlySpan {
-		t.Helper()
-		if len(named[name]) != 1 {
-			t.Fatalf("%d spans named %q, want 1:\n%s", len(named[name]), name, tree)
-		}
-		return named[name][0]
-	}
-	parentOf := func(sp sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan { return byID[sp.Parent().SpanID()] }
-	isChild := func(child, parent sdktrace.ReadOnlySpan) bool {
-		return child.Parent().SpanID() == parent.SpanContext().SpanID()
-	}
-	// descends: under the step's span itself or a batch it sent, but not
-	// under a later step.
-	descends := func(sp, ancestor sdktrace.ReadOnlySpan) bool {
-		for p := parentOf(sp); p != nil; p = parentOf(p) {
-			if p == ancestor {
-				return true
-			}
-			if strings.HasPrefix(p.Name(), "RunActivity:") || p.SpanKind() == trace.SpanKindServer {
-				return false
-			}
-		}
-		return false
-	}
-
-	// Every span of the trace descends from the one server span with no parent.
-	root := one("POST /v1/orders")
-	if root.Parent().IsValid() {
-		t.Errorf("the gateway's span has a parent %s", root.Parent().SpanID())
-	}
-	if attr(root, "http.route") != "/v1/orders" {
-		t.Errorf("server span route %q, want /v1/orders", attr(root, "http.route"))
-	}
-	for _, sp := range spans {
-		for p := sp; p != root; p = parentOf(p) {
-			if p == nil {
-				t.Fatalf("span %q does not descend from the gateway's span:\n%s", sp.Name(), tree)
-			}
-		}
-	}
-
-	start, run := one("StartWorkflow:Order"), one("RunWorkflow:Order")
-	if !isChild(start, root) || !isChild(run, start) {
-		t.Errorf("want POST /v1/orders > StartWorkflow:Order > RunWorkflow:Order:\n%s", tree)
-	}
-	for _, st := range steps {
-		sa, ra := one("StartActivity:"+st), one("RunActivity:"+st)
-		if !isChild(sa, run) || !isChild(ra, sa) {
-			t.Errorf("want RunWorkflow:Order > StartActivity:%s > RunActivity:%s:\n%s", st, st, tree)
-		}
-		sql := 0
-		for _, sp := range spans {
-			if attr(sp, "db.system.name") == "postgresql" && attr(sp, "db.query.text") != "" && descends(sp, ra) {
-				sql++
-			}
-		}
-		if sql == 0 {
-			t.Errorf("no SQL span under RunActivity:%s:\n%s", st, tree)
-		}
-	}
-	var provider sdktrace.ReadOnlySpan
-	for _, sp := range spans {
-		if sp.SpanKind() == trace.SpanKindClient && attr(sp, "http.request.method") == http.MethodPost &&
-			isChild(sp, one("RunActivity:Charge")) {
-			provider = sp
-		}
-	}
-	if provider == nil {
-		t.Fatalf("no provider HTTP client span under RunActivity:Charge:\n%s", tree)
-	}
-	served := false
-	for _, sp := range spans {
-		served = served || (sp.SpanKind() == trace.SpanKindServer && isChild(sp, provider))
-	}
-	if !served {
-		t.Errorf("the provider's server span is not under the client span:\n%s", tree)
-	}
-}
-
-// The log lines orderflow writes about an order (the gateway's, the saga's
-// through workflow.GetLogger and the activities' through
-// activity.GetLogger) carry order_id, workflow_id, request_id, trace_id and
-// span_id, with the request id the client sent; and no line anywhere holds
-// the order's payment token, even when the provider's decline message
-// quotes it.
-func TestOrderLogLinesCarryTheCorrelationKeysAndNeverThePaymentToken(t *testing.T) {
-	s := newObservedStack(t)
-	sku := stacktest.Product(t, s.fixtures, 1500, 10)
-	requestID := "obs-logs-" + uuid.NewString()[:8]
-	// An unknown token is declined with "No such token: '<token>'", and the
-	// decline makes the saga compensate, so the workflow and an activity log.
-	token := "tok_obs" + strings.ReplaceAll(uuid.NewString(), "-", "")
-	orderID, view := s.place(requestID, token, sku)
-	if view.Status != activities.StatusFailed || view.FailureReason != workflows.ReasonPaymentDeclined {
-		t.Fatalf("order ended %s (%s), want FAILED (payment_declined)", view.Status, view.FailureReason)
-	}
-	confirmedID, _ := s.place("obs-logs-ok-"+uuid.NewString()[:8], payment.TokenVisa, sku)
-	s.trace("POST /v1/orders", "RunWorkflow:Order") // the access log line is written before the server span ends
-
-	out := s.logs.String()
-	t.Logf("log lines about order %s:\n%s", orderID, grepLines(out, orderID))
-	for _, secret := range []string{token, payment.TokenVisa} {
-		if strings.Contains(out, secret) {
-			t.Errorf("the logs hold the payment token %q", secret)
-		}
-	}
-	from := map[string]int{}
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		if !strings.Contains(l, orderID) {
+// families returns the names a Prometheus text exposition lets a query use:
+// every family in a # TYPE line, with _bucket, _sum and _count for
+// histograms and _sum and _count for summaries.
+func families(exposition string) map[string]bool {
+	out := map[string]bool{}
+	sc := bufio.NewScanner(strings.NewReader(exposition))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 4 || f[0] != "#" || f[1] != "TYPE" {
 			continue
 		}
-		var line map[string]any
-		if err := json.Unmarshal([]byte(l), &line); err != nil {
-			t.Fatalf("not JSON: %q", l)
+		out[f[2]] = true
+		switch f[3] {
+		case "histogram":
+			out[f[2]+"_bucket"], out[f[2]+"_sum"], out[f[2]+"_count"] = true, true, true
+		case "summary":
+			out[f[2]+"_sum"], out[f[2]+"_count"] = true, true
 		}
-		caller, _ := line["caller"].(string)
-		pkg, _, _ := strings.Cut(caller, "/")
-		if pkg != "api" && pkg != "workflows" && pkg != "activities" {
-			continue // the SDK's and the provider's own lines
+	}
+	return out
+}
+
+var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$`)
+var labelPair = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+
+// sum adds up the samples of metric whose labels include every one in match.
+func sum(exposition, metric string, match map[string]string) float64 {
+	var total float64
+	for _, line := range strings.Split(exposition, "\n") {
+		m := sampleLine.FindStringSubmatch(line)
+		if m == nil || m[1] != metric {
+			continue
 		}
-		from[pkg]++
-		want := map[string]string{logging.KeyOrderID: orderID, logging.KeyWorkflowID: workflows.WorkflowID(orderID), logging.KeyRequestID: requestID}
-		for k, v := range want {
-			if line[k] != v {
-				t.Errorf("%s %q: %s = %v, want %s", caller, line["msg"], k, line[k], v)
-			}
+		labels := map[string]string{}
+		for _, p := range labelPair.FindAllStringSubmatch(m[2], -1) {
+			labels[p[1]] = p[2]
 		}
-		for _, k := range []string{logging.KeyTraceID, logging.KeySpanID} {
-			if id, _ := line[k].(string); len(id) < 16 || strings.Trim(id, "0") == "" {
-				t.Errorf("%s %q: %s = %v, want an id", caller, line["msg"], k, line[k])
+		ok := true
+		for k, v := range match {
+			ok = ok && labels[k] == v
+		}
+		if v, err := strconv.ParseFloat(m[3], 64); ok && err == nil {
+			total += v
+		}
+	}
+	return total
+}
+
+// dashboardAndAlertMetrics returns every metric name the Grafana dashboard's
+// queries and the alert rules' expressions use, sorted.
+func dashboardAndAlertMetrics(t *testing.T) []string {
+	t.Helper()
+	var exprs []string
+	b, err := os.ReadFile(filepath.Join(observability, "grafana", "orderflow.json"))
+	require.NoError(t, err)
+	var dash any
+	require.NoError(t, json.Unmarshal(b, &dash))
+	collectExprs(dash, &exprs)
+	require.NotEmpty(t, exprs, "the dashboard has queries")
+
+	b, err = os.ReadFile(filepath.Join(observability, "alerts.yml"))
+	require.NoError(t, err)
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert, Record, Expr string
 			}
 		}
 	}
-	for _, pkg := range []string{"api", "workflows", "activities"} {
-		if from[pkg] == 0 {
-			t.Errorf("no line from %s/ about order %s; lines:\n%s", pkg, orderID, grepLines(out, orderID))
+	require.NoError(t, yaml.Unmarshal(b, &rules))
+	n := len(exprs)
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			require.Empty(t, r.Record, "recording rules would need their names excluded here")
+			exprs = append(exprs, r.Expr)
 		}
 	}
-	if !strings.Contains(out, confirmedID) {
-		t.Errorf("no line about the confirmed order %s", confirmedID)
+	require.Greater(t, len(exprs), n, "the alert rules have expressions")
+
+	seen := map[string]bool{}
+	for _, e := range exprs {
+		names := promqlMetrics(e)
+		require.NotEmpty(t, names, "query names no metric: %s", e)
+		for _, name := range names {
+			seen[name] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for name := range seen {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// collectExprs appends the value of every "expr" key in a decoded JSON
+// document: the dashboard's panel targets, rows' panels included.
+func collectExprs(v any, out *[]string) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if s, ok := x.(string); ok && k == "expr" {
+				*out = append(*out, s)
+				continue
+			}
+			collectExprs(x, out)
+		}
+	case []any:
+		for _, x := range v {
+			collectExprs(x, out)
+		}
 	}
 }
 
-func grepLines(out, s string) string {
-	var b strings.Builder
-	for _, l := range strings.Split(out, "\n") {
-		if strings.Contains(l, s) {
-			b.WriteString(l + "\n")
-		}
+var (
+	promqlString   = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|'(?:[^'\\\\]|\\\\.)*'|`[^`]*`")
+	promqlMatchers = regexp.MustCompile(`\{[^}]*\}`)
+	promqlRange    = regexp.MustCompile(`\[[^\]]*\]`)
+	promqlGrouping = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
+	promqlKeywords = map[string]bool{
+		"and": true, "or": true, "unless": true, "bool": true, "offset": true, "by": true, "without": true,
+		"on": true, "ignoring": true, "group_left": true, "group_right": true, "inf": true, "nan": true,
 	}
-	return b.String()
+)
+
+// promqlMetrics returns the metric names a PromQL expression selects: the
+// identifiers left once strings, label matchers, ranges and grouping
+// clauses are gone, less function and aggregation names (followed by a
+// parenthesis), keywords, and numbers' and durations' letters.
+func promqlMetrics(expr string) []string {
+	s := promqlString.ReplaceAllString(expr, `""`)
+	s = promqlMatchers.ReplaceAllString(s, " ")
+	s = promqlRange.ReplaceAllString(s, " ")
+	s = promqlGrouping.ReplaceAllString(s, " ")
+	ident := func(c byte, first bool) bool {
+		return c == '_' || c == ':' || (c|0x20 >= 'a' && c|0x20 <= 'z') || (!first && c >= '0' && c <= '9')
+	}
+	var out []string
+	for i := 0; i < len(s); {
+		c := s[i]
+		if !ident(c, true) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && ident(s[j], false) {
+			j++
+		}
+		word := s[i:j]
+		// A letter glued to a number (1e3, 5m) or to $ (a Grafana variable)
+		// is no metric.
+		glued := i > 0 && (s[i-1] == '.' || s[i-1] == '$' || (s[i-1] >= '0' && s[i-1] <= '9'))
+		k := j
+		for k < len(s) && (s[k] == ' ' || s[k] == '\n' || s[k] == '\t') {
+			k++
+		}
+		call := k < len(s) && s[k] == '('
+		if !glued && !call && !promqlKeywords[strings.ToLower(word)] && !slices.Contains(out, word) {
+			out = append(out, word)
+		}
+		i = j
+	}
+	return out
+}
+
+func TestPromqlMetricsFindsEveryMetricAndNothingElse(t *testing.T) {
+	for _, tc := range []struct {
+		expr string
+		want []string
+	}{
+		{`up == 0`, []string{"up"}},
+		{`sum(rate(a_total{route!~"/health.*|x{y}",b="c"}[5m]))`, []string{"a_total"}},
+		{`histogram_quantile(0.99, sum by (route, le) (rate(h_bucket[$__rate_interval]))) > 2`, []string{"h_bucket"}},
+		{"sum(rate(a[1h])) / ignoring(x) group_left(y) b offset 5m > 1e3", []string{"a", "b"}},
+		{"sum without (job) (c) and on(le) d unless bool e", []string{"c", "d", "e"}},
+		{"sum(rate(a[5m])) by (tier)\n / (x + y)", []string{"a", "x", "y"}},
+		{`label_replace(a, "dst", "$1", "src", "(.*)")`, []string{"a"}},
+		{`vector(1)`, nil},
+	} {
+		assert.Equal(t, tc.want, promqlMetrics(tc.expr), tc.expr)
+	}
+}
+
+func TestFamiliesListHistogramSeriesNames(t *testing.T) {
+	got := families("# HELP a_seconds x\n# TYPE a_seconds histogram\na_seconds_bucket{le=\"1\"} 1\n# TYPE b_total counter\nb_total 2\n")
+	assert.Equal(t, map[string]bool{"a_seconds": true, "a_seconds_bucket": true, "a_seconds_sum": true, "a_seconds_count": true, "b_total": true}, got)
+	assert.Equal(t, 2.0, sum("b_total{x=\"1\"} 2\nb_totalx 5\n", "b_total", map[string]string{"x": "1"}))
 }

@@ -36,6 +36,23 @@ ensure_tools() {
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
+# need_promtool installs Prometheus's promtool (Debian's prometheus package
+# ships it), which checks and unit-tests deploy/observability's alert rules.
+need_promtool() {
+  command -v promtool >/dev/null || apt_install prometheus
+}
+
+# check_alerts validates deploy/observability: the scrape config and alert
+# rules (promtool check) and the rules' unit tests (promtool test rules).
+check_alerts() {
+  need_promtool
+  log "promtool: check and unit-test deploy/observability's alert rules"
+  (cd "$ROOT/deploy/observability" &&
+    promtool check rules alerts.yml &&
+    promtool check config prometheus.yml &&
+    promtool test rules alerts_test.yml)
+}
+
 pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 
 ensure_postgres_installed() {

@@ -33,6 +33,8 @@ wait_for 60 "the Temporal Web UI at $ORDERFLOW_TEST_TEMPORAL_UI_URL (a server al
 ensure_ui_test
 start_stripe_mock "$TEST_STRIPE_MOCK_PORT"
 
+check_alerts
+
 log "go vet"
 (cd "$ROOT" && go vet ./...)
 log "workflowcheck"

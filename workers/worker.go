@@ -137,6 +137,7 @@ func Register(r Registry, deps Deps) {
 
 // Start starts the pools.
 func (p *Pool) Start() error {
+	activities.ZeroAttempts(p.Payments)
 	if err := p.Orders.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

@@ -480,6 +480,7 @@ func (o *order) abort(ctx workflow.Context, cause error, stepReason string) (Ord
 		for i := len(o.compensations) - 1; i >= 0; i-- {
 			c := o.compensations[i]
 			err := workflow.ExecuteLocalActivity(compensationOptions(dctx, c.timeout), c.fn, c.arg).Get(dctx, nil)
+			countCompensation(dctx, c.name, err)
 			if err != nil {
 				logger.Error("compensation failed", "order_id", o.in.OrderID, "step", c.name, "error", err)
 				failed = append(failed, fmt.Errorf("%s: %w", c.name, err))
@@ -519,6 +520,9 @@ func (o *order) setStatus(ctx workflow.Context, status string) {
 	o.view.Status = status
 	o.view.UpdatedAt = workflow.Now(ctx)
 	workflow.SetCurrentDetails(ctx, statusDetails(status, o.view.FailureReason))
+	if activities.Terminal(status) {
+		o.observeEnd(ctx)
+	}
 	if status == activities.StatusReserved || status == activities.StatusPaid {
 		return
 	}
@@ -552,6 +556,50 @@ func statusDetails(status, reason string) string {
 		return "**Order status: " + status + "**"
 	}
 	return "**Order status: " + status + "** — " + words
+}
+
+// Metrics the saga records through workflow.GetMetricsHandler, which the
+// SDK silences while a worker replays history, so each is recorded once per
+// order (again only if a workflow task is retried after recording it). They
+// add no event to the history. The Prometheus exporter names them
+// orderflow_orders_completed_total, orderflow_saga_duration_seconds and
+// orderflow_saga_compensations_total, labelled also with the SDK's
+// namespace, task_queue and workflow_type.
+const (
+	// MetricCompleted counts orders reaching a terminal status, by status
+	// and reason (the failure reason, "none" for CONFIRMED).
+	MetricCompleted = "orderflow.orders.completed"
+	// MetricSagaDuration is the time from the saga's start (the order's
+	// acceptance) to its terminal status, by status, in seconds.
+	// internal/telemetry gives it buckets of its own under this name.
+	MetricSagaDuration = "orderflow.saga.duration"
+	// MetricCompensations counts compensations run, by step and result
+	// (ok or failed).
+	MetricCompensations = "orderflow.saga.compensations"
+)
+
+// observeEnd records the order's terminal status, failure reason and saga
+// duration.
+func (o *order) observeEnd(ctx workflow.Context) {
+	reason := o.view.FailureReason
+	if reason == "" {
+		reason = "none"
+	}
+	h := workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"status": o.view.Status, "reason": reason})
+	h.Counter(MetricCompleted).Inc(1)
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"status": o.view.Status}).
+		Timer(MetricSagaDuration).Record(workflow.Now(ctx).Sub(workflow.GetInfo(ctx).WorkflowStartTime))
+}
+
+// countCompensation records one compensation's outcome; the step label is
+// its name in snake case ("release_inventory").
+func countCompensation(ctx workflow.Context, name string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "failed"
+	}
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"step": strings.ReplaceAll(name, " ", "_"), "result": result}).
+		Counter(MetricCompensations).Inc(1)
 }
 
 // failureReason maps a step's error to the order's failure reason: business

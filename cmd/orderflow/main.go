@@ -133,6 +133,7 @@ func dialTemporal(c config.Common, log *zap.Logger, tp trace.TracerProvider) (cl
 	tc, err := client.Dial(client.Options{
 		HostPort: c.TemporalAddress, Namespace: c.TemporalNamespace, Logger: logging.Temporal(log),
 		Interceptors: interceptors, ContextPropagators: propagators,
+		MetricsHandler: telemetry.TemporalMetrics(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dial temporal %s: %w", c.TemporalAddress, err)
@@ -152,6 +153,10 @@ type clients struct {
 func openClients(ctx context.Context, c config.Common, log *zap.Logger, tp trace.TracerProvider) (*clients, error) {
 	pool, err := db.Open(ctx, c.DatabaseURL, db.WithTracing(tp))
 	if err != nil {
+		return nil, err
+	}
+	if err := db.ObservePool(pool); err != nil {
+		pool.Close()
 		return nil, err
 	}
 	rc, err := cache.OpenTimeout(c.RedisURL, c.Resilience.Cache.CallTimeout)

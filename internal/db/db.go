@@ -11,6 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -82,4 +85,54 @@ func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error 
 func IsUniqueViolation(err error) bool {
 	var pg *pgconn.PgError
 	return errors.As(err, &pg) && pg.Code == "23505"
+}
+
+// ObservePool exports the pool's statistics, read from pgxpool's Stat at
+// each scrape: connections acquired, idle, total and the maximum
+// (orderflow_db_pool_connections{state=...}), acquires and the acquires that
+// had to wait for a connection (orderflow_db_pool_acquires_total,
+// orderflow_db_pool_empty_acquires_total) and the time spent waiting
+// (orderflow_db_pool_acquire_wait_seconds_total). A process calls it once,
+// for its one pool; it fails only if the meter rejects an instrument.
+func ObservePool(pool *pgxpool.Pool) error {
+	m := otel.Meter("github.com/orderflow/orderflow/internal/db")
+	conns, err := m.Int64ObservableGauge("orderflow.db.pool.connections",
+		metric.WithDescription("PostgreSQL pool connections by state: acquired, idle, total, max"))
+	if err != nil {
+		return fmt.Errorf("pool metrics: %w", err)
+	}
+	acquires, err := m.Int64ObservableCounter("orderflow.db.pool.acquires",
+		metric.WithDescription("connections acquired from the PostgreSQL pool"))
+	if err != nil {
+		return fmt.Errorf("pool metrics: %w", err)
+	}
+	empty, err := m.Int64ObservableCounter("orderflow.db.pool.empty_acquires",
+		metric.WithDescription("acquires that found no idle connection and waited for one"))
+	if err != nil {
+		return fmt.Errorf("pool metrics: %w", err)
+	}
+	wait, err := m.Float64ObservableCounter("orderflow.db.pool.acquire_wait", metric.WithUnit("s"),
+		metric.WithDescription("time acquires spent waiting for a connection because none was idle"))
+	if err != nil {
+		return fmt.Errorf("pool metrics: %w", err)
+	}
+	states := [4]metric.ObserveOption{
+		metric.WithAttributes(attribute.String("state", "acquired")), metric.WithAttributes(attribute.String("state", "idle")),
+		metric.WithAttributes(attribute.String("state", "total")), metric.WithAttributes(attribute.String("state", "max")),
+	}
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		st := pool.Stat()
+		o.ObserveInt64(conns, int64(st.AcquiredConns()), states[0])
+		o.ObserveInt64(conns, int64(st.IdleConns()), states[1])
+		o.ObserveInt64(conns, int64(st.TotalConns()), states[2])
+		o.ObserveInt64(conns, int64(st.MaxConns()), states[3])
+		o.ObserveInt64(acquires, st.AcquireCount())
+		o.ObserveInt64(empty, st.EmptyAcquireCount())
+		o.ObserveFloat64(wait, st.EmptyAcquireWaitTime().Seconds())
+		return nil
+	}, conns, acquires, empty, wait)
+	if err != nil {
+		return fmt.Errorf("pool metrics: %w", err)
+	}
+	return nil
 }

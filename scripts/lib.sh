@@ -81,31 +81,26 @@ temporal_bin() {
   echo "$bin"
 }
 
-# stripe_mock_bin prints the path of the pinned stripe-mock (Stripe's API
-# answered from its OpenAPI fixtures, for the Stripe adapter's tests),
+# go_tool_bin NAME MODULE VERSION prints the path of a pinned Go tool,
 # installed with go install into the cache when it is missing (a few seconds).
-stripe_mock_bin() {
-  local dir="$CACHE_DIR/bin/stripe-mock-$STRIPE_MOCK_VERSION"
-  if [ ! -x "$dir/stripe-mock" ]; then
-    log "installing stripe-mock $STRIPE_MOCK_VERSION into $dir"
+go_tool_bin() {
+  local name=$1 module=$2 version=$3
+  local dir="$CACHE_DIR/bin/$name-$version"
+  if [ ! -x "$dir/$name" ]; then
+    log "installing $name $version into $dir"
     mkdir -p "$dir"
-    GOBIN="$dir" go install "github.com/stripe/stripe-mock@v$STRIPE_MOCK_VERSION" >&2
+    GOBIN="$dir" go install "$module@v$version" >&2
   fi
-  echo "$dir/stripe-mock"
+  echo "$dir/$name"
 }
 
-# workflowcheck_bin prints the path of the pinned workflowcheck (Temporal's
-# static check that workflow code calls nothing non-deterministic), installed
-# with go install into the cache when it is missing (a few seconds).
-workflowcheck_bin() {
-  local dir="$CACHE_DIR/bin/workflowcheck-$WORKFLOWCHECK_VERSION"
-  if [ ! -x "$dir/workflowcheck" ]; then
-    log "installing workflowcheck $WORKFLOWCHECK_VERSION into $dir"
-    mkdir -p "$dir"
-    GOBIN="$dir" go install "go.temporal.io/sdk/contrib/tools/workflowcheck@v$WORKFLOWCHECK_VERSION" >&2
-  fi
-  echo "$dir/workflowcheck"
-}
+# stripe_mock_bin: Stripe's API answered from its OpenAPI fixtures, for the
+# Stripe adapter's tests.
+stripe_mock_bin() { go_tool_bin stripe-mock github.com/stripe/stripe-mock "$STRIPE_MOCK_VERSION"; }
+
+# workflowcheck_bin: Temporal's static check that workflow code calls
+# nothing non-deterministic.
+workflowcheck_bin() { go_tool_bin workflowcheck go.temporal.io/sdk/contrib/tools/workflowcheck "$WORKFLOWCHECK_VERSION"; }
 
 # start_stripe_mock PORT: starts stripe-mock on 127.0.0.1:PORT (its HTTPS
 # listener on a port the system picks), stopped by stop_started.

@@ -24,7 +24,17 @@ apt_install() {
     APT_UPDATED=1
   fi
   log "apt-get install $*"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  # A package's own service (redis-server, prometheus, postgresql) is not
+  # started by the install: the scripts start what they need on their own
+  # ports and stop what they started, which a service left running would
+  # defeat. policy-rc.d is Debian's switch for that.
+  local policy=/usr/sbin/policy-rc.d created="" rc=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && created=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null || rc=$?
+  if [ -n "$created" ]; then rm -f "$policy"; fi
+  return "$rc"
 }
 
 # ensure_tools installs the small commands the scripts themselves use.

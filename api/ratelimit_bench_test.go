@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/stacktest"
 )
@@ -24,6 +25,7 @@ func BenchmarkRateLimit(b *testing.B) {
 	cfg := config.RateLimit{Enabled: true, PerUser: 1 << 30, PerIP: 1 << 30, Period: time.Minute}
 	ctx := context.Background()
 	user, ip := "bench-"+uuid.NewString(), clientIP()
+	tok := stacktest.Auth(b)
 
 	b.Run("check/redis", func(b *testing.B) {
 		l := newRateLimiter(cfg, rc, 500*time.Millisecond, zap.NewNop())
@@ -42,12 +44,12 @@ func BenchmarkRateLimit(b *testing.B) {
 		enabled bool
 	}{{"middleware/off", false}, {"middleware/redis", true}} {
 		b.Run(tc.name, func(b *testing.B) {
-			s := &Server{Cache: rc, Log: zap.NewNop(), RateLimit: cfg}
+			s := &Server{Cache: rc, Log: zap.NewNop(), RateLimit: cfg, Auth: tok.Auth}
 			s.RateLimit.Enabled = tc.enabled
 			h := s.Handler().(*echo.Echo)
 			h.GET("/v1/bench", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) })
 			req := httptest.NewRequest(http.MethodGet, "/v1/bench", nil)
-			req.Header.Set(HeaderCustomerID, user)
+			req.Header.Set(echo.HeaderAuthorization, tok.Bearer(user, auth.RoleCustomer))
 			req.Header.Set("X-Forwarded-For", ip)
 			for b.Loop() {
 				rec := httptest.NewRecorder()

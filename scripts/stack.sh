@@ -73,8 +73,8 @@ up() {
 
   orderflow is up
     gateway        http://127.0.0.1:${API_ADDR##*:}   (try: curl -H "Authorization: Bearer \$CUSTOMER_TOKEN" http://127.0.0.1:${API_ADDR##*:}/v1/products)
-    tokens         customer c-demo and operator ops-demo, valid 12 h (orderflow token --sub <id> --role <role> mints more;
-                   or: source $DATA_DIR/tokens.env)
+    tokens         customer c-demo and operator ops-demo, valid 12 h (or: source $DATA_DIR/tokens.env); more with
+                   AUTH_HS256_SECRET=\$(cat $DATA_DIR/auth-hs256.secret) bin/orderflow token --sub <id> --role <role>
 $tokens
     Temporal UI    http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows
     Temporal gRPC  $TEMPORAL_ADDRESS

@@ -69,12 +69,14 @@ up() {
     } >"$DATA_DIR/tokens.env")
     tokens="$(sed 's/^/                   /' "$DATA_DIR/tokens.env")"
   fi
+  local secret_ref="<the stack's secret>"
+  [ -s "$DATA_DIR/auth-hs256.secret" ] && secret_ref="\$(cat $DATA_DIR/auth-hs256.secret)"
   cat <<MSG
 
   orderflow is up
     gateway        http://127.0.0.1:${API_ADDR##*:}   (try: curl -H "Authorization: Bearer \$CUSTOMER_TOKEN" http://127.0.0.1:${API_ADDR##*:}/v1/products)
     tokens         customer c-demo and operator ops-demo, valid 12 h (or: source $DATA_DIR/tokens.env); more with
-                   AUTH_HS256_SECRET=\$(cat $DATA_DIR/auth-hs256.secret) bin/orderflow token --sub <id> --role <role>
+                   AUTH_HS256_SECRET=$secret_ref bin/orderflow token --sub <id> --role <role>
 $tokens
     Temporal UI    http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows
     Temporal gRPC  $TEMPORAL_ADDRESS

@@ -12,6 +12,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.temporal.io/api/serviceerror"
 	"go.uber.org/zap"
+
+	"github.com/orderflow/orderflow/internal/auth"
 )
 
 // Error is a client-facing failure. Its JSON form is the body of every
@@ -22,6 +24,8 @@ type Error struct {
 	Message    string   `json:"message"`
 	Details    []Detail `json:"details,omitempty"`
 	RetryAfter string   `json:"-"`
+	// Challenge is the WWW-Authenticate header of a 401 or 403.
+	Challenge string `json:"-"`
 }
 
 // Detail points at one problem in a request.
@@ -56,6 +60,9 @@ func errorHandler(log *zap.Logger) echo.HTTPErrorHandler {
 		if e.RetryAfter != "" {
 			c.Response().Header().Set("Retry-After", e.RetryAfter)
 		}
+		if e.Challenge != "" {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, e.Challenge)
+		}
 		_ = c.JSON(e.Status, map[string]*Error{"error": e})
 	}
 }
@@ -64,6 +71,9 @@ func classify(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if ae, ok := auth.AsError(err); ok {
+		return &Error{Status: ae.Status, Code: ae.Code, Message: ae.Message, Challenge: ae.Challenge(), RetryAfter: ae.RetryAfter()}
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {

@@ -37,6 +37,10 @@ func gatewayBodyLimit(f *testing.F) int64 {
 	return s.BodyLimit
 }
 
+// fuzzSubject is the token subject the fuzzed orders are placed under: a
+// body naming another customer is a 403, one naming none is the subject's.
+const fuzzSubject = "c-1"
+
 // smallBodyLimit makes the fuzzer's small inputs reach the 413 path too.
 const smallBodyLimit = 96
 
@@ -75,7 +79,7 @@ func checkOrderBody(t *testing.T, body []byte, limit int64) {
 	rec := httptest.NewRecorder()
 	c := e.NewContext(r, rec)
 
-	req, err := decodeOrderRequest(c, limit)
+	req, err := decodeOrderRequest(c, limit, fuzzSubject)
 	tooBig := int64(len(body)) > limit
 	if err == nil {
 		if tooBig {
@@ -89,7 +93,7 @@ func checkOrderBody(t *testing.T, body []byte, limit int64) {
 			t.Fatalf("re-encode %+v: %v", req, err)
 		}
 		c2 := e.NewContext(httptest.NewRequest(http.MethodPost, "/v1/orders", bytes.NewReader(again)), httptest.NewRecorder())
-		back, err := decodeOrderRequest(c2, int64(len(again)))
+		back, err := decodeOrderRequest(c2, int64(len(again)), fuzzSubject)
 		if err != nil {
 			t.Fatalf("re-encoded request %s refused: %v", again, err)
 		}

@@ -14,11 +14,13 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/stacktest"
 )
@@ -30,6 +32,7 @@ type gateway struct {
 	srv  *Server
 	url  string
 	pool *pgxpool.Pool
+	tok  stacktest.Tokens
 }
 
 func newGateway(t *testing.T, rc *redis.Client, configure func(*Server)) *gateway {
@@ -37,13 +40,24 @@ func newGateway(t *testing.T, rc *redis.Client, configure func(*Server)) *gatewa
 	pool := stacktest.DB(t)
 	// A Temporal client too, so /health (checked as exempt from limits and
 	// shedding) answers 200.
-	srv := &Server{DB: pool, Cache: rc, Temporal: stacktest.Temporal(t), Log: zaptest.NewLogger(t), Region: "test"}
+	tok := stacktest.Auth(t)
+	srv := &Server{DB: pool, Cache: rc, Temporal: stacktest.Temporal(t), Log: zaptest.NewLogger(t), Region: "test", Auth: tok.Auth}
 	if configure != nil {
 		configure(srv)
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &gateway{t: t, srv: srv, url: hs.URL, pool: pool}
+	return &gateway{t: t, srv: srv, url: hs.URL, pool: pool, tok: tok}
+}
+
+// customer returns headers carrying a customer token for id, plus extra
+// header pairs.
+func (g *gateway) customer(id string, kv ...string) map[string]string {
+	h := map[string]string{echo.HeaderAuthorization: g.tok.Bearer(id, auth.RoleCustomer)}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h[kv[i]] = kv[i+1]
+	}
+	return h
 }
 
 type answer struct {
@@ -74,8 +88,14 @@ func (g *gateway) do(method, path string, header map[string]string, body any) an
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	// An admin's token unless the test brings its own (an empty one sends
+	// none).
+	req.Header.Set(echo.HeaderAuthorization, g.tok.Bearer("admin-test", auth.RoleAdmin))
 	for k, v := range header {
 		req.Header.Set(k, v)
+	}
+	if req.Header.Get(echo.HeaderAuthorization) == "" {
+		req.Header.Del(echo.HeaderAuthorization)
 	}
 	res, err := http.DefaultClient.Do(req)
 	require.NoError(g.t, err)
@@ -110,7 +130,7 @@ func TestRateLimitRefusesThe101stRequestOfACustomerWithRetryAfter(t *testing.T) 
 	// runs (one token per 36 s), so the count is exact on a slow machine.
 	g := newGateway(t, stacktest.Redis(t), limits(100, 1_000_000, time.Hour))
 	sku := stacktest.Product(t, g.pool, 500, 3)
-	h := map[string]string{HeaderCustomerID: "c-" + uuid.NewString(), "X-Forwarded-For": clientIP()}
+	h := g.customer("c-"+uuid.NewString(), "X-Forwarded-For", clientIP())
 
 	for i := 1; i <= 100; i++ {
 		a := g.do(http.MethodGet, "/v1/products/"+sku, h, nil)
@@ -132,7 +152,7 @@ func TestRateLimitRefusesThe101stRequestOfACustomerWithRetryAfter(t *testing.T) 
 	assert.Equal(t, 100, headerInt(t, a, HeaderRateLimitLimit))
 
 	t.Run("another customer from the same address is not limited", func(t *testing.T) {
-		other := map[string]string{HeaderCustomerID: "c-" + uuid.NewString(), "X-Forwarded-For": h["X-Forwarded-For"]}
+		other := g.customer("c-"+uuid.NewString(), "X-Forwarded-For", h["X-Forwarded-For"])
 		a := g.do(http.MethodGet, "/v1/products/"+sku, other, nil)
 		assert.Equal(t, http.StatusOK, a.status)
 	})
@@ -147,7 +167,7 @@ func TestRetryAfterIsLongEnoughForTheNextRequest(t *testing.T) {
 	// 2 per 4 s: one token every 2 s.
 	g := newGateway(t, stacktest.Redis(t), limits(2, 1_000_000, 4*time.Second))
 	sku := stacktest.Product(t, g.pool, 500, 3)
-	h := map[string]string{HeaderCustomerID: "c-" + uuid.NewString(), "X-Forwarded-For": clientIP()}
+	h := g.customer("c-"+uuid.NewString(), "X-Forwarded-For", clientIP())
 	require.Equal(t, http.StatusOK, g.do(http.MethodGet, "/v1/products/"+sku, h, nil).status)
 	require.Equal(t, http.StatusOK, g.do(http.MethodGet, "/v1/products/"+sku, h, nil).status)
 	a := g.do(http.MethodGet, "/v1/products/"+sku, h, nil)
@@ -164,12 +184,12 @@ func TestRateLimitPerAddress(t *testing.T) {
 	ip := clientIP()
 	for i := 1; i <= 5; i++ {
 		// A different customer each time: only the address limit counts them all.
-		a := g.do(http.MethodGet, "/v1/products/"+sku, map[string]string{"X-Forwarded-For": ip, HeaderCustomerID: uuid.NewString()}, nil)
+		a := g.do(http.MethodGet, "/v1/products/"+sku, g.customer(uuid.NewString(), "X-Forwarded-For", ip), nil)
 		require.Equal(t, http.StatusOK, a.status, "request %d", i)
 	}
 	for _, h := range []map[string]string{
-		{"X-Forwarded-For": ip},
-		{"X-Forwarded-For": ip, HeaderCustomerID: uuid.NewString()},
+		{"X-Forwarded-For": ip, echo.HeaderAuthorization: ""}, // no token: still charged to the address
+		g.customer(uuid.NewString(), "X-Forwarded-For", ip),
 	} {
 		a := g.do(http.MethodGet, "/v1/products/"+sku, h, nil)
 		require.Equal(t, http.StatusTooManyRequests, a.status, "%v", h)
@@ -192,7 +212,7 @@ func TestRateLimitFallsBackToALocalLimitWhileRedisIsDownAndResumes(t *testing.T)
 	g := newGateway(t, rc, limits(3, 1_000_000, time.Hour))
 	sku := stacktest.Product(t, g.pool, 500, 3)
 	ip := clientIP()
-	h := map[string]string{HeaderCustomerID: "c-" + uuid.NewString(), "X-Forwarded-For": ip}
+	h := g.customer("c-"+uuid.NewString(), "X-Forwarded-For", ip)
 	get := func(h map[string]string) answer { return g.do(http.MethodGet, "/v1/products/"+sku, h, nil) }
 
 	for range 3 {
@@ -217,12 +237,12 @@ func TestRateLimitFallsBackToALocalLimitWhileRedisIsDownAndResumes(t *testing.T)
 	rs.Start()
 	// The limiter goes back to Redis once its back-off has passed and the
 	// client has reconnected: a request then adds no fallback.
-	fresh := map[string]string{HeaderCustomerID: "c-" + uuid.NewString(), "X-Forwarded-For": ip}
+	var fresh string
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		before := g.srv.RateLimitFallbacks()
-		fresh[HeaderCustomerID] = "c-" + uuid.NewString()
-		a := get(fresh)
+		fresh = "c-" + uuid.NewString()
+		a := get(g.customer(fresh, "X-Forwarded-For", ip))
 		require.Equal(t, http.StatusOK, a.status, a.body)
 		if g.srv.RateLimitFallbacks() == before {
 			break
@@ -230,7 +250,7 @@ func TestRateLimitFallsBackToALocalLimitWhileRedisIsDownAndResumes(t *testing.T)
 		require.True(t, time.Now().Before(deadline), "the limiter did not go back to Redis")
 		time.Sleep(100 * time.Millisecond)
 	}
-	n, err := rc.Exists(context.Background(), "rate:user:"+fresh[HeaderCustomerID]).Result()
+	n, err := rc.Exists(context.Background(), "rate:user:"+fresh).Result()
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n, "the customer's bucket is in Redis again")
 }

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/workflows"
 )
@@ -49,7 +50,11 @@ func (s *Server) placeOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	req, err := decodeOrderRequest(c, s.BodyLimit)
+	claims, ok := auth.FromContext(c.Request().Context())
+	if !ok {
+		return auth.ErrMissingToken
+	}
+	req, err := decodeOrderRequest(c, s.BodyLimit, claims.Subject)
 	if err != nil {
 		return err
 	}
@@ -92,7 +97,9 @@ type keyClaim struct {
 }
 
 // claimKey records the key with a new order id, or returns the first request's
-// claim. The same key with a different body is refused with 422.
+// claim. The same key with a different body is refused with 422. Keys are
+// scoped by (customer, operation, key), and the customer is the token's
+// subject, so one caller's keys never collide with another's.
 func (s *Server) claimKey(ctx context.Context, customerID, key string, hash []byte) (keyClaim, error) {
 	orderID := uuid.NewString()
 	body, _ := json.Marshal(Accepted{OrderID: orderID, Status: activities.StatusPending, StatusURL: "/v1/orders/" + orderID})
@@ -313,7 +320,45 @@ func (s *Server) getOrder(c echo.Context) error {
 		// Accepted moments ago: the saga has not written the order yet.
 		return s.orderFromSaga(c, ctx, id.String())
 	}
+	if !mayAccess(c, o.CustomerID) {
+		return errOrderNotFound
+	}
 	return c.JSON(http.StatusOK, o)
+}
+
+// errOrderNotFound answers for an order that does not exist and for another
+// customer's, so ids cannot be probed.
+var errOrderNotFound = newError(http.StatusNotFound, "order_not_found", "no such order")
+
+// mayAccess reports whether the request's caller may read and cancel an
+// order of customer: an operator (or admin) any, a customer its own.
+func mayAccess(c echo.Context, customer string) bool {
+	claims, ok := auth.FromContext(c.Request().Context())
+	return ok && (claims.Has(auth.RoleOperator) || claims.Subject == customer)
+}
+
+// orderOwner returns the customer of an order, "" when there is no such
+// order: from the record, or, before the saga wrote it, from the saga's
+// CustomerId search attribute (which needs no worker to answer).
+func (s *Server) orderOwner(ctx context.Context, id string) (string, error) {
+	o, err := s.cachedOrder(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if o != nil {
+		return o.CustomerID, nil
+	}
+	d, err := s.Temporal.DescribeWorkflow(ctx, workflows.WorkflowID(id), "")
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return "", nil
+	}
+	if err != nil {
+		s.orderLog(ctx, id).Warn("describe order saga", zap.Error(err))
+		return "", unavailable("service_unavailable", "the order cannot be read now; retry")
+	}
+	owner, _ := d.TypedSearchAttributes.GetKeyword(workflows.CustomerIDKey)
+	return owner, nil
 }
 
 // cachedOrder returns the order's view from the hot-order tier
@@ -369,17 +414,27 @@ func (s *Server) orderFromSaga(c echo.Context, ctx context.Context, id string) e
 		return newError(http.StatusNotFound, "order_not_found", "no such order")
 	}
 	if err != nil {
+		// Say nothing of another customer's order, even that it exists.
+		if owner, oerr := s.orderOwner(ctx, id); oerr == nil && !mayAccess(c, owner) {
+			return errOrderNotFound
+		}
 		s.orderLog(ctx, id).Warn("query order saga", zap.Error(err))
 		return unavailable("order_not_ready", "the order was accepted but cannot be read yet")
 	}
 	// The saga may have written the record while the query ran; it is the
 	// fuller answer (it has the status history).
 	if o, err := s.loadOrder(ctx, id); err == nil && o != nil {
+		if !mayAccess(c, o.CustomerID) {
+			return errOrderNotFound
+		}
 		return c.JSON(http.StatusOK, o)
 	}
 	var v workflows.OrderView
 	if err := res.Get(&v); err != nil {
 		return fmt.Errorf("decode order view: %w", err)
+	}
+	if !mayAccess(c, v.CustomerID) {
+		return errOrderNotFound
 	}
 	o := OrderJSON{OrderID: id, CustomerID: v.CustomerID, Status: v.Status, TotalCents: v.TotalCents, Currency: v.Currency,
 		CreatedAt: v.UpdatedAt, UpdatedAt: v.UpdatedAt, Items: []LineJSON{}, History: []HistoryJSON{}}
@@ -411,6 +466,19 @@ func (s *Server) cancelOrder(c echo.Context) error {
 	setOrder(c, oid)
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
+	claims, ok := auth.FromContext(ctx)
+	if !ok {
+		return auth.ErrMissingToken
+	}
+	if !claims.Has(auth.RoleOperator) {
+		owner, err := s.orderOwner(ctx, oid)
+		if err != nil {
+			return err
+		}
+		if owner == "" || owner != claims.Subject {
+			return errOrderNotFound
+		}
+	}
 	// Wait until the saga accepted (or its validator refused) the cancel.
 	// Its completion is reported with the workflow task that ran it, which
 	// may also be running the compensations, and those can wait on a

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/config"
 )
 
@@ -31,9 +32,6 @@ const (
 	HeaderRateLimitLimit     = "RateLimit-Limit"
 	HeaderRateLimitRemaining = "RateLimit-Remaining"
 	HeaderRateLimitReset     = "RateLimit-Reset"
-	// HeaderCustomerID names the caller for the per-user limit until
-	// authentication lands.
-	HeaderCustomerID = "X-Customer-Id"
 )
 
 // redisBackoff is how long the limiter stays on its local buckets after a
@@ -41,12 +39,15 @@ const (
 // timed-out call per second instead of one per request.
 const redisBackoff = time.Second
 
-// caller returns the identity the per-user limit counts, "" for none (the
-// request is then limited by its address only). Until authentication lands it
-// is the X-Customer-Id header; the auth middleware replaces it with the
-// token's subject.
+// caller returns the identity the per-user limit counts: the subject of the
+// request's verified token, "" for none (the request is then limited by its
+// address only, and refused by the routes that need a token).
 func (s *Server) caller(c echo.Context) string {
-	id := c.Request().Header.Get(HeaderCustomerID)
+	claims, ok := auth.FromContext(c.Request().Context())
+	if !ok {
+		return ""
+	}
+	id := claims.Subject
 	if len(id) > 128 {
 		// Bound the key's size whatever the client sends.
 		h := sha256.Sum256([]byte(id))

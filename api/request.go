@@ -81,7 +81,8 @@ func jsonError(err error) *Error {
 	return newError(http.StatusBadRequest, "malformed_json", "request body is not valid JSON")
 }
 
-// PlaceOrderRequest is the body of POST /v1/orders.
+// PlaceOrderRequest is the body of POST /v1/orders. CustomerID may be left
+// out: the order's customer is always the token's subject.
 type PlaceOrderRequest struct {
 	CustomerID   string      `json:"customer_id"`
 	Items        []OrderItem `json:"items"`
@@ -99,7 +100,7 @@ type OrderItem struct {
 func (r *PlaceOrderRequest) Validate() *Error {
 	var d []Detail
 	if !customerPattern.MatchString(r.CustomerID) {
-		d = append(d, Detail{Field: "customer_id", Issue: "required: 1-128 characters of letters, digits and ._:@-"})
+		d = append(d, Detail{Field: "customer_id", Issue: "the token's subject must be 1-128 characters of letters, digits and ._:@-"})
 	}
 	switch {
 	case len(r.Items) == 0:
@@ -132,14 +133,22 @@ func (r *PlaceOrderRequest) Validate() *Error {
 	return nil
 }
 
-// decodeOrderRequest reads and validates the body of POST /v1/orders: the
-// strict decode of decodeJSON, then Validate. Every error it returns is an
-// *Error with a 4xx status.
-func decodeOrderRequest(c echo.Context, limit int64) (PlaceOrderRequest, error) {
+// decodeOrderRequest reads and validates the body of POST /v1/orders for the
+// caller subject (the token's sub): the strict decode of decodeJSON, then the
+// customer, then Validate. The order's customer is the subject: a body that
+// omits customer_id gets it, a body that names another customer is refused
+// with 403 customer_mismatch. Every error it returns is an *Error with a 4xx
+// status.
+func decodeOrderRequest(c echo.Context, limit int64, subject string) (PlaceOrderRequest, error) {
 	var req PlaceOrderRequest
 	if err := decodeJSON(c, limit, &req); err != nil {
 		return PlaceOrderRequest{}, err
 	}
+	if req.CustomerID != "" && req.CustomerID != subject {
+		return PlaceOrderRequest{}, newError(http.StatusForbidden, "customer_mismatch",
+			"customer_id must be the token's subject (or left out)", Detail{Field: "customer_id", Issue: "not the token's subject"})
+	}
+	req.CustomerID = subject
 	if err := req.Validate(); err != nil {
 		return PlaceOrderRequest{}, err
 	}

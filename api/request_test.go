@@ -37,7 +37,7 @@ func decode(t *testing.T, body string) (PlaceOrderRequest, *Error) {
 	req := httptest.NewRequest(http.MethodPost, "/v1/orders", strings.NewReader(body))
 	req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	c := e.NewContext(req, httptest.NewRecorder())
-	r, err := decodeOrderRequest(c, 64<<10)
+	r, err := decodeOrderRequest(c, 64<<10, "c-1")
 	if err != nil {
 		return r, classify(err)
 	}
@@ -49,6 +49,9 @@ func TestDecodeAndValidateOrderRequest(t *testing.T) {
 	r, err := decode(t, ok)
 	require.Nil(t, err)
 	assert.Equal(t, PlaceOrderRequest{CustomerID: "c-1", Items: []OrderItem{{SKU: "SKU-1", Quantity: 2}}, PaymentToken: "tok_visa", Email: "a@b.c"}, r)
+	r, err = decode(t, `{"items":[{"sku":"SKU-1","quantity":2}],"payment_token":"tok_visa","email":"a@b.c"}`)
+	require.Nil(t, err)
+	assert.Equal(t, "c-1", r.CustomerID, "an order without customer_id is the token subject's")
 
 	cases := []struct{ name, body, code, field string }{
 		{"unknown top-level field", `{"customer_id":"c-1","items":[{"sku":"S","quantity":1}],"payment_token":"tok_visa","email":"a@b.c","total":1}`, "unknown_field", "total"},
@@ -59,6 +62,7 @@ func TestDecodeAndValidateOrderRequest(t *testing.T) {
 		{"email with a right-to-left override", `{"customer_id":"c-1","items":[{"sku":"S","quantity":1}],"payment_token":"tok_visa","email":"a\u202e@b.c"}`, "invalid_request", "email"},
 		{"email with a zero-width space", `{"customer_id":"c-1","items":[{"sku":"S","quantity":1}],"payment_token":"tok_visa","email":"a\u200b@b.c"}`, "invalid_request", "email"},
 		{"token with spaces", `{"customer_id":"c-1","items":[{"sku":"S","quantity":1}],"payment_token":"tok visa","email":"a@b.c"}`, "invalid_request", "payment_token"},
+		{"another customer than the token's subject", `{"customer_id":"c-2","items":[{"sku":"S","quantity":1}],"payment_token":"tok_visa","email":"a@b.c"}`, "customer_mismatch", "customer_id"},
 		{"two objects", ok + ok, "malformed_json", ""},
 		{"truncated", ok[:20], "malformed_json", ""},
 	}

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/health"
@@ -70,6 +71,10 @@ type Server struct {
 	// TracerProvider, when set (tracing is on), gives every request a server
 	// span named by its route, continuing the caller's trace.
 	TracerProvider trace.TracerProvider
+
+	// Auth verifies the bearer token every /v1 route and GET /health/deep
+	// require. Without it those routes answer 401 to everyone.
+	Auth *auth.Authenticator
 }
 
 // requestTimeout bounds what one request may wait on services.
@@ -101,6 +106,12 @@ func (s *Server) Handler() http.Handler {
 		s.bulkheads = newBulkheads(s.Bulkhead)
 		e.Use(s.shed)
 	}
+	// The caller is identified before the rate limiter, which counts the
+	// token's subject; a request without a valid token is refused by the
+	// routes that need one, after the limiter charged its address.
+	if s.Auth != nil {
+		e.Use(s.Auth.Identify)
+	}
 	if s.RateLimit.Enabled {
 		s.limits = newRateLimiter(s.RateLimit, s.Cache, s.callTimeout(), s.Log)
 		e.Use(s.rateLimit)
@@ -108,19 +119,24 @@ func (s *Server) Handler() http.Handler {
 
 	e.GET("/health", s.health)
 	e.GET("/health/ready", s.health)
-	e.GET("/health/deep", s.healthDeep)
+	// The deep check places a synthetic order: operators only.
+	e.GET("/health/deep", s.healthDeep, auth.Required, auth.RequireRole(auth.RoleOperator))
 	e.GET("/health/live", echo.WrapHandler(http.HandlerFunc(health.Live)))
 	if s.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(s.Metrics))
 	}
 
-	v1 := e.Group("/v1")
-	v1.POST("/orders", s.placeOrder)
-	v1.GET("/orders/:id", s.getOrder)
-	v1.POST("/orders/:id/cancel", s.cancelOrder)
-	v1.GET("/products", s.listProducts)
-	v1.GET("/products/:sku", s.getProduct)
-	v1.PUT("/products/:sku", s.putProduct)
+	// Every /v1 route, unknown ones included, needs a valid token; the role
+	// each route needs is beside it (admin has every role). Customers see
+	// only their own orders: the handlers answer 404 for anyone else's.
+	anyone := auth.RequireRole(auth.RoleCustomer, auth.RoleOperator)
+	v1 := e.Group("/v1", auth.Required)
+	v1.POST("/orders", s.placeOrder, auth.RequireRole(auth.RoleCustomer))
+	v1.GET("/orders/:id", s.getOrder, anyone)
+	v1.POST("/orders/:id/cancel", s.cancelOrder, anyone)
+	v1.GET("/products", s.listProducts, anyone)
+	v1.GET("/products/:sku", s.getProduct, anyone)
+	v1.PUT("/products/:sku", s.putProduct, auth.RequireRole(auth.RoleOperator))
 	return telemetry.HTTPHandler(s.TracerProvider, e, "gateway")
 }
 

@@ -46,7 +46,7 @@ func TestAFullClassIsShedAtOnceWhileOthersAnswer(t *testing.T) {
 	customer, key := "c-"+uuid.NewString(), "k-"+uuid.NewString()
 	order := map[string]any{"customer_id": customer, "items": []map[string]any{{"sku": sku, "quantity": 1}},
 		"payment_token": "tok_visa", "email": "a@b.co"}
-	orderHeader := map[string]string{HeaderIdempotencyKey: key}
+	orderHeader := g.customer(customer, HeaderIdempotencyKey, key)
 
 	cases := []struct {
 		class string

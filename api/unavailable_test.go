@@ -37,7 +37,7 @@ func TestDatabaseDownIs503WithRetryAfterNever500(t *testing.T) {
 		header             map[string]string
 		body               any
 	}{
-		{"place an order", http.MethodPost, "/v1/orders", map[string]string{HeaderIdempotencyKey: "down-" + uuid.NewString()}, order},
+		{"place an order", http.MethodPost, "/v1/orders", g.customer("c-down", HeaderIdempotencyKey, "down-"+uuid.NewString()), order},
 		{"read an order", http.MethodGet, "/v1/orders/" + uuid.NewString(), nil, nil},
 		{"change a product", http.MethodPut, "/v1/products/" + sku, nil, map[string]any{"name": "down", "price_cents": 100, "on_hand": 6}},
 	} {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/db"
@@ -26,11 +27,41 @@ import (
 	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
+// healthTokens is the authenticator of the servers serve starts and the
+// minter of the operator token getHealth sends (GET /health/deep needs one).
+var healthTokens = func() stacktest.Tokens {
+	cfg := stacktest.AuthConfig()
+	a, err := auth.New(context.Background(), cfg)
+	if err != nil {
+		panic(err)
+	}
+	m, err := auth.NewMinter(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return stacktest.Tokens{Auth: a, Minter: m, Config: cfg}
+}()
+
+// getAs sends GET url with an Authorization header ("" for none).
+func getAs(url, authorization string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	return http.DefaultClient.Do(req)
+}
+
 // serve runs srv on an httptest server and returns its URL.
 func serve(t *testing.T, srv *api.Server) string {
 	t.Helper()
 	if srv.Log == nil {
 		srv.Log = zaptest.NewLogger(t)
+	}
+	if srv.Auth == nil {
+		srv.Auth = healthTokens.Auth
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
@@ -45,7 +76,7 @@ type healthAnswer struct {
 
 func getHealth(t *testing.T, url string) healthAnswer {
 	t.Helper()
-	res, err := http.Get(url)
+	res, err := getAs(url, healthTokens.Operator())
 	require.NoError(t, err)
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
@@ -225,7 +256,7 @@ func TestDeepHealthRunsOneAtATime(t *testing.T) {
 	first := make(chan healthAnswer, 1)
 	go func() { first <- getHealth(t, url+"/health/deep") }()
 	<-entered
-	res, err := http.Get(url + "/health/deep")
+	res, err := getAs(url+"/health/deep", healthTokens.Operator())
 	require.NoError(t, err)
 	b, _ := io.ReadAll(res.Body)
 	_ = res.Body.Close()

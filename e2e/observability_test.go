@@ -57,9 +57,11 @@ func TestDashboardAndAlertRulesQueryOnlyMetricsTheGatewayAndWorkerExport(t *test
 		"PAYMENT_PROVIDERS=paysim-obs=paysim:" + provider.URL,
 		"API_ADDR=" + gateway, "WORKER_HEALTH_ADDR=" + workerAddr,
 	}
+	authCfg := stacktest.AuthConfig()
+	env = append(env, "AUTH_HS256_SECRET="+authCfg.HS256Secret)
 	startProcess(t, env, "http://"+workerAddr+"/health/live", "worker")
 	startProcess(t, env, "http://"+gateway+"/health/live", "api")
-	s := &stack{t: t, pool: pool, url: "http://" + gateway}
+	s := &stack{t: t, pool: pool, url: "http://" + gateway, tok: stacktest.AuthWith(t, authCfg)}
 
 	// Before any order, the counters whose first increase rate() must see
 	// are there at zero.

@@ -309,7 +309,7 @@ func TestBadInputIs4xxWithJSONErrorAndStartsNothing(t *testing.T) {
 		{name: "unknown sku", body: encode(newOrder(cust, activities.TokenVisa, api.OrderItem{SKU: "NO-SUCH-SKU-" + uuid.NewString()[:8], Quantity: 1})), status: 422, code: "unknown_sku"},
 		{name: "missing payment token", body: encode(newOrder(cust, "", api.OrderItem{SKU: sku, Quantity: 1})), status: 400, code: "invalid_request"},
 		{name: "bad email", body: []byte(fmt.Sprintf(`{"customer_id":%q,"items":[{"sku":%q,"quantity":1}],"payment_token":"tok_visa","email":"not-an-email"}`, cust, sku)), status: 400, code: "invalid_request"},
-		{name: "missing customer", body: encode(newOrder("", activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1})), status: 400, code: "invalid_request"},
+		{name: "another customer than the token's", body: encode(newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1})), status: 403, code: "customer_mismatch"},
 		{name: "body over 64 KiB", body: []byte(`{"customer_id":"` + strings.Repeat("x", 70<<10) + `"}`), status: 413, code: "body_too_large"},
 		{name: "not json content type", ctype: "text/plain", body: encode(valid()), status: 415, code: "unsupported_media_type"},
 	}
@@ -319,7 +319,7 @@ func TestBadInputIs4xxWithJSONErrorAndStartsNothing(t *testing.T) {
 			if tc.key != nil {
 				key = *tc.key
 			}
-			h := map[string]string{}
+			h := map[string]string{"Authorization": s.as(cust)}
 			if key != "" {
 				h[api.HeaderIdempotencyKey] = key
 			}

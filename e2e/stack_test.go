@@ -23,6 +23,7 @@ import (
 
 	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/payment"
 	"github.com/orderflow/orderflow/internal/stacktest"
@@ -36,6 +37,8 @@ type stack struct {
 	temporal client.Client
 	region   string
 	url      string
+	// tok mints the tokens the gateway accepts.
+	tok stacktest.Tokens
 }
 
 // e2eBreaker has the design's thresholds but a 2 s open state, so a test that
@@ -56,7 +59,7 @@ func newStack(t *testing.T, withWorker bool, configure ...func(*api.Server)) *st
 	t.Helper()
 	s := &stack{
 		t: t, pool: stacktest.DB(t), rc: stacktest.Redis(t), temporal: stacktest.Temporal(t),
-		region: "e2e-" + uuid.NewString()[:8],
+		region: "e2e-" + uuid.NewString()[:8], tok: stacktest.Auth(t),
 	}
 	// The gateway as `make run` builds it, limits on, but with room for the
 	// suite's many orders from 127.0.0.1; parked orders give up after 3 s
@@ -65,7 +68,8 @@ func newStack(t *testing.T, withWorker bool, configure ...func(*api.Server)) *st
 	res.RateLimit = config.RateLimit{Enabled: true, PerUser: 1_000_000, PerIP: 1_000_000, Period: time.Minute}
 	srv := &api.Server{DB: s.pool, Cache: s.rc, Temporal: s.temporal, Log: zaptest.NewLogger(t), Region: s.region,
 		RateLimit: res.RateLimit, Bulkhead: res.Bulkhead, Tiers: res.Cache,
-		Payment: config.Payment{Deadline: 3 * time.Second, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}}
+		Payment: config.Payment{Deadline: 3 * time.Second, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second},
+		Auth:    s.tok.Auth}
 	for _, c := range configure {
 		c(srv)
 	}
@@ -110,8 +114,14 @@ func (s *stack) do(method, path string, header map[string]string, body []byte) r
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	// An operator's token unless the test brings its own (an empty one
+	// sends none): operators read and cancel any order.
+	req.Header.Set("Authorization", s.tok.Operator())
 	for k, v := range header {
 		req.Header.Set(k, v)
+	}
+	if req.Header.Get("Authorization") == "" {
+		req.Header.Del("Authorization")
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -133,10 +143,14 @@ func newOrder(customer, token string, items ...api.OrderItem) orderReq {
 	return orderReq{CustomerID: customer, Items: items, PaymentToken: token, Email: "buyer@example.com"}
 }
 
+// as returns the Authorization header of customer id.
+func (s *stack) as(customer string) string { return s.tok.Bearer(customer, auth.RoleCustomer) }
+
+// place posts the order with the token of its customer.
 func (s *stack) place(key string, o orderReq) response {
 	s.t.Helper()
 	b, _ := json.Marshal(o)
-	return s.do(http.MethodPost, "/v1/orders", map[string]string{api.HeaderIdempotencyKey: key}, b)
+	return s.do(http.MethodPost, "/v1/orders", map[string]string{api.HeaderIdempotencyKey: key, "Authorization": s.as(o.CustomerID)}, b)
 }
 
 // placeOK places an order and returns its id, failing unless it is accepted.

@@ -27,6 +27,7 @@ import (
 
 	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/internal/db"
 	"github.com/orderflow/orderflow/internal/logging"
@@ -49,6 +50,7 @@ type observedStack struct {
 	logs     *lockedBuffer
 	temporal client.Client
 	fixtures *pgxpool.Pool
+	tok      stacktest.Tokens
 }
 
 type lockedBuffer struct {
@@ -71,7 +73,7 @@ func (l *lockedBuffer) String() string {
 func newObservedStack(t *testing.T) *observedStack {
 	t.Helper()
 	ctx := context.Background()
-	s := &observedStack{t: t, fixtures: stacktest.DB(t), spans: tracetest.NewSpanRecorder(), logs: &lockedBuffer{}}
+	s := &observedStack{t: t, fixtures: stacktest.DB(t), spans: tracetest.NewSpanRecorder(), logs: &lockedBuffer{}, tok: stacktest.Auth(t)}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(s.spans))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(s.logs), zapcore.DebugLevel),
@@ -117,7 +119,7 @@ func newObservedStack(t *testing.T) *observedStack {
 		t.Fatalf("start worker: %v", err)
 	}
 	t.Cleanup(w.Stop)
-	srv := &api.Server{DB: pool, Cache: rc, Temporal: s.temporal, Log: log, Region: region, TracerProvider: tp}
+	srv := &api.Server{DB: pool, Cache: rc, Temporal: s.temporal, Log: log, Region: region, TracerProvider: tp, Auth: s.tok.Auth}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	s.url = hs.URL
@@ -132,6 +134,7 @@ func (s *observedStack) place(requestID, token, sku string) (orderID string, vie
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(api.HeaderIdempotencyKey, uuid.NewString())
 	req.Header.Set("X-Request-ID", requestID)
+	req.Header.Set("Authorization", s.tok.Minter.Bearer("c-obs", auth.RoleCustomer))
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
@@ -369,6 +372,9 @@ func TestOrderLogLinesCarryTheCorrelationKeysAndNeverThePaymentToken(t *testing.
 		if strings.Contains(out, secret) {
 			t.Errorf("the logs hold the payment token %q", secret)
 		}
+	}
+	if bearer := strings.TrimPrefix(s.tok.Minter.Bearer("c-obs", auth.RoleCustomer), "Bearer "); strings.Contains(out, bearer) {
+		t.Errorf("the logs hold the caller's bearer token")
 	}
 	from := map[string]int{}
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {

@@ -26,6 +26,9 @@ export RATE_LIMIT_PER_IP="${RATE_LIMIT_PER_IP:-100000000}" RATE_LIMIT_PER_USER="
 export API_EMBED_WORKER="${API_EMBED_WORKER:-true}"
 export API_URL="http://$API_ADDR"
 SAVED="$ROOT/.data/bench-baselines"
+# The stack's development secret, which the load generator also mints its
+# customers' tokens with.
+export AUTH_HS256_SECRET; AUTH_HS256_SECRET="$(new_auth_secret)"
 trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true' EXIT
 
 cd "$ROOT"

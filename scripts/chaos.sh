@@ -24,6 +24,9 @@ export RATE_LIMIT_PER_IP=100000000 RATE_LIMIT_PER_USER=100000000
 # Parked orders retry every 1-5 s and a breaker tries again after 5 s, so the
 # run settles within its quiescence bound after the last fault.
 export PAYMENT_RETRY_INITIAL=1s PAYMENT_RETRY_MAX=5s PAYMENT_BREAKER_OPEN_TIMEOUT=5s
+# The stack's development secret, which the load generator also mints its
+# customers' tokens with.
+export AUTH_HS256_SECRET; AUTH_HS256_SECRET="$(new_auth_secret)"
 trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true' EXIT
 
 cd "$ROOT"

@@ -274,6 +274,21 @@ register_search_attributes() {
 config_lines() { grep -v '^\s*\(#\|$\)' "$ROOT/temporal-config/$1"; }
 
 # --- a throwaway stack -----------------------------------------------------
+# new_auth_secret prints a fresh random HS256 secret (32 bytes, base64).
+new_auth_secret() { head -c 32 /dev/urandom | base64 | tr -d '\n'; }
+
+# ensure_auth_secret FILE: unless AUTH_HS256_SECRET or AUTH_JWKS_URL is set,
+# exports AUTH_HS256_SECRET from FILE, writing a new secret there (mode 600)
+# the first time. The code has no default secret: development tokens are
+# signed with this one (orderflow token).
+ensure_auth_secret() {
+  if [ -n "${AUTH_HS256_SECRET:-}" ] || [ -n "${AUTH_JWKS_URL:-}" ]; then return 0; fi
+  local f=$1
+  if [ ! -s "$f" ]; then (umask 077 && new_auth_secret >"$f"); fi
+  AUTH_HS256_SECRET=$(cat "$f")
+  export AUTH_HS256_SECRET
+}
+
 # fresh_stack: stops the stack under $STACK_DATA_DIR, wipes its files and its
 # database ($DATABASE_URL), and starts it again with scripts/stack.sh, which
 # then owns PostgreSQL as on a machine where it is down.

@@ -15,21 +15,29 @@ export RATE_LIMIT_PER_IP=100000000 RATE_LIMIT_PER_USER=100000000
 export PAYSIM_A_PORT=8094 PAYSIM_B_PORT=8095
 # The separate worker's health listener, off the default :8081 like every port here.
 export WORKER_HEALTH_ADDR=127.0.0.1:8191
+# The stack's development secret; the tokens below are minted as make run
+# mints the ones it prints.
+export AUTH_HS256_SECRET; AUTH_HS256_SECRET="$(new_auth_secret)"
 trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true' EXIT
 fresh_stack
+# shellcheck disable=SC1091
+source "$STACK_DATA_DIR/tokens.env"
+customer_token=$("$ROOT/bin/orderflow" token --sub c-smoke --role customer)
+[ "$(curl -sS -o /dev/null -w '%{http_code}' "http://$API_ADDR/v1/products/SKU-1")" = 401 ] ||
+  die "smoke: GET /v1/products/SKU-1 without a token was not refused with 401"
 
 body='{"customer_id":"c-smoke","items":[{"sku":"SKU-1","quantity":2}],"payment_token":"tok_visa","email":"smoke@example.com"}'
-order_id=$(curl -fsS -X POST "http://$API_ADDR/v1/orders" -H 'Content-Type: application/json' -H 'Idempotency-Key: smoke-1' -d "$body" |
+order_id=$(curl -fsS -X POST "http://$API_ADDR/v1/orders" -H "Authorization: Bearer $customer_token" -H 'Content-Type: application/json' -H 'Idempotency-Key: smoke-1' -d "$body" |
   python3 -c 'import sys,json; print(json.load(sys.stdin)["order_id"])')
 log "placed order $order_id"
 status=""
 for _ in $(seq 100); do
-  status=$(curl -fsS "http://$API_ADDR/v1/orders/$order_id" | python3 -c 'import sys,json; print(json.load(sys.stdin)["status"])' || true)
+  status=$(curl -fsS -H "Authorization: Bearer $customer_token" "http://$API_ADDR/v1/orders/$order_id" | python3 -c 'import sys,json; print(json.load(sys.stdin)["status"])' || true)
   [ "$status" = CONFIRMED ] && break
   sleep 0.1
 done
 [ "$status" = CONFIRMED ] || die "smoke: order $order_id is $status, not CONFIRMED"
-replayed=$(curl -fsS -o /dev/null -D - -X POST "http://$API_ADDR/v1/orders" -H 'Content-Type: application/json' -H 'Idempotency-Key: smoke-1' -d "$body" | tr -d '\r' | awk -F': ' 'tolower($1)=="idempotent-replayed"{print $2}')
+replayed=$(curl -fsS -o /dev/null -D - -X POST "http://$API_ADDR/v1/orders" -H "Authorization: Bearer $customer_token" -H 'Content-Type: application/json' -H 'Idempotency-Key: smoke-1' -d "$body" | tr -d '\r' | awk -F': ' 'tolower($1)=="idempotent-replayed"{print $2}')
 [ "$replayed" = true ] || die "smoke: the replay was not marked Idempotent-Replayed"
 bin=$(temporal_bin)
 found=""
@@ -39,7 +47,7 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 [ "$found" -ge 1 ] || die "smoke: visibility does not show order-$order_id with its search attributes"
-deep=$(curl -sS -o "$STACK_DATA_DIR/health-deep.json" -w '%{http_code}' "http://$API_ADDR/health/deep" || true)
+deep=$(curl -sS -o "$STACK_DATA_DIR/health-deep.json" -w '%{http_code}' -H "Authorization: Bearer $OPERATOR_TOKEN" "http://$API_ADDR/health/deep" || true)
 [ "$deep" = 200 ] || die "smoke: GET /health/deep answered $deep: $(cat "$STACK_DATA_DIR/health-deep.json" 2>/dev/null)"
 python3 - "$STACK_DATA_DIR/health-deep.json" <<'PY' || die "smoke: /health/deep did not confirm a synthetic order"
 import json, sys

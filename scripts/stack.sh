@@ -15,6 +15,8 @@ DATA_DIR="${STACK_DATA_DIR:-$ROOT/.data}"
 STATE_DIR="$DATA_DIR/run"
 LOG_DIR="$DATA_DIR/logs"
 mkdir -p "$STATE_DIR" "$LOG_DIR"
+# Development tokens are HS256 with this secret, made once per data dir.
+ensure_auth_secret "$DATA_DIR/auth-hs256.secret"
 
 export DATABASE_URL="${DATABASE_URL:-postgres://orderflow:orderflow@127.0.0.1:5432/orderflow?sslmode=disable}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
@@ -57,10 +59,25 @@ up() {
   start_app worker worker
   start_app api api
   wait_for 30 "the gateway (see $LOG_DIR/api.log)" curl -fsS "http://127.0.0.1:${API_ADDR##*:}/health/ready"
+  local tokens="(AUTH_JWKS_URL is set: tokens come from your identity provider)"
+  if [ -n "${AUTH_HS256_SECRET:-}" ]; then
+    # A customer's and an operator's token for the walk-through (README),
+    # also in $DATA_DIR/tokens.env for scripts: source it.
+    (umask 077 && {
+      echo "export CUSTOMER_TOKEN=$("$BIN" token --sub c-demo --role customer --ttl 12h)"
+      echo "export OPERATOR_TOKEN=$("$BIN" token --sub ops-demo --role operator --ttl 12h)"
+    } >"$DATA_DIR/tokens.env")
+    tokens="$(sed 's/^/                   /' "$DATA_DIR/tokens.env")"
+  fi
+  local secret_ref="<the stack's secret>"
+  [ -s "$DATA_DIR/auth-hs256.secret" ] && secret_ref="\$(cat $DATA_DIR/auth-hs256.secret)"
   cat <<MSG
 
   orderflow is up
-    gateway        http://127.0.0.1:${API_ADDR##*:}   (try: curl http://127.0.0.1:${API_ADDR##*:}/v1/products)
+    gateway        http://127.0.0.1:${API_ADDR##*:}   (try: curl -H "Authorization: Bearer \$CUSTOMER_TOKEN" http://127.0.0.1:${API_ADDR##*:}/v1/products)
+    tokens         customer c-demo and operator ops-demo, valid 12 h (or: source $DATA_DIR/tokens.env); more with
+                   AUTH_HS256_SECRET=$secret_ref bin/orderflow token --sub <id> --role <role>
+$tokens
     Temporal UI    http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows
     Temporal gRPC  $TEMPORAL_ADDRESS
     payments       paysim-a http://127.0.0.1:$PAYSIM_A_PORT, paysim-b http://127.0.0.1:$PAYSIM_B_PORT

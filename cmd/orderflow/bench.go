@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/bench"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/workers"
@@ -54,6 +55,15 @@ func runBench(ctx context.Context, args []string) error {
 	c.WorkerOptions = workers.Options{Region: cfg.Region, MaxConcurrentActivities: cfg.MaxConcurrentActivities,
 		MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks}.WorkerOptions()
 	c.ProcessGroups = bench.DefaultGroups()
+	if *phase != "baseline" {
+		// The load carries customer tokens minted in process from the
+		// stack's development secret.
+		m, err := auth.NewMinter(config.LoadAuth())
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		c.Tokens = m
+	}
 	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		c.GitCommit = strings.TrimSpace(string(out))
 	}

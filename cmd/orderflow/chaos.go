@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/chaos"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/db"
@@ -42,6 +43,13 @@ func runChaos(ctx context.Context, args []string) error {
 		}
 	}
 	c.Providers = strings.Split(*providers, ",")
+	// The load carries tokens minted in process from the stack's
+	// development secret.
+	tokens, err := auth.NewMinter(config.LoadAuth())
+	if err != nil {
+		return fmt.Errorf("chaos: %w", err)
+	}
+	c.Tokens = tokens
 
 	pool, err := db.Open(ctx, common.DatabaseURL)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/db"
@@ -46,9 +47,13 @@ commands:
   bench     load-test a running stack (see make bench and docs/performance.md)
   replay    replay exported workflow histories against this build: orderflow replay <history.json>...
             (a check before deploying workflow changes; see docs/operations.md)
+  token     mint a development token: orderflow token --sub <customer> --role customer|operator|admin [--ttl 1h]
+            (HS256 with AUTH_HS256_SECRET; make run prints a customer and an operator token)
 
 Every setting comes from the environment: DATABASE_URL, REDIS_URL,
 TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ORDERFLOW_REGION, LOG_FORMAT, LOG_LEVEL.
+The gateway verifies bearer tokens against AUTH_JWKS_URL (with AUTH_ISSUER and
+AUTH_AUDIENCE) or, in development, AUTH_HS256_SECRET.
 Traces go out over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or another OTEL_*
 exporter variable) is set; tracing is off otherwise.
 `
@@ -90,6 +95,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runChaos(ctx, args)
 	case "replay":
 		return runReplay(os.Stdout, args)
+	case "token":
+		return runToken(os.Stdout, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil
@@ -189,7 +196,8 @@ func runAPI(ctx context.Context, cfg config.API) error {
 	}
 	defer log.Sync() //nolint:errcheck
 	servePprof(log, "API_PPROF_ADDR")
-	log.Info("starting gateway", zap.String("addr", cfg.Addr), zap.Stringer("config", cfg.Common), zap.Bool("embedded_worker", cfg.EmbedWorker))
+	log.Info("starting gateway", zap.String("addr", cfg.Addr), zap.Stringer("config", cfg.Common), zap.Stringer("auth", cfg.Auth),
+		zap.Bool("embedded_worker", cfg.EmbedWorker))
 	tp, stopTracing, err := telemetry.Tracing(ctx, "orderflow-api")
 	if err != nil {
 		return err
@@ -205,11 +213,16 @@ func runAPI(ctx context.Context, cfg config.API) error {
 		return err
 	}
 	defer stopMetrics(context.Background()) //nolint:errcheck
+	authn, err := auth.New(ctx, cfg.Auth, auth.WithRedis(cl.cache), auth.WithLogger(log))
+	if err != nil {
+		return err
+	}
 
 	srv := &api.Server{DB: cl.db, Cache: cl.cache, Temporal: cl.temporal, Log: log, Region: cfg.Region, Metrics: metrics,
 		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker, Payment: cfg.Resilience.Payment,
 		RateLimit: cfg.Resilience.RateLimit, Bulkhead: cfg.Resilience.Bulkhead, Tiers: cfg.Resilience.Cache,
 		Health: cfg.Resilience.Health, TracerProvider: tp}
+	srv.Auth = authn
 	if cfg.EmbedWorker {
 		w, err := newWorker(cl, cfg.EmbeddedWorker, log, false)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -21,6 +22,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/orderflow/orderflow/internal/auth"
 )
 
 // Config is one bench run.
@@ -49,6 +52,9 @@ type Config struct {
 	PreloadedOrders int64
 	ProcessGroups   []procGroup
 	GitCommit       string
+	// Tokens mints the bearer tokens of the run's customers and of the
+	// operator that creates its catalog (the stack's AUTH_HS256_SECRET).
+	Tokens *auth.Minter
 }
 
 // Step is one rate of the search.
@@ -169,12 +175,15 @@ func Run(ctx context.Context, c Config, baselines []Baseline) (*Result, error) {
 	run := "bench-" + uuid.NewString()[:8]
 	httpc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, IdleConnTimeout: time.Minute}}
 
-	skus, scarce, err := setupCatalog(ctx, httpc, c.APIURL, run)
+	if c.Tokens == nil {
+		return nil, errors.New("bench: no token minter (AUTH_HS256_SECRET)")
+	}
+	skus, scarce, err := setupCatalog(ctx, httpc, c.APIURL, c.Tokens.Bearer("bench-operator", auth.RoleOperator), run)
 	if err != nil {
 		return nil, err
 	}
 	orders := &orderTarget{api: c.APIURL, http: httpc, db: c.DB, skus: skus, scarce: scarce, lines: c.Lines,
-		decline: c.DeclineRatio, scarceP: c.ScarceRatio, run: run}
+		decline: c.DeclineRatio, scarceP: c.ScarceRatio, run: run, tokens: c.Tokens}
 
 	if c.Baseline {
 		b, err := RunBaseline(ctx, c, c.BaselineEager)
@@ -233,11 +242,12 @@ func Run(ctx context.Context, c Config, baselines []Baseline) (*Result, error) {
 // setupCatalog creates the run's products through the API: plenty of common
 // SKUs and a few scarce ones, so that some orders run out of stock and
 // compensate, as real traffic does.
-func setupCatalog(ctx context.Context, h *http.Client, api, run string) (skus, scarce []string, err error) {
+func setupCatalog(ctx context.Context, h *http.Client, api, operator, run string) (skus, scarce []string, err error) {
 	put := func(sku string, price, onHand int) error {
 		b, _ := json.Marshal(map[string]any{"name": "bench " + sku, "price_cents": price, "on_hand": onHand})
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, api+"/v1/products/"+sku, bytes.NewReader(b))
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", operator)
 		res, err := h.Do(req)
 		if err != nil {
 			return fmt.Errorf("create product %s: %w", sku, err)

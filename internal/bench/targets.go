@@ -16,6 +16,8 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/orderflow/orderflow/internal/auth"
 )
 
 // target is what a run drives: the order API or the bare-Temporal baseline.
@@ -39,6 +41,7 @@ type orderTarget struct {
 	decline float64
 	scarceP float64
 	run     string
+	tokens  *auth.Minter
 }
 
 type orderBody struct {
@@ -74,6 +77,7 @@ func (t *orderTarget) fire(ctx context.Context, s *sample) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, t.api+"/v1/orders", bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", t.run+"-"+uuid.NewString())
+	req.Header.Set("Authorization", t.tokens.Bearer(body.CustomerID, auth.RoleCustomer))
 	res, err := t.http.Do(req)
 	if err != nil {
 		s.errKind = "transport"

@@ -19,6 +19,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/client"
+
+	"github.com/orderflow/orderflow/internal/auth"
 )
 
 // Config is one chaos run.
@@ -38,6 +40,9 @@ type Config struct {
 	// ResultsDir receives the JSON report.
 	ResultsDir string
 	Seed       uint64
+	// Tokens mints the bearer tokens of the run's customers and of the
+	// operator that creates its catalog (the stack's AUTH_HS256_SECRET).
+	Tokens *auth.Minter
 }
 
 // FaultKinds are every kind of fault a run can inject.

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/internal/auth"
 )
 
 // sku is a product the run creates, with the stock it started with.
@@ -25,12 +26,13 @@ type sku struct {
 
 // placed is one order the run sent.
 type placed struct {
-	key     string
-	body    []byte
-	orderID string // set once a 2xx came back
-	resent  string // the order id a re-send with the same key got
-	resend  bool
-	cancel  bool
+	key      string
+	customer string
+	body     []byte
+	orderID  string // set once a 2xx came back
+	resent   string // the order id a re-send with the same key got
+	resend   bool
+	cancel   bool
 }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
@@ -50,6 +52,7 @@ func (r *Runner) setupCatalog(ctx context.Context) ([]sku, error) {
 		body, _ := json.Marshal(map[string]any{"name": "chaos " + s.SKU, "price_cents": 500 + len(s.SKU)*10, "on_hand": s.OnHand})
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, r.cfg.APIURL+"/v1/products/"+s.SKU, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", r.cfg.Tokens.Bearer("chaos-operator", auth.RoleOperator))
 		res, err := httpClient.Do(req)
 		if err != nil {
 			return nil, fmt.Errorf("create product %s: %w", s.SKU, err)
@@ -111,10 +114,11 @@ func (r *Runner) newOrder(skus []sku) *placed {
 	case x < 0.10:
 		token = "tok_mastercard"
 	}
+	customer := "chaos-" + uuid.NewString()[:8]
 	body, _ := json.Marshal(map[string]any{
-		"customer_id": "chaos-" + uuid.NewString()[:8], "email": "chaos@example.com", "payment_token": token, "items": items,
+		"customer_id": customer, "email": "chaos@example.com", "payment_token": token, "items": items,
 	})
-	return &placed{key: "chaos-" + uuid.NewString(), body: body, resend: r.float() < 0.05, cancel: r.float() < 0.05}
+	return &placed{key: "chaos-" + uuid.NewString(), customer: customer, body: body, resend: r.float() < 0.05, cancel: r.float() < 0.05}
 }
 
 // drive sends an order the way a careful client does: on a 5xx or a timeout
@@ -129,7 +133,7 @@ func (r *Runner) drive(p *placed) {
 	r.mu.Unlock()
 	if p.cancel {
 		time.Sleep(time.Duration(r.intn(50)) * time.Millisecond)
-		r.post("/v1/orders/"+id+"/cancel", "", nil)
+		r.post(p.customer, "/v1/orders/"+id+"/cancel", "", nil)
 	}
 	if p.resend {
 		again := r.place(p)
@@ -144,7 +148,7 @@ func (r *Runner) drive(p *placed) {
 func (r *Runner) place(p *placed) string {
 	deadline := time.Now().Add(time.Minute)
 	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 3*time.Second) {
-		status, body, err := r.post("/v1/orders", p.key, p.body)
+		status, body, err := r.post(p.customer, "/v1/orders", p.key, p.body)
 		if err == nil && status/100 == 2 {
 			var a struct {
 				OrderID string `json:"order_id"`
@@ -163,10 +167,11 @@ func (r *Runner) place(p *placed) string {
 	}
 }
 
-// post sends one request and counts a client-visible error against the
-// fault window it falls in.
-func (r *Runner) post(path, key string, body []byte) (int, []byte, error) {
+// post sends one request with the customer's token and counts a
+// client-visible error against the fault window it falls in.
+func (r *Runner) post(customer, path, key string, body []byte) (int, []byte, error) {
 	req, _ := http.NewRequest(http.MethodPost, r.cfg.APIURL+path, bytes.NewReader(body))
+	req.Header.Set("Authorization", r.cfg.Tokens.Bearer(customer, auth.RoleCustomer))
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -38,6 +38,8 @@ type API struct {
 	BodyLimitBytes int64
 	IdempotencyTTL time.Duration
 	PublicURL      string
+	// Auth configures the bearer tokens every /v1 route requires.
+	Auth Auth
 }
 
 // Worker configures a worker process.
@@ -74,6 +76,7 @@ func LoadAPI() API {
 		Addr:           Env("API_ADDR", ":8080"),
 		BodyLimitBytes: int64(EnvInt("API_BODY_LIMIT_BYTES", 64<<10)),
 		IdempotencyTTL: EnvDuration("IDEMPOTENCY_TTL", 24*time.Hour),
+		Auth:           LoadAuth(),
 	}
 	c.PublicURL = Env("API_PUBLIC_URL", "")
 	return c

@@ -41,7 +41,7 @@ func newFixture(t *testing.T) *fixture {
 	var suite testsuite.WorkflowTestSuite
 	f := &fixture{t: t, pool: pool, env: suite.NewTestActivityEnvironment()}
 	_, f.sim = stacktest.Paysim(t, pool, "paysim-test")
-	f.ord = &activities.Orders{DB: pool, Cache: rc}
+	f.ord = &activities.Orders{DB: pool, Cache: rc, PII: stacktest.PII(t)}
 	f.inv = &activities.Inventory{DB: pool, Cache: rc}
 	f.pay = &activities.Payment{DB: pool, Providers: payment.NewRouter(payment.Settings(config.LoadResilience().Payment), f.sim)}
 	f.env.RegisterActivity(f.ord)
@@ -294,7 +294,7 @@ func TestOutboxDeliversEachMessageOnceAndRetriesFailures(t *testing.T) {
 		ids = append(ids, id)
 	}
 	box := &mailbox{got: map[int64]int{}, failFirst: 2}
-	ob := &activities.Outbox{DB: f.pool, Region: "test", Mailer: box, Log: zaptest.NewLogger(t), Workers: 2, Poll: 20 * time.Millisecond}
+	ob := &activities.Outbox{DB: f.pool, PII: stacktest.PII(t), Region: "test", Mailer: box, Log: zaptest.NewLogger(t), Workers: 2, Poll: 20 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); ob.Run(ctx) }()

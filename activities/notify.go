@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/internal/db"
+	"github.com/orderflow/orderflow/internal/pii"
 )
 
 // Notification kinds the saga enqueues.
@@ -23,11 +25,15 @@ const (
 // qEnqueue writes a customer message about order $1 of kind $2 with subject
 // $3 into the outbox, once per (order, kind). It runs inside the transaction
 // that confirms or fails the order, so the message exists exactly when the
-// outcome it announces does.
-const qEnqueue = `INSERT INTO notifications (order_id, region, kind, channel, recipient, subject, body)
-	SELECT order_id, region, $2, 'email', email, $3,
+// outcome it announces does. The address is copied still encrypted (it is
+// bound to the order id, which the message keeps); a plaintext one from
+// before migration 0006 is copied as it is and encrypted by the next
+// `orderflow migrate`. An order whose personal data was erased gets no
+// message: there is no address to send it to.
+const qEnqueue = `INSERT INTO notifications (order_id, region, kind, channel, recipient, recipient_enc, subject, body)
+	SELECT order_id, region, $2, 'email', email, email_enc, $3,
 	       format('Order %s: %s (%s %s).', order_id, status, total_cents, currency)
-	FROM orders WHERE order_id = $1
+	FROM orders WHERE order_id = $1 AND (email_enc IS NOT NULL OR email IS NOT NULL)
 	ON CONFLICT (order_id, kind) DO NOTHING`
 
 func enqueue(ctx context.Context, tx pgx.Tx, orderID, kind, subject string) error {
@@ -37,7 +43,8 @@ func enqueue(ctx context.Context, tx pgx.Tx, orderID, kind, subject string) erro
 	return nil
 }
 
-// Message is one outbox row on its way to the customer.
+// Message is one outbox row on its way to the customer. Recipient is the
+// decrypted address; it lives in memory only while the message is sent.
 type Message struct {
 	ID        int64
 	OrderID   string
@@ -46,6 +53,8 @@ type Message struct {
 	Subject   string
 	Body      string
 	Attempts  int
+
+	sealed []byte
 }
 
 // Mailer delivers a message. An error is retried later with backoff.
@@ -82,6 +91,8 @@ func (l LogMailer) Send(ctx context.Context, m Message) error {
 // saga's steps use.
 type Outbox struct {
 	DB *pgxpool.Pool
+	// PII decrypts the recipient's address; required.
+	PII *pii.Keyring
 	// Region is the region whose messages this pool delivers.
 	Region string
 	Mailer Mailer
@@ -142,7 +153,7 @@ func (o *Outbox) claim(ctx context.Context) ([]Message, error) {
 		FROM (SELECT id FROM notifications WHERE region = $3 AND status = 'pending' AND next_attempt_at <= now()
 		      ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
 		WHERE n.id = due.id
-		RETURNING n.id, n.order_id, n.kind, n.recipient, n.subject, n.body, n.attempts`
+		RETURNING n.id, n.order_id, n.kind, coalesce(n.recipient, ''), n.recipient_enc, n.subject, n.body, n.attempts`
 	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
 	defer cancel()
 	rows, err := o.DB.Query(ctx, q, o.Batch, o.Lease.String(), o.Region)
@@ -153,12 +164,33 @@ func (o *Outbox) claim(ctx context.Context) ([]Message, error) {
 	var out []Message
 	for rows.Next() {
 		var m Message
-		if err := rows.Scan(&m.ID, &m.OrderID, &m.Kind, &m.Recipient, &m.Subject, &m.Body, &m.Attempts); err != nil {
+		if err := rows.Scan(&m.ID, &m.OrderID, &m.Kind, &m.Recipient, &m.sealed, &m.Subject, &m.Body, &m.Attempts); err != nil {
 			return nil, err
 		}
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// recipient decrypts m's address; a row from before migration 0006 that
+// `orderflow migrate` has not encrypted yet holds it in plaintext. A key
+// missing from the keyring fails the attempt (naming the key id), which is
+// retried and in the end given up as dead, never sent to a wrong address.
+func (o *Outbox) recipient(m Message) (string, error) {
+	if m.sealed == nil {
+		if m.Recipient == "" {
+			return "", errors.New("no recipient")
+		}
+		return m.Recipient, nil
+	}
+	if o.PII == nil {
+		return "", errors.New("no PII keyring configured")
+	}
+	r, err := o.PII.OpenString(m.sealed, m.OrderID)
+	if err != nil {
+		return "", fmt.Errorf("decrypt recipient: %w", err)
+	}
+	return r, nil
 }
 
 // deliver sends a claimed batch, at most Workers at a time, then records
@@ -172,16 +204,20 @@ func (o *Outbox) deliver(ctx context.Context, msgs []Message) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			if m.Recipient, errs[i] = o.recipient(m); errs[i] != nil {
+				return
+			}
 			sctx, cancel := context.WithTimeout(ctx, o.Lease/2)
 			defer cancel()
 			errs[i] = o.Mailer.Send(sctx, m)
 		}()
 	}
 	wg.Wait()
+	// A message cancelled meanwhile (its customer's data erased) stays so.
 	const (
-		qSent   = `UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1`
+		qSent   = `UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1 AND status = 'pending'`
 		qFailed = `UPDATE notifications SET status = CASE WHEN attempts >= $3 THEN 'dead' ELSE 'pending' END,
-			next_attempt_at = now() + least(interval '1 second' * power(2, attempts), interval '10 minutes'), last_error = $2 WHERE id = $1`
+			next_attempt_at = now() + least(interval '1 second' * power(2, attempts), interval '10 minutes'), last_error = $2 WHERE id = $1 AND status = 'pending'`
 	)
 	b := &pgx.Batch{}
 	for i, m := range msgs {

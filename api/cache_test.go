@@ -33,7 +33,7 @@ func newSaga(t *testing.T, g *gateway, rc *redis.Client) *saga {
 	_, provider := stacktest.Paysim(t, g.pool, "paysim-api")
 	var suite testsuite.WorkflowTestSuite
 	s := &saga{t: t, env: suite.NewTestActivityEnvironment(),
-		ord: &activities.Orders{DB: g.pool, Cache: rc},
+		ord: &activities.Orders{DB: g.pool, Cache: rc, PII: stacktest.PII(t)},
 		inv: &activities.Inventory{DB: g.pool, Cache: rc},
 		pay: &activities.Payment{DB: g.pool, Cache: rc, Providers: payment.NewRouter(payment.Settings(config.LoadResilience().Payment), provider)},
 	}

@@ -137,6 +137,7 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/products", s.listProducts, anyone)
 	v1.GET("/products/:sku", s.getProduct, anyone)
 	v1.PUT("/products/:sku", s.putProduct, auth.RequireRole(auth.RoleOperator))
+	v1.DELETE("/customers/:id/pii", s.eraseCustomerPII, auth.RequireRole(auth.RoleAdmin))
 	return telemetry.HTTPHandler(s.TracerProvider, e, "gateway")
 }
 

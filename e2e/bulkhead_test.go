@@ -60,7 +60,7 @@ func TestNotificationFloodDoesNotDelayCharges(t *testing.T) {
 func (s *stack) startWorkerFlooded() {
 	log := zaptest.NewLogger(s.t)
 	_, provider := stacktest.Paysim(s.t, s.pool, "paysim-e2e")
-	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, Log: log,
+	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: stacktest.PII(s.t), Log: log,
 		Payments: payment.NewRouter(e2eBreaker, provider),
 		Mailer:   activities.LogMailer{Log: log, Latency: 300 * time.Millisecond}},
 		workers.Options{Region: s.region, MaxConcurrentActivities: 20, MaxConcurrentLocalActivities: 20,

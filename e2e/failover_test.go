@@ -40,7 +40,7 @@ func newProviderStack(t *testing.T, parking config.Payment, providers ...*stackt
 		ps = append(ps, p.Client(2*time.Second))
 	}
 	router := payment.NewRouter(failoverBreaker, ps...)
-	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, Payments: router, FailoverQuiet: 2 * time.Second,
+	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: stacktest.PII(t), Payments: router, FailoverQuiet: 2 * time.Second,
 		Log: zaptest.NewLogger(t)}, workers.Options{Region: s.region})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)

@@ -426,7 +426,7 @@ func TestExpiredIdempotencyKeysAreDeletedAndTheKeyCanBeUsedAgain(t *testing.T) {
 	require.NoError(t, err)
 	// The region's admin pool runs the maintenance workflow; the Schedule it
 	// creates would start it within a minute, the test starts one now.
-	admin := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc}, workers.Options{Region: s.region, Admin: true,
+	admin := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: stacktest.PII(t)}, workers.Options{Region: s.region, Admin: true,
 		MaxConcurrentActivities: 20, Bulkhead: config.Bulkhead{CriticalPct: 60, NonCriticalPct: 30, AdminPct: 10}})
 	require.NoError(t, admin.Start())
 	t.Cleanup(func() {

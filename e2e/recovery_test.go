@@ -63,9 +63,9 @@ func (f *faultyConfirm) confirms(orderID string) int {
 // Confirm replaced by a faultyConfirm.
 func (s *stack) startFaultyWorker() *faultyConfirm {
 	_, provider := stacktest.Paysim(s.t, s.pool, "paysim-recovery")
-	p := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, Payments: payment.NewRouter(e2eBreaker, provider)},
+	p := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: stacktest.PII(s.t), Payments: payment.NewRouter(e2eBreaker, provider)},
 		workers.Options{Region: s.region})
-	f := &faultyConfirm{real: &activities.Orders{DB: s.pool, Cache: s.rc}, confirmed: map[string]int{}}
+	f := &faultyConfirm{real: &activities.Orders{DB: s.pool, Cache: s.rc, PII: stacktest.PII(s.t)}, confirmed: map[string]int{}}
 	p.Orders.RegisterActivityWithOptions(f.Confirm, activity.RegisterOptions{Name: "Confirm", DisableAlreadyRegisteredCheck: true})
 	if err := p.Start(); err != nil {
 		s.t.Fatalf("start worker: %v", err)

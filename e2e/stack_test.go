@@ -84,7 +84,7 @@ func newStack(t *testing.T, withWorker bool, configure ...func(*api.Server)) *st
 
 func (s *stack) startWorker() {
 	_, provider := stacktest.Paysim(s.t, s.pool, "paysim-e2e")
-	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, Payments: payment.NewRouter(e2eBreaker, provider)},
+	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: stacktest.PII(s.t), Payments: payment.NewRouter(e2eBreaker, provider)},
 		workers.Options{Region: s.region})
 	if err := w.Start(); err != nil {
 		s.t.Fatalf("start worker: %v", err)

@@ -113,7 +113,7 @@ func newObservedStack(t *testing.T) *observedStack {
 	provider := paysim.NewTracedClient("paysim-obs", phs.URL, stacktest.PaysimTimeout, tp)
 
 	region := "obs-" + uuid.NewString()[:8]
-	w := workers.New(s.temporal, workers.Deps{DB: pool, Cache: rc, Log: log, Payments: payment.NewRouter(e2eBreaker, provider)},
+	w := workers.New(s.temporal, workers.Deps{DB: pool, Cache: rc, Log: log, PII: stacktest.PII(t), Payments: payment.NewRouter(e2eBreaker, provider)},
 		workers.Options{Region: region})
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)

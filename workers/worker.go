@@ -21,6 +21,7 @@ import (
 	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/payment"
+	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/workflows"
 )
 
@@ -35,6 +36,8 @@ type Deps struct {
 	FailoverQuiet time.Duration
 	// Mailer delivers the notification outbox; nil means the log mailer.
 	Mailer activities.Mailer
+	// PII encrypts the customer's e-mail at rest and decrypts it to send.
+	PII *pii.Keyring
 	Log    *zap.Logger
 }
 
@@ -93,7 +96,7 @@ func New(c client.Client, deps Deps, opts Options) *Pool {
 		if mailer == nil {
 			mailer = activities.LogMailer{Log: log}
 		}
-		p.Outbox = &activities.Outbox{DB: deps.DB, Region: opts.Region, Mailer: mailer, Log: log,
+		p.Outbox = &activities.Outbox{DB: deps.DB, PII: deps.PII, Region: opts.Region, Mailer: mailer, Log: log,
 			Workers: opts.Bulkhead.Share(opts.slots(), opts.Bulkhead.NonCriticalPct)}
 	}
 	return p
@@ -130,7 +133,7 @@ type Registry interface {
 // activities to r.
 func Register(r Registry, deps Deps) {
 	r.RegisterWorkflowWithOptions(workflows.Order, workflow.RegisterOptions{Name: workflows.OrderWorkflow})
-	r.RegisterActivity(&activities.Orders{DB: deps.DB, Cache: deps.Cache})
+	r.RegisterActivity(&activities.Orders{DB: deps.DB, Cache: deps.Cache, PII: deps.PII})
 	r.RegisterActivity(&activities.Inventory{DB: deps.DB, Cache: deps.Cache})
 	r.RegisterActivity(&activities.Payment{DB: deps.DB, Providers: deps.Payments, Cache: deps.Cache, FailoverQuiet: deps.FailoverQuiet})
 }

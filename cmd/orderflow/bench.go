@@ -141,8 +141,8 @@ func preloadOrders(ctx context.Context, pool *pgxpool.Pool, n int) error {
 	const q = `
 WITH sku AS (SELECT sku, price_cents FROM products ORDER BY sku LIMIT 1),
 o AS (
-  INSERT INTO orders (order_id, customer_id, email, region, status, total_cents, currency, created_at, updated_at)
-  SELECT gen_random_uuid(), 'preload-' || (g % 50000), 'preload@example.com', 'local',
+  INSERT INTO orders (order_id, customer_id, region, status, total_cents, currency, created_at, updated_at)
+  SELECT gen_random_uuid(), 'preload-' || (g % 50000), 'local',
          CASE WHEN g % 20 = 0 THEN 'FAILED' ELSE 'CONFIRMED' END, (SELECT price_cents FROM sku), 'USD',
          now() - make_interval(secs => g), now() - make_interval(secs => g)
   FROM generate_series(1, $1) g

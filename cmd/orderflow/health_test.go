@@ -32,7 +32,7 @@ func TestWorkerHealthListenerAnswersAndNamesAStoppedWorker(t *testing.T) {
 	// Nothing listens on this port: every call to it is refused.
 	down := paysim.NewClient("paysim-down", fmt.Sprintf("http://127.0.0.1:%d", stacktest.FreePort(t)), time.Second)
 	router := payment.NewRouter(payment.Settings(config.LoadResilience().Payment), up, down)
-	w := &runningWorker{Runner: workers.New(cl.temporal, workers.Deps{DB: cl.db, Cache: cl.cache, Payments: router},
+	w := &runningWorker{Runner: workers.New(cl.temporal, workers.Deps{DB: cl.db, Cache: cl.cache, Payments: router, PII: stacktest.PII(t)},
 		workers.Options{Region: "health-" + uuid.NewString()[:8]})}
 	require.NoError(t, w.Start())
 	t.Cleanup(func() {

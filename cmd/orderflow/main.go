@@ -28,6 +28,7 @@ import (
 	"github.com/orderflow/orderflow/internal/health"
 	"github.com/orderflow/orderflow/internal/logging"
 	"github.com/orderflow/orderflow/internal/payment"
+	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/schema"
 	"github.com/orderflow/orderflow/workers"
@@ -305,7 +306,11 @@ func newWorker(cl *clients, cfg config.Worker, log *zap.Logger, standalone bool)
 	if err != nil {
 		return nil, err
 	}
-	deps := workers.Deps{DB: cl.db, Cache: cl.cache, Log: log,
+	keys, err := pii.Load(cfg.PII)
+	if err != nil {
+		return nil, err
+	}
+	deps := workers.Deps{DB: cl.db, Cache: cl.cache, Log: log, PII: keys,
 		Payments:      payment.NewRouter(payment.Settings(cfg.Resilience.Payment), providers...),
 		FailoverQuiet: cfg.Resilience.Payment.FailoverQuiet,
 		Mailer:        activities.LogMailer{Log: log, Latency: cfg.MailLatency}}
@@ -324,5 +329,19 @@ func runMigrate(ctx context.Context, cfg config.Common) error {
 		return err
 	}
 	fmt.Println("migrations applied")
+	// Stored e-mails come under the active key: plaintext from before
+	// migration 0006 and values sealed with an older key. Without keys this
+	// fails only if there is such a row.
+	keys, err := pii.Load(cfg.PII)
+	if err != nil && !errors.Is(err, pii.ErrNoKeys) {
+		return err
+	}
+	n, err := activities.EncryptPII(ctx, pool, keys)
+	if err != nil {
+		return err
+	}
+	if n.Orders+n.Notifications > 0 {
+		fmt.Printf("personal data encrypted under key %q: %d orders, %d notifications\n", keys.Active(), n.Orders, n.Notifications)
+	}
 	return nil
 }

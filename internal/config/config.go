@@ -23,6 +23,8 @@ type Common struct {
 	LogLevel          string
 	// Resilience holds the knobs of the resilience patterns.
 	Resilience Resilience
+	// PII names the keys that encrypt personal data at rest.
+	PII PII
 }
 
 // API configures the HTTP gateway.
@@ -64,6 +66,7 @@ func LoadCommon() Common {
 		LogFormat:         Env("LOG_FORMAT", "console"),
 		LogLevel:          Env("LOG_LEVEL", "info"),
 		Resilience:        LoadResilience(),
+		PII:               LoadPII(),
 	}
 }
 

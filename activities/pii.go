@@ -1,0 +1,123 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/internal/pii"
+)
+
+// Reencrypted counts the rows EncryptPII rewrote.
+type Reencrypted struct {
+	Orders        int
+	Notifications int
+}
+
+// piiBatch is how many rows EncryptPII rewrites per round trip.
+const piiBatch = 500
+
+// EncryptPII brings every stored e-mail under the keyring's active key:
+// plaintext left by releases before migration 0006 (or by a worker of the
+// old release during a rolling upgrade) is encrypted and cleared, and
+// values sealed with an older key are re-sealed, so a retired key can then
+// be dropped. `orderflow migrate` runs it after the SQL migrations. Each
+// row is rewritten only if it still holds what was read, so an erasure
+// running at the same time is never undone. It fails if a value was sealed
+// with a key the keyring does not hold, or if there is work and keys is
+// nil.
+func EncryptPII(ctx context.Context, pool *pgxpool.Pool, keys *pii.Keyring) (Reencrypted, error) {
+	var done Reencrypted
+	active := ""
+	if keys != nil {
+		active = keys.Active()
+	}
+	// A value's key id is bytes 3.. of its header (internal/pii).
+	const (
+		qOrders = `SELECT order_id::text, email, email_enc FROM orders
+			WHERE order_id > $2::text::uuid AND (email IS NOT NULL
+			   OR (email_enc IS NOT NULL AND substring(email_enc FROM 3 FOR get_byte(email_enc, 1)) <> convert_to($1, 'UTF8')))
+			ORDER BY order_id LIMIT $3`
+		uOrders = `UPDATE orders SET email = NULL, email_enc = $2
+			WHERE order_id = $1::text::uuid AND email IS NOT DISTINCT FROM $3 AND email_enc IS NOT DISTINCT FROM $4`
+		qNotes = `SELECT id::text, order_id::text, recipient, recipient_enc FROM notifications
+			WHERE id > $2::text::bigint AND (recipient IS NOT NULL
+			   OR (recipient_enc IS NOT NULL AND substring(recipient_enc FROM 3 FOR get_byte(recipient_enc, 1)) <> convert_to($1, 'UTF8')))
+			ORDER BY id LIMIT $3`
+		uNotes = `UPDATE notifications SET recipient = NULL, recipient_enc = $2
+			WHERE id = $1::text::bigint AND recipient IS NOT DISTINCT FROM $3 AND recipient_enc IS NOT DISTINCT FROM $4`
+	)
+	for _, t := range []struct {
+		name, query, update, start string
+		count                      *int
+	}{
+		{"orders", qOrders, uOrders, "00000000-0000-0000-0000-000000000000", &done.Orders},
+		{"notifications", qNotes, uNotes, "0", &done.Notifications},
+	} {
+		after := t.start
+		for {
+			rows, err := pool.Query(ctx, t.query, active, after, piiBatch)
+			if err != nil {
+				return done, fmt.Errorf("find %s to encrypt: %w", t.name, err)
+			}
+			type row struct {
+				key, aad string
+				plain    *string
+				sealed   []byte
+			}
+			var batch []row
+			for rows.Next() {
+				var r row
+				var dest []any
+				if t.name == "orders" {
+					dest = []any{&r.key, &r.plain, &r.sealed}
+				} else {
+					dest = []any{&r.key, &r.aad, &r.plain, &r.sealed}
+				}
+				if err := rows.Scan(dest...); err != nil {
+					rows.Close()
+					return done, fmt.Errorf("read %s to encrypt: %w", t.name, err)
+				}
+				if t.name == "orders" {
+					r.aad = r.key
+				}
+				batch = append(batch, r)
+			}
+			if err := rows.Err(); err != nil {
+				return done, fmt.Errorf("read %s to encrypt: %w", t.name, err)
+			}
+			if len(batch) == 0 {
+				break
+			}
+			if keys == nil {
+				return done, fmt.Errorf("%s hold personal data to encrypt: %w", t.name, pii.ErrNoKeys)
+			}
+			b := &pgx.Batch{}
+			for _, r := range batch {
+				plain := ""
+				if r.plain != nil {
+					plain = *r.plain
+				} else if plain, err = keys.OpenString(r.sealed, r.aad); err != nil {
+					return done, fmt.Errorf("re-encrypt %s %s: %w", t.name, r.key, err)
+				}
+				b.Queue(t.update, r.key, keys.SealString(plain, r.aad), r.plain, r.sealed)
+			}
+			res := pool.SendBatch(ctx, b)
+			for range batch {
+				tag, err := res.Exec()
+				if err != nil {
+					_ = res.Close()
+					return done, fmt.Errorf("encrypt %s: %w", t.name, err)
+				}
+				*t.count += int(tag.RowsAffected())
+			}
+			if err := res.Close(); err != nil {
+				return done, fmt.Errorf("encrypt %s: %w", t.name, err)
+			}
+			after = batch[len(batch)-1].key
+		}
+	}
+	return done, nil
+}

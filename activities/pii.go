@@ -25,10 +25,11 @@ const piiBatch = 500
 // values sealed with an older key are re-sealed, so a retired key can then
 // be dropped. `orderflow migrate` runs it after the SQL migrations. Each
 // row is rewritten only if it still holds what was read, so an erasure
-// running at the same time is never undone. It fails if a value was sealed
-// with a key the keyring does not hold, or if there is work and keys is
-// nil.
-func EncryptPII(ctx context.Context, pool *pgxpool.Pool, keys *pii.Keyring) (Reencrypted, error) {
+// running at the same time is never undone. region limits the work to one
+// region's rows ("" for all), so regions sharing a database can rotate on
+// their own schedules. It fails if a value was sealed with a key the
+// keyring does not hold, or if there is work and keys is nil.
+func EncryptPII(ctx context.Context, pool *pgxpool.Pool, keys *pii.Keyring, region string) (Reencrypted, error) {
 	var done Reencrypted
 	active := ""
 	if keys != nil {
@@ -37,13 +38,13 @@ func EncryptPII(ctx context.Context, pool *pgxpool.Pool, keys *pii.Keyring) (Ree
 	// A value's key id is bytes 3.. of its header (internal/pii).
 	const (
 		qOrders = `SELECT order_id::text, email, email_enc FROM orders
-			WHERE order_id > $2::text::uuid AND (email IS NOT NULL
+			WHERE order_id > $2::text::uuid AND ($4 = '' OR region = $4) AND (email IS NOT NULL
 			   OR (email_enc IS NOT NULL AND substring(email_enc FROM 3 FOR get_byte(email_enc, 1)) <> convert_to($1, 'UTF8')))
 			ORDER BY order_id LIMIT $3`
 		uOrders = `UPDATE orders SET email = NULL, email_enc = $2
 			WHERE order_id = $1::text::uuid AND email IS NOT DISTINCT FROM $3 AND email_enc IS NOT DISTINCT FROM $4`
 		qNotes = `SELECT id::text, order_id::text, recipient, recipient_enc FROM notifications
-			WHERE id > $2::text::bigint AND (recipient IS NOT NULL
+			WHERE id > $2::text::bigint AND ($4 = '' OR region = $4) AND (recipient IS NOT NULL
 			   OR (recipient_enc IS NOT NULL AND substring(recipient_enc FROM 3 FOR get_byte(recipient_enc, 1)) <> convert_to($1, 'UTF8')))
 			ORDER BY id LIMIT $3`
 		uNotes = `UPDATE notifications SET recipient = NULL, recipient_enc = $2
@@ -58,7 +59,7 @@ func EncryptPII(ctx context.Context, pool *pgxpool.Pool, keys *pii.Keyring) (Ree
 	} {
 		after := t.start
 		for {
-			rows, err := pool.Query(ctx, t.query, active, after, piiBatch)
+			rows, err := pool.Query(ctx, t.query, active, after, piiBatch, region)
 			if err != nil {
 				return done, fmt.Errorf("find %s to encrypt: %w", t.name, err)
 			}

@@ -289,6 +289,19 @@ ensure_auth_secret() {
   export AUTH_HS256_SECRET
 }
 
+# ensure_pii_keys FILE: unless PII_KEYS or PII_KEYS_FILE is set, exports
+# PII_KEYS_FILE=FILE, writing a new AES-256 key there (mode 600, one
+# kid:base64key line) the first time. The code has no default key: stored
+# e-mails are encrypted with this one. To rotate, append a line with a new
+# kid; the last line is the active key.
+ensure_pii_keys() {
+  if [ -n "${PII_KEYS:-}" ] || [ -n "${PII_KEYS_FILE:-}" ]; then return 0; fi
+  local f=$1
+  if [ ! -s "$f" ]; then (umask 077 && echo "dev-$(date -u +%Y%m%d):$(new_auth_secret)" >"$f"); fi
+  PII_KEYS_FILE=$f
+  export PII_KEYS_FILE
+}
+
 # fresh_stack: stops the stack under $STACK_DATA_DIR, wipes its files and its
 # database ($DATABASE_URL), and starts it again with scripts/stack.sh, which
 # then owns PostgreSQL as on a machine where it is down.

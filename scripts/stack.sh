@@ -17,6 +17,8 @@ LOG_DIR="$DATA_DIR/logs"
 mkdir -p "$STATE_DIR" "$LOG_DIR"
 # Development tokens are HS256 with this secret, made once per data dir.
 ensure_auth_secret "$DATA_DIR/auth-hs256.secret"
+# Stored e-mails are encrypted with this key, made once per data dir.
+ensure_pii_keys "$DATA_DIR/pii.keys"
 
 export DATABASE_URL="${DATABASE_URL:-postgres://orderflow:orderflow@127.0.0.1:5432/orderflow?sslmode=disable}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"

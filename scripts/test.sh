@@ -24,6 +24,10 @@ ORDERFLOW_TEST_TEMPORAL_CLI="$(temporal_bin)"
 TEST_STRIPE_MOCK_PORT="${TEST_STRIPE_MOCK_PORT:-12111}"
 export ORDERFLOW_TEST_STRIPE_MOCK_URL="http://127.0.0.1:$TEST_STRIPE_MOCK_PORT"
 
+# The key the tests' workers, and the processes they start, encrypt e-mails
+# with: fresh per run, like the database.
+export PII_KEYS="${PII_KEYS:-test-$$:$(new_auth_secret)}"
+
 start_postgres "$ORDERFLOW_TEST_DATABASE_URL"
 recreate_database "$ORDERFLOW_TEST_DATABASE_URL"
 start_redis "$ORDERFLOW_TEST_REDIS_URL"

@@ -336,7 +336,7 @@ func runMigrate(ctx context.Context, cfg config.Common) error {
 	if err != nil && !errors.Is(err, pii.ErrNoKeys) {
 		return err
 	}
-	n, err := activities.EncryptPII(ctx, pool, keys)
+	n, err := activities.EncryptPII(ctx, pool, keys, "")
 	if err != nil {
 		return err
 	}

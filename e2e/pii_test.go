@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/internal/auth"
+	"github.com/orderflow/orderflow/internal/stacktest"
+)
+
+// An order placed through the API and run by the saga leaves no plaintext
+// e-mail in PostgreSQL: orders and the outbox hold a ciphertext under the
+// workers' key, which opens to the address the customer gave.
+func TestOrderThroughTheAPIStoresNoPlaintextEmail(t *testing.T) {
+	s := newStack(t, true)
+	sku := stacktest.Product(t, s.pool, 700, 10)
+	o := newOrder(customer(), activities.TokenChargeDeclined, api.OrderItem{SKU: sku, Quantity: 1})
+	o.Email = "pii-" + uuid.NewString()[:8] + "@example.com"
+	id := s.placeOK(o)
+	require.Equal(t, activities.StatusFailed, s.waitTerminal(id).Status)
+
+	ctx := context.Background()
+	var email, recipient *string
+	var emailEnc, recipientEnc []byte
+	require.NoError(t, s.pool.QueryRow(ctx, `SELECT o.email, o.email_enc, n.recipient, n.recipient_enc
+		FROM orders o JOIN notifications n USING (order_id) WHERE o.order_id = $1`, id).Scan(&email, &emailEnc, &recipient, &recipientEnc))
+	assert.Nil(t, email)
+	assert.Nil(t, recipient)
+	for _, c := range [][]byte{emailEnc, recipientEnc} {
+		require.NotEmpty(t, c)
+		assert.NotContains(t, string(c), o.Email)
+		got, err := stacktest.PII(t).OpenString(c, id)
+		require.NoError(t, err)
+		assert.Equal(t, o.Email, got)
+	}
+	var found int
+	require.NoError(t, s.pool.QueryRow(ctx, `SELECT
+		  (SELECT count(*) FROM orders x WHERE x.order_id = $1 AND x::text LIKE '%' || $2 || '%')
+		+ (SELECT count(*) FROM notifications x WHERE x.order_id = $1 AND x::text LIKE '%' || $2 || '%')
+		+ (SELECT count(*) FROM idempotency_keys x WHERE x.order_id = $1 AND x::text LIKE '%' || $2 || '%')
+		+ (SELECT count(*) FROM order_status_history x WHERE x.order_id = $1 AND x::text LIKE '%' || $2 || '%')
+		+ (SELECT count(*) FROM payment_transactions x WHERE x.order_id = $1 AND x::text LIKE '%' || $2 || '%')`,
+		id, o.Email).Scan(&found))
+	assert.Zero(t, found, "the address is in no row of the order")
+}
+
+// auditCounts counts the rows that record what happened to a customer's
+// orders; erasure must leave every one.
+func auditCounts(t *testing.T, s *stack, customer string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for name, q := range map[string]string{
+		"orders":               `SELECT count(*) FROM orders WHERE customer_id = $1`,
+		"order_items":          `SELECT count(*) FROM order_items i JOIN orders o USING (order_id) WHERE o.customer_id = $1`,
+		"order_status_history": `SELECT count(*) FROM order_status_history h JOIN orders o USING (order_id) WHERE o.customer_id = $1`,
+		"payments":             `SELECT count(*) FROM payments p JOIN orders o USING (order_id) WHERE o.customer_id = $1`,
+		"payment_transactions": `SELECT count(*) FROM payment_transactions p JOIN orders o USING (order_id) WHERE o.customer_id = $1`,
+		"inventory_events":     `SELECT count(*) FROM inventory_events e JOIN orders o USING (order_id) WHERE o.customer_id = $1`,
+		"notifications":        `SELECT count(*) FROM notifications n JOIN orders o USING (order_id) WHERE o.customer_id = $1`,
+	} {
+		var n int
+		require.NoError(t, s.pool.QueryRow(context.Background(), q, customer).Scan(&n), name)
+		out[name] = n
+	}
+	return out
+}
+
+func TestErasureRemovesPIIAndKeepsTheAuditRows(t *testing.T) {
+	s := newStack(t, true) // no outbox: the messages stay pending
+	sku := stacktest.Product(t, s.pool, 900, 10)
+	cust, other := customer(), customer()
+	confirmed := s.placeOK(newOrder(cust, activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 2}))
+	declined := s.placeOK(newOrder(cust, activities.TokenChargeDeclined, api.OrderItem{SKU: sku, Quantity: 1}))
+	kept := s.placeOK(newOrder(other, activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
+	require.Equal(t, activities.StatusConfirmed, s.waitTerminal(confirmed).Status)
+	require.Equal(t, activities.StatusFailed, s.waitTerminal(declined).Status)
+	require.Equal(t, activities.StatusConfirmed, s.waitTerminal(kept).Status)
+	before := auditCounts(t, s, cust)
+	require.Equal(t, 2, before["orders"])
+	require.Positive(t, before["payments"])
+	require.Positive(t, before["payment_transactions"])
+	require.Positive(t, before["inventory_events"])
+	require.Equal(t, 2, before["notifications"])
+
+	erase := func(authorization, id string) response {
+		return s.do(http.MethodDelete, "/v1/customers/"+id+"/pii", map[string]string{"Authorization": authorization}, nil)
+	}
+	admin := s.tok.Bearer("dpo", auth.RoleAdmin)
+	for _, tc := range []struct {
+		name, authorization, customer string
+		status                        int
+		code                          string
+	}{
+		{"no token", "", cust, http.StatusUnauthorized, ""},
+		{"the customer themself", s.as(cust), cust, http.StatusForbidden, ""},
+		{"an operator", s.tok.Operator(), cust, http.StatusForbidden, ""},
+		{"an id that cannot be a customer's", admin, "-bad%20id", http.StatusBadRequest, "invalid_customer_id"},
+		{"a customer without orders", admin, customer(), http.StatusNotFound, "customer_not_found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := erase(tc.authorization, tc.customer)
+			assert.Equal(t, tc.status, r.status, string(r.body))
+			var e struct{ Error api.Error }
+			r.json(t, &e)
+			assert.NotEmpty(t, e.Error.Code, "a JSON error body")
+			if tc.code != "" {
+				assert.Equal(t, tc.code, e.Error.Code)
+			}
+		})
+	}
+	require.Equal(t, before, auditCounts(t, s, cust))
+	var stillSealed int
+	require.NoError(t, s.pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM orders WHERE customer_id = $1 AND email_enc IS NOT NULL`, cust).Scan(&stillSealed))
+	require.Equal(t, 2, stillSealed, "refused calls changed nothing")
+
+	r := erase(admin, cust)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	var got api.ErasureJSON
+	r.json(t, &got)
+	assert.Equal(t, api.ErasureJSON{CustomerID: cust, OrdersScrubbed: 2, OrdersRetained: 2, NotificationsCancelled: 2, NotificationsScrubbed: 2}, got)
+
+	assert.Equal(t, before, auditCounts(t, s, cust), "orders, lines, payments, transactions, history and stock events stay")
+	var left, erased, cancelled int
+	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT
+		(SELECT count(*) FROM orders WHERE customer_id = $1 AND (email IS NOT NULL OR email_enc IS NOT NULL))
+		+ (SELECT count(*) FROM notifications n JOIN orders o USING (order_id) WHERE o.customer_id = $1 AND (n.recipient IS NOT NULL OR n.recipient_enc IS NOT NULL)),
+		(SELECT count(*) FROM orders WHERE customer_id = $1 AND pii_erased_at IS NOT NULL),
+		(SELECT count(*) FROM notifications n JOIN orders o USING (order_id) WHERE o.customer_id = $1 AND n.status = 'cancelled')`,
+		cust).Scan(&left, &erased, &cancelled))
+	assert.Zero(t, left, "no e-mail left")
+	assert.Equal(t, 2, erased)
+	assert.Equal(t, 2, cancelled, "nothing will be sent to the erased address")
+	o, status := s.order(confirmed)
+	require.Equal(t, http.StatusOK, status)
+	assert.Equal(t, activities.StatusConfirmed, o.Status, "the order still reads")
+
+	var otherSealed []byte
+	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT email_enc FROM orders WHERE order_id = $1`, kept).Scan(&otherSealed))
+	assert.NotEmpty(t, otherSealed, "another customer's e-mail stays")
+
+	r = erase(admin, cust)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	r.json(t, &got)
+	assert.Equal(t, api.ErasureJSON{CustomerID: cust, OrdersRetained: 2}, got, "a repeat changes nothing")
+}

@@ -10,10 +10,16 @@ import (
 	"github.com/orderflow/orderflow/internal/pii"
 )
 
-// Reencrypted counts the rows EncryptPII rewrote.
+// Reencrypted counts the rows EncryptPII rewrote, and those it could not
+// open.
 type Reencrypted struct {
 	Orders        int
 	Notifications int
+	// Unreadable counts values sealed with a key the keyring does not hold
+	// (or damaged); they are left as they are. Unreadable is the first such
+	// failure, naming the key id.
+	Unreadable    int
+	UnreadableErr error
 }
 
 // piiBatch is how many rows EncryptPII rewrites per round trip.
@@ -27,8 +33,10 @@ const piiBatch = 500
 // row is rewritten only if it still holds what was read, so an erasure
 // running at the same time is never undone. region limits the work to one
 // region's rows ("" for all), so regions sharing a database can rotate on
-// their own schedules. It fails if a value was sealed with a key the
-// keyring does not hold, or if there is work and keys is nil.
+// their own schedules. A value sealed with a key the keyring does not hold
+// is skipped and counted (its key was dropped too early: restore it and run
+// again); EncryptPII fails on database errors, or if there is work and keys
+// is nil.
 func EncryptPII(ctx context.Context, pool *pgxpool.Pool, keys *pii.Keyring, region string) (Reencrypted, error) {
 	var done Reencrypted
 	active := ""
@@ -101,12 +109,15 @@ func EncryptPII(ctx context.Context, pool *pgxpool.Pool, keys *pii.Keyring, regi
 				if r.plain != nil {
 					plain = *r.plain
 				} else if plain, err = keys.OpenString(r.sealed, r.aad); err != nil {
-					return done, fmt.Errorf("re-encrypt %s %s: %w", t.name, r.key, err)
+					if done.Unreadable++; done.UnreadableErr == nil {
+						done.UnreadableErr = fmt.Errorf("re-encrypt %s %s: %w", t.name, r.key, err)
+					}
+					continue
 				}
 				b.Queue(t.update, r.key, keys.SealString(plain, r.aad), r.plain, r.sealed)
 			}
 			res := pool.SendBatch(ctx, b)
-			for range batch {
+			for range b.Len() {
 				tag, err := res.Exec()
 				if err != nil {
 					_ = res.Close()

@@ -148,8 +148,17 @@ func TestKeyRotationKeepsOldRowsDeliverable(t *testing.T) {
 	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT last_error FROM notifications WHERE order_id = $1`, old).Scan(&lastErr))
 	assert.Contains(t, lastErr, `unknown key id "k1"`)
 
+	// Re-encryption without k1 cannot open those rows: it leaves them and
+	// says which key is missing.
+	n, err := activities.EncryptPII(context.Background(), f.pool, after, region)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n.Unreadable, "the k1 order and its message")
+	assert.Zero(t, n.Orders+n.Notifications)
+	require.ErrorIs(t, n.UnreadableErr, pii.ErrUnknownKey)
+	assert.Equal(t, "k1", storedPII(t, f, old).emailKID)
+
 	// Re-encryption with both keys puts every row of the region under k2.
-	n, err := activities.EncryptPII(context.Background(), f.pool, rotated, region)
+	n, err = activities.EncryptPII(context.Background(), f.pool, rotated, region)
 	require.NoError(t, err)
 	assert.Equal(t, activities.Reencrypted{Orders: 1, Notifications: 1}, n)
 	s := storedPII(t, f, old)

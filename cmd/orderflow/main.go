@@ -310,6 +310,7 @@ func newWorker(cl *clients, cfg config.Worker, log *zap.Logger, standalone bool)
 	if err != nil {
 		return nil, err
 	}
+	log.Info("stored e-mails are encrypted", zap.String("pii_active_key", keys.Active()))
 	deps := workers.Deps{DB: cl.db, Cache: cl.cache, Log: log, PII: keys,
 		Payments:      payment.NewRouter(payment.Settings(cfg.Resilience.Payment), providers...),
 		FailoverQuiet: cfg.Resilience.Payment.FailoverQuiet,
@@ -342,6 +343,9 @@ func runMigrate(ctx context.Context, cfg config.Common) error {
 	}
 	if n.Orders+n.Notifications > 0 {
 		fmt.Printf("personal data encrypted under key %q: %d orders, %d notifications\n", keys.Active(), n.Orders, n.Notifications)
+	}
+	if n.Unreadable > 0 {
+		fmt.Fprintf(os.Stderr, "warning: %d stored e-mails are sealed with keys not configured and stay so (%v)\n", n.Unreadable, n.UnreadableErr)
 	}
 	return nil
 }

@@ -38,7 +38,7 @@ type Deps struct {
 	Mailer activities.Mailer
 	// PII encrypts the customer's e-mail at rest and decrypts it to send.
 	PII *pii.Keyring
-	Log    *zap.Logger
+	Log *zap.Logger
 }
 
 // Options size a worker. The activity slots are split by the bulkhead

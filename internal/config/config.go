@@ -23,6 +23,8 @@ type Common struct {
 	LogLevel          string
 	// Resilience holds the knobs of the resilience patterns.
 	Resilience Resilience
+	// TemporalTLS configures TLS or mutual TLS to Temporal (TEMPORAL_TLS_*).
+	TemporalTLS TemporalTLS
 }
 
 // API configures the HTTP gateway.
@@ -40,6 +42,8 @@ type API struct {
 	PublicURL      string
 	// Auth configures the bearer tokens every /v1 route requires.
 	Auth Auth
+	// TLS, when enabled, makes the gateway serve HTTPS (API_TLS_*).
+	TLS ServerTLS
 }
 
 // Worker configures a worker process.
@@ -64,6 +68,7 @@ func LoadCommon() Common {
 		LogFormat:         Env("LOG_FORMAT", "console"),
 		LogLevel:          Env("LOG_LEVEL", "info"),
 		Resilience:        LoadResilience(),
+		TemporalTLS:       LoadTemporalTLS(),
 	}
 }
 
@@ -77,6 +82,7 @@ func LoadAPI() API {
 		BodyLimitBytes: int64(EnvInt("API_BODY_LIMIT_BYTES", 64<<10)),
 		IdempotencyTTL: EnvDuration("IDEMPOTENCY_TTL", 24*time.Hour),
 		Auth:           LoadAuth(),
+		TLS:            LoadServerTLS(),
 	}
 	c.PublicURL = Env("API_PUBLIC_URL", "")
 	return c
@@ -139,6 +145,6 @@ func Mask(raw string) string {
 
 // String renders the settings for the start-up log line, secrets masked.
 func (c Common) String() string {
-	return fmt.Sprintf("database=%s redis=%s temporal=%s namespace=%s region=%s",
-		Mask(c.DatabaseURL), Mask(c.RedisURL), c.TemporalAddress, c.TemporalNamespace, c.Region)
+	return fmt.Sprintf("database=%s redis=%s temporal=%s namespace=%s region=%s temporal_tls=%t",
+		Mask(c.DatabaseURL), Mask(c.RedisURL), c.TemporalAddress, c.TemporalNamespace, c.Region, c.TemporalTLS.Enabled())
 }

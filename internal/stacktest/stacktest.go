@@ -162,8 +162,8 @@ type RedisServer struct {
 	port int
 	// password, when set, is required of every client (requirepass).
 	password string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
+	mu       sync.Mutex
+	cmd      *exec.Cmd
 }
 
 // NewRedisServer starts a private redis-server on a free loopback port, with no

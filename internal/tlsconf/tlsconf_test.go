@@ -140,4 +140,3 @@ func TestServerConfigFailsClearlyOnBadFiles(t *testing.T) {
 		t.Fatalf("Server = %+v, %v", cfg, err)
 	}
 }
-

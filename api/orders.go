@@ -447,6 +447,10 @@ func (s *Server) orderFromSaga(c echo.Context, ctx context.Context, id string) e
 	return c.JSON(http.StatusOK, o)
 }
 
+// recordReadBudget is what a cancel keeps of requestTimeout to answer from
+// the order's record when the saga could not be reached.
+const recordReadBudget = time.Second
+
 // CancelAccepted is the 202 body of POST /v1/orders/{id}/cancel.
 type CancelAccepted struct {
 	OrderID         string `json:"order_id"`
@@ -483,17 +487,23 @@ func (s *Server) cancelOrder(c echo.Context) error {
 	// Its completion is reported with the workflow task that ran it, which
 	// may also be running the compensations, and those can wait on a
 	// provider that is down: an accepted cancel is a 202 without them.
-	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+	// The update leaves the request's last recordReadBudget for reading the
+	// record when it fails (even after the caller hung up), so the whole
+	// request stays within requestTimeout.
+	deadline, _ := ctx.Deadline()
+	uctx, ucancel := context.WithDeadline(ctx, deadline.Add(-recordReadBudget))
+	defer ucancel()
+	h, err := s.Temporal.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{
 		WorkflowID: workflows.WorkflowID(oid), UpdateName: workflows.CancelUpdate,
 		Args: []any{workflows.CancelRequest{}}, WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
 	var res workflows.CancelResult
 	if err == nil {
-		gctx, gcancel := context.WithTimeout(ctx, time.Second)
+		gctx, gcancel := context.WithTimeout(uctx, time.Second)
 		err = h.Get(gctx, &res)
 		gcancel()
 		var pending *client.WorkflowUpdateServiceTimeoutOrCanceledError
-		if err != nil && ctx.Err() == nil && errors.As(err, &pending) {
+		if err != nil && uctx.Err() == nil && errors.As(err, &pending) {
 			// Accepted, still running: the record has the status.
 			if o, lerr := s.loadOrder(ctx, oid); lerr == nil && o != nil {
 				res.Status = o.Status
@@ -515,7 +525,7 @@ func (s *Server) cancelOrder(c echo.Context) error {
 	// The saga has ended (or never existed): answer from the record. An
 	// update that timed out may also have raced the saga's end, which the
 	// record then shows; otherwise the client is asked to retry.
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	rctx, rcancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer rcancel()
 	o, lerr := s.loadOrder(rctx, oid)
 	if !delivered && (lerr != nil || o == nil || !activities.Terminal(o.Status)) {

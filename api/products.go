@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
@@ -142,11 +144,17 @@ func (s *Server) listProducts(c echo.Context) error {
 		}
 		limit = n
 	}
+	// The cursor is the last SKU of the previous page; anything else (a
+	// NUL or invalid UTF-8, which PostgreSQL text refuses) is a 400.
+	after := c.QueryParam("after")
+	if after != "" && !skuPattern.MatchString(after) {
+		return newError(http.StatusBadRequest, "invalid_request", "after must be a SKU", Detail{Field: "after", Issue: "1-64 characters of letters, digits and ._-"})
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
 	const q = `SELECT p.sku, p.name, p.price_cents, p.currency, i.on_hand, i.reserved, i.on_hand - i.reserved
 		FROM products p JOIN inventory i USING (sku) WHERE p.sku > $1 AND NOT p.synthetic ORDER BY p.sku LIMIT $2`
-	rows, err := s.DB.Query(ctx, q, c.QueryParam("after"), limit)
+	rows, err := s.DB.Query(ctx, q, after, limit)
 	if err != nil {
 		return fmt.Errorf("list products: %w", err)
 	}
@@ -170,8 +178,10 @@ type PutProductRequest struct {
 
 func (r *PutProductRequest) validate() *Error {
 	var d []Detail
-	if r.Name == nil || len(*r.Name) == 0 || len(*r.Name) > 200 {
-		d = append(d, Detail{Field: "name", Issue: "required: 1-200 characters"})
+	// PostgreSQL text refuses NUL, and no control character belongs in a
+	// name that pages and e-mails show.
+	if r.Name == nil || len(*r.Name) == 0 || len(*r.Name) > 200 || strings.IndexFunc(*r.Name, unicode.IsControl) >= 0 {
+		d = append(d, Detail{Field: "name", Issue: "required: 1-200 bytes of UTF-8 text without control characters"})
 	}
 	if r.PriceCents == nil || *r.PriceCents < 0 || *r.PriceCents > 100_000_000_00 {
 		d = append(d, Detail{Field: "price_cents", Issue: "required: 0 to 10000000000"})

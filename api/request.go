@@ -30,7 +30,7 @@ var (
 )
 
 // decodeJSON reads a JSON body strictly: bounded size, one object, no unknown
-// fields, no trailing data.
+// fields, keys spelled exactly and none repeated, no trailing data.
 func decodeJSON(c echo.Context, limit int64, v any) error {
 	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -59,6 +59,9 @@ func decodeJSON(c echo.Context, limit int64, v any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return newError(http.StatusBadRequest, "malformed_json", "request body has data after the JSON object")
+	}
+	if err := exactKeys(body, v); err != nil {
+		return err
 	}
 	return nil
 }

@@ -79,3 +79,62 @@ func TestDecodeAndValidateOrderRequest(t *testing.T) {
 		})
 	}
 }
+
+// encoding/json alone would accept these: keys are matched to fields
+// case-insensitively and the last of two equal keys wins. The gateway reads
+// only the exact spelling, once.
+func TestOrderRequestKeysMustBeExactAndUnique(t *testing.T) {
+	const rest = `"items":[{"sku":"SKU-1","quantity":2}],"payment_token":"tok_visa"`
+	cases := []struct{ name, body, code, field string }{
+		{"upper-case key", `{"EMAIL":"a@b.c",` + rest + `}`, "unknown_field", "EMAIL"},
+		{"mixed-case key in an item", `{"items":[{"Sku":"SKU-1","quantity":2}],"payment_token":"tok_visa","email":"a@b.c"}`, "unknown_field", "Sku"},
+		{"Kelvin sign folding to k", `{"items":[{"s\u212au":"SKU-1","quantity":2}],"payment_token":"tok_visa","email":"a@b.c"}`, "unknown_field", "s\u212au"},
+		{"repeated key, last would win", `{"customer_id":"c-2","customer_id":"c-1","email":"a@b.c",` + rest + `}`, "duplicate_field", "customer_id"},
+		{"repeated key spelled with an escape", `{"email":"x@y.z","em\u0061il":"a@b.c",` + rest + `}`, "duplicate_field", "email"},
+		{"repeated key in an item", `{"items":[{"sku":"SKU-1","sku":"SKU-2","quantity":2}],"payment_token":"tok_visa","email":"a@b.c"}`, "duplicate_field", "sku"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := decode(t, tc.body)
+			require.NotNil(t, err, "accepted %s", tc.body)
+			assert.Equal(t, http.StatusBadRequest, err.Status)
+			assert.Equal(t, tc.code, err.Code)
+			require.NotEmpty(t, err.Details)
+			assert.Equal(t, tc.field, err.Details[0].Field)
+		})
+	}
+	// The same key in two objects is not a repeat, and an escaped key is
+	// the key it spells.
+	r, err := decode(t, `{"em\u0061il":"a@b.c","items":[{"sku":"SKU-1","quantity":2},{"sku":"SKU-2","quantity":1}],"payment_token":"tok_visa"}`)
+	require.Nil(t, err)
+	assert.Equal(t, "a@b.c", r.Email)
+	assert.Len(t, r.Items, 2)
+	_, err = decode(t, `{"EMAIL":"a@b.c",`+rest+`}`)
+	require.NotNil(t, err)
+	assert.Contains(t, err.Details[0].Issue, `did you mean "email"`)
+}
+
+// BenchmarkDecodeOrderRequest prices POST /v1/orders's strict decode of a
+// typical body; BenchmarkExactKeys the part of it that checks key spelling
+// and repeats.
+func BenchmarkDecodeOrderRequest(b *testing.B) {
+	e := echo.New()
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v1/orders", strings.NewReader(validOrder))
+		req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+		if _, err := decodeOrderRequest(e.NewContext(req, httptest.NewRecorder()), 64<<10, "c-1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkExactKeys(b *testing.B) {
+	var req PlaceOrderRequest
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := exactKeys([]byte(validOrder), &req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

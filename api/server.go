@@ -91,6 +91,7 @@ func (s *Server) Handler() http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.Log)
+	e.Use(securityHeaders)
 	e.Use(requestID)
 	if s.TracerProvider != nil {
 		e.Use(nameSpan)

@@ -160,9 +160,15 @@ func TestDashboardAndAlertRulesQueryOnlyMetricsTheGatewayAndWorkerExport(t *test
 // until health answers 200.
 func startProcess(t *testing.T, env []string, health string, cmd ...string) {
 	t.Helper()
+	startProcessTo(t, os.Stderr, env, health, cmd...)
+}
+
+// startProcessTo is startProcess with the process's output written to out.
+func startProcessTo(t *testing.T, out io.Writer, env []string, health string, cmd ...string) {
+	t.Helper()
 	c := exec.Command(stacktest.Binary(t), cmd...)
 	c.Env = append(os.Environ(), env...)
-	c.Stdout, c.Stderr = os.Stderr, os.Stderr
+	c.Stdout, c.Stderr = out, out
 	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	require.NoError(t, c.Start())
 	t.Cleanup(func() {

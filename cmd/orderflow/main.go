@@ -30,6 +30,7 @@ import (
 	"github.com/orderflow/orderflow/internal/payment"
 	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/internal/telemetry"
+	"github.com/orderflow/orderflow/internal/tlsconf"
 	"github.com/orderflow/orderflow/schema"
 	"github.com/orderflow/orderflow/workers"
 	"github.com/orderflow/orderflow/workflows"
@@ -54,7 +55,10 @@ commands:
 Every setting comes from the environment: DATABASE_URL, REDIS_URL,
 TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ORDERFLOW_REGION, LOG_FORMAT, LOG_LEVEL.
 The gateway verifies bearer tokens against AUTH_JWKS_URL (with AUTH_ISSUER and
-AUTH_AUDIENCE) or, in development, AUTH_HS256_SECRET.
+AUTH_AUDIENCE) or, in development, AUTH_HS256_SECRET. It serves HTTPS when
+API_TLS_CERT_FILE and API_TLS_KEY_FILE are set; TEMPORAL_TLS_CA_FILE,
+TEMPORAL_TLS_CERT_FILE, TEMPORAL_TLS_KEY_FILE and TEMPORAL_TLS_SERVER_NAME turn
+on TLS (mutual with a certificate) to Temporal.
 Traces go out over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or another OTEL_*
 exporter variable) is set; tracing is off otherwise.
 `
@@ -138,10 +142,15 @@ func dialTemporal(c config.Common, log *zap.Logger, tp trace.TracerProvider) (cl
 	if err != nil {
 		return nil, err
 	}
+	tlsCfg, err := tlsconf.Client(c.TemporalTLS)
+	if err != nil {
+		return nil, err
+	}
 	tc, err := client.Dial(client.Options{
 		HostPort: c.TemporalAddress, Namespace: c.TemporalNamespace, Logger: logging.Temporal(log),
 		Interceptors: interceptors, ContextPropagators: propagators,
-		MetricsHandler: telemetry.TemporalMetrics(),
+		MetricsHandler:    telemetry.TemporalMetrics(),
+		ConnectionOptions: client.ConnectionOptions{TLS: tlsCfg},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dial temporal %s: %w", c.TemporalAddress, err)
@@ -198,7 +207,11 @@ func runAPI(ctx context.Context, cfg config.API) error {
 	defer log.Sync() //nolint:errcheck
 	servePprof(log, "API_PPROF_ADDR")
 	log.Info("starting gateway", zap.String("addr", cfg.Addr), zap.Stringer("config", cfg.Common), zap.Stringer("auth", cfg.Auth),
-		zap.Bool("embedded_worker", cfg.EmbedWorker))
+		zap.Bool("embedded_worker", cfg.EmbedWorker), zap.Bool("tls", cfg.TLS.Enabled()))
+	tlsCfg, err := tlsconf.Server(cfg.TLS)
+	if err != nil {
+		return err
+	}
 	tp, stopTracing, err := telemetry.Tracing(ctx, "orderflow-api")
 	if err != nil {
 		return err
@@ -237,15 +250,22 @@ func runAPI(ctx context.Context, cfg config.API) error {
 		log.Info("embedded order worker started; sagas start eagerly", zap.String("region", cfg.Region))
 	}
 	srv.ProviderChecks = providerChecks(cfg.Resilience.Payment)
-	hs := &http.Server{Addr: cfg.Addr, Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	hs := api.HTTPServer(cfg.Addr, srv.Handler(), tlsCfg)
 	return serve(ctx, hs, log, "gateway")
 }
 
 // serve runs hs until ctx ends, then shuts it down, letting requests in
-// flight finish for up to 10 s. A failure to listen is returned.
+// flight finish for up to 10 s. It serves HTTPS when hs has a TLS
+// configuration (its certificates loaded). A failure to listen is returned.
 func serve(ctx context.Context, hs *http.Server, log *zap.Logger, what string) error {
 	errc := make(chan error, 1)
-	go func() { errc <- hs.ListenAndServe() }()
+	go func() {
+		if hs.TLSConfig != nil {
+			errc <- hs.ListenAndServeTLS("", "")
+			return
+		}
+		errc <- hs.ListenAndServe()
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve %s: %w", hs.Addr, err)

@@ -25,6 +25,8 @@ type Common struct {
 	Resilience Resilience
 	// PII names the keys that encrypt personal data at rest.
 	PII PII
+	// TemporalTLS configures TLS or mutual TLS to Temporal (TEMPORAL_TLS_*).
+	TemporalTLS TemporalTLS
 }
 
 // API configures the HTTP gateway.
@@ -42,6 +44,8 @@ type API struct {
 	PublicURL      string
 	// Auth configures the bearer tokens every /v1 route requires.
 	Auth Auth
+	// TLS, when enabled, makes the gateway serve HTTPS (API_TLS_*).
+	TLS ServerTLS
 }
 
 // Worker configures a worker process.
@@ -67,6 +71,7 @@ func LoadCommon() Common {
 		LogLevel:          Env("LOG_LEVEL", "info"),
 		Resilience:        LoadResilience(),
 		PII:               LoadPII(),
+		TemporalTLS:       LoadTemporalTLS(),
 	}
 }
 
@@ -80,6 +85,7 @@ func LoadAPI() API {
 		BodyLimitBytes: int64(EnvInt("API_BODY_LIMIT_BYTES", 64<<10)),
 		IdempotencyTTL: EnvDuration("IDEMPOTENCY_TTL", 24*time.Hour),
 		Auth:           LoadAuth(),
+		TLS:            LoadServerTLS(),
 	}
 	c.PublicURL = Env("API_PUBLIC_URL", "")
 	return c
@@ -142,6 +148,6 @@ func Mask(raw string) string {
 
 // String renders the settings for the start-up log line, secrets masked.
 func (c Common) String() string {
-	return fmt.Sprintf("database=%s redis=%s temporal=%s namespace=%s region=%s",
-		Mask(c.DatabaseURL), Mask(c.RedisURL), c.TemporalAddress, c.TemporalNamespace, c.Region)
+	return fmt.Sprintf("database=%s redis=%s temporal=%s namespace=%s region=%s temporal_tls=%t",
+		Mask(c.DatabaseURL), Mask(c.RedisURL), c.TemporalAddress, c.TemporalNamespace, c.Region, c.TemporalTLS.Enabled())
 }

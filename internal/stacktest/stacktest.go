@@ -160,14 +160,23 @@ func ReplayEvents(t testing.TB, pool *pgxpool.Pool, sku string) (onHand, reserve
 type RedisServer struct {
 	t    testing.TB
 	port int
-	mu   sync.Mutex
-	cmd  *exec.Cmd
+	// password, when set, is required of every client (requirepass).
+	password string
+	mu       sync.Mutex
+	cmd      *exec.Cmd
 }
 
 // NewRedisServer starts a private redis-server on a free loopback port, with no
 // persistence, and stops it when the test ends. It skips like Redis does
 // outside `make test`, which installs redis-server.
 func NewRedisServer(t testing.TB) *RedisServer {
+	t.Helper()
+	return NewRedisServerWithPassword(t, "")
+}
+
+// NewRedisServerWithPassword is NewRedisServer for a server that requires
+// password of its clients (none when it is empty); URL carries it.
+func NewRedisServerWithPassword(t testing.TB, password string) *RedisServer {
 	t.Helper()
 	Require(t, EnvRedis)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -176,7 +185,7 @@ func NewRedisServer(t testing.TB) *RedisServer {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
-	s := &RedisServer{t: t, port: port}
+	s := &RedisServer{t: t, port: port, password: password}
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
@@ -186,7 +195,12 @@ func NewRedisServer(t testing.TB) *RedisServer {
 func (s *RedisServer) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
 
 // URL is the server's redis:// URL.
-func (s *RedisServer) URL() string { return "redis://" + s.Addr() + "/0" }
+func (s *RedisServer) URL() string {
+	if s.password != "" {
+		return "redis://:" + s.password + "@" + s.Addr() + "/0"
+	}
+	return "redis://" + s.Addr() + "/0"
+}
 
 // Client returns a client opened as the services open theirs (cache.Open),
 // closed when the test ends.
@@ -208,13 +222,16 @@ func (s *RedisServer) Start() {
 	if s.cmd != nil {
 		return
 	}
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no")
+	args := []string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}
+	if s.password != "" {
+		args = append(args, "--requirepass", s.password)
+	}
+	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}
 	s.cmd = cmd
-	rc := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
+	rc := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.password, MaxRetries: -1})
 	defer rc.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

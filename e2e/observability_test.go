@@ -175,19 +175,7 @@ func startProcessTo(t *testing.T, out io.Writer, env []string, health string, cm
 		_ = c.Process.Signal(syscall.SIGTERM)
 		_ = c.Wait()
 	})
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		res, err := http.Get(health)
-		if err == nil {
-			_ = res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("orderflow %s: %s did not answer: %v", cmd, health, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	stacktest.WaitHealthy(t, health, 30*time.Second, fmt.Sprintf("orderflow %s", cmd))
 }
 
 func scrape(t *testing.T, url string) string {

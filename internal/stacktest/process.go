@@ -98,8 +98,15 @@ func (p *PaysimProc) Start() {
 		p.t.Fatalf("start paysim %s: %v", p.Name, err)
 	}
 	p.cmd = cmd
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		res, err := http.Get(p.URL + "/health")
+	WaitHealthy(p.t, p.URL+"/health", 15*time.Second, "paysim "+p.Name)
+}
+
+// WaitHealthy polls url until it answers 200, and fails the test (naming
+// what) if it has not within timeout.
+func WaitHealthy(t testing.TB, url string, timeout time.Duration, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; {
+		res, err := http.Get(url)
 		if err == nil {
 			_ = res.Body.Close()
 			if res.StatusCode == http.StatusOK {
@@ -107,7 +114,7 @@ func (p *PaysimProc) Start() {
 			}
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("paysim %s did not answer on %s: %v", p.Name, p.URL, err)
+			t.Fatalf("%s did not answer on %s: %v", what, url, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -184,14 +184,9 @@ func TestPlaintextRowsAreEncryptedAtMigrate(t *testing.T) {
 	ctx := context.Background()
 	region := "pii-" + uuid.NewString()[:8]
 	id := uuid.NewString()
-	_, err := f.pool.Exec(ctx, `INSERT INTO orders (order_id, customer_id, email, region, status, total_cents, currency)
-		VALUES ($1, 'c-legacy', 'legacy@example.com', $2, 'FAILED', 100, 'USD')`, id, region)
-	require.NoError(t, err)
-	_, err = f.pool.Exec(ctx, `INSERT INTO notifications (order_id, region, kind, channel, recipient, subject, body)
-		VALUES ($1, $2, 'order_failed', 'email', 'legacy@example.com', 's', 'b')`, id, region)
-	require.NoError(t, err)
+	insertPlaintextOrder(t, f, id, region, "legacy@example.com")
 
-	_, err = activities.EncryptPII(ctx, f.pool, nil, region)
+	_, err := activities.EncryptPII(ctx, f.pool, nil, region)
 	require.ErrorIs(t, err, pii.ErrNoKeys)
 
 	keys := ring(t, "k1:"+pii.NewKey(), "")
@@ -216,15 +211,9 @@ func TestPlaintextRowsAreEncryptedAtMigrate(t *testing.T) {
 // a rolling upgrade) is delivered as it is until the next migrate.
 func TestOutboxStillDeliversPlaintextRows(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
 	region := "pii-" + uuid.NewString()[:8]
 	id := uuid.NewString()
-	_, err := f.pool.Exec(ctx, `INSERT INTO orders (order_id, customer_id, email, region, status, total_cents, currency)
-		VALUES ($1, 'c-legacy', 'rolling@example.com', $2, 'FAILED', 100, 'USD')`, id, region)
-	require.NoError(t, err)
-	_, err = f.pool.Exec(ctx, `INSERT INTO notifications (order_id, region, kind, channel, recipient, subject, body)
-		VALUES ($1, $2, 'order_failed', 'email', 'rolling@example.com', 's', 'b')`, id, region)
-	require.NoError(t, err)
+	insertPlaintextOrder(t, f, id, region, "rolling@example.com")
 	box := &recorder{to: map[string]string{}}
 	runOutbox(t, f, region, stacktest.PII(t), box)
 	require.Eventually(t, func() bool { return box.sentTo(id) != "" }, 10*time.Second, 20*time.Millisecond)
@@ -236,4 +225,17 @@ func TestCreateWithoutKeyringFails(t *testing.T) {
 	_, err := ord.Create(context.Background(), activities.CreateOrderInput{OrderID: uuid.NewString(), Email: "a@b.co"})
 	require.Error(t, err)
 	assert.True(t, strings.Contains(err.Error(), "no PII keyring"), err.Error())
+}
+
+// insertPlaintextOrder writes a failed order and its pending message with the
+// address in plaintext, as releases before migration 0006 stored them.
+func insertPlaintextOrder(t *testing.T, f *fixture, id, region, email string) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := f.pool.Exec(ctx, `INSERT INTO orders (order_id, customer_id, email, region, status, total_cents, currency)
+		VALUES ($1, 'c-legacy', $3, $2, 'FAILED', 100, 'USD')`, id, region, email)
+	require.NoError(t, err)
+	_, err = f.pool.Exec(ctx, `INSERT INTO notifications (order_id, region, kind, channel, recipient, subject, body)
+		VALUES ($1, $2, 'order_failed', 'email', $3, 's', 'b')`, id, region, email)
+	require.NoError(t, err)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/internal/auth"
@@ -75,6 +76,14 @@ type Server struct {
 	// Auth verifies the bearer token every /v1 route and GET /health/deep
 	// require. Without it those routes answer 401 to everyone.
 	Auth *auth.Authenticator
+
+	// Codec, when set, serves the codec server on /codec/ for operators:
+	// the Web UI and the temporal CLI decode the sealed payloads of sagas'
+	// histories through it.
+	Codec converter.PayloadCodec
+	// CodecOrigins are the Web UI origins allowed to call the codec server
+	// from a browser (CORS, with credentials).
+	CodecOrigins []string
 }
 
 // requestTimeout bounds what one request may wait on services.
@@ -139,6 +148,9 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/products/:sku", s.getProduct, anyone)
 	v1.PUT("/products/:sku", s.putProduct, auth.RequireRole(auth.RoleOperator))
 	v1.DELETE("/customers/:id/pii", s.eraseCustomerPII, auth.RequireRole(auth.RoleAdmin))
+	if s.Codec != nil {
+		s.codecRoutes(e)
+	}
 	return telemetry.HTTPHandler(s.TracerProvider, e, "gateway")
 }
 

@@ -33,6 +33,7 @@ import (
 	"github.com/orderflow/orderflow/internal/logging"
 	"github.com/orderflow/orderflow/internal/payment"
 	"github.com/orderflow/orderflow/internal/payment/paysim"
+	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/internal/stacktest"
 	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/workers"
@@ -97,7 +98,8 @@ func newObservedStack(t *testing.T) *observedStack {
 		t.Fatal(err)
 	}
 	s.temporal, err = client.Dial(client.Options{HostPort: stacktest.Require(t, stacktest.EnvTemporal), Namespace: "default",
-		Logger: logging.Temporal(log), Interceptors: interceptors, ContextPropagators: propagators})
+		Logger: logging.Temporal(log), Interceptors: interceptors, ContextPropagators: propagators,
+		DataConverter: pii.DataConverter(stacktest.PII(t))})
 	if err != nil {
 		t.Fatalf("dial temporal: %v", err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/internal/stacktest"
 	"github.com/orderflow/orderflow/workflows"
 )
@@ -29,16 +30,22 @@ const (
 )
 
 // TestWebUI_FindsAConfirmedOrderByOrderStatus places an order through the
-// API, waits until it is CONFIRMED and then, in headless chromium, filters
-// the Temporal Web UI's workflow list by OrderStatus="CONFIRMED", finds the
-// order's saga there, opens it and checks that its summary names the order,
-// its current details say CONFIRMED in words and its Search Attributes tab
-// shows all four of the saga's attributes (e2e/ui/find-order.js). The
+// API, waits until it is CONFIRMED and then, in headless chromium, signs in
+// at the gateway's codec server with an operator's token and points the Web
+// UI's codec setting at it (the saga's payloads are sealed), filters the
+// workflow list by OrderStatus="CONFIRMED", finds the order's saga there,
+// opens it and checks that its summary names the order, its current details
+// say CONFIRMED in words and its Search Attributes tab shows all four of the
+// saga's attributes (e2e/ui/find-order.js). Summary and details are sealed
+// payloads: the UI shows them only decoded by the codec server. The
 // screenshot of the saga's page goes to <output>/ui/confirmed-order.png. The
 // same search for FAILED orders must come back without it.
 func TestWebUI_FindsAConfirmedOrderByOrderStatus(t *testing.T) {
 	uiURL := stacktest.Require(t, EnvTemporalUI)
-	s := newStack(t, true)
+	s := newStack(t, true, func(srv *api.Server) {
+		srv.Codec = pii.NewCodec(stacktest.PII(t))
+		srv.CodecOrigins = []string{strings.TrimRight(uiURL, "/")}
+	})
 	sku := stacktest.Product(t, s.pool, 1234, 10)
 	cust := customer()
 	id := s.placeOK(newOrder(cust, activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 2}))
@@ -68,7 +75,8 @@ func TestWebUI_FindsAConfirmedOrderByOrderStatus(t *testing.T) {
 		cmd.Dir = "ui"
 		cmd.Env = append(os.Environ(),
 			"UI_URL="+uiURL, "NAMESPACE=default", "CHROMIUM="+chromium, "SCREENSHOT="+shot, "UI_TIMEOUT_MS="+timeout,
-			"ORDER_ID="+id, "WORKFLOW_ID="+workflows.WorkflowID(id), "QUERY="+query, "WANT_STATUS="+wantStatus, "WANT_ATTRS="+string(attrs))
+			"ORDER_ID="+id, "WORKFLOW_ID="+workflows.WorkflowID(id), "QUERY="+query, "WANT_STATUS="+wantStatus, "WANT_ATTRS="+string(attrs),
+			"CODEC_URL="+s.url+"/codec", "CODEC_TOKEN="+strings.TrimPrefix(s.tok.Operator(), "Bearer "))
 		b, err := cmd.CombinedOutput()
 		t.Logf("node e2e/ui/find-order.js with %s (%s):\n%s", query, time.Since(start).Round(100*time.Millisecond), strings.TrimSpace(string(b)))
 		return b, err

@@ -234,6 +234,7 @@ start_redis() {
 # start_temporal PORT UI_PORT DB_FILE: starts the dev server with the
 # settings in temporal-config/ unless a server already answers on PORT.
 # DB_FILE "" keeps everything in memory; UI_PORT "" runs it headless.
+# TEMPORAL_UI_CODEC_ENDPOINT, when set, is the Web UI's codec server.
 start_temporal() {
   local port=$1 ui_port=$2 db_file=$3 bin
   bin=$(temporal_bin)
@@ -244,6 +245,8 @@ start_temporal() {
   fi
   local args=(server start-dev --ip 127.0.0.1 --port "$port" --log-level warn --namespace default)
   if [ -n "$ui_port" ]; then args+=(--ui-port "$ui_port"); else args+=(--headless); fi
+  # The Web UI decodes sealed payloads through the gateway's codec server.
+  if [ -n "$ui_port" ] && [ -n "${TEMPORAL_UI_CODEC_ENDPOINT:-}" ]; then args+=(--ui-codec-endpoint "$TEMPORAL_UI_CODEC_ENDPOINT"); fi
   if [ -n "$db_file" ]; then
     mkdir -p "$(dirname "$db_file")"
     args+=(--db-filename "$db_file")

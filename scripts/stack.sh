@@ -26,6 +26,10 @@ TEMPORAL_PORT="${TEMPORAL_PORT:-7233}"
 TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
 export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:$TEMPORAL_PORT}"
 export API_ADDR="${API_ADDR:-:8080}"
+# Payloads in Temporal are sealed (internal/pii); the Web UI decodes them
+# through the gateway's codec server, for an operator signed in there.
+export TEMPORAL_UI_CODEC_ENDPOINT="${TEMPORAL_UI_CODEC_ENDPOINT:-http://127.0.0.1:${API_ADDR##*:}/codec}"
+export CODEC_CORS_ORIGINS="${CODEC_CORS_ORIGINS:-http://127.0.0.1:$TEMPORAL_UI_PORT,http://localhost:$TEMPORAL_UI_PORT}"
 # The gateway runs an order worker too, so it can start sagas eagerly
 # (docs/performance.md); the separate worker takes whatever it does not.
 export API_EMBED_WORKER="${API_EMBED_WORKER:-true}"
@@ -81,6 +85,9 @@ up() {
                    AUTH_HS256_SECRET=$secret_ref bin/orderflow token --sub <id> --role <role>
 $tokens
     Temporal UI    http://127.0.0.1:$TEMPORAL_UI_PORT/namespaces/default/workflows
+                   (payloads are encrypted: to read them, sign in with the operator token at
+                   $TEMPORAL_UI_CODEC_ENDPOINT/session, then in the UI's Codec Server settings
+                   use your browser's setting with that endpoint and include cross-origin credentials)
     Temporal gRPC  $TEMPORAL_ADDRESS
     payments       paysim-a http://127.0.0.1:$PAYSIM_A_PORT, paysim-b http://127.0.0.1:$PAYSIM_B_PORT
                    (faults: curl -X PUT http://127.0.0.1:$PAYSIM_A_PORT/admin/faults -d '{"outage":true}')

@@ -72,7 +72,7 @@ func runBench(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := openClients(ctx, cfg.Common, log, nil)
+	cl, err := openClients(ctx, cfg.Common, log, nil, false)
 	if err != nil {
 		return err
 	}

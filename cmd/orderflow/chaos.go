@@ -56,7 +56,7 @@ func runChaos(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	tc, err := dialTemporal(common, zap.NewNop(), nil)
+	tc, err := dialTemporal(common, zap.NewNop(), nil, nil) // visibility only: no payload to open
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,10 @@ commands:
 Every setting comes from the environment: DATABASE_URL, REDIS_URL,
 TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ORDERFLOW_REGION, LOG_FORMAT, LOG_LEVEL.
 The gateway verifies bearer tokens against AUTH_JWKS_URL (with AUTH_ISSUER and
-AUTH_AUDIENCE) or, in development, AUTH_HS256_SECRET. It serves HTTPS when
+AUTH_AUDIENCE) or, in development, AUTH_HS256_SECRET. The gateway and the
+workers need PII_KEYS or PII_KEYS_FILE: they seal stored e-mails and every
+Temporal payload; the gateway serves the codec server on /codec for operators
+(CODEC_CORS_ORIGINS: the Web UI origins allowed to call it). It serves HTTPS when
 API_TLS_CERT_FILE and API_TLS_KEY_FILE are set; TEMPORAL_TLS_CA_FILE,
 TEMPORAL_TLS_CERT_FILE, TEMPORAL_TLS_KEY_FILE and TEMPORAL_TLS_SERVER_NAME turn
 on TLS (mutual with a certificate) to Temporal.
@@ -136,8 +139,10 @@ func newLogger(c config.Common, component string) (*zap.Logger, error) {
 // dialTemporal dials the process's one Temporal client, its workers' too:
 // the SDK logs through log, the request id travels in headers and, when tp
 // is set, the tracing interceptor joins workflows and activities to the
-// caller's trace.
-func dialTemporal(c config.Common, log *zap.Logger, tp trace.TracerProvider) (client.Client, error) {
+// caller's trace. With keys, every payload and failure message is sealed by
+// the keyring's codec before it reaches the server (pii.Codec); a client
+// that starts or runs sagas must have them.
+func dialTemporal(c config.Common, log *zap.Logger, tp trace.TracerProvider, keys *pii.Keyring) (client.Client, error) {
 	interceptors, propagators, err := telemetry.Temporal(tp, workflows.OrderIDOf)
 	if err != nil {
 		return nil, err
@@ -146,12 +151,17 @@ func dialTemporal(c config.Common, log *zap.Logger, tp trace.TracerProvider) (cl
 	if err != nil {
 		return nil, err
 	}
-	tc, err := client.Dial(client.Options{
+	opts := client.Options{
 		HostPort: c.TemporalAddress, Namespace: c.TemporalNamespace, Logger: logging.Temporal(log),
 		Interceptors: interceptors, ContextPropagators: propagators,
 		MetricsHandler:    telemetry.TemporalMetrics(),
 		ConnectionOptions: client.ConnectionOptions{TLS: tlsCfg},
-	})
+	}
+	if keys != nil {
+		opts.DataConverter = pii.DataConverter(keys)
+		opts.FailureConverter = pii.FailureConverter(opts.DataConverter)
+	}
+	tc, err := client.Dial(opts)
 	if err != nil {
 		return nil, fmt.Errorf("dial temporal %s: %w", c.TemporalAddress, err)
 	}
@@ -159,15 +169,24 @@ func dialTemporal(c config.Common, log *zap.Logger, tp trace.TracerProvider) (cl
 }
 
 // clients are what a long-running process holds: one pool, one Redis client,
-// one Temporal client, all traced by tracer when it is set.
+// one Temporal client, all traced by tracer when it is set, and the keyring
+// that seals personal data in PostgreSQL and in Temporal payloads.
 type clients struct {
 	db       *pgxpool.Pool
 	cache    *redis.Client
 	temporal client.Client
 	tracer   trace.TracerProvider
+	pii      *pii.Keyring
 }
 
-func openClients(ctx context.Context, c config.Common, log *zap.Logger, tp trace.TracerProvider) (*clients, error) {
+// openClients opens a process's clients. The gateway and the workers
+// handle personal data and refuse to start without PII keys (needKeys);
+// the load generator uses them when they are configured.
+func openClients(ctx context.Context, c config.Common, log *zap.Logger, tp trace.TracerProvider, needKeys bool) (*clients, error) {
+	keys, err := pii.Load(c.PII)
+	if err != nil && (needKeys || !errors.Is(err, pii.ErrNoKeys)) {
+		return nil, err
+	}
 	pool, err := db.Open(ctx, c.DatabaseURL, db.WithTracing(tp))
 	if err != nil {
 		return nil, err
@@ -184,13 +203,16 @@ func openClients(ctx context.Context, c config.Common, log *zap.Logger, tp trace
 		pool.Close()
 		return nil, err
 	}
-	tc, err := dialTemporal(c, log, tp)
+	tc, err := dialTemporal(c, log, tp, keys)
 	if err != nil {
 		_ = rc.Close()
 		pool.Close()
 		return nil, err
 	}
-	return &clients{db: pool, cache: rc, temporal: tc, tracer: tp}, nil
+	if keys != nil {
+		log.Info("personal data is encrypted in PostgreSQL and in Temporal payloads", zap.String("pii_active_key", keys.Active()))
+	}
+	return &clients{db: pool, cache: rc, temporal: tc, tracer: tp, pii: keys}, nil
 }
 
 func (c *clients) close() {
@@ -217,7 +239,7 @@ func runAPI(ctx context.Context, cfg config.API) error {
 		return err
 	}
 	defer stopTracing(context.Background()) //nolint:errcheck
-	cl, err := openClients(ctx, cfg.Common, log, tp)
+	cl, err := openClients(ctx, cfg.Common, log, tp, true)
 	if err != nil {
 		return err
 	}
@@ -235,7 +257,8 @@ func runAPI(ctx context.Context, cfg config.API) error {
 	srv := &api.Server{DB: cl.db, Cache: cl.cache, Temporal: cl.temporal, Log: log, Region: cfg.Region, Metrics: metrics,
 		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker, Payment: cfg.Resilience.Payment,
 		RateLimit: cfg.Resilience.RateLimit, Bulkhead: cfg.Resilience.Bulkhead, Tiers: cfg.Resilience.Cache,
-		Health: cfg.Resilience.Health, TracerProvider: tp}
+		Health: cfg.Resilience.Health, TracerProvider: tp,
+		Codec: pii.NewCodec(cl.pii), CodecOrigins: cfg.CodecOrigins}
 	srv.Auth = authn
 	if cfg.EmbedWorker {
 		w, err := newWorker(cl, cfg.EmbeddedWorker, log, false)
@@ -293,7 +316,7 @@ func runWorker(ctx context.Context, cfg config.Worker) error {
 		return err
 	}
 	defer stopTracing(context.Background()) //nolint:errcheck
-	cl, err := openClients(ctx, cfg.Common, log, tp)
+	cl, err := openClients(ctx, cfg.Common, log, tp, true)
 	if err != nil {
 		return err
 	}
@@ -326,12 +349,10 @@ func newWorker(cl *clients, cfg config.Worker, log *zap.Logger, standalone bool)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := pii.Load(cfg.PII)
-	if err != nil {
-		return nil, err
+	if cl.pii == nil {
+		return nil, pii.ErrNoKeys
 	}
-	log.Info("stored e-mails are encrypted", zap.String("pii_active_key", keys.Active()))
-	deps := workers.Deps{DB: cl.db, Cache: cl.cache, Log: log, PII: keys,
+	deps := workers.Deps{DB: cl.db, Cache: cl.cache, Log: log, PII: cl.pii,
 		Payments:      payment.NewRouter(payment.Settings(cfg.Resilience.Payment), providers...),
 		FailoverQuiet: cfg.Resilience.Payment.FailoverQuiet,
 		Mailer:        activities.LogMailer{Log: log, Latency: cfg.MailLatency}}

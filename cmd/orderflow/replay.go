@@ -10,13 +10,17 @@ import (
 	"regexp"
 	"strings"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/workflows"
 )
 
@@ -27,6 +31,9 @@ Replays workflow histories exported with
 against the workflow code of this binary, and reports for each one OK or
 where the code no longer makes the decisions the history recorded. Exits
 non-zero when any history fails to replay. See docs/operations.md.
+
+Histories hold their payloads encrypted: replay opens them with the keys of
+PII_KEYS / PII_KEYS_FILE (every key that sealed one of them must be there).
 `
 
 // nondeterminismCode marks the SDK's non-determinism errors.
@@ -43,7 +50,19 @@ func runReplay(out io.Writer, args []string) error {
 		fmt.Fprint(out, replayUsage)
 		return nil
 	}
-	r := worker.NewWorkflowReplayer()
+	keys, err := pii.Load(config.LoadPII())
+	if err != nil && !errors.Is(err, pii.ErrNoKeys) {
+		return fmt.Errorf("replay: %w", err)
+	}
+	var opts worker.WorkflowReplayerOptions
+	if keys != nil {
+		opts.DataConverter = pii.DataConverter(keys)
+		opts.FailureConverter = pii.FailureConverter(opts.DataConverter)
+	}
+	r, err := worker.NewWorkflowReplayerWithOptions(opts)
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
 	r.RegisterWorkflowWithOptions(workflows.Order, workflow.RegisterOptions{Name: workflows.OrderWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Maintenance, workflow.RegisterOptions{Name: workflows.MaintenanceWorkflow})
 	// The SDK logs a replay's panic at ERROR; the verdict below says it better.
@@ -51,7 +70,7 @@ func runReplay(out io.Writer, args []string) error {
 
 	failed := 0
 	for _, path := range args {
-		ok, err := replayFile(r, quiet, path)
+		ok, err := replayFile(r, keys, quiet, path)
 		if err != nil {
 			failed++
 			fmt.Fprintln(out, err)
@@ -69,7 +88,7 @@ func runReplay(out io.Writer, args []string) error {
 // replayFile replays one exported history. It returns the OK line, or an
 // error whose text is the verdict: the file, the workflow, what went wrong
 // and, for non-determinism, what to do.
-func replayFile(r worker.WorkflowReplayer, logger log.Logger, path string) (string, error) {
+func replayFile(r worker.WorkflowReplayer, keys *pii.Keyring, logger log.Logger, path string) (string, error) {
 	h, err := readHistory(path)
 	if err != nil {
 		return "", fmt.Errorf("FAIL %s: %w", path, err)
@@ -78,6 +97,9 @@ func replayFile(r worker.WorkflowReplayer, logger log.Logger, path string) (stri
 	wid, wtype := start.GetWorkflowId(), start.GetWorkflowType().GetName()
 	if wid == "" {
 		wid = "(workflow id not in the export)"
+	}
+	if err := canOpen(keys, start.GetInput().GetPayloads()); err != nil {
+		return "", fmt.Errorf("FAIL %s  %s %s: %w", path, wtype, wid, err)
 	}
 	last := h.Events[len(h.Events)-1]
 	err = r.ReplayWorkflowHistoryWithOptions(logger, h, worker.ReplayWorkflowHistoryOptions{
@@ -100,6 +122,25 @@ func replayFile(r worker.WorkflowReplayer, logger log.Logger, path string) (stri
 	default:
 		return "", fmt.Errorf("FAIL %s  %s %s: could not replay: %w", path, wtype, wid, err)
 	}
+}
+
+// canOpen tells, before a replay that would fail obscurely, whether the
+// keyring opens the workflow's input: an encrypted history needs the key
+// that sealed it.
+func canOpen(keys *pii.Keyring, input []*commonpb.Payload) error {
+	const hint = "set PII_KEYS or PII_KEYS_FILE to the keys that sealed this history's payloads"
+	if keys == nil {
+		for _, p := range input {
+			if string(p.GetMetadata()[converter.MetadataEncoding]) == pii.EncodingEncrypted {
+				return errors.New("its payloads are encrypted and no key is configured: " + hint)
+			}
+		}
+		return nil
+	}
+	if _, err := pii.NewCodec(keys).Decode(input); err != nil {
+		return fmt.Errorf("cannot open its payloads (%w): %s", err, hint)
+	}
+	return nil
 }
 
 // readHistory reads a history exported by `temporal workflow show --output json`.

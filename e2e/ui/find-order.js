@@ -19,6 +19,12 @@
 //   SCREENSHOT   where the screenshot goes (a .png path)
 //   CHROMIUM     the browser binary (/usr/bin/chromium)
 //   UI_TIMEOUT_MS  how long to wait for the saga to show up (60000)
+//   CODEC_URL    optional: the gateway's codec server (http://.../codec).
+//                Payloads are sealed; with it, the browser first signs in
+//                at CODEC_URL/session with CODEC_TOKEN (an operator's
+//                token), then sets the UI's Codec Server setting to
+//                CODEC_URL with cross-origin credentials, as an operator
+//                would, so the UI shows the decoded summary and details.
 'use strict';
 
 const fs = require('node:fs');
@@ -45,6 +51,7 @@ const screenshot = need('SCREENSHOT');
 const executablePath = need('CHROMIUM', '/usr/bin/chromium');
 const timeoutMs = Number(process.env.UI_TIMEOUT_MS || 60000);
 const wantAttrs = JSON.parse(process.env.WANT_ATTRS || '{}');
+const codecUrl = (process.env.CODEC_URL || '').replace(/\/+$/, '');
 
 // The flags the project runs chromium with: no sandbox (root), no GPU, and
 // none of the background connections a closed network refuses.
@@ -81,8 +88,27 @@ async function frameText(page, heading) {
   return (await frame.locator('body').innerText({ timeout: 5000 })).trim();
 }
 
+// codecSignIn signs in at the codec server's session page with the
+// operator's token and points the Web UI's Codec Server setting (kept in the
+// browser's localStorage) at it, credentials included.
+async function codecSignIn(page) {
+  step(`codec session: ${codecUrl}/session`);
+  await page.goto(`${codecUrl}/session`, { waitUntil: 'domcontentloaded' });
+  await page.locator('input[name="token"]').fill(need('CODEC_TOKEN'));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByText('Signed in as').waitFor();
+  step((await page.getByText('Signed in as').innerText()).split('.')[0]);
+  await page.goto(`${ui}/namespaces/${namespace}/workflows`, { waitUntil: 'domcontentloaded' });
+  await page.evaluate((endpoint) => {
+    localStorage.setItem('endpoint', JSON.stringify(endpoint));
+    localStorage.setItem('overrideRemoteCodecConfiguration', 'true');
+    localStorage.setItem('includeCredentials', 'true');
+  }, codecUrl);
+}
+
 async function main(page) {
   const deadline = Date.now() + timeoutMs;
+  if (codecUrl) await codecSignIn(page);
 
   step(`open ${ui}/namespaces/${namespace}/workflows`);
   await page.goto(`${ui}/namespaces/${namespace}/workflows`, { waitUntil: 'domcontentloaded' });

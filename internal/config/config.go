@@ -46,6 +46,10 @@ type API struct {
 	Auth Auth
 	// TLS, when enabled, makes the gateway serve HTTPS (API_TLS_*).
 	TLS ServerTLS
+	// CodecOrigins are the Temporal Web UI origins that may call the
+	// gateway's codec server from a browser (CODEC_CORS_ORIGINS, comma
+	// separated; default the dev server's UI on :8233).
+	CodecOrigins []string
 }
 
 // Worker configures a worker process.
@@ -88,6 +92,11 @@ func LoadAPI() API {
 		TLS:            LoadServerTLS(),
 	}
 	c.PublicURL = Env("API_PUBLIC_URL", "")
+	for _, o := range strings.Split(Env("CODEC_CORS_ORIGINS", "http://127.0.0.1:8233,http://localhost:8233"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.CodecOrigins = append(c.CodecOrigins, o)
+		}
+	}
 	return c
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/internal/db"
+	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/schema"
 )
 
@@ -91,12 +92,16 @@ func Redis(t testing.TB) *redis.Client {
 	return rc
 }
 
-// Temporal returns a client on the test Temporal server's default namespace.
+// Temporal returns a client on the test Temporal server's default
+// namespace, whose payloads are sealed with the test's PII keys as the
+// gateway's and the workers' are.
 func Temporal(t testing.TB) client.Client {
 	t.Helper()
+	dc := pii.DataConverter(PII(t))
 	c, err := client.Dial(client.Options{
 		HostPort: Require(t, EnvTemporal), Namespace: "default",
-		Logger: log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
+		Logger:        log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
+		DataConverter: dc, FailureConverter: pii.FailureConverter(dc),
 	})
 	if err != nil {
 		t.Fatalf("dial test temporal: %v", err)

@@ -193,7 +193,7 @@ func stockEvents(t *testing.T, s *stack, orderID string) map[string]int {
 // confirmed exactly once with still exactly one charge.
 func TestRecovery_ConfirmFaultHeldThenCLIResetConfirmsOnceWithoutASecondCharge(t *testing.T) {
 	stacktest.Require(t, stacktest.EnvCLI)
-	s := newStack(t, false)
+	s := newStack(t, false, withCodec(t))
 	f := s.startFaultyWorker()
 	sku := stacktest.Product(t, s.pool, 1999, 10)
 
@@ -221,8 +221,12 @@ func TestRecovery_ConfirmFaultHeldThenCLIResetConfirmsOnceWithoutASecondCharge(t
 	// Its saga has ended, so a customer's cancel is refused.
 	r := s.do(http.MethodPost, "/v1/orders/"+single+"/cancel", nil, nil)
 	assert.Equal(t, http.StatusConflict, r.status, string(r.body))
-	// The runbook's status query answers from the failed run.
+	// The runbook's status query answers from the failed run, sealed, and
+	// decoded through the codec server for an operator.
 	out := temporalCLI(t, "workflow", "query", "--workflow-id", workflows.WorkflowID(single), "--name", workflows.StatusQuery)
+	assert.NotContains(t, out, `"status":"PAID"`)
+	out = temporalCLI(t, "workflow", "query", "--workflow-id", workflows.WorkflowID(single), "--name", workflows.StatusQuery,
+		"--codec-endpoint", s.url+"/codec", "--codec-auth", s.tok.Operator())
 	assert.Contains(t, out, `"status":"PAID"`)
 
 	f.fault.Store(false)

@@ -135,9 +135,10 @@ func temporalCLIErr(t *testing.T, args ...string) (string, error) {
 // TestCodecServerNeedsAnOperatorAndAnswersTheUIOrigin: the codec endpoints
 // refuse callers without a token (401) or without the operator role (403),
 // with the JSON error body; decode what the saga's clients sealed for an
-// operator, by bearer token or by the session cookie the sign-in form sets;
-// answer a CORS preflight from the Web UI's origin, credentials allowed, and
-// no other origin; and refuse a body that is not Payloads with a 400.
+// operator, by bearer token or by the session cookie the sign-in form sets,
+// beyond the per-customer rate limit; answer a CORS preflight from the Web
+// UI's origin, credentials allowed, and no other origin; and refuse a body
+// that is not Payloads with a 400.
 func TestCodecServerNeedsAnOperatorAndAnswersTheUIOrigin(t *testing.T) {
 	s := newStack(t, false, withCodec(t))
 	email := "grace-" + uuid.NewString()[:8] + "@example.com"
@@ -192,6 +193,15 @@ func TestCodecServerNeedsAnOperatorAndAnswersTheUIOrigin(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
 	r = decode(map[string]string{"Cookie": ck.Name + "=forged"})
 	require.Equal(t, http.StatusUnauthorized, r.status, "%s", r.body)
+
+	// Codec calls count against the address only: an operator's UI page
+	// makes dozens, far past a customer's quota.
+	lim := newStack(t, false, withCodec(t), func(srv *api.Server) { srv.RateLimit.PerUser = 2 })
+	op := lim.tok.Bearer("ops-codec-"+uuid.NewString()[:8], auth.RoleOperator)
+	for i := range 5 {
+		r := lim.do(http.MethodPost, "/codec/decode", map[string]string{"Authorization": op}, []byte(body))
+		require.Equal(t, http.StatusOK, r.status, "codec call %d: %s", i+1, r.body)
+	}
 
 	preflight := func(origin string) response {
 		return s.do(http.MethodOptions, "/codec/decode", map[string]string{"Authorization": "", "Origin": origin,

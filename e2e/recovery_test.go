@@ -78,11 +78,9 @@ func (s *stack) startFaultyWorker() *faultyConfirm {
 // returns its output, failing the test when it exits non-zero.
 func temporalCLI(t *testing.T, args ...string) string {
 	t.Helper()
-	cli := stacktest.Require(t, stacktest.EnvCLI)
-	args = append(args, "--address", stacktest.Require(t, stacktest.EnvTemporal), "--namespace", "default", "--color", "never")
-	out, err := exec.Command(cli, args...).CombinedOutput()
+	out, err := temporalCLIErr(t, args...)
 	require.NoError(t, err, "temporal %s:\n%s", strings.Join(args, " "), out)
-	return string(out)
+	return out
 }
 
 // requireConfirmFailed waits for the order's saga to end and requires that it

@@ -8,6 +8,7 @@ export STACK_DATA_DIR="$ROOT/.data/smoke"
 export DATABASE_URL="postgres://orderflow:orderflow@127.0.0.1:5432/orderflow_smoke?sslmode=disable"
 export REDIS_URL="redis://127.0.0.1:6381/0"
 export TEMPORAL_PORT=7253 TEMPORAL_UI_PORT=8253 TEMPORAL_ADDRESS=127.0.0.1:7253 API_ADDR=127.0.0.1:8091
+export TEMPORAL_UI_CODEC_ENDPOINT="http://$API_ADDR/codec"
 export API_EMBED_WORKER=true
 # The short bench below sends orders and polls from one address: limits far
 # above it, the limiter still on as in make run.
@@ -47,6 +48,22 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 [ "$found" -ge 1 ] || die "smoke: visibility does not show order-$order_id with its search attributes"
+# Payloads are sealed in Temporal; the gateway's codec server opens them for
+# the operator token make run prints, and the Web UI is pointed at it.
+"$bin" workflow show --address "$TEMPORAL_ADDRESS" -w "order-$order_id" -o json >"$STACK_DATA_DIR/history.json"
+if grep -q "smoke@example.com\|tok_visa" "$STACK_DATA_DIR/history.json"; then die "smoke: the saga's history shows the e-mail or the card token"; fi
+"$bin" workflow show --address "$TEMPORAL_ADDRESS" -w "order-$order_id" -o json \
+  --codec-endpoint "$TEMPORAL_UI_CODEC_ENDPOINT" --codec-auth "Bearer $OPERATOR_TOKEN" >"$STACK_DATA_DIR/history-decoded.json" ||
+  die "smoke: the codec server did not decode the saga's history for the operator"
+python3 - "$STACK_DATA_DIR/history-decoded.json" <<'PY' || die "smoke: the decoded history does not hold the order's input"
+import base64, json, sys
+h = json.load(open(sys.argv[1]))
+data = h["events"][0]["workflowExecutionStartedEventAttributes"]["input"]["payloads"][0]["data"]
+assert "smoke@example.com" in base64.b64decode(data).decode(), "input not decoded"
+PY
+curl -fsS "http://127.0.0.1:$TEMPORAL_UI_PORT/api/v1/settings" | grep -q "$TEMPORAL_UI_CODEC_ENDPOINT" ||
+  die "smoke: the Web UI's settings do not name the codec endpoint $TEMPORAL_UI_CODEC_ENDPOINT"
+log "smoke: the history is sealed; the codec server decodes it for the operator; the Web UI names it"
 deep=$(curl -sS -o "$STACK_DATA_DIR/health-deep.json" -w '%{http_code}' -H "Authorization: Bearer $OPERATOR_TOKEN" "http://$API_ADDR/health/deep" || true)
 [ "$deep" = 200 ] || die "smoke: GET /health/deep answered $deep: $(cat "$STACK_DATA_DIR/health-deep.json" 2>/dev/null)"
 python3 - "$STACK_DATA_DIR/health-deep.json" <<'PY' || die "smoke: /health/deep did not confirm a synthetic order"
@@ -73,4 +90,4 @@ for k in ("p50", "p95", "p99"):
 assert r["fixed_orders"] > 0 and r["events_per_order"] > 0, r
 assert "gateway" in r["rss_mb"] and "temporal" in r["cpu_ms_per_order"], r
 PY
-echo "smoke: 4 passed, 0 failed"
+echo "smoke: 5 passed, 0 failed"

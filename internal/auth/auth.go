@@ -14,9 +14,9 @@
 // past the token's expiry, keyed by a SHA-256 of the token: in process first,
 // and in Redis, which serves sessions while the key set cannot be fetched.
 //
-// Endpoints use it through Authenticator.Identify and Required (Echo), or
-// Authenticator.Handler (net/http); handlers read the caller with
-// FromContext and check roles with RequireRole or Claims.Has.
+// Endpoints use it through Authenticator.Identify and Required (Echo);
+// handlers read the caller with FromContext and check roles with RequireRole
+// or Claims.Has.
 package auth
 
 import (

@@ -417,52 +417,6 @@ func TestSessionTierInRedisServesSessionsWhileTheKeySetIsUnavailable(t *testing.
 	assert.Zero(t, n, "the removed key's session is gone from Redis")
 }
 
-func TestHandlerGuardsAPlainHTTPEndpointByRole(t *testing.T) {
-	cfg := devConfig()
-	a, err := auth.New(context.Background(), cfg)
-	require.NoError(t, err)
-	m, err := auth.NewMinter(cfg)
-	require.NoError(t, err)
-	h := a.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, _ := auth.FromContext(r.Context())
-		_, _ = w.Write([]byte(c.Subject))
-	}), auth.RoleOperator)
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-
-	for _, tc := range []struct {
-		name, authorization string
-		status              int
-		challenge, code     string
-	}{
-		{"no token", "", 401, `Bearer realm="orderflow"`, "token_required"},
-		{"a customer", "Bearer " + m.MustMint("c-1", time.Hour, auth.RoleCustomer), 403, `error="insufficient_scope"`, "forbidden"},
-		{"an operator", "Bearer " + m.MustMint("ops-1", time.Hour, auth.RoleOperator), 200, "", ""},
-		{"an admin", "Bearer " + m.MustMint("root", time.Hour, auth.RoleAdmin), 200, "", ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-			if tc.authorization != "" {
-				req.Header.Set("Authorization", tc.authorization)
-			}
-			res, err := http.DefaultClient.Do(req)
-			require.NoError(t, err)
-			defer res.Body.Close()
-			assert.Equal(t, tc.status, res.StatusCode)
-			if tc.status == 200 {
-				return
-			}
-			assert.Contains(t, res.Header.Get("WWW-Authenticate"), tc.challenge)
-			var body struct {
-				Error struct{ Code, Message string } `json:"error"`
-			}
-			require.NoError(t, json.NewDecoder(res.Body).Decode(&body))
-			assert.Equal(t, tc.code, body.Error.Code)
-			assert.NotEmpty(t, body.Error.Message)
-		})
-	}
-}
-
 func TestMintedTokensVerifyWithTheirRole(t *testing.T) {
 	cfg := devConfig()
 	a, err := auth.New(context.Background(), cfg)

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -87,40 +86,4 @@ func roleNames(roles []Role) string {
 		s[i] = string(r)
 	}
 	return strings.Join(s, " or ")
-}
-
-// Handler wraps a net/http handler (a codec server, say) so that it runs
-// only for a valid token granting one of roles, with the claims in the
-// request's context. Refusals carry WWW-Authenticate and the gateway's JSON
-// error body {"error":{"code","message"}}.
-func (a *Authenticator) Handler(next http.Handler, roles ...Role) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		claims, err := a.Authenticate(r.Context(), BearerToken(r.Header))
-		if err == nil && len(roles) > 0 && !claims.HasAny(roles...) {
-			err = forbidden("this needs the role " + roleNames(roles))
-		}
-		if err != nil {
-			WriteError(w, err)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(WithClaims(r.Context(), claims)))
-	})
-}
-
-// WriteError answers a refusal outside Echo: the status, WWW-Authenticate or
-// Retry-After, and the JSON error body.
-func WriteError(w http.ResponseWriter, err error) {
-	e, ok := AsError(err)
-	if !ok {
-		e = invalidToken("the token is invalid", err)
-	}
-	if ch := e.Challenge(); ch != "" {
-		w.Header().Set("WWW-Authenticate", ch)
-	}
-	if ra := e.RetryAfter(); ra != "" {
-		w.Header().Set("Retry-After", ra)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(e.Status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": e.Code, "message": e.Message}})
 }

@@ -97,9 +97,10 @@ func newObservedStack(t *testing.T) *observedStack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dc, fc := pii.Converters(stacktest.PII(t))
 	s.temporal, err = client.Dial(client.Options{HostPort: stacktest.Require(t, stacktest.EnvTemporal), Namespace: "default",
 		Logger: logging.Temporal(log), Interceptors: interceptors, ContextPropagators: propagators,
-		DataConverter: pii.DataConverter(stacktest.PII(t))})
+		DataConverter: dc, FailureConverter: fc})
 	if err != nil {
 		t.Fatalf("dial temporal: %v", err)
 	}

@@ -158,8 +158,7 @@ func dialTemporal(c config.Common, log *zap.Logger, tp trace.TracerProvider, key
 		ConnectionOptions: client.ConnectionOptions{TLS: tlsCfg},
 	}
 	if keys != nil {
-		opts.DataConverter = pii.DataConverter(keys)
-		opts.FailureConverter = pii.FailureConverter(opts.DataConverter)
+		opts.DataConverter, opts.FailureConverter = pii.Converters(keys)
 	}
 	tc, err := client.Dial(opts)
 	if err != nil {

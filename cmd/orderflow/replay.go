@@ -56,8 +56,7 @@ func runReplay(out io.Writer, args []string) error {
 	}
 	var opts worker.WorkflowReplayerOptions
 	if keys != nil {
-		opts.DataConverter = pii.DataConverter(keys)
-		opts.FailureConverter = pii.FailureConverter(opts.DataConverter)
+		opts.DataConverter, opts.FailureConverter = pii.Converters(keys)
 	}
 	r, err := worker.NewWorkflowReplayerWithOptions(opts)
 	if err != nil {

@@ -85,9 +85,17 @@ func DataConverter(k *Keyring) converter.DataConverter {
 	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), NewCodec(k))
 }
 
-// FailureConverter moves a failure's message and stack trace into an
+// failureConverter moves a failure's message and stack trace into an
 // encoded payload, sealed by dc: a provider's decline can quote what the
 // customer sent, and a failure's message is otherwise stored in the clear.
-func FailureConverter(dc converter.DataConverter) converter.FailureConverter {
+func failureConverter(dc converter.DataConverter) converter.FailureConverter {
 	return temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{DataConverter: dc, EncodeCommonAttributes: true})
+}
+
+// Converters are the data and failure converters every orderflow Temporal
+// client and replayer sets together, so payloads and failure messages are
+// both sealed.
+func Converters(k *Keyring) (converter.DataConverter, converter.FailureConverter) {
+	dc := DataConverter(k)
+	return dc, failureConverter(dc)
 }

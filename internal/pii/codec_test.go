@@ -67,8 +67,7 @@ func TestCodecDoesNotOpenAColumnCiphertext(t *testing.T) {
 }
 
 func TestFailureConverterSealsTheMessage(t *testing.T) {
-	dc := pii.DataConverter(keyring(t, "k1:"+pii.NewKey(), ""))
-	fc := pii.FailureConverter(dc)
+	_, fc := pii.Converters(keyring(t, "k1:"+pii.NewKey(), ""))
 	f := fc.ErrorToFailure(temporal.NewNonRetryableApplicationError("card tok_chargeDeclined for ada@example.com declined", "PaymentDeclined", nil))
 	assert.NotContains(t, f.String(), "tok_chargeDeclined")
 	assert.NotContains(t, f.String(), "ada@example.com")

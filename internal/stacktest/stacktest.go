@@ -97,11 +97,11 @@ func Redis(t testing.TB) *redis.Client {
 // gateway's and the workers' are.
 func Temporal(t testing.TB) client.Client {
 	t.Helper()
-	dc := pii.DataConverter(PII(t))
+	dc, fc := pii.Converters(PII(t))
 	c, err := client.Dial(client.Options{
 		HostPort: Require(t, EnvTemporal), Namespace: "default",
 		Logger:        log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
-		DataConverter: dc, FailureConverter: pii.FailureConverter(dc),
+		DataConverter: dc, FailureConverter: fc,
 	})
 	if err != nil {
 		t.Fatalf("dial test temporal: %v", err)

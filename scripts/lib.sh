@@ -254,6 +254,9 @@ start_temporal() {
     while read -r p; do args+=(--sqlite-pragma "$p"); done < <(config_lines sqlite-pragmas.txt)
   fi
   while read -r kv; do args+=(--dynamic-config-value "$kv"); done < <(config_lines dynamic-config.txt)
+  # Written into the namespace when the database is created, so the first
+  # saga can use them; register_search_attributes adds any added since.
+  while read -r kv; do args+=(--search-attribute "$kv"); done < <(config_lines search-attributes.txt)
   log "starting the Temporal dev server on 127.0.0.1:$port${ui_port:+ (Web UI :$ui_port)}"
   : > "$STATE_DIR/temporal.log"
   # The server spends much of its CPU collecting garbage: a larger GOGC
@@ -266,16 +269,28 @@ start_temporal() {
 }
 
 # register_search_attributes adds the saga's search attributes that the
-# server does not have yet (a file-backed server keeps them across restarts).
+# server does not have yet: a database file created before one was added to
+# temporal-config/search-attributes.txt, or a server this script did not
+# start. The server's services read the namespace's attributes from a cache
+# refreshed every few seconds (the dev server's read-through is turned off,
+# docs/performance.md), so after adding one it waits until the frontend
+# accepts a query on all of them, then one refresh more for the history
+# service, which checks the saga's upserts.
 register_search_attributes() {
-  local bin=$1 port=$2 have name type
+  local bin=$1 port=$2 have name type added="" query=""
   have=$("$bin" operator search-attribute list --address "127.0.0.1:$port" --namespace default 2>/dev/null || true)
   while IFS='=' read -r name type; do
+    if [ "$type" = Int ]; then query+="${query:+ AND }$name = 0"; else query+="${query:+ AND }$name = 'probe'"; fi
     if ! grep -qw "$name" <<<"$have"; then
       "$bin" operator search-attribute create --address "127.0.0.1:$port" --namespace default \
         --name "$name" --type "$type" >/dev/null
+      added=yes
     fi
   done < <(config_lines search-attributes.txt)
+  [ -n "$added" ] || return 0
+  wait_for 30 "the new search attributes" "$bin" workflow list --address "127.0.0.1:$port" \
+    --namespace default --limit 1 --query "$query"
+  sleep 3
 }
 
 config_lines() { grep -v '^\s*\(#\|$\)' "$ROOT/temporal-config/$1"; }

@@ -266,6 +266,18 @@ start_temporal() {
   echo "$port" > "$STATE_DIR/started-temporal"
   wait_for 120 "Temporal (see $STATE_DIR/temporal.log)" "$bin" operator cluster health --address "127.0.0.1:$port"
   register_search_attributes "$bin" "$port"
+  if [ -n "$db_file" ]; then trim_visibility "$bin" "$port" "$db_file"; fi
+}
+
+# trim_visibility drops the indexes of the dev server's SQLite visibility
+# table that orderflow does not query (temporal-config/visibility-indexes.txt
+# says which stay and why). It is idempotent and safe on a running server.
+trim_visibility() {
+  local bin=$1 port=$2 db_file=$3 out
+  out=$("$bin" operator namespace describe --address "127.0.0.1:$port" --namespace default --output json |
+    python3 "$ROOT/scripts/trim_visibility.py" "$db_file" "$ROOT/temporal-config/visibility-indexes.txt") ||
+    die "could not trim the dev server's visibility indexes in $db_file"
+  log "$out"
 }
 
 # register_search_attributes adds the saga's search attributes that the

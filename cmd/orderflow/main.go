@@ -154,7 +154,7 @@ func dialTemporal(c config.Common, log *zap.Logger, tp trace.TracerProvider, key
 	opts := client.Options{
 		HostPort: c.TemporalAddress, Namespace: c.TemporalNamespace, Logger: logging.Temporal(log),
 		Interceptors: interceptors, ContextPropagators: propagators,
-		MetricsHandler:    telemetry.TemporalMetrics(),
+		MetricsHandler: telemetry.TemporalMetrics(),
 		// No gzip: the SDK compresses every request by default, but the
 		// payloads that make up most of a request are sealed (pii.Codec),
 		// and ciphertext does not compress. Both ends paid the CPU for

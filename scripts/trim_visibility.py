@@ -12,6 +12,7 @@ import json
 import re
 import sqlite3
 import sys
+import urllib.parse
 
 INDEXED_KINDS = ("Bool", "Datetime", "Double", "Int", "Keyword")
 
@@ -39,7 +40,8 @@ def main():
             mapped[name] = field
     keep |= set(mapped)
 
-    con = sqlite3.connect(db_file, timeout=30)
+    # mode=rw: never create a database the server did not.
+    con = sqlite3.connect("file:%s?mode=rw" % urllib.parse.quote(db_file), uri=True, timeout=30)
     have = {row[0] for row in con.execute(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'executions_visibility' AND sql IS NOT NULL")}
     dropped = sorted(have - keep)
@@ -56,4 +58,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (OSError, ValueError, sqlite3.Error) as e:
+        sys.exit("trim_visibility: %s" % e)

@@ -66,6 +66,10 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		c.GitCommit = strings.TrimSpace(string(out))
+		// A run on uncommitted changes measured code that commit does not hold.
+		if exec.Command("git", "diff", "--quiet", "HEAD").Run() != nil {
+			c.GitCommit += "-dirty"
+		}
 	}
 
 	log, err := newLogger(cfg.Common, "bench")

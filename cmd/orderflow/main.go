@@ -186,9 +186,12 @@ type clients struct {
 // handle personal data and refuse to start without PII keys (needKeys);
 // the load generator uses them when they are configured.
 func openClients(ctx context.Context, c config.Common, log *zap.Logger, tp trace.TracerProvider, needKeys bool) (*clients, error) {
-	keys, err := pii.Load(c.PII)
-	if err != nil && (needKeys || !errors.Is(err, pii.ErrNoKeys)) {
+	keys, err := pii.LoadOptional(c.PII)
+	if err != nil {
 		return nil, err
+	}
+	if keys == nil && needKeys {
+		return nil, pii.ErrNoKeys
 	}
 	pool, err := db.Open(ctx, c.DatabaseURL, db.WithTracing(tp))
 	if err != nil {
@@ -377,8 +380,8 @@ func runMigrate(ctx context.Context, cfg config.Common) error {
 	// Stored e-mails come under the active key: plaintext from before
 	// migration 0006 and values sealed with an older key. Without keys this
 	// fails only if there is such a row.
-	keys, err := pii.Load(cfg.PII)
-	if err != nil && !errors.Is(err, pii.ErrNoKeys) {
+	keys, err := pii.LoadOptional(cfg.PII)
+	if err != nil {
 		return err
 	}
 	n, err := activities.EncryptPII(ctx, pool, keys, "")

@@ -50,8 +50,8 @@ func runReplay(out io.Writer, args []string) error {
 		fmt.Fprint(out, replayUsage)
 		return nil
 	}
-	keys, err := pii.Load(config.LoadPII())
-	if err != nil && !errors.Is(err, pii.ErrNoKeys) {
+	keys, err := pii.LoadOptional(config.LoadPII())
+	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
 	var opts worker.WorkflowReplayerOptions

@@ -128,6 +128,17 @@ func Load(cfg config.PII) (*Keyring, error) {
 	return New(keys, active)
 }
 
+// LoadOptional is Load for a process that can do without keys (migrate,
+// replay, the load generator): no key configured is a nil keyring and no
+// error; any other fault of the configuration is still an error.
+func LoadOptional(cfg config.PII) (*Keyring, error) {
+	k, err := Load(cfg)
+	if errors.Is(err, ErrNoKeys) {
+		return nil, nil
+	}
+	return k, err
+}
+
 // Parse reads "kid1:base64key,kid2:base64key" (standard or URL base64,
 // padded or not) into keys by id and the ids in the order listed.
 func Parse(spec string) (map[string][]byte, []string, error) {

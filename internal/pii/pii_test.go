@@ -128,3 +128,17 @@ func TestLoad(t *testing.T) {
 	_, err := pii.Load(config.PII{})
 	assert.True(t, errors.Is(err, pii.ErrNoKeys))
 }
+
+func TestLoadOptionalIsNilOnlyWhenNoKeyIsConfigured(t *testing.T) {
+	k, err := pii.LoadOptional(config.PII{})
+	require.NoError(t, err)
+	assert.Nil(t, k)
+
+	_, err = pii.LoadOptional(config.PII{Keys: "k1:!!!"})
+	require.Error(t, err, "a wrong configuration is not the same as none")
+	assert.Contains(t, err.Error(), "not base64")
+
+	k, err = pii.LoadOptional(config.PII{Keys: "k1:" + pii.NewKey()})
+	require.NoError(t, err)
+	assert.Equal(t, "k1", k.Active())
+}

@@ -1,7 +1,6 @@
 package stacktest
 
 import (
-	"errors"
 	"sync"
 	"testing"
 
@@ -22,8 +21,8 @@ var (
 func PII(t testing.TB) *pii.Keyring {
 	t.Helper()
 	piiOnce.Do(func() {
-		piiKeys, piiErr = pii.Load(config.LoadPII())
-		if errors.Is(piiErr, pii.ErrNoKeys) {
+		piiKeys, piiErr = pii.LoadOptional(config.LoadPII())
+		if piiErr == nil && piiKeys == nil {
 			piiKeys, piiErr = pii.Load(config.PII{Keys: "test:" + pii.NewKey()})
 		}
 	})

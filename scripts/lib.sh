@@ -275,9 +275,10 @@ start_temporal() {
 # It only makes the server cheaper, so a failure is a warning: the stack
 # works the same with every index.
 trim_visibility() {
-  local bin=$1 port=$2 db_file=$3 out
+  local bin=$1 port=$2 db_file=$3 out keep
+  mapfile -t keep < <(config_lines visibility-indexes.txt)
   if out=$("$bin" operator namespace describe --address "127.0.0.1:$port" --namespace default --output json |
-    python3 "$ROOT/scripts/trim_visibility.py" "$db_file" "$ROOT/temporal-config/visibility-indexes.txt" 2>&1); then
+    python3 "$ROOT/scripts/trim_visibility.py" "$db_file" "${keep[@]}" 2>&1); then
     log "$out"
   else
     log "warning: the dev server's visibility indexes in $db_file were left as they are: $out"

@@ -1,9 +1,10 @@
 """Drop the dev server's visibility indexes that orderflow does not query.
 
-Usage: trim_visibility.py DB_FILE KEEP_FILE < namespace-describe.json
+Usage: trim_visibility.py DB_FILE [INDEX_TO_KEEP...] < namespace-describe.json
 
-KEEP_FILE lists the index names to keep (temporal-config/visibility-indexes.txt);
-the namespace description (temporal operator namespace describe -o json) names
+The indexes to keep are named as arguments (scripts/lib.sh passes the lines
+of temporal-config/visibility-indexes.txt; with none it refuses). The
+namespace description (temporal operator namespace describe -o json) names
 the columns its custom search attributes map to, whose indexes are kept, and
 created again if an earlier trim dropped one before its attribute existed.
 The server may be running: SQLite re-prepares its statements after the change.
@@ -25,13 +26,9 @@ def index_of(field):
 
 
 def main():
-    db_file, keep_file = sys.argv[1], sys.argv[2]
-    keep = set()
-    with open(keep_file) as f:
-        for line in f:
-            line = line.split("#", 1)[0].strip()
-            if line:
-                keep.add(line)
+    db_file, keep = sys.argv[1], set(sys.argv[2:])
+    if not keep:
+        raise ValueError("no index to keep is named: refusing to drop them all")
     aliases = json.load(sys.stdin).get("config", {}).get("customSearchAttributeAliases") or {}
     mapped = {}
     for field in aliases:

@@ -42,6 +42,7 @@ chaos: ## faults against a fresh stack under load, then the invariants (CHAOS_DU
 
 build:
 	go build -o bin/orderflow ./cmd/orderflow
+	go build -o bin/orderflow-dev ./devtools/cmd/orderflow-dev
 
 temporal-cli: ## build (or find) the pinned temporal CLI and print its path
 	@bash -c 'source scripts/lib.sh && temporal_bin'

@@ -1,66 +1,31 @@
-// Package activities holds the only orderflow code that touches the world:
-// PostgreSQL, Redis and payment providers. Each context (orders, inventory,
-// payment, notification) is a struct holding its clients; its methods are the
-// activities the Order saga calls. Every write is idempotent under retry.
+// Package activities holds what the areas below it share: the only orderflow
+// code that touches the world lives in one package per business area
+// (catalog, orders, payment, notify), each a struct holding its clients whose
+// methods are the activities the sagas call, and each with the store that
+// owns its SQL. Every write is idempotent under retry. This package gives
+// them one way to raise a business failure, to wrap an infrastructure one,
+// to finish bookkeeping on a cancelled context and to drop the cache entries
+// a committed write made stale.
 package activities
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 
+	"github.com/redis/go-redis/v9"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/internal/db"
 )
 
-// Application error types for business failures. They are non-retryable and
-// stable: the Order workflow maps them to failure reasons.
-const (
-	ErrOutOfStock      = "OutOfStock"
-	ErrPaymentDeclined = "PaymentDeclined"
-	ErrInvalidOrder    = "InvalidOrder"
-)
-
-// Item is one line of an order as the client asked for it.
-type Item struct {
-	SKU      string `json:"sku"`
-	Quantity int    `json:"quantity"`
-}
-
-// Line is an order line priced from the catalog.
-type Line struct {
-	SKU            string `json:"sku"`
-	Quantity       int    `json:"quantity"`
-	UnitPriceCents int64  `json:"unit_price_cents"`
-}
-
-// OrderRef names the order an activity works on.
-type OrderRef struct {
-	OrderID string `json:"order_id"`
-}
-
-// perSKU sums quantities by SKU in SKU order, the lock order every inventory
-// transaction uses so that two orders never deadlock on each other's rows.
-func perSKU(lines []Line) []Item {
-	sum := map[string]int{}
-	for _, l := range lines {
-		sum[l.SKU] += l.Quantity
-	}
-	out := make([]Item, 0, len(sum))
-	for sku, q := range sum {
-		out = append(out, Item{SKU: sku, Quantity: q})
-	}
-	sort.Slice(out, func(i, j int) bool { return strings.Compare(out[i].SKU, out[j].SKU) < 0 })
-	return out
-}
-
-// wrap prefixes an error with context, except a business error, which must
+// Wrap prefixes an error with context, except a business error, which must
 // reach the workflow as the ApplicationError it is so its type and
 // non-retryable flag survive.
-func wrap(err error, format string, args ...any) error {
+func Wrap(err error, format string, args ...any) error {
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
 		return app
@@ -68,12 +33,32 @@ func wrap(err error, format string, args ...any) error {
 	return fmt.Errorf(format+": %w", append(args, err)...)
 }
 
-func businessError(kind, msg string, details ...any) error {
-	return temporal.NewNonRetryableApplicationError(msg, kind, nil, details...)
+// Business is a non-retryable business failure of the given kind; the saga
+// branches on the kind (orderflow.KindOf).
+func Business(kind orderflow.Kind, msg string, details ...any) error {
+	return temporal.NewNonRetryableApplicationError(msg, string(kind), nil, details...)
 }
 
-// detached gives a bounded context for bookkeeping writes that must happen even
-// when the activity's own context has just been cancelled.
-func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+// Detached gives a bounded context for bookkeeping writes that must happen
+// even when the activity's own context has just been cancelled.
+func Detached(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), db.StatementTimeout)
+}
+
+// Invalidate deletes, in one bounded DEL issued after the write committed,
+// the inventory counts of the SKUs whose stock moved and, when orderID is
+// set, the order's cached view, whose status the write changed. A failure is
+// only logged: the tiers' TTLs bound what it leaves behind.
+func Invalidate(ctx context.Context, c *redis.Client, orderID string, items []orderflow.Item) {
+	if c == nil || (len(items) == 0 && orderID == "") {
+		return
+	}
+	keys := make([]string, 0, len(items)+1)
+	if orderID != "" {
+		keys = append(keys, cache.OrderKey(orderID))
+	}
+	for _, it := range items {
+		keys = append(keys, cache.InventoryKey(it.SKU))
+	}
+	cache.Del(ctx, c, activity.GetLogger(ctx), keys...)
 }

@@ -13,10 +13,12 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/notify"
+	"github.com/orderflow/orderflow/activities/orders"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/pii"
-	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
 // recorder is a mailer that keeps the address each order's message went to.
@@ -25,7 +27,7 @@ type recorder struct {
 	to map[string]string // order id -> recipient
 }
 
-func (r *recorder) Send(_ context.Context, m activities.Message) error {
+func (r *recorder) Send(_ context.Context, m notify.Message) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.to[m.OrderID] = m.Recipient
@@ -47,7 +49,7 @@ func ring(t *testing.T, spec, active string) *pii.Keyring {
 
 // runOutbox delivers region's messages with keys until the test ends.
 func runOutbox(t *testing.T, f *fixture, region string, keys *pii.Keyring, box *recorder) {
-	ob := &activities.Outbox{DB: f.pool, PII: keys, Region: region, Mailer: box, Log: zaptest.NewLogger(t), Workers: 2,
+	ob := &notify.Outbox{DB: f.pool, PII: keys, Region: region, Mailer: box, Log: zaptest.NewLogger(t), Workers: 2,
 		Poll: 20 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -84,20 +86,20 @@ func failedOrder(t *testing.T, f *fixture, keys *pii.Keyring, region, sku, email
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()
-	ord := &activities.Orders{DB: f.pool, PII: keys}
+	ord := &orders.Activities{DB: f.pool, PII: keys}
 	env.RegisterActivity(ord)
 	id := uuid.NewString()
-	_, err := env.ExecuteActivity(ord.Create, activities.CreateOrderInput{OrderID: id, CustomerID: "c-pii", Email: email, Region: region,
-		Items: []activities.Item{{SKU: sku, Quantity: 1}}})
+	_, err := env.ExecuteActivity(ord.Create, orders.CreateOrderInput{OrderID: id, CustomerID: "c-pii", Email: email, Region: region,
+		Items: []orderflow.Item{{SKU: sku, Quantity: 1}}})
 	require.NoError(t, err)
-	_, err = env.ExecuteActivity(ord.SetStatus, activities.SetStatusInput{OrderID: id, Status: activities.StatusFailed, FailureReason: "x"})
+	_, err = env.ExecuteActivity(ord.SetStatus, orders.SetStatusInput{OrderID: id, Status: orderflow.StatusFailed, FailureReason: "x"})
 	require.NoError(t, err)
 	return id
 }
 
 func TestStoredEmailIsCiphertextUnderTheActiveKey(t *testing.T) {
 	f := newFixture(t)
-	sku := stacktest.Product(t, f.pool, 100, 10)
+	sku := testkit.Product(t, f.pool, 100, 10)
 	k1 := "k1:" + pii.NewKey()
 	keys := ring(t, k1, "")
 	id := failedOrder(t, f, keys, "pii-"+uuid.NewString()[:8], sku, "grace@example.com")
@@ -123,7 +125,7 @@ func TestStoredEmailIsCiphertextUnderTheActiveKey(t *testing.T) {
 // under k2, after which they go out.
 func TestKeyRotationKeepsOldRowsDeliverable(t *testing.T) {
 	f := newFixture(t)
-	sku := stacktest.Product(t, f.pool, 100, 10)
+	sku := testkit.Product(t, f.pool, 100, 10)
 	region := "pii-" + uuid.NewString()[:8]
 	k1, k2 := "k1:"+pii.NewKey(), "k2:"+pii.NewKey()
 	before, rotated, after := ring(t, k1, ""), ring(t, k1+","+k2, "k2"), ring(t, k2, "")
@@ -150,7 +152,7 @@ func TestKeyRotationKeepsOldRowsDeliverable(t *testing.T) {
 
 	// Re-encryption without k1 cannot open those rows: it leaves them and
 	// says which key is missing.
-	n, err := activities.EncryptPII(context.Background(), f.pool, after, region)
+	n, err := orders.EncryptPII(context.Background(), f.pool, after, region)
 	require.NoError(t, err)
 	assert.Equal(t, 2, n.Unreadable, "the k1 order and its message")
 	assert.Zero(t, n.Orders+n.Notifications)
@@ -158,16 +160,16 @@ func TestKeyRotationKeepsOldRowsDeliverable(t *testing.T) {
 	assert.Equal(t, "k1", storedPII(t, f, old).emailKID)
 
 	// Re-encryption with both keys puts every row of the region under k2.
-	n, err = activities.EncryptPII(context.Background(), f.pool, rotated, region)
+	n, err = orders.EncryptPII(context.Background(), f.pool, rotated, region)
 	require.NoError(t, err)
-	assert.Equal(t, activities.Reencrypted{Orders: 1, Notifications: 1}, n)
+	assert.Equal(t, orders.Reencrypted{Orders: 1, Notifications: 1}, n)
 	s := storedPII(t, f, old)
 	assert.Equal(t, "k2", s.emailKID)
 	assert.Equal(t, "k2", s.recipientKID)
 	got, err := after.OpenString(s.emailEnc, old)
 	require.NoError(t, err)
 	assert.Equal(t, "old@example.com", got)
-	n, err = activities.EncryptPII(context.Background(), f.pool, rotated, region)
+	n, err = orders.EncryptPII(context.Background(), f.pool, rotated, region)
 	require.NoError(t, err)
 	assert.Zero(t, n, "nothing left to re-encrypt")
 
@@ -186,13 +188,13 @@ func TestPlaintextRowsAreEncryptedAtMigrate(t *testing.T) {
 	id := uuid.NewString()
 	insertPlaintextOrder(t, f, id, region, "legacy@example.com")
 
-	_, err := activities.EncryptPII(ctx, f.pool, nil, region)
+	_, err := orders.EncryptPII(ctx, f.pool, nil, region)
 	require.ErrorIs(t, err, pii.ErrNoKeys)
 
 	keys := ring(t, "k1:"+pii.NewKey(), "")
-	n, err := activities.EncryptPII(ctx, f.pool, keys, region)
+	n, err := orders.EncryptPII(ctx, f.pool, keys, region)
 	require.NoError(t, err)
-	assert.Equal(t, activities.Reencrypted{Orders: 1, Notifications: 1}, n)
+	assert.Equal(t, orders.Reencrypted{Orders: 1, Notifications: 1}, n)
 	s := storedPII(t, f, id)
 	assert.Nil(t, s.email)
 	assert.Nil(t, s.recipient)
@@ -215,14 +217,14 @@ func TestOutboxStillDeliversPlaintextRows(t *testing.T) {
 	id := uuid.NewString()
 	insertPlaintextOrder(t, f, id, region, "rolling@example.com")
 	box := &recorder{to: map[string]string{}}
-	runOutbox(t, f, region, stacktest.PII(t), box)
+	runOutbox(t, f, region, testkit.PII(t), box)
 	require.Eventually(t, func() bool { return box.sentTo(id) != "" }, 10*time.Second, 20*time.Millisecond)
 	assert.Equal(t, "rolling@example.com", box.sentTo(id))
 }
 
 func TestCreateWithoutKeyringFails(t *testing.T) {
-	ord := &activities.Orders{DB: stacktest.DB(t)}
-	_, err := ord.Create(context.Background(), activities.CreateOrderInput{OrderID: uuid.NewString(), Email: "a@b.co"})
+	ord := &orders.Activities{DB: testkit.DB(t)}
+	_, err := ord.Create(context.Background(), orders.CreateOrderInput{OrderID: uuid.NewString(), Email: "a@b.co"})
 	require.Error(t, err)
 	assert.True(t, strings.Contains(err.Error(), "no PII keyring"), err.Error())
 }

@@ -19,9 +19,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/config"
-	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
 // TestGatewayVerifiesJWKSTokensThroughRotationAndCachesSessionsInRedis runs
@@ -32,7 +32,7 @@ import (
 // longer than the session TTL.
 func TestGatewayVerifiesJWKSTokensThroughRotationAndCachesSessionsInRedis(t *testing.T) {
 	ctx := context.Background()
-	rc := stacktest.Redis(t)
+	rc := testkit.Redis(t)
 	var mu sync.Mutex
 	published := map[string]*ecdsa.PublicKey{}
 	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -68,7 +68,7 @@ func TestGatewayVerifiesJWKSTokensThroughRotationAndCachesSessionsInRedis(t *tes
 	a, err := auth.New(actx, cfg, auth.WithRedis(rc))
 	require.NoError(t, err)
 	g := newGateway(t, rc, func(s *Server) { s.Auth = a })
-	sku := stacktest.Product(t, g.pool, 500, 3)
+	sku := testkit.Product(t, g.pool, 500, 3)
 	token := func(kid string, key *ecdsa.PrivateKey) string {
 		tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"sub": "c-" + uuid.NewString(), "iss": cfg.Issuer,
 			"aud": cfg.Audience, "exp": time.Now().Add(time.Hour).Unix(), "roles": []string{"customer"}})

@@ -12,11 +12,13 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/catalog"
+	"github.com/orderflow/orderflow/activities/orders"
+	"github.com/orderflow/orderflow/activities/payment"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/internal/config"
-	"github.com/orderflow/orderflow/internal/payment"
-	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
 // saga runs the real activities, as the worker would, on the gateway's
@@ -24,18 +26,18 @@ import (
 type saga struct {
 	t   *testing.T
 	env *testsuite.TestActivityEnvironment
-	ord *activities.Orders
-	inv *activities.Inventory
-	pay *activities.Payment
+	ord *orders.Activities
+	inv *catalog.Inventory
+	pay *payment.Activities
 }
 
 func newSaga(t *testing.T, g *gateway, rc *redis.Client) *saga {
-	_, provider := stacktest.Paysim(t, g.pool, "paysim-api")
+	_, provider := testkit.Paysim(t, g.pool, "paysim-api")
 	var suite testsuite.WorkflowTestSuite
 	s := &saga{t: t, env: suite.NewTestActivityEnvironment(),
-		ord: &activities.Orders{DB: g.pool, Cache: rc, PII: stacktest.PII(t)},
-		inv: &activities.Inventory{DB: g.pool, Cache: rc},
-		pay: &activities.Payment{DB: g.pool, Cache: rc, Providers: payment.NewRouter(payment.Settings(config.LoadResilience().Payment), provider)},
+		ord: &orders.Activities{DB: g.pool, Cache: rc, PII: testkit.PII(t)},
+		inv: &catalog.Inventory{DB: g.pool, Cache: rc, SetStatus: orders.RecordStatus},
+		pay: &payment.Activities{DB: g.pool, Cache: rc, Providers: payment.NewRouter(payment.Settings(config.LoadResilience().Payment), provider)},
 	}
 	s.env.RegisterActivity(s.ord)
 	s.env.RegisterActivity(s.inv)
@@ -43,13 +45,13 @@ func newSaga(t *testing.T, g *gateway, rc *redis.Client) *saga {
 	return s
 }
 
-func (s *saga) create(sku string) (string, activities.CreateOrderResult) {
+func (s *saga) create(sku string) (string, orders.CreateOrderResult) {
 	s.t.Helper()
 	id := uuid.NewString()
-	v, err := s.env.ExecuteActivity(s.ord.Create, activities.CreateOrderInput{OrderID: id, CustomerID: "c-cache", Email: "a@b.co",
-		Region: "test", Items: []activities.Item{{SKU: sku, Quantity: 1}}})
+	v, err := s.env.ExecuteActivity(s.ord.Create, orders.CreateOrderInput{OrderID: id, CustomerID: "c-cache", Email: "a@b.co",
+		Region: "test", Items: []orderflow.Item{{SKU: sku, Quantity: 1}}})
 	require.NoError(s.t, err)
-	var res activities.CreateOrderResult
+	var res orders.CreateOrderResult
 	require.NoError(s.t, v.Get(&res))
 	return id, res
 }
@@ -73,17 +75,17 @@ func (g *gateway) product(sku string) ProductJSON {
 }
 
 func TestOrderViewIsCachedAndInvalidatedByEveryStatusWrite(t *testing.T) {
-	rc := stacktest.Redis(t)
+	rc := testkit.Redis(t)
 	g := newGateway(t, rc, nil)
-	sku := stacktest.Product(t, g.pool, 1500, 5)
+	sku := testkit.Product(t, g.pool, 1500, 5)
 	s := newSaga(t, g, rc)
 	id, priced := s.create(sku)
 
 	misses := cache.Misses(cache.TierOrder)
-	assert.Equal(t, activities.StatusPending, g.orderStatus(id))
+	assert.Equal(t, orderflow.StatusPending, g.orderStatus(id))
 	assert.Equal(t, misses+1, cache.Misses(cache.TierOrder), "the first read loads from PostgreSQL")
 	hits := cache.Hits(cache.TierOrder)
-	assert.Equal(t, activities.StatusPending, g.orderStatus(id))
+	assert.Equal(t, orderflow.StatusPending, g.orderStatus(id))
 	assert.Equal(t, hits+1, cache.Hits(cache.TierOrder), "the second read is served by the order tier")
 
 	steps := []struct {
@@ -92,22 +94,22 @@ func TestOrderViewIsCachedAndInvalidatedByEveryStatusWrite(t *testing.T) {
 		want string
 	}{
 		{"reserve", func() error {
-			_, err := s.env.ExecuteActivity(s.inv.Reserve, activities.ReserveInput{OrderID: id, Lines: priced.Lines})
+			_, err := s.env.ExecuteActivity(s.inv.Reserve, catalog.ReserveInput{OrderID: id, Lines: priced.Lines})
 			return err
-		}, activities.StatusReserved},
+		}, orderflow.StatusReserved},
 		{"charge (the batched status write)", func() error {
-			_, err := s.env.ExecuteActivity(s.pay.Charge, activities.ChargeInput{OrderID: id, Token: activities.TokenVisa,
+			_, err := s.env.ExecuteActivity(s.pay.Charge, payment.ChargeInput{OrderID: id, Token: payment.TokenVisa,
 				AmountCents: priced.TotalCents, Currency: priced.Currency})
 			return err
-		}, activities.StatusPaid},
+		}, orderflow.StatusPaid},
 		{"confirm", func() error {
-			_, err := s.env.ExecuteActivity(s.ord.Confirm, activities.OrderRef{OrderID: id})
+			_, err := s.env.ExecuteActivity(s.ord.Confirm, orderflow.OrderRef{OrderID: id})
 			return err
-		}, activities.StatusConfirmed},
+		}, orderflow.StatusConfirmed},
 		{"set status", func() error {
-			_, err := s.env.ExecuteActivity(s.ord.SetStatus, activities.SetStatusInput{OrderID: id, Status: activities.StatusCompensating})
+			_, err := s.env.ExecuteActivity(s.ord.SetStatus, orders.SetStatusInput{OrderID: id, Status: orderflow.StatusCompensating})
 			return err
-		}, activities.StatusCompensating},
+		}, orderflow.StatusCompensating},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -120,9 +122,9 @@ func TestOrderViewIsCachedAndInvalidatedByEveryStatusWrite(t *testing.T) {
 }
 
 func TestALoadThatRacedAStatusWriteDoesNotCacheTheOldView(t *testing.T) {
-	rc := stacktest.Redis(t)
+	rc := testkit.Redis(t)
 	g := newGateway(t, rc, nil)
-	sku := stacktest.Product(t, g.pool, 1500, 5)
+	sku := testkit.Product(t, g.pool, 1500, 5)
 	s := newSaga(t, g, rc)
 	id, _ := s.create(sku)
 	ctx := t.Context()
@@ -135,16 +137,16 @@ func TestALoadThatRacedAStatusWriteDoesNotCacheTheOldView(t *testing.T) {
 	stale, err := g.srv.loadOrder(ctx, id)
 	require.NoError(t, err)
 	// ...the saga writes a new status and deletes the key...
-	_, err = s.env.ExecuteActivity(s.ord.SetStatus, activities.SetStatusInput{OrderID: id, Status: activities.StatusReserved})
+	_, err = s.env.ExecuteActivity(s.ord.SetStatus, orders.SetStatusInput{OrderID: id, Status: orderflow.StatusReserved})
 	require.NoError(t, err)
 	// ...and the reader's fill comes too late to store what it read.
 	cache.FillLeased(ctx, rc, nil, lease, stale, time.Minute)
-	assert.Equal(t, activities.StatusReserved, g.orderStatus(id))
+	assert.Equal(t, orderflow.StatusReserved, g.orderStatus(id))
 }
 
 func TestPutProductIsVisibleOnTheNextRead(t *testing.T) {
-	g := newGateway(t, stacktest.Redis(t), nil)
-	sku := stacktest.Product(t, g.pool, 500, 3)
+	g := newGateway(t, testkit.Redis(t), nil)
+	sku := testkit.Product(t, g.pool, 500, 3)
 	g.product(sku)
 	hits := cache.Hits(cache.TierCatalog)
 	before := g.product(sku)
@@ -160,10 +162,10 @@ func TestPutProductIsVisibleOnTheNextRead(t *testing.T) {
 }
 
 func TestReadsAnswerFromPostgreSQLWhileRedisIsDownAndCachingResumes(t *testing.T) {
-	rs := stacktest.NewRedisServer(t)
+	rs := testkit.NewRedisServer(t)
 	rc := rs.Client()
 	g := newGateway(t, rc, nil)
-	sku := stacktest.Product(t, g.pool, 500, 3)
+	sku := testkit.Product(t, g.pool, 500, 3)
 	s := newSaga(t, g, rc)
 	id, _ := s.create(sku)
 
@@ -177,7 +179,7 @@ func TestReadsAnswerFromPostgreSQLWhileRedisIsDownAndCachingResumes(t *testing.T
 		assert.Equal(t, http.StatusOK, a.status, "%s with Redis down: %s", path, a.body)
 	}
 	assert.Equal(t, 3, g.product(sku).OnHand)
-	assert.Equal(t, activities.StatusPending, g.orderStatus(id))
+	assert.Equal(t, orderflow.StatusPending, g.orderStatus(id))
 	for tier, n := range misses {
 		assert.Greater(t, cache.Misses(tier), n, "%s lookups count as misses while Redis is down", tier)
 	}

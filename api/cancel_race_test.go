@@ -11,8 +11,8 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"github.com/orderflow/orderflow/activities"
-	"github.com/orderflow/orderflow/internal/stacktest"
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/devtools/testkit"
 )
 
 // updateTimesOut is a Temporal client whose cancel update never gets an
@@ -29,7 +29,7 @@ func (updateTimesOut) UpdateWorkflow(context.Context, client.UpdateWorkflowOptio
 // from the order record when the order has ended (409 too_late_to_cancel
 // for a confirmed one), and asks for a retry only while it is still running.
 func TestCancelWhoseUpdateTimedOutAnswersFromTheRecordOnceTheOrderEnded(t *testing.T) {
-	g := newGateway(t, stacktest.Redis(t), func(s *Server) { s.Temporal = updateTimesOut{Client: s.Temporal} })
+	g := newGateway(t, testkit.Redis(t), func(s *Server) { s.Temporal = updateTimesOut{Client: s.Temporal} })
 	order := func(status string) string {
 		id := uuid.NewString()
 		_, err := g.pool.Exec(context.Background(), `INSERT INTO orders (order_id, customer_id, region, status, total_cents, currency)
@@ -38,11 +38,11 @@ func TestCancelWhoseUpdateTimedOutAnswersFromTheRecordOnceTheOrderEnded(t *testi
 		return id
 	}
 
-	a := g.do(http.MethodPost, "/v1/orders/"+order(activities.StatusConfirmed)+"/cancel", nil, nil)
+	a := g.do(http.MethodPost, "/v1/orders/"+order(orderflow.StatusConfirmed)+"/cancel", nil, nil)
 	assert.Equal(t, http.StatusConflict, a.status, "%s", a.body)
 	assert.Equal(t, "too_late_to_cancel", a.errorCode(t))
 
-	a = g.do(http.MethodPost, "/v1/orders/"+order(activities.StatusPending)+"/cancel", nil, nil)
+	a = g.do(http.MethodPost, "/v1/orders/"+order(orderflow.StatusPending)+"/cancel", nil, nil)
 	assert.Equal(t, http.StatusServiceUnavailable, a.status, "%s", a.body)
 	assert.Equal(t, "service_unavailable", a.errorCode(t))
 	assert.NotEmpty(t, a.header.Get("Retry-After"))

@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/internal/logging"
-	"github.com/orderflow/orderflow/workflows"
+	"github.com/orderflow/orderflow/workflows/order"
 )
 
 // maxRequestIDLen bounds a client's X-Request-ID; a longer one is replaced.
@@ -74,7 +74,7 @@ func setOrder(c echo.Context, orderID string) { c.Set(orderKey, orderID) }
 // workflow_id and the correlation fields of ctx.
 func (s *Server) orderLog(ctx context.Context, orderID string) *zap.Logger {
 	return s.Log.With(append(logging.Fields(ctx),
-		zap.String(logging.KeyOrderID, orderID), zap.String(logging.KeyWorkflowID, workflows.WorkflowID(orderID)))...)
+		zap.String(logging.KeyOrderID, orderID), zap.String(logging.KeyWorkflowID, order.WorkflowID(orderID)))...)
 }
 
 // requestFields are the correlation fields of a request's log lines:
@@ -83,7 +83,7 @@ func (s *Server) orderLog(ctx context.Context, orderID string) *zap.Logger {
 func requestFields(c echo.Context) []zap.Field {
 	f := logging.Fields(c.Request().Context())
 	if id, ok := c.Get(orderKey).(string); ok {
-		f = append(f, zap.String(logging.KeyOrderID, id), zap.String(logging.KeyWorkflowID, workflows.WorkflowID(id)))
+		f = append(f, zap.String(logging.KeyOrderID, id), zap.String(logging.KeyWorkflowID, order.WorkflowID(id)))
 	}
 	return f
 }

@@ -13,11 +13,12 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/db"
 	"github.com/orderflow/orderflow/internal/health"
-	"github.com/orderflow/orderflow/workflows"
+	"github.com/orderflow/orderflow/workflows/order"
 )
 
 // Names of the deep checks, as they appear in GET /health/deep.
@@ -174,20 +175,20 @@ func (s *Server) checkSyntheticOrder(ctx context.Context) (string, error) {
 	orderID := uuid.NewString()
 	opts := s.sagaOptions(orderID, h.SyntheticOwner)
 	opts.StaticSummary = "Synthetic health-check order " + orderID
-	in := s.sagaInput(workflows.OrderInput{
+	in := s.sagaInput(order.Input{
 		OrderID: orderID, CustomerID: h.SyntheticOwner, Email: "synthetic-health@orderflow.invalid",
-		PaymentToken: activities.TokenVisa, Items: []activities.Item{{SKU: h.SyntheticSKU, Quantity: 1}},
+		PaymentToken: payment.TokenVisa, Items: []orderflow.Item{{SKU: h.SyntheticSKU, Quantity: 1}},
 	})
-	run, err := s.Temporal.ExecuteWorkflow(ctx, opts, workflows.OrderWorkflow, in)
+	run, err := s.Temporal.ExecuteWorkflow(ctx, opts, order.Workflow, in)
 	if err != nil {
 		return "", fmt.Errorf("start synthetic order %s: %w", orderID, err)
 	}
-	var v workflows.OrderView
+	var v order.View
 	if err := run.Get(ctx, &v); err != nil {
 		return "", fmt.Errorf("synthetic order %s: %w", orderID, err)
 	}
-	if v.Status != activities.StatusConfirmed {
-		return "", fmt.Errorf("synthetic order %s ended %s (%s), not %s", orderID, v.Status, v.FailureReason, activities.StatusConfirmed)
+	if v.Status != orderflow.StatusConfirmed {
+		return "", fmt.Errorf("synthetic order %s ended %s (%s), not %s", orderID, v.Status, v.FailureReason, orderflow.StatusConfirmed)
 	}
 	n, err := RestockSynthetic(ctx, s.DB, h.SyntheticOwner)
 	if err != nil {

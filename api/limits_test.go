@@ -20,9 +20,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/config"
-	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
 // gateway is a Server on an httptest listener, against the real test
@@ -32,16 +32,16 @@ type gateway struct {
 	srv  *Server
 	url  string
 	pool *pgxpool.Pool
-	tok  stacktest.Tokens
+	tok  testkit.Tokens
 }
 
 func newGateway(t *testing.T, rc *redis.Client, configure func(*Server)) *gateway {
 	t.Helper()
-	pool := stacktest.DB(t)
+	pool := testkit.DB(t)
 	// A Temporal client too, so /health (checked as exempt from limits and
 	// shedding) answers 200.
-	tok := stacktest.Auth(t)
-	srv := &Server{DB: pool, Cache: rc, Temporal: stacktest.Temporal(t), Log: zaptest.NewLogger(t), Region: "test", Auth: tok.Auth}
+	tok := testkit.Auth(t)
+	srv := &Server{DB: pool, Cache: rc, Temporal: testkit.Temporal(t), Log: zaptest.NewLogger(t), Region: "test", Auth: tok.Auth}
 	if configure != nil {
 		configure(srv)
 	}
@@ -128,8 +128,8 @@ func headerInt(t *testing.T, a answer, name string) int {
 func TestRateLimitRefusesThe101stRequestOfACustomerWithRetryAfter(t *testing.T) {
 	// An hour-long period keeps GCRA from refilling a token while the test
 	// runs (one token per 36 s), so the count is exact on a slow machine.
-	g := newGateway(t, stacktest.Redis(t), limits(100, 1_000_000, time.Hour))
-	sku := stacktest.Product(t, g.pool, 500, 3)
+	g := newGateway(t, testkit.Redis(t), limits(100, 1_000_000, time.Hour))
+	sku := testkit.Product(t, g.pool, 500, 3)
 	h := g.customer("c-"+uuid.NewString(), "X-Forwarded-For", clientIP())
 
 	for i := 1; i <= 100; i++ {
@@ -165,8 +165,8 @@ func TestRateLimitRefusesThe101stRequestOfACustomerWithRetryAfter(t *testing.T) 
 
 func TestRetryAfterIsLongEnoughForTheNextRequest(t *testing.T) {
 	// 2 per 4 s: one token every 2 s.
-	g := newGateway(t, stacktest.Redis(t), limits(2, 1_000_000, 4*time.Second))
-	sku := stacktest.Product(t, g.pool, 500, 3)
+	g := newGateway(t, testkit.Redis(t), limits(2, 1_000_000, 4*time.Second))
+	sku := testkit.Product(t, g.pool, 500, 3)
 	h := g.customer("c-"+uuid.NewString(), "X-Forwarded-For", clientIP())
 	require.Equal(t, http.StatusOK, g.do(http.MethodGet, "/v1/products/"+sku, h, nil).status)
 	require.Equal(t, http.StatusOK, g.do(http.MethodGet, "/v1/products/"+sku, h, nil).status)
@@ -179,8 +179,8 @@ func TestRetryAfterIsLongEnoughForTheNextRequest(t *testing.T) {
 }
 
 func TestRateLimitPerAddress(t *testing.T) {
-	g := newGateway(t, stacktest.Redis(t), limits(100, 5, time.Hour))
-	sku := stacktest.Product(t, g.pool, 500, 3)
+	g := newGateway(t, testkit.Redis(t), limits(100, 5, time.Hour))
+	sku := testkit.Product(t, g.pool, 500, 3)
 	ip := clientIP()
 	for i := 1; i <= 5; i++ {
 		// A different customer each time: only the address limit counts them all.
@@ -207,10 +207,10 @@ func TestRateLimitPerAddress(t *testing.T) {
 }
 
 func TestRateLimitFallsBackToALocalLimitWhileRedisIsDownAndResumes(t *testing.T) {
-	rs := stacktest.NewRedisServer(t)
+	rs := testkit.NewRedisServer(t)
 	rc := rs.Client()
 	g := newGateway(t, rc, limits(3, 1_000_000, time.Hour))
-	sku := stacktest.Product(t, g.pool, 500, 3)
+	sku := testkit.Product(t, g.pool, 500, 3)
 	ip := clientIP()
 	h := g.customer("c-"+uuid.NewString(), "X-Forwarded-For", ip)
 	get := func(h map[string]string) answer { return g.do(http.MethodGet, "/v1/products/"+sku, h, nil) }

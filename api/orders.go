@@ -19,10 +19,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/cache"
-	"github.com/orderflow/orderflow/workflows"
+	"github.com/orderflow/orderflow/workflows/order"
 )
 
 // Idempotency headers (IETF draft "The Idempotency-Key HTTP Header Field").
@@ -102,7 +102,7 @@ type keyClaim struct {
 // subject, so one caller's keys never collide with another's.
 func (s *Server) claimKey(ctx context.Context, customerID, key string, hash []byte) (keyClaim, error) {
 	orderID := uuid.NewString()
-	body, _ := json.Marshal(Accepted{OrderID: orderID, Status: activities.StatusPending, StatusURL: "/v1/orders/" + orderID})
+	body, _ := json.Marshal(Accepted{OrderID: orderID, Status: orderflow.StatusPending, StatusURL: "/v1/orders/" + orderID})
 	// An expired key is taken over as if it were new.
 	const q = `INSERT INTO idempotency_keys
 			(customer_id, operation, idempotency_key, request_hash, order_id, response_status, response_body, expires_at)
@@ -142,18 +142,18 @@ func (s *Server) claimKey(ctx context.Context, customerID, key string, hash []by
 
 // startSaga starts order-<id>, or attaches to it when it already runs or ran.
 func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderRequest, totalCents int64, currency string) error {
-	items := make([]activities.Item, len(req.Items))
+	items := make([]orderflow.Item, len(req.Items))
 	for i, it := range req.Items {
-		items[i] = activities.Item{SKU: it.SKU, Quantity: it.Quantity}
+		items[i] = orderflow.Item{SKU: it.SKU, Quantity: it.Quantity}
 	}
 	// The catalog's price now; the saga corrects it if a price changes
 	// before it writes the order.
-	opts := s.sagaOptions(orderID, req.CustomerID, workflows.OrderTotalCentsKey.ValueSet(totalCents))
+	opts := s.sagaOptions(orderID, req.CustomerID, order.OrderTotalCentsKey.ValueSet(totalCents))
 	opts.StaticSummary, opts.StaticDetails = sagaSummary(orderID, req, totalCents, currency), s.sagaDetails(req, totalCents, currency)
-	in := s.sagaInput(workflows.OrderInput{
+	in := s.sagaInput(order.Input{
 		OrderID: orderID, CustomerID: req.CustomerID, Email: req.Email, PaymentToken: req.PaymentToken, Items: items,
 	})
-	_, err := s.Temporal.ExecuteWorkflow(ctx, opts, workflows.OrderWorkflow, in)
+	_, err := s.Temporal.ExecuteWorkflow(ctx, opts, order.Workflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {
 		s.orderLog(ctx, orderID).Warn("start order saga", zap.Error(err))
@@ -168,13 +168,13 @@ func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderR
 // make a repeated start attach to the saga that runs or ran.
 func (s *Server) sagaOptions(orderID, customerID string, extra ...temporal.SearchAttributeUpdate) client.StartWorkflowOptions {
 	attrs := append([]temporal.SearchAttributeUpdate{
-		workflows.OrderStatusKey.ValueSet(activities.StatusPending),
-		workflows.CustomerIDKey.ValueSet(customerID),
-		workflows.RegionKey.ValueSet(s.Region),
+		order.OrderStatusKey.ValueSet(orderflow.StatusPending),
+		order.CustomerIDKey.ValueSet(customerID),
+		order.RegionKey.ValueSet(s.Region),
 	}, extra...)
 	return client.StartWorkflowOptions{
-		ID:                       workflows.WorkflowID(orderID),
-		TaskQueue:                workflows.TaskQueue(s.Region),
+		ID:                       order.WorkflowID(orderID),
+		TaskQueue:                order.TaskQueue(s.Region),
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		EnableEagerStart:         s.EagerStart,
@@ -231,7 +231,7 @@ func money(cents int64, currency string) string {
 
 // sagaInput completes an Order saga's input with what the gateway sets for
 // every saga: its region and the payment parking schedule.
-func (s *Server) sagaInput(in workflows.OrderInput) workflows.OrderInput {
+func (s *Server) sagaInput(in order.Input) order.Input {
 	in.Region = s.Region
 	in.PaymentDeadline, in.PaymentRetryInitial, in.PaymentRetryMax = s.Payment.Deadline, s.Payment.RetryInitial, s.Payment.RetryMax
 	return in
@@ -348,7 +348,7 @@ func (s *Server) orderOwner(ctx context.Context, id string) (string, error) {
 	if o != nil {
 		return o.CustomerID, nil
 	}
-	d, err := s.Temporal.DescribeWorkflow(ctx, workflows.WorkflowID(id), "")
+	d, err := s.Temporal.DescribeWorkflow(ctx, order.WorkflowID(id), "")
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
 		return "", nil
@@ -357,7 +357,7 @@ func (s *Server) orderOwner(ctx context.Context, id string) (string, error) {
 		s.orderLog(ctx, id).Warn("describe order saga", zap.Error(err))
 		return "", unavailable("service_unavailable", "the order cannot be read now; retry")
 	}
-	owner, _ := d.TypedSearchAttributes.GetKeyword(workflows.CustomerIDKey)
+	owner, _ := d.TypedSearchAttributes.GetKeyword(order.CustomerIDKey)
 	return owner, nil
 }
 
@@ -408,7 +408,7 @@ func (s *Server) loadOrder(ctx context.Context, id string) (*OrderJSON, error) {
 }
 
 func (s *Server) orderFromSaga(c echo.Context, ctx context.Context, id string) error {
-	res, err := s.Temporal.QueryWorkflow(ctx, workflows.WorkflowID(id), "", workflows.StatusQuery)
+	res, err := s.Temporal.QueryWorkflow(ctx, order.WorkflowID(id), "", order.StatusQuery)
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
 		return newError(http.StatusNotFound, "order_not_found", "no such order")
@@ -429,7 +429,7 @@ func (s *Server) orderFromSaga(c echo.Context, ctx context.Context, id string) e
 		}
 		return c.JSON(http.StatusOK, o)
 	}
-	var v workflows.OrderView
+	var v order.View
 	if err := res.Get(&v); err != nil {
 		return fmt.Errorf("decode order view: %w", err)
 	}
@@ -494,10 +494,10 @@ func (s *Server) cancelOrder(c echo.Context) error {
 	uctx, ucancel := context.WithDeadline(ctx, deadline.Add(-recordReadBudget))
 	defer ucancel()
 	h, err := s.Temporal.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.WorkflowID(oid), UpdateName: workflows.CancelUpdate,
-		Args: []any{workflows.CancelRequest{}}, WaitForStage: client.WorkflowUpdateStageAccepted,
+		WorkflowID: order.WorkflowID(oid), UpdateName: order.CancelUpdate,
+		Args: []any{order.CancelRequest{}}, WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
-	var res workflows.CancelResult
+	var res order.CancelResult
 	if err == nil {
 		gctx, gcancel := context.WithTimeout(uctx, time.Second)
 		err = h.Get(gctx, &res)
@@ -515,7 +515,7 @@ func (s *Server) cancelOrder(c echo.Context) error {
 		return c.JSON(http.StatusAccepted, CancelAccepted{OrderID: oid, Status: res.Status, CancelRequested: true, StatusURL: "/v1/orders/" + oid})
 	}
 	var app *temporal.ApplicationError
-	if errors.As(err, &app) && app.Type() == workflows.ErrTooLateToCancel {
+	if errors.As(err, &app) && app.Type() == string(orderflow.TooLateToCancel) {
 		var status string
 		_ = app.Details(&status)
 		return newError(http.StatusConflict, "too_late_to_cancel", "the order is "+status+" and can no longer be cancelled")
@@ -528,7 +528,7 @@ func (s *Server) cancelOrder(c echo.Context) error {
 	rctx, rcancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer rcancel()
 	o, lerr := s.loadOrder(rctx, oid)
-	if !delivered && (lerr != nil || o == nil || !activities.Terminal(o.Status)) {
+	if !delivered && (lerr != nil || o == nil || !orderflow.Terminal(o.Status)) {
 		s.orderLog(ctx, oid).Warn("cancel order", zap.Error(err))
 		return unavailable("service_unavailable", "the cancel could not be delivered; retry")
 	}
@@ -538,7 +538,7 @@ func (s *Server) cancelOrder(c echo.Context) error {
 	switch {
 	case o == nil:
 		return newError(http.StatusNotFound, "order_not_found", "no such order")
-	case o.Status == activities.StatusCancelled:
+	case o.Status == orderflow.StatusCancelled:
 		return c.JSON(http.StatusAccepted, CancelAccepted{OrderID: oid, Status: o.Status, CancelRequested: true, StatusURL: "/v1/orders/" + oid})
 	}
 	return newError(http.StatusConflict, "too_late_to_cancel", "the order is "+o.Status+" and can no longer be cancelled")

@@ -11,9 +11,9 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/config"
-	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
 // BenchmarkRateLimit measures what the limiter adds to one request: the
@@ -21,11 +21,11 @@ import (
 // and in process (the fallback), and the whole middleware around an empty
 // handler with and without it (and without authentication).
 func BenchmarkRateLimit(b *testing.B) {
-	rc := stacktest.Redis(b)
+	rc := testkit.Redis(b)
 	cfg := config.RateLimit{Enabled: true, PerUser: 1 << 30, PerIP: 1 << 30, Period: time.Minute}
 	ctx := context.Background()
 	user, ip := "bench-"+uuid.NewString(), clientIP()
-	tok := stacktest.Auth(b)
+	tok := testkit.Auth(b)
 
 	b.Run("check/redis", func(b *testing.B) {
 		l := newRateLimiter(cfg, rc, 500*time.Millisecond, zap.NewNop())

@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/config"
-	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
 func TestRouteClasses(t *testing.T) {
@@ -38,10 +38,10 @@ func TestRouteClasses(t *testing.T) {
 // way a slow database holds real requests, and sends a second request of the
 // same class and a read.
 func TestAFullClassIsShedAtOnceWhileOthersAnswer(t *testing.T) {
-	g := newGateway(t, stacktest.Redis(t), func(s *Server) {
+	g := newGateway(t, testkit.Redis(t), func(s *Server) {
 		s.Bulkhead = config.Bulkhead{GatewayMaxFlight: 10, CriticalPct: 10, NonCriticalPct: 50, AdminPct: 10}
 	})
-	sku := stacktest.Product(t, g.pool, 500, 3)
+	sku := testkit.Product(t, g.pool, 500, 3)
 	product := map[string]any{"name": "held", "price_cents": 700, "on_hand": 9}
 	customer, key := "c-"+uuid.NewString(), "k-"+uuid.NewString()
 	order := map[string]any{"customer_id": customer, "items": []map[string]any{{"sku": sku, "quantity": 1}},

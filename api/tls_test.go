@@ -10,8 +10,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/config"
-	"github.com/orderflow/orderflow/internal/stacktest"
 	"github.com/orderflow/orderflow/internal/tlsconf"
 )
 
@@ -20,7 +20,7 @@ import (
 // Strict-Transport-Security and the other security headers, on TLS 1.2 or
 // later only; plain HTTP to the same port is refused.
 func TestGatewayServesHTTPSWithHSTSFromCertificateFiles(t *testing.T) {
-	certs := stacktest.Certs(t, "gateway.test")
+	certs := testkit.Certs(t, "gateway.test")
 	tlsCfg, err := tlsconf.Server(config.ServerTLS{CertFile: certs.Cert, KeyFile: certs.Key})
 	if err != nil {
 		t.Fatal(err)

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/db"
-	"github.com/orderflow/orderflow/internal/stacktest"
 	"github.com/orderflow/orderflow/schema"
 )
 
@@ -19,12 +19,12 @@ import (
 // may retry with the same Idempotency-Key.
 func TestDatabaseDownIs503WithRetryAfterNever500(t *testing.T) {
 	ctx := context.Background()
-	pg := stacktest.PostgresServer(t)
+	pg := testkit.PostgresServer(t)
 	pool, err := db.Open(ctx, pg.URL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	require.NoError(t, schema.Migrate(ctx, pool))
-	g := newGateway(t, stacktest.Redis(t), func(s *Server) { s.DB = pool })
+	g := newGateway(t, testkit.Redis(t), func(s *Server) { s.DB = pool })
 	sku := "DOWN-" + uuid.NewString()[:8]
 	require.Equal(t, http.StatusCreated, g.do(http.MethodPut, "/v1/products/"+sku, nil,
 		map[string]any{"name": "down", "price_cents": 100, "on_hand": 5}).status)

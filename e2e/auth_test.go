@@ -12,10 +12,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
 // forge signs claims as the stack's secret would, after edit bends them.
@@ -39,7 +40,7 @@ func errorBody(t *testing.T, r response) api.Error {
 
 func TestEveryV1RouteRefusesAMissingOrBadTokenWith401(t *testing.T) {
 	s := newStack(t, false)
-	sku := stacktest.Product(t, s.pool, 100, 5)
+	sku := testkit.Product(t, s.pool, 100, 5)
 	secret := s.tok.Config.HS256Secret
 	none, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": "c-none", "iss": s.tok.Config.Issuer,
 		"aud": s.tok.Config.Audience, "exp": time.Now().Add(time.Hour).Unix(), "roles": []string{"admin"}}).SignedString(jwt.UnsafeAllowNoneSignatureType)
@@ -79,7 +80,7 @@ func TestEveryV1RouteRefusesAMissingOrBadTokenWith401(t *testing.T) {
 			}
 		})
 	}
-	assert.Equal(t, 5, stacktest.StockOf(t, s.pool, sku).OnHand, "no refused request changed the stock")
+	assert.Equal(t, 5, testkit.StockOf(t, s.pool, sku).OnHand, "no refused request changed the stock")
 
 	t.Run("health and metrics need no token", func(t *testing.T) {
 		for _, path := range []string{"/health", "/health/ready", "/health/live"} {
@@ -91,12 +92,12 @@ func TestEveryV1RouteRefusesAMissingOrBadTokenWith401(t *testing.T) {
 
 func TestRolesDecideWhatACallerMayDo(t *testing.T) {
 	s := newStack(t, false)
-	sku := stacktest.Product(t, s.pool, 100, 5)
+	sku := testkit.Product(t, s.pool, 100, 5)
 	cust := customer()
 	operator, admin := s.tok.Operator(), s.tok.Bearer("root", auth.RoleAdmin)
 	product, _ := json.Marshal(map[string]any{"name": "restocked", "price_cents": 100, "on_hand": 9})
 	order := func(customerID string) []byte {
-		b, _ := json.Marshal(newOrder(customerID, activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
+		b, _ := json.Marshal(newOrder(customerID, payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
 		return b
 	}
 	noRole := s.tok.Bearer("c-norole")
@@ -134,11 +135,11 @@ func TestRolesDecideWhatACallerMayDo(t *testing.T) {
 
 func TestCustomersSeeAndCancelOnlyTheirOwnOrders(t *testing.T) {
 	s := newStack(t, true)
-	sku := stacktest.Product(t, s.pool, 100, 5)
+	sku := testkit.Product(t, s.pool, 100, 5)
 	alice, bob := customer(), customer()
 
 	// Alice's order, placed without customer_id: the token's subject is the customer.
-	body, _ := json.Marshal(map[string]any{"items": []api.OrderItem{{SKU: sku, Quantity: 1}}, "payment_token": activities.TokenVisa, "email": "a@example.com"})
+	body, _ := json.Marshal(map[string]any{"items": []api.OrderItem{{SKU: sku, Quantity: 1}}, "payment_token": payment.TokenVisa, "email": "a@example.com"})
 	key := "mine-" + uuid.NewString()
 	r := s.do(http.MethodPost, "/v1/orders", map[string]string{"Authorization": s.as(alice), api.HeaderIdempotencyKey: key}, body)
 	require.Equal(t, http.StatusAccepted, r.status, string(r.body))
@@ -166,7 +167,7 @@ func TestCustomersSeeAndCancelOnlyTheirOwnOrders(t *testing.T) {
 	assert.NotEqual(t, id, bobs.OrderID, "keys are scoped by the token's subject")
 
 	o := s.waitTerminal(id) // as an operator, who reads any order
-	assert.Equal(t, activities.StatusConfirmed, o.Status, "Bob's cancel did not touch Alice's order")
+	assert.Equal(t, orderflow.StatusConfirmed, o.Status, "Bob's cancel did not touch Alice's order")
 	assert.Equal(t, alice, o.CustomerID)
 	r = s.do(http.MethodGet, "/v1/orders/"+id, map[string]string{"Authorization": s.as(alice)}, nil)
 	require.Equal(t, http.StatusOK, r.status, string(r.body))
@@ -179,9 +180,9 @@ func TestCustomersSeeAndCancelOnlyTheirOwnOrders(t *testing.T) {
 // owner then comes from the saga's CustomerId search attribute.
 func TestACustomerCancelsTheirOrderBeforeItIsWritten(t *testing.T) {
 	s := newStack(t, false) // no worker: the saga waits in its task queue
-	sku := stacktest.Product(t, s.pool, 100, 5)
+	sku := testkit.Product(t, s.pool, 100, 5)
 	owner := customer()
-	id := s.placeOK(newOrder(owner, activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
+	id := s.placeOK(newOrder(owner, payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
 
 	r := s.do(http.MethodPost, "/v1/orders/"+id+"/cancel", map[string]string{"Authorization": s.as(customer())}, nil)
 	require.Equal(t, http.StatusNotFound, r.status, "another customer: %s", r.body)
@@ -194,5 +195,5 @@ func TestACustomerCancelsTheirOrderBeforeItIsWritten(t *testing.T) {
 	s.startWorker()
 	r = <-done
 	require.Equal(t, http.StatusAccepted, r.status, string(r.body))
-	assert.Equal(t, activities.StatusCancelled, s.waitTerminal(id).Status)
+	assert.Equal(t, orderflow.StatusCancelled, s.waitTerminal(id).Status)
 }

@@ -9,11 +9,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/notify"
+	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/config"
-	"github.com/orderflow/orderflow/internal/payment"
-	"github.com/orderflow/orderflow/internal/stacktest"
 	"github.com/orderflow/orderflow/workers"
 )
 
@@ -23,13 +24,13 @@ import (
 func TestNotificationFloodDoesNotDelayCharges(t *testing.T) {
 	s := newStack(t, false)
 	ctx := context.Background()
-	sku := stacktest.Product(t, s.pool, 100, 100)
+	sku := testkit.Product(t, s.pool, 100, 100)
 
 	// 3000 messages for one order, each taking the mail provider 300 ms: the
 	// pool's 6 senders need 150 s for them, far longer than the test.
-	flood := s.placeOK(newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
+	flood := s.placeOK(newOrder(customer(), payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
 	s.startWorkerFlooded()
-	require.Equal(t, activities.StatusConfirmed, s.waitTerminal(flood).Status)
+	require.Equal(t, orderflow.StatusConfirmed, s.waitTerminal(flood).Status)
 	_, err := s.pool.Exec(ctx, `INSERT INTO notifications (order_id, region, kind, channel, recipient, subject, body)
 		SELECT $1, $2, 'flood-' || g, 'email', 'flood@example.com', 'flood', 'flood' FROM generate_series(1, 3000) g`, flood, s.region)
 	require.NoError(t, err)
@@ -38,10 +39,10 @@ func TestNotificationFloodDoesNotDelayCharges(t *testing.T) {
 	var slowest time.Duration
 	for range 10 {
 		start := time.Now()
-		id := s.placeOK(newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
+		id := s.placeOK(newOrder(customer(), payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
 		o := s.waitTerminal(id)
 		took := time.Since(start)
-		require.Equal(t, activities.StatusConfirmed, o.Status)
+		require.Equal(t, orderflow.StatusConfirmed, o.Status)
 		slowest = max(slowest, took)
 	}
 	t.Logf("slowest order under the flood: %s", slowest)
@@ -59,10 +60,10 @@ func TestNotificationFloodDoesNotDelayCharges(t *testing.T) {
 // and whose mail provider takes 300 ms a message.
 func (s *stack) startWorkerFlooded() {
 	log := zaptest.NewLogger(s.t)
-	_, provider := stacktest.Paysim(s.t, s.pool, "paysim-e2e")
-	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: stacktest.PII(s.t), Log: log,
+	_, provider := testkit.Paysim(s.t, s.pool, "paysim-e2e")
+	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: testkit.PII(s.t), Log: log,
 		Payments: payment.NewRouter(e2eBreaker, provider),
-		Mailer:   activities.LogMailer{Log: log, Latency: 300 * time.Millisecond}},
+		Mailer:   notify.LogMailer{Log: log, Latency: 300 * time.Millisecond}},
 		workers.Options{Region: s.region, MaxConcurrentActivities: 20, MaxConcurrentLocalActivities: 20,
 			MaxConcurrentWorkflowTasks: 10, Outbox: true,
 			Bulkhead: config.Bulkhead{CriticalPct: 60, NonCriticalPct: 30, AdminPct: 10}})

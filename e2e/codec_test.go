@@ -17,12 +17,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/pii"
-	"github.com/orderflow/orderflow/internal/stacktest"
-	"github.com/orderflow/orderflow/workflows"
+	"github.com/orderflow/orderflow/workflows/order"
 )
 
 // uiOrigin is a Web UI origin the test's codec server lets browsers call it from.
@@ -30,7 +31,7 @@ const uiOrigin = "http://127.0.0.1:8243"
 
 func withCodec(t *testing.T) func(*api.Server) {
 	return func(srv *api.Server) {
-		srv.Codec = pii.NewCodec(stacktest.PII(t))
+		srv.Codec = pii.NewCodec(testkit.PII(t))
 		srv.CodecOrigins = []string{uiOrigin}
 	}
 }
@@ -46,11 +47,11 @@ func withCodec(t *testing.T) func(*api.Server) {
 // customer.
 func TestExportedHistoryHoldsNoEmailOrPaymentToken(t *testing.T) {
 	s := newStack(t, true, withCodec(t))
-	sku := stacktest.Product(t, s.pool, 1500, 10)
+	sku := testkit.Product(t, s.pool, 1500, 10)
 	dir := t.TempDir()
 	for _, tc := range []struct{ token, status string }{
-		{activities.TokenVisa, activities.StatusConfirmed},
-		{activities.TokenChargeDeclined, activities.StatusFailed},
+		{payment.TokenVisa, orderflow.StatusConfirmed},
+		{payment.TokenChargeDeclined, orderflow.StatusFailed},
 	} {
 		t.Run(tc.token, func(t *testing.T) {
 			email := "ada-" + uuid.NewString()[:8] + "@example.com"
@@ -58,7 +59,7 @@ func TestExportedHistoryHoldsNoEmailOrPaymentToken(t *testing.T) {
 			o.Email = email
 			id := s.placeOK(o)
 			require.Equal(t, tc.status, s.waitTerminal(id).Status)
-			wid := workflows.WorkflowID(id)
+			wid := order.WorkflowID(id)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			_ = s.temporal.GetWorkflow(ctx, wid, "").Get(ctx, nil) // the saga's end, whatever it is
@@ -116,7 +117,7 @@ func startInput(t *testing.T, export string) string {
 // replay runs `orderflow replay file` with env added to the test's.
 func replay(t *testing.T, file string, env ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(stacktest.Binary(t), "replay", file)
+	cmd := exec.Command(testkit.Binary(t), "replay", file)
 	cmd.Env = append(append(os.Environ(), "PII_KEYS_FILE="), env...)
 	b, err := cmd.CombinedOutput()
 	return string(b), err
@@ -126,8 +127,8 @@ func replay(t *testing.T, file string, env ...string) (string, error) {
 // output and error instead of failing.
 func temporalCLIErr(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cli := stacktest.Require(t, stacktest.EnvCLI)
-	args = append(args, "--address", stacktest.Require(t, stacktest.EnvTemporal), "--namespace", "default", "--color", "never")
+	cli := testkit.Require(t, testkit.EnvCLI)
+	args = append(args, "--address", testkit.Require(t, testkit.EnvTemporal), "--namespace", "default", "--color", "never")
 	b, err := exec.Command(cli, args...).CombinedOutput()
 	return string(b), err
 }
@@ -142,7 +143,7 @@ func temporalCLIErr(t *testing.T, args ...string) (string, error) {
 func TestCodecServerNeedsAnOperatorAndAnswersTheUIOrigin(t *testing.T) {
 	s := newStack(t, false, withCodec(t))
 	email := "grace-" + uuid.NewString()[:8] + "@example.com"
-	p, err := pii.DataConverter(stacktest.PII(t)).ToPayload(map[string]string{"email": email})
+	p, err := pii.DataConverter(testkit.PII(t)).ToPayload(map[string]string{"email": email})
 	require.NoError(t, err)
 	body := `{"payloads":[{"metadata":{"encoding":"` + base64.StdEncoding.EncodeToString(p.Metadata["encoding"]) +
 		`","encryption-key-id":"` + base64.StdEncoding.EncodeToString(p.Metadata[pii.MetadataKeyID]) +

@@ -14,11 +14,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/config"
-	"github.com/orderflow/orderflow/internal/payment"
-	"github.com/orderflow/orderflow/internal/stacktest"
 	"github.com/orderflow/orderflow/workers"
 )
 
@@ -33,14 +33,14 @@ type providerStack struct {
 	router *payment.Router
 }
 
-func newProviderStack(t *testing.T, parking config.Payment, providers ...*stacktest.PaysimProc) *providerStack {
+func newProviderStack(t *testing.T, parking config.Payment, providers ...*testkit.PaysimProc) *providerStack {
 	s := newStack(t, false, func(srv *api.Server) { srv.Payment = parking })
 	var ps []payment.Provider
 	for _, p := range providers {
 		ps = append(ps, p.Client(2*time.Second))
 	}
 	router := payment.NewRouter(failoverBreaker, ps...)
-	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: stacktest.PII(t), Payments: router, FailoverQuiet: 2 * time.Second,
+	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: testkit.PII(t), Payments: router, FailoverQuiet: 2 * time.Second,
 		Log: zaptest.NewLogger(t)}, workers.Options{Region: s.region})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
@@ -60,7 +60,7 @@ func (s *providerStack) placeAll(n int, sku string, interval time.Duration, duri
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := s.place(uuid.NewString(), newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
+			r := s.place(uuid.NewString(), newOrder(customer(), payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
 			if r.status != http.StatusAccepted {
 				s.t.Errorf("order %d: %d %s", i, r.status, r.body)
 				return
@@ -79,7 +79,7 @@ func (s *providerStack) placeAll(n int, sku string, interval time.Duration, duri
 // per instance and refunds in all.
 func ledgerCharges(t *testing.T, s *stack, orderID string) (byInstance map[string]int, refunds int) {
 	t.Helper()
-	rows, err := s.pool.Query(context.Background(), `SELECT instance, kind FROM paysim_ledger
+	rows, err := s.pool.Query(context.Background(), `SELECT instance, kind FROM paysim.ledger
 		WHERE idempotency_key = 'charge-' || $1 OR idempotency_key LIKE 'charge-' || $1 || '-%'
 		   OR idempotency_key = 'refund-' || $1 OR idempotency_key LIKE 'refund-' || $1 || '-%'`, orderID)
 	require.NoError(t, err)
@@ -109,7 +109,7 @@ func requireOneNetCharge(t *testing.T, s *stack, id, status string) (provider st
 	}
 	assert.LessOrEqual(t, len(charges), 1, "order %s charged on %v", id, charges)
 	switch status {
-	case activities.StatusConfirmed:
+	case orderflow.StatusConfirmed:
 		assert.Equal(t, 1, total-refunds, "order %s: charges %v, refunds %d", id, charges, refunds)
 	default:
 		assert.Equal(t, 0, total-refunds, "order %s (%s): charges %v, refunds %d", id, status, charges, refunds)
@@ -133,10 +133,10 @@ func (s *stack) waitAllTerminal(ids []string, within time.Duration) map[string]s
 // twice: the orders whose request died inside the primary wait, parked,
 // until it is back and says whether it charged them.
 func TestKillingThePrimaryProviderMidLoadMovesChargesToTheSecondaryAndChargesNoOrderTwice(t *testing.T) {
-	a := stacktest.StartPaysim(t, "fo-a-"+uuid.NewString()[:6], "PAYSIM_LATENCY=150ms")
-	b := stacktest.StartPaysim(t, "fo-b-"+uuid.NewString()[:6])
+	a := testkit.StartPaysim(t, "fo-a-"+uuid.NewString()[:6], "PAYSIM_LATENCY=150ms")
+	b := testkit.StartPaysim(t, "fo-b-"+uuid.NewString()[:6])
 	s := newProviderStack(t, config.Payment{Deadline: 2 * time.Minute, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}, a, b)
-	sku := stacktest.Product(t, s.pool, 250, 1000)
+	sku := testkit.Product(t, s.pool, 250, 1000)
 
 	ids := s.placeAll(60, sku, 40*time.Millisecond, func(i int) {
 		if i == 30 {
@@ -153,7 +153,7 @@ func TestKillingThePrimaryProviderMidLoadMovesChargesToTheSecondaryAndChargesNoO
 	final := s.waitAllTerminal(ids, 60*time.Second)
 	onB := 0
 	for _, id := range ids {
-		assert.Equal(t, activities.StatusConfirmed, final[id], "order %s", id)
+		assert.Equal(t, orderflow.StatusConfirmed, final[id], "order %s", id)
 		if requireOneNetCharge(t, s.stack, id, final[id]) == b.Name {
 			onB++
 		}
@@ -164,18 +164,18 @@ func TestKillingThePrimaryProviderMidLoadMovesChargesToTheSecondaryAndChargesNoO
 	t.Logf("%d of %d orders charged on the secondary, %d parked until the primary answered", onB, len(ids), parked)
 	assert.GreaterOrEqual(t, onB, 25, "charges after the kill went to the secondary")
 	assert.Less(t, onB, len(ids), "charges before the kill went to the primary")
-	assert.Equal(t, 0, stacktest.StockOf(t, s.pool, sku).Reserved)
-	assert.Equal(t, 1000-len(ids), stacktest.StockOf(t, s.pool, sku).OnHand)
+	assert.Equal(t, 0, testkit.StockOf(t, s.pool, sku).Reserved)
+	assert.Equal(t, 1000-len(ids), testkit.StockOf(t, s.pool, sku).OnHand)
 }
 
 // With every provider down, orders are accepted and park in
 // PAYMENT_PENDING, visible in the API; when one provider comes back, every
 // parked order completes with no operator action.
 func TestAllProvidersDownParksOrdersAndTheyConfirmWhenOneReturns(t *testing.T) {
-	a := stacktest.StartPaysim(t, "pk-a-"+uuid.NewString()[:6])
-	b := stacktest.StartPaysim(t, "pk-b-"+uuid.NewString()[:6])
+	a := testkit.StartPaysim(t, "pk-a-"+uuid.NewString()[:6])
+	b := testkit.StartPaysim(t, "pk-b-"+uuid.NewString()[:6])
 	s := newProviderStack(t, config.Payment{Deadline: 2 * time.Minute, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}, a, b)
-	sku := stacktest.Product(t, s.pool, 300, 100)
+	sku := testkit.Product(t, s.pool, 300, 100)
 	a.Kill()
 	b.Kill()
 
@@ -183,38 +183,38 @@ func TestAllProvidersDownParksOrdersAndTheyConfirmWhenOneReturns(t *testing.T) {
 	for _, id := range ids {
 		require.Eventually(t, func() bool {
 			o, code := s.order(id)
-			return code == http.StatusOK && o.Status == activities.StatusPaymentPending
+			return code == http.StatusOK && o.Status == orderflow.StatusPaymentPending
 		}, 20*time.Second, 100*time.Millisecond, "order %s parks in PAYMENT_PENDING", id)
 	}
-	assert.Equal(t, len(ids), stacktest.StockOf(t, s.pool, sku).Reserved, "parked orders keep their stock held")
+	assert.Equal(t, len(ids), testkit.StockOf(t, s.pool, sku).Reserved, "parked orders keep their stock held")
 
 	b.Start()
 	final := s.waitAllTerminal(ids, 30*time.Second)
 	for _, id := range ids {
-		assert.Equal(t, activities.StatusConfirmed, final[id], "order %s", id)
+		assert.Equal(t, orderflow.StatusConfirmed, final[id], "order %s", id)
 		assert.Equal(t, b.Name, requireOneNetCharge(t, s.stack, id, final[id]))
 	}
-	assert.Equal(t, 0, stacktest.StockOf(t, s.pool, sku).Reserved)
+	assert.Equal(t, 0, testkit.StockOf(t, s.pool, sku).Reserved)
 }
 
 // With every provider down past the payment deadline, parked orders end
 // FAILED payment_unavailable and their stock goes back on the shelf.
 func TestAllProvidersDownPastTheDeadlineFailsPaymentUnavailableAndReleasesStock(t *testing.T) {
-	a := stacktest.StartPaysim(t, "dl-a-"+uuid.NewString()[:6])
+	a := testkit.StartPaysim(t, "dl-a-"+uuid.NewString()[:6])
 	s := newProviderStack(t, config.Payment{Deadline: 2 * time.Second, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}, a)
-	sku := stacktest.Product(t, s.pool, 300, 10)
+	sku := testkit.Product(t, s.pool, 300, 10)
 	a.Kill()
 
 	ids := s.placeAll(3, sku, 20*time.Millisecond, nil)
 	final := s.waitAllTerminal(ids, 30*time.Second)
 	for _, id := range ids {
 		o, _ := s.order(id)
-		assert.Equal(t, activities.StatusFailed, final[id])
+		assert.Equal(t, orderflow.StatusFailed, final[id])
 		require.NotNil(t, o.FailureReason)
 		assert.Equal(t, "payment_unavailable", *o.FailureReason)
 		requireOneNetCharge(t, s.stack, id, final[id])
 	}
-	st := stacktest.StockOf(t, s.pool, sku)
+	st := testkit.StockOf(t, s.pool, sku)
 	assert.Equal(t, 0, st.Reserved)
 	assert.Equal(t, 10, st.OnHand)
 }
@@ -225,13 +225,13 @@ func TestAllProvidersDownPastTheDeadlineFailsPaymentUnavailableAndReleasesStock(
 // gateway's 5 s, because the Update completes only with the workflow task
 // that runs the compensations.
 func TestCancelOfAParkedOrderIsAcceptedWhileItsRefundWaitsForTheProvider(t *testing.T) {
-	a := stacktest.StartPaysim(t, "cx-a-"+uuid.NewString()[:6], "PAYSIM_ERROR_RATE=1")
+	a := testkit.StartPaysim(t, "cx-a-"+uuid.NewString()[:6], "PAYSIM_ERROR_RATE=1")
 	s := newProviderStack(t, config.Payment{Deadline: 2 * time.Minute, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}, a)
-	sku := stacktest.Product(t, s.pool, 300, 5)
-	id := s.placeOK(newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 2}))
+	sku := testkit.Product(t, s.pool, 300, 5)
+	id := s.placeOK(newOrder(customer(), payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 2}))
 	require.Eventually(t, func() bool {
 		o, code := s.order(id)
-		return code == http.StatusOK && o.Status == activities.StatusPaymentPending
+		return code == http.StatusOK && o.Status == orderflow.StatusPaymentPending
 	}, 20*time.Second, 100*time.Millisecond)
 
 	r := s.do(http.MethodPost, "/v1/orders/"+id+"/cancel", nil, nil)
@@ -247,9 +247,9 @@ func TestCancelOfAParkedOrderIsAcceptedWhileItsRefundWaitsForTheProvider(t *test
 	require.NoError(t, err)
 	_ = res.Body.Close()
 	final := s.waitAllTerminal([]string{id}, 30*time.Second)
-	assert.Equal(t, activities.StatusCancelled, final[id])
+	assert.Equal(t, orderflow.StatusCancelled, final[id])
 	requireOneNetCharge(t, s.stack, id, final[id])
-	assert.Equal(t, stacktest.Stock{OnHand: 5, Reserved: 0}, stockNoVersion(stacktest.StockOf(t, s.pool, sku)))
+	assert.Equal(t, testkit.Stock{OnHand: 5, Reserved: 0}, stockNoVersion(testkit.StockOf(t, s.pool, sku)))
 }
 
-func stockNoVersion(st stacktest.Stock) stacktest.Stock { st.Version = 0; return st }
+func stockNoVersion(st testkit.Stock) testkit.Stock { st.Version = 0; return st }

@@ -17,20 +17,20 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/db"
 	"github.com/orderflow/orderflow/internal/health"
-	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
 // healthTokens is the authenticator of the servers serve starts and the
 // minter of the operator token getHealth sends (GET /health/deep needs one).
-var healthTokens = func() stacktest.Tokens {
-	cfg := stacktest.AuthConfig()
+var healthTokens = func() testkit.Tokens {
+	cfg := testkit.AuthConfig()
 	a, err := auth.New(context.Background(), cfg)
 	if err != nil {
 		panic(err)
@@ -39,7 +39,7 @@ var healthTokens = func() stacktest.Tokens {
 	if err != nil {
 		panic(err)
 	}
-	return stacktest.Tokens{Auth: a, Minter: m, Config: cfg}
+	return testkit.Tokens{Auth: a, Minter: m, Config: cfg}
 }()
 
 // getAs sends GET url with an Authorization header ("" for none).
@@ -86,11 +86,11 @@ func getHealth(t *testing.T, url string) healthAnswer {
 }
 
 func TestHealthIs503NamingTheDatabaseWhilePostgresIsDownAnd200WhenItIsBack(t *testing.T) {
-	pg := stacktest.PostgresServer(t)
+	pg := testkit.PostgresServer(t)
 	pool, err := db.Open(context.Background(), pg.URL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	url := serve(t, &api.Server{DB: pool, Cache: stacktest.Redis(t), Temporal: stacktest.Temporal(t), Region: "health"})
+	url := serve(t, &api.Server{DB: pool, Cache: testkit.Redis(t), Temporal: testkit.Temporal(t), Region: "health"})
 
 	for _, path := range []string{"/health", "/health/ready"} {
 		a := getHealth(t, url+path)
@@ -122,11 +122,11 @@ func TestHealthIs503NamingTheDatabaseWhilePostgresIsDownAnd200WhenItIsBack(t *te
 }
 
 func TestHealthStays200WithTheCacheDegradedWhileRedisIsDown(t *testing.T) {
-	r := stacktest.NewRedisServer(t)
+	r := testkit.NewRedisServer(t)
 	rc, err := cache.Open(r.URL())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rc.Close() })
-	url := serve(t, &api.Server{DB: stacktest.DB(t), Cache: rc, Temporal: stacktest.Temporal(t), Region: "health"})
+	url := serve(t, &api.Server{DB: testkit.DB(t), Cache: rc, Temporal: testkit.Temporal(t), Region: "health"})
 
 	a := getHealth(t, url+"/health")
 	require.Equal(t, http.StatusOK, a.status, "%+v", a.report)
@@ -150,7 +150,7 @@ func TestHealthStays200WithTheCacheDegradedWhileRedisIsDown(t *testing.T) {
 // deep checks of parallel tests never share stock.
 func syntheticSKU(t *testing.T, s *stack, onHand int) string {
 	t.Helper()
-	sku := stacktest.Product(t, s.pool, 100, onHand)
+	sku := testkit.Product(t, s.pool, 100, onHand)
 	_, err := s.pool.Exec(context.Background(), `UPDATE products SET synthetic = true WHERE sku = $1`, sku)
 	require.NoError(t, err)
 	return sku
@@ -170,7 +170,7 @@ func TestDeepHealthConfirmsASyntheticOrderAndPutsItsStockBack(t *testing.T) {
 	s := newStack(t, true)
 	sku := syntheticSKU(t, s, 5)
 	url, owner := deepServer(t, s, sku, 0)
-	before := stacktest.StockOf(t, s.pool, sku)
+	before := testkit.StockOf(t, s.pool, sku)
 
 	for run := 1; run <= 2; run++ {
 		a := getHealth(t, url+"/health/deep")
@@ -180,10 +180,10 @@ func TestDeepHealthConfirmsASyntheticOrderAndPutsItsStockBack(t *testing.T) {
 			assert.Equal(t, health.StatusOK, a.report.Checks[name].Status, "%s: %s", name, a.report.Checks[name].Error)
 		}
 		assert.Contains(t, a.report.Checks[api.CheckSyntheticOrder].Detail, "confirmed; 1 unit(s) put back")
-		after := stacktest.StockOf(t, s.pool, sku)
+		after := testkit.StockOf(t, s.pool, sku)
 		assert.Equal(t, [2]int{before.OnHand, before.Reserved}, [2]int{after.OnHand, after.Reserved}, "run %d: the synthetic stock is back", run)
 	}
-	onHand, reserved, violated := stacktest.ReplayEvents(t, s.pool, sku)
+	onHand, reserved, violated := testkit.ReplayEvents(t, s.pool, sku)
 	assert.NoError(t, violated)
 	assert.Equal(t, [2]int{before.OnHand, 0}, [2]int{onHand, reserved}, "inventory_events replays to the row")
 
@@ -201,7 +201,7 @@ func TestDeepHealthConfirmsASyntheticOrderAndPutsItsStockBack(t *testing.T) {
 
 func TestDeepHealthIs503NamingTheFailingCheck(t *testing.T) {
 	s := newStack(t, true)
-	refused := "http://127.0.0.1:" + strconv.Itoa(stacktest.FreePort(t)) + "/"
+	refused := "http://127.0.0.1:" + strconv.Itoa(testkit.FreePort(t)) + "/"
 
 	t.Run("an unreachable payment provider", func(t *testing.T) {
 		sku := syntheticSKU(t, s, 5)
@@ -210,17 +210,17 @@ func TestDeepHealthIs503NamingTheFailingCheck(t *testing.T) {
 		assert.Equal(t, http.StatusServiceUnavailable, a.status)
 		assert.Equal(t, []string{"payment:paysim-down"}, a.report.Failing)
 		assert.Contains(t, a.report.Checks["payment:paysim-down"].Error, "connection refused")
-		assert.Equal(t, 5, stacktest.StockOf(t, s.pool, sku).OnHand)
+		assert.Equal(t, 5, testkit.StockOf(t, s.pool, sku).OnHand)
 	})
 
 	t.Run("a SKU not marked synthetic is never ordered", func(t *testing.T) {
-		sku := stacktest.Product(t, s.pool, 100, 5) // a real product
+		sku := testkit.Product(t, s.pool, 100, 5) // a real product
 		url, owner := deepServer(t, s, sku, 0)
 		a := getHealth(t, url+"/health/deep")
 		assert.Equal(t, http.StatusServiceUnavailable, a.status)
 		assert.Equal(t, []string{api.CheckInventory, api.CheckSyntheticOrder}, a.report.Failing)
 		assert.Contains(t, a.report.Checks[api.CheckSyntheticOrder].Error, "not marked synthetic")
-		assert.Equal(t, stacktest.Stock{OnHand: 5, Reserved: 0, Version: 1}, stacktest.StockOf(t, s.pool, sku), "real stock untouched")
+		assert.Equal(t, testkit.Stock{OnHand: 5, Reserved: 0, Version: 1}, testkit.StockOf(t, s.pool, sku), "real stock untouched")
 		assert.Zero(t, s.workflowsOf(owner))
 	})
 
@@ -233,7 +233,7 @@ func TestDeepHealthIs503NamingTheFailingCheck(t *testing.T) {
 		assert.Equal(t, http.StatusServiceUnavailable, a.status)
 		assert.Equal(t, []string{api.CheckSyntheticOrder}, a.report.Failing)
 		assert.True(t, strings.HasPrefix(a.report.Checks[api.CheckSyntheticOrder].Error, "timed out after 2s"), a.report.Checks[api.CheckSyntheticOrder].Error)
-		assert.Equal(t, 5, stacktest.StockOf(t, idle.pool, sku).OnHand)
+		assert.Equal(t, 5, testkit.StockOf(t, idle.pool, sku).OnHand)
 	})
 }
 
@@ -295,7 +295,7 @@ func TestPublicAPINeitherListsNorSellsTheSyntheticSKU(t *testing.T) {
 	assert.True(t, synthetic, "migration 0003 seeds the synthetic SKU")
 	assert.Positive(t, onHand)
 
-	r := s.place(uuid.NewString(), newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
+	r := s.place(uuid.NewString(), newOrder(customer(), payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
 	assert.Equal(t, http.StatusUnprocessableEntity, r.status, string(r.body))
 	assert.Contains(t, string(r.body), "unknown_sku")
 

@@ -16,8 +16,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
 // hostile are strings that have broken SQL built by concatenation, escaped
@@ -80,7 +80,7 @@ func TestHostileStringsInEveryFieldAreStoredLiterallyOrRefusedWith4xx(t *testing
 		return true
 	}
 
-	sku := stacktest.Product(t, s.pool, 1000, 1_000_000)
+	sku := testkit.Product(t, s.pool, 1000, 1_000_000)
 	for i, h := range hostile {
 		q := fmt.Sprintf("%q", h)
 		if len(q) > 40 {
@@ -209,7 +209,7 @@ func storedEmail(t *testing.T, s *stack, orderID string) string {
 	if err := s.pool.QueryRow(context.Background(), `SELECT email_enc FROM orders WHERE order_id = $1`, orderID).Scan(&sealed); err != nil {
 		t.Fatalf("read email of %s: %v", orderID, err)
 	}
-	email, err := stacktest.PII(t).OpenString(sealed, orderID)
+	email, err := testkit.PII(t).OpenString(sealed, orderID)
 	if err != nil {
 		t.Fatalf("decrypt email of %s: %v", orderID, err)
 	}

@@ -16,11 +16,12 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/db"
-	"github.com/orderflow/orderflow/internal/stacktest"
 	"github.com/orderflow/orderflow/schema"
 )
 
@@ -69,12 +70,12 @@ func randomHex(n int) string {
 // or an e-mail address.
 func TestLogsAtDebugLevelHoldNoTokenSecretPasswordOrEmail(t *testing.T) {
 	ctx := context.Background()
-	temporalAddr := stacktest.Require(t, stacktest.EnvTemporal)
+	temporalAddr := testkit.Require(t, testkit.EnvTemporal)
 	logs := &lockedBuffer{}
 	pgPassword, redisPassword := "pgpw"+randomHex(12), "rdpw"+randomHex(12)
-	authCfg := stacktest.AuthConfig()
-	tok := stacktest.AuthWith(t, authCfg)
-	forged := stacktest.AuthWith(t, stacktest.AuthConfig()).Minter.MustMint("c-forged", time.Hour, auth.RoleCustomer)
+	authCfg := testkit.AuthConfig()
+	tok := testkit.AuthWith(t, authCfg)
+	forged := testkit.AuthWith(t, testkit.AuthConfig()).Minter.MustMint("c-forged", time.Hour, auth.RoleCustomer)
 	victim := "victim." + randomHex(4) + "@example.com"
 	declinedToken := "tok_leak" + randomHex(8)
 	var secrets []string
@@ -92,7 +93,7 @@ func TestLogsAtDebugLevelHoldNoTokenSecretPasswordOrEmail(t *testing.T) {
 		t.Logf("scanned %d log lines", lines)
 	})
 
-	pg := stacktest.PostgresServer(t)
+	pg := testkit.PostgresServer(t)
 	u, _ := url.Parse(pg.URL)
 	u.User = url.UserPassword("postgres", pgPassword)
 	pool, err := db.Open(ctx, u.String())
@@ -103,10 +104,10 @@ func TestLogsAtDebugLevelHoldNoTokenSecretPasswordOrEmail(t *testing.T) {
 	if err := schema.Migrate(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
-	rs := stacktest.NewRedisServerWithPassword(t, redisPassword)
-	provider := stacktest.StartPaysim(t, "paysim-logscan")
-	gateway := fmt.Sprintf("127.0.0.1:%d", stacktest.FreePort(t))
-	workerAddr := fmt.Sprintf("127.0.0.1:%d", stacktest.FreePort(t))
+	rs := testkit.NewRedisServerWithPassword(t, redisPassword)
+	provider := testkit.StartPaysim(t, "paysim-logscan")
+	gateway := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+	workerAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	env := []string{
 		"DATABASE_URL=" + u.String(), "REDIS_URL=" + rs.URL(), "TEMPORAL_ADDRESS=" + temporalAddr,
 		"ORDERFLOW_REGION=logscan-" + uuid.NewString()[:8], "LOG_LEVEL=debug", "LOG_FORMAT=json",
@@ -123,7 +124,7 @@ func TestLogsAtDebugLevelHoldNoTokenSecretPasswordOrEmail(t *testing.T) {
 	secrets = append(secrets, authCfg.HS256Secret, pgPassword, redisPassword, forged, expired, victim, declinedToken,
 		strings.TrimPrefix(operator, "Bearer "), strings.TrimPrefix(custBearer, "Bearer "))
 
-	sku := stacktest.Product(t, pool, 1200, 100)
+	sku := testkit.Product(t, pool, 1200, 100)
 	order := func(token, email string) []byte {
 		b, _ := json.Marshal(orderReq{Items: []api.OrderItem{{SKU: sku, Quantity: 1}}, PaymentToken: token, Email: email})
 		return b
@@ -141,16 +142,16 @@ func TestLogsAtDebugLevelHoldNoTokenSecretPasswordOrEmail(t *testing.T) {
 	// A confirmed order and a declined one (whose decline message quotes
 	// the token), both to the end of their sagas.
 	var ok, declined api.Accepted
-	r := s.do(http.MethodPost, "/v1/orders", as(custBearer), order(activities.TokenVisa, victim))
+	r := s.do(http.MethodPost, "/v1/orders", as(custBearer), order(payment.TokenVisa, victim))
 	expect("confirmed order", http.StatusAccepted, r)
 	r.json(t, &ok)
 	r = s.do(http.MethodPost, "/v1/orders", as(custBearer), order(declinedToken, victim))
 	expect("declined order", http.StatusAccepted, r)
 	r.json(t, &declined)
-	if o := s.waitTerminal(ok.OrderID); o.Status != activities.StatusConfirmed {
+	if o := s.waitTerminal(ok.OrderID); o.Status != orderflow.StatusConfirmed {
 		t.Errorf("order %s ended %s", ok.OrderID, o.Status)
 	}
-	if o := s.waitTerminal(declined.OrderID); o.Status != activities.StatusFailed {
+	if o := s.waitTerminal(declined.OrderID); o.Status != orderflow.StatusFailed {
 		t.Errorf("order %s ended %s", declined.OrderID, o.Status)
 	}
 
@@ -170,11 +171,11 @@ func TestLogsAtDebugLevelHoldNoTokenSecretPasswordOrEmail(t *testing.T) {
 
 	// Redis down: the gateway falls back to PostgreSQL and says so.
 	rs.Stop()
-	expect("order with Redis down", http.StatusAccepted, s.do(http.MethodPost, "/v1/orders", as(custBearer), order(activities.TokenVisa, victim)))
+	expect("order with Redis down", http.StatusAccepted, s.do(http.MethodPost, "/v1/orders", as(custBearer), order(payment.TokenVisa, victim)))
 	expect("read with Redis down", http.StatusOK, s.do(http.MethodGet, "/v1/orders/"+ok.OrderID, map[string]string{"Authorization": custBearer}, nil))
 	// PostgreSQL down: 503, and the gateway logs the error it got.
 	pg.Stop()
-	expect("order with PostgreSQL down", http.StatusServiceUnavailable, s.do(http.MethodPost, "/v1/orders", as(custBearer), order(activities.TokenVisa, victim)))
+	expect("order with PostgreSQL down", http.StatusServiceUnavailable, s.do(http.MethodPost, "/v1/orders", as(custBearer), order(payment.TokenVisa, victim)))
 }
 
 // The scan finds each kind of secret in a line and passes the lines the

@@ -24,10 +24,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
-	"github.com/orderflow/orderflow/internal/stacktest"
-	"github.com/orderflow/orderflow/workflows"
+	"github.com/orderflow/orderflow/devtools/testkit"
+	"github.com/orderflow/orderflow/workflows/order"
 )
 
 // observability is deploy/observability, relative to this package.
@@ -44,24 +44,24 @@ var prometheusOwn = map[string]bool{"up": true}
 // to be a family in the /metrics output of one of the two processes, and the
 // business series to count what happened.
 func TestDashboardAndAlertRulesQueryOnlyMetricsTheGatewayAndWorkerExport(t *testing.T) {
-	pool := stacktest.DB(t)
-	redisURL := stacktest.Require(t, stacktest.EnvRedis)
-	temporalAddr := stacktest.Require(t, stacktest.EnvTemporal)
-	provider := stacktest.StartPaysim(t, "paysim-obs")
+	pool := testkit.DB(t)
+	redisURL := testkit.Require(t, testkit.EnvRedis)
+	temporalAddr := testkit.Require(t, testkit.EnvTemporal)
+	provider := testkit.StartPaysim(t, "paysim-obs")
 	region := "obs-" + uuid.NewString()[:8]
-	gateway := fmt.Sprintf("127.0.0.1:%d", stacktest.FreePort(t))
-	workerAddr := fmt.Sprintf("127.0.0.1:%d", stacktest.FreePort(t))
+	gateway := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+	workerAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	env := []string{
-		"DATABASE_URL=" + stacktest.Require(t, stacktest.EnvDatabase), "REDIS_URL=" + redisURL,
+		"DATABASE_URL=" + testkit.Require(t, testkit.EnvDatabase), "REDIS_URL=" + redisURL,
 		"TEMPORAL_ADDRESS=" + temporalAddr, "ORDERFLOW_REGION=" + region, "LOG_LEVEL=warn",
 		"PAYMENT_PROVIDERS=paysim-obs=paysim:" + provider.URL,
 		"API_ADDR=" + gateway, "WORKER_HEALTH_ADDR=" + workerAddr,
 	}
-	authCfg := stacktest.AuthConfig()
+	authCfg := testkit.AuthConfig()
 	env = append(env, "AUTH_HS256_SECRET="+authCfg.HS256Secret)
 	startProcess(t, env, "http://"+workerAddr+"/health/live", "worker")
 	startProcess(t, env, "http://"+gateway+"/health/live", "api")
-	s := &stack{t: t, pool: pool, url: "http://" + gateway, tok: stacktest.AuthWith(t, authCfg)}
+	s := &stack{t: t, pool: pool, url: "http://" + gateway, tok: testkit.AuthWith(t, authCfg)}
 
 	// Before any order, the counters whose first increase rate() must see
 	// are there at zero.
@@ -77,26 +77,26 @@ func TestDashboardAndAlertRulesQueryOnlyMetricsTheGatewayAndWorkerExport(t *test
 	}
 	assert.Contains(t, wk0, `orderflow_payment_attempts_total{otel_scope_name="github.com/orderflow/orderflow/activities",otel_scope_schema_url="",otel_scope_version="",provider="paysim-obs",result="ambiguous"} 0`)
 
-	sku := stacktest.Product(t, pool, 700, 10)
-	order := func(token string) orderReq {
+	sku := testkit.Product(t, pool, 700, 10)
+	newOrder := func(token string) orderReq {
 		return newOrder(customer(), token, api.OrderItem{SKU: sku, Quantity: 1})
 	}
-	first := order(activities.TokenVisa)
+	first := newOrder(payment.TokenVisa)
 	key := uuid.NewString()
 	r := s.place(key, first)
 	require.Equal(t, http.StatusAccepted, r.status, string(r.body))
 	var acc api.Accepted
 	r.json(t, &acc)
-	ids := []string{acc.OrderID, s.placeOK(order(activities.TokenMastercard)), s.placeOK(order(activities.TokenChargeDeclined))}
+	ids := []string{acc.OrderID, s.placeOK(newOrder(payment.TokenMastercard)), s.placeOK(newOrder(payment.TokenChargeDeclined))}
 	replay := s.place(key, first)
 	require.Equal(t, "true", replay.header.Get(api.HeaderReplayed), "the same key and body replay the first answer")
-	tc := stacktest.Temporal(t)
+	tc := testkit.Temporal(t)
 	for _, id := range ids {
 		s.waitTerminal(id)
 		// A query of a closed saga replays its whole history on a worker;
 		// the saga's metrics must not count the order again.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := tc.QueryWorkflow(ctx, workflows.WorkflowID(id), "", workflows.StatusQuery)
+		_, err := tc.QueryWorkflow(ctx, order.WorkflowID(id), "", order.StatusQuery)
 		cancel()
 		require.NoError(t, err)
 	}
@@ -166,7 +166,7 @@ func startProcess(t *testing.T, env []string, health string, cmd ...string) {
 // startProcessTo is startProcess with the process's output written to out.
 func startProcessTo(t *testing.T, out io.Writer, env []string, health string, cmd ...string) {
 	t.Helper()
-	c := exec.Command(stacktest.Binary(t), cmd...)
+	c := exec.Command(testkit.Binary(t), cmd...)
 	c.Env = append(os.Environ(), env...)
 	c.Stdout, c.Stderr = out, out
 	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -175,7 +175,7 @@ func startProcessTo(t *testing.T, out io.Writer, env []string, health string, cm
 		_ = c.Process.Signal(syscall.SIGTERM)
 		_ = c.Wait()
 	})
-	stacktest.WaitHealthy(t, health, 30*time.Second, fmt.Sprintf("orderflow %s", cmd))
+	testkit.WaitHealthy(t, health, 30*time.Second, fmt.Sprintf("orderflow %s", cmd))
 }
 
 func scrape(t *testing.T, url string) string {

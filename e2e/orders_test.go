@@ -15,22 +15,24 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/config"
-	"github.com/orderflow/orderflow/internal/stacktest"
 	"github.com/orderflow/orderflow/workers"
-	"github.com/orderflow/orderflow/workflows"
+	"github.com/orderflow/orderflow/workflows/maintenance"
+	"github.com/orderflow/orderflow/workflows/order"
 )
 
 func customer() string { return "c-" + uuid.NewString()[:12] }
 
 func TestHappyPathConfirmsAndDecrementsStockExactly(t *testing.T) {
 	s := newStack(t, true)
-	a := stacktest.Product(t, s.pool, 1250, 10)
-	b := stacktest.Product(t, s.pool, 300, 5)
+	a := testkit.Product(t, s.pool, 1250, 10)
+	b := testkit.Product(t, s.pool, 300, 5)
 
-	r := s.place("k-"+uuid.NewString(), newOrder(customer(), activities.TokenVisa,
+	r := s.place("k-"+uuid.NewString(), newOrder(customer(), payment.TokenVisa,
 		api.OrderItem{SKU: a, Quantity: 2}, api.OrderItem{SKU: b, Quantity: 3}))
 	require.Equal(t, http.StatusAccepted, r.status, string(r.body))
 	var acc api.Accepted
@@ -39,7 +41,7 @@ func TestHappyPathConfirmsAndDecrementsStockExactly(t *testing.T) {
 	assert.Equal(t, "/v1/orders/"+acc.OrderID, r.header.Get("Location"))
 
 	o := s.waitTerminal(acc.OrderID)
-	require.Equal(t, activities.StatusConfirmed, o.Status)
+	require.Equal(t, orderflow.StatusConfirmed, o.Status)
 	assert.Nil(t, o.FailureReason)
 	assert.Equal(t, int64(2*1250+3*300), o.TotalCents)
 	assert.Equal(t, "USD", o.Currency)
@@ -51,9 +53,9 @@ func TestHappyPathConfirmsAndDecrementsStockExactly(t *testing.T) {
 	}
 	assert.Equal(t, []string{"PENDING", "RESERVED", "PAID", "CONFIRMED"}, statuses)
 
-	assert.Equal(t, stacktest.Stock{OnHand: 8, Reserved: 0, Version: 3}, stacktest.StockOf(t, s.pool, a))
-	assert.Equal(t, stacktest.Stock{OnHand: 2, Reserved: 0, Version: 3}, stacktest.StockOf(t, s.pool, b))
-	onHand, reserved, violated := stacktest.ReplayEvents(t, s.pool, a)
+	assert.Equal(t, testkit.Stock{OnHand: 8, Reserved: 0, Version: 3}, testkit.StockOf(t, s.pool, a))
+	assert.Equal(t, testkit.Stock{OnHand: 2, Reserved: 0, Version: 3}, testkit.StockOf(t, s.pool, b))
+	onHand, reserved, violated := testkit.ReplayEvents(t, s.pool, a)
 	assert.NoError(t, violated)
 	assert.Equal(t, [2]int{8, 0}, [2]int{onHand, reserved}, "inventory_events replays to the row")
 
@@ -77,17 +79,17 @@ func TestHappyPathConfirmsAndDecrementsStockExactly(t *testing.T) {
 
 func TestOutOfStockFailsAndLeavesStockUnchanged(t *testing.T) {
 	s := newStack(t, true)
-	plenty := stacktest.Product(t, s.pool, 100, 50)
-	scarce := stacktest.Product(t, s.pool, 100, 1)
+	plenty := testkit.Product(t, s.pool, 100, 50)
+	scarce := testkit.Product(t, s.pool, 100, 1)
 
-	id := s.placeOK(newOrder(customer(), activities.TokenVisa,
+	id := s.placeOK(newOrder(customer(), payment.TokenVisa,
 		api.OrderItem{SKU: plenty, Quantity: 5}, api.OrderItem{SKU: scarce, Quantity: 2}))
 	o := s.waitTerminal(id)
-	require.Equal(t, activities.StatusFailed, o.Status)
+	require.Equal(t, orderflow.StatusFailed, o.Status)
 	require.NotNil(t, o.FailureReason)
-	assert.Equal(t, workflows.ReasonOutOfStock, *o.FailureReason)
-	assert.Equal(t, stacktest.Stock{OnHand: 50, Version: 1}, stacktest.StockOf(t, s.pool, plenty), "the line that fitted was not held either")
-	assert.Equal(t, stacktest.Stock{OnHand: 1, Version: 1}, stacktest.StockOf(t, s.pool, scarce))
+	assert.Equal(t, order.ReasonOutOfStock, *o.FailureReason)
+	assert.Equal(t, testkit.Stock{OnHand: 50, Version: 1}, testkit.StockOf(t, s.pool, plenty), "the line that fitted was not held either")
+	assert.Equal(t, testkit.Stock{OnHand: 1, Version: 1}, testkit.StockOf(t, s.pool, scarce))
 	var txs int
 	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT count(*) FROM payment_transactions WHERE order_id = $1`, id).Scan(&txs))
 	assert.Zero(t, txs, "no payment attempted")
@@ -95,15 +97,15 @@ func TestOutOfStockFailsAndLeavesStockUnchanged(t *testing.T) {
 
 func TestDeclinedCardFailsRestoresStockAndChargesNothing(t *testing.T) {
 	s := newStack(t, true)
-	sku := stacktest.Product(t, s.pool, 999, 4)
+	sku := testkit.Product(t, s.pool, 999, 4)
 
-	id := s.placeOK(newOrder(customer(), activities.TokenChargeDeclined, api.OrderItem{SKU: sku, Quantity: 3}))
+	id := s.placeOK(newOrder(customer(), payment.TokenChargeDeclined, api.OrderItem{SKU: sku, Quantity: 3}))
 	o := s.waitTerminal(id)
-	require.Equal(t, activities.StatusFailed, o.Status)
+	require.Equal(t, orderflow.StatusFailed, o.Status)
 	require.NotNil(t, o.FailureReason)
-	assert.Equal(t, workflows.ReasonPaymentDeclined, *o.FailureReason)
+	assert.Equal(t, order.ReasonPaymentDeclined, *o.FailureReason)
 
-	st := stacktest.StockOf(t, s.pool, sku)
+	st := testkit.StockOf(t, s.pool, sku)
 	assert.Equal(t, 4, st.OnHand)
 	assert.Equal(t, 0, st.Reserved)
 	assert.Equal(t, int64(3), st.Version, "reserved once, released once")
@@ -125,10 +127,10 @@ func TestDeclinedCardFailsRestoresStockAndChargesNothing(t *testing.T) {
 
 func TestFlakyProviderStillConfirmsWithOneCharge(t *testing.T) {
 	s := newStack(t, true)
-	sku := stacktest.Product(t, s.pool, 700, 3)
-	id := s.placeOK(newOrder(customer(), activities.TokenFlaky, api.OrderItem{SKU: sku, Quantity: 1}))
+	sku := testkit.Product(t, s.pool, 700, 3)
+	id := s.placeOK(newOrder(customer(), payment.TokenFlaky, api.OrderItem{SKU: sku, Quantity: 1}))
 	o := s.waitTerminal(id)
-	require.Equal(t, activities.StatusConfirmed, o.Status)
+	require.Equal(t, orderflow.StatusConfirmed, o.Status)
 	var charges, errs int
 	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE kind = 'charge'), count(*) FILTER (WHERE kind = 'error')
 		FROM payment_transactions WHERE order_id = $1`, id).Scan(&charges, &errs))
@@ -138,25 +140,25 @@ func TestFlakyProviderStillConfirmsWithOneCharge(t *testing.T) {
 
 func TestProviderDownPastThePaymentDeadlineParksThenFailsAndRestoresStock(t *testing.T) {
 	s := newStack(t, true)
-	sku := stacktest.Product(t, s.pool, 700, 3)
-	id := s.placeOK(newOrder(customer(), activities.TokenUnavailable, api.OrderItem{SKU: sku, Quantity: 2}))
+	sku := testkit.Product(t, s.pool, 700, 3)
+	id := s.placeOK(newOrder(customer(), payment.TokenUnavailable, api.OrderItem{SKU: sku, Quantity: 2}))
 	o := s.waitTerminal(id)
-	require.Equal(t, activities.StatusFailed, o.Status)
-	assert.Equal(t, workflows.ReasonPaymentUnavailable, *o.FailureReason)
+	require.Equal(t, orderflow.StatusFailed, o.Status)
+	assert.Equal(t, order.ReasonPaymentUnavailable, *o.FailureReason)
 	var errs, parked int
 	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT count(*) FROM payment_transactions WHERE order_id = $1 AND kind = 'error'`, id).Scan(&errs))
 	assert.Greater(t, errs, 5, "the design's five attempts, then more while parked")
 	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT count(*) FROM order_status_history WHERE order_id = $1 AND status = 'PAYMENT_PENDING'`, id).Scan(&parked))
 	assert.Equal(t, 1, parked, "the order was parked in PAYMENT_PENDING")
-	assert.Equal(t, 0, stacktest.StockOf(t, s.pool, sku).Reserved)
-	assert.Equal(t, 3, stacktest.StockOf(t, s.pool, sku).OnHand)
+	assert.Equal(t, 0, testkit.StockOf(t, s.pool, sku).Reserved)
+	assert.Equal(t, 3, testkit.StockOf(t, s.pool, sku).OnHand)
 }
 
 func TestSameKeySameBodyReplaysFirstResponse(t *testing.T) {
 	s := newStack(t, true)
-	sku := stacktest.Product(t, s.pool, 100, 10)
+	sku := testkit.Product(t, s.pool, 100, 10)
 	key := "replay-" + uuid.NewString()
-	req := newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1})
+	req := newOrder(customer(), payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1})
 
 	first := s.place(key, req)
 	require.Equal(t, http.StatusAccepted, first.status, string(first.body))
@@ -171,7 +173,7 @@ func TestSameKeySameBodyReplaysFirstResponse(t *testing.T) {
 	assert.JSONEq(t, string(first.body), string(second.body))
 	assert.Equal(t, first.header.Get("Location"), second.header.Get("Location"))
 
-	assert.Equal(t, 9, stacktest.StockOf(t, s.pool, sku).OnHand, "the replay placed no second order")
+	assert.Equal(t, 9, testkit.StockOf(t, s.pool, sku).OnHand, "the replay placed no second order")
 	var orders int
 	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT count(*) FROM orders WHERE customer_id = $1`, req.CustomerID).Scan(&orders))
 	assert.Equal(t, 1, orders)
@@ -179,9 +181,9 @@ func TestSameKeySameBodyReplaysFirstResponse(t *testing.T) {
 
 func TestSameKeyDifferentBodyIs422(t *testing.T) {
 	s := newStack(t, true)
-	sku := stacktest.Product(t, s.pool, 100, 10)
+	sku := testkit.Product(t, s.pool, 100, 10)
 	key := "reuse-" + uuid.NewString()
-	req := newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1})
+	req := newOrder(customer(), payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1})
 	require.Equal(t, http.StatusAccepted, s.place(key, req).status)
 
 	req.Items[0].Quantity = 2
@@ -194,9 +196,9 @@ func TestSameKeyDifferentBodyIs422(t *testing.T) {
 
 func TestTwentyConcurrentRequestsWithOneKeyStartOneWorkflow(t *testing.T) {
 	s := newStack(t, true)
-	sku := stacktest.Product(t, s.pool, 100, 100)
+	sku := testkit.Product(t, s.pool, 100, 100)
 	key := "burst-" + uuid.NewString()
-	req := newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1})
+	req := newOrder(customer(), payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1})
 
 	const n = 20
 	var wg sync.WaitGroup
@@ -230,15 +232,15 @@ func TestTwentyConcurrentRequestsWithOneKeyStartOneWorkflow(t *testing.T) {
 	for k := range ids {
 		id = k
 	}
-	assert.Equal(t, activities.StatusConfirmed, s.waitTerminal(id).Status)
-	assert.Equal(t, 99, stacktest.StockOf(t, s.pool, sku).OnHand, "one order, one unit")
+	assert.Equal(t, orderflow.StatusConfirmed, s.waitTerminal(id).Status)
+	assert.Equal(t, 99, testkit.StockOf(t, s.pool, sku).OnHand, "one order, one unit")
 	require.Eventually(t, func() bool { return s.workflowsOf(req.CustomerID) == 1 }, 10*time.Second, 100*time.Millisecond,
 		"visibility shows exactly one workflow for the customer")
 }
 
 func TestThirtyConcurrentOrdersForTenUnitsConfirmExactlyTen(t *testing.T) {
 	s := newStack(t, true)
-	sku := stacktest.Product(t, s.pool, 100, 10)
+	sku := testkit.Product(t, s.pool, 100, 10)
 
 	const n = 30
 	ids := make([]string, n)
@@ -249,7 +251,7 @@ func TestThirtyConcurrentOrdersForTenUnitsConfirmExactlyTen(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			ids[i] = s.placeOK(newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
+			ids[i] = s.placeOK(newOrder(customer(), payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
 		}()
 	}
 	close(start)
@@ -259,24 +261,24 @@ func TestThirtyConcurrentOrdersForTenUnitsConfirmExactlyTen(t *testing.T) {
 	for _, id := range ids {
 		o := s.waitTerminal(id)
 		count[o.Status]++
-		if o.Status == activities.StatusFailed {
-			assert.Equal(t, workflows.ReasonOutOfStock, *o.FailureReason)
+		if o.Status == orderflow.StatusFailed {
+			assert.Equal(t, order.ReasonOutOfStock, *o.FailureReason)
 		}
 	}
-	assert.Equal(t, map[string]int{activities.StatusConfirmed: 10, activities.StatusFailed: 20}, count)
-	st := stacktest.StockOf(t, s.pool, sku)
+	assert.Equal(t, map[string]int{orderflow.StatusConfirmed: 10, orderflow.StatusFailed: 20}, count)
+	st := testkit.StockOf(t, s.pool, sku)
 	assert.Equal(t, 0, st.OnHand)
 	assert.Equal(t, 0, st.Reserved)
-	onHand, reserved, violated := stacktest.ReplayEvents(t, s.pool, sku)
+	onHand, reserved, violated := testkit.ReplayEvents(t, s.pool, sku)
 	assert.NoError(t, violated, "stock never went negative")
 	assert.Equal(t, [2]int{0, 0}, [2]int{onHand, reserved})
 }
 
 func TestBadInputIs4xxWithJSONErrorAndStartsNothing(t *testing.T) {
 	s := newStack(t, true)
-	sku := stacktest.Product(t, s.pool, 100, 10)
+	sku := testkit.Product(t, s.pool, 100, 10)
 	cust := customer()
-	valid := func() orderReq { return newOrder(cust, activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}) }
+	valid := func() orderReq { return newOrder(cust, payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}) }
 	encode := func(o orderReq) []byte { b, _ := json.Marshal(o); return b }
 	many := valid()
 	for range 50 {
@@ -301,15 +303,15 @@ func TestBadInputIs4xxWithJSONErrorAndStartsNothing(t *testing.T) {
 		{name: "unknown field", body: []byte(fmt.Sprintf(`{"customer_id":%q,"items":[{"sku":%q,"quantity":1}],"payment_token":"tok_visa","email":"a@b.co","price_cents":1}`, cust, sku)), status: 400, code: "unknown_field"},
 		{name: "unknown field in item", body: []byte(fmt.Sprintf(`{"customer_id":%q,"items":[{"sku":%q,"quantity":1,"unit_price_cents":1}],"payment_token":"tok_visa","email":"a@b.co"}`, cust, sku)), status: 400, code: "unknown_field"},
 		{name: "wrong type", body: []byte(fmt.Sprintf(`{"customer_id":%q,"items":[{"sku":%q,"quantity":"1"}],"payment_token":"tok_visa","email":"a@b.co"}`, cust, sku)), status: 400, code: "invalid_request"},
-		{name: "empty items", body: encode(newOrder(cust, activities.TokenVisa)), status: 400, code: "invalid_request"},
+		{name: "empty items", body: encode(newOrder(cust, payment.TokenVisa)), status: 400, code: "invalid_request"},
 		{name: "more than 50 lines", body: encode(many), status: 400, code: "invalid_request"},
-		{name: "quantity zero", body: encode(newOrder(cust, activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 0})), status: 400, code: "invalid_request"},
-		{name: "quantity negative", body: encode(newOrder(cust, activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: -3})), status: 400, code: "invalid_request"},
-		{name: "quantity over 1000", body: encode(newOrder(cust, activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1001})), status: 400, code: "invalid_request"},
-		{name: "unknown sku", body: encode(newOrder(cust, activities.TokenVisa, api.OrderItem{SKU: "NO-SUCH-SKU-" + uuid.NewString()[:8], Quantity: 1})), status: 422, code: "unknown_sku"},
+		{name: "quantity zero", body: encode(newOrder(cust, payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 0})), status: 400, code: "invalid_request"},
+		{name: "quantity negative", body: encode(newOrder(cust, payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: -3})), status: 400, code: "invalid_request"},
+		{name: "quantity over 1000", body: encode(newOrder(cust, payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1001})), status: 400, code: "invalid_request"},
+		{name: "unknown sku", body: encode(newOrder(cust, payment.TokenVisa, api.OrderItem{SKU: "NO-SUCH-SKU-" + uuid.NewString()[:8], Quantity: 1})), status: 422, code: "unknown_sku"},
 		{name: "missing payment token", body: encode(newOrder(cust, "", api.OrderItem{SKU: sku, Quantity: 1})), status: 400, code: "invalid_request"},
 		{name: "bad email", body: []byte(fmt.Sprintf(`{"customer_id":%q,"items":[{"sku":%q,"quantity":1}],"payment_token":"tok_visa","email":"not-an-email"}`, cust, sku)), status: 400, code: "invalid_request"},
-		{name: "another customer than the token's", body: encode(newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1})), status: 403, code: "customer_mismatch"},
+		{name: "another customer than the token's", body: encode(newOrder(customer(), payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1})), status: 403, code: "customer_mismatch"},
 		{name: "body over 64 KiB", body: []byte(`{"customer_id":"` + strings.Repeat("x", 70<<10) + `"}`), status: 413, code: "body_too_large"},
 		{name: "not json content type", ctype: "text/plain", body: encode(valid()), status: 415, code: "unsupported_media_type"},
 	}
@@ -342,7 +344,7 @@ func TestBadInputIs4xxWithJSONErrorAndStartsNothing(t *testing.T) {
 	require.NoError(t, s.pool.QueryRow(ctx, `SELECT count(*) FROM orders WHERE customer_id = $1`, cust).Scan(&orders))
 	assert.Zero(t, keys, "no idempotency key was stored")
 	assert.Zero(t, orders, "no order was written")
-	assert.Equal(t, 10, stacktest.StockOf(t, s.pool, sku).OnHand)
+	assert.Equal(t, 10, testkit.StockOf(t, s.pool, sku).OnHand)
 
 	// Control: a valid order from the same customer does show up in visibility,
 	// so the zero count below is not an artefact of the query.
@@ -364,8 +366,8 @@ func TestGetUnknownOrderIs404(t *testing.T) {
 
 func TestCancelBeforeAWorkerPicksTheOrderUpEndsCancelled(t *testing.T) {
 	s := newStack(t, false) // no worker yet: the saga waits in its task queue
-	sku := stacktest.Product(t, s.pool, 100, 5)
-	id := s.placeOK(newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 2}))
+	sku := testkit.Product(t, s.pool, 100, 5)
+	id := s.placeOK(newOrder(customer(), payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 2}))
 
 	done := make(chan response, 1)
 	go func() { done <- s.do(http.MethodPost, "/v1/orders/"+id+"/cancel", nil, nil) }()
@@ -378,16 +380,16 @@ func TestCancelBeforeAWorkerPicksTheOrderUpEndsCancelled(t *testing.T) {
 	r.json(t, &c)
 	assert.True(t, c.CancelRequested)
 
-	var v workflows.OrderView
-	run := s.temporal.GetWorkflow(context.Background(), workflows.WorkflowID(id), "")
+	var v order.View
+	run := s.temporal.GetWorkflow(context.Background(), order.WorkflowID(id), "")
 	require.NoError(t, run.Get(context.Background(), &v))
-	assert.Equal(t, activities.StatusCancelled, v.Status)
-	assert.Equal(t, stacktest.Stock{OnHand: 5, Version: 1}, stacktest.StockOf(t, s.pool, sku), "nothing was reserved")
+	assert.Equal(t, orderflow.StatusCancelled, v.Status)
+	assert.Equal(t, testkit.Stock{OnHand: 5, Version: 1}, testkit.StockOf(t, s.pool, sku), "nothing was reserved")
 	o, status := s.order(id)
 	require.Equal(t, http.StatusOK, status, "the cancelled order has its record")
-	assert.Equal(t, activities.StatusCancelled, o.Status)
+	assert.Equal(t, orderflow.StatusCancelled, o.Status)
 	require.NotNil(t, o.FailureReason)
-	assert.Equal(t, workflows.ReasonCancelled, *o.FailureReason)
+	assert.Equal(t, order.ReasonCancelled, *o.FailureReason)
 
 	again := s.do(http.MethodPost, "/v1/orders/"+id+"/cancel", nil, nil)
 	assert.Contains(t, []int{http.StatusAccepted, http.StatusConflict}, again.status, string(again.body))
@@ -395,16 +397,16 @@ func TestCancelBeforeAWorkerPicksTheOrderUpEndsCancelled(t *testing.T) {
 
 func TestCancelAfterConfirmedIs409(t *testing.T) {
 	s := newStack(t, true)
-	sku := stacktest.Product(t, s.pool, 100, 5)
-	id := s.placeOK(newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
-	require.Equal(t, activities.StatusConfirmed, s.waitTerminal(id).Status)
+	sku := testkit.Product(t, s.pool, 100, 5)
+	id := s.placeOK(newOrder(customer(), payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
+	require.Equal(t, orderflow.StatusConfirmed, s.waitTerminal(id).Status)
 
 	r := s.do(http.MethodPost, "/v1/orders/"+id+"/cancel", nil, nil)
 	require.Equal(t, http.StatusConflict, r.status, string(r.body))
 	var e struct{ Error api.Error }
 	r.json(t, &e)
 	assert.Equal(t, "too_late_to_cancel", e.Error.Code)
-	assert.Equal(t, activities.StatusConfirmed, s.waitTerminal(id).Status)
+	assert.Equal(t, orderflow.StatusConfirmed, s.waitTerminal(id).Status)
 
 	unknown := s.do(http.MethodPost, "/v1/orders/"+uuid.NewString()+"/cancel", nil, nil)
 	assert.Equal(t, http.StatusNotFound, unknown.status)
@@ -412,9 +414,9 @@ func TestCancelAfterConfirmedIs409(t *testing.T) {
 
 func TestExpiredIdempotencyKeysAreDeletedAndTheKeyCanBeUsedAgain(t *testing.T) {
 	s := newStack(t, true)
-	sku := stacktest.Product(t, s.pool, 100, 10)
+	sku := testkit.Product(t, s.pool, 100, 10)
 	key := "expire-" + uuid.NewString()
-	req := newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1})
+	req := newOrder(customer(), payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1})
 	first := s.place(key, req)
 	require.Equal(t, http.StatusAccepted, first.status)
 	var a api.Accepted
@@ -426,20 +428,20 @@ func TestExpiredIdempotencyKeysAreDeletedAndTheKeyCanBeUsedAgain(t *testing.T) {
 	require.NoError(t, err)
 	// The region's admin pool runs the maintenance workflow; the Schedule it
 	// creates would start it within a minute, the test starts one now.
-	admin := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: stacktest.PII(t)}, workers.Options{Region: s.region, Admin: true,
+	admin := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: testkit.PII(t)}, workers.Options{Region: s.region, Admin: true,
 		MaxConcurrentActivities: 20, Bulkhead: config.Bulkhead{CriticalPct: 60, NonCriticalPct: 30, AdminPct: 10}})
 	require.NoError(t, admin.Start())
 	t.Cleanup(func() {
 		admin.Stop()
-		_ = s.temporal.ScheduleClient().GetHandle(ctx, workflows.MaintenanceScheduleID(s.region)).Delete(ctx)
+		_ = s.temporal.ScheduleClient().GetHandle(ctx, maintenance.ScheduleID(s.region)).Delete(ctx)
 	})
-	sched, err := s.temporal.ScheduleClient().GetHandle(ctx, workflows.MaintenanceScheduleID(s.region)).Describe(ctx)
+	sched, err := s.temporal.ScheduleClient().GetHandle(ctx, maintenance.ScheduleID(s.region)).Describe(ctx)
 	require.NoError(t, err, "the admin pool created the region's maintenance Schedule")
 	assert.Equal(t, time.Minute, sched.Schedule.Spec.Intervals[0].Every)
-	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "maintenance-now-" + s.region, TaskQueue: workflows.AdminTaskQueue(s.region)},
-		workflows.MaintenanceWorkflow)
+	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "maintenance-now-" + s.region, TaskQueue: maintenance.AdminTaskQueue(s.region)},
+		maintenance.Workflow)
 	require.NoError(t, err)
-	var res workflows.MaintenanceResult
+	var res maintenance.Result
 	require.NoError(t, run.Get(ctx, &res))
 	assert.GreaterOrEqual(t, res.ExpiredKeys, int64(1))
 	var n int

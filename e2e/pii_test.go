@@ -9,10 +9,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
 // An order placed through the API and run by the saga leaves no plaintext
@@ -20,11 +21,11 @@ import (
 // workers' key, which opens to the address the customer gave.
 func TestOrderThroughTheAPIStoresNoPlaintextEmail(t *testing.T) {
 	s := newStack(t, true)
-	sku := stacktest.Product(t, s.pool, 700, 10)
-	o := newOrder(customer(), activities.TokenChargeDeclined, api.OrderItem{SKU: sku, Quantity: 1})
+	sku := testkit.Product(t, s.pool, 700, 10)
+	o := newOrder(customer(), payment.TokenChargeDeclined, api.OrderItem{SKU: sku, Quantity: 1})
 	o.Email = "pii-" + uuid.NewString()[:8] + "@example.com"
 	id := s.placeOK(o)
-	require.Equal(t, activities.StatusFailed, s.waitTerminal(id).Status)
+	require.Equal(t, orderflow.StatusFailed, s.waitTerminal(id).Status)
 
 	ctx := context.Background()
 	var email, recipient *string
@@ -36,7 +37,7 @@ func TestOrderThroughTheAPIStoresNoPlaintextEmail(t *testing.T) {
 	for _, c := range [][]byte{emailEnc, recipientEnc} {
 		require.NotEmpty(t, c)
 		assert.NotContains(t, string(c), o.Email)
-		got, err := stacktest.PII(t).OpenString(c, id)
+		got, err := testkit.PII(t).OpenString(c, id)
 		require.NoError(t, err)
 		assert.Equal(t, o.Email, got)
 	}
@@ -74,14 +75,14 @@ func auditCounts(t *testing.T, s *stack, customer string) map[string]int {
 
 func TestErasureRemovesPIIAndKeepsTheAuditRows(t *testing.T) {
 	s := newStack(t, true) // no outbox: the messages stay pending
-	sku := stacktest.Product(t, s.pool, 900, 10)
+	sku := testkit.Product(t, s.pool, 900, 10)
 	cust, other := customer(), customer()
-	confirmed := s.placeOK(newOrder(cust, activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 2}))
-	declined := s.placeOK(newOrder(cust, activities.TokenChargeDeclined, api.OrderItem{SKU: sku, Quantity: 1}))
-	kept := s.placeOK(newOrder(other, activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
-	require.Equal(t, activities.StatusConfirmed, s.waitTerminal(confirmed).Status)
-	require.Equal(t, activities.StatusFailed, s.waitTerminal(declined).Status)
-	require.Equal(t, activities.StatusConfirmed, s.waitTerminal(kept).Status)
+	confirmed := s.placeOK(newOrder(cust, payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 2}))
+	declined := s.placeOK(newOrder(cust, payment.TokenChargeDeclined, api.OrderItem{SKU: sku, Quantity: 1}))
+	kept := s.placeOK(newOrder(other, payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
+	require.Equal(t, orderflow.StatusConfirmed, s.waitTerminal(confirmed).Status)
+	require.Equal(t, orderflow.StatusFailed, s.waitTerminal(declined).Status)
+	require.Equal(t, orderflow.StatusConfirmed, s.waitTerminal(kept).Status)
 	before := auditCounts(t, s, cust)
 	require.Equal(t, 2, before["orders"])
 	require.Positive(t, before["payments"])
@@ -140,7 +141,7 @@ func TestErasureRemovesPIIAndKeepsTheAuditRows(t *testing.T) {
 	assert.Equal(t, 2, cancelled, "nothing will be sent to the erased address")
 	o, status := s.order(confirmed)
 	require.Equal(t, http.StatusOK, status)
-	assert.Equal(t, activities.StatusConfirmed, o.Status, "the order still reads")
+	assert.Equal(t, orderflow.StatusConfirmed, o.Status, "the order still reads")
 
 	var otherSealed []byte
 	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT email_enc FROM orders WHERE order_id = $1`, kept).Scan(&otherSealed))

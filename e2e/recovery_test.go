@@ -20,12 +20,14 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/notify"
+	"github.com/orderflow/orderflow/activities/orders"
+	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
-	"github.com/orderflow/orderflow/internal/payment"
-	"github.com/orderflow/orderflow/internal/stacktest"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/workers"
-	"github.com/orderflow/orderflow/workflows"
+	"github.com/orderflow/orderflow/workflows/order"
 )
 
 // faultyConfirm stands in for Orders.Confirm in the test's worker, under the
@@ -33,14 +35,14 @@ import (
 // non-retryable error, as a broken write of our own would; otherwise it runs
 // the real Confirm and counts, per order, the calls that succeeded.
 type faultyConfirm struct {
-	real  *activities.Orders
+	real  *orders.Activities
 	fault atomic.Bool
 
 	mu        sync.Mutex
 	confirmed map[string]int
 }
 
-func (f *faultyConfirm) Confirm(ctx context.Context, in activities.OrderRef) error {
+func (f *faultyConfirm) Confirm(ctx context.Context, in orderflow.OrderRef) error {
 	if f.fault.Load() {
 		return temporal.NewNonRetryableApplicationError("injected fault: the confirming write is refused", "InjectedFault", nil)
 	}
@@ -62,10 +64,10 @@ func (f *faultyConfirm) confirms(orderID string) int {
 // startFaultyWorker starts the region's worker, as startWorker does, with
 // Confirm replaced by a faultyConfirm.
 func (s *stack) startFaultyWorker() *faultyConfirm {
-	_, provider := stacktest.Paysim(s.t, s.pool, "paysim-recovery")
-	p := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: stacktest.PII(s.t), Payments: payment.NewRouter(e2eBreaker, provider)},
+	_, provider := testkit.Paysim(s.t, s.pool, "paysim-recovery")
+	p := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: testkit.PII(s.t), Payments: payment.NewRouter(e2eBreaker, provider)},
 		workers.Options{Region: s.region})
-	f := &faultyConfirm{real: &activities.Orders{DB: s.pool, Cache: s.rc, PII: stacktest.PII(s.t)}, confirmed: map[string]int{}}
+	f := &faultyConfirm{real: &orders.Activities{DB: s.pool, Cache: s.rc, PII: testkit.PII(s.t)}, confirmed: map[string]int{}}
 	p.Orders.RegisterActivityWithOptions(f.Confirm, activity.RegisterOptions{Name: "Confirm", DisableAlreadyRegisteredCheck: true})
 	if err := p.Start(); err != nil {
 		s.t.Fatalf("start worker: %v", err)
@@ -89,11 +91,11 @@ func (s *stack) requireConfirmFailed(orderID string) string {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	run := s.temporal.GetWorkflow(ctx, workflows.WorkflowID(orderID), "")
+	run := s.temporal.GetWorkflow(ctx, order.WorkflowID(orderID), "")
 	err := run.Get(ctx, nil)
 	var app *temporal.ApplicationError
 	require.True(s.t, errors.As(err, &app), "order %s: want the saga failed with ConfirmFailed, got %v", orderID, err)
-	require.Equal(s.t, workflows.ErrConfirmFailed, app.Type(), "order %s: %v", orderID, err)
+	require.Equal(s.t, orderflow.ConfirmFailed, app.Type(), "order %s: %v", orderID, err)
 	require.Contains(s.t, app.Error(), orderID, "the failure names the order")
 	return run.GetRunID()
 }
@@ -104,14 +106,14 @@ func (s *stack) waitNewRunCompleted(orderID, failedRun string) string {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	wid := workflows.WorkflowID(orderID)
+	wid := order.WorkflowID(orderID)
 	for {
 		d, err := s.temporal.DescribeWorkflowExecution(ctx, wid, "")
 		require.NoError(s.t, err)
 		if run := d.WorkflowExecutionInfo.Execution.RunId; run != failedRun {
-			var v workflows.OrderView
+			var v order.View
 			require.NoError(s.t, s.temporal.GetWorkflow(ctx, wid, run).Get(ctx, &v), "the reset run of %s", wid)
-			require.Equal(s.t, activities.StatusConfirmed, v.Status)
+			require.Equal(s.t, orderflow.StatusConfirmed, v.Status)
 			return run
 		}
 		require.NoError(s.t, ctx.Err(), "no new run of %s after the reset", wid)
@@ -190,40 +192,40 @@ func stockEvents(t *testing.T, s *stack, orderID string) map[string]int {
 // by workflow ID and one through a batch reset by query, and each order is
 // confirmed exactly once with still exactly one charge.
 func TestRecovery_ConfirmFaultHeldThenCLIResetConfirmsOnceWithoutASecondCharge(t *testing.T) {
-	stacktest.Require(t, stacktest.EnvCLI)
+	testkit.Require(t, testkit.EnvCLI)
 	s := newStack(t, false, withCodec(t))
 	f := s.startFaultyWorker()
-	sku := stacktest.Product(t, s.pool, 1999, 10)
+	sku := testkit.Product(t, s.pool, 1999, 10)
 
 	f.fault.Store(true)
-	single := s.placeOK(newOrder(customer(), activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 2}))
+	single := s.placeOK(newOrder(customer(), payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 2}))
 	batchCustomer := customer()
-	batched := s.placeOK(newOrder(batchCustomer, activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
+	batched := s.placeOK(newOrder(batchCustomer, payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 1}))
 
 	failedRun := map[string]string{}
 	for _, id := range []string{single, batched} {
 		failedRun[id] = s.requireConfirmFailed(id)
 		o, status := s.order(id)
 		require.Equal(t, http.StatusOK, status)
-		assert.Equal(t, activities.StatusPaid, o.Status, "the record stays PAID while the saga waits for an operator")
+		assert.Equal(t, orderflow.StatusPaid, o.Status, "the record stays PAID while the saga waits for an operator")
 		assert.Nil(t, o.FailureReason)
 		requireChargedOnce(t, s, id)
 		assert.Equal(t, map[string]int{"reserve": 1}, stockEvents(t, s, id), "stock held, not released")
 		assert.Zero(t, f.confirms(id))
 	}
-	assert.Equal(t, stacktest.Stock{OnHand: 10, Reserved: 3, Version: 3}, stacktest.StockOf(t, s.pool, sku))
+	assert.Equal(t, testkit.Stock{OnHand: 10, Reserved: 3, Version: 3}, testkit.StockOf(t, s.pool, sku))
 
 	// The runbook's query for paid orders held for an operator finds both.
 	held := fmt.Sprintf(`ExecutionStatus="Failed" AND OrderStatus="PAID" AND Region="%s"`, s.region)
-	waitListed(t, held, workflows.WorkflowID(single), workflows.WorkflowID(batched))
+	waitListed(t, held, order.WorkflowID(single), order.WorkflowID(batched))
 	// Its saga has ended, so a customer's cancel is refused.
 	r := s.do(http.MethodPost, "/v1/orders/"+single+"/cancel", nil, nil)
 	assert.Equal(t, http.StatusConflict, r.status, string(r.body))
 	// The runbook's status query answers from the failed run, sealed, and
 	// decoded through the codec server for an operator.
-	out := temporalCLI(t, "workflow", "query", "--workflow-id", workflows.WorkflowID(single), "--name", workflows.StatusQuery)
+	out := temporalCLI(t, "workflow", "query", "--workflow-id", order.WorkflowID(single), "--name", order.StatusQuery)
 	assert.NotContains(t, out, `"status":"PAID"`)
-	out = temporalCLI(t, "workflow", "query", "--workflow-id", workflows.WorkflowID(single), "--name", workflows.StatusQuery,
+	out = temporalCLI(t, "workflow", "query", "--workflow-id", order.WorkflowID(single), "--name", order.StatusQuery,
 		"--codec-endpoint", s.url+"/codec", "--codec-auth", s.tok.Operator())
 	assert.Contains(t, out, `"status":"PAID"`)
 
@@ -231,7 +233,7 @@ func TestRecovery_ConfirmFaultHeldThenCLIResetConfirmsOnceWithoutASecondCharge(t
 
 	// One saga, by workflow ID.
 	resetRun := map[string]string{}
-	temporalCLI(t, "workflow", "reset", "--workflow-id", workflows.WorkflowID(single),
+	temporalCLI(t, "workflow", "reset", "--workflow-id", order.WorkflowID(single),
 		"--type", "LastWorkflowTask", "--reason", "confirm fault fixed")
 	resetRun[single] = s.waitNewRunCompleted(single, failedRun[single])
 
@@ -245,15 +247,15 @@ func TestRecovery_ConfirmFaultHeldThenCLIResetConfirmsOnceWithoutASecondCharge(t
 	requireConfirmedOnce := func(id string) {
 		t.Helper()
 		o := s.waitTerminal(id)
-		assert.Equal(t, activities.StatusConfirmed, o.Status, "order %s", id)
+		assert.Equal(t, orderflow.StatusConfirmed, o.Status, "order %s", id)
 		requireChargedOnce(t, s, id)
 		assert.Equal(t, map[string]int{"reserve": 1, "commit": 1}, stockEvents(t, s, id), "order %s: stock committed once", id)
 		var notes int
 		require.NoError(t, s.pool.QueryRow(context.Background(),
-			`SELECT count(*) FROM notifications WHERE order_id = $1 AND kind = $2`, id, activities.NotifyOrderConfirmed).Scan(&notes))
+			`SELECT count(*) FROM notifications WHERE order_id = $1 AND kind = $2`, id, notify.OrderConfirmed).Scan(&notes))
 		assert.Equal(t, 1, notes, "order %s: one confirmation message", id)
-		assert.Equal(t, stacktest.Stock{OnHand: 7, Reserved: 0, Version: 5}, stacktest.StockOf(t, s.pool, sku))
-		onHand, reserved, violated := stacktest.ReplayEvents(t, s.pool, sku)
+		assert.Equal(t, testkit.Stock{OnHand: 7, Reserved: 0, Version: 5}, testkit.StockOf(t, s.pool, sku))
+		onHand, reserved, violated := testkit.ReplayEvents(t, s.pool, sku)
 		assert.NoError(t, violated)
 		assert.Equal(t, [2]int{7, 0}, [2]int{onHand, reserved}, "inventory_events replays to the row")
 	}
@@ -277,7 +279,7 @@ func TestRecovery_ConfirmFaultHeldThenCLIResetConfirmsOnceWithoutASecondCharge(t
 	dir := t.TempDir()
 	var exported []string
 	for _, run := range []string{failedRun[single], ""} {
-		args := []string{"workflow", "show", "--workflow-id", workflows.WorkflowID(single), "--output", "json"}
+		args := []string{"workflow", "show", "--workflow-id", order.WorkflowID(single), "--output", "json"}
 		if run != "" {
 			args = append(args, "--run-id", run)
 		}
@@ -285,7 +287,7 @@ func TestRecovery_ConfirmFaultHeldThenCLIResetConfirmsOnceWithoutASecondCharge(t
 		require.NoError(t, os.WriteFile(f, []byte(temporalCLI(t, args...)), 0o600))
 		exported = append(exported, f)
 	}
-	replayed, err := exec.Command(stacktest.Binary(t), append([]string{"replay"}, exported...)...).CombinedOutput()
+	replayed, err := exec.Command(testkit.Binary(t), append([]string{"replay"}, exported...)...).CombinedOutput()
 	require.NoError(t, err, "orderflow replay:\n%s", replayed)
 	assert.Contains(t, string(replayed), "ends WorkflowExecutionFailed")
 	assert.Contains(t, string(replayed), "ends WorkflowExecutionCompleted")
@@ -294,10 +296,10 @@ func TestRecovery_ConfirmFaultHeldThenCLIResetConfirmsOnceWithoutASecondCharge(t
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, id := range []string{single, batched} {
-		d, err := s.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(id), failedRun[id])
+		d, err := s.temporal.DescribeWorkflowExecution(ctx, order.WorkflowID(id), failedRun[id])
 		require.NoError(t, err)
 		assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, d.WorkflowExecutionInfo.Status)
-		d, err = s.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(id), "")
+		d, err = s.temporal.DescribeWorkflowExecution(ctx, order.WorkflowID(id), "")
 		require.NoError(t, err)
 		assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, d.WorkflowExecutionInfo.Status)
 	}

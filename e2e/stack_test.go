@@ -21,12 +21,12 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/config"
-	"github.com/orderflow/orderflow/internal/payment"
-	"github.com/orderflow/orderflow/internal/stacktest"
 	"github.com/orderflow/orderflow/workers"
 )
 
@@ -38,7 +38,7 @@ type stack struct {
 	region   string
 	url      string
 	// tok mints the tokens the gateway accepts.
-	tok stacktest.Tokens
+	tok testkit.Tokens
 }
 
 // e2eBreaker has the design's thresholds but a 2 s open state, so a test that
@@ -58,8 +58,8 @@ func breakerOpenFor(d time.Duration) payment.BreakerSettings {
 func newStack(t *testing.T, withWorker bool, configure ...func(*api.Server)) *stack {
 	t.Helper()
 	s := &stack{
-		t: t, pool: stacktest.DB(t), rc: stacktest.Redis(t), temporal: stacktest.Temporal(t),
-		region: "e2e-" + uuid.NewString()[:8], tok: stacktest.Auth(t),
+		t: t, pool: testkit.DB(t), rc: testkit.Redis(t), temporal: testkit.Temporal(t),
+		region: "e2e-" + uuid.NewString()[:8], tok: testkit.Auth(t),
 	}
 	// The gateway as `make run` builds it, limits on, but with room for the
 	// suite's many orders from 127.0.0.1; parked orders give up after 3 s
@@ -83,8 +83,8 @@ func newStack(t *testing.T, withWorker bool, configure ...func(*api.Server)) *st
 }
 
 func (s *stack) startWorker() {
-	_, provider := stacktest.Paysim(s.t, s.pool, "paysim-e2e")
-	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: stacktest.PII(s.t), Payments: payment.NewRouter(e2eBreaker, provider)},
+	_, provider := testkit.Paysim(s.t, s.pool, "paysim-e2e")
+	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: testkit.PII(s.t), Payments: payment.NewRouter(e2eBreaker, provider)},
 		workers.Options{Region: s.region})
 	if err := w.Start(); err != nil {
 		s.t.Fatalf("start worker: %v", err)
@@ -187,7 +187,7 @@ func (s *stack) waitTerminalUntil(id string, deadline time.Time) api.OrderJSON {
 	s.t.Helper()
 	for {
 		o, status := s.order(id)
-		if status == http.StatusOK && activities.Terminal(o.Status) {
+		if status == http.StatusOK && orderflow.Terminal(o.Status) {
 			return o
 		}
 		if time.Now().After(deadline) {

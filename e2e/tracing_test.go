@@ -25,19 +25,20 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/payment"
+	"github.com/orderflow/orderflow/activities/payment/paysim"
 	"github.com/orderflow/orderflow/api"
+	paysimsrv "github.com/orderflow/orderflow/devtools/paysim"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/internal/db"
 	"github.com/orderflow/orderflow/internal/logging"
-	"github.com/orderflow/orderflow/internal/payment"
-	"github.com/orderflow/orderflow/internal/payment/paysim"
 	"github.com/orderflow/orderflow/internal/pii"
-	"github.com/orderflow/orderflow/internal/stacktest"
 	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/workers"
-	"github.com/orderflow/orderflow/workflows"
+	"github.com/orderflow/orderflow/workflows/order"
 )
 
 // observedStack is the gateway, a worker and a paysim provider wired as
@@ -51,7 +52,7 @@ type observedStack struct {
 	logs     *lockedBuffer
 	temporal client.Client
 	fixtures *pgxpool.Pool
-	tok      stacktest.Tokens
+	tok      testkit.Tokens
 }
 
 type lockedBuffer struct {
@@ -74,18 +75,18 @@ func (l *lockedBuffer) String() string {
 func newObservedStack(t *testing.T) *observedStack {
 	t.Helper()
 	ctx := context.Background()
-	s := &observedStack{t: t, fixtures: stacktest.DB(t), spans: tracetest.NewSpanRecorder(), logs: &lockedBuffer{}, tok: stacktest.Auth(t)}
+	s := &observedStack{t: t, fixtures: testkit.DB(t), spans: tracetest.NewSpanRecorder(), logs: &lockedBuffer{}, tok: testkit.Auth(t)}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(s.spans))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(s.logs), zapcore.DebugLevel),
 		zap.AddCaller())
 
-	pool, err := db.Open(ctx, stacktest.Require(t, stacktest.EnvDatabase), db.WithTracing(tp))
+	pool, err := db.Open(ctx, testkit.Require(t, testkit.EnvDatabase), db.WithTracing(tp))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	rc, err := cache.Open(stacktest.Require(t, stacktest.EnvRedis))
+	rc, err := cache.Open(testkit.Require(t, testkit.EnvRedis))
 	if err == nil {
 		err = cache.Trace(rc, tp)
 	}
@@ -93,12 +94,12 @@ func newObservedStack(t *testing.T) *observedStack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rc.Close() })
-	interceptors, propagators, err := telemetry.Temporal(tp, workflows.OrderIDOf)
+	interceptors, propagators, err := telemetry.Temporal(tp, order.IDOf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dc, fc := pii.Converters(stacktest.PII(t))
-	s.temporal, err = client.Dial(client.Options{HostPort: stacktest.Require(t, stacktest.EnvTemporal), Namespace: "default",
+	dc, fc := pii.Converters(testkit.PII(t))
+	s.temporal, err = client.Dial(client.Options{HostPort: testkit.Require(t, testkit.EnvTemporal), Namespace: "default",
 		Logger: logging.Temporal(log), Interceptors: interceptors, ContextPropagators: propagators,
 		DataConverter: dc, FailureConverter: fc})
 	if err != nil {
@@ -106,17 +107,20 @@ func newObservedStack(t *testing.T) *observedStack {
 	}
 	t.Cleanup(s.temporal.Close)
 
-	psrv, err := paysim.NewServer(pool, "paysim-obs", paysim.Faults{}, log)
+	if err := paysimsrv.Migrate(context.Background(), pool); err != nil {
+		t.Fatalf("paysim schema: %v", err)
+	}
+	psrv, err := paysimsrv.NewServer(pool, "paysim-obs", paysimsrv.Faults{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	phs := httptest.NewServer(telemetry.HTTPHandler(tp, psrv.Handler(), "paysim"))
 	t.Cleanup(phs.Close)
 	t.Cleanup(psrv.Close)
-	provider := paysim.NewTracedClient("paysim-obs", phs.URL, stacktest.PaysimTimeout, tp)
+	provider := paysim.NewTracedClient("paysim-obs", phs.URL, testkit.PaysimTimeout, tp)
 
 	region := "obs-" + uuid.NewString()[:8]
-	w := workers.New(s.temporal, workers.Deps{DB: pool, Cache: rc, Log: log, PII: stacktest.PII(t), Payments: payment.NewRouter(e2eBreaker, provider)},
+	w := workers.New(s.temporal, workers.Deps{DB: pool, Cache: rc, Log: log, PII: testkit.PII(t), Payments: payment.NewRouter(e2eBreaker, provider)},
 		workers.Options{Region: region})
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
@@ -130,7 +134,7 @@ func newObservedStack(t *testing.T) *observedStack {
 }
 
 // place posts an order under a request id and waits for its saga to end.
-func (s *observedStack) place(requestID, token, sku string) (orderID string, view workflows.OrderView) {
+func (s *observedStack) place(requestID, token, sku string) (orderID string, view order.View) {
 	s.t.Helper()
 	body, _ := json.Marshal(newOrder("c-obs", token, api.OrderItem{SKU: sku, Quantity: 1}))
 	req, _ := http.NewRequest(http.MethodPost, s.url+"/v1/orders", bytes.NewReader(body))
@@ -152,7 +156,7 @@ func (s *observedStack) place(requestID, token, sku string) (orderID string, vie
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := s.temporal.GetWorkflow(ctx, workflows.WorkflowID(acc.OrderID), "").Get(ctx, &view); err != nil {
+	if err := s.temporal.GetWorkflow(ctx, order.WorkflowID(acc.OrderID), "").Get(ctx, &view); err != nil {
 		s.t.Fatalf("saga of %s: %v", acc.OrderID, err)
 	}
 	return acc.OrderID, view
@@ -247,13 +251,13 @@ func attr(sp sdktrace.ReadOnlySpan, key attribute.Key) string {
 // call to the payment provider, each span under the one that caused it.
 func TestOnePlacedOrderIsOneTraceFromGatewayThroughSagaStepsToSQLAndProvider(t *testing.T) {
 	s := newObservedStack(t)
-	sku := stacktest.Product(t, s.fixtures, 1500, 10)
+	sku := testkit.Product(t, s.fixtures, 1500, 10)
 	orderID, view := s.place("obs-trace-"+uuid.NewString()[:8], payment.TokenVisa, sku)
-	if view.Status != activities.StatusConfirmed {
+	if view.Status != orderflow.StatusConfirmed {
 		t.Fatalf("order %s ended %s, want CONFIRMED", orderID, view.Status)
 	}
 	steps := []string{"Create", "Reserve", "Charge", "Confirm"}
-	want := []string{"StartWorkflow:" + workflows.OrderWorkflow, "RunWorkflow:" + workflows.OrderWorkflow}
+	want := []string{"StartWorkflow:" + order.Workflow, "RunWorkflow:" + order.Workflow}
 	for _, st := range steps {
 		want = append(want, "StartActivity:"+st, "RunActivity:"+st)
 	}
@@ -357,13 +361,13 @@ func TestOnePlacedOrderIsOneTraceFromGatewayThroughSagaStepsToSQLAndProvider(t *
 // quotes it.
 func TestOrderLogLinesCarryTheCorrelationKeysAndNeverThePaymentToken(t *testing.T) {
 	s := newObservedStack(t)
-	sku := stacktest.Product(t, s.fixtures, 1500, 10)
+	sku := testkit.Product(t, s.fixtures, 1500, 10)
 	requestID := "obs-logs-" + uuid.NewString()[:8]
 	// An unknown token is declined with "No such token: '<token>'", and the
 	// decline makes the saga compensate, so the workflow and an activity log.
 	token := "tok_obs" + strings.ReplaceAll(uuid.NewString(), "-", "")
 	orderID, view := s.place(requestID, token, sku)
-	if view.Status != activities.StatusFailed || view.FailureReason != workflows.ReasonPaymentDeclined {
+	if view.Status != orderflow.StatusFailed || view.FailureReason != order.ReasonPaymentDeclined {
 		t.Fatalf("order ended %s (%s), want FAILED (payment_declined)", view.Status, view.FailureReason)
 	}
 	confirmedID, _ := s.place("obs-logs-ok-"+uuid.NewString()[:8], payment.TokenVisa, sku)
@@ -392,7 +396,7 @@ func TestOrderLogLinesCarryTheCorrelationKeysAndNeverThePaymentToken(t *testing.
 			continue // the SDK's and the provider's own lines
 		}
 		from[pkg]++
-		want := map[string]string{logging.KeyOrderID: orderID, logging.KeyWorkflowID: workflows.WorkflowID(orderID), logging.KeyRequestID: requestID}
+		want := map[string]string{logging.KeyOrderID: orderID, logging.KeyWorkflowID: order.WorkflowID(orderID), logging.KeyRequestID: requestID}
 		for k, v := range want {
 			if line[k] != v {
 				t.Errorf("%s %q: %s = %v, want %s", caller, line["msg"], k, line[k], v)

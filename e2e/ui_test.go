@@ -12,11 +12,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/pii"
-	"github.com/orderflow/orderflow/internal/stacktest"
-	"github.com/orderflow/orderflow/workflows"
+	"github.com/orderflow/orderflow/workflows/order"
 )
 
 // Variables scripts/test.sh sets for the browser test.
@@ -41,16 +42,16 @@ const (
 // screenshot of the saga's page goes to <output>/ui/confirmed-order.png. The
 // same search for FAILED orders must come back without it.
 func TestWebUI_FindsAConfirmedOrderByOrderStatus(t *testing.T) {
-	uiURL := stacktest.Require(t, EnvTemporalUI)
+	uiURL := testkit.Require(t, EnvTemporalUI)
 	s := newStack(t, true, func(srv *api.Server) {
-		srv.Codec = pii.NewCodec(stacktest.PII(t))
+		srv.Codec = pii.NewCodec(testkit.PII(t))
 		srv.CodecOrigins = []string{strings.TrimRight(uiURL, "/")}
 	})
-	sku := stacktest.Product(t, s.pool, 1234, 10)
+	sku := testkit.Product(t, s.pool, 1234, 10)
 	cust := customer()
-	id := s.placeOK(newOrder(cust, activities.TokenVisa, api.OrderItem{SKU: sku, Quantity: 2}))
+	id := s.placeOK(newOrder(cust, payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 2}))
 	o := s.waitTerminal(id)
-	require.Equal(t, activities.StatusConfirmed, o.Status, "the order must be confirmed before the UI is asked for it")
+	require.Equal(t, orderflow.StatusConfirmed, o.Status, "the order must be confirmed before the UI is asked for it")
 
 	out := os.Getenv(EnvOutput)
 	if out == "" {
@@ -65,7 +66,7 @@ func TestWebUI_FindsAConfirmedOrderByOrderStatus(t *testing.T) {
 		chromium = "/usr/bin/chromium"
 	}
 
-	attrs, err := json.Marshal(map[string]any{"OrderStatus": activities.StatusConfirmed, "CustomerId": cust, "Region": s.region, "OrderTotalCents": 2 * 1234})
+	attrs, err := json.Marshal(map[string]any{"OrderStatus": orderflow.StatusConfirmed, "CustomerId": cust, "Region": s.region, "OrderTotalCents": 2 * 1234})
 	require.NoError(t, err)
 	run := func(query, wantStatus, timeout, shot string) ([]byte, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -75,22 +76,22 @@ func TestWebUI_FindsAConfirmedOrderByOrderStatus(t *testing.T) {
 		cmd.Dir = "ui"
 		cmd.Env = append(os.Environ(),
 			"UI_URL="+uiURL, "NAMESPACE=default", "CHROMIUM="+chromium, "SCREENSHOT="+shot, "UI_TIMEOUT_MS="+timeout,
-			"ORDER_ID="+id, "WORKFLOW_ID="+workflows.WorkflowID(id), "QUERY="+query, "WANT_STATUS="+wantStatus, "WANT_ATTRS="+string(attrs),
+			"ORDER_ID="+id, "WORKFLOW_ID="+order.WorkflowID(id), "QUERY="+query, "WANT_STATUS="+wantStatus, "WANT_ATTRS="+string(attrs),
 			"CODEC_URL="+s.url+"/codec", "CODEC_TOKEN="+strings.TrimPrefix(s.tok.Operator(), "Bearer "))
 		b, err := cmd.CombinedOutput()
 		t.Logf("node e2e/ui/find-order.js with %s (%s):\n%s", query, time.Since(start).Round(100*time.Millisecond), strings.TrimSpace(string(b)))
 		return b, err
 	}
 
-	_, err = run(`OrderStatus="`+activities.StatusConfirmed+`"`, activities.StatusConfirmed, "60000", shot)
+	_, err = run(`OrderStatus="`+orderflow.StatusConfirmed+`"`, orderflow.StatusConfirmed, "60000", shot)
 	require.NoError(t, err, "the browser test failed; see its output above")
 	require.FileExists(t, shot)
 	t.Logf("screenshot: %s", shot)
 
 	// The same search for FAILED orders must not find it: the filter
 	// filters, and the browser test fails when the saga is not listed.
-	b, err := run(`OrderStatus="`+activities.StatusFailed+`"`, activities.StatusFailed, "3000",
+	b, err := run(`OrderStatus="`+orderflow.StatusFailed+`"`, orderflow.StatusFailed, "3000",
 		filepath.Join(filepath.Dir(shot), "failed-orders.png"))
 	require.Error(t, err, "a confirmed order was found among FAILED ones")
-	require.Contains(t, string(b), "timed out: "+workflows.WorkflowID(id)+" in the list filtered by")
+	require.Contains(t, string(b), "timed out: "+order.WorkflowID(id)+" in the list filtered by")
 }

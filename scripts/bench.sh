@@ -6,7 +6,7 @@
 #   2. the baseline, standard start (through task matching)
 #   3. the order path: step search, then the half-rate run, reported with both
 # Writes bench/results/<timestamp>.json and .svg.
-#   BENCH_ARGS    extra flags for every `orderflow bench` phase (e.g. "--step 5s")
+#   BENCH_ARGS    extra flags for every `orderflow-dev bench` phase (e.g. "--step 5s")
 #   ORDERS_ARGS   extra flags for the order phase only (e.g. "--preload 100000")
 #   BENCH_ONLY=orders  skip the baselines and report the ones the last run saved
 source "$(dirname "$0")/lib.sh"
@@ -37,10 +37,10 @@ mkdir -p "$SAVED"
 {
   if [ "${BENCH_ONLY:-}" != orders ]; then
     fresh_stack >/dev/null
-    bin/orderflow bench --phase baseline --baseline-eager=true --save-baseline "$SAVED/eager.json" ${BENCH_ARGS:-}
+    bin/orderflow-dev bench --phase baseline --baseline-eager=true --save-baseline "$SAVED/eager.json" ${BENCH_ARGS:-}
     fresh_stack >/dev/null
-    bin/orderflow bench --phase baseline --baseline-eager=false --save-baseline "$SAVED/standard.json" ${BENCH_ARGS:-}
+    bin/orderflow-dev bench --phase baseline --baseline-eager=false --save-baseline "$SAVED/standard.json" ${BENCH_ARGS:-}
   fi
   fresh_stack >/dev/null
-  bin/orderflow bench --phase orders --baselines "$SAVED/eager.json,$SAVED/standard.json" ${BENCH_ARGS:-} ${ORDERS_ARGS:-} "$@"
+  bin/orderflow-dev bench --phase orders --baselines "$SAVED/eager.json,$SAVED/standard.json" ${BENCH_ARGS:-} ${ORDERS_ARGS:-} "$@"
 }

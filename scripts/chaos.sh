@@ -5,7 +5,7 @@
 # Exits non-zero when one does not hold. Writes chaos/results/<timestamp>.json.
 #   CHAOS_DURATION  load and faults (default 10m; make test runs 150s)
 #   CHAOS_RATE      orders per second (default 10)
-#   CHAOS_ARGS      extra flags for `orderflow chaos` (see orderflow chaos -h)
+#   CHAOS_ARGS      extra flags for `orderflow-dev chaos` (see orderflow-dev chaos -h)
 source "$(dirname "$0")/lib.sh"
 
 export STACK_DATA_DIR="$ROOT/.data/chaos"
@@ -32,6 +32,6 @@ trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true' EXIT
 cd "$ROOT"
 fresh_stack >/dev/null
 # shellcheck disable=SC2086
-bin/orderflow chaos --api "http://$API_ADDR" --duration "${CHAOS_DURATION:-10m}" --rate "${CHAOS_RATE:-10}" \
+bin/orderflow-dev chaos --api "http://$API_ADDR" --duration "${CHAOS_DURATION:-10m}" --rate "${CHAOS_RATE:-10}" \
   --providers "http://127.0.0.1:$PAYSIM_A_PORT,http://127.0.0.1:$PAYSIM_B_PORT" \
   --stack-script "$ROOT/scripts/stack.sh" ${CHAOS_ARGS:-}

@@ -75,7 +75,7 @@ wait_for 15 "the worker's GET /health on $WORKER_HEALTH_ADDR" curl -fsS "http://
 log "smoke: /health/deep confirmed a synthetic order; the worker's /health answers"
 log "smoke: a short bench, to show the harness works (no speed is asserted)"
 results="$STACK_DATA_DIR/bench-results"
-API_URL="http://$API_ADDR" LOG_LEVEL=warn "$ROOT/bin/orderflow" bench --rate-start 10 --step-factor 2 --rate-max 20 \
+API_URL="http://$API_ADDR" LOG_LEVEL=warn "$ROOT/bin/orderflow-dev" bench --rate-start 10 --step-factor 2 --rate-max 20 \
   --step 4s --refine 0 --fixed 8s --results "$results"
 python3 - "$results" <<'PY' || die "smoke: the bench did not write a complete result"
 import glob, json, sys

@@ -39,6 +39,7 @@ PAYSIM_B_PORT="${PAYSIM_B_PORT:-8093}"
 # failover order.
 export PAYMENT_PROVIDERS="${PAYMENT_PROVIDERS:-paysim-a=paysim:http://127.0.0.1:$PAYSIM_A_PORT,paysim-b=paysim:http://127.0.0.1:$PAYSIM_B_PORT}"
 BIN="$ROOT/bin/orderflow"
+DEV_BIN="$ROOT/bin/orderflow-dev"
 
 start_app() { # start_app NAME ARGS...: runs bin/orderflow ARGS in its own process group
   local name=$1; shift
@@ -48,18 +49,18 @@ start_app() { # start_app NAME ARGS...: runs bin/orderflow ARGS in its own proce
 start_paysim() { # start_paysim NAME PORT: a simulated payment provider on 127.0.0.1:PORT
   local name=$1 port=$2
   start_detached "$STATE_DIR/proc-$name.pid" "$LOG_DIR/$name.log" \
-    env PAYSIM_NAME="$name" PAYSIM_ADDR="127.0.0.1:$port" "$BIN" paysim
+    env PAYSIM_NAME="$name" PAYSIM_ADDR="127.0.0.1:$port" "$DEV_BIN" paysim
   wait_for 30 "$name (see $LOG_DIR/$name.log)" curl -fsS "http://127.0.0.1:$port/health"
 }
 
 up() {
-  log "building bin/orderflow"
-  (cd "$ROOT" && go build -o "$BIN" ./cmd/orderflow)
+  log "building bin/orderflow and bin/orderflow-dev"
+  (cd "$ROOT" && go build -o "$BIN" ./cmd/orderflow && go build -o "$DEV_BIN" ./devtools/cmd/orderflow-dev)
   start_postgres "$DATABASE_URL"
   start_redis "$REDIS_URL"
   start_temporal "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" "$DATA_DIR/temporal.db"
   "$BIN" migrate
-  "$BIN" seed
+  "$DEV_BIN" seed
   start_paysim paysim-a "$PAYSIM_A_PORT"
   start_paysim paysim-b "$PAYSIM_B_PORT"
   start_app worker worker

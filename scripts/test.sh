@@ -45,7 +45,8 @@ log "workflowcheck"
 (cd "$ROOT" && "$(workflowcheck_bin)" ./...)
 # Tests that kill and restart provider processes run this binary.
 export ORDERFLOW_TEST_BIN="$STATE_DIR/orderflow"
-(cd "$ROOT" && go build -o "$ORDERFLOW_TEST_BIN" ./cmd/orderflow)
+export ORDERFLOW_TEST_DEV_BIN="$STATE_DIR/orderflow-dev"
+(cd "$ROOT" && go build -o "$ORDERFLOW_TEST_BIN" ./cmd/orderflow && go build -o "$ORDERFLOW_TEST_DEV_BIN" ./devtools/cmd/orderflow-dev)
 log "go test"
 cd "$ROOT"
 rm -rf "$STATE_DIR/ui"

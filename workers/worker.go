@@ -18,11 +18,14 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
 
-	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/activities/catalog"
+	"github.com/orderflow/orderflow/activities/notify"
+	"github.com/orderflow/orderflow/activities/orders"
+	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/internal/config"
-	"github.com/orderflow/orderflow/internal/payment"
 	"github.com/orderflow/orderflow/internal/pii"
-	"github.com/orderflow/orderflow/workflows"
+	"github.com/orderflow/orderflow/workflows/maintenance"
+	"github.com/orderflow/orderflow/workflows/order"
 )
 
 // Deps are the clients the activities use.
@@ -32,10 +35,10 @@ type Deps struct {
 	// Payments are the payment providers in failover order, each behind
 	// its circuit breaker.
 	Payments *payment.Router
-	// FailoverQuiet: see activities.Payment; zero means its default.
+	// FailoverQuiet: see payment.Activities; zero means its default.
 	FailoverQuiet time.Duration
 	// Mailer delivers the notification outbox; nil means the log mailer.
-	Mailer activities.Mailer
+	Mailer notify.Mailer
 	// PII encrypts the customer's e-mail at rest and decrypts it to send.
 	PII *pii.Keyring
 	Log *zap.Logger
@@ -65,7 +68,7 @@ type Pool struct {
 	Admin worker.Worker
 	// Payments is the provider router the pool's Payment activities use.
 	Payments *payment.Router
-	Outbox   *activities.Outbox
+	Outbox   *notify.Outbox
 	client   client.Client
 	region   string
 	cancel   context.CancelFunc
@@ -75,17 +78,17 @@ type Pool struct {
 // New builds the region's order worker, with the Order workflow and every
 // saga activity registered, and, if asked, the notification and admin pools.
 func New(c client.Client, deps Deps, opts Options) *Pool {
-	p := &Pool{Orders: worker.New(c, workflows.TaskQueue(opts.Region), opts.WorkerOptions()), Payments: deps.Payments,
+	p := &Pool{Orders: worker.New(c, order.TaskQueue(opts.Region), opts.WorkerOptions()), Payments: deps.Payments,
 		client: c, region: opts.Region}
 	Register(p.Orders, deps)
 	if opts.Admin {
-		p.Admin = worker.New(c, workflows.AdminTaskQueue(opts.Region), worker.Options{
+		p.Admin = worker.New(c, maintenance.AdminTaskQueue(opts.Region), worker.Options{
 			MaxConcurrentActivityExecutionSize:     opts.Bulkhead.Share(opts.slots(), opts.Bulkhead.AdminPct),
 			MaxConcurrentWorkflowTaskExecutionSize: 10,
 			WorkerStopTimeout:                      15 * time.Second,
 		})
-		p.Admin.RegisterWorkflowWithOptions(workflows.Maintenance, workflow.RegisterOptions{Name: workflows.MaintenanceWorkflow})
-		p.Admin.RegisterActivity(&activities.Admin{DB: deps.DB})
+		p.Admin.RegisterWorkflowWithOptions(maintenance.Run, workflow.RegisterOptions{Name: maintenance.Workflow})
+		p.Admin.RegisterActivity(&orders.Admin{DB: deps.DB})
 	}
 	if opts.Outbox {
 		log := deps.Log
@@ -94,9 +97,9 @@ func New(c client.Client, deps Deps, opts Options) *Pool {
 		}
 		mailer := deps.Mailer
 		if mailer == nil {
-			mailer = activities.LogMailer{Log: log}
+			mailer = notify.LogMailer{Log: log}
 		}
-		p.Outbox = &activities.Outbox{DB: deps.DB, PII: deps.PII, Region: opts.Region, Mailer: mailer, Log: log,
+		p.Outbox = &notify.Outbox{DB: deps.DB, PII: deps.PII, Region: opts.Region, Mailer: mailer, Log: log,
 			Workers: opts.Bulkhead.Share(opts.slots(), opts.Bulkhead.NonCriticalPct)}
 	}
 	return p
@@ -132,15 +135,15 @@ type Registry interface {
 // Register adds the Order workflow, under its explicit name, and the saga's
 // activities to r.
 func Register(r Registry, deps Deps) {
-	r.RegisterWorkflowWithOptions(workflows.Order, workflow.RegisterOptions{Name: workflows.OrderWorkflow})
-	r.RegisterActivity(&activities.Orders{DB: deps.DB, Cache: deps.Cache, PII: deps.PII})
-	r.RegisterActivity(&activities.Inventory{DB: deps.DB, Cache: deps.Cache})
-	r.RegisterActivity(&activities.Payment{DB: deps.DB, Providers: deps.Payments, Cache: deps.Cache, FailoverQuiet: deps.FailoverQuiet})
+	r.RegisterWorkflowWithOptions(order.Saga, workflow.RegisterOptions{Name: order.Workflow})
+	r.RegisterActivity(&orders.Activities{DB: deps.DB, Cache: deps.Cache, PII: deps.PII})
+	r.RegisterActivity(&catalog.Inventory{DB: deps.DB, Cache: deps.Cache, SetStatus: orders.RecordStatus})
+	r.RegisterActivity(&payment.Activities{DB: deps.DB, Providers: deps.Payments, Cache: deps.Cache, FailoverQuiet: deps.FailoverQuiet})
 }
 
 // Start starts the pools.
 func (p *Pool) Start() error {
-	activities.ZeroAttempts(p.Payments)
+	payment.ZeroAttempts(p.Payments)
 	if err := p.Orders.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -199,12 +202,12 @@ func Run(ctx context.Context, p Runner) error {
 // exists already (every worker of the region asks; the first creates it).
 // A run still going when the next is due is skipped.
 func EnsureMaintenanceSchedule(ctx context.Context, c client.Client, region string, every time.Duration) error {
-	id := workflows.MaintenanceScheduleID(region)
+	id := maintenance.ScheduleID(region)
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
 		ID:   id,
 		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}},
 		Action: &client.ScheduleWorkflowAction{
-			ID: id, Workflow: workflows.MaintenanceWorkflow, TaskQueue: workflows.AdminTaskQueue(region),
+			ID: id, Workflow: maintenance.Workflow, TaskQueue: maintenance.AdminTaskQueue(region),
 		},
 		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 	})

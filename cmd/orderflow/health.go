@@ -6,9 +6,10 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/orderflow/orderflow/activities/payment"
+	"github.com/orderflow/orderflow/internal/boot"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/health"
-	"github.com/orderflow/orderflow/internal/payment"
 	"github.com/orderflow/orderflow/workers"
 )
 
@@ -37,9 +38,9 @@ func (w *runningWorker) Stop() {
 
 // workerHealth is what a worker's GET /health runs: PostgreSQL, Redis
 // (non-critical), Temporal, disk, memory, and the worker polling.
-func workerHealth(cl *clients, h config.Health, w *runningWorker) *health.Checker {
+func workerHealth(cl *boot.Clients, h config.Health, w *runningWorker) *health.Checker {
 	return health.New(h.Budget,
-		health.Database(cl.db), health.Cache(cl.cache), health.Temporal(cl.temporal),
+		health.Database(cl.DB), health.Cache(cl.Cache), health.Temporal(cl.Temporal),
 		health.Disk(h.DiskPath, h.MinFreeDiskMB), health.Memory(h.MaxHeapMB),
 		health.Check{Name: checkWorker, Critical: true, Fn: func(context.Context) (string, error) {
 			if !w.running.Load() {

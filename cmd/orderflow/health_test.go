@@ -14,25 +14,26 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/orderflow/orderflow/activities/payment"
+	"github.com/orderflow/orderflow/activities/payment/paysim"
+	"github.com/orderflow/orderflow/devtools/testkit"
+	"github.com/orderflow/orderflow/internal/boot"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/health"
-	"github.com/orderflow/orderflow/internal/payment"
-	"github.com/orderflow/orderflow/internal/payment/paysim"
-	"github.com/orderflow/orderflow/internal/stacktest"
 	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/workers"
 )
 
 func TestWorkerHealthListenerAnswersAndNamesAStoppedWorker(t *testing.T) {
-	cl := &clients{db: stacktest.DB(t), cache: stacktest.Redis(t), temporal: stacktest.Temporal(t)}
+	cl := &boot.Clients{DB: testkit.DB(t), Cache: testkit.Redis(t), Temporal: testkit.Temporal(t)}
 	metrics, stopMetrics, err := telemetry.Metrics("orderflow-worker-test")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = stopMetrics(context.Background()) })
-	_, up := stacktest.Paysim(t, cl.db, "paysim-health")
+	_, up := testkit.Paysim(t, cl.DB, "paysim-health")
 	// Nothing listens on this port: every call to it is refused.
-	down := paysim.NewClient("paysim-down", fmt.Sprintf("http://127.0.0.1:%d", stacktest.FreePort(t)), time.Second)
+	down := paysim.NewClient("paysim-down", fmt.Sprintf("http://127.0.0.1:%d", testkit.FreePort(t)), time.Second)
 	router := payment.NewRouter(payment.Settings(config.LoadResilience().Payment), up, down)
-	w := &runningWorker{Runner: workers.New(cl.temporal, workers.Deps{DB: cl.db, Cache: cl.cache, Payments: router, PII: stacktest.PII(t)},
+	w := &runningWorker{Runner: workers.New(cl.Temporal, workers.Deps{DB: cl.DB, Cache: cl.Cache, Payments: router, PII: testkit.PII(t)},
 		workers.Options{Region: "health-" + uuid.NewString()[:8]})}
 	require.NoError(t, w.Start())
 	t.Cleanup(func() {

@@ -6,10 +6,10 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/orderflow/orderflow/activities/payment"
+	"github.com/orderflow/orderflow/activities/payment/paysim"
+	"github.com/orderflow/orderflow/activities/payment/stripe"
 	"github.com/orderflow/orderflow/internal/config"
-	"github.com/orderflow/orderflow/internal/payment"
-	"github.com/orderflow/orderflow/internal/payment/paysim"
-	"github.com/orderflow/orderflow/internal/payment/stripe"
 )
 
 // buildProviders returns a provider per entry of cfg.Providers

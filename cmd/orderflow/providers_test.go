@@ -7,9 +7,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orderflow/orderflow/activities/payment/paysim"
+	"github.com/orderflow/orderflow/activities/payment/stripe"
 	"github.com/orderflow/orderflow/internal/config"
-	"github.com/orderflow/orderflow/internal/payment/paysim"
-	"github.com/orderflow/orderflow/internal/payment/stripe"
 )
 
 func TestBuildProvidersFollowsPaymentProviders(t *testing.T) {

@@ -21,7 +21,8 @@ import (
 
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/pii"
-	"github.com/orderflow/orderflow/workflows"
+	"github.com/orderflow/orderflow/workflows/maintenance"
+	"github.com/orderflow/orderflow/workflows/order"
 )
 
 const replayUsage = `usage: orderflow replay <history.json> [more.json...]
@@ -62,8 +63,8 @@ func runReplay(out io.Writer, args []string) error {
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
-	r.RegisterWorkflowWithOptions(workflows.Order, workflow.RegisterOptions{Name: workflows.OrderWorkflow})
-	r.RegisterWorkflowWithOptions(workflows.Maintenance, workflow.RegisterOptions{Name: workflows.MaintenanceWorkflow})
+	r.RegisterWorkflowWithOptions(order.Saga, workflow.RegisterOptions{Name: order.Workflow})
+	r.RegisterWorkflowWithOptions(maintenance.Run, workflow.RegisterOptions{Name: maintenance.Workflow})
 	// The SDK logs a replay's panic at ERROR; the verdict below says it better.
 	quiet := log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 

@@ -9,13 +9,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/config"
-	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
 func TestTokenMintsAnHS256TokenTheGatewayAccepts(t *testing.T) {
-	cfg := stacktest.AuthConfig()
+	cfg := testkit.AuthConfig()
 	t.Setenv("AUTH_HS256_SECRET", cfg.HS256Secret)
 	t.Setenv("AUTH_JWKS_URL", "")
 	var out bytes.Buffer

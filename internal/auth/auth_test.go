@@ -22,10 +22,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/internal/config"
-	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
 // clock is a settable time for expiry and cache bounds.
@@ -54,7 +54,7 @@ func hs256(t testing.TB, secret string, c jwt.MapClaims) string {
 }
 
 func devConfig() config.Auth {
-	cfg := stacktest.AuthConfig()
+	cfg := testkit.AuthConfig()
 	cfg.SessionTTL = 30 * time.Minute
 	return cfg
 }
@@ -363,7 +363,7 @@ func TestUnknownKeyIDsRefetchTheSetAtMostOncePerMinRefresh(t *testing.T) {
 // set serves those sessions and answers 503 for the others.
 func TestSessionTierInRedisServesSessionsWhileTheKeySetIsUnavailable(t *testing.T) {
 	ctx := context.Background()
-	rc := stacktest.Redis(t)
+	rc := testkit.Redis(t)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	j := newJWKS(t)

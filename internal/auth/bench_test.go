@@ -13,9 +13,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/cache"
-	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
 // BenchmarkAuthenticate prices what a request's token costs the gateway:
@@ -118,7 +118,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 		}
 	})
 	b.Run("redis/get_session_key", func(b *testing.B) {
-		rc := stacktest.Redis(b)
+		rc := testkit.Redis(b)
 		key := auth.SessionKey(uuid.NewString())
 		for b.Loop() {
 			cctx, cancel := context.WithTimeout(ctx, cache.Timeout)

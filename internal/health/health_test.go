@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/health"
-	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
 // hungServer accepts connections and never answers, like a dependency whose
@@ -50,7 +50,7 @@ func hungServer(t *testing.T) string {
 
 // refusedURL is an address where nothing listens.
 func refusedURL(t *testing.T) string {
-	return fmt.Sprintf("http://127.0.0.1:%d/", stacktest.FreePort(t))
+	return fmt.Sprintf("http://127.0.0.1:%d/", testkit.FreePort(t))
 }
 
 func get(t *testing.T, h http.Handler) (int, health.Report) {
@@ -64,7 +64,7 @@ func get(t *testing.T, h http.Handler) (int, health.Report) {
 }
 
 func TestCheckerStatusFollowsTheCriticalChecks(t *testing.T) {
-	pool, rc, tc := stacktest.DB(t), stacktest.Redis(t), stacktest.Temporal(t)
+	pool, rc, tc := testkit.DB(t), testkit.Redis(t), testkit.Temporal(t)
 	hung := redis.NewClient(&redis.Options{Addr: hungServer(t), MaxRetries: -1})
 	t.Cleanup(func() { _ = hung.Close() })
 	// pgx gives up with the context's deadline, at the moment the budget ends.
@@ -170,7 +170,7 @@ func TestPanickingCheckFailsInsteadOfCrashing(t *testing.T) {
 }
 
 func TestListenServesHealthUntilItsContextEnds(t *testing.T) {
-	pool := stacktest.DB(t)
+	pool := testkit.DB(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addr, err := health.Listen(ctx, "127.0.0.1:0", health.New(3*time.Second, health.Database(pool)), nil, zaptest.NewLogger(t))

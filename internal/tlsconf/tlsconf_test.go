@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/config"
-	"github.com/orderflow/orderflow/internal/stacktest"
 )
 
 func TestNothingSetMeansNoTLS(t *testing.T) {
@@ -27,8 +27,8 @@ func TestNothingSetMeansNoTLS(t *testing.T) {
 // handshake with a server that requires a client certificate signed by the
 // test CA and presents one for the configured server name.
 func TestTemporalClientConfigDoesMutualTLSWithTheFilesItLoaded(t *testing.T) {
-	server := stacktest.Certs(t, "temporal.test")
-	client := stacktest.Certs(t, "worker.test")
+	server := testkit.Certs(t, "temporal.test")
+	client := testkit.Certs(t, "worker.test")
 	cfg, err := Client(config.TemporalTLS{CAFile: server.CA, CertFile: client.Cert, KeyFile: client.Key, ServerName: "temporal.test"})
 	if err != nil {
 		t.Fatal(err)
@@ -88,8 +88,8 @@ func TestTemporalClientConfigDoesMutualTLSWithTheFilesItLoaded(t *testing.T) {
 // Bad files fail when the configuration is built, with an error naming the
 // variable and the file, never at the first handshake.
 func TestTemporalClientConfigFailsClearlyOnBadFiles(t *testing.T) {
-	good := stacktest.Certs(t, "temporal.test")
-	other := stacktest.Certs(t, "other.test")
+	good := testkit.Certs(t, "temporal.test")
+	other := testkit.Certs(t, "other.test")
 	dir := t.TempDir()
 	notPEM := filepath.Join(dir, "not.pem")
 	if err := os.WriteFile(notPEM, []byte("this is not a certificate\n"), 0o600); err != nil {
@@ -128,8 +128,8 @@ func TestTemporalClientConfigFailsClearlyOnBadFiles(t *testing.T) {
 }
 
 func TestServerConfigFailsClearlyOnBadFiles(t *testing.T) {
-	good := stacktest.Certs(t, "gateway.test")
-	other := stacktest.Certs(t, "other.test")
+	good := testkit.Certs(t, "gateway.test")
+	other := testkit.Certs(t, "other.test")
 	for _, c := range []config.ServerTLS{{CertFile: good.Cert}, {KeyFile: good.Key}, {CertFile: good.Cert, KeyFile: other.Key}} {
 		if cfg, err := Server(c); err == nil || !strings.Contains(err.Error(), "API_TLS_") {
 			t.Errorf("Server(%+v) = %v, %v; want an error naming API_TLS_*", c, cfg, err)

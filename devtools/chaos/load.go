@@ -1,0 +1,279 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/internal/auth"
+)
+
+// sku is a product the run creates, with the stock it started with.
+type sku struct {
+	SKU    string
+	OnHand int
+	Scarce bool
+}
+
+// placed is one order the run sent.
+type placed struct {
+	key      string
+	customer string
+	body     []byte
+	orderID  string // set once a 2xx came back
+	resent   string // the order id a re-send with the same key got
+	resend   bool
+	cancel   bool
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+// setupCatalog creates the run's products through the admin API: plenty of
+// stock on most, a few units on the scarce ones, so some orders run out.
+func (r *Runner) setupCatalog(ctx context.Context) ([]sku, error) {
+	run := uuid.NewString()[:6]
+	var skus []sku
+	for i := range 20 {
+		skus = append(skus, sku{SKU: fmt.Sprintf("CHAOS-%s-%02d", run, i), OnHand: 100000})
+	}
+	for i := range 2 {
+		skus = append(skus, sku{SKU: fmt.Sprintf("CHAOS-%s-SCARCE-%d", run, i), OnHand: 15, Scarce: true})
+	}
+	for _, s := range skus {
+		body, _ := json.Marshal(map[string]any{"name": "chaos " + s.SKU, "price_cents": 500 + len(s.SKU)*10, "on_hand": s.OnHand})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, r.cfg.APIURL+"/v1/products/"+s.SKU, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", r.cfg.Tokens.Bearer("chaos-operator", auth.RoleOperator))
+		res, err := httpClient.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("create product %s: %w", s.SKU, err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		if res.StatusCode/100 != 2 {
+			return nil, fmt.Errorf("create product %s: status %d", s.SKU, res.StatusCode)
+		}
+	}
+	return skus, nil
+}
+
+// load places orders at the configured rate until ctx ends, whether or not
+// earlier ones were answered.
+func (r *Runner) load(ctx context.Context, skus []sku) {
+	tick := time.NewTicker(time.Duration(float64(time.Second) / r.cfg.Rate))
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		p := r.newOrder(skus)
+		r.mu.Lock()
+		r.placed = append(r.placed, p)
+		r.sent++
+		r.mu.Unlock()
+		wg.Add(1)
+		go func() { defer wg.Done(); r.drive(p) }()
+	}
+}
+
+// newOrder draws an order: 1-3 lines, mostly plentiful SKUs, 2% of lines on
+// a scarce one; 90% good cards, 5% declined; 5% re-sent with the same key;
+// 5% cancelled right after they are accepted.
+func (r *Runner) newOrder(skus []sku) *placed {
+	n := 1 + r.intn(3)
+	var items []map[string]any
+	seen := map[string]bool{}
+	for range n {
+		s := skus[r.intn(20)]
+		if r.float() < 0.02 {
+			s = skus[20+r.intn(2)]
+		}
+		if seen[s.SKU] {
+			continue
+		}
+		seen[s.SKU] = true
+		items = append(items, map[string]any{"sku": s.SKU, "quantity": 1 + r.intn(2)})
+	}
+	token := "tok_visa"
+	switch x := r.float(); {
+	case x < 0.05:
+		token = "tok_chargeDeclined"
+	case x < 0.10:
+		token = "tok_mastercard"
+	}
+	customer := "chaos-" + uuid.NewString()[:8]
+	body, _ := json.Marshal(map[string]any{
+		"customer_id": customer, "email": "chaos@example.com", "payment_token": token, "items": items,
+	})
+	return &placed{key: "chaos-" + uuid.NewString(), customer: customer, body: body, resend: r.float() < 0.05, cancel: r.float() < 0.05}
+}
+
+// drive sends an order the way a careful client does: on a 5xx or a timeout
+// it retries with the same Idempotency-Key, for up to a minute.
+func (r *Runner) drive(p *placed) {
+	id := r.place(p)
+	if id == "" {
+		return
+	}
+	r.mu.Lock()
+	p.orderID = id
+	r.mu.Unlock()
+	if p.cancel {
+		time.Sleep(time.Duration(r.intn(50)) * time.Millisecond)
+		r.post(p.customer, "/v1/orders/"+id+"/cancel", "", nil)
+	}
+	if p.resend {
+		again := r.place(p)
+		r.mu.Lock()
+		p.resent = again
+		r.mu.Unlock()
+	}
+}
+
+// place sends the order until it gets a final answer; it returns the order
+// id of a 2xx, "" otherwise.
+func (r *Runner) place(p *placed) string {
+	deadline := time.Now().Add(time.Minute)
+	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 3*time.Second) {
+		status, body, err := r.post(p.customer, "/v1/orders", p.key, p.body)
+		if err == nil && status/100 == 2 {
+			var a struct {
+				OrderID string `json:"order_id"`
+			}
+			if json.Unmarshal(body, &a) == nil && a.OrderID != "" {
+				return a.OrderID
+			}
+		}
+		if err == nil && status/100 == 4 && status != http.StatusTooManyRequests {
+			return "" // a final answer: the order was refused
+		}
+		if time.Now().After(deadline) {
+			return ""
+		}
+		time.Sleep(backoff)
+	}
+}
+
+// post sends one request with the customer's token and counts a
+// client-visible error against the fault window it falls in.
+func (r *Runner) post(customer, path, key string, body []byte) (int, []byte, error) {
+	req, _ := http.NewRequest(http.MethodPost, r.cfg.APIURL+path, bytes.NewReader(body))
+	req.Header.Set("Authorization", r.cfg.Tokens.Bearer(customer, auth.RoleCustomer))
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	res, err := httpClient.Do(req)
+	if err != nil {
+		kind := "other"
+		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+			kind = "timeout"
+		}
+		r.clientError(kind)
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<16))
+	if res.StatusCode >= 500 {
+		r.clientError("5xx")
+	}
+	return res.StatusCode, b, nil
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+// clientError counts an error in the fault window open now, or outside any.
+func (r *Runner) clientError(kind string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	for i := len(r.windows) - 1; i >= 0; i-- {
+		w := r.windows[i]
+		// A fault's effects outlast it a little (a restarted server takes
+		// seconds to serve again, and workers back off their polls while
+		// it is down): count 10 s after its end too.
+		if !now.Before(w.Start) && (w.End.IsZero() || now.Before(w.End.Add(10*time.Second))) {
+			w.Errors[kind]++
+			return
+		}
+	}
+	r.clientEr[kind]++
+}
+
+// quiesce waits until every accepted order has a terminal status, or until
+// the configured bound, and returns the count of orders per status.
+func (r *Runner) quiesce(ctx context.Context) (map[string]int, error) {
+	ids := r.acceptedIDs()
+	deadline := time.Now().Add(r.cfg.Quiesce)
+	for {
+		counts, open, err := r.statuses(ctx, ids)
+		if err != nil && time.Now().After(deadline) {
+			return nil, err
+		}
+		if err == nil && (open == 0 || time.Now().After(deadline)) {
+			return counts, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (r *Runner) acceptedIDs() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ids []string
+	for _, p := range r.placed {
+		if p.orderID != "" {
+			ids = append(ids, p.orderID)
+		}
+	}
+	return ids
+}
+
+func (r *Runner) statuses(ctx context.Context, ids []string) (map[string]int, int, error) {
+	rows, err := r.db.Query(ctx, `SELECT status, count(*) FROM orders WHERE order_id = ANY($1::uuid[]) GROUP BY status`, ids)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	counts := map[string]int{}
+	seen, ended := 0, 0
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, 0, err
+		}
+		counts[s] = n
+		seen += n
+		if orderflow.Terminal(s) {
+			ended += n
+		}
+	}
+	open := len(ids) - ended
+	if missing := len(ids) - seen; missing > 0 {
+		counts["(missing)"] = missing
+	}
+	return counts, open, rows.Err()
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/devtools/bench"
+	"github.com/orderflow/orderflow/internal/auth"
+	"github.com/orderflow/orderflow/internal/boot"
+	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/workers"
+	"github.com/orderflow/orderflow/workflows/order"
+)
+
+// runBench drives a running stack (API_URL, DATABASE_URL, TEMPORAL_ADDRESS)
+// and writes bench/results/<timestamp>.json and .svg.
+func runBench(ctx context.Context, args []string) error {
+	cfg := config.LoadWorker()
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	api := fs.String("api", config.Env("API_URL", "http://127.0.0.1:8080"), "gateway base URL")
+	results := fs.String("results", "bench/results", "directory for the JSON result and the chart")
+	c := bench.Config{}
+	fs.Float64Var(&c.StepStart, "rate-start", 20, "first offered rate of the step search (per second)")
+	fs.Float64Var(&c.StepFactor, "step-factor", 1.25, "each step offers this much more")
+	fs.DurationVar(&c.StepDuration, "step", 10*time.Second, "length of one step")
+	fs.Float64Var(&c.StepMax, "rate-max", 1000, "highest rate the search offers")
+	fs.IntVar(&c.Refine, "refine", 2, "bisection steps after the first failing step")
+	fs.DurationVar(&c.SLO, "slo", 2*time.Second, "a step passes while completion p99 stays within this (the design's 2 s for payment)")
+	fs.DurationVar(&c.FixedDuration, "fixed", 60*time.Second, "length of the half-rate run")
+	fs.IntVar(&c.Lines, "lines", 2, "lines per order")
+	fs.Float64Var(&c.DeclineRatio, "decline", 0.05, "share of orders paid with tok_chargeDeclined")
+	fs.Float64Var(&c.ScarceRatio, "scarce", 0.01, "chance that a line names a scarce SKU (some run out and compensate)")
+	fs.IntVar(&c.MaxInFlight, "max-in-flight", 4096, "client-side cap on requests in flight")
+	fs.IntVar(&c.EventSamples, "event-samples", 20, "workflows sampled for history length")
+	fs.BoolVar(&c.BaselineEager, "baseline-eager", config.Env("API_EMBED_WORKER", "false") == "true",
+		"start baseline workflows eagerly (default: as the gateway does, from API_EMBED_WORKER)")
+	noBaseline := fs.Bool("no-baseline", false, "skip the bare-Temporal baseline")
+	phase := fs.String("phase", "all", "all: baseline then orders on this stack; baseline: only the baseline, saved to --save-baseline; orders: only the orders, reporting --baselines")
+	saveBaseline := fs.String("save-baseline", "", "with --phase baseline: where to save the baseline")
+	baselineFiles := fs.String("baselines", "", "with --phase orders: comma-separated baselines saved by earlier phases")
+	preload := fs.Int("preload", 0, "insert this many stored orders before the run (growth check)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c.Baseline = !*noBaseline
+	c.APIURL = strings.TrimRight(*api, "/")
+	c.Out = os.Stdout
+	c.ResultsDir = *results
+	c.WorkerOptions = workers.Options{Region: cfg.Region, MaxConcurrentActivities: cfg.MaxConcurrentActivities,
+		MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks}.WorkerOptions()
+	c.ProcessGroups = bench.DefaultGroups()
+	if *phase != "baseline" {
+		// The load carries customer tokens minted in process from the
+		// stack's development secret.
+		m, err := auth.NewMinter(config.LoadAuth())
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		c.Tokens = m
+	}
+	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		c.GitCommit = strings.TrimSpace(string(out))
+		// A run on uncommitted changes measured code that commit does not hold.
+		if exec.Command("git", "diff", "--quiet", "HEAD").Run() != nil {
+			c.GitCommit += "-dirty"
+		}
+	}
+
+	log, err := boot.Logger(cfg.Common, "bench")
+	if err != nil {
+		return err
+	}
+	cl, err := boot.Open(ctx, cfg.Common, log, boot.ClientOptions{OrderIDOf: order.IDOf})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	c.DB, c.Temporal = cl.DB, cl.Temporal
+	if *preload > 0 {
+		fmt.Printf("preloading %d stored orders\n", *preload)
+		if err := preloadOrders(ctx, cl.DB, *preload); err != nil {
+			return err
+		}
+	}
+	if c.PreloadedOrders, err = bench.CountOrders(ctx, cl.DB); err != nil {
+		return fmt.Errorf("count orders: %w", err)
+	}
+	var baselines []bench.Baseline
+	switch *phase {
+	case "baseline":
+		b, err := bench.RunBaseline(ctx, c, c.BaselineEager)
+		if err != nil {
+			return err
+		}
+		raw, _ := json.MarshalIndent(b, "", "  ")
+		if *saveBaseline == "" {
+			fmt.Println(string(raw))
+			return nil
+		}
+		return os.WriteFile(*saveBaseline, raw, 0o644)
+	case "orders":
+		c.Baseline = false
+		for _, f := range strings.Split(*baselineFiles, ",") {
+			if f == "" {
+				continue
+			}
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				return fmt.Errorf("read baseline: %w", err)
+			}
+			var b bench.Baseline
+			if err := json.Unmarshal(raw, &b); err != nil {
+				return fmt.Errorf("read baseline %s: %w", f, err)
+			}
+			baselines = append(baselines, b)
+		}
+	case "all":
+	default:
+		return fmt.Errorf("bench: unknown --phase %q", *phase)
+	}
+	res, err := bench.Run(ctx, c, baselines)
+	if err != nil {
+		return err
+	}
+	fmt.Print(bench.Table(res))
+	jsonPath, chartPath, err := bench.Write(res, c.ResultsDir)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nwrote %s and %s\n", jsonPath, chartPath)
+	return nil
+}
+
+// preloadOrders stores n finished orders, with their lines, history,
+// payments and idempotency keys, as months of traffic would have left them.
+func preloadOrders(ctx context.Context, pool *pgxpool.Pool, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	const q = `
+WITH sku AS (SELECT sku, price_cents FROM products ORDER BY sku LIMIT 1),
+o AS (
+  INSERT INTO orders (order_id, customer_id, region, status, total_cents, currency, created_at, updated_at)
+  SELECT gen_random_uuid(), 'preload-' || (g % 50000), 'local',
+         CASE WHEN g % 20 = 0 THEN 'FAILED' ELSE 'CONFIRMED' END, (SELECT price_cents FROM sku), 'USD',
+         now() - make_interval(secs => g), now() - make_interval(secs => g)
+  FROM generate_series(1, $1) g
+  RETURNING order_id, customer_id, status, total_cents, created_at
+), i AS (
+  INSERT INTO order_items (order_id, line, sku, quantity, unit_price_cents)
+  SELECT order_id, 1, (SELECT sku FROM sku), 1, total_cents FROM o
+), h AS (
+  INSERT INTO order_status_history (order_id, status, at) SELECT order_id, status, created_at FROM o
+), p AS (
+  INSERT INTO payments (idempotency_key, order_id, provider, charge_id, amount_cents, currency, status)
+  SELECT 'charge-' || order_id, order_id, 'paysim', 'ch_' || order_id, total_cents, 'USD', 'charged' FROM o WHERE status = 'CONFIRMED'
+)
+INSERT INTO idempotency_keys (customer_id, operation, idempotency_key, request_hash, order_id, response_status, response_body, created_at, expires_at)
+SELECT customer_id, 'create_order', 'preload-' || order_id, '\x00', order_id, 202, '{}', created_at, created_at + interval '24 hours' FROM o`
+	tag, err := pool.Exec(ctx, q, n)
+	if err != nil {
+		return fmt.Errorf("preload orders: %w", err)
+	}
+	_, err = pool.Exec(ctx, `ANALYZE`)
+	fmt.Printf("preloaded %d orders\n", tag.RowsAffected())
+	return err
+}

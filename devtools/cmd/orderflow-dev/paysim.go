@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/orderflow/orderflow/devtools/paysim"
+	"github.com/orderflow/orderflow/internal/boot"
+	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/internal/db"
+	"github.com/orderflow/orderflow/internal/telemetry"
+)
+
+// runPaysim serves one simulated payment provider instance until ctx ends
+// (SIGTERM, Ctrl-C), then shuts down gracefully: it stops accepting, drops the
+// requests it holds unanswered (timeout faults) and lets the others finish.
+// Flags override the environment. It applies no migrations: `orderflow
+// migrate` does.
+func runPaysim(ctx context.Context, args []string) error {
+	cfg := config.LoadPaysim()
+	fs := flag.NewFlagSet("paysim", flag.ContinueOnError)
+	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (PAYSIM_ADDR)")
+	fs.StringVar(&cfg.Name, "name", cfg.Name, "instance name, which scopes its ledger (PAYSIM_NAME)")
+	fs.DurationVar(&cfg.Latency, "latency", cfg.Latency, "added latency (PAYSIM_LATENCY)")
+	fs.Float64Var(&cfg.ErrorRate, "error-rate", cfg.ErrorRate, "fraction of requests answered 500 (PAYSIM_ERROR_RATE)")
+	fs.BoolVar(&cfg.Outage, "outage", cfg.Outage, "answer every request 503 (PAYSIM_OUTAGE)")
+	fs.Float64Var(&cfg.TimeoutRate, "timeout-rate", cfg.TimeoutRate, "fraction of requests never answered (PAYSIM_TIMEOUT_RATE)")
+	fs.Float64Var(&cfg.LostAnswerRate, "lost-answer-rate", cfg.LostAnswerRate, "fraction of charges made then answered 500 (PAYSIM_LOST_ANSWER_RATE)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("paysim: %w", err)
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("paysim: unexpected arguments %q", fs.Args())
+	}
+	log, err := boot.Logger(cfg.Common, "paysim")
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	log.Info("starting simulated payment provider", zap.Stringer("config", cfg))
+
+	tp, stopTracing, err := telemetry.Tracing(ctx, "orderflow-paysim")
+	if err != nil {
+		return err
+	}
+	defer stopTracing(context.Background()) //nolint:errcheck
+	pool, err := db.Open(ctx, cfg.DatabaseURL, db.WithTracing(tp))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := paysim.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	faults := paysim.Faults{Latency: paysim.Duration(cfg.Latency), ErrorRate: cfg.ErrorRate, Outage: cfg.Outage,
+		TimeoutRate: cfg.TimeoutRate, LostAnswerRate: cfg.LostAnswerRate}
+	srv, err := paysim.NewServer(pool, cfg.Name, faults, log)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Addr: cfg.Addr, Handler: telemetry.HTTPHandler(tp, srv.Handler(), "paysim"), ReadHeaderTimeout: 5 * time.Second}
+	hs.RegisterOnShutdown(srv.Close)
+	return boot.Serve(ctx, hs, log, "simulated payment provider")
+}

@@ -1,0 +1,33 @@
+package testkit
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/internal/pii"
+)
+
+var (
+	piiOnce sync.Once
+	piiKeys *pii.Keyring
+	piiErr  error
+)
+
+// PII returns the keyring the test's workers encrypt personal data with:
+// the one PII_KEYS / PII_KEYS_FILE name (scripts/test.sh generates one, so
+// processes the tests start share it), else one random key for the whole
+// test process.
+func PII(t testing.TB) *pii.Keyring {
+	t.Helper()
+	piiOnce.Do(func() {
+		piiKeys, piiErr = pii.LoadOptional(config.LoadPII())
+		if piiErr == nil && piiKeys == nil {
+			piiKeys, piiErr = pii.Load(config.PII{Keys: "test:" + pii.NewKey()})
+		}
+	})
+	if piiErr != nil {
+		t.Fatalf("PII keyring: %v", piiErr)
+	}
+	return piiKeys
+}

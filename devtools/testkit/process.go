@@ -1,0 +1,149 @@
+package testkit
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/activities/payment/paysim"
+)
+
+// EnvBinary and EnvDevBinary name the orderflow and orderflow-dev binaries
+// scripts/test.sh built once for the suite; without them, Binary and
+// DevBinary build their own.
+const (
+	EnvBinary    = "ORDERFLOW_TEST_BIN"
+	EnvDevBinary = "ORDERFLOW_TEST_DEV_BIN"
+)
+
+// builds holds one build per package path for the test binary's lifetime.
+var builds sync.Map // package path -> *build
+
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// Binary returns the path of an orderflow binary built from this checkout.
+func Binary(t testing.TB) string { return binary(t, EnvBinary, "./cmd/orderflow") }
+
+// DevBinary returns the path of an orderflow-dev binary (the payment
+// simulator, seed, bench and chaos) built from this checkout.
+func DevBinary(t testing.TB) string { return binary(t, EnvDevBinary, "./devtools/cmd/orderflow-dev") }
+
+func binary(t testing.TB, env, pkg string) string {
+	t.Helper()
+	if bin := os.Getenv(env); bin != "" {
+		return bin
+	}
+	v, _ := builds.LoadOrStore(pkg, &build{})
+	b := v.(*build)
+	b.once.Do(func() {
+		out, err := exec.Command("go", "env", "GOMOD").Output()
+		if err != nil {
+			b.err = fmt.Errorf("go env GOMOD: %w", err)
+			return
+		}
+		root := filepath.Dir(strings.TrimSpace(string(out)))
+		b.path = filepath.Join(os.TempDir(), fmt.Sprintf("%s-test-%d", filepath.Base(pkg), os.Getpid()))
+		cmd := exec.Command("go", "build", "-o", b.path, pkg)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %w: %s", pkg, err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatalf("build %s: %v", pkg, b.err)
+	}
+	return b.path
+}
+
+// PaysimProc is an `orderflow-dev paysim` process owned by one test: a provider
+// that can really be killed and started again on the same port.
+type PaysimProc struct {
+	Name string
+	URL  string
+
+	t    testing.TB
+	args []string
+	env  []string
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+}
+
+// StartPaysim starts `orderflow-dev paysim` instance name on a free loopback
+// port, with its ledger in the test database and the given PAYSIM_* fault
+// settings ("PAYSIM_LATENCY=200ms"), and kills it when the test ends.
+func StartPaysim(t testing.TB, name string, faults ...string) *PaysimProc {
+	t.Helper()
+	dbURL := Require(t, EnvDatabase)
+	DB(t) // the ledger's table comes with the migrations
+	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	p := &PaysimProc{Name: name, URL: "http://" + addr, t: t,
+		args: []string{"paysim", "--name", name, "--addr", addr},
+		env:  append(append(os.Environ(), "DATABASE_URL="+dbURL, "LOG_LEVEL=warn"), faults...)}
+	p.Start()
+	t.Cleanup(p.Kill)
+	return p
+}
+
+// Client returns a provider client of the process, each call bounded by timeout.
+func (p *PaysimProc) Client(timeout time.Duration) *paysim.Client {
+	return paysim.NewClient(p.Name, p.URL, timeout)
+}
+
+// Start starts the process and waits until its /health answers.
+func (p *PaysimProc) Start() {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cmd := exec.Command(DevBinary(p.t), p.args...)
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("start paysim %s: %v", p.Name, err)
+	}
+	p.cmd = cmd
+	WaitHealthy(p.t, p.URL+"/health", 15*time.Second, "paysim "+p.Name)
+}
+
+// WaitHealthy polls url until it answers 200, and fails the test (naming
+// what) if it has not within timeout.
+func WaitHealthy(t testing.TB, url string, timeout time.Duration, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; {
+		res, err := http.Get(url)
+		if err == nil {
+			_ = res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer on %s: %v", what, url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Kill ends the process with SIGKILL, as a crash would: requests in flight
+// get their connection reset, and new ones are refused.
+func (p *PaysimProc) Kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+	p.cmd = nil
+}

@@ -1,0 +1,151 @@
+// Package boot is the start-up every orderflow process shares, the
+// gateway, the workers, the operator tools and the dev tools alike: its
+// logger, its clients (one PostgreSQL pool, one Redis client, one Temporal
+// client, the PII keyring), an optional pprof listener, and serving an HTTP
+// server until the context ends. It lives in internal/ rather than
+// cmd/internal so that the dev tools' binary (devtools/cmd) starts the same
+// way; it imports plumbing only, never an area.
+package boot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	_ "net/http/pprof" // served only on the pprof address
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/orderflow/orderflow/internal/cache"
+	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/internal/db"
+	"github.com/orderflow/orderflow/internal/logging"
+	"github.com/orderflow/orderflow/internal/pii"
+	"github.com/orderflow/orderflow/internal/temporal"
+)
+
+// Logger is a process's logger, every line tagged with its component.
+func Logger(c config.Common, component string) (*zap.Logger, error) {
+	l, err := logging.New(c.LogFormat, c.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	return l.With(zap.String("component", component)), nil
+}
+
+// Pprof serves net/http/pprof on addr (API_PPROF_ADDR, WORKER_PPROF_ADDR;
+// e.g. 127.0.0.1:6060) for profiling under load; an empty addr is off.
+func Pprof(log *zap.Logger, addr string) {
+	if addr == "" {
+		return
+	}
+	go func() {
+		log.Info("pprof listening", zap.String("addr", addr))
+		if err := http.ListenAndServe(addr, nil); err != nil {
+			log.Warn("pprof stopped", zap.Error(err))
+		}
+	}()
+}
+
+// Clients are what a long-running process holds: one pool, one Redis
+// client, one Temporal client, all traced by Tracer when it is set, and the
+// keyring that seals personal data in PostgreSQL and in Temporal payloads.
+type Clients struct {
+	DB       *pgxpool.Pool
+	Cache    *redis.Client
+	Temporal client.Client
+	Tracer   trace.TracerProvider
+	PII      *pii.Keyring
+}
+
+// ClientOptions say what a process needs of its clients.
+type ClientOptions struct {
+	// Tracer traces the clients' calls when set.
+	Tracer trace.TracerProvider
+	// NeedKeys refuses to open without PII keys: the gateway and the workers
+	// handle personal data. Others use the keys when they are configured.
+	NeedKeys bool
+	// OrderIDOf names the order of a workflow id in the Temporal client's
+	// logs and spans.
+	OrderIDOf func(workflowID string) (string, bool)
+}
+
+// Open opens a process's clients; on an error it closes what it opened.
+func Open(ctx context.Context, c config.Common, log *zap.Logger, o ClientOptions) (*Clients, error) {
+	keys, err := pii.LoadOptional(c.PII)
+	if err != nil {
+		return nil, err
+	}
+	if keys == nil && o.NeedKeys {
+		return nil, pii.ErrNoKeys
+	}
+	pool, err := db.Open(ctx, c.DatabaseURL, db.WithTracing(o.Tracer))
+	if err != nil {
+		return nil, err
+	}
+	if err := db.ObservePool(pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	rc, err := cache.OpenTimeout(c.RedisURL, c.Resilience.Cache.CallTimeout)
+	if err == nil {
+		err = cache.Trace(rc, o.Tracer)
+	}
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	tc, err := temporal.Dial(TemporalConfig(c), temporal.Options{Log: log, Tracer: o.Tracer, Keys: keys, OrderIDOf: o.OrderIDOf})
+	if err != nil {
+		_ = rc.Close()
+		pool.Close()
+		return nil, err
+	}
+	if keys != nil {
+		log.Info("personal data is encrypted in PostgreSQL and in Temporal payloads", zap.String("pii_active_key", keys.Active()))
+	}
+	return &Clients{DB: pool, Cache: rc, Temporal: tc, Tracer: o.Tracer, PII: keys}, nil
+}
+
+// TemporalConfig is the cluster the common settings name.
+func TemporalConfig(c config.Common) temporal.Config {
+	return temporal.Config{Address: c.TemporalAddress, Namespace: c.TemporalNamespace, TLS: c.TemporalTLS}
+}
+
+// Close closes the clients, Temporal first.
+func (c *Clients) Close() {
+	c.Temporal.Close()
+	_ = c.Cache.Close()
+	c.DB.Close()
+}
+
+// Serve runs hs until ctx ends, then shuts it down, letting requests in
+// flight finish for up to 10 s. It serves HTTPS when hs has a TLS
+// configuration (its certificates loaded). A failure to listen is returned.
+func Serve(ctx context.Context, hs *http.Server, log *zap.Logger, what string) error {
+	errc := make(chan error, 1)
+	go func() {
+		if hs.TLSConfig != nil {
+			errc <- hs.ListenAndServeTLS("", "")
+			return
+		}
+		errc <- hs.ListenAndServe()
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", hs.Addr, err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down " + what)
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}

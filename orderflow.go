@@ -1,0 +1,94 @@
+// Package orderflow holds the words every part of orderflow shares: an
+// order, its items and priced lines, its statuses, and the kinds of business
+// failure a saga branches on. It depends on the standard library only; the
+// areas under workflows/ and activities/, the gateway and the workers all
+// speak these words.
+package orderflow
+
+import "errors"
+
+// Order statuses, as stored in orders.status, carried by the saga's
+// OrderStatus search attribute and shown by the API.
+const (
+	StatusPending  = "PENDING"
+	StatusReserved = "RESERVED"
+	StatusPaid     = "PAID"
+	// StatusPaymentPending: no provider could take the charge; the saga
+	// retries it on a schedule until the payment deadline.
+	StatusPaymentPending = "PAYMENT_PENDING"
+	StatusConfirmed      = "CONFIRMED"
+	StatusCompensating   = "COMPENSATING"
+	StatusFailed         = "FAILED"
+	StatusCancelled      = "CANCELLED"
+)
+
+// Terminal reports whether an order with this status has ended: CONFIRMED,
+// FAILED or CANCELLED.
+func Terminal(status string) bool {
+	switch status {
+	case StatusConfirmed, StatusFailed, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// Item is one line of an order as the client asked for it.
+type Item struct {
+	SKU      string `json:"sku"`
+	Quantity int    `json:"quantity"`
+}
+
+// Line is an order line priced from the catalog.
+type Line struct {
+	SKU            string `json:"sku"`
+	Quantity       int    `json:"quantity"`
+	UnitPriceCents int64  `json:"unit_price_cents"`
+}
+
+// OrderRef names the order an activity works on.
+type OrderRef struct {
+	OrderID string `json:"order_id"`
+}
+
+// Kind is the stable type of a business failure. It travels as the
+// Temporal application error type of a non-retryable error, so histories
+// carry it: never rename one.
+type Kind string
+
+// The kinds of business failure.
+const (
+	// OutOfStock: a SKU has less available stock than the order asks for;
+	// the error's details name the SKU.
+	OutOfStock Kind = "OutOfStock"
+	// PaymentDeclined: the provider declined the card; details give its code.
+	PaymentDeclined Kind = "PaymentDeclined"
+	// InvalidOrder: an unknown SKU, a mix of currencies, or an order that
+	// holds no stock to confirm.
+	InvalidOrder Kind = "InvalidOrder"
+	// PaymentUnavailable: no provider can take the charge now (every breaker
+	// open, every provider unreachable, or an earlier attempt on a provider
+	// that is down must be resolved there first). The saga parks the order.
+	PaymentUnavailable Kind = "PaymentUnavailable"
+	// TooLateToCancel: a cancel arrived once the order was being confirmed
+	// or had ended.
+	TooLateToCancel Kind = "TooLateToCancel"
+	// CompensationFailed: the saga could not undo a step, so stock or money
+	// may be held that should not be; an operator is needed.
+	CompensationFailed Kind = "CompensationFailed"
+	// ConfirmFailed: the customer paid but the confirmation failed with an
+	// error no retry fixes; the order is held PAID for an operator.
+	ConfirmFailed Kind = "ConfirmFailed"
+)
+
+// KindOf returns the business kind err carries anywhere in its chain (a
+// Temporal application error's type), or "" when it carries none.
+func KindOf(err error) Kind {
+	var typed interface{ Type() string }
+	if errors.As(err, &typed) {
+		return Kind(typed.Type())
+	}
+	return ""
+}
+
+// Is reports whether err carries this kind.
+func (k Kind) Is(err error) bool { return err != nil && KindOf(err) == k }

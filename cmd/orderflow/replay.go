@@ -115,7 +115,7 @@ func replayFile(r worker.WorkflowReplayer, keys *pii.Keyring, logger log.Logger,
   this history recorded, so a worker running it would fail every open
   workflow like this one. Put the change behind workflow.GetVersion (the
   old code for histories without the marker, the new code for new runs),
-  commit a history of the new version to workflows/testdata, and replay
+  commit a history of the new version to workflows/order/testdata, and replay
   again (docs/operations.md#versioning-workflow-changes).
   SDK error: %v`,
 			path, wtype, wid, atEvent(h, err), summary(err), err)

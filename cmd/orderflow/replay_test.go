@@ -13,7 +13,7 @@ import (
 )
 
 // testdata holds the replay corpus: histories exported from a real server.
-const testdata = "../../workflows/testdata/"
+const testdata = "../../workflows/order/testdata/"
 
 func TestReplay_CommittedHistoriesReplayOK(t *testing.T) {
 	files, err := filepath.Glob(testdata + "*.json")

@@ -95,7 +95,7 @@ func (s *stack) requireConfirmFailed(orderID string) string {
 	err := run.Get(ctx, nil)
 	var app *temporal.ApplicationError
 	require.True(s.t, errors.As(err, &app), "order %s: want the saga failed with ConfirmFailed, got %v", orderID, err)
-	require.Equal(s.t, orderflow.ConfirmFailed, app.Type(), "order %s: %v", orderID, err)
+	require.Equal(s.t, string(orderflow.ConfirmFailed), app.Type(), "order %s: %v", orderID, err)
 	require.Contains(s.t, app.Error(), orderID, "the failure names the order")
 	return run.GetRunID()
 }

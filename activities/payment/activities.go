@@ -57,7 +57,7 @@ const (
 
 // chargeAttempts counts charge attempts by provider and result. A charge
 // that fails over counts one attempt per provider asked.
-var chargeAttempts, _ = otel.Meter("github.com/orderflow/orderflow/activities").Int64Counter("orderflow.attempts",
+var chargeAttempts, _ = otel.Meter("github.com/orderflow/orderflow/activities/payment").Int64Counter("orderflow.payment.attempts",
 	metric.WithDescription("payment charge attempts by provider and result (charged, declined, not_sent, ambiguous, unavailable)"))
 
 // ZeroAttempts exports a zero for every provider and result of r, so that

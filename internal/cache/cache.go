@@ -134,6 +134,14 @@ func GetManyJSON(ctx context.Context, c *redis.Client, log Warner, keys []string
 
 // SetJSON stores v under key for ttl, logging and ignoring failures.
 func SetJSON(ctx context.Context, c *redis.Client, log Warner, key string, v any, ttl time.Duration) {
+	writeJSON(ctx, c, log, "set", key, v, func(ctx context.Context, b []byte) error {
+		return c.Set(ctx, key, b, ttl).Err()
+	})
+}
+
+// writeJSON encodes v and hands it to write within the client's call
+// timeout; a failure is logged as the cache's "<what> failed" and ignored.
+func writeJSON(ctx context.Context, c *redis.Client, log Warner, what, key string, v any, write func(context.Context, []byte) error) {
 	if c == nil {
 		return
 	}
@@ -143,8 +151,8 @@ func SetJSON(ctx context.Context, c *redis.Client, log Warner, key string, v any
 	}
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout(c))
 	defer cancel()
-	if err := c.Set(ctx, key, b, ttl).Err(); err != nil && log != nil {
-		log.Warn("cache set failed", "key", key, "error", err)
+	if err := write(ctx, b); err != nil && !errors.Is(err, redis.Nil) && log != nil {
+		log.Warn("cache "+what+" failed", "key", key, "error", err)
 	}
 }
 

@@ -153,16 +153,10 @@ func GetLeased(ctx context.Context, c *redis.Client, log Warner, key string, v a
 // FillLeased stores v under the lease's key for ttl if the lease still holds
 // it, logging and ignoring failures.
 func FillLeased(ctx context.Context, c *redis.Client, log Warner, l *Lease, v any, ttl time.Duration) {
-	if c == nil || l == nil {
+	if l == nil {
 		return
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, CallTimeout(c))
-	defer cancel()
-	if err := fillLease.Run(ctx, c, []string{l.key}, l.token, b, ttl.Milliseconds()).Err(); err != nil && !errors.Is(err, redis.Nil) && log != nil {
-		log.Warn("cache fill failed", "key", l.key, "error", err)
-	}
+	writeJSON(ctx, c, log, "fill", l.key, v, func(ctx context.Context, b []byte) error {
+		return fillLease.Run(ctx, c, []string{l.key}, l.token, b, ttl.Milliseconds()).Err()
+	})
 }

@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -61,4 +63,32 @@ func Invalidate(ctx context.Context, c *redis.Client, orderID string, items []or
 		keys = append(keys, cache.InventoryKey(it.SKU))
 	}
 	cache.Del(ctx, c, activity.GetLogger(ctx), keys...)
+}
+
+// Commit runs fn in one transaction (db.InTx) and, once it has committed,
+// drops what the write made stale: the cached view of orderID when it is
+// set, and the inventory counts of the SKUs whose stock fn reports moved
+// (Invalidate). It returns what moved; on an error nothing is dropped and
+// the error is returned as fn or the commit gave it.
+func Commit(ctx context.Context, pool *pgxpool.Pool, c *redis.Client, orderID string,
+	fn func(tx pgx.Tx) ([]orderflow.Item, error)) ([]orderflow.Item, error) {
+	var moved []orderflow.Item
+	err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
+		var err error
+		moved, err = fn(tx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	Invalidate(ctx, c, orderID, moved)
+	return moved, nil
+}
+
+// Querier is what a store's reads need of pgx: a pool, a connection and a
+// transaction all have it, so one query serves the gateway (on the pool)
+// and an activity (inside its transaction).
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }

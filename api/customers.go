@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -43,28 +42,12 @@ func (s *Server) eraseCustomerPII(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
-	// One statement: the CTEs run on one snapshot and commit together. A
-	// message the outbox has already claimed and decrypted may still go out;
-	// its result no longer overwrites 'cancelled' (activities/notify.go).
-	const q = `WITH scrubbed AS (
-			UPDATE orders SET email = NULL, email_enc = NULL, pii_erased_at = coalesce(pii_erased_at, now())
-			WHERE customer_id = $1 AND (email IS NOT NULL OR email_enc IS NOT NULL)
-			RETURNING 1),
-		notes AS (
-			UPDATE notifications n SET recipient = NULL, recipient_enc = NULL,
-				status = CASE WHEN n.status = 'pending' THEN 'cancelled' ELSE n.status END,
-				last_error = CASE WHEN n.status = 'pending' THEN 'personal data erased' ELSE n.last_error END
-			FROM orders o
-			WHERE o.order_id = n.order_id AND o.customer_id = $1
-			  AND (n.recipient IS NOT NULL OR n.recipient_enc IS NOT NULL OR n.status = 'pending')
-			RETURNING n.status)
-		SELECT (SELECT count(*) FROM scrubbed), (SELECT count(*) FROM orders WHERE customer_id = $1),
-			(SELECT count(*) FROM notes WHERE status = 'cancelled'), (SELECT count(*) FROM notes)`
-	out := ErasureJSON{CustomerID: id}
-	if err := s.DB.QueryRow(ctx, q, id).Scan(&out.OrdersScrubbed, &out.OrdersRetained, &out.NotificationsCancelled,
-		&out.NotificationsScrubbed); err != nil {
-		return fmt.Errorf("erase personal data of %s: %w", id, err)
+	e, err := s.ordersStore().ErasePII(ctx, id)
+	if err != nil {
+		return err
 	}
+	out := ErasureJSON{CustomerID: id, OrdersScrubbed: e.OrdersScrubbed, OrdersRetained: e.OrdersRetained,
+		NotificationsCancelled: e.NotificationsCancelled, NotificationsScrubbed: e.NotificationsScrubbed}
 	if out.OrdersRetained == 0 {
 		return newError(http.StatusNotFound, "customer_not_found", "no orders of this customer")
 	}

@@ -2,21 +2,17 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/internal/config"
-	"github.com/orderflow/orderflow/internal/db"
 	"github.com/orderflow/orderflow/internal/health"
 	"github.com/orderflow/orderflow/workflows/order"
 )
@@ -140,15 +136,12 @@ func (s *Server) healthDeep(c echo.Context) error {
 // belong to a product marked synthetic and have stock for one order.
 func (s *Server) checkInventory(ctx context.Context) (string, error) {
 	sku := s.hs.cfg.SyntheticSKU
-	var available int
-	var synthetic bool
-	const q = `SELECT i.on_hand - i.reserved, p.synthetic FROM inventory i JOIN products p USING (sku) WHERE i.sku = $1`
-	err := s.DB.QueryRow(ctx, q, sku).Scan(&available, &synthetic)
+	available, synthetic, found, err := s.catalogStore().SyntheticStock(ctx, sku)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return "", fmt.Errorf("synthetic sku %s has no inventory row (migration 0003 seeds it)", sku)
 	case err != nil:
-		return "", fmt.Errorf("read inventory of %s: %w", sku, err)
+		return "", err
+	case !found:
+		return "", fmt.Errorf("synthetic sku %s has no inventory row (migration 0003 seeds it)", sku)
 	case !synthetic:
 		return "", fmt.Errorf("sku %s is not marked synthetic", sku)
 	case available < 1:
@@ -165,9 +158,9 @@ func (s *Server) checkInventory(ctx context.Context) (string, error) {
 // misconfiguration can never consume real stock.
 func (s *Server) checkSyntheticOrder(ctx context.Context) (string, error) {
 	h := s.hs.cfg
-	var synthetic bool
-	if err := s.DB.QueryRow(ctx, `SELECT synthetic FROM products WHERE sku = $1`, h.SyntheticSKU).Scan(&synthetic); err != nil {
-		return "", fmt.Errorf("read product %s: %w", h.SyntheticSKU, err)
+	synthetic, err := s.catalogStore().Synthetic(ctx, h.SyntheticSKU)
+	if err != nil {
+		return "", err
 	}
 	if !synthetic {
 		return "", fmt.Errorf("sku %s is not marked synthetic; refusing to order it", h.SyntheticSKU)
@@ -190,49 +183,11 @@ func (s *Server) checkSyntheticOrder(ctx context.Context) (string, error) {
 	if v.Status != orderflow.StatusConfirmed {
 		return "", fmt.Errorf("synthetic order %s ended %s (%s), not %s", orderID, v.Status, v.FailureReason, orderflow.StatusConfirmed)
 	}
-	n, err := RestockSynthetic(ctx, s.DB, h.SyntheticOwner)
+	n, err := s.catalogStore().RestockSynthetic(ctx, h.SyntheticOwner)
 	if err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("order %s confirmed; %d unit(s) put back", orderID, n), nil
-}
-
-// RestockSynthetic puts back on the shelf the stock that the synthetic
-// customer's confirmed synthetic orders of the last day took, once per order
-// and only on SKUs marked synthetic, each with a restock event naming the
-// order. It also catches up orders whose deep check gave up before they
-// confirmed. It returns the units put back.
-func RestockSynthetic(ctx context.Context, pool *pgxpool.Pool, owner string) (int, error) {
-	var n int
-	err := db.InTx(ctx, pool, func(tx pgx.Tx) error {
-		// Gateways restocking at once would both see an order as due.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('orderflow.synthetic_restock'))`); err != nil {
-			return fmt.Errorf("lock synthetic restock: %w", err)
-		}
-		const q = `WITH due AS (
-				SELECT r.order_id, r.sku, r.quantity
-				FROM orders o
-				JOIN reservations r ON r.order_id = o.order_id AND r.status = 'committed'
-				JOIN products p ON p.sku = r.sku AND p.synthetic
-				WHERE o.customer_id = $1 AND o.synthetic AND o.created_at > now() - interval '1 day'
-					AND NOT EXISTS (SELECT 1 FROM inventory_events e
-						WHERE e.order_id = r.order_id AND e.sku = r.sku AND e.reason = 'restock')),
-			moved AS (
-				UPDATE inventory i SET on_hand = i.on_hand + d.qty, version = i.version + 1, updated_at = now()
-				FROM (SELECT sku, sum(quantity)::int AS qty FROM due GROUP BY sku) d
-				WHERE i.sku = d.sku
-				RETURNING i.sku),
-			logged AS (
-				INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason, order_id)
-				SELECT due.sku, due.quantity, 0, 'restock', due.order_id FROM due JOIN moved USING (sku)
-				RETURNING delta_on_hand)
-			SELECT coalesce(sum(delta_on_hand), 0)::int FROM logged`
-		if err := tx.QueryRow(ctx, q, owner).Scan(&n); err != nil {
-			return fmt.Errorf("restock synthetic orders: %w", err)
-		}
-		return nil
-	})
-	return n, err
 }
 
 // refuseSynthetic answers 422 to a public order naming the synthetic SKU,

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -20,6 +19,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/catalog"
+	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/workflows/order"
@@ -104,48 +105,33 @@ func (s *Server) claimKey(ctx context.Context, customerID, key string, hash []by
 	orderID := uuid.NewString()
 	body, _ := json.Marshal(Accepted{OrderID: orderID, Status: orderflow.StatusPending, StatusURL: "/v1/orders/" + orderID})
 	// An expired key is taken over as if it were new.
-	const q = `INSERT INTO idempotency_keys
-			(customer_id, operation, idempotency_key, request_hash, order_id, response_status, response_body, expires_at)
-		VALUES ($1, $2, $3, $4, $5, 202, $6, now() + $7::interval)
-		ON CONFLICT (customer_id, operation, idempotency_key) DO UPDATE
-			SET request_hash = EXCLUDED.request_hash, order_id = EXCLUDED.order_id, response_status = EXCLUDED.response_status,
-			    response_body = EXCLUDED.response_body, created_at = now(), expires_at = EXCLUDED.expires_at
-			WHERE idempotency_keys.expires_at < now()
-		RETURNING order_id::text`
-	var got string
-	err := s.DB.QueryRow(ctx, q, customerID, opCreateOrder, key, hash, orderID, body, s.IdempotencyTTL.String()).Scan(&got)
-	if err == nil {
-		return keyClaim{orderID: got, status: http.StatusAccepted, body: body}, nil
+	store := s.ordersStore()
+	claimed, err := store.ClaimKey(ctx, customerID, opCreateOrder, key,
+		orders.Acceptance{OrderID: orderID, RequestHash: hash, Status: http.StatusAccepted, Body: body}, s.IdempotencyTTL)
+	if err != nil {
+		return keyClaim{}, err
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return keyClaim{}, fmt.Errorf("claim idempotency key: %w", err)
+	if claimed {
+		return keyClaim{orderID: orderID, status: http.StatusAccepted, body: body}, nil
 	}
 	// A replay. The saga's first step writes the order, so an order row means
 	// the saga exists and Temporal need not be asked again (its record may
 	// even be past retention); without one the start is repeated, which
 	// USE_EXISTING makes harmless.
-	var first keyClaim
-	var firstHash []byte
-	const qs = `SELECT k.order_id::text, k.request_hash, k.response_status, k.response_body,
-			EXISTS (SELECT 1 FROM orders o WHERE o.order_id = k.order_id)
-		FROM idempotency_keys k WHERE k.customer_id = $1 AND k.operation = $2 AND k.idempotency_key = $3`
-	if err := s.DB.QueryRow(ctx, qs, customerID, opCreateOrder, key).Scan(&first.orderID, &firstHash, &first.status, &first.body, &first.started); err != nil {
-		return keyClaim{}, fmt.Errorf("load idempotency key: %w", err)
+	first, err := store.LoadKey(ctx, customerID, opCreateOrder, key)
+	if err != nil {
+		return keyClaim{}, err
 	}
-	if string(firstHash) != string(hash) {
+	if string(first.RequestHash) != string(hash) {
 		return keyClaim{}, newError(http.StatusUnprocessableEntity, "idempotency_key_reused",
 			"this Idempotency-Key was used with a different request body")
 	}
-	first.replayed = true
-	return first, nil
+	return keyClaim{orderID: first.OrderID, status: first.Status, body: first.Body, started: first.Started, replayed: true}, nil
 }
 
 // startSaga starts order-<id>, or attaches to it when it already runs or ran.
 func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderRequest, totalCents int64, currency string) error {
-	items := make([]orderflow.Item, len(req.Items))
-	for i, it := range req.Items {
-		items[i] = orderflow.Item{SKU: it.SKU, Quantity: it.Quantity}
-	}
+	items := orderItems(req.Items)
 	// The catalog's price now; the saga corrects it if a price changes
 	// before it writes the order.
 	opts := s.sagaOptions(orderID, req.CustomerID, order.OrderTotalCentsKey.ValueSet(totalCents))
@@ -257,24 +243,24 @@ func (s *Server) priceOrder(ctx context.Context, items []OrderItem) (int64, stri
 	if err != nil {
 		return 0, "", err
 	}
-	var d []Detail
-	var total int64
-	var currency string
-	for i, it := range items {
-		p, ok := found[it.SKU]
-		if !ok {
-			d = append(d, Detail{Field: fmt.Sprintf("items[%d].sku", i), Issue: "unknown sku " + it.SKU})
-			continue
+	priced := catalog.PriceFrom(found, orderItems(items))
+	if len(priced.Unknown) > 0 {
+		d := make([]Detail, len(priced.Unknown))
+		for n, i := range priced.Unknown {
+			d[n] = Detail{Field: fmt.Sprintf("items[%d].sku", i), Issue: "unknown sku " + items[i].SKU}
 		}
-		total += p.PriceCents * int64(it.Quantity)
-		if currency == "" {
-			currency = p.Currency
-		}
-	}
-	if len(d) > 0 {
 		return 0, "", newError(http.StatusUnprocessableEntity, "unknown_sku", "the order names SKUs that are not in the catalog", d...)
 	}
-	return total, currency, nil
+	return priced.TotalCents, priced.Currency, nil
+}
+
+// orderItems are the request's items in the domain's words.
+func orderItems(items []OrderItem) []orderflow.Item {
+	out := make([]orderflow.Item, len(items))
+	for i, it := range items {
+		out[i] = orderflow.Item{SKU: it.SKU, Quantity: it.Quantity}
+	}
+	return out
 }
 
 // OrderJSON is an order as the API shows it.
@@ -380,29 +366,24 @@ func (s *Server) cachedOrder(ctx context.Context, id string) (*OrderJSON, error)
 	return loaded, nil
 }
 
+// ordersStore is the orders area's store over the gateway's pool.
+func (s *Server) ordersStore() orders.Store { return orders.Store{DB: s.DB} }
+
+// loadOrder reads the order's record as the API shows it; nil, nil when
+// the saga has not written it.
 func (s *Server) loadOrder(ctx context.Context, id string) (*OrderJSON, error) {
-	o := OrderJSON{OrderID: id}
-	const q = `SELECT customer_id, status, total_cents, currency, failure_reason, created_at, updated_at FROM orders WHERE order_id = $1`
-	err := s.DB.QueryRow(ctx, q, id).Scan(&o.CustomerID, &o.Status, &o.TotalCents, &o.Currency, &o.FailureReason, &o.CreatedAt, &o.UpdatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
+	r, err := s.ordersStore().Order(ctx, id)
+	if err != nil || r == nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("load order %s: %w", id, err)
+	o := OrderJSON{OrderID: r.OrderID, CustomerID: r.CustomerID, Status: r.Status, TotalCents: r.TotalCents, Currency: r.Currency,
+		FailureReason: r.FailureReason, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		Items: make([]LineJSON, len(r.Lines)), History: make([]HistoryJSON, len(r.History))}
+	for i, l := range r.Lines {
+		o.Items[i] = LineJSON(l)
 	}
-	rows, err := s.DB.Query(ctx, `SELECT sku, quantity, unit_price_cents FROM order_items WHERE order_id = $1 ORDER BY line`, id)
-	if err != nil {
-		return nil, fmt.Errorf("load lines of %s: %w", id, err)
-	}
-	if o.Items, err = pgx.CollectRows(rows, pgx.RowToStructByPos[LineJSON]); err != nil {
-		return nil, fmt.Errorf("load lines of %s: %w", id, err)
-	}
-	rows, err = s.DB.Query(ctx, `SELECT status, at FROM order_status_history WHERE order_id = $1 ORDER BY at, id`, id)
-	if err != nil {
-		return nil, fmt.Errorf("load history of %s: %w", id, err)
-	}
-	if o.History, err = pgx.CollectRows(rows, pgx.RowToStructByPos[HistoryJSON]); err != nil {
-		return nil, fmt.Errorf("load history of %s: %w", id, err)
+	for i, h := range r.History {
+		o.History[i] = HistoryJSON(h)
 	}
 	return &o, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -12,11 +11,10 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
+	"github.com/orderflow/orderflow/activities/catalog"
 	"github.com/orderflow/orderflow/internal/cache"
-	"github.com/orderflow/orderflow/internal/db"
 )
 
 // ProductJSON is a product with its stock, as the API shows it.
@@ -30,30 +28,23 @@ type ProductJSON struct {
 	Available  int    `json:"available"`
 }
 
-// catalogEntry is the catalog tier's cached value (CACHE_CATALOG_TTL, 5 minutes).
-type catalogEntry struct {
-	SKU        string `json:"sku"`
-	Name       string `json:"name"`
-	PriceCents int64  `json:"price_cents"`
-	Currency   string `json:"currency"`
-}
+// The catalog tier caches catalog.Product (CACHE_CATALOG_TTL, 5 minutes)
+// and the inventory tier catalog.Stock (CACHE_INVENTORY_TTL, 30 seconds),
+// in their JSON forms.
 
-// stockEntry is the inventory tier's cached value (CACHE_INVENTORY_TTL, 30 seconds).
-type stockEntry struct {
-	OnHand   int `json:"on_hand"`
-	Reserved int `json:"reserved"`
-}
+// catalogStore is the catalog area's store over the gateway's pool.
+func (s *Server) catalogStore() catalog.Store { return catalog.Store{DB: s.DB} }
 
 // products returns the catalog entries of the SKUs that exist, from the cache
 // where it has them.
-func (s *Server) products(ctx context.Context, skus []string) (map[string]catalogEntry, error) {
-	found := map[string]catalogEntry{}
+func (s *Server) products(ctx context.Context, skus []string) (map[string]catalog.Product, error) {
+	found := map[string]catalog.Product{}
 	keys := make([]string, len(skus))
 	for i, sku := range skus {
 		keys[i] = cache.ProductKey(sku)
 	}
 	cache.GetManyJSON(ctx, s.Cache, s.warner(), keys, func(i int, raw []byte) error {
-		var e catalogEntry
+		var e catalog.Product
 		if err := json.Unmarshal(raw, &e); err != nil {
 			return err
 		}
@@ -74,40 +65,33 @@ func (s *Server) products(ctx context.Context, skus []string) (map[string]catalo
 	if len(missing) == 0 {
 		return found, nil
 	}
-	rows, err := s.DB.Query(ctx, `SELECT sku, name, price_cents, currency FROM products WHERE sku = ANY($1)`, missing)
+	loaded, err := s.catalogStore().Products(ctx, missing)
 	if err != nil {
-		return nil, fmt.Errorf("load products: %w", err)
+		return nil, err
 	}
-	entries, err := pgx.CollectRows(rows, pgx.RowToStructByPos[catalogEntry])
-	if err != nil {
-		return nil, fmt.Errorf("load products: %w", err)
-	}
-	for _, e := range entries {
+	for _, e := range loaded {
 		found[e.SKU] = e
 		cache.SetJSON(ctx, s.Cache, s.warner(), cache.ProductKey(e.SKU), e, ttl(s.Tiers.CatalogTTL, cache.CatalogTTL))
 	}
 	return found, nil
 }
 
-func (s *Server) stock(ctx context.Context, sku string) (stockEntry, bool, error) {
-	var st stockEntry
+func (s *Server) stock(ctx context.Context, sku string) (catalog.Stock, bool, error) {
+	var st catalog.Stock
 	hit := cache.GetJSON(ctx, s.Cache, s.warner(), cache.InventoryKey(sku), &st)
 	cache.Record(ctx, cache.TierInventory, hit)
 	if hit {
 		return st, true, nil
 	}
-	err := s.DB.QueryRow(ctx, `SELECT on_hand, reserved FROM inventory WHERE sku = $1`, sku).Scan(&st.OnHand, &st.Reserved)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return st, false, nil
-	}
-	if err != nil {
-		return st, false, fmt.Errorf("load stock of %s: %w", sku, err)
+	st, found, err := s.catalogStore().Stock(ctx, sku)
+	if err != nil || !found {
+		return st, found, err
 	}
 	cache.SetJSON(ctx, s.Cache, s.warner(), cache.InventoryKey(sku), st, ttl(s.Tiers.InventoryTTL, cache.InventoryTTL))
 	return st, true, nil
 }
 
-func product(e catalogEntry, st stockEntry) ProductJSON {
+func product(e catalog.Product, st catalog.Stock) ProductJSON {
 	return ProductJSON{SKU: e.SKU, Name: e.Name, PriceCents: e.PriceCents, Currency: e.Currency,
 		OnHand: st.OnHand, Reserved: st.Reserved, Available: st.OnHand - st.Reserved}
 }
@@ -152,18 +136,14 @@ func (s *Server) listProducts(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
-	const q = `SELECT p.sku, p.name, p.price_cents, p.currency, i.on_hand, i.reserved, i.on_hand - i.reserved
-		FROM products p JOIN inventory i USING (sku) WHERE p.sku > $1 AND NOT p.synthetic ORDER BY p.sku LIMIT $2`
-	rows, err := s.DB.Query(ctx, q, after, limit)
+	rows, err := s.catalogStore().List(ctx, after, limit)
 	if err != nil {
-		return fmt.Errorf("list products: %w", err)
+		return err
 	}
-	list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[ProductJSON])
-	if err != nil {
-		return fmt.Errorf("list products: %w", err)
-	}
-	if list == nil {
-		list = []ProductJSON{}
+	list := make([]ProductJSON, len(rows))
+	for i, r := range rows {
+		list[i] = ProductJSON{SKU: r.SKU, Name: r.Name, PriceCents: r.PriceCents, Currency: r.Currency,
+			OnHand: r.OnHand, Reserved: r.Reserved, Available: r.Available}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"products": list})
 }
@@ -221,45 +201,11 @@ func (s *Server) putProduct(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
-	var out ProductJSON
-	created := false
-	err := db.InTx(ctx, s.DB, func(tx pgx.Tx) error {
-		const qp = `INSERT INTO products (sku, name, price_cents, currency) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, price_cents = EXCLUDED.price_cents,
-				currency = EXCLUDED.currency, updated_at = now()
-			RETURNING (xmax = 0)`
-		if err := tx.QueryRow(ctx, qp, sku, *req.Name, *req.PriceCents, currency).Scan(&created); err != nil {
-			return fmt.Errorf("upsert product: %w", err)
-		}
-		var onHand, reserved int
-		err := tx.QueryRow(ctx, `SELECT on_hand, reserved FROM inventory WHERE sku = $1 FOR UPDATE`, sku).Scan(&onHand, &reserved)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			if _, err := tx.Exec(ctx, `INSERT INTO inventory (sku, on_hand) VALUES ($1, $2)`, sku, *req.OnHand); err != nil {
-				return fmt.Errorf("insert stock: %w", err)
-			}
-		case err != nil:
-			return fmt.Errorf("lock stock: %w", err)
-		default:
-			if *req.OnHand < reserved {
-				return newError(http.StatusConflict, "stock_reserved",
-					fmt.Sprintf("on_hand %d is below the %d units reserved by open orders", *req.OnHand, reserved))
-			}
-			const qu = `UPDATE inventory SET on_hand = $2, version = version + 1, updated_at = now() WHERE sku = $1`
-			if _, err := tx.Exec(ctx, qu, sku, *req.OnHand); err != nil {
-				return fmt.Errorf("update stock: %w", err)
-			}
-		}
-		if delta := *req.OnHand - onHand; delta != 0 {
-			const qe = `INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason) VALUES ($1, $2, 0, 'restock')`
-			if _, err := tx.Exec(ctx, qe, sku, delta); err != nil {
-				return fmt.Errorf("append restock event: %w", err)
-			}
-		}
-		out = ProductJSON{SKU: sku, Name: *req.Name, PriceCents: *req.PriceCents, Currency: currency,
-			OnHand: *req.OnHand, Reserved: reserved, Available: *req.OnHand - reserved}
-		return nil
-	})
+	created, reserved, err := s.catalogStore().Put(ctx, catalog.Product{SKU: sku, Name: *req.Name, PriceCents: *req.PriceCents, Currency: currency}, *req.OnHand)
+	var refused *catalog.ReservedError
+	if errors.As(err, &refused) {
+		return newError(http.StatusConflict, "stock_reserved", refused.Error())
+	}
 	if err != nil {
 		return err
 	}
@@ -268,5 +214,6 @@ func (s *Server) putProduct(c echo.Context) error {
 	if created {
 		status = http.StatusCreated
 	}
-	return c.JSON(status, out)
+	return c.JSON(status, ProductJSON{SKU: sku, Name: *req.Name, PriceCents: *req.PriceCents, Currency: currency,
+		OnHand: *req.OnHand, Reserved: reserved, Available: *req.OnHand - reserved})
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/activities"
-	"github.com/orderflow/orderflow/internal/db"
 )
 
 // Inventory reserves and releases stock.
@@ -45,8 +44,8 @@ type ReserveInput struct {
 // OutOfStock error whose details name the SKU.
 func (i *Inventory) Reserve(ctx context.Context, in ReserveInput) error {
 	items := perSKU(in.Lines)
-	var moved []orderflow.Item
-	err := db.InTx(ctx, i.DB, func(tx pgx.Tx) error {
+	_, err := activities.Commit(ctx, i.DB, i.Cache, in.OrderID, func(tx pgx.Tx) ([]orderflow.Item, error) {
+		var moved []orderflow.Item
 		for _, it := range items {
 			// A new reservation, or one an earlier run released; held and
 			// committed ones stay as they are.
@@ -60,22 +59,21 @@ func (i *Inventory) Reserve(ctx context.Context, in ReserveInput) error {
 				continue
 			}
 			if err != nil {
-				return fmt.Errorf("hold %s: %w", it.SKU, err)
+				return nil, fmt.Errorf("hold %s: %w", it.SKU, err)
 			}
 			if err := moveStock(ctx, tx, in.OrderID, it.SKU, "reserve", 0, it.Quantity); err != nil {
 				if errors.Is(err, errInsufficient) {
-					return activities.Business(orderflow.OutOfStock, "out of stock: "+it.SKU, it.SKU)
+					return nil, activities.Business(orderflow.OutOfStock, "out of stock: "+it.SKU, it.SKU)
 				}
-				return err
+				return nil, err
 			}
 			moved = append(moved, it)
 		}
-		return i.SetStatus(ctx, tx, in.OrderID, orderflow.StatusReserved, "")
+		return moved, i.SetStatus(ctx, tx, in.OrderID, orderflow.StatusReserved, "")
 	})
 	if err != nil {
 		return activities.Wrap(err, "reserve %s", in.OrderID)
 	}
-	activities.Invalidate(ctx, i.Cache, in.OrderID, moved)
 	return nil
 }
 
@@ -83,11 +81,8 @@ func (i *Inventory) Reserve(ctx context.Context, in ReserveInput) error {
 // order that holds nothing is a no-op, so the saga may run it whether or not
 // Reserve got as far as the database.
 func (i *Inventory) Release(ctx context.Context, in orderflow.OrderRef) error {
-	var moved []orderflow.Item
-	err := db.InTx(ctx, i.DB, func(tx pgx.Tx) error {
-		var err error
-		moved, err = Transition(ctx, tx, in.OrderID, "held", "released", "release", 0, -1)
-		return err
+	moved, err := activities.Commit(ctx, i.DB, i.Cache, "", func(tx pgx.Tx) ([]orderflow.Item, error) {
+		return Transition(ctx, tx, in.OrderID, "held", "released", "release", 0, -1)
 	})
 	if err != nil {
 		return activities.Wrap(err, "release %s", in.OrderID)
@@ -95,7 +90,6 @@ func (i *Inventory) Release(ctx context.Context, in orderflow.OrderRef) error {
 	if len(moved) > 0 {
 		activity.GetLogger(ctx).Info("stock released", "order_id", in.OrderID, "skus", len(moved))
 	}
-	activities.Invalidate(ctx, i.Cache, "", moved)
 	return nil
 }
 

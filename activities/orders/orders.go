@@ -13,7 +13,6 @@ import (
 	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/activities/catalog"
 	"github.com/orderflow/orderflow/activities/notify"
-	"github.com/orderflow/orderflow/internal/db"
 	"github.com/orderflow/orderflow/internal/pii"
 )
 
@@ -51,18 +50,19 @@ func (o *Activities) Create(ctx context.Context, in CreateOrderInput) (CreateOrd
 	// Sealed outside the transaction: about a microsecond, and no round trip.
 	email := o.PII.SealString(in.Email, in.OrderID)
 	var res CreateOrderResult
-	err := db.InTx(ctx, o.DB, func(tx pgx.Tx) error {
-		existing, err := loadLines(ctx, tx, in.OrderID)
+	// A GET that came before the order existed may have left a lease.
+	_, err := activities.Commit(ctx, o.DB, o.Cache, in.OrderID, func(tx pgx.Tx) ([]orderflow.Item, error) {
+		existing, err := loadOrder(ctx, tx, in.OrderID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if existing != nil {
-			res = *existing
-			return nil
+			res = CreateOrderResult{Lines: existing.Lines, TotalCents: existing.TotalCents, Currency: existing.Currency}
+			return nil, nil
 		}
 		res.Lines, res.TotalCents, res.Currency, err = catalog.Price(ctx, tx, in.Items)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		skus, qtys, prices := make([]string, len(res.Lines)), make([]int32, len(res.Lines)), make([]int64, len(res.Lines))
 		for i, l := range res.Lines {
@@ -73,41 +73,19 @@ func (o *Activities) Create(ctx context.Context, in CreateOrderInput) (CreateOrd
 		const qOrder = `INSERT INTO orders (order_id, customer_id, email_enc, region, status, total_cents, currency, synthetic)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, EXISTS (SELECT 1 FROM products WHERE sku = ANY($8) AND synthetic))`
 		if _, err := tx.Exec(ctx, qOrder, in.OrderID, in.CustomerID, email, in.Region, orderflow.StatusPending, res.TotalCents, res.Currency, skus); err != nil {
-			return fmt.Errorf("insert order: %w", err)
+			return nil, fmt.Errorf("insert order: %w", err)
 		}
 		const qLines = `INSERT INTO order_items (order_id, line, sku, quantity, unit_price_cents)
 			SELECT $1, n, sku, qty, price FROM unnest($2::text[], $3::int[], $4::bigint[]) WITH ORDINALITY AS t(sku, qty, price, n)`
 		if _, err := tx.Exec(ctx, qLines, in.OrderID, skus, qtys, prices); err != nil {
-			return fmt.Errorf("insert lines: %w", err)
+			return nil, fmt.Errorf("insert lines: %w", err)
 		}
-		return RecordStatus(ctx, tx, in.OrderID, orderflow.StatusPending, "")
+		return nil, RecordStatus(ctx, tx, in.OrderID, orderflow.StatusPending, "")
 	})
 	if err != nil {
 		return CreateOrderResult{}, activities.Wrap(err, "create order %s", in.OrderID)
 	}
-	// A GET that came before the order existed may have left a lease.
-	activities.Invalidate(ctx, o.Cache, in.OrderID, nil)
 	return res, nil
-}
-
-func loadLines(ctx context.Context, tx pgx.Tx, orderID string) (*CreateOrderResult, error) {
-	var res CreateOrderResult
-	err := tx.QueryRow(ctx, `SELECT total_cents, currency FROM orders WHERE order_id = $1`, orderID).Scan(&res.TotalCents, &res.Currency)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load order: %w", err)
-	}
-	rows, err := tx.Query(ctx, `SELECT sku, quantity, unit_price_cents FROM order_items WHERE order_id = $1 ORDER BY line`, orderID)
-	if err != nil {
-		return nil, fmt.Errorf("load lines: %w", err)
-	}
-	res.Lines, err = pgx.CollectRows(rows, pgx.RowToStructByPos[orderflow.Line])
-	if err != nil {
-		return nil, fmt.Errorf("load lines: %w", err)
-	}
-	return &res, nil
 }
 
 // SetStatusInput moves an order to a status, with a failure reason for FAILED.
@@ -121,19 +99,18 @@ type SetStatusInput struct {
 // A change to FAILED also puts the customer's message in the notification
 // outbox, in the same transaction. Repeating the same change is a no-op.
 func (o *Activities) SetStatus(ctx context.Context, in SetStatusInput) error {
-	err := db.InTx(ctx, o.DB, func(tx pgx.Tx) error {
+	_, err := activities.Commit(ctx, o.DB, o.Cache, in.OrderID, func(tx pgx.Tx) ([]orderflow.Item, error) {
 		if err := RecordStatus(ctx, tx, in.OrderID, in.Status, in.FailureReason); err != nil {
-			return err
+			return nil, err
 		}
 		if in.Status == orderflow.StatusFailed {
-			return notify.Enqueue(ctx, tx, in.OrderID, notify.OrderFailed, "Your order could not be completed")
+			return nil, notify.Enqueue(ctx, tx, in.OrderID, notify.OrderFailed, "Your order could not be completed")
 		}
-		return nil
+		return nil, nil
 	})
 	if err != nil {
 		return fmt.Errorf("set status %s of %s: %w", in.Status, in.OrderID, err)
 	}
-	activities.Invalidate(ctx, o.Cache, in.OrderID, nil)
 	return nil
 }
 
@@ -163,32 +140,30 @@ func RecordStatus(ctx context.Context, tx pgx.Tx, orderID, status, reason string
 // the notification outbox, in one transaction. A retry
 // finds the reservations already committed and moves nothing.
 func (o *Activities) Confirm(ctx context.Context, in orderflow.OrderRef) error {
-	var moved []orderflow.Item
-	err := db.InTx(ctx, o.DB, func(tx pgx.Tx) error {
-		var err error
-		if moved, err = catalog.Transition(ctx, tx, in.OrderID, "held", "committed", "commit", -1, -1); err != nil {
-			return err
+	_, err := activities.Commit(ctx, o.DB, o.Cache, in.OrderID, func(tx pgx.Tx) ([]orderflow.Item, error) {
+		moved, err := catalog.Transition(ctx, tx, in.OrderID, "held", "committed", "commit", -1, -1)
+		if err != nil {
+			return nil, err
 		}
 		if len(moved) == 0 {
 			// A retry after the commit went through, or an order that holds nothing.
 			var committed bool
 			q := `SELECT EXISTS (SELECT 1 FROM reservations WHERE order_id = $1 AND status = 'committed')`
 			if err := tx.QueryRow(ctx, q, in.OrderID).Scan(&committed); err != nil {
-				return fmt.Errorf("check commits: %w", err)
+				return nil, fmt.Errorf("check commits: %w", err)
 			}
 			if !committed {
-				return activities.Business(orderflow.InvalidOrder, "order "+in.OrderID+" holds no stock to confirm")
+				return nil, activities.Business(orderflow.InvalidOrder, "order "+in.OrderID+" holds no stock to confirm")
 			}
 		}
 		if err := RecordStatus(ctx, tx, in.OrderID, orderflow.StatusConfirmed, ""); err != nil {
-			return err
+			return nil, err
 		}
-		return notify.Enqueue(ctx, tx, in.OrderID, notify.OrderConfirmed, "Your order is confirmed")
+		return moved, notify.Enqueue(ctx, tx, in.OrderID, notify.OrderConfirmed, "Your order is confirmed")
 	})
 	if err != nil {
 		return activities.Wrap(err, "confirm %s", in.OrderID)
 	}
-	activities.Invalidate(ctx, o.Cache, in.OrderID, moved)
 	return nil
 }
 
@@ -196,16 +171,12 @@ func (o *Activities) Confirm(ctx context.Context, in orderflow.OrderRef) error {
 // be compensated: each committed line goes back to held, so that Release can
 // then return it to the shelf.
 func (o *Activities) Revert(ctx context.Context, in orderflow.OrderRef) error {
-	var moved []orderflow.Item
-	err := db.InTx(ctx, o.DB, func(tx pgx.Tx) error {
-		var err error
-		moved, err = catalog.Transition(ctx, tx, in.OrderID, "committed", "held", "revert", 1, 1)
-		return err
+	_, err := activities.Commit(ctx, o.DB, o.Cache, "", func(tx pgx.Tx) ([]orderflow.Item, error) {
+		return catalog.Transition(ctx, tx, in.OrderID, "committed", "held", "revert", 1, 1)
 	})
 	if err != nil {
 		return activities.Wrap(err, "revert %s", in.OrderID)
 	}
-	activities.Invalidate(ctx, o.Cache, "", moved)
 	return nil
 }
 

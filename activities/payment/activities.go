@@ -126,11 +126,12 @@ func (p *Activities) Charge(ctx context.Context, in ChargeInput) (ChargeResult, 
 	}
 	if len(st.open) > 0 {
 		res := ChargeResult{Provider: st.open[0].provider, ChargeID: st.open[0].chargeID}
-		err := db.InTx(ctx, p.DB, func(tx pgx.Tx) error { return orders.RecordStatus(ctx, tx, in.OrderID, orderflow.StatusPaid, "") })
+		_, err := activities.Commit(ctx, p.DB, p.Cache, in.OrderID, func(tx pgx.Tx) ([]orderflow.Item, error) {
+			return nil, orders.RecordStatus(ctx, tx, in.OrderID, orderflow.StatusPaid, "")
+		})
 		if err != nil {
 			return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
 		}
-		activities.Invalidate(ctx, p.Cache, in.OrderID, nil)
 		return res, nil
 	}
 	seq := st.n + 1

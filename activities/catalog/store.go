@@ -1,0 +1,222 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/activities"
+	"github.com/orderflow/orderflow/internal/db"
+)
+
+// Store is the catalog's SQL for the gateway: product and stock reads, the
+// product list, the operator's upsert and the synthetic SKU's bookkeeping.
+// The Inventory activities' writes are in inventory.go; the reads both
+// share (products) are written once here.
+type Store struct {
+	DB *pgxpool.Pool
+}
+
+// Product is a catalog entry; its JSON form is what the gateway's catalog
+// cache tier holds.
+type Product struct {
+	SKU        string `json:"sku"`
+	Name       string `json:"name"`
+	PriceCents int64  `json:"price_cents"`
+	Currency   string `json:"currency"`
+}
+
+// Stock is a SKU's inventory row; its JSON form is what the gateway's
+// inventory cache tier holds.
+type Stock struct {
+	OnHand   int `json:"on_hand"`
+	Reserved int `json:"reserved"`
+}
+
+// Listed is one row of the product list: a product with its stock.
+type Listed struct {
+	Product
+	Stock
+	Available int
+}
+
+const qProducts = `SELECT sku, name, price_cents, currency FROM products WHERE sku = ANY($1)`
+
+// products loads the catalog entries of the SKUs that exist, keyed by SKU.
+func products(ctx context.Context, q activities.Querier, skus []string) (map[string]Product, error) {
+	rows, err := q.Query(ctx, qProducts, skus)
+	if err != nil {
+		return nil, fmt.Errorf("load products: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Product])
+	if err != nil {
+		return nil, fmt.Errorf("load products: %w", err)
+	}
+	known := make(map[string]Product, len(list))
+	for _, p := range list {
+		known[p.SKU] = p
+	}
+	return known, nil
+}
+
+// Products returns the catalog entries of the SKUs that exist, keyed by SKU;
+// a SKU the catalog lacks is simply absent.
+func (s Store) Products(ctx context.Context, skus []string) (map[string]Product, error) {
+	return products(ctx, s.DB, skus)
+}
+
+// Stock returns a SKU's stock, and false when it has no inventory row.
+func (s Store) Stock(ctx context.Context, sku string) (Stock, bool, error) {
+	var st Stock
+	err := s.DB.QueryRow(ctx, `SELECT on_hand, reserved FROM inventory WHERE sku = $1`, sku).Scan(&st.OnHand, &st.Reserved)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, fmt.Errorf("load stock of %s: %w", sku, err)
+	}
+	return st, true, nil
+}
+
+// List pages through the catalog in SKU order: up to limit products after
+// the SKU after ("" for the first page), with their stock, leaving out
+// synthetic ones.
+func (s Store) List(ctx context.Context, after string, limit int) ([]Listed, error) {
+	const q = `SELECT p.sku, p.name, p.price_cents, p.currency, i.on_hand, i.reserved, i.on_hand - i.reserved
+		FROM products p JOIN inventory i USING (sku) WHERE p.sku > $1 AND NOT p.synthetic ORDER BY p.sku LIMIT $2`
+	rows, err := s.DB.Query(ctx, q, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list products: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Listed, error) {
+		var l Listed
+		err := row.Scan(&l.SKU, &l.Name, &l.PriceCents, &l.Currency, &l.OnHand, &l.Reserved, &l.Available)
+		return l, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list products: %w", err)
+	}
+	return list, nil
+}
+
+// ReservedError refuses to set a SKU's on-hand stock below what open orders
+// hold of it.
+type ReservedError struct {
+	OnHand, Reserved int
+}
+
+func (e *ReservedError) Error() string {
+	return fmt.Sprintf("on_hand %d is below the %d units reserved by open orders", e.OnHand, e.Reserved)
+}
+
+// Put upserts a product and sets its on-hand stock, in one transaction. The
+// change in on-hand is appended to inventory_events as a restock, so the
+// event log keeps replaying to the row. It returns whether the product is
+// new and the stock now reserved; stock below what is reserved is a
+// *ReservedError, changing nothing. The caller drops the SKU's cached entry
+// and stock once Put has returned.
+func (s Store) Put(ctx context.Context, p Product, onHand int) (created bool, reserved int, err error) {
+	err = db.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		const qp = `INSERT INTO products (sku, name, price_cents, currency) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, price_cents = EXCLUDED.price_cents,
+				currency = EXCLUDED.currency, updated_at = now()
+			RETURNING (xmax = 0)`
+		if err := tx.QueryRow(ctx, qp, p.SKU, p.Name, p.PriceCents, p.Currency).Scan(&created); err != nil {
+			return fmt.Errorf("upsert product: %w", err)
+		}
+		var was int
+		err := tx.QueryRow(ctx, `SELECT on_hand, reserved FROM inventory WHERE sku = $1 FOR UPDATE`, p.SKU).Scan(&was, &reserved)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			if _, err := tx.Exec(ctx, `INSERT INTO inventory (sku, on_hand) VALUES ($1, $2)`, p.SKU, onHand); err != nil {
+				return fmt.Errorf("insert stock: %w", err)
+			}
+		case err != nil:
+			return fmt.Errorf("lock stock: %w", err)
+		default:
+			if onHand < reserved {
+				return &ReservedError{OnHand: onHand, Reserved: reserved}
+			}
+			const qu = `UPDATE inventory SET on_hand = $2, version = version + 1, updated_at = now() WHERE sku = $1`
+			if _, err := tx.Exec(ctx, qu, p.SKU, onHand); err != nil {
+				return fmt.Errorf("update stock: %w", err)
+			}
+		}
+		if delta := onHand - was; delta != 0 {
+			const qe = `INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason) VALUES ($1, $2, 0, 'restock')`
+			if _, err := tx.Exec(ctx, qe, p.SKU, delta); err != nil {
+				return fmt.Errorf("append restock event: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, 0, err
+	}
+	return created, reserved, nil
+}
+
+// SyntheticStock reads a SKU's available stock and whether its product is
+// marked synthetic; found is false when the SKU has no inventory row.
+func (s Store) SyntheticStock(ctx context.Context, sku string) (available int, synthetic, found bool, err error) {
+	const q = `SELECT i.on_hand - i.reserved, p.synthetic FROM inventory i JOIN products p USING (sku) WHERE i.sku = $1`
+	err = s.DB.QueryRow(ctx, q, sku).Scan(&available, &synthetic)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, false, false, nil
+	case err != nil:
+		return 0, false, false, fmt.Errorf("read inventory of %s: %w", sku, err)
+	}
+	return available, synthetic, true, nil
+}
+
+// Synthetic reports whether a SKU's product is marked synthetic; a SKU
+// without a product is an error.
+func (s Store) Synthetic(ctx context.Context, sku string) (bool, error) {
+	var synthetic bool
+	if err := s.DB.QueryRow(ctx, `SELECT synthetic FROM products WHERE sku = $1`, sku).Scan(&synthetic); err != nil {
+		return false, fmt.Errorf("read product %s: %w", sku, err)
+	}
+	return synthetic, nil
+}
+
+// RestockSynthetic puts back on the shelf the stock that the synthetic
+// customer's confirmed synthetic orders of the last day took, once per order
+// and only on SKUs marked synthetic, each with a restock event naming the
+// order. It also catches up orders whose deep check gave up before they
+// confirmed. It returns the units put back.
+func (s Store) RestockSynthetic(ctx context.Context, owner string) (int, error) {
+	var n int
+	err := db.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		// Gateways restocking at once would both see an order as due.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('orderflow.synthetic_restock'))`); err != nil {
+			return fmt.Errorf("lock synthetic restock: %w", err)
+		}
+		const q = `WITH due AS (
+				SELECT r.order_id, r.sku, r.quantity
+				FROM orders o
+				JOIN reservations r ON r.order_id = o.order_id AND r.status = 'committed'
+				JOIN products p ON p.sku = r.sku AND p.synthetic
+				WHERE o.customer_id = $1 AND o.synthetic AND o.created_at > now() - interval '1 day'
+					AND NOT EXISTS (SELECT 1 FROM inventory_events e
+						WHERE e.order_id = r.order_id AND e.sku = r.sku AND e.reason = 'restock')),
+			moved AS (
+				UPDATE inventory i SET on_hand = i.on_hand + d.qty, version = i.version + 1, updated_at = now()
+				FROM (SELECT sku, sum(quantity)::int AS qty FROM due GROUP BY sku) d
+				WHERE i.sku = d.sku
+				RETURNING i.sku),
+			logged AS (
+				INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason, order_id)
+				SELECT due.sku, due.quantity, 0, 'restock', due.order_id FROM due JOIN moved USING (sku)
+				RETURNING delta_on_hand)
+			SELECT coalesce(sum(delta_on_hand), 0)::int FROM logged`
+		if err := tx.QueryRow(ctx, q, owner).Scan(&n); err != nil {
+			return fmt.Errorf("restock synthetic orders: %w", err)
+		}
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,129 @@
+package orders
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities"
+)
+
+// Store is the orders area's SQL for the gateway: the acceptance records
+// (idempotency keys), orders with their lines and status history, and the
+// erasure of a customer's personal data. The activities read an order's
+// lines through the same query.
+type Store struct {
+	DB *pgxpool.Pool
+}
+
+// Order is an order's record: the order, its lines in line order and, when
+// read through Store.Order, its status changes in the order they happened.
+type Order struct {
+	OrderID       string
+	CustomerID    string
+	Status        string
+	TotalCents    int64
+	Currency      string
+	FailureReason *string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	Lines         []orderflow.Line
+	History       []Change
+}
+
+// Change is one entry of an order's status history.
+type Change struct {
+	Status string
+	At     time.Time
+}
+
+// loadOrder reads an order and its lines, nil when there is no such order.
+func loadOrder(ctx context.Context, q activities.Querier, id string) (*Order, error) {
+	o := Order{OrderID: id}
+	const qOrder = `SELECT customer_id, status, total_cents, currency, failure_reason, created_at, updated_at FROM orders WHERE order_id = $1`
+	err := q.QueryRow(ctx, qOrder, id).Scan(&o.CustomerID, &o.Status, &o.TotalCents, &o.Currency, &o.FailureReason, &o.CreatedAt, &o.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load order %s: %w", id, err)
+	}
+	rows, err := q.Query(ctx, `SELECT sku, quantity, unit_price_cents FROM order_items WHERE order_id = $1 ORDER BY line`, id)
+	if err != nil {
+		return nil, fmt.Errorf("load lines of %s: %w", id, err)
+	}
+	if o.Lines, err = pgx.CollectRows(rows, pgx.RowToStructByPos[orderflow.Line]); err != nil {
+		return nil, fmt.Errorf("load lines of %s: %w", id, err)
+	}
+	return &o, nil
+}
+
+// Order reads an order with its lines and status history; nil, nil when
+// there is no such order (its saga may not have written it yet).
+func (s Store) Order(ctx context.Context, id string) (*Order, error) {
+	o, err := loadOrder(ctx, s.DB, id)
+	if err != nil || o == nil {
+		return o, err
+	}
+	rows, err := s.DB.Query(ctx, `SELECT status, at FROM order_status_history WHERE order_id = $1 ORDER BY at, id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("load history of %s: %w", id, err)
+	}
+	if o.History, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Change]); err != nil {
+		return nil, fmt.Errorf("load history of %s: %w", id, err)
+	}
+	return o, nil
+}
+
+// Acceptance is the acceptance record kept under an idempotency key: the
+// order id the key was claimed with, the fingerprint of the request and the
+// answer it was given.
+type Acceptance struct {
+	OrderID     string
+	RequestHash []byte
+	Status      int
+	Body        []byte
+	// Started says the saga has written the order (read by LoadKey only).
+	Started bool
+}
+
+// ClaimKey records a under the key, scoped by (customer, operation, key),
+// for ttl. It reports false, writing nothing, when the key is already held
+// and not expired; an expired key is taken over as if it were new.
+func (s Store) ClaimKey(ctx context.Context, customerID, operation, key string, a Acceptance, ttl time.Duration) (bool, error) {
+	const q = `INSERT INTO idempotency_keys
+			(customer_id, operation, idempotency_key, request_hash, order_id, response_status, response_body, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8::interval)
+		ON CONFLICT (customer_id, operation, idempotency_key) DO UPDATE
+			SET request_hash = EXCLUDED.request_hash, order_id = EXCLUDED.order_id, response_status = EXCLUDED.response_status,
+			    response_body = EXCLUDED.response_body, created_at = now(), expires_at = EXCLUDED.expires_at
+			WHERE idempotency_keys.expires_at < now()
+		RETURNING order_id::text`
+	var got string
+	err := s.DB.QueryRow(ctx, q, customerID, operation, key, a.RequestHash, a.OrderID, a.Status, a.Body, ttl.String()).Scan(&got)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	return true, nil
+}
+
+// LoadKey reads the acceptance record held under the key, with whether its
+// order has been written.
+func (s Store) LoadKey(ctx context.Context, customerID, operation, key string) (Acceptance, error) {
+	const q = `SELECT k.order_id::text, k.request_hash, k.response_status, k.response_body,
+			EXISTS (SELECT 1 FROM orders o WHERE o.order_id = k.order_id)
+		FROM idempotency_keys k WHERE k.customer_id = $1 AND k.operation = $2 AND k.idempotency_key = $3`
+	var a Acceptance
+	if err := s.DB.QueryRow(ctx, q, customerID, operation, key).Scan(&a.OrderID, &a.RequestHash, &a.Status, &a.Body, &a.Started); err != nil {
+		return Acceptance{}, fmt.Errorf("load idempotency key: %w", err)
+	}
+	return a, nil
+}

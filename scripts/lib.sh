@@ -15,47 +15,15 @@ CACHE_DIR="${ORDERFLOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/orderflow}"
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2 || true; }
 die() { printf '\033[1;31mxx\033[0m %s\n' "$*" >&2; exit 1; }
 
-APT_UPDATED=""
-apt_install() {
-  command -v apt-get >/dev/null || die "apt-get not found: install $* by hand"
-  if [ -z "$APT_UPDATED" ]; then
-    log "apt-get update"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    APT_UPDATED=1
-  fi
-  log "apt-get install $*"
-  # A package's own service (redis-server, prometheus, postgresql) is not
-  # started by the install: the scripts start what they need on their own
-  # ports and stop what they started, which a service left running would
-  # defeat. policy-rc.d is Debian's switch for that.
-  local policy=/usr/sbin/policy-rc.d created="" rc=0
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && created=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null || rc=$?
-  if [ -n "$created" ]; then rm -f "$policy"; fi
-  return "$rc"
-}
-
-# ensure_tools installs the small commands the scripts themselves use.
-ensure_tools() {
-  local missing=()
-  command -v curl >/dev/null || missing+=(curl)
-  command -v python3 >/dev/null || missing+=(python3)
-  command -v setsid >/dev/null || missing+=(util-linux)
-  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
-}
-
-# need_promtool installs Prometheus's promtool (Debian's prometheus package
-# ships it), which checks and unit-tests deploy/observability's alert rules.
-need_promtool() {
-  command -v promtool >/dev/null || apt_install prometheus
-}
+# os_install NAME...: OS packages, through devtools/install.sh (the one place
+# that installs them).
+os_install() { "$ROOT/devtools/install.sh" "$@"; }
+ensure_tools() { os_install tools; }
 
 # check_alerts validates deploy/observability: the scrape config and alert
 # rules (promtool check) and the rules' unit tests (promtool test rules).
 check_alerts() {
-  need_promtool
+  os_install promtool
   log "promtool: check and unit-test deploy/observability's alert rules"
   (cd "$ROOT/deploy/observability" &&
     promtool check rules alerts.yml &&
@@ -64,16 +32,8 @@ check_alerts() {
 }
 
 pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
-
-ensure_postgres_installed() {
-  if [ -z "$(pg_bindir)" ] || ! command -v pg_ctlcluster >/dev/null; then
-    apt_install postgresql postgresql-client
-  fi
-}
-
-ensure_redis_installed() {
-  command -v redis-server >/dev/null && command -v redis-cli >/dev/null || apt_install redis-server redis-tools
-}
+ensure_postgres_installed() { os_install postgres; }
+ensure_redis_installed() { os_install redis; }
 
 # temporal_bin prints the path of a temporal CLI: one on PATH, else the
 # pinned build cached outside the clone, built from the Go module proxy in
@@ -151,11 +111,8 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 # not installed from that lock file. Playwright never downloads a browser:
 # the test drives /usr/bin/chromium.
 ensure_ui_test() {
-  local missing=() dir="$ROOT/e2e/ui"
-  [ -x /usr/bin/chromium ] || missing+=(chromium)
-  command -v node >/dev/null || missing+=(nodejs)
-  command -v npm >/dev/null || missing+=(npm)
-  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+  local dir="$ROOT/e2e/ui"
+  os_install chromium
   if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.orderflow-lock"; then
     log "npm ci in e2e/ui (playwright-core, no browser download)"
     (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) >&2

@@ -25,7 +25,6 @@ import (
 	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/cache"
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 // clock is a settable time for expiry and cache bounds.
@@ -42,7 +41,7 @@ func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unloc
 
 // claims are a token's payload for the tests to bend.
 func claims(now time.Time, sub string, roles ...string) jwt.MapClaims {
-	return jwt.MapClaims{"sub": sub, "iss": config.DevIssuer, "aud": config.DevAudience,
+	return jwt.MapClaims{"sub": sub, "iss": auth.DevIssuer, "aud": auth.DevAudience,
 		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "roles": roles}
 }
 
@@ -53,7 +52,7 @@ func hs256(t testing.TB, secret string, c jwt.MapClaims) string {
 	return s
 }
 
-func devConfig() config.Auth {
+func devConfig() auth.Config {
 	cfg := testkit.AuthConfig()
 	cfg.SessionTTL = 30 * time.Minute
 	return cfg
@@ -255,8 +254,8 @@ func (j *jwksServer) set(kid string, key any) {
 	j.keys[kid] = key
 }
 
-func jwksConfig(url string) config.Auth {
-	return config.Auth{JWKSURL: url, Issuer: "https://idp.example", Audience: "orderflow-api", ClockSkew: 30 * time.Second,
+func jwksConfig(url string) auth.Config {
+	return auth.Config{JWKSURL: url, Issuer: "https://idp.example", Audience: "orderflow-api", ClockSkew: 30 * time.Second,
 		JWKSRefresh: time.Hour, JWKSMinRefresh: 0, SessionTTL: 30 * time.Minute}
 }
 

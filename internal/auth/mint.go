@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 // Minter signs development tokens with the HS256 secret, for `orderflow
@@ -22,7 +20,7 @@ type Minter struct {
 }
 
 // NewMinter returns a minter for cfg's HS256 secret, issuer and audience.
-func NewMinter(cfg config.Auth) (*Minter, error) {
+func NewMinter(cfg Config) (*Minter, error) {
 	if cfg.HS256Secret == "" {
 		return nil, errors.New("AUTH_HS256_SECRET is not set: `make run` writes one to .data/auth-hs256.secret")
 	}
@@ -31,10 +29,10 @@ func NewMinter(cfg config.Auth) (*Minter, error) {
 	}
 	iss, aud := cfg.Issuer, cfg.Audience
 	if iss == "" {
-		iss = config.DevIssuer
+		iss = DevIssuer
 	}
 	if aud == "" {
-		aud = config.DevAudience
+		aud = DevAudience
 	}
 	return &Minter{secret: []byte(cfg.HS256Secret), issuer: iss, audience: aud, now: time.Now}, nil
 }

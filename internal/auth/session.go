@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/internal/cache"
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 // maxLocalSessions bounds the in-process session tier; past it, expired
@@ -65,7 +64,7 @@ func WithLogger(log *zap.Logger) Option { return func(a *Authenticator) { a.log 
 // New builds an Authenticator from cfg. With a JWKS URL the key set is
 // fetched in the background until ctx ends (a first failure is logged, not
 // returned). It fails when cfg configures no way to verify a token.
-func New(ctx context.Context, cfg config.Auth, opts ...Option) (*Authenticator, error) {
+func New(ctx context.Context, cfg Config, opts ...Option) (*Authenticator, error) {
 	a := &Authenticator{ttl: cfg.SessionTTL, now: time.Now, log: zap.NewNop(), local: map[[32]byte]session{}}
 	for _, o := range opts {
 		o(a)

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 // MinSecretBytes is the shortest HS256 secret accepted: the hash's size, as
@@ -32,7 +30,7 @@ var errKeysUnavailable = errors.New("signing keys unavailable")
 // NewVerifier builds a verifier from cfg. It needs the JWKS URL or the
 // HS256 secret; with a JWKS it needs an issuer and an audience too. The key
 // set is not fetched here: see KeySet.Start.
-func NewVerifier(cfg config.Auth, keys *KeySet, now func() time.Time) (*Verifier, error) {
+func NewVerifier(cfg Config, keys *KeySet, now func() time.Time) (*Verifier, error) {
 	if now == nil {
 		now = time.Now
 	}

@@ -5,14 +5,13 @@ import (
 
 	"go.temporal.io/sdk/converter"
 
-	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/pii"
 )
 
 // The order path seals one e-mail per order and the outbox opens one per
 // message: these price both.
 func BenchmarkSealEmail(b *testing.B) {
-	k, err := pii.Load(config.PII{Keys: "k1:" + pii.NewKey()})
+	k, err := pii.Load(pii.Config{Keys: "k1:" + pii.NewKey()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -23,7 +22,7 @@ func BenchmarkSealEmail(b *testing.B) {
 }
 
 func BenchmarkOpenEmail(b *testing.B) {
-	k, err := pii.Load(config.PII{Keys: "k1:" + pii.NewKey()})
+	k, err := pii.Load(pii.Config{Keys: "k1:" + pii.NewKey()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -40,7 +39,7 @@ func BenchmarkOpenEmail(b *testing.B) {
 // the sealing converter and through the plain one: the difference is what
 // the codec adds to each payload of an order, once each way.
 func BenchmarkCodecRoundTripOrderInput(b *testing.B) {
-	k, err := pii.Load(config.PII{Keys: "k1:" + pii.NewKey()})
+	k, err := pii.Load(pii.Config{Keys: "k1:" + pii.NewKey()})
 	if err != nil {
 		b.Fatal(err)
 	}

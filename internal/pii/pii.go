@@ -23,8 +23,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 const (
@@ -89,7 +87,7 @@ func New(keys map[string][]byte, active string) (*Keyring, error) {
 // Load builds the keyring the configuration names: the keys of PII_KEYS and
 // of the file PII_KEYS_FILE, the active one PII_ACTIVE_KEY or else the last
 // listed. It returns ErrNoKeys when there is none.
-func Load(cfg config.PII) (*Keyring, error) {
+func Load(cfg Config) (*Keyring, error) {
 	keys, order, err := Parse(cfg.Keys)
 	if err != nil {
 		return nil, err
@@ -131,7 +129,7 @@ func Load(cfg config.PII) (*Keyring, error) {
 // LoadOptional is Load for a process that can do without keys (migrate,
 // replay, the load generator): no key configured is a nil keyring and no
 // error; any other fault of the configuration is still an error.
-func LoadOptional(cfg config.PII) (*Keyring, error) {
+func LoadOptional(cfg Config) (*Keyring, error) {
 	k, err := Load(cfg)
 	if errors.Is(err, ErrNoKeys) {
 		return nil, nil

@@ -12,13 +12,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/pii"
 )
 
 func keyring(t *testing.T, spec, active string) *pii.Keyring {
 	t.Helper()
-	k, err := pii.Load(config.PII{Keys: spec, ActiveKey: active})
+	k, err := pii.Load(pii.Config{Keys: spec, ActiveKey: active})
 	require.NoError(t, err)
 	return k
 }
@@ -96,22 +95,22 @@ func TestLoad(t *testing.T) {
 	short := base64.StdEncoding.EncodeToString(make([]byte, 16))
 	for _, tc := range []struct {
 		name    string
-		cfg     config.PII
+		cfg     pii.Config
 		active  string
 		wantErr string
 	}{
-		{"env, last listed is active", config.PII{Keys: "k1:" + k1 + ",k2:" + k2}, "k2", ""},
-		{"env, explicit active", config.PII{Keys: "k1:" + k1 + ", k2:" + k2, ActiveKey: "k1"}, "k1", ""},
-		{"file", config.PII{KeysFile: file}, "k2", ""},
-		{"url-safe unpadded base64", config.PII{Keys: "k1:" + strings.TrimRight(strings.NewReplacer("+", "-", "/", "_").Replace(k1), "=")}, "k1", ""},
-		{"nothing configured", config.PII{}, "", "no encryption keys"},
-		{"active key missing", config.PII{Keys: "k1:" + k1, ActiveKey: "k9"}, "", `active key "k9"`},
-		{"a 128-bit key", config.PII{Keys: "k1:" + short}, "", "16 bytes, want 32"},
-		{"not base64", config.PII{Keys: "k1:!!!"}, "", "not base64"},
-		{"no id", config.PII{Keys: k1}, "", "without an id"},
-		{"bad id", config.PII{Keys: "k 1:" + k1}, "", "may hold only"},
-		{"duplicate id", config.PII{Keys: "k1:" + k1, KeysFile: file}, "", "twice"},
-		{"missing file", config.PII{KeysFile: filepath.Join(dir, "none")}, "", "read keys file"},
+		{"env, last listed is active", pii.Config{Keys: "k1:" + k1 + ",k2:" + k2}, "k2", ""},
+		{"env, explicit active", pii.Config{Keys: "k1:" + k1 + ", k2:" + k2, ActiveKey: "k1"}, "k1", ""},
+		{"file", pii.Config{KeysFile: file}, "k2", ""},
+		{"url-safe unpadded base64", pii.Config{Keys: "k1:" + strings.TrimRight(strings.NewReplacer("+", "-", "/", "_").Replace(k1), "=")}, "k1", ""},
+		{"nothing configured", pii.Config{}, "", "no encryption keys"},
+		{"active key missing", pii.Config{Keys: "k1:" + k1, ActiveKey: "k9"}, "", `active key "k9"`},
+		{"a 128-bit key", pii.Config{Keys: "k1:" + short}, "", "16 bytes, want 32"},
+		{"not base64", pii.Config{Keys: "k1:!!!"}, "", "not base64"},
+		{"no id", pii.Config{Keys: k1}, "", "without an id"},
+		{"bad id", pii.Config{Keys: "k 1:" + k1}, "", "may hold only"},
+		{"duplicate id", pii.Config{Keys: "k1:" + k1, KeysFile: file}, "", "twice"},
+		{"missing file", pii.Config{KeysFile: filepath.Join(dir, "none")}, "", "read keys file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k, err := pii.Load(tc.cfg)
@@ -125,20 +124,20 @@ func TestLoad(t *testing.T) {
 			assert.Equal(t, tc.active, k.Active())
 		})
 	}
-	_, err := pii.Load(config.PII{})
+	_, err := pii.Load(pii.Config{})
 	assert.True(t, errors.Is(err, pii.ErrNoKeys))
 }
 
 func TestLoadOptionalIsNilOnlyWhenNoKeyIsConfigured(t *testing.T) {
-	k, err := pii.LoadOptional(config.PII{})
+	k, err := pii.LoadOptional(pii.Config{})
 	require.NoError(t, err)
 	assert.Nil(t, k)
 
-	_, err = pii.LoadOptional(config.PII{Keys: "k1:!!!"})
+	_, err = pii.LoadOptional(pii.Config{Keys: "k1:!!!"})
 	require.Error(t, err, "a wrong configuration is not the same as none")
 	assert.Contains(t, err.Error(), "not base64")
 
-	k, err = pii.LoadOptional(config.PII{Keys: "k1:" + pii.NewKey()})
+	k, err = pii.LoadOptional(pii.Config{Keys: "k1:" + pii.NewKey()})
 	require.NoError(t, err)
 	assert.Equal(t, "k1", k.Active())
 }

@@ -1,8 +1,10 @@
 # orderflow: `make run` for the whole stack in the foreground, `make test` for the suite.
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+# go.mod's toolchain line (the installed Go's go.env says local).
+export GOTOOLCHAIN ?= auto
 
-.PHONY: run up down test alerts-test fuzz bench chaos build fmt lint temporal-cli clean
+.PHONY: run up down test vulncheck alerts-test fuzz bench chaos build fmt lint temporal-cli clean
 
 run: ## the whole local stack in the foreground; Ctrl-C stops it
 	@scripts/stack.sh run
@@ -15,6 +17,9 @@ down: ## stop what `make up` started
 
 test: ## every test, against real PostgreSQL, Redis and Temporal started for it
 	@scripts/test.sh
+
+vulncheck: ## govulncheck against the pinned offline vulnerability database; exceptions in devtools/vulncheck-exceptions.txt
+	@devtools/vulncheck.sh
 
 alerts-test: ## promtool: check deploy/observability's scrape config and alert rules, run the rules' unit tests
 	@bash -c 'source scripts/lib.sh && check_alerts'

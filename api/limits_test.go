@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
@@ -41,7 +42,10 @@ func newGateway(t *testing.T, rc *redis.Client, configure func(*Server)) *gatewa
 	// A Temporal client too, so /health (checked as exempt from limits and
 	// shedding) answers 200.
 	tok := testkit.Auth(t)
-	srv := &Server{DB: pool, Cache: rc, Temporal: testkit.Temporal(t), Log: zaptest.NewLogger(t), Region: "test", Auth: tok.Auth}
+	// The test client stands for the ingress: loopback is a trusted proxy, so
+	// the X-Forwarded-For the tests send is the client's address.
+	srv := &Server{DB: pool, Cache: rc, Temporal: testkit.Temporal(t), Log: zaptest.NewLogger(t), Region: "test", Auth: tok.Auth,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
 	if configure != nil {
 		configure(srv)
 	}

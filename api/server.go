@@ -4,6 +4,7 @@ package api
 
 import (
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -51,6 +52,9 @@ type Server struct {
 	// Tiers sets the cache tiers' TTLs and the bound on every Redis call the
 	// gateway makes; a zero field takes the design's default.
 	Tiers config.Cache
+	// TrustedProxies are the ranges whose X-Forwarded-For is believed
+	// (TRUSTED_PROXIES); empty means the peer's own address counts.
+	TrustedProxies []netip.Prefix
 
 	limits    *rateLimiter
 	bulkheads *bulkheads
@@ -109,9 +113,9 @@ func (s *Server) Handler() http.Handler {
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true}))
 	s.meters = newGatewayMetrics()
 	e.Use(s.red)
-	// The client's address is the last one in X-Forwarded-For that a
-	// loopback or private-network proxy (the ingress) added, else the peer's.
-	e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	// The client's address is the peer's, or, behind a trusted proxy (the
+	// ingress), the last one in X-Forwarded-For it did not add.
+	e.IPExtractor = ipExtractor(s.TrustedProxies)
 	if s.Bulkhead.GatewayMaxFlight > 0 {
 		s.bulkheads = newBulkheads(s.Bulkhead)
 		e.Use(s.shed)

@@ -47,6 +47,7 @@ log "workflowcheck"
 export ORDERFLOW_TEST_BIN="$STATE_DIR/orderflow"
 export ORDERFLOW_TEST_DEV_BIN="$STATE_DIR/orderflow-dev"
 (cd "$ROOT" && go build -o "$ORDERFLOW_TEST_BIN" ./cmd/orderflow && go build -o "$ORDERFLOW_TEST_DEV_BIN" ./devtools/cmd/orderflow-dev)
+log "vulncheck"; (cd "$ROOT" && devtools/vulncheck.sh)
 log "go test"
 cd "$ROOT"
 rm -rf "$STATE_DIR/ui"

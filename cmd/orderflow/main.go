@@ -127,7 +127,10 @@ func runAPI(ctx context.Context, cfg config.API) error {
 		return err
 	}
 
-	srv := &api.Server{DB: cl.DB, Cache: cl.Cache, Temporal: cl.Temporal, Log: log, Region: cfg.Region, Metrics: metrics,
+	if err := cfg.TrustedProxies.Validate(); err != nil {
+		return err
+	}
+	srv := &api.Server{TrustedProxies: cfg.TrustedProxies.Prefixes, DB: cl.DB, Cache: cl.Cache, Temporal: cl.Temporal, Log: log, Region: cfg.Region, Metrics: metrics,
 		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker, Payment: cfg.Resilience.Payment,
 		RateLimit: cfg.Resilience.RateLimit, Bulkhead: cfg.Resilience.Bulkhead, Tiers: cfg.Resilience.Cache,
 		Health: cfg.Resilience.Health, TracerProvider: tp,

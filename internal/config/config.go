@@ -50,6 +50,8 @@ type API struct {
 	// gateway's codec server from a browser (CODEC_CORS_ORIGINS, comma
 	// separated; default the dev server's UI on :8233).
 	CodecOrigins []string
+	// TrustedProxies are the ranges whose forwarded headers are believed.
+	TrustedProxies Proxies
 }
 
 // Worker configures a worker process.
@@ -90,6 +92,7 @@ func LoadAPI() API {
 		IdempotencyTTL: EnvDuration("IDEMPOTENCY_TTL", 24*time.Hour),
 		Auth:           LoadAuth(),
 		TLS:            LoadServerTLS(),
+		TrustedProxies: ParseProxies(Env("TRUSTED_PROXIES", "")),
 	}
 	c.PublicURL = Env("API_PUBLIC_URL", "")
 	for _, o := range strings.Split(Env("CODEC_CORS_ORIGINS", "http://127.0.0.1:8233,http://localhost:8233"), ",") {

@@ -2,6 +2,8 @@ module github.com/orderflow/orderflow/tools/temporal
 
 go 1.26
 
+toolchain go1.27.3
+
 tool github.com/temporalio/cli/cmd/temporal
 
 require (

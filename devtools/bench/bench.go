@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	apiclient "github.com/orderflow/orderflow/client"
 	"github.com/orderflow/orderflow/internal/auth"
 )
 
@@ -178,11 +179,12 @@ func Run(ctx context.Context, c Config, baselines []Baseline) (*Result, error) {
 	if c.Tokens == nil {
 		return nil, errors.New("bench: no token minter (AUTH_HS256_SECRET)")
 	}
-	skus, scarce, err := setupCatalog(ctx, httpc, c.APIURL, c.Tokens.Bearer("bench-operator", auth.RoleOperator), run)
+	gateway := apiclient.New(c.APIURL, apiclient.WithHTTPClient(httpc))
+	skus, scarce, err := setupCatalog(ctx, gateway.With(apiclient.WithToken(c.Tokens.Bearer("bench-operator", auth.RoleOperator))), run)
 	if err != nil {
 		return nil, err
 	}
-	orders := &orderTarget{api: c.APIURL, http: httpc, db: c.DB, skus: skus, scarce: scarce, lines: c.Lines,
+	orders := &orderTarget{api: gateway, db: c.DB, skus: skus, scarce: scarce, lines: c.Lines,
 		decline: c.DeclineRatio, scarceP: c.ScarceRatio, run: run, tokens: c.Tokens}
 
 	if c.Baseline {
@@ -239,25 +241,13 @@ func Run(ctx context.Context, c Config, baselines []Baseline) (*Result, error) {
 	return res, nil
 }
 
-// setupCatalog creates the run's products through the API: plenty of common
-// SKUs and a few scarce ones, so that some orders run out of stock and
-// compensate, as real traffic does.
-func setupCatalog(ctx context.Context, h *http.Client, api, operator, run string) (skus, scarce []string, err error) {
+// setupCatalog creates the run's products through the API as an operator:
+// plenty of common SKUs and a few scarce ones, so that some orders run out
+// of stock and compensate, as real traffic does.
+func setupCatalog(ctx context.Context, operator *apiclient.Client, run string) (skus, scarce []string, err error) {
 	put := func(sku string, price, onHand int) error {
-		b, _ := json.Marshal(map[string]any{"name": "bench " + sku, "price_cents": price, "on_hand": onHand})
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, api+"/v1/products/"+sku, bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", operator)
-		res, err := h.Do(req)
-		if err != nil {
-			return fmt.Errorf("create product %s: %w", sku, err)
-		}
-		defer res.Body.Close()
-		if res.StatusCode/100 != 2 {
-			body, _ := io.ReadAll(res.Body)
-			return fmt.Errorf("create product %s: %d %s", sku, res.StatusCode, body)
-		}
-		return nil
+		_, _, err := operator.PutProduct(ctx, sku, apiclient.ProductRequest{Name: "bench " + sku, PriceCents: int64(price), OnHand: onHand})
+		return err
 	}
 	for i := range 50 {
 		sku := fmt.Sprintf("%s-%02d", run, i)

@@ -1,11 +1,8 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -17,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/workflow"
 
+	apiclient "github.com/orderflow/orderflow/client"
 	"github.com/orderflow/orderflow/internal/auth"
 )
 
@@ -32,8 +30,7 @@ type target interface {
 // terminal time from the status history the saga writes in PostgreSQL, so
 // measuring adds no polling load to the system under test.
 type orderTarget struct {
-	api     string
-	http    *http.Client
+	api     *apiclient.Client
 	db      *pgxpool.Pool
 	skus    []string
 	scarce  []string
@@ -44,25 +41,14 @@ type orderTarget struct {
 	tokens  *auth.Minter
 }
 
-type orderBody struct {
-	CustomerID   string     `json:"customer_id"`
-	Items        []itemBody `json:"items"`
-	PaymentToken string     `json:"payment_token"`
-	Email        string     `json:"email"`
-}
-
-type itemBody struct {
-	SKU      string `json:"sku"`
-	Quantity int    `json:"quantity"`
-}
-
 func (t *orderTarget) fire(ctx context.Context, s *sample) {
-	body := orderBody{CustomerID: fmt.Sprintf("bench-%d", rand.IntN(100000)), PaymentToken: "tok_visa", Email: "bench@example.com"}
+	customer := fmt.Sprintf("bench-%d", rand.IntN(100000))
+	req := apiclient.OrderRequest{CustomerID: customer, PaymentToken: "tok_visa", Email: "bench@example.com"}
 	if rand.Float64() < t.decline {
-		body.PaymentToken, s.declined = "tok_chargeDeclined", true
+		req.PaymentToken, s.declined = "tok_chargeDeclined", true
 	}
 	used := map[string]bool{}
-	for len(body.Items) < t.lines {
+	for len(req.Items) < t.lines {
 		sku := t.skus[rand.IntN(len(t.skus))]
 		if len(t.scarce) > 0 && rand.Float64() < t.scarceP {
 			sku = t.scarce[rand.IntN(len(t.scarce))]
@@ -71,32 +57,22 @@ func (t *orderTarget) fire(ctx context.Context, s *sample) {
 			continue
 		}
 		used[sku] = true
-		body.Items = append(body.Items, itemBody{SKU: sku, Quantity: 1 + rand.IntN(3)})
+		req.Items = append(req.Items, apiclient.Item{SKU: sku, Quantity: 1 + rand.IntN(3)})
 	}
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, t.api+"/v1/orders", bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", t.run+"-"+uuid.NewString())
-	req.Header.Set("Authorization", t.tokens.Bearer(body.CustomerID, auth.RoleCustomer))
-	res, err := t.http.Do(req)
-	if err != nil {
+	as := t.api.With(apiclient.WithToken(t.tokens.Bearer(customer, auth.RoleCustomer)))
+	acc, status, err := as.PlaceOrder(ctx, req, t.run+"-"+uuid.NewString())
+	switch {
+	case status == 0:
 		s.errKind = "transport"
 		return
-	}
-	defer res.Body.Close()
-	rb, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusAccepted {
-		s.errKind = fmt.Sprintf("http_%d", res.StatusCode)
+	case status != http.StatusAccepted:
+		s.errKind = fmt.Sprintf("http_%d", status)
 		return
-	}
-	var a struct {
-		OrderID string `json:"order_id"`
-	}
-	if json.Unmarshal(rb, &a) != nil || a.OrderID == "" {
+	case err != nil || acc.OrderID == "":
 		s.errKind = "bad_response"
 		return
 	}
-	s.accepted, s.id = time.Now(), a.OrderID
+	s.accepted, s.id = time.Now(), acc.OrderID
 }
 
 func (t *orderTarget) complete(ctx context.Context, samples []*sample) error {

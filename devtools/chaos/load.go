@@ -1,12 +1,9 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -14,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orderflow/orderflow"
+	apiclient "github.com/orderflow/orderflow/client"
 	"github.com/orderflow/orderflow/internal/auth"
 )
 
@@ -28,7 +26,7 @@ type sku struct {
 type placed struct {
 	key      string
 	customer string
-	body     []byte
+	req      apiclient.OrderRequest
 	orderID  string // set once a 2xx came back
 	resent   string // the order id a re-send with the same key got
 	resend   bool
@@ -36,6 +34,11 @@ type placed struct {
 }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+// gateway is the API as sub with role sees it.
+func (r *Runner) gateway(sub string, role auth.Role) *apiclient.Client {
+	return apiclient.New(r.cfg.APIURL, apiclient.WithHTTPClient(httpClient), apiclient.WithToken(r.cfg.Tokens.Bearer(sub, role)))
+}
 
 // setupCatalog creates the run's products through the admin API: plenty of
 // stock on most, a few units on the scarce ones, so some orders run out.
@@ -48,19 +51,11 @@ func (r *Runner) setupCatalog(ctx context.Context) ([]sku, error) {
 	for i := range 2 {
 		skus = append(skus, sku{SKU: fmt.Sprintf("CHAOS-%s-SCARCE-%d", run, i), OnHand: 15, Scarce: true})
 	}
+	operator := r.gateway("chaos-operator", auth.RoleOperator)
 	for _, s := range skus {
-		body, _ := json.Marshal(map[string]any{"name": "chaos " + s.SKU, "price_cents": 500 + len(s.SKU)*10, "on_hand": s.OnHand})
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, r.cfg.APIURL+"/v1/products/"+s.SKU, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", r.cfg.Tokens.Bearer("chaos-operator", auth.RoleOperator))
-		res, err := httpClient.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("create product %s: %w", s.SKU, err)
-		}
-		_, _ = io.Copy(io.Discard, res.Body)
-		_ = res.Body.Close()
-		if res.StatusCode/100 != 2 {
-			return nil, fmt.Errorf("create product %s: status %d", s.SKU, res.StatusCode)
+		req := apiclient.ProductRequest{Name: "chaos " + s.SKU, PriceCents: int64(500 + len(s.SKU)*10), OnHand: s.OnHand}
+		if _, _, err := operator.PutProduct(ctx, s.SKU, req); err != nil {
+			return nil, err
 		}
 	}
 	return skus, nil
@@ -94,7 +89,7 @@ func (r *Runner) load(ctx context.Context, skus []sku) {
 // 5% cancelled right after they are accepted.
 func (r *Runner) newOrder(skus []sku) *placed {
 	n := 1 + r.intn(3)
-	var items []map[string]any
+	var items []apiclient.Item
 	seen := map[string]bool{}
 	for range n {
 		s := skus[r.intn(20)]
@@ -105,7 +100,7 @@ func (r *Runner) newOrder(skus []sku) *placed {
 			continue
 		}
 		seen[s.SKU] = true
-		items = append(items, map[string]any{"sku": s.SKU, "quantity": 1 + r.intn(2)})
+		items = append(items, apiclient.Item{SKU: s.SKU, Quantity: 1 + r.intn(2)})
 	}
 	token := "tok_visa"
 	switch x := r.float(); {
@@ -115,10 +110,8 @@ func (r *Runner) newOrder(skus []sku) *placed {
 		token = "tok_mastercard"
 	}
 	customer := "chaos-" + uuid.NewString()[:8]
-	body, _ := json.Marshal(map[string]any{
-		"customer_id": customer, "email": "chaos@example.com", "payment_token": token, "items": items,
-	})
-	return &placed{key: "chaos-" + uuid.NewString(), customer: customer, body: body, resend: r.float() < 0.05, cancel: r.float() < 0.05}
+	req := apiclient.OrderRequest{CustomerID: customer, Email: "chaos@example.com", PaymentToken: token, Items: items}
+	return &placed{key: "chaos-" + uuid.NewString(), customer: customer, req: req, resend: r.float() < 0.05, cancel: r.float() < 0.05}
 }
 
 // drive sends an order the way a careful client does: on a 5xx or a timeout
@@ -133,7 +126,8 @@ func (r *Runner) drive(p *placed) {
 	r.mu.Unlock()
 	if p.cancel {
 		time.Sleep(time.Duration(r.intn(50)) * time.Millisecond)
-		r.post(p.customer, "/v1/orders/"+id+"/cancel", "", nil)
+		_, err := r.gateway(p.customer, auth.RoleCustomer).CancelOrder(context.Background(), id)
+		r.count(err)
 	}
 	if p.resend {
 		again := r.place(p)
@@ -146,18 +140,15 @@ func (r *Runner) drive(p *placed) {
 // place sends the order until it gets a final answer; it returns the order
 // id of a 2xx, "" otherwise.
 func (r *Runner) place(p *placed) string {
+	gw := r.gateway(p.customer, auth.RoleCustomer)
 	deadline := time.Now().Add(time.Minute)
 	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 3*time.Second) {
-		status, body, err := r.post(p.customer, "/v1/orders", p.key, p.body)
-		if err == nil && status/100 == 2 {
-			var a struct {
-				OrderID string `json:"order_id"`
-			}
-			if json.Unmarshal(body, &a) == nil && a.OrderID != "" {
-				return a.OrderID
-			}
+		acc, status, err := gw.PlaceOrder(context.Background(), p.req, p.key)
+		r.count(err)
+		if err == nil && acc.OrderID != "" {
+			return acc.OrderID
 		}
-		if err == nil && status/100 == 4 && status != http.StatusTooManyRequests {
+		if status/100 == 4 && status != http.StatusTooManyRequests {
 			return "" // a final answer: the order was refused
 		}
 		if time.Now().After(deadline) {
@@ -167,32 +158,18 @@ func (r *Runner) place(p *placed) string {
 	}
 }
 
-// post sends one request with the customer's token and counts a
-// client-visible error against the fault window it falls in.
-func (r *Runner) post(customer, path, key string, body []byte) (int, []byte, error) {
-	req, _ := http.NewRequest(http.MethodPost, r.cfg.APIURL+path, bytes.NewReader(body))
-	req.Header.Set("Authorization", r.cfg.Tokens.Bearer(customer, auth.RoleCustomer))
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
-	}
-	res, err := httpClient.Do(req)
-	if err != nil {
-		kind := "other"
-		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
-			kind = "timeout"
-		}
-		r.clientError(kind)
-		return 0, nil, err
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<16))
-	if res.StatusCode >= 500 {
+// count counts a client-visible error (no answer, or a 5xx) against the
+// fault window it falls in.
+func (r *Runner) count(err error) {
+	switch status := apiclient.StatusOf(err); {
+	case err == nil:
+	case status >= 500:
 		r.clientError("5xx")
+	case status == 0 && (errors.Is(err, context.DeadlineExceeded) || isTimeout(err)):
+		r.clientError("timeout")
+	case status == 0:
+		r.clientError("other")
 	}
-	return res.StatusCode, b, nil
 }
 
 func isTimeout(err error) bool {

@@ -1,0 +1,146 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/orderflow/orderflow"
+)
+
+// OrderRequest is the body of POST /v1/orders. CustomerID may be left empty:
+// the order's customer is always the token's subject, and naming another is
+// refused with 403 customer_mismatch.
+type OrderRequest struct {
+	CustomerID   string `json:"customer_id,omitempty"`
+	Items        []Item `json:"items"`
+	PaymentToken string `json:"payment_token"`
+	Email        string `json:"email"`
+}
+
+// Item is one requested line.
+type Item struct {
+	SKU      string `json:"sku"`
+	Quantity int    `json:"quantity"`
+}
+
+// Accepted is the 202 answer of POST /v1/orders: the order's id and where to
+// read it. A repeat of the same key and body gets the first answer again,
+// with Replayed set.
+type Accepted struct {
+	OrderID   string `json:"order_id"`
+	Status    string `json:"status"`
+	StatusURL string `json:"status_url"`
+	// Location is the answer's Location header, the order's path.
+	Location string `json:"-"`
+	// Replayed is the Idempotent-Replayed header: this key was seen
+	// before, and this is the first request's answer.
+	Replayed bool `json:"-"`
+	// RequestID is the X-Request-ID the gateway answered with.
+	RequestID string `json:"-"`
+}
+
+// Order is an order as the API shows it.
+type Order struct {
+	OrderID       string         `json:"order_id"`
+	CustomerID    string         `json:"customer_id"`
+	Status        string         `json:"status"`
+	Items         []Line         `json:"items"`
+	TotalCents    int64          `json:"total_cents"`
+	Currency      string         `json:"currency"`
+	FailureReason *string        `json:"failure_reason"`
+	CreatedAt     time.Time      `json:"created_at"`
+	UpdatedAt     time.Time      `json:"updated_at"`
+	History       []StatusChange `json:"history"`
+}
+
+// Line is one order line at the price the order was taken at.
+type Line struct {
+	SKU            string `json:"sku"`
+	Quantity       int    `json:"quantity"`
+	UnitPriceCents int64  `json:"unit_price_cents"`
+}
+
+// StatusChange is one entry of an order's status history.
+type StatusChange struct {
+	Status string    `json:"status"`
+	At     time.Time `json:"at"`
+}
+
+// CancelAccepted is the 202 answer of POST /v1/orders/{id}/cancel.
+type CancelAccepted struct {
+	OrderID         string `json:"order_id"`
+	Status          string `json:"status"`
+	CancelRequested bool   `json:"cancel_requested"`
+	StatusURL       string `json:"status_url"`
+}
+
+// PlaceOrder sends POST /v1/orders with the Idempotency-Key key (none when
+// key is empty, which the gateway refuses). It returns the answer's status
+// with it, 0 when there was none; any status but 202 is a *Error (400 for a
+// bad request, 422 for an unknown SKU or a key reused with another body, 503
+// with RetryAfter when a dependency is down: re-send with the same key).
+func (c *Client) PlaceOrder(ctx context.Context, req OrderRequest, key string) (Accepted, int, error) {
+	h := http.Header{}
+	if key != "" {
+		h.Set(HeaderIdempotencyKey, key)
+	}
+	var acc Accepted
+	a, err := c.do(ctx, http.MethodPost, "/v1/orders", h, req, &acc, http.StatusAccepted)
+	if err != nil {
+		return Accepted{}, a.status, fmt.Errorf("place order: %w", err)
+	}
+	acc.Location, acc.Replayed, acc.RequestID = a.header.Get("Location"), a.header.Get(HeaderReplayed) == "true", a.header.Get(HeaderRequestID)
+	return acc, a.status, nil
+}
+
+// GetOrder reads an order: 404 order_not_found for one that does not exist
+// or is another customer's, 503 order_not_ready for one accepted moments ago
+// whose saga cannot be asked yet.
+func (c *Client) GetOrder(ctx context.Context, id string) (Order, error) {
+	var o Order
+	if _, err := c.do(ctx, http.MethodGet, "/v1/orders/"+escape(id), nil, nil, &o, http.StatusOK); err != nil {
+		return Order{}, fmt.Errorf("get order %s: %w", id, err)
+	}
+	return o, nil
+}
+
+// CancelOrder asks the order's saga to stop: 202 when it accepted (the
+// compensations may still run), 409 too_late_to_cancel once the order is
+// being confirmed, 404 for an order the caller may not see.
+func (c *Client) CancelOrder(ctx context.Context, id string) (CancelAccepted, error) {
+	var ca CancelAccepted
+	if _, err := c.do(ctx, http.MethodPost, "/v1/orders/"+escape(id)+"/cancel", nil, nil, &ca, http.StatusAccepted); err != nil {
+		return CancelAccepted{}, fmt.Errorf("cancel order %s: %w", id, err)
+	}
+	return ca, nil
+}
+
+// AwaitTerminal reads the order every interval until its status is terminal
+// (CONFIRMED, FAILED or CANCELLED) and returns it. Answers that may change
+// (404 before the order is visible, 429, 5xx, no answer) are read again; any
+// other error, or ctx ending, stops it with the last error.
+func (c *Client) AwaitTerminal(ctx context.Context, id string, interval time.Duration) (Order, error) {
+	for {
+		o, err := c.GetOrder(ctx, id)
+		if err == nil && orderflow.Terminal(o.Status) {
+			return o, nil
+		}
+		var e *Error
+		if errors.As(err, &e) && !e.Temporary() && e.Status != http.StatusNotFound {
+			return o, err
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if err == nil {
+				err = fmt.Errorf("order %s still %s", id, o.Status)
+			}
+			return o, fmt.Errorf("await order %s: %w (last: %w)", id, ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}

@@ -2,7 +2,7 @@
 # devtools/install.sh NAME...: the one place that installs OS packages (Debian,
 # apt-get). Each NAME is something orderflow's tooling needs; what is already
 # there is skipped, so calling it again costs nothing:
-#   tools     curl, python3, setsid (the scripts' own commands)
+#   tools     curl, python3, jq, setsid (the scripts' own commands)
 #   postgres  the PostgreSQL server and psql
 #   redis     redis-server and redis-cli
 #   promtool  Prometheus's promtool (deploy/observability's alert rules)
@@ -19,6 +19,7 @@ for name in "$@"; do
     tools)
       have curl || pkgs+=(curl)
       have python3 || pkgs+=(python3)
+      have jq || pkgs+=(jq)
       have setsid || pkgs+=(util-linux)
       ;;
     postgres)

@@ -8,10 +8,13 @@ cd "$(dirname "$0")/.."
 VULN_VERSION=v1.9.0
 VULNDB_VERSION=v0.0.0-20261105234957-e22db6528018
 CACHE=${ORDERFLOW_CACHE_DIR:-$HOME/.cache/orderflow}
-gv="$CACHE/bin/govulncheck-$VULN_VERSION"
+devtools/install.sh tools
+# The tools are built by the project's toolchain, one build per Go version.
+gover=$(go env GOVERSION)
+gv="$CACHE/bin/govulncheck-$VULN_VERSION-$gover"
 ix="$CACHE/bin/indexdb-$VULNDB_VERSION"
 db="$CACHE/vulndb/$VULNDB_VERSION"
-[ -x "$gv/govulncheck" ] || GOBIN="$gv" go install "golang.org/x/vuln/cmd/govulncheck@$VULN_VERSION"
+[ -x "$gv/govulncheck" ] || GOTOOLCHAIN="$gover" GOBIN="$gv" go install "golang.org/x/vuln/cmd/govulncheck@$VULN_VERSION"
 [ -x "$ix/indexdb" ] || GOBIN="$ix" go install "golang.org/x/vulndb/cmd/indexdb@$VULNDB_VERSION"
 if [ ! -f "$db/index/db.json" ]; then
   src=$(GOFLAGS=-mod=mod go mod download -json "golang.org/x/vulndb@$VULNDB_VERSION" | jq -r .Dir)

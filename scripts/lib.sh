@@ -55,11 +55,15 @@ temporal_bin() {
 # installed with go install into the cache when it is missing (a few seconds).
 go_tool_bin() {
   local name=$1 module=$2 version=$3
-  local dir="$CACHE_DIR/bin/$name-$version"
+  # Built by the project's own toolchain (go.mod's toolchain line), and kept
+  # per Go version: an analyzer built by an older Go cannot read the newer
+  # standard library (workflowcheck fails with "failed prerequisites").
+  local gover; gover=$(cd "$ROOT" && go env GOVERSION)
+  local dir="$CACHE_DIR/bin/$name-$version-$gover"
   if [ ! -x "$dir/$name" ]; then
     log "installing $name $version into $dir"
     mkdir -p "$dir"
-    GOBIN="$dir" go install "$module@v$version" >&2
+    GOTOOLCHAIN="$gover" GOBIN="$dir" go install "$module@v$version" >&2
   fi
   echo "$dir/$name"
 }

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	_ "net/http/pprof" // served only on PPROF_ADDR
 	"os"
-	"os/signal"
-	"syscall"
 
 	"go.uber.org/zap"
 
@@ -56,18 +54,7 @@ Traces go out over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or another OTEL_*
 exporter variable) is set; tracing is off otherwise.
 `
 
-func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1], os.Args[2:]); err != nil {
-		fmt.Fprintln(os.Stderr, "orderflow:", err)
-		os.Exit(1)
-	}
-}
+func main() { boot.Main("orderflow", usage, run) }
 
 func run(ctx context.Context, cmd string, args []string) error {
 	switch cmd {

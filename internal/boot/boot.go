@@ -13,6 +13,9 @@ import (
 	"fmt"
 	"net/http"
 	_ "net/http/pprof" // served only on the pprof address
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -148,4 +151,21 @@ func Serve(ctx context.Context, hs *http.Server, log *zap.Logger, what string) e
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// Main is a command's whole life: it prints usage and exits 2 without a
+// subcommand, runs run with a context that SIGINT or SIGTERM cancels, and
+// exits 1 with the error prefixed by the command's name when run fails.
+func Main(name, usage string, run func(ctx context.Context, cmd string, args []string) error) {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1], os.Args[2:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
+	}
 }

@@ -6,10 +6,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/orderflow/orderflow/internal/boot"
 	"github.com/orderflow/orderflow/internal/config"
 )
 
@@ -22,18 +20,7 @@ commands:
   chaos     drive orders while killing and restarting the stack's processes, then check the invariants (make chaos)
 `
 
-func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1], os.Args[2:]); err != nil {
-		fmt.Fprintln(os.Stderr, "orderflow-dev:", err)
-		os.Exit(1)
-	}
-}
+func main() { boot.Main("orderflow-dev", usage, run) }
 
 func run(ctx context.Context, cmd string, args []string) error {
 	switch cmd {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/mail"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -74,7 +75,7 @@ func jsonError(err error) *Error {
 		return newError(http.StatusBadRequest, "malformed_json", fmt.Sprintf("malformed JSON at byte %d", syntax.Offset))
 	case errors.As(err, &typ):
 		return newError(http.StatusBadRequest, "invalid_request", "wrong type for a field",
-			Detail{Field: typ.Field, Issue: "must be " + typ.Type.String()})
+			Detail{Field: fieldPath(typ.Field), Issue: "must be " + typ.Type.String()})
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return newError(http.StatusBadRequest, "unknown_field", "unknown field "+field, Detail{Field: field, Issue: "not allowed"})
@@ -183,4 +184,22 @@ func ValidIdempotencyKey(k string) bool {
 		}
 	}
 	return true
+}
+
+// fieldPath writes encoding/json's path of a field ("items.0.quantity";
+// Go 1.27 names the element, older releases wrote "items.quantity") in the
+// notation the validation errors use: "items[0].quantity".
+func fieldPath(jsonPath string) string {
+	var b strings.Builder
+	for i, seg := range strings.Split(jsonPath, ".") {
+		if _, err := strconv.Atoi(seg); err == nil && i > 0 {
+			b.WriteString("[" + seg + "]")
+			continue
+		}
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(seg)
+	}
+	return b.String()
 }

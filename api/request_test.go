@@ -57,7 +57,7 @@ func TestDecodeAndValidateOrderRequest(t *testing.T) {
 		{"unknown top-level field", `{"customer_id":"c-1","items":[{"sku":"S","quantity":1}],"payment_token":"tok_visa","email":"a@b.c","total":1}`, "unknown_field", "total"},
 		{"null items", `{"customer_id":"c-1","items":null,"payment_token":"tok_visa","email":"a@b.c"}`, "invalid_request", "items"},
 		{"sku with spaces", `{"customer_id":"c-1","items":[{"sku":"S 1","quantity":1}],"payment_token":"tok_visa","email":"a@b.c"}`, "invalid_request", "items[0].sku"},
-		{"quantity float", `{"customer_id":"c-1","items":[{"sku":"S","quantity":1.5}],"payment_token":"tok_visa","email":"a@b.c"}`, "invalid_request", "items.quantity"},
+		{"quantity float", `{"customer_id":"c-1","items":[{"sku":"S","quantity":1.5}],"payment_token":"tok_visa","email":"a@b.c"}`, "invalid_request", "items[0].quantity"},
 		{"email with display name", `{"customer_id":"c-1","items":[{"sku":"S","quantity":1}],"payment_token":"tok_visa","email":"A <a@b.c>"}`, "invalid_request", "email"},
 		{"email with a right-to-left override", `{"customer_id":"c-1","items":[{"sku":"S","quantity":1}],"payment_token":"tok_visa","email":"a\u202e@b.c"}`, "invalid_request", "email"},
 		{"email with a zero-width space", `{"customer_id":"c-1","items":[{"sku":"S","quantity":1}],"payment_token":"tok_visa","email":"a\u200b@b.c"}`, "invalid_request", "email"},

@@ -20,7 +20,6 @@ import (
 	"github.com/orderflow/orderflow/internal/db"
 	"github.com/orderflow/orderflow/internal/health"
 	"github.com/orderflow/orderflow/internal/pii"
-	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/internal/tlsconf"
 	"github.com/orderflow/orderflow/schema"
 	"github.com/orderflow/orderflow/workers"
@@ -82,41 +81,26 @@ func run(ctx context.Context, cmd string, args []string) error {
 }
 
 func runAPI(ctx context.Context, cfg config.API) error {
-	log, err := boot.Logger(cfg.Common, "api")
-	if err != nil {
+	if err := cfg.TrustedProxies.Validate(); err != nil {
 		return err
 	}
-	defer log.Sync() //nolint:errcheck
-	boot.Pprof(log, config.Env("API_PPROF_ADDR", ""))
-	log.Info("starting gateway", zap.String("addr", cfg.Addr), zap.Stringer("config", cfg.Common), zap.Stringer("auth", cfg.Auth),
-		zap.Bool("embedded_worker", cfg.EmbedWorker), zap.Bool("tls", cfg.TLS.Enabled()))
 	tlsCfg, err := tlsconf.Server(cfg.TLS)
 	if err != nil {
 		return err
 	}
-	tp, stopTracing, err := telemetry.Tracing(ctx, "orderflow-api")
+	p, err := boot.Start(ctx, cfg.Common, "api", config.Env("API_PPROF_ADDR", ""), order.IDOf)
 	if err != nil {
 		return err
 	}
-	defer stopTracing(context.Background()) //nolint:errcheck
-	cl, err := boot.Open(ctx, cfg.Common, log, boot.ClientOptions{Tracer: tp, NeedKeys: true, OrderIDOf: order.IDOf})
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	metrics, stopMetrics, err := telemetry.Metrics("orderflow-api")
-	if err != nil {
-		return err
-	}
-	defer stopMetrics(context.Background()) //nolint:errcheck
+	defer p.Close()
+	log, cl, tp, metrics := p.Log, p.Clients, p.Tracer, p.Metrics
+	log.Info("starting gateway", zap.String("addr", cfg.Addr), zap.Stringer("config", cfg.Common), zap.Stringer("auth", cfg.Auth),
+		zap.Bool("embedded_worker", cfg.EmbedWorker), zap.Bool("tls", cfg.TLS.Enabled()))
 	authn, err := auth.New(ctx, cfg.Auth, auth.WithRedis(cl.Cache), auth.WithLogger(log))
 	if err != nil {
 		return err
 	}
 
-	if err := cfg.TrustedProxies.Validate(); err != nil {
-		return err
-	}
 	srv := &api.Server{TrustedProxies: cfg.TrustedProxies.Prefixes, DB: cl.DB, Cache: cl.Cache, Temporal: cl.Temporal, Log: log, Region: cfg.Region, Metrics: metrics,
 		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker, Payment: cfg.Resilience.Payment,
 		RateLimit: cfg.Resilience.RateLimit, Bulkhead: cfg.Resilience.Bulkhead, Tiers: cfg.Resilience.Cache,
@@ -141,23 +125,13 @@ func runAPI(ctx context.Context, cfg config.API) error {
 }
 
 func runWorker(ctx context.Context, cfg config.Worker) error {
-	log, err := boot.Logger(cfg.Common, "worker")
+	p, err := boot.Start(ctx, cfg.Common, "worker", config.Env("WORKER_PPROF_ADDR", ""), order.IDOf)
 	if err != nil {
 		return err
 	}
-	defer log.Sync() //nolint:errcheck
-	boot.Pprof(log, config.Env("WORKER_PPROF_ADDR", ""))
+	defer p.Close()
+	log, cl, metrics := p.Log, p.Clients, p.Metrics
 	log.Info("starting worker", zap.Stringer("config", cfg.Common))
-	tp, stopTracing, err := telemetry.Tracing(ctx, "orderflow-worker")
-	if err != nil {
-		return err
-	}
-	defer stopTracing(context.Background()) //nolint:errcheck
-	cl, err := boot.Open(ctx, cfg.Common, log, boot.ClientOptions{Tracer: tp, NeedKeys: true, OrderIDOf: order.IDOf})
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
 	pool, err := newWorker(cl, cfg, log, true)
 	if err != nil {
 		return err
@@ -165,11 +139,6 @@ func runWorker(ctx context.Context, cfg config.Worker) error {
 	w := &runningWorker{Runner: pool}
 	checks := workerHealth(cl, cfg.Resilience.Health, w)
 	checks.Add(breakerChecks(pool.Payments)...)
-	metrics, stopMetrics, err := telemetry.Metrics("orderflow-worker")
-	if err != nil {
-		return err
-	}
-	defer stopMetrics(context.Background()) //nolint:errcheck
 	if _, err := health.Listen(ctx, cfg.Resilience.Health.WorkerAddr, checks, metrics, log); err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/orderflow/orderflow/internal/db"
 	"github.com/orderflow/orderflow/internal/logging"
 	"github.com/orderflow/orderflow/internal/pii"
+	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/internal/temporal"
 )
 
@@ -167,5 +168,55 @@ func Main(name, usage string, run func(ctx context.Context, cmd string, args []s
 	if err != nil {
 		fmt.Fprintln(os.Stderr, name+":", err)
 		os.Exit(1)
+	}
+}
+
+// Process is a long-running component as Start leaves it: its logger, its
+// tracer (nil when tracing is off), its clients and the handler that serves
+// its /metrics.
+type Process struct {
+	Log     *zap.Logger
+	Tracer  trace.TracerProvider
+	Clients *Clients
+	Metrics http.Handler
+	closers []func()
+}
+
+// Start is the start-up the gateway and the workers share: the logger
+// tagged with component, pprof on pprofAddr when set, tracing and metrics
+// under the service name orderflow-<component>, and the clients, which need
+// PII keys. On an error it undoes what it did; Close undoes all of it.
+func Start(ctx context.Context, c config.Common, component, pprofAddr string, idOf func(string) (string, bool)) (*Process, error) {
+	log, err := Logger(c, component)
+	if err != nil {
+		return nil, err
+	}
+	p := &Process{Log: log, closers: []func(){func() { _ = log.Sync() }}}
+	fail := func(err error) (*Process, error) { p.Close(); return nil, err }
+	Pprof(log, pprofAddr)
+	service := "orderflow-" + component
+	tp, stopTracing, err := telemetry.Tracing(ctx, service)
+	if err != nil {
+		return fail(err)
+	}
+	p.Tracer = tp
+	p.closers = append(p.closers, func() { _ = stopTracing(context.Background()) })
+	if p.Clients, err = Open(ctx, c, log, ClientOptions{Tracer: tp, NeedKeys: true, OrderIDOf: idOf}); err != nil {
+		return fail(err)
+	}
+	p.closers = append(p.closers, p.Clients.Close)
+	metrics, stopMetrics, err := telemetry.Metrics(service)
+	if err != nil {
+		return fail(err)
+	}
+	p.Metrics = metrics
+	p.closers = append(p.closers, func() { _ = stopMetrics(context.Background()) })
+	return p, nil
+}
+
+// Close undoes Start in reverse order.
+func (p *Process) Close() {
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		p.closers[i]()
 	}
 }

@@ -15,6 +15,10 @@ up: ## the whole local stack in the background
 down: ## stop what `make up` started
 	@scripts/stack.sh down
 
+# Binaries are built with -trimpath: their stack traces name packages, not
+# the build machine's paths (with go.mod's toolchain, GOROOT sits in the
+# module cache as golang.org/toolchain@v0.0.1-go1.27.3..., which reads as an
+# e-mail address to the log scanner and says nothing to an operator).
 test: ## every test, against real PostgreSQL, Redis and Temporal started for it
 	@scripts/test.sh
 
@@ -46,8 +50,8 @@ chaos: ## faults against a fresh stack under load, then the invariants (CHAOS_DU
 	@scripts/chaos.sh
 
 build:
-	go build -o bin/orderflow ./cmd/orderflow
-	go build -o bin/orderflow-dev ./devtools/cmd/orderflow-dev
+	go build -trimpath -o bin/orderflow ./cmd/orderflow
+	go build -trimpath -o bin/orderflow-dev ./devtools/cmd/orderflow-dev
 
 temporal-cli: ## build (or find) the pinned temporal CLI and print its path
 	@bash -c 'source scripts/lib.sh && temporal_bin'

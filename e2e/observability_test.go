@@ -75,7 +75,7 @@ func TestDashboardAndAlertRulesQueryOnlyMetricsTheGatewayAndWorkerExport(t *test
 		"temporal_worker_task_slots_available"} {
 		assert.True(t, families(wk0)[name], "the worker exports %s from the start", name)
 	}
-	assert.Contains(t, wk0, `orderflow_payment_attempts_total{otel_scope_name="github.com/orderflow/orderflow/activities",otel_scope_schema_url="",otel_scope_version="",provider="paysim-obs",result="ambiguous"} 0`)
+	assert.Contains(t, wk0, `orderflow_payment_attempts_total{otel_scope_name="github.com/orderflow/orderflow/activities/payment",otel_scope_schema_url="",otel_scope_version="",provider="paysim-obs",result="ambiguous"} 0`)
 
 	sku := testkit.Product(t, pool, 700, 10)
 	newOrder := func(token string) orderReq {

@@ -55,7 +55,7 @@ start_paysim() { # start_paysim NAME PORT: a simulated payment provider on 127.0
 
 up() {
   log "building bin/orderflow and bin/orderflow-dev"
-  (cd "$ROOT" && go build -o "$BIN" ./cmd/orderflow && go build -o "$DEV_BIN" ./devtools/cmd/orderflow-dev)
+  (cd "$ROOT" && go build -trimpath -o "$BIN" ./cmd/orderflow && go build -trimpath -o "$DEV_BIN" ./devtools/cmd/orderflow-dev)
   start_postgres "$DATABASE_URL"
   start_redis "$REDIS_URL"
   start_temporal "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" "$DATA_DIR/temporal.db"

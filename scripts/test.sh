@@ -46,7 +46,7 @@ log "workflowcheck"
 # Tests that kill and restart provider processes run this binary.
 export ORDERFLOW_TEST_BIN="$STATE_DIR/orderflow"
 export ORDERFLOW_TEST_DEV_BIN="$STATE_DIR/orderflow-dev"
-(cd "$ROOT" && go build -o "$ORDERFLOW_TEST_BIN" ./cmd/orderflow && go build -o "$ORDERFLOW_TEST_DEV_BIN" ./devtools/cmd/orderflow-dev)
+(cd "$ROOT" && go build -trimpath -o "$ORDERFLOW_TEST_BIN" ./cmd/orderflow && go build -trimpath -o "$ORDERFLOW_TEST_DEV_BIN" ./devtools/cmd/orderflow-dev)
 log "vulncheck"; (cd "$ROOT" && devtools/vulncheck.sh)
 log "go test"
 cd "$ROOT"

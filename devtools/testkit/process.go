@@ -54,7 +54,7 @@ func binary(t testing.TB, env, pkg string) string {
 		}
 		root := filepath.Dir(strings.TrimSpace(string(out)))
 		b.path = filepath.Join(os.TempDir(), fmt.Sprintf("%s-test-%d", filepath.Base(pkg), os.Getpid()))
-		cmd := exec.Command("go", "build", "-o", b.path, pkg)
+		cmd := exec.Command("go", "build", "-trimpath", "-o", b.path, pkg)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.err = fmt.Errorf("go build %s: %w: %s", pkg, err, out)

@@ -20,7 +20,8 @@ import (
 const Timeout = 500 * time.Millisecond
 
 // Default TTLs of the design's cache tiers, used where no configuration
-// (config.Cache) is given.
+// (Tiers) is given; internal/config declares the same defaults, and its
+// tests check they agree.
 const (
 	CatalogTTL   = 5 * time.Minute
 	InventoryTTL = 30 * time.Second
@@ -167,4 +168,14 @@ func Del(ctx context.Context, c *redis.Client, log Warner, keys ...string) {
 	if err := c.Del(ctx, keys...).Err(); err != nil && log != nil {
 		log.Warn("cache delete failed", "keys", keys, "error", err)
 	}
+}
+
+// Tiers sets the cache tiers' TTLs (CACHE_CATALOG_TTL, CACHE_INVENTORY_TTL,
+// CACHE_ORDER_TTL) and the bound on every cache call (CACHE_CALL_TIMEOUT);
+// a zero field takes the tier's default above.
+type Tiers struct {
+	CatalogTTL   time.Duration
+	InventoryTTL time.Duration
+	OrderTTL     time.Duration
+	CallTimeout  time.Duration
 }

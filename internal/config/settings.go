@@ -103,7 +103,7 @@ var (
 
 // Authentication.
 var (
-	AuthJWKSURL = declare(Setting{Name: "AUTH_JWKS_URL", Used: API | Token, Secret: Password, Section: secAuth,
+	AuthJWKSURL = declare(Setting{Name: "AUTH_JWKS_URL", Used: API, Secret: Password, Section: secAuth,
 		Doc: "the identity provider's JSON Web Key Set; RS256 and ES256 tokens are verified against it (needs AUTH_ISSUER and AUTH_AUDIENCE)"},
 		urlOf("https", "http"))
 	AuthIssuer = declare(Setting{Name: "AUTH_ISSUER", Used: API | Token, Section: secAuth,

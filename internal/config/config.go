@@ -28,7 +28,6 @@ package config
 //go:generate go run ./gendocs ../../docs/configuration.md
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -349,12 +348,6 @@ type Error struct {
 
 func (e *Error) Error() string {
 	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
-}
-
-// IsConfigError reports whether err is, or wraps, an invalid configuration.
-func IsConfigError(err error) bool {
-	var e *Error
-	return errors.As(err, &e)
 }
 
 // rule ties settings together: it runs at Load for the components in used,

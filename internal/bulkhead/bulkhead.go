@@ -7,7 +7,7 @@
 package bulkhead
 
 // Shares are the percentages of a capacity each class gets
-// (BULKHEAD_CRITICAL_PCT, BULKHEAD_NONCRITICAL_PCT, BULKHEAD_ADMIN_PCT).
+// (internal/config declares the settings that fill them).
 type Shares struct {
 	CriticalPct    int
 	NonCriticalPct int

@@ -15,8 +15,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Timeout is the default bound on every cache call (config CACHE_CALL_TIMEOUT
-// sets it per client through OpenTimeout).
+// Timeout is the default bound on every cache call (a setting sets it per
+// client through OpenTimeout).
 const Timeout = 500 * time.Millisecond
 
 // Default TTLs of the design's cache tiers, used where no configuration
@@ -170,9 +170,9 @@ func Del(ctx context.Context, c *redis.Client, log Warner, keys ...string) {
 	}
 }
 
-// Tiers sets the cache tiers' TTLs (CACHE_CATALOG_TTL, CACHE_INVENTORY_TTL,
-// CACHE_ORDER_TTL) and the bound on every cache call (CACHE_CALL_TIMEOUT);
-// a zero field takes the tier's default above.
+// Tiers sets the cache tiers' TTLs and the bound on every cache call; a
+// zero field takes the default above. internal/config declares the settings
+// that fill it.
 type Tiers struct {
 	CatalogTTL   time.Duration
 	InventoryTTL time.Duration

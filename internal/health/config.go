@@ -4,15 +4,15 @@ import "time"
 
 // Config sets a process's health checks: the budget of one run of GET
 // /health, and the thresholds of the disk and memory checks.
+// internal/config declares the settings that fill it.
 type Config struct {
-	// Budget bounds one run of the checks (HEALTH_BUDGET).
+	// Budget bounds one run of the checks.
 	Budget time.Duration
 	// DiskPath is the file system the disk check watches; it fails below
-	// MinFreeDiskMB free (HEALTH_DISK_PATH, HEALTH_MIN_FREE_DISK_MB).
+	// MinFreeDiskMB free.
 	DiskPath      string
 	MinFreeDiskMB int
-	// MaxHeapMB is the Go heap above which the memory check fails
-	// (HEALTH_MAX_HEAP_MB).
+	// MaxHeapMB is the Go heap above which the memory check fails.
 	MaxHeapMB int
 }
 

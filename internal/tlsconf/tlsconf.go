@@ -14,7 +14,7 @@ import (
 )
 
 // ServerConfig names the PEM files of the gateway's certificate and key
-// (API_TLS_CERT_FILE, API_TLS_KEY_FILE). With both set the gateway serves
+// (internal/config declares the settings that fill it). With both set the gateway serves
 // HTTPS only, and sends Strict-Transport-Security; with neither it serves
 // plain HTTP, as behind a TLS-terminating ingress.
 type ServerConfig struct {
@@ -40,15 +40,14 @@ func (c ServerConfig) Validate() error {
 // Setting any field turns TLS on; CAFile empty trusts the system's roots.
 type ClientConfig struct {
 	// CAFile is a PEM bundle of the CAs the frontend's certificate must
-	// chain to (TEMPORAL_TLS_CA_FILE).
+	// chain to.
 	CAFile string
 	// CertFile and KeyFile are the client certificate and key mutual TLS
-	// presents (TEMPORAL_TLS_CERT_FILE, TEMPORAL_TLS_KEY_FILE); both or neither.
+	// presents; both or neither.
 	CertFile string
 	KeyFile  string
 	// ServerName overrides the name the frontend's certificate is checked
-	// against, when TEMPORAL_ADDRESS is an IP or another name
-	// (TEMPORAL_TLS_SERVER_NAME).
+	// against, when the address is an IP or another name.
 	ServerName string
 }
 

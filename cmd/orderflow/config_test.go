@@ -13,6 +13,7 @@ import (
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
 	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/internal/pii"
 )
 
 func noEnv(string) (string, bool) { return "", false }
@@ -59,7 +60,8 @@ func TestBadValueStopsStartUpNamingTheSetting(t *testing.T) {
 			[]string{"PAYMENT_PROVIDERS", "the kind must be paysim or stripe"}},
 		{"api", nil, map[string]string{"API_EMBED_WORKER": "yes", "RATE_LIMIT_PER_IP": "-1"}, []string{"API_EMBED_WORKER", "RATE_LIMIT_PER_IP"}},
 		{"migrate", nil, map[string]string{"DATABASE_URL": "mysql://root:s3cret@db/orderflow"}, []string{"DATABASE_URL (value not shown): the scheme must be postgres"}},
-		{"replay", []string{"history.json"}, map[string]string{"PII_ACTIVE_KEY": "key one"}, []string{"PII_ACTIVE_KEY"}},
+		{"replay", []string{"history.json"}, map[string]string{"PII_KEYS": "k1:s3cret"}, []string{"PII_KEYS (value not shown)", `key "k1"`}},
+		{"migrate", nil, map[string]string{"PII_KEYS": "k1:c2hvcnQ="}, []string{"PII_KEYS (value not shown)", "want 32"}},
 		{"token", []string{"--sub", "c-1"}, map[string]string{"AUTH_HS256_SECRET": "short-s3cret"}, []string{"AUTH_HS256_SECRET (value not shown): is 12 bytes"}},
 	}
 	for _, tc := range cases {
@@ -78,17 +80,18 @@ func TestBadValueStopsStartUpNamingTheSetting(t *testing.T) {
 }
 
 func TestConfigCommandPrintsEffectiveValuesWithSecretsMasked(t *testing.T) {
+	key := pii.NewKey()
 	e := envOf(map[string]string{
 		"DATABASE_URL":      "postgres://orderflow:pg-s3cret@db:5432/orderflow",
 		"STRIPE_API_KEY":    "sk_live_s3cret",
 		"AUTH_HS256_SECRET": "hs256-s3cret-of-at-least-thirty-two-bytes",
-		"PII_KEYS":          "k1:pii-s3cret",
+		"PII_KEYS":          "k1:" + key,
 		"API_ADDR":          ":9090",
 	})
 	var out bytes.Buffer
 	require.NoError(t, runConfig(&out, e, []string{"api"}))
 	got := out.String()
-	for _, secret := range []string{"pg-s3cret", "sk_live_s3cret", "hs256-s3cret", "pii-s3cret"} {
+	for _, secret := range []string{"pg-s3cret", "sk_live_s3cret", "hs256-s3cret", key} {
 		assert.NotContains(t, got, secret)
 	}
 	assert.Regexp(t, `DATABASE_URL +postgres://orderflow:xxxxx@db:5432/orderflow +env`, got)

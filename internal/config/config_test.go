@@ -14,6 +14,7 @@ import (
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/internal/health"
+	"github.com/orderflow/orderflow/internal/pii"
 )
 
 // envOf is a lookup over a fixed environment.
@@ -68,6 +69,10 @@ func TestParsersAcceptGoodValuesAndRefuseBadOnes(t *testing.T) {
 		{"name with a space", wrap(text(name)), "eu west", nil, "letters, digits"},
 		{"secret long enough", wrap(text(minLen(32))), strings.Repeat("s", 32), strings.Repeat("s", 32), ""},
 		{"secret too short", wrap(text(minLen(32))), "short", nil, "is 5 bytes, want at least 32"},
+		{"PII keys", wrap(text(piiKeys)), "k1:" + goodKey + ",k2:" + goodKey, "k1:" + goodKey + ",k2:" + goodKey, ""},
+		{"PII key not base64", wrap(text(piiKeys)), "k1:not base64!", nil, `key "k1": not base64`},
+		{"PII key too short", wrap(text(piiKeys)), "k1:c2hvcnQ=", nil, `key "k1" is 5 bytes, want 32`},
+		{"PII key without id", wrap(text(piiKeys)), pii.NewKey(), nil, "without an id"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,6 +86,8 @@ func TestParsersAcceptGoodValuesAndRefuseBadOnes(t *testing.T) {
 		})
 	}
 }
+
+var goodKey = pii.NewKey()
 
 func wrap[T any](p parser[T]) func(string) (any, error) {
 	return func(raw string) (any, error) { return p.parse(raw) }
@@ -201,14 +208,14 @@ func TestPrintMasksSecretsAndGivesEachSource(t *testing.T) {
 		"REDIS_URL":             "redis://:redis-s3cret@cache:6379/0",
 		"STRIPE_API_KEY":        "sk_live_s3cret",
 		"AUTH_HS256_SECRET":     "hs256-s3cret-of-at-least-thirty-two-bytes",
-		"PII_KEYS":              "k1:pii-s3cret",
+		"PII_KEYS":              "k1:" + goodKey,
 		"WORKER_MAX_ACTIVITIES": "2OO",
 	}
 	v := Load(envOf(env), All)
 	var out bytes.Buffer
 	require.NoError(t, Print(&out, v))
 	got := out.String()
-	for _, secret := range []string{"pg-s3cret", "redis-s3cret", "sk_live_s3cret", "hs256-s3cret", "pii-s3cret"} {
+	for _, secret := range []string{"pg-s3cret", "redis-s3cret", "sk_live_s3cret", "hs256-s3cret", goodKey} {
 		assert.NotContains(t, got, secret)
 	}
 	assert.Contains(t, got, "postgres://orderflow:xxxxx@db:5432/orderflow")
@@ -218,7 +225,7 @@ func TestPrintMasksSecretsAndGivesEachSource(t *testing.T) {
 	assert.Regexp(t, `WORKER_MAX_ACTIVITIES +2OO +env, invalid`, got)
 	assert.Regexp(t, `PII_ACTIVE_KEY +\(unset\) +default`, got)
 	for _, line := range v.FromEnv() {
-		for _, secret := range []string{"pg-s3cret", "redis-s3cret", "sk_live_s3cret", "hs256-s3cret", "pii-s3cret"} {
+		for _, secret := range []string{"pg-s3cret", "redis-s3cret", "sk_live_s3cret", "hs256-s3cret", goodKey} {
 			assert.NotContains(t, line, secret)
 		}
 	}

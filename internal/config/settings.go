@@ -71,11 +71,11 @@ var (
 var (
 	PIIKeys = declare(Setting{Name: "PII_KEYS", Used: withPII, Secret: Secret, Section: secPII,
 		Doc: "AES-256 keys that seal stored e-mails and every Temporal payload, as kid:base64key pairs, comma-separated; the gateway and the workers refuse to start without keys (`make run` writes .data/pii.keys)"},
-		text())
+		text(piiKeys))
 	PIIKeysFile = declare(Setting{Name: "PII_KEYS_FILE", Used: withPII, Section: secPII,
 		Doc: "a file of the same pairs, one per line (# starts a comment); added to PII_KEYS"}, text())
 	PIIActiveKey = declare(Setting{Name: "PII_ACTIVE_KEY", Used: withPII, Section: secPII,
-		Doc: "the key id new data is sealed with; default the last key listed"}, text(name))
+		Doc: "the key id new data is sealed with; default the last key listed"}, text())
 )
 
 // Gateway.

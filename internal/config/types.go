@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/orderflow/orderflow/internal/pii"
 )
 
 // parser turns a raw value into a T and validates it. Its errors describe
@@ -273,6 +275,17 @@ var providers = parser[[]Provider]{kind: "list of name=kind:url", parse: func(ra
 	}
 	return out, nil
 }}
+
+// piiKeys checks kid:base64key pairs as the keyring reads them: ids, base64
+// and 32-byte keys. Its errors name key ids, never key material.
+func piiKeys(s string) error {
+	keys, order, err := pii.Parse(s)
+	if err != nil || len(order) == 0 {
+		return err
+	}
+	_, err = pii.New(keys, order[len(order)-1])
+	return err
+}
 
 // nonEmpty refuses a value of only blanks (an explicit default of "" is
 // never parsed).

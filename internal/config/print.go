@@ -59,7 +59,10 @@ func Markdown(w io.Writer) error {
 				continue
 			}
 			def := "unset"
-			if s.Default != "" {
+			switch {
+			case s.Default != "" && s.Secret == Secret:
+				def = "set, not shown"
+			case s.Default != "":
 				def = "`" + s.Show(s.Default) + "`"
 			}
 			kind := s.kind

@@ -58,11 +58,11 @@ var (
 		Doc: "the Temporal namespace of the sagas"}, text(name))
 	TemporalTLSCAFile = declare(Setting{Name: "TEMPORAL_TLS_CA_FILE", Used: services, Section: secDeps,
 		Doc: "PEM bundle of the CAs the frontend's certificate must chain to; any TEMPORAL_TLS_* turns TLS on (system roots without this file)"},
-		text())
+		file)
 	TemporalTLSCertFile = declare(Setting{Name: "TEMPORAL_TLS_CERT_FILE", Used: services, Section: secDeps,
-		Doc: "client certificate (PEM) for mutual TLS, as Temporal Cloud requires; set with TEMPORAL_TLS_KEY_FILE"}, text())
+		Doc: "client certificate (PEM) for mutual TLS, as Temporal Cloud requires; set with TEMPORAL_TLS_KEY_FILE"}, file)
 	TemporalTLSKeyFile = declare(Setting{Name: "TEMPORAL_TLS_KEY_FILE", Used: services, Section: secDeps,
-		Doc: "the client certificate's key (PEM); set with TEMPORAL_TLS_CERT_FILE"}, text())
+		Doc: "the client certificate's key (PEM); set with TEMPORAL_TLS_CERT_FILE"}, file)
 	TemporalTLSServerName = declare(Setting{Name: "TEMPORAL_TLS_SERVER_NAME", Used: services, Section: secDeps,
 		Doc: "the name the frontend's certificate is checked against, when TEMPORAL_ADDRESS is an IP or another name"}, text())
 )
@@ -73,7 +73,7 @@ var (
 		Doc: "AES-256 keys that seal stored e-mails and every Temporal payload, as kid:base64key pairs, comma-separated; the gateway and the workers refuse to start without keys (`make run` writes .data/pii.keys)"},
 		text(piiKeys))
 	PIIKeysFile = declare(Setting{Name: "PII_KEYS_FILE", Used: withPII, Section: secPII,
-		Doc: "a file of the same pairs, one per line (# starts a comment); added to PII_KEYS"}, text())
+		Doc: "a file of the same pairs, one per line (# starts a comment); added to PII_KEYS"}, file)
 	PIIActiveKey = declare(Setting{Name: "PII_ACTIVE_KEY", Used: withPII, Section: secPII,
 		Doc: "the key id new data is sealed with; default the last key listed"}, text())
 )
@@ -84,9 +84,9 @@ var (
 		Doc: "the gateway's listen address"}, address(true))
 	APITLSCertFile = declare(Setting{Name: "API_TLS_CERT_FILE", Used: API, Section: secGateway,
 		Doc: "the gateway's certificate (PEM); with API_TLS_KEY_FILE the gateway serves HTTPS only, with HSTS; neither: plain HTTP, as behind a TLS-terminating ingress"},
-		text())
+		file)
 	APITLSKeyFile = declare(Setting{Name: "API_TLS_KEY_FILE", Used: API, Section: secGateway,
-		Doc: "the certificate's key (PEM); set with API_TLS_CERT_FILE"}, text())
+		Doc: "the certificate's key (PEM); set with API_TLS_CERT_FILE"}, file)
 	APIBodyLimitBytes = declare(Setting{Name: "API_BODY_LIMIT_BYTES", Default: "65536", Used: API, Section: secGateway,
 		Doc: "the largest request body accepted, in bytes"}, integer(1, maxInt))
 	IdempotencyTTL = declare(Setting{Name: "IDEMPOTENCY_TTL", Default: "24h", Used: API, Section: secGateway,

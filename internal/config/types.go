@@ -35,6 +35,9 @@ func text(checks ...func(string) error) parser[string] {
 	}}
 }
 
+// file is the path of a file, read when the component starts.
+var file = parser[string]{kind: "file path", parse: func(raw string) (string, error) { return raw, nil }}
+
 // oneOf accepts only the listed words.
 func oneOf(words ...string) parser[string] {
 	return parser[string]{kind: strings.Join(words, " | "), parse: func(raw string) (string, error) {
@@ -49,7 +52,11 @@ func oneOf(words ...string) parser[string] {
 
 // integer is a whole number in [lo, hi].
 func integer(lo, hi int) parser[int] {
-	return parser[int]{kind: "integer", parse: func(raw string) (int, error) {
+	kind := fmt.Sprintf("integer, %d to %d", lo, hi)
+	if hi == math.MaxInt {
+		kind = fmt.Sprintf("integer, at least %d", lo)
+	}
+	return parser[int]{kind: kind, parse: func(raw string) (int, error) {
 		n, err := strconv.Atoi(raw)
 		if err != nil {
 			return 0, errors.New("not an integer")
@@ -63,7 +70,8 @@ func integer(lo, hi int) parser[int] {
 
 // number is a decimal number in [lo, hi].
 func number(lo, hi float64) parser[float64] {
-	return parser[float64]{kind: "number", parse: func(raw string) (float64, error) {
+	kind := fmt.Sprintf("number, %g to %g", lo, hi)
+	return parser[float64]{kind: kind, parse: func(raw string) (float64, error) {
 		f, err := strconv.ParseFloat(raw, 64)
 		if err != nil || math.IsNaN(f) {
 			return 0, errors.New("not a number")
@@ -86,7 +94,11 @@ var boolean = parser[bool]{kind: "boolean", parse: func(raw string) (bool, error
 
 // duration is a Go duration ("30s", "1m30s") of at least lo.
 func duration(lo time.Duration) parser[time.Duration] {
-	return parser[time.Duration]{kind: "duration", parse: func(raw string) (time.Duration, error) {
+	kind := "duration"
+	if lo > 0 {
+		kind += ", at least " + lo.String()
+	}
+	return parser[time.Duration]{kind: kind, parse: func(raw string) (time.Duration, error) {
 		d, err := time.ParseDuration(raw)
 		if err != nil {
 			return 0, errors.New("not a duration (such as 500ms, 30s, 5m, 1h)")

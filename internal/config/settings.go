@@ -57,8 +57,7 @@ var (
 	TemporalNamespace = declare(Setting{Name: "TEMPORAL_NAMESPACE", Default: "default", Used: services, Section: secDeps,
 		Doc: "the Temporal namespace of the sagas"}, text(name))
 	TemporalTLSCAFile = declare(Setting{Name: "TEMPORAL_TLS_CA_FILE", Used: services, Section: secDeps,
-		Doc: "PEM bundle of the CAs the frontend's certificate must chain to; any TEMPORAL_TLS_* turns TLS on (system roots without this file)"},
-		file)
+		Doc: "CAs (PEM) the frontend's certificate must chain to; any TEMPORAL_TLS_* turns TLS on (system roots without it)"}, file)
 	TemporalTLSCertFile = declare(Setting{Name: "TEMPORAL_TLS_CERT_FILE", Used: services, Section: secDeps,
 		Doc: "client certificate (PEM) for mutual TLS, as Temporal Cloud requires; set with TEMPORAL_TLS_KEY_FILE"}, file)
 	TemporalTLSKeyFile = declare(Setting{Name: "TEMPORAL_TLS_KEY_FILE", Used: services, Section: secDeps,
@@ -83,8 +82,7 @@ var (
 	APIAddr = declare(Setting{Name: "API_ADDR", Default: ":8080", Used: API, Section: secGateway,
 		Doc: "the gateway's listen address"}, address(true))
 	APITLSCertFile = declare(Setting{Name: "API_TLS_CERT_FILE", Used: API, Section: secGateway,
-		Doc: "the gateway's certificate (PEM); with API_TLS_KEY_FILE the gateway serves HTTPS only, with HSTS; neither: plain HTTP, as behind a TLS-terminating ingress"},
-		file)
+		Doc: "the gateway's certificate (PEM); with API_TLS_KEY_FILE it serves HTTPS only, with HSTS (neither: plain HTTP)"}, file)
 	APITLSKeyFile = declare(Setting{Name: "API_TLS_KEY_FILE", Used: API, Section: secGateway,
 		Doc: "the certificate's key (PEM); set with API_TLS_CERT_FILE"}, file)
 	APIBodyLimitBytes = declare(Setting{Name: "API_BODY_LIMIT_BYTES", Default: "65536", Used: API, Section: secGateway,

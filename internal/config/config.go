@@ -8,21 +8,31 @@
 // (never echoing a secret), all bad values reported together. Nothing falls
 // back to the default on a bad value.
 //
-// Only cmd/orderflow and internal/boot import this package. They build each
-// consumer's own small Config (api.Config, workers.Config, auth.Config,
-// pii.Config, temporal.Config, health.Config ...) from the values:
+// Only cmd/orderflow and internal/boot import this package (and the dev
+// tools, which share the product's settings). They build each consumer's
+// own small Config (api.Config, workers.Config, auth.Config, pii.Config,
+// temporal.Config, health.Config ...) from the values:
 //
 //	v := config.Load(os.LookupEnv, config.Worker)
 //	cfg := workers.Config{MaxConcurrentActivities: config.WorkerMaxActivities.Get(v), ...}
 //	if err := v.Err(); err != nil { ... } // every bad value, together
 //
-// Adding a setting is one declaration in settings.go (name, default, parser
-// with its validator, description, components, and Secret when it is one)
-// and one field in the consuming package's Config, filled where that Config
-// is built (cmd/orderflow/config.go, or internal/boot for plumbing). Then
-// run `go generate ./internal/config` to regenerate docs/configuration.md;
-// a test fails while the committed file differs. A test in cmd/orderflow
-// fails when a component reads a setting not declared for it.
+// Adding a setting is one declaration in settings.go and one field in the
+// consuming package's Config:
+//
+//	// settings.go: name, default, components, docs section, description, and
+//	// the parser with its check (types.go); Secret: Secret when it is one.
+//	SMTPAddr = declare(Setting{Name: "SMTP_ADDR", Default: "127.0.0.1:1025", Used: Worker, Section: secMail,
+//		Doc: "the SMTP server the outbox delivers through"}, address(false))
+//
+//	// cmd/orderflow/config.go (internal/boot for plumbing), where the
+//	// consumer's Config is built:
+//	Mail: notify.SMTPConfig{Addr: config.SMTPAddr.Get(v)},
+//
+// A new docs section goes into Sections. Then `go generate ./internal/config`
+// regenerates docs/configuration.md; a test fails while the committed file
+// differs, and a test in cmd/orderflow fails while a component reads a
+// setting not declared for it, or is declared to read one it does not.
 package config
 
 //go:generate go run ./gendocs ../../docs/configuration.md

@@ -12,7 +12,6 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/activities/payment"
-	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/health"
 	"github.com/orderflow/orderflow/workflows/order"
 )
@@ -26,7 +25,7 @@ const (
 // healthState is the gateway's checkers and the deep check's single flight.
 type healthState struct {
 	once          sync.Once
-	cfg           config.Health
+	cfg           Health
 	shallow, deep *health.Checker
 
 	// running is held while a deep check runs; a second caller does not wait.
@@ -35,43 +34,18 @@ type healthState struct {
 	last    *health.Report
 }
 
-// healthConfig is s.Health with the defaults filled in for a Server built
-// without configuration.
-func (s *Server) healthConfig() config.Health {
-	h, def := s.Health, config.LoadResilience().Health
-	if h.Budget <= 0 {
-		h.Budget = def.Budget
-	}
-	if h.DeepBudget <= 0 {
-		h.DeepBudget = def.DeepBudget
-	}
-	if h.DiskPath == "" {
-		h.DiskPath, h.MinFreeDiskMB = def.DiskPath, def.MinFreeDiskMB
-	}
-	if h.MaxHeapMB <= 0 {
-		h.MaxHeapMB = def.MaxHeapMB
-	}
-	if h.SyntheticSKU == "" {
-		h.SyntheticSKU = def.SyntheticSKU
-	}
-	if h.SyntheticOwner == "" {
-		h.SyntheticOwner = def.SyntheticOwner
-	}
-	return h
-}
-
 // checkers builds, once, the checker of GET /health (database, cache,
 // Temporal, disk, memory and HealthChecks) and that of GET /health/deep (the
 // same plus the inventory row of the synthetic SKU, a synthetic order through
 // the saga and ProviderChecks).
 func (s *Server) checkers() (shallow, deep *health.Checker) {
 	s.hs.once.Do(func() {
-		h := s.healthConfig()
+		h := s.Health.withDefaults()
 		s.hs.cfg = h
 		base := []health.Check{
 			health.Database(s.DB), health.Cache(s.Cache), health.Temporal(s.Temporal),
-			health.Disk(h.DiskPath, h.MinFreeDiskMB), health.Memory(h.MaxHeapMB),
 		}
+		base = append(base, h.Checks()...)
 		base = append(base, s.HealthChecks...)
 		s.hs.shallow = health.New(h.Budget, base...)
 		s.hs.deep = health.New(h.DeepBudget, base...)

@@ -4,7 +4,6 @@ package api
 
 import (
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,52 +17,24 @@ import (
 
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/cache"
-	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/health"
 	"github.com/orderflow/orderflow/internal/logging"
 	"github.com/orderflow/orderflow/internal/telemetry"
 )
 
-// Server holds the gateway's clients.
+// Server holds the gateway's clients and its Config.
 type Server struct {
+	Config
 	DB       *pgxpool.Pool
 	Cache    *redis.Client
 	Temporal client.Client
 	Log      *zap.Logger
-	// Region is the region whose task queue new orders go to.
-	Region string
-	// BodyLimit caps request bodies, in bytes.
-	BodyLimit int64
-	// IdempotencyTTL is how long an Idempotency-Key is remembered.
-	IdempotencyTTL time.Duration
-	// EagerStart asks the server to hand a new saga's first workflow task
-	// straight back to a worker running on Temporal in this process.
-	EagerStart bool
-	// Payment sets the parking schedule of the sagas the gateway starts:
-	// how long an order may wait in PAYMENT_PENDING and how often its charge
-	// is retried meanwhile.
-	Payment config.Payment
-	// RateLimit sets the per-customer and per-address limits; when Enabled is
-	// false nothing is limited.
-	RateLimit config.RateLimit
-	// Bulkhead sizes the route classes' in-flight bounds from
-	// GatewayMaxFlight; 0 there turns shedding off.
-	Bulkhead config.Bulkhead
-	// Tiers sets the cache tiers' TTLs and the bound on every Redis call the
-	// gateway makes; a zero field takes the design's default.
-	Tiers config.Cache
-	// TrustedProxies are the ranges whose X-Forwarded-For is believed
-	// (TRUSTED_PROXIES); empty means the peer's own address counts.
-	TrustedProxies []netip.Prefix
 
 	limits    *rateLimiter
 	bulkheads *bulkheads
 	meters    *gatewayMetrics
 	// Metrics, when set, serves GET /metrics (Prometheus text format).
 	Metrics http.Handler
-	// Health sets the health endpoints' budgets, thresholds and synthetic
-	// order; zero fields take the defaults of config.LoadResilience.
-	Health config.Health
 	// HealthChecks are checks of the process's own that GET /health and
 	// GET /health/deep run besides the standard ones.
 	HealthChecks []health.Check
@@ -85,9 +56,6 @@ type Server struct {
 	// the Web UI and the temporal CLI decode the sealed payloads of sagas'
 	// histories through it.
 	Codec converter.PayloadCodec
-	// CodecOrigins are the Web UI origins allowed to call the codec server
-	// from a browser (CORS, with credentials).
-	CodecOrigins []string
 }
 
 // requestTimeout bounds what one request may wait on services.
@@ -96,10 +64,10 @@ const requestTimeout = 5 * time.Second
 // Handler returns the gateway's routes.
 func (s *Server) Handler() http.Handler {
 	if s.BodyLimit == 0 {
-		s.BodyLimit = 64 << 10
+		s.BodyLimit = DefaultBodyLimit
 	}
 	if s.IdempotencyTTL == 0 {
-		s.IdempotencyTTL = 24 * time.Hour
+		s.IdempotencyTTL = DefaultIdempotencyTTL
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -116,7 +84,7 @@ func (s *Server) Handler() http.Handler {
 	// The client's address is the peer's, or, behind a trusted proxy (the
 	// ingress), the last one in X-Forwarded-For it did not add.
 	e.IPExtractor = ipExtractor(s.TrustedProxies)
-	if s.Bulkhead.GatewayMaxFlight > 0 {
+	if s.Bulkhead.MaxInFlight > 0 {
 		s.bulkheads = newBulkheads(s.Bulkhead)
 		e.Use(s.shed)
 	}

@@ -22,7 +22,7 @@ import (
 	"github.com/orderflow/orderflow/activities/notify"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
-	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/internal/bulkhead"
 	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/workflows/maintenance"
 	"github.com/orderflow/orderflow/workflows/order"
@@ -44,15 +44,16 @@ type Deps struct {
 	Log *zap.Logger
 }
 
-// Options size a worker. The activity slots are split by the bulkhead
+// Config sizes a worker; cmd/orderflow builds it from the declared
+// settings (internal/config). The activity slots are split by the bulkhead
 // shares: the critical share runs the saga's steps, the non-critical share
 // delivers notifications; the admin share is kept free for operator work.
-type Options struct {
+type Config struct {
 	Region                       string
 	MaxConcurrentActivities      int
 	MaxConcurrentLocalActivities int
 	MaxConcurrentWorkflowTasks   int
-	Bulkhead                     config.Bulkhead
+	Bulkhead                     bulkhead.Shares
 	// Outbox runs the notification pool in this process too.
 	Outbox bool
 	// Admin runs the admin pool on the region's admin task queue and makes
@@ -64,7 +65,7 @@ type Options struct {
 // critical task queue and the notification outbox pool.
 type Pool struct {
 	Orders worker.Worker
-	// Admin polls the region's admin task queue; nil unless Options.Admin.
+	// Admin polls the region's admin task queue; nil unless Config.Admin.
 	Admin worker.Worker
 	// Payments is the provider router the pool's Payment activities use.
 	Payments *payment.Router
@@ -77,7 +78,7 @@ type Pool struct {
 
 // New builds the region's order worker, with the Order workflow and every
 // saga activity registered, and, if asked, the notification and admin pools.
-func New(c client.Client, deps Deps, opts Options) *Pool {
+func New(c client.Client, deps Deps, opts Config) *Pool {
 	p := &Pool{Orders: worker.New(c, order.TaskQueue(opts.Region), opts.WorkerOptions()), Payments: deps.Payments,
 		client: c, region: opts.Region}
 	Register(p.Orders, deps)
@@ -105,13 +106,13 @@ func New(c client.Client, deps Deps, opts Options) *Pool {
 	return p
 }
 
-func (opts Options) slots() int {
+func (opts Config) slots() int {
 	return max(opts.MaxConcurrentActivities, opts.MaxConcurrentLocalActivities)
 }
 
 // WorkerOptions are the SDK settings of the order worker: the critical share
 // of the activity slots.
-func (opts Options) WorkerOptions() worker.Options {
+func (opts Config) WorkerOptions() worker.Options {
 	b := opts.Bulkhead
 	if b.CriticalPct == 0 {
 		b.CriticalPct = 100

@@ -15,12 +15,13 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Timeout is the default bound on every cache call (config CACHE_CALL_TIMEOUT
-// sets it per client through OpenTimeout).
+// Timeout is the default bound on every cache call (a setting sets it per
+// client through OpenTimeout).
 const Timeout = 500 * time.Millisecond
 
 // Default TTLs of the design's cache tiers, used where no configuration
-// (config.Cache) is given.
+// (Tiers) is given; internal/config declares the same defaults, and its
+// tests check they agree.
 const (
 	CatalogTTL   = 5 * time.Minute
 	InventoryTTL = 30 * time.Second
@@ -167,4 +168,14 @@ func Del(ctx context.Context, c *redis.Client, log Warner, keys ...string) {
 	if err := c.Del(ctx, keys...).Err(); err != nil && log != nil {
 		log.Warn("cache delete failed", "keys", keys, "error", err)
 	}
+}
+
+// Tiers sets the cache tiers' TTLs and the bound on every cache call; a
+// zero field takes the default above. internal/config declares the settings
+// that fill it.
+type Tiers struct {
+	CatalogTTL   time.Duration
+	InventoryTTL time.Duration
+	OrderTTL     time.Duration
+	CallTimeout  time.Duration
 }

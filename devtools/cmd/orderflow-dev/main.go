@@ -6,6 +6,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/orderflow/orderflow/internal/boot"
 	"github.com/orderflow/orderflow/internal/config"
@@ -27,7 +29,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 	case "paysim":
 		return runPaysim(ctx, args)
 	case "seed":
-		return runSeed(ctx, config.LoadCommon())
+		return runSeed(ctx)
 	case "bench":
 		return runBench(ctx, args)
 	case "chaos":
@@ -37,4 +39,18 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}
+
+// product returns the product's settings the dev tools share with it
+// (DATABASE_URL, TEMPORAL_ADDRESS, AUTH_HS256_SECRET ...), each read and
+// checked as the product does when it is first asked for; v.Err() then
+// names every bad one.
+func product() *config.Values { return config.Load(os.LookupEnv, 0) }
+
+// envOr is a dev tool's own variable, or def when it is unset or blank.
+func envOr(key, def string) string {
+	if v := strings.TrimSpace(os.Getenv(key)); v != "" {
+		return v
+	}
+	return def
 }

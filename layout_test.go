@@ -70,6 +70,11 @@ var layoutRules = []layoutRule{
 	{"plumbing imports no area, gateway or worker", anyUnder("internal"), anyUnder("workflows", "activities", "api", "workers", "cmd", "client")},
 	{"the gateway and the workers never import the binary", anyUnder("api", "workers"), anyUnder("cmd")},
 	{"the HTTP client stays apart from the server side", anyUnder("client"), func(p string) bool { return strings.HasPrefix(p, module+"/") }},
+	// Each package takes its own small Config, built in main: only the binary
+	// and its start-up read the settings' declarations.
+	{"only cmd/orderflow and internal/boot read internal/config",
+		func(p string) bool { return product(p) && !anyUnder("cmd", "internal/boot", "internal/config")(p) },
+		anyUnder("internal/config")},
 }
 
 // TestLayoutArrowsPointDown checks the dependency rules of

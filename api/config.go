@@ -43,6 +43,9 @@ type Config struct {
 	// CodecOrigins are the Web UI origins allowed to call the codec server
 	// from a browser (CORS, with credentials).
 	CodecOrigins []string
+	// Resilience sets admission of the order class, backpressure from the
+	// order task queue and the Temporal and Redis breakers.
+	Resilience Resilience
 }
 
 // Defaults of the fields of Config that have one; internal/config declares

@@ -126,6 +126,7 @@ func runAPI(ctx context.Context, cfg gatewayConfig, v *config.Values) error {
 	}
 	srv.ProviderChecks = providerChecks(cfg.Worker.Payment.Providers)
 	hs := api.HTTPServer(cfg.Addr, srv.Handler(), tlsCfg)
+	go srv.WatchBacklog(ctx)
 	return boot.Serve(ctx, hs, log, "gateway")
 }
 

@@ -178,7 +178,8 @@ func (s *Server) admit(next echo.HandlerFunc) echo.HandlerFunc {
 			prio = admission.High
 		}
 		if prio == admission.Normal && s.backlogged() {
-			return s.refuse(ctx, RefusedBacklog, s.Resilience.BacklogInterval,
+			// The next sample may lift the refusal.
+			return s.refuse(ctx, RefusedBacklog, min(max(s.Resilience.BacklogInterval, time.Second), 30*time.Second),
 				"orders are backing up in the order queue; retry after the Retry-After seconds")
 		}
 		t, err := r.limiter.Acquire(ctx, prio)

@@ -86,21 +86,8 @@ type Breaker struct {
 	cb       *gobreaker.CircuitBreaker[struct{}]
 	opened   atomic.Int64
 	openedAt atomic.Int64 // unix nanoseconds of the last opening
-}
 
-// The meter's instruments are shared by every breaker of a process; each
-// breaker observes its own state under its dependency label.
-var (
-	stateGauge  metric.Int64ObservableGauge
 	transitions metric.Int64Counter
-)
-
-func init() {
-	m := otel.Meter("github.com/orderflow/orderflow/internal/breaker")
-	stateGauge, _ = m.Int64ObservableGauge("orderflow.breaker.state",
-		metric.WithDescription("Circuit breaker state per remote dependency: 0 closed, 1 half-open, 2 open."))
-	transitions, _ = m.Int64Counter("orderflow.breaker.transitions",
-		metric.WithDescription("Circuit breaker state changes per remote dependency and new state."))
 }
 
 // New returns the breaker of the dependency name (the label of its metrics
@@ -113,6 +100,13 @@ func New(name string, s Settings, o Options) *Breaker {
 		failure = func(err error) bool { return err != nil }
 	}
 	b := &Breaker{name: name, settings: s}
+	// The process's meter provider is installed before breakers are made;
+	// asking it again for an instrument returns the one it has.
+	m := otel.Meter("github.com/orderflow/orderflow/internal/breaker")
+	state, _ := m.Int64ObservableGauge("orderflow.breaker.state",
+		metric.WithDescription("Circuit breaker state per remote dependency: 0 closed, 1 half-open, 2 open."))
+	b.transitions, _ = m.Int64Counter("orderflow.breaker.transitions",
+		metric.WithDescription("Circuit breaker state changes per remote dependency and new state."))
 	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:         name,
 		MaxRequests:  s.HalfOpenProbes,
@@ -127,12 +121,11 @@ func New(name string, s Settings, o Options) *Breaker {
 		IsExcluded:    func(err error) bool { return errors.Is(err, context.Canceled) },
 		OnStateChange: b.changed,
 	})
-	if stateGauge != nil {
-		_, _ = otel.Meter("github.com/orderflow/orderflow/internal/breaker").RegisterCallback(
-			func(_ context.Context, o metric.Observer) error {
-				o.ObserveInt64(stateGauge, int64(b.cb.State()), metric.WithAttributes(attribute.String("dependency", b.name)))
-				return nil
-			}, stateGauge)
+	if state != nil {
+		_, _ = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+			o.ObserveInt64(state, int64(b.cb.State()), metric.WithAttributes(attribute.String("dependency", b.name)))
+			return nil
+		}, state)
 	}
 	return b
 }
@@ -142,8 +135,8 @@ func (b *Breaker) changed(name string, _, to gobreaker.State) {
 		b.opened.Add(1)
 		b.openedAt.Store(time.Now().UnixNano())
 	}
-	if transitions != nil {
-		transitions.Add(context.Background(), 1, metric.WithAttributes(
+	if b.transitions != nil {
+		b.transitions.Add(context.Background(), 1, metric.WithAttributes(
 			attribute.String("dependency", name), attribute.String("state", to.String())))
 	}
 }

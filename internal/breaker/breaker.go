@@ -20,8 +20,6 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/orderflow/orderflow/internal/health"
@@ -71,6 +69,23 @@ func (s Settings) withDefaults() Settings {
 	return s
 }
 
+// Gobreaker is s as gobreaker's settings for the breaker name: the rolling
+// window in ten buckets, the trip rule, the open period and the half-open
+// probes. The payment router's breakers are built from it too; callers add
+// what counts as a success and the state-change hook.
+func Gobreaker(name string, s Settings) gobreaker.Settings {
+	return gobreaker.Settings{
+		Name:         name,
+		MaxRequests:  s.HalfOpenProbes,
+		Interval:     s.Window,
+		BucketPeriod: s.Window / 10,
+		Timeout:      s.OpenTimeout,
+		ReadyToTrip: func(c gobreaker.Counts) bool {
+			return c.Requests >= s.MinRequests && float64(c.TotalFailures) >= s.FailureRatio*float64(c.Requests)
+		},
+	}
+}
+
 // Options tell a breaker which outcomes are failures of the dependency.
 type Options struct {
 	// Failure reports whether a call's error says the dependency failed
@@ -100,33 +115,13 @@ func New(name string, s Settings, o Options) *Breaker {
 		failure = func(err error) bool { return err != nil }
 	}
 	b := &Breaker{name: name, settings: s}
-	// The process's meter provider is installed before breakers are made;
-	// asking it again for an instrument returns the one it has.
-	m := otel.Meter("github.com/orderflow/orderflow/internal/breaker")
-	state, _ := m.Int64ObservableGauge("orderflow.breaker.state",
-		metric.WithDescription("Circuit breaker state per remote dependency: 0 closed, 1 half-open, 2 open."))
-	b.transitions, _ = m.Int64Counter("orderflow.breaker.transitions",
-		metric.WithDescription("Circuit breaker state changes per remote dependency and new state."))
-	b.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:         name,
-		MaxRequests:  s.HalfOpenProbes,
-		Interval:     s.Window,
-		BucketPeriod: s.Window / 10,
-		Timeout:      s.OpenTimeout,
-		ReadyToTrip: func(c gobreaker.Counts) bool {
-			return c.Requests >= s.MinRequests && float64(c.TotalFailures) >= s.FailureRatio*float64(c.Requests)
-		},
-		IsSuccessful: func(err error) bool { return err == nil || !failure(err) },
-		// A call its caller gave up on says nothing about the dependency.
-		IsExcluded:    func(err error) bool { return errors.Is(err, context.Canceled) },
-		OnStateChange: b.changed,
-	})
-	if state != nil {
-		_, _ = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-			o.ObserveInt64(state, int64(b.cb.State()), metric.WithAttributes(attribute.String("dependency", b.name)))
-			return nil
-		}, state)
-	}
+	gs := Gobreaker(name, s)
+	gs.IsSuccessful = func(err error) bool { return err == nil || !failure(err) }
+	// A call its caller gave up on says nothing about the dependency.
+	gs.IsExcluded = func(err error) bool { return errors.Is(err, context.Canceled) }
+	gs.OnStateChange = b.changed
+	b.cb = gobreaker.NewCircuitBreaker[struct{}](gs)
+	b.instrument()
 	return b
 }
 
@@ -135,10 +130,7 @@ func (b *Breaker) changed(name string, _, to gobreaker.State) {
 		b.opened.Add(1)
 		b.openedAt.Store(time.Now().UnixNano())
 	}
-	if b.transitions != nil {
-		b.transitions.Add(context.Background(), 1, metric.WithAttributes(
-			attribute.String("dependency", name), attribute.String("state", to.String())))
-	}
+	b.count(to.String())
 }
 
 // Name is the dependency's name.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -173,6 +174,9 @@ func TestTemporalDownOpensItsBreakerAndPlacementsAre503WithRetryAfter(t *testing
 	a, err = place()
 	require.NoError(t, err)
 	assertRetryLater(t, a)
+	ra, err := strconv.Atoi(a.header.Get("Retry-After"))
+	require.NoError(t, err)
+	assert.Greater(t, ra, 1, "the refusal names what is left of the breaker's 30 s open period")
 
 	rep := g.do(http.MethodGet, "/health", nil, nil)
 	var report health.Report

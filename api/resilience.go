@@ -160,7 +160,10 @@ func (s *Server) backlogged() bool {
 	return (cfg.BacklogMaxAge > 0 && b.Age > cfg.BacklogMaxAge) || (cfg.BacklogMaxCount > 0 && b.Count > cfg.BacklogMaxCount)
 }
 
-// admit is the middleware of the critical class: a placement or cancel
+// admit is the middleware of the critical class. While the Temporal
+// breaker is open it refuses placements and cancels at once with 503
+// temporal_unavailable and Retry-After (what is left of the open period).
+// Otherwise a placement or cancel
 // takes a slot of the adaptive limit for its lifetime, cancels ahead of
 // placements, or is refused at once with 503 overloaded and Retry-After. New
 // placements are also refused while the order task queue is backlogged;
@@ -169,7 +172,17 @@ func (s *Server) backlogged() bool {
 func (s *Server) admit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := s.res
-		if r == nil || r.limiter == nil || routeClass(c.Request().Method, c.Path()) != ClassCritical {
+		if r == nil || routeClass(c.Request().Method, c.Path()) != ClassCritical {
+			return next(c)
+		}
+		// With the Temporal breaker open no placement or cancel can get
+		// through: refuse before any database work, and say when to retry.
+		if b := r.breakers[BreakerTemporal]; b != nil && b.Open() {
+			e := unavailable("temporal_unavailable", "the order service is unavailable; retry with the same Idempotency-Key after the Retry-After seconds")
+			e.RetryAfter = strconv.Itoa(int(b.RetryAfter() / time.Second))
+			return e
+		}
+		if r.limiter == nil {
 			return next(c)
 		}
 		ctx := c.Request().Context()

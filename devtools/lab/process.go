@@ -38,6 +38,9 @@ type Process struct {
 	// Credential, when set, runs the process as another user (PostgreSQL
 	// refuses to run as root).
 	Credential *syscall.Credential
+	// DieWithParent kills the process when the one that started it ends
+	// (a test's helper server must not outlive a crashed test binary).
+	DieWithParent bool
 }
 
 // Running is a started process: its pid, which is also its process group.
@@ -67,6 +70,9 @@ func (p Process) Start() (*Running, error) {
 	cmd.Dir = p.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: p.Credential}
+	if p.DieWithParent {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", strings.Join(p.Command, " "), err)
 	}

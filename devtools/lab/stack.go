@@ -12,9 +12,16 @@ import (
 // A Node is one part of a stack: a server, or a job that runs to its end
 // (migrations, the demo catalog).
 type Node struct {
-	Name  string
-	Host  string // 127.0.0.1 today; a network namespace's address later
-	Ports Ports  // the ports it listens on, by name
+	Name string
+	// Host is the address the node listens on and is reached at; empty
+	// means loopback (127.0.0.1). A node in a network namespace of its own
+	// (issue 13's hosts) gets that namespace's address here and its name
+	// in Netns.
+	Host string
+	// Netns names the Linux network namespace the node runs in; empty is
+	// the lab's own. Reserved: no topology sets it yet.
+	Netns string
+	Ports Ports // the ports it listens on, by name
 	Proc  Process
 	// Job: the process runs to its end and must exit 0; it is not kept.
 	Job bool
@@ -31,7 +38,18 @@ type Node struct {
 }
 
 // Addr is host:port of the node's named port.
-func (n *Node) Addr(port string) string { return fmt.Sprintf("%s:%d", n.Host, n.Ports[port]) }
+func (n *Node) Addr(port string) string { return fmt.Sprintf("%s:%d", n.HostAddr(), n.Ports[port]) }
+
+// HostAddr is the node's address: Host, or loopback when it is empty.
+func (n *Node) HostAddr() string {
+	if n.Host == "" {
+		return Loopback
+	}
+	return n.Host
+}
+
+// Loopback is the address of a node that names no host.
+const Loopback = "127.0.0.1"
 
 // Stack is a topology and, once up, the state of its processes.
 type Stack struct {
@@ -164,7 +182,7 @@ func describePorts(n *Node) string {
 	}
 	s := " on"
 	for _, name := range sortedKeys(n.Ports) {
-		s += fmt.Sprintf(" %s %s:%d", name, n.Host, n.Ports[name])
+		s += fmt.Sprintf(" %s %s", name, n.Addr(name))
 	}
 	return s
 }

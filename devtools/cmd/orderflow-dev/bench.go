@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/devtools/bench"
+	"github.com/orderflow/orderflow/devtools/lab"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/boot"
 	"github.com/orderflow/orderflow/internal/config"
@@ -25,7 +26,8 @@ import (
 func runBench(ctx context.Context, args []string) error {
 	cfg := config.LoadWorker()
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	api := fs.String("api", config.Env("API_URL", "http://127.0.0.1:8080"), "gateway base URL")
+	api := fs.String("api", config.Env("API_URL", ""), "gateway base URL (default: the stack's)")
+	data := fs.String("data", config.Env("STACK_DATA_DIR", ".data"), "the lab stack whose processes are measured (its directory)")
 	results := fs.String("results", "bench/results", "directory for the JSON result and the chart")
 	c := bench.Config{}
 	fs.Float64Var(&c.StepStart, "rate-start", 20, "first offered rate of the step search (per second)")
@@ -51,12 +53,21 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	c.Baseline = !*noBaseline
+	// CPU and memory are read from the stack's processes, found by the
+	// lab's state.
+	d, err := lab.LoadDev(*data)
+	if err != nil {
+		return fmt.Errorf("bench: the stack under %s: %w", *data, err)
+	}
+	c.ProcessGroups = bench.Groups(d.Stack)
+	if *api == "" {
+		*api = d.APIURL()
+	}
 	c.APIURL = strings.TrimRight(*api, "/")
 	c.Out = os.Stdout
 	c.ResultsDir = *results
 	c.WorkerOptions = workers.Options{Region: cfg.Region, MaxConcurrentActivities: cfg.MaxConcurrentActivities,
 		MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks}.WorkerOptions()
-	c.ProcessGroups = bench.DefaultGroups()
 	if *phase != "baseline" {
 		// The load carries customer tokens minted in process from the
 		// stack's development secret.

@@ -3,6 +3,7 @@ package lab
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Postgres describes the PostgreSQL node of a stack. The server behind URL
@@ -61,7 +63,7 @@ func (p Postgres) Node() (*Node, error) {
 		port, _ = strconv.Atoi(u.Port())
 	}
 	n := &Node{Name: "postgres", Host: u.Hostname(), Ports: Ports{"sql": port}, ReadyTimeout: 30 * time.Second}
-	n.Ready = TCP{Addr: n.Addr("sql")}
+	n.Ready = accepting{url: p.URL}
 	// A server that answers is used as it is; one that listens but lacks
 	// the role or database (the Debian cluster of a fresh machine) gets them.
 	n.Reuse = TCP{Addr: n.Addr("sql")}
@@ -262,6 +264,28 @@ func (p Postgres) superuserQuery(ctx context.Context, sql string) (string, error
 		return "", fmt.Errorf("postgres: psql as postgres: %w: %s", err, bytes.TrimSpace(out))
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// accepting passes once the server accepts sessions: a connection that
+// succeeds, or one refused for a reason other than the server starting up
+// or shutting down (the role or database not created yet).
+type accepting struct{ url string }
+
+func (a accepting) Check(ctx context.Context) error {
+	err := Ping(ctx, a.url)
+	var pe *pgconn.PgError
+	if err == nil || (errors.As(err, &pe) && !strings.HasPrefix(pe.Code, "57")) {
+		return nil
+	}
+	return err
+}
+
+func (a accepting) String() string {
+	u, err := url.Parse(a.url)
+	if err != nil {
+		return "postgres"
+	}
+	return "postgres at " + u.Host
 }
 
 func quoteLit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

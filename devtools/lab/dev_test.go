@@ -310,3 +310,32 @@ func TestPortsNeverCollide(t *testing.T) {
 }
 
 var execLookPath = exec.LookPath
+
+// Two processes on one stack: what one restarts, the other's down stops
+// (the chaos run restarts nodes; `lab with` brings the stack down).
+func TestDownStopsWhatAnotherProcessRestarted(t *testing.T) {
+	dir := t.TempDir()
+	n := &Node{Name: "sleeper", Proc: Process{Command: []string{"sleep", "300"}}}
+	a := NewStack(Config{Profile: "t", Root: dir, Data: dir}, []*Node{n})
+	a.Out = new(discard)
+	if err := a.Up(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b := NewStack(Config{Profile: "t", Root: dir, Data: dir}, []*Node{n})
+	b.Out = new(discard)
+	old := b.State("sleeper").Pid
+	if err := b.Restart(context.Background(), "sleeper"); err != nil {
+		t.Fatal(err)
+	}
+	restarted := b.State("sleeper").Pid
+	if restarted == old || !Alive(restarted) {
+		t.Fatalf("restart: pid %d (was %d)", restarted, old)
+	}
+	if err := a.Down(); err != nil {
+		t.Fatal(err)
+	}
+	if Alive(restarted) {
+		_ = StopGroup(restarted, syscall.SIGKILL, time.Second)
+		t.Fatal("down left running the process another stack restarted")
+	}
+}

@@ -80,8 +80,17 @@ func (s *Stack) Node(name string) (*Node, error) {
 	return nil, fmt.Errorf("lab: no node %q in the %s stack", name, s.Config.Profile)
 }
 
+// sync reads the state file again: another process (the chaos run,
+// `orderflow-dev lab kill`) may have started or stopped nodes since.
+func (s *Stack) sync() {
+	if st, err := LoadState(s.Config.Data); err == nil {
+		s.state.Nodes = st.Nodes
+	}
+}
+
 // State returns a node's state (a zero one when it never ran).
 func (s *Stack) State(name string) NodeState {
+	s.sync()
 	if st := s.state.Nodes[name]; st != nil {
 		return *st
 	}
@@ -110,6 +119,7 @@ func (s *Stack) Up(ctx context.Context) error {
 }
 
 func (s *Stack) up(ctx context.Context, n *Node) error {
+	s.sync()
 	if st := s.state.Nodes[n.Name]; st != nil && st.Started && Alive(st.Pid) {
 		return nil
 	}
@@ -140,6 +150,7 @@ func (s *Stack) Start(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	s.sync()
 	if n.Before != nil {
 		if err := n.Before(ctx); err != nil {
 			return fmt.Errorf("%s: %w", n.Name, err)
@@ -194,6 +205,7 @@ func (s *Stack) Stop(name string) error {
 	if err != nil {
 		return err
 	}
+	s.sync()
 	st := s.state.Nodes[name]
 	if st == nil || !st.Started {
 		return nil
@@ -210,6 +222,7 @@ func (s *Stack) Kill(name string) error {
 	if _, err := s.Node(name); err != nil {
 		return err
 	}
+	s.sync()
 	st := s.state.Nodes[name]
 	if st == nil || !st.Started {
 		return fmt.Errorf("lab: %s was not started by this stack", name)
@@ -224,6 +237,7 @@ func (s *Stack) Kill(name string) error {
 
 // Restart stops a node the lab started and starts it again.
 func (s *Stack) Restart(ctx context.Context, name string) error {
+	s.sync()
 	st := s.state.Nodes[name]
 	if st == nil || !st.Started {
 		return fmt.Errorf("lab: %s was not started by this stack: not restarting what others use", name)
@@ -236,6 +250,7 @@ func (s *Stack) Restart(ctx context.Context, name string) error {
 
 // Down stops, in reverse order, every node the lab started.
 func (s *Stack) Down() error {
+	s.sync()
 	var errs []error
 	for i := len(s.Nodes) - 1; i >= 0; i-- {
 		n := s.Nodes[i]
@@ -263,6 +278,7 @@ type Status struct {
 
 // Status describes every server node.
 func (s *Stack) Status() []Status {
+	s.sync()
 	var out []Status
 	for _, n := range s.Nodes {
 		if n.Job {

@@ -69,12 +69,9 @@ func runLab(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	root, err := checkout()
+	root, err := checkoutAndData(*profile, data)
 	if err != nil {
 		return err
-	}
-	if *data == "" {
-		*data = defaultData(root, *profile)
 	}
 	switch cmd {
 	case "tool":
@@ -156,6 +153,16 @@ func runLab(ctx context.Context, args []string) error {
 		return st.Restart(ctx, fs.Arg(0))
 	}
 	return fmt.Errorf("lab: unknown command %q\n%s", cmd, labUsage)
+}
+
+// checkoutAndData finds the checkout and fills in the profile's directory
+// when data is empty.
+func checkoutAndData(profile string, data *string) (string, error) {
+	root, err := checkout()
+	if err == nil && *data == "" {
+		*data = defaultData(root, profile)
+	}
+	return root, err
 }
 
 func defaultData(root, profile string) string {

@@ -33,12 +33,9 @@ func runSmoke(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	root, err := checkout()
+	root, err := checkoutAndData("smoke", data)
 	if err != nil {
 		return err
-	}
-	if *data == "" {
-		*data = defaultData(root, "smoke")
 	}
 	s, err := freshStack(root, "smoke", *data, *ports)
 	if err != nil {

@@ -339,3 +339,48 @@ func TestDownStopsWhatAnotherProcessRestarted(t *testing.T) {
 		t.Fatal("down left running the process another stack restarted")
 	}
 }
+
+// A PostgreSQL cluster of the stack's own: initialised, started, given the
+// URL's role and database, emptied, restarted (the chaos run's fault) and
+// stopped at down.
+func TestPrivatePostgresStartsRestartsAndStops(t *testing.T) {
+	if _, err := PostgresBin(); err != nil {
+		needBin(t, "/usr/lib/postgresql/none")
+	}
+	needBin(t, "psql")
+	dir := t.TempDir()
+	if os.Geteuid() == 0 {
+		// The cluster runs as postgres, which must reach its directory.
+		_ = os.Chmod(filepath.Dir(dir), 0o755)
+		_ = os.Chmod(dir, 0o755)
+	}
+	url := "postgres://lab_u:lab'p@127.0.0.1:" + itoa(freePort(t)) + "/lab_db?sslmode=disable"
+	pg, err := Postgres{URL: url, Private: true, Dir: filepath.Join(dir, "pg"), Log: filepath.Join(dir, "pg.log")}.Node()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStack(Config{Profile: "t", Root: dir, Data: dir}, []*Node{pg})
+	s.Out = new(discard)
+	t.Cleanup(func() { _ = s.Down() })
+	ctx := context.Background()
+	if err := s.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := Ping(ctx, url); err != nil {
+		t.Fatalf("the URL's role and database: %v", err)
+	}
+	if err := (Postgres{URL: url, Private: true}).RecreateDatabase(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := s.State("postgres").Pid
+	if err := (RestartNode{Stack: s, Name: "postgres"}).Inject(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := Ping(ctx, url); err != nil || s.State("postgres").Pid == old {
+		t.Fatalf("after restart: %v, pid %d (was %d)", err, s.State("postgres").Pid, old)
+	}
+	pid := s.State("postgres").Pid
+	if err := s.Down(); err != nil || Alive(pid) {
+		t.Fatalf("down: %v, alive %v", err, Alive(pid))
+	}
+}

@@ -157,33 +157,29 @@ func (p Postgres) initPrivate(ctx context.Context, bin string, cred *syscall.Cre
 	return nil
 }
 
+// Statements run as the superuser through psql, whose variables quote the
+// names (:"db") and values (:'pass'): the text stays constant.
+const (
+	createRoleAndDatabase = `SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'role', :'pass')
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role')
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \gexec
+`
+	recreateDatabase = `SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', :'db') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role') \gexec
+`
+)
+
 // EnsureDatabase creates the URL's role and database when the URL does not
 // connect yet.
 func (p Postgres) EnsureDatabase(ctx context.Context) error {
 	if Ping(ctx, p.URL) == nil {
 		return nil
 	}
-	u, err := url.Parse(p.URL)
-	if err != nil {
+	if err := p.superuser(ctx, createRoleAndDatabase); err != nil {
 		return err
 	}
-	role, pass, db := u.User.Username(), "", strings.TrimPrefix(u.Path, "/")
-	pass, _ = u.User.Password()
-	sql := fmt.Sprintf(`DO $$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = %[1]s) THEN CREATE ROLE %[2]s LOGIN PASSWORD %[3]s; END IF;
-END $$;`, quoteLit(role), pgx.Identifier{role}.Sanitize(), quoteLit(pass))
-	if err := p.superuser(ctx, sql); err != nil {
-		return err
-	}
-	exists, err := p.superuserQuery(ctx, "SELECT count(*) FROM pg_database WHERE datname = "+quoteLit(db))
-	if err != nil {
-		return err
-	}
-	if exists == "0" {
-		if err := p.superuser(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()+" OWNER "+pgx.Identifier{role}.Sanitize()); err != nil {
-			return err
-		}
-	}
+	db := strings.TrimPrefix(mustURL(p.URL).Path, "/")
 	return Wait(ctx, checkFunc{"database " + db, func(ctx context.Context) error { return Ping(ctx, p.URL) }}, 15*time.Second, nil)
 }
 
@@ -193,12 +189,15 @@ func (p Postgres) RecreateDatabase(ctx context.Context) error {
 	if err := p.EnsureDatabase(ctx); err != nil {
 		return err
 	}
-	u, _ := url.Parse(p.URL)
-	db := pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()
-	if err := p.superuser(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)"); err != nil {
-		return err
+	return p.superuser(ctx, recreateDatabase)
+}
+
+func mustURL(raw string) *url.URL {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return &url.URL{}
 	}
-	return p.superuser(ctx, "CREATE DATABASE "+db+" OWNER "+pgx.Identifier{u.User.Username()}.Sanitize())
+	return u
 }
 
 // Ping connects to url and runs SELECT 1.
@@ -213,57 +212,34 @@ func Ping(ctx context.Context, url string) error {
 	return c.Ping(ctx)
 }
 
-func (p Postgres) superuser(ctx context.Context, sql string) error {
-	_, err := p.superuserQuery(ctx, sql)
-	return err
-}
-
-// superuserQuery runs sql as the superuser: over TCP on a private cluster
-// (trust), else through psql on the local socket as the postgres account.
-func (p Postgres) superuserQuery(ctx context.Context, sql string) (string, error) {
+// superuser runs a psql script as the superuser, with the URL's role,
+// password and database as the variables role, pass and db: over TCP on a
+// private cluster (trust), else on the local socket as the postgres account.
+func (p Postgres) superuser(ctx context.Context, script string) error {
 	u, err := url.Parse(p.URL)
 	if err != nil {
-		return "", err
+		return err
 	}
-	if p.Private {
-		su := fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", u.Host)
-		c, err := pgx.Connect(ctx, su)
-		if err != nil {
-			return "", fmt.Errorf("postgres: as superuser: %w", err)
-		}
-		defer c.Close(context.Background())
-		var out string
-		rows, err := c.Query(ctx, sql, pgx.QueryExecModeSimpleProtocol)
-		if err != nil {
-			return "", fmt.Errorf("postgres: %s: %w", sql, err)
-		}
-		for rows.Next() {
-			var v any
-			if err := rows.Scan(&v); err == nil {
-				out = fmt.Sprint(v)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return "", fmt.Errorf("postgres: %s: %w", sql, err)
-		}
-		return out, nil
-	}
+	pass, _ := u.User.Password()
 	port := u.Port()
 	if port == "" {
 		port = "5432"
 	}
-	argv := []string{"psql", "-p", port, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql}
-	if os.Geteuid() == 0 {
+	argv := []string{"psql", "-p", port, "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt",
+		"-v", "role=" + u.User.Username(), "-v", "pass=" + pass, "-v", "db=" + strings.TrimPrefix(u.Path, "/")}
+	switch {
+	case p.Private:
+		argv = append(argv, "-h", u.Hostname(), "-U", "postgres")
+	case os.Geteuid() == 0:
 		argv = append([]string{"runuser", "-u", "postgres", "--"}, argv...)
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = "/"
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("postgres: psql as postgres: %w: %s", err, bytes.TrimSpace(out))
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("postgres: psql as the superuser: %w: %s", err, bytes.TrimSpace(out))
 	}
-	return strings.TrimSpace(string(out)), nil
+	return nil
 }
 
 // accepting passes once the server accepts sessions: a connection that
@@ -287,8 +263,6 @@ func (a accepting) String() string {
 	}
 	return "postgres at " + u.Host
 }
-
-func quoteLit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // checkFunc is a Check made of a function.
 type checkFunc struct {

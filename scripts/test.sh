@@ -10,7 +10,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2 || true; }
+log() { printf '\033[1;34m==>\033[0m [%ss] %s\n' "$SECONDS" "$*" >&2 || true; }
 
 devtools/install.sh tools postgres redis promtool chromium
 if ! cmp -s e2e/ui/package-lock.json e2e/ui/node_modules/.orderflow-lock; then
@@ -27,11 +27,12 @@ export ORDERFLOW_BIN="$ORDERFLOW_TEST_BIN" ORDERFLOW_DEV_BIN="$ORDERFLOW_TEST_DE
 go build -trimpath -o "$ORDERFLOW_BIN" ./cmd/orderflow
 go build -trimpath -o "$ORDERFLOW_DEV_BIN" ./devtools/cmd/orderflow-dev
 lab() { "$ORDERFLOW_DEV_BIN" lab "$@"; }
-trap 'lab down --profile test --data "$DATA" 2>/dev/null || true' EXIT
+servers=""
+trap '[ -z "$servers" ] || wait "$servers" 2>/dev/null; lab down --profile test --data "$DATA" 2>/dev/null || true' EXIT
 env_file="$DATA/env"
-lab up --profile test --data "$DATA" --print-env >"$env_file"
-# shellcheck disable=SC1090
-source "$env_file"
+# The servers come up while the static checks run.
+lab up --profile test --data "$DATA" --print-env >"$env_file" &
+servers=$!
 # The browser test's screenshots go to $DATA/ui/. The key the tests'
 # workers, and the processes they start, encrypt e-mails with: fresh per
 # run, like the database.
@@ -44,6 +45,9 @@ log "promtool: check and unit-test deploy/observability's alert rules"
 log "go vet"; go vet ./...
 log "workflowcheck"; "$(lab tool workflowcheck)" ./...
 log "vulncheck"; devtools/vulncheck.sh
+wait "$servers" || { log "the test servers did not come up"; exit 1; }
+# shellcheck disable=SC1090
+source "$env_file"
 log "go test"
 rm -rf "$DATA/ui"
 set +e
@@ -54,9 +58,14 @@ if [ -f "$DATA/ui/confirmed-order.png" ]; then log "Web UI screenshot: $DATA/ui/
 if [ -z "${TEST_PKGS:-}" ]; then
   # Neither uses the test servers: stop them first.
   lab down --profile test --data "$DATA" 2>/dev/null || true
-  log "smoke: the stack as make run starts it, on ports of its own"
-  "$ORDERFLOW_DEV_BIN" smoke || status=1
+  # Side by side, each on a stack and ports of its own (the lab's profiles).
+  log "smoke: the stack as make run starts it, on ports of its own (output in $DATA/smoke.log)"
+  "$ORDERFLOW_DEV_BIN" smoke >"$DATA/smoke.log" 2>&1 &
+  smoke=$!
   log "chaos: a short run (every fault kind at least once), then the invariants"
   lab with --profile chaos -- "$ORDERFLOW_DEV_BIN" chaos --duration "${CHAOS_DURATION:-150s}" --rate "${CHAOS_RATE:-8}" || status=1
+  wait "$smoke" || status=1
+  grep '^smoke:' "$DATA/smoke.log" || tail -50 "$DATA/smoke.log"
+  log "done"
 fi
 exit "$status"

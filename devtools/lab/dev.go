@@ -37,6 +37,10 @@ type Profile struct {
 	// environment does not set the variable.
 	Env      map[string]string
 	Defaults map[string]string
+	// Slot spaces the profiles' ports under one LAB_PORTS=base:N: the
+	// profile's ports start at N+10*Slot, so the smoke test and the chaos
+	// run can run side by side.
+	Slot int
 }
 
 // noLimits: one client address sends everything; limits far above it, the
@@ -59,9 +63,9 @@ var Profiles = map[string]Profile{
 	"dev": {Name: "dev", Data: ".data", Ports: "default"},
 	// The stack as make run starts it; the short bench it runs sends
 	// orders and polls from one address.
-	"smoke": {Name: "smoke", Data: ".data/smoke", Ports: "free", Fresh: true, Database: "smoke",
+	"smoke": {Name: "smoke", Data: ".data/smoke", Ports: "free", Fresh: true, Database: "smoke", Slot: 1,
 		Env: merge(noLimits, map[string]string{"API_EMBED_WORKER": "true"})},
-	"chaos": {Name: "chaos", Data: ".data/chaos", Ports: "free", Fresh: true, Database: "chaos", PrivatePostgres: true,
+	"chaos": {Name: "chaos", Data: ".data/chaos", Ports: "free", Fresh: true, Database: "chaos", PrivatePostgres: true, Slot: 2,
 		Env: merge(noLimits, map[string]string{
 			// Every saga runs on the worker process, so killing it
 			// interrupts sagas mid-step; the gateway only starts them.
@@ -74,13 +78,16 @@ var Profiles = map[string]Profile{
 		Defaults: map[string]string{"LOG_LEVEL": "warn"}},
 	// The bench measures the stack, not the limiter; the gateway starts
 	// sagas eagerly as make run does.
-	"bench": {Name: "bench", Data: ".data/bench", Ports: "free", Fresh: true, Database: "bench",
+	"bench": {Name: "bench", Data: ".data/bench", Ports: "free", Fresh: true, Database: "bench", Slot: 3,
 		Defaults: merge(noLimits, map[string]string{"LOG_LEVEL": "warn", "API_EMBED_WORKER": "true"})},
 }
 
 // PortNames are the single-node stack's ports, in the order base:N gives
 // them out.
 var PortNames = []string{"api", "worker", "paysim-a", "paysim-b", "temporal", "temporal-ui", "redis", "postgres"}
+
+// slotPorts is how many ports each profile's slot spans under base:N.
+const slotPorts = 10
 
 // DefaultPorts are make run's ports (README).
 var DefaultPorts = Ports{"api": 8080, "worker": 8081, "paysim-a": 8090, "paysim-b": 8093,
@@ -144,6 +151,9 @@ func NewDev(o Options) (*Dev, error) {
 	mode, err := ParsePortMode(modeText)
 	if err != nil {
 		return nil, err
+	}
+	if mode.Kind == "base" {
+		mode.Base += slotPorts * prof.Slot
 	}
 
 	// Ports named by the environment (make run's overrides) win.

@@ -133,12 +133,18 @@ func TestOtherProfilesTakeTheirOwnPortsAndDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Chaos is the third slot: under one base, the smoke test and the
+	// chaos run never share a port.
 	for i, name := range PortNames {
-		if c.Config.Ports[name] != 21600+i {
-			t.Errorf("chaos port %s = %d, want %d", name, c.Config.Ports[name], 21600+i)
+		if c.Config.Ports[name] != 21620+i {
+			t.Errorf("chaos port %s = %d, want %d", name, c.Config.Ports[name], 21620+i)
 		}
 	}
-	if c.Config.Env["LAB_POSTGRES"] != "private" || !strings.Contains(c.Config.Env["DATABASE_URL"], "127.0.0.1:21607/orderflow_l_chaos") ||
+	sm, err := NewDev(Options{Profile: "smoke", Root: checkoutRoot(t), Data: t.TempDir(), Ports: "base:21600", Getenv: env})
+	if err != nil || sm.Config.Ports["api"] != 21610 {
+		t.Errorf("smoke under base:21600: %v, %v", sm.Config.Ports, err)
+	}
+	if c.Config.Env["LAB_POSTGRES"] != "private" || !strings.Contains(c.Config.Env["DATABASE_URL"], "127.0.0.1:21627/orderflow_l_chaos") ||
 		c.Config.Env["API_EMBED_WORKER"] != "false" {
 		t.Errorf("chaos env %v", c.Config.Env)
 	}

@@ -35,6 +35,9 @@ func NewTestServers(root, data, portMode string, getenv func(string) string) (*T
 	if err != nil {
 		return nil, err
 	}
+	if mode.Kind == "base" {
+		mode.Base += slotPorts * 4 // after the profiles' slots
+	}
 	over := Ports{}
 	if v := getenv("ORDERFLOW_TEST_REDIS_URL"); v != "" {
 		over["redis"] = portOf(v, 6379)

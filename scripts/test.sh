@@ -27,12 +27,17 @@ export ORDERFLOW_BIN="$ORDERFLOW_TEST_BIN" ORDERFLOW_DEV_BIN="$ORDERFLOW_TEST_DE
 go build -trimpath -o "$ORDERFLOW_BIN" ./cmd/orderflow
 go build -trimpath -o "$ORDERFLOW_DEV_BIN" ./devtools/cmd/orderflow-dev
 lab() { "$ORDERFLOW_DEV_BIN" lab "$@"; }
-servers=""
-trap '[ -z "$servers" ] || wait "$servers" 2>/dev/null; lab down --profile test --data "$DATA" 2>/dev/null || true' EXIT
+servers="" vulncheck=""
+trap '[ -z "$servers" ] || wait "$servers" 2>/dev/null; [ -z "$vulncheck" ] || kill "$vulncheck" 2>/dev/null; lab down --profile test --data "$DATA" 2>/dev/null || true' EXIT
 env_file="$DATA/env"
 # The servers come up while the static checks run.
 lab up --profile test --data "$DATA" --print-env >"$env_file" &
 servers=$!
+# vulncheck (a minute or two of analysis) runs beside the checks and tests; its
+# verdict is read at the end.
+log "vulncheck (beside the checks and tests; output in $DATA/vulncheck.log)"
+devtools/vulncheck.sh >"$DATA/vulncheck.log" 2>&1 &
+vulncheck=$!
 # The browser test's screenshots go to $DATA/ui/. The key the tests'
 # workers, and the processes they start, encrypt e-mails with: fresh per
 # run, like the database.
@@ -44,7 +49,6 @@ log "promtool: check and unit-test deploy/observability's alert rules"
   promtool test rules alerts_test.yml)
 log "go vet"; go vet ./...
 log "workflowcheck"; "$(lab tool workflowcheck)" ./...
-log "vulncheck"; devtools/vulncheck.sh
 wait "$servers" || { log "the test servers did not come up"; exit 1; }
 # shellcheck disable=SC1090
 source "$env_file"
@@ -68,4 +72,5 @@ if [ -z "${TEST_PKGS:-}" ]; then
   grep '^smoke:' "$DATA/smoke.log" || tail -50 "$DATA/smoke.log"
   log "done"
 fi
+if wait "$vulncheck"; then log "vulncheck: passed"; else cat "$DATA/vulncheck.log"; log "vulncheck: failed"; status=1; fi
 exit "$status"

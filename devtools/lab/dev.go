@@ -144,11 +144,7 @@ func NewDev(o Options) (*Dev, error) {
 		data = filepath.Join(o.Root, prof.Data)
 	}
 	data, _ = filepath.Abs(data)
-	modeText := firstOf(o.Ports, getenv("LAB_PORTS"), prof.Ports)
-	if dev && o.Ports == "" {
-		modeText = firstOf(getenv("LAB_PORTS"), prof.Ports)
-	}
-	mode, err := ParsePortMode(modeText)
+	mode, err := ParsePortMode(firstOf(o.Ports, getenv("LAB_PORTS"), prof.Ports))
 	if err != nil {
 		return nil, err
 	}

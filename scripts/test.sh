@@ -27,8 +27,18 @@ export ORDERFLOW_BIN="$ORDERFLOW_TEST_BIN" ORDERFLOW_DEV_BIN="$ORDERFLOW_TEST_DE
 go build -trimpath -o "$ORDERFLOW_BIN" ./cmd/orderflow
 go build -trimpath -o "$ORDERFLOW_DEV_BIN" ./devtools/cmd/orderflow-dev
 lab() { "$ORDERFLOW_DEV_BIN" lab "$@"; }
+# On the way out (an error included): let a start in progress finish, stop
+# a vulncheck still running, stop the test servers; the exit status stays
+# the script's.
 servers="" vulncheck=""
-trap '[ -z "$servers" ] || wait "$servers" 2>/dev/null; [ -z "$vulncheck" ] || kill "$vulncheck" 2>/dev/null; lab down --profile test --data "$DATA" 2>/dev/null || true' EXIT
+cleanup() {
+  set +e
+  [ -z "$servers" ] || wait "$servers" 2>/dev/null
+  [ -z "$vulncheck" ] || kill "$vulncheck" 2>/dev/null
+  lab down --profile test --data "$DATA" 2>/dev/null
+  return 0
+}
+trap cleanup EXIT
 env_file="$DATA/env"
 # The servers come up while the static checks run.
 lab up --profile test --data "$DATA" --print-env >"$env_file" &

@@ -188,6 +188,11 @@ func freshStack(root, profile, data, ports string) (labStack, error) {
 		}
 		return t, nil
 	}
+	// What a stack runs and is missing is installed first, as on a fresh
+	// machine (the install script skips what is there).
+	if err := install(root, "tools", "postgres", "redis"); err != nil {
+		return nil, err
+	}
 	if p, ok := lab.Profiles[profile]; ok && p.Fresh {
 		if err := lab.Wipe(data); err != nil {
 			return nil, err
@@ -198,6 +203,16 @@ func freshStack(root, profile, data, ports string) (labStack, error) {
 		return nil, err
 	}
 	return devStack{d}, nil
+}
+
+// install runs devtools/install.sh, the one place that installs OS packages.
+func install(root string, names ...string) error {
+	cmd := exec.Command(filepath.Join(root, "devtools", "install.sh"), names...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("devtools/install.sh %s: %w", strings.Join(names, " "), err)
+	}
+	return nil
 }
 
 // loadStack finds the stack running under data from its state file.

@@ -20,6 +20,8 @@ commands:
   seed      load the demo catalog (idempotent)
   bench     load-test a running stack (make bench; docs/performance.md)
   chaos     drive orders while killing and restarting the stack's processes, then check the invariants (make chaos)
+  lab       run a stack from its typed topology: up, run, down, status, kill/start/restart NODE, with (make run/up/down)
+  smoke     a fresh stack as make run starts it, an order to CONFIRMED and the stack's promises checked (make test)
 `
 
 func main() { boot.Main("orderflow-dev", usage, run) }
@@ -34,6 +36,10 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runBench(ctx, args)
 	case "chaos":
 		return runChaos(ctx, args)
+	case "lab":
+		return runLab(ctx, args)
+	case "smoke":
+		return runSmoke(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

@@ -8,6 +8,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TEMPORAL_CLI_VERSION="1.5.1"
+# The Temporal server of the cluster topology (tools/temporal-server): the
+# version the CLI's dev server embeds, so both run the same schema.
+TEMPORAL_SERVER_VERSION="1.29.1"
+TEMPORAL_UI_VERSION="2.42.1" # the Web UI server the CLI 1.5.1 embeds
 STRIPE_MOCK_VERSION="0.203.0"
 WORKFLOWCHECK_VERSION="0.6.0"
 CACHE_DIR="${ORDERFLOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/orderflow}"
@@ -46,6 +50,41 @@ temporal_bin() {
     log "building the temporal CLI $TEMPORAL_CLI_VERSION into $bin (first time only, a few minutes)"
     mkdir -p "$CACHE_DIR/bin"
     (cd "$ROOT/tools/temporal" && go build -trimpath -o "$bin.tmp" github.com/temporalio/cli/cmd/temporal) >&2
+    mv "$bin.tmp" "$bin"
+  fi
+  echo "$bin"
+}
+
+# temporal_server_bin prints the path of the pinned Temporal server
+# (go.temporal.io/server's cmd/server), built in the tools/temporal-server
+# module into the cache when it is missing (a few minutes cold; most of it
+# is shared with the CLI's build, which embeds the same server).
+temporal_server_bin() { temporal_tools_build temporal-server "$TEMPORAL_SERVER_VERSION" go.temporal.io/server/cmd/server; }
+
+# temporal_sql_tool_bin prints the path of the pinned temporal-sql-tool
+# (cmd/tools/sql), which creates and upgrades the cluster's schema.
+temporal_sql_tool_bin() { temporal_tools_build temporal-sql-tool "$TEMPORAL_SERVER_VERSION" go.temporal.io/server/cmd/tools/sql; }
+
+# temporal_ui_server_bin prints the path of the Temporal Web UI server
+# (github.com/temporalio/ui-server's cmd/server), run against the cluster
+# with temporal-config/cluster/ui.yaml.
+temporal_ui_server_bin() { temporal_tools_build temporal-ui-server "$TEMPORAL_UI_VERSION" github.com/temporalio/ui-server/v2/cmd/server; }
+
+# temporal_schema_dir prints the server module's schema/ directory, whose
+# versioned PostgreSQL schemas temporal-sql-tool applies.
+temporal_schema_dir() {
+  local dir
+  dir=$(cd "$ROOT/tools/temporal-server" && go list -m -f '{{.Dir}}' go.temporal.io/server)
+  echo "$dir/schema"
+}
+
+temporal_tools_build() { # temporal_tools_build NAME VERSION PACKAGE
+  local name=$1 version=$2 pkg=$3
+  local bin="$CACHE_DIR/bin/$name-$version"
+  if [ ! -x "$bin" ]; then
+    log "building $name $version into $bin (first time only)"
+    mkdir -p "$CACHE_DIR/bin"
+    (cd "$ROOT/tools/temporal-server" && go build -trimpath -o "$bin.tmp" "$pkg") >&2
     mv "$bin.tmp" "$bin"
   fi
   echo "$bin"

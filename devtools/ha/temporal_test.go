@@ -1,0 +1,170 @@
+package ha
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// haEnv skips the test unless ORDERFLOW_TEST_HA=1: these tests start real
+// clusters (Temporal, Patroni, Sentinel) on ports from
+// ORDERFLOW_TEST_HA_PORT_BASE, which take minutes.
+func haEnv(t *testing.T) (root string, base int) {
+	t.Helper()
+	if os.Getenv("ORDERFLOW_TEST_HA") != "1" {
+		t.Skip("ORDERFLOW_TEST_HA=1 runs the HA tests (they start real clusters)")
+	}
+	base, err := strconv.Atoi(os.Getenv("ORDERFLOW_TEST_HA_PORT_BASE"))
+	if err != nil {
+		t.Fatal("ORDERFLOW_TEST_HA_PORT_BASE: a port base with 100 free ports above it is required")
+	}
+	root, err = filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, base
+}
+
+// testPostgres is the PostgreSQL the Temporal cluster test uses, from
+// ORDERFLOW_TEST_HA_TEMPORAL_DATABASE_URL (a role that may create
+// databases; the test drops and creates <name> and <name>_vis).
+func testPostgres(t *testing.T) Postgres {
+	t.Helper()
+	raw := os.Getenv("ORDERFLOW_TEST_HA_TEMPORAL_DATABASE_URL")
+	u, err := url.Parse(raw)
+	if raw == "" || err != nil || u.User == nil {
+		t.Fatalf("ORDERFLOW_TEST_HA_TEMPORAL_DATABASE_URL=%q: want postgres://user:password@host:port/name", raw)
+	}
+	pw, _ := u.User.Password()
+	name := strings.TrimPrefix(u.Path, "/")
+	return Postgres{Addr: u.Host, User: u.User.Username(), Password: pw, Database: name, Visibility: name + "_vis"}
+}
+
+// waitSignal is the saga stand-in: it parks on a signal, so it is in flight
+// on its shard's history host when that host dies, then runs a timer.
+func waitSignal(ctx workflow.Context) (string, error) {
+	var v string
+	workflow.GetSignalChannel(ctx, "go").Receive(ctx, &v)
+	if err := workflow.Sleep(ctx, time.Second); err != nil {
+		return "", err
+	}
+	return "done:" + v, nil
+}
+
+func TestTemporalClusterKeepsServingWhenAServerIsKilled(t *testing.T) {
+	root, base := haEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	bin, err := FindBinaries(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &TemporalCluster{Root: root, Data: t.TempDir(), Bin: bin, DB: testPostgres(t), PortBase: base, UI: true}
+	if err := c.DropDatabases(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Down(); err != nil {
+			t.Error(err)
+		}
+		for i := range c.Servers {
+			t.Logf("%s log tail:\n%s", ServerName(i), lastLines(readFile(filepath.Join(c.Data, ServerName(i)+".log")), 5))
+		}
+	})
+	start := time.Now()
+	if err := c.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cluster up in %s", time.Since(start).Round(time.Second))
+
+	out, err := run(ctx, "", nil, bin.CLI, "operator", "cluster", "describe", "--address", c.Address(), "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var desc struct {
+		PersistenceStore  string `json:"persistenceStore"`
+		VisibilityStore   string `json:"visibilityStore"`
+		HistoryShardCount int    `json:"historyShardCount"`
+	}
+	if err := json.Unmarshal([]byte(out), &desc); err != nil {
+		t.Fatalf("cluster describe: %v: %s", err, out)
+	}
+	if !strings.HasPrefix(desc.PersistenceStore, "postgres") || !strings.HasPrefix(desc.VisibilityStore, "postgres") || desc.HistoryShardCount != 512 {
+		t.Fatalf("cluster describe = %+v, want PostgreSQL persistence and visibility and 512 shards", desc)
+	}
+
+	tc, err := client.Dial(client.Options{HostPort: c.Address(), Namespace: c.Namespace,
+		Logger: log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	w := worker.New(tc, "ha-test", worker.Options{})
+	w.RegisterWorkflowWithOptions(waitSignal, workflow.RegisterOptions{Name: "ha-wait-signal"})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+
+	// 16 workflows spread over the 512 shards: the chance that none lives
+	// on the killed server's half is 1 in 65536.
+	const n = 16
+	runs := make([]client.WorkflowRun, n)
+	for i := range runs {
+		runs[i], err = tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("ha-%d-%d", time.Now().UnixNano(), i),
+			TaskQueue: "ha-test"}, "ha-wait-signal")
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Stack().Kill(ServerName(0)); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	for i, r := range runs {
+		// The signal may meet the dead server's shards before the ring
+		// moves them: the SDK retries it (a deadline exceeded or an
+		// unavailable shard is retryable).
+		if err := tc.SignalWorkflow(ctx, r.GetID(), r.GetRunID(), "go", strconv.Itoa(i)); err != nil {
+			t.Fatalf("signal %s after the kill: %v", r.GetID(), err)
+		}
+	}
+	for i, r := range runs {
+		var got string
+		if err := r.Get(ctx, &got); err != nil || got != "done:"+strconv.Itoa(i) {
+			t.Fatalf("workflow %s = %q, %v; want done:%d", r.GetID(), got, err, i)
+		}
+	}
+	t.Logf("every in-flight workflow completed %s after %s was killed", time.Since(killed).Round(100*time.Millisecond), ServerName(0))
+	// And a new one starts and completes on what is left.
+	r, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: "ha-test"}, "ha-wait-signal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.SignalWorkflow(ctx, r.GetID(), r.GetRunID(), "go", "new"); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := r.Get(ctx, &got); err != nil || got != "done:new" {
+		t.Fatalf("new workflow = %q, %v", got, err)
+	}
+	// The killed server rejoins the ring.
+	if err := c.Stack().Start(ctx, ServerName(0)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(p string) string { b, _ := os.ReadFile(p); return string(b) }

@@ -96,7 +96,8 @@ func Open(ctx context.Context, c config.Common, log *zap.Logger, o ClientOptions
 		pool.Close()
 		return nil, err
 	}
-	rc, err := cache.OpenTimeout(c.RedisURL, c.Resilience.Cache.CallTimeout)
+	rc, err := cache.Connect(cache.Config{URL: c.RedisURL, Sentinels: c.RedisHA.Sentinels,
+		MasterName: c.RedisHA.MasterName, Timeout: c.Resilience.Cache.CallTimeout})
 	if err == nil {
 		err = cache.Trace(rc, o.Tracer)
 	}

@@ -14,8 +14,10 @@ import (
 
 // Common holds what every process needs to reach the platform's dependencies.
 type Common struct {
-	DatabaseURL       string
-	RedisURL          string
+	DatabaseURL string
+	RedisURL    string
+	// RedisHA, when set, reaches Redis through its Sentinels.
+	RedisHA           RedisHA
 	TemporalAddress   string
 	TemporalNamespace string
 	Region            string
@@ -70,6 +72,7 @@ func LoadCommon() Common {
 	return Common{
 		DatabaseURL:       Env("DATABASE_URL", "postgres://orderflow:orderflow@127.0.0.1:5432/orderflow?sslmode=disable"),
 		RedisURL:          Env("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		RedisHA:           LoadRedisHA(),
 		TemporalAddress:   Env("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
 		TemporalNamespace: Env("TEMPORAL_NAMESPACE", "default"),
 		Region:            Env("ORDERFLOW_REGION", "local"),
@@ -160,6 +163,10 @@ func Mask(raw string) string {
 
 // String renders the settings for the start-up log line, secrets masked.
 func (c Common) String() string {
+	redis := Mask(c.RedisURL)
+	if len(c.RedisHA.Sentinels) > 0 {
+		redis = fmt.Sprintf("sentinels:%s/%s", strings.Join(c.RedisHA.Sentinels, ","), c.RedisHA.MasterName)
+	}
 	return fmt.Sprintf("database=%s redis=%s temporal=%s namespace=%s region=%s temporal_tls=%t",
-		Mask(c.DatabaseURL), Mask(c.RedisURL), c.TemporalAddress, c.TemporalNamespace, c.Region, c.TemporalTLS.Enabled())
+		Mask(c.DatabaseURL), redis, c.TemporalAddress, c.TemporalNamespace, c.Region, c.TemporalTLS.Enabled())
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -81,7 +80,7 @@ func (r *RedisHA) Stack() *lab.Stack {
 			Name: name, Host: r.Host, Ports: lab.Ports{"redis": port},
 			Proc:   lab.Process{Command: []string{"redis-server", conf}, Log: filepath.Join(r.Data, name+".log")},
 			Ready:  lab.RedisPing{Addr: r.addr(port)},
-			Before: r.writeConfig(conf, "redis.conf", extra),
+			Before: writeWithHeader(conf, filepath.Join(r.Root, "deploy", "redis", "redis.conf"), extra),
 		})
 	}
 	for i, addr := range r.Sentinels() {
@@ -93,7 +92,7 @@ func (r *RedisHA) Stack() *lab.Stack {
 			Name: name, Host: r.Host, Ports: lab.Ports{"sentinel": port},
 			Proc:   lab.Process{Command: []string{"redis-sentinel", conf}, Log: filepath.Join(r.Data, name+".log")},
 			Ready:  lab.RedisPing{Addr: addr},
-			Before: r.writeConfig(conf, "sentinel.conf", extra),
+			Before: writeWithHeader(conf, filepath.Join(r.Root, "deploy", "redis", "sentinel.conf"), extra),
 		})
 	}
 	last := nodes[len(nodes)-1]
@@ -108,25 +107,6 @@ func (r *RedisHA) Stack() *lab.Stack {
 	r.stack = lab.NewStack(lab.Config{Profile: "redis-ha", Root: r.Root, Data: r.Data}, nodes)
 	r.stack.Out = r.Out
 	return r.stack
-}
-
-// writeConfig writes an instance's own config, the per-instance lines
-// first, then the shared file from deploy/redis, unless it exists: after a
-// failover Sentinel has rewritten it, and that is the truth to restart from.
-func (r *RedisHA) writeConfig(path, shared, extra string) func(context.Context) error {
-	return func(context.Context) error {
-		if _, err := os.Stat(path); err == nil {
-			return nil
-		}
-		b, err := os.ReadFile(filepath.Join(r.Root, "deploy", "redis", shared))
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return err
-		}
-		return os.WriteFile(path, append([]byte(extra), b...), 0o644)
-	}
 }
 
 // sentinelReady passes when the Sentinel at addr names master as the

@@ -54,6 +54,15 @@ type API struct {
 	CodecOrigins []string
 	// TrustedProxies are the ranges whose forwarded headers are believed.
 	TrustedProxies Proxies
+	// OperatorAddr (OPERATOR_ADDR), when set, serves /metrics and /codec on
+	// their own listener; Addr then serves only /v1 and /health*. Empty:
+	// everything on Addr.
+	OperatorAddr string
+	// DrainDelay (API_DRAIN_DELAY, default 0s) is how long the gateway keeps
+	// serving after SIGTERM with readiness failing, so a load balancer takes
+	// it out before it stops accepting; set it above the balancer's check
+	// interval times its fall count (deploy/haproxy: 2 s).
+	DrainDelay time.Duration
 }
 
 // Worker configures a worker process.
@@ -96,6 +105,8 @@ func LoadAPI() API {
 		Auth:           LoadAuth(),
 		TLS:            LoadServerTLS(),
 		TrustedProxies: ParseProxies(Env("TRUSTED_PROXIES", "")),
+		OperatorAddr:   Env("OPERATOR_ADDR", ""),
+		DrainDelay:     EnvDuration("API_DRAIN_DELAY", 0),
 	}
 	c.PublicURL = Env("API_PUBLIC_URL", "")
 	for _, o := range strings.Split(Env("CODEC_CORS_ORIGINS", "http://127.0.0.1:8233,http://localhost:8233"), ",") {

@@ -44,7 +44,7 @@ func (p Postgres) URL(name string) string {
 //
 // Ports, from PortBase: server i (0-based) uses PortBase+10*i to +9 (its
 // layout is in cluster.yaml), the load balancer PortBase+10*Servers, the
-// Web UI the next one.
+// Web UI the next one, the balancer's status page the one after.
 type TemporalCluster struct {
 	Root     string // the checkout
 	Data     string // logs and the lab's state
@@ -95,6 +95,12 @@ func (c *TemporalCluster) Address() string {
 	return net.JoinHostPort(c.Host, strconv.Itoa(c.PortBase+10*c.Servers))
 }
 
+// StatsAddr is the load balancer's status page (GET /stats;csv).
+func (c *TemporalCluster) StatsAddr() string {
+	c.defaults()
+	return net.JoinHostPort(c.Host, strconv.Itoa(c.PortBase+10*c.Servers+2))
+}
+
 // UIURL is the Web UI's base URL.
 func (c *TemporalCluster) UIURL() string {
 	c.defaults()
@@ -110,7 +116,7 @@ func (c *TemporalCluster) Stack() *lab.Stack {
 	c.defaults()
 	cfgDir := filepath.Join(c.Root, "temporal-config", "cluster")
 	var nodes []*lab.Node
-	lbEnv := []string{"TEMPORAL_LB_ADDR=" + c.Address()}
+	lbEnv := []string{"TEMPORAL_LB_ADDR=" + c.Address(), "TEMPORAL_LB_STATS_ADDR=" + c.StatsAddr()}
 	for i := range c.Servers {
 		name := ServerName(i)
 		nodes = append(nodes, &lab.Node{

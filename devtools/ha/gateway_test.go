@@ -66,14 +66,7 @@ func TestGatewaysBehindHAProxyDrainWithoutErrorsAndRouteAroundALostOne(t *testin
 		"DATABASE_URL=" + testkit.Require(t, testkit.EnvDatabase), "REDIS_URL=" + testkit.Require(t, testkit.EnvRedis),
 		"TEMPORAL_ADDRESS=" + testkit.Require(t, testkit.EnvTemporal), "AUTH_HS256_SECRET=" + tok.Config.HS256Secret,
 		"ORDERFLOW_REGION=ha-test", "LOG_LEVEL=warn", "RATE_LIMIT_ENABLED=false"}}
-	t.Cleanup(func() {
-		if err := g.Down(); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := g.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
+	bringUp(ctx, t, g)
 	bearer := tok.Bearer("ha-test", auth.RoleCustomer)
 	// Operators' endpoints are on the operator listener, not behind the balancer.
 	for path, want := range map[string]int{"/metrics": http.StatusNotFound, "/codec/session": http.StatusNotFound, "/health/ready": http.StatusOK} {

@@ -22,15 +22,8 @@ func TestPostgresFailoverPromotesTheSyncStandbyAndTheAppPoolWritesAgain(t *testi
 		}
 	}
 	p := &PostgresHA{Root: root, Data: data, PortBase: base + 300}
-	t.Cleanup(func() {
-		if err := p.Down(); err != nil {
-			t.Error(err)
-		}
-	})
 	start := time.Now()
-	if err := p.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
+	bringUp(ctx, t, p)
 	t.Logf("etcd and Patroni up in %s", time.Since(start).Round(time.Second))
 	if err := p.CreateDatabase(ctx, "orderflow", "orderflow", "orderflow"); err != nil {
 		t.Fatal(err)

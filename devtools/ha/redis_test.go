@@ -14,14 +14,7 @@ func TestRedisClientFollowsSentinelPromotionWhenTheMasterIsKilled(t *testing.T) 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	r := &RedisHA{Root: root, Data: t.TempDir(), PortBase: base + 200}
-	t.Cleanup(func() {
-		if err := r.Down(); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := r.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
+	bringUp(ctx, t, r)
 	// The URL's host is not used with Sentinels: only its database number.
 	rc, err := cache.Connect(cache.Config{URL: "redis://unused:6379/0", Sentinels: r.Sentinels(), MasterName: r.MasterName})
 	if err != nil {

@@ -167,4 +167,23 @@ func TestTemporalClusterKeepsServingWhenAServerIsKilled(t *testing.T) {
 	}
 }
 
+// part is one HA building block: Up starts and waits, Down stops.
+type part interface {
+	Up(ctx context.Context) error
+	Down() error
+}
+
+// bringUp brings p up for the test and down when it ends.
+func bringUp(ctx context.Context, t *testing.T, p part) {
+	t.Helper()
+	t.Cleanup(func() {
+		if err := p.Down(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func readFile(p string) string { b, _ := os.ReadFile(p); return string(b) }

@@ -47,7 +47,9 @@ func (g *Gateways) defaults() {
 	}
 }
 
-func (g *Gateways) addr(off int) string { return net.JoinHostPort(g.Host, strconv.Itoa(g.PortBase+off)) }
+func (g *Gateways) addr(off int) string {
+	return net.JoinHostPort(g.Host, strconv.Itoa(g.PortBase+off))
+}
 
 // GatewayName is gateway i's node name: gateway-1, gateway-2.
 func GatewayName(i int) string { return fmt.Sprintf("gateway-%d", i+1) }

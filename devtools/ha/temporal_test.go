@@ -106,6 +106,19 @@ func TestTemporalClusterKeepsServingWhenAServerIsKilled(t *testing.T) {
 		t.Fatalf("cluster describe = %+v, want PostgreSQL persistence and visibility and 512 shards", desc)
 	}
 
+	took := survives(ctx, t, c, func() error { return c.Stack().Kill(ServerName(0)) })
+	t.Logf("every in-flight workflow completed %s after %s was killed", took.Round(100*time.Millisecond), ServerName(0))
+	// The killed server rejoins the ring.
+	if err := c.Stack().Start(ctx, ServerName(0)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// survives runs 16 workflows to their signal, injects fault, signals them
+// and waits for all of them, then starts and completes a new one. It
+// returns the time from the fault to the last completion.
+func survives(ctx context.Context, t *testing.T, c *TemporalCluster, fault func() error) time.Duration {
+	t.Helper()
 	tc, err := client.Dial(client.Options{HostPort: c.Address(), Namespace: c.Namespace,
 		Logger: log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))})
 	if err != nil {
@@ -120,7 +133,7 @@ func TestTemporalClusterKeepsServingWhenAServerIsKilled(t *testing.T) {
 	defer w.Stop()
 
 	// 16 workflows spread over the 512 shards: the chance that none lives
-	// on the killed server's half is 1 in 65536.
+	// on a killed server's half is 1 in 65536.
 	const n = 16
 	runs := make([]client.WorkflowRun, n)
 	for i := range runs {
@@ -130,16 +143,23 @@ func TestTemporalClusterKeepsServingWhenAServerIsKilled(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := c.Stack().Kill(ServerName(0)); err != nil {
+	if err := fault(); err != nil {
 		t.Fatal(err)
 	}
-	killed := time.Now()
+	injected := time.Now()
 	for i, r := range runs {
-		// The signal may meet the dead server's shards before the ring
-		// moves them: the SDK retries it (a deadline exceeded or an
-		// unavailable shard is retryable).
-		if err := tc.SignalWorkflow(ctx, r.GetID(), r.GetRunID(), "go", strconv.Itoa(i)); err != nil {
-			t.Fatalf("signal %s after the kill: %v", r.GetID(), err)
+		// The signal may meet shards that have not moved yet, or a database
+		// failing over: the SDK retries what is retryable within its own
+		// deadline, and the caller, like the gateway's clients, again.
+		for attempt := 1; ; attempt++ {
+			err := tc.SignalWorkflow(ctx, r.GetID(), r.GetRunID(), "go", strconv.Itoa(i))
+			if err == nil {
+				break
+			}
+			if time.Since(injected) > 2*time.Minute {
+				t.Fatalf("signal %s after the fault: %v (attempt %d)", r.GetID(), err, attempt)
+			}
+			t.Logf("signal %s, attempt %d, %s after the fault: %v", r.GetID(), attempt, time.Since(injected).Round(100*time.Millisecond), err)
 		}
 	}
 	for i, r := range runs {
@@ -148,7 +168,7 @@ func TestTemporalClusterKeepsServingWhenAServerIsKilled(t *testing.T) {
 			t.Fatalf("workflow %s = %q, %v; want done:%d", r.GetID(), got, err, i)
 		}
 	}
-	t.Logf("every in-flight workflow completed %s after %s was killed", time.Since(killed).Round(100*time.Millisecond), ServerName(0))
+	took := time.Since(injected)
 	// And a new one starts and completes on what is left.
 	r, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: "ha-test"}, "ha-wait-signal")
 	if err != nil {
@@ -161,10 +181,38 @@ func TestTemporalClusterKeepsServingWhenAServerIsKilled(t *testing.T) {
 	if err := r.Get(ctx, &got); err != nil || got != "done:new" {
 		t.Fatalf("new workflow = %q, %v", got, err)
 	}
-	// The killed server rejoins the ring.
-	if err := c.Stack().Start(ctx, ServerName(0)); err != nil {
+	return took
+}
+
+func TestTemporalClusterOnPatroniKeepsServingThroughAPrimaryFailover(t *testing.T) {
+	root, base := haEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	bin, err := FindBinaries(ctx, root)
+	if err != nil {
 		t.Fatal(err)
 	}
+	data := t.TempDir()
+	for d := data; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &PostgresHA{Root: root, Data: filepath.Join(data, "pg"), PortBase: base + 300}
+	bringUp(ctx, t, p)
+	if err := p.CreateDatabase(ctx, "temporal", "temporal", "temporal"); err != nil {
+		t.Fatal(err)
+	}
+	// Temporal's connectAddr is both members: pgx keeps the writable one.
+	c := &TemporalCluster{Root: root, Data: filepath.Join(data, "temporal"), Bin: bin, PortBase: base,
+		DB: Postgres{Addr: p.Addrs(), User: "temporal", Password: "temporal", Database: "temporal", Visibility: "temporal_vis"}}
+	bringUp(ctx, t, c)
+	primary, _, err := p.Roles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := survives(ctx, t, c, func() error { return p.KillMember(primary) })
+	t.Logf("every in-flight workflow completed %s after the PostgreSQL primary %s was killed", took.Round(100*time.Millisecond), MemberName(primary))
 }
 
 // part is one HA building block: Up starts and waits, Down stops.

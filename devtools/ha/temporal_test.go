@@ -67,14 +67,22 @@ func waitSignal(ctx workflow.Context) (string, error) {
 	return "done:" + v, nil
 }
 
-func TestTemporalClusterKeepsServingWhenAServerIsKilled(t *testing.T) {
-	root, base := haEnv(t)
+// temporalEnv is haEnv for the Temporal tests: a 10-minute context and the
+// pinned binaries.
+func temporalEnv(t *testing.T) (ctx context.Context, root string, base int, bin Binaries) {
+	t.Helper()
+	root, base = haEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	bin, err := FindBinaries(ctx, root)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ctx, root, base, bin
+}
+
+func TestTemporalClusterKeepsServingWhenAServerIsKilled(t *testing.T) {
+	ctx, root, base, bin := temporalEnv(t)
 	c := &TemporalCluster{Root: root, Data: t.TempDir(), Bin: bin, DB: testPostgres(t), PortBase: base, UI: true}
 	if err := c.DropDatabases(ctx); err != nil {
 		t.Fatal(err)
@@ -206,13 +214,7 @@ func survives(ctx context.Context, t *testing.T, c *TemporalCluster, fault func(
 }
 
 func TestTemporalClusterOnPatroniKeepsServingThroughAPrimaryFailover(t *testing.T) {
-	root, base := haEnv(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	bin, err := FindBinaries(ctx, root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, root, base, bin := temporalEnv(t)
 	data := t.TempDir()
 	for d := data; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
 		if err := os.Chmod(d, 0o755); err != nil {

@@ -30,13 +30,18 @@ type env = func(string) (string, bool)
 // gatewayConfig is the gateway process: api.Config and what only the
 // process needs (its listener, TLS, tokens, the embedded worker).
 type gatewayConfig struct {
-	Boot   boot.Config
-	API    api.Config
-	Addr   string
-	TLS    tlsconf.ServerConfig
-	Auth   auth.Config
-	Embed  bool
-	Worker workerConfig // the embedded worker, with Embed
+	Boot boot.Config
+	API  api.Config
+	Addr string
+	// OperatorAddr, when set, is the operators' own listener (/metrics,
+	// /codec); DrainDelay is how long a SIGTERM'd gateway keeps serving
+	// with readiness failing.
+	OperatorAddr string
+	DrainDelay   time.Duration
+	TLS          tlsconf.ServerConfig
+	Auth         auth.Config
+	Embed        bool
+	Worker       workerConfig // the embedded worker, with Embed
 }
 
 // workerConfig is a worker process, or the gateway's embedded worker.
@@ -80,10 +85,12 @@ func loadGateway(lookup env) (gatewayConfig, *config.Values) {
 				SyntheticSKU: config.HealthSyntheticSKU.Get(v), SyntheticOwner: config.HealthSyntheticCustomer.Get(v)},
 			CodecOrigins: config.CodecCORSOrigins.Get(v),
 		},
-		Addr:  config.APIAddr.Get(v),
-		TLS:   tlsconf.ServerConfig{CertFile: config.APITLSCertFile.Get(v), KeyFile: config.APITLSKeyFile.Get(v)},
-		Auth:  boot.Auth(v),
-		Embed: config.APIEmbedWorker.Get(v),
+		Addr:         config.APIAddr.Get(v),
+		OperatorAddr: config.OperatorAddr.Get(v),
+		DrainDelay:   config.APIDrainDelay.Get(v),
+		TLS:          tlsconf.ServerConfig{CertFile: config.APITLSCertFile.Get(v), KeyFile: config.APITLSKeyFile.Get(v)},
+		Auth:         boot.Auth(v),
+		Embed:        config.APIEmbedWorker.Get(v),
 	}
 	c.Worker = workerFrom(v)
 	c.Worker.Boot = c.Boot

@@ -125,8 +125,12 @@ func runAPI(ctx context.Context, cfg gatewayConfig, v *config.Values) error {
 		log.Info("embedded order worker started; sagas start eagerly", zap.String("region", cfg.API.Region))
 	}
 	srv.ProviderChecks = providerChecks(cfg.Worker.Payment.Providers)
-	hs := api.HTTPServer(cfg.Addr, srv.Handler(), tlsCfg)
-	return boot.Serve(ctx, hs, log, "gateway")
+	if cfg.OperatorAddr == "" {
+		return srv.Serve(ctx, api.HTTPServer(cfg.Addr, srv.Handler(), tlsCfg), nil, cfg.DrainDelay)
+	}
+	customer, operator := srv.Handlers()
+	log.Info("operator endpoints (/metrics, /codec) on their own listener", zap.String("operator_addr", cfg.OperatorAddr))
+	return srv.Serve(ctx, api.HTTPServer(cfg.Addr, customer, tlsCfg), api.HTTPServer(cfg.OperatorAddr, operator, tlsCfg), cfg.DrainDelay)
 }
 
 func runWorker(ctx context.Context, cfg workerConfig, v *config.Values) error {

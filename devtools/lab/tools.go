@@ -45,13 +45,20 @@ func TemporalCLI(root string) (string, error) {
 	if p, err := exec.LookPath("temporal"); err == nil {
 		return p, nil
 	}
-	bin := filepath.Join(CacheDir(), "bin", "temporal-"+TemporalCLIVersion)
-	if _, err := os.Stat(bin); err == nil {
+	return CachedBuild("temporal", TemporalCLIVersion, filepath.Join(root, "tools", "temporal"), "github.com/temporalio/cli/cmd/temporal")
+}
+
+// CachedBuild returns the cached build name-version of pkg, building it in
+// the module at moduleDir (tools/temporal, tools/temporal-server) when the
+// cache lacks it: a few minutes the first time, nothing after.
+func CachedBuild(name, version, moduleDir, pkg string) (string, error) {
+	bin := filepath.Join(CacheDir(), "bin", name+"-"+version)
+	if st, err := os.Stat(bin); err == nil && st.Mode()&0o111 != 0 {
 		return bin, nil
 	}
-	fmt.Fprintf(os.Stderr, "building the temporal CLI %s into %s (first time only, a few minutes)\n", TemporalCLIVersion, bin)
-	if err := goBuild(filepath.Join(root, "tools", "temporal"), nil, bin, "github.com/temporalio/cli/cmd/temporal"); err != nil {
-		return "", fmt.Errorf("temporal CLI: %w", err)
+	fmt.Fprintf(os.Stderr, "building %s %s into %s (first time only, a few minutes)\n", name, version, bin)
+	if err := goBuild(moduleDir, nil, bin, pkg); err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
 	}
 	return bin, nil
 }

@@ -52,6 +52,11 @@ var (
 		Used: withStore, Secret: Password, Section: secDeps, Doc: "the PostgreSQL database, system of record"}, urlOf("postgres", "postgresql"))
 	RedisURL = declare(Setting{Name: "REDIS_URL", Default: "redis://127.0.0.1:6379/0", Used: services, Secret: Password, Section: secDeps,
 		Doc: "Redis: cache tiers and rate limits only (losing it loses nothing)"}, urlOf("redis", "rediss", "unix"))
+	RedisSentinels = declare(Setting{Name: "REDIS_SENTINELS", Used: services, Section: secDeps,
+		Doc: "Redis Sentinels (host:port, comma-separated); with REDIS_MASTER_NAME the processes ask them for the master and follow a failover, REDIS_URL then giving only the password and database"},
+		list("host:port addresses", hostPort))
+	RedisMasterName = declare(Setting{Name: "REDIS_MASTER_NAME", Used: services, Section: secDeps,
+		Doc: "the master name the Sentinels monitor; set with REDIS_SENTINELS"}, text(name))
 	TemporalAddress = declare(Setting{Name: "TEMPORAL_ADDRESS", Default: "127.0.0.1:7233", Used: services, Section: secDeps,
 		Doc: "the Temporal frontend (gRPC)"}, address(false))
 	TemporalNamespace = declare(Setting{Name: "TEMPORAL_NAMESPACE", Default: "default", Used: services, Section: secDeps,
@@ -81,6 +86,12 @@ var (
 var (
 	APIAddr = declare(Setting{Name: "API_ADDR", Default: ":8080", Used: API, Section: secGateway,
 		Doc: "the gateway's listen address"}, address(true))
+	OperatorAddr = declare(Setting{Name: "OPERATOR_ADDR", Used: API, Section: secGateway,
+		Doc: "when set, /metrics and /codec are served on this listener only, and API_ADDR serves /v1 and /health* (what a load balancer exposes)"},
+		address(true))
+	APIDrainDelay = declare(Setting{Name: "API_DRAIN_DELAY", Default: "0s", Used: API, Section: secGateway,
+		Doc: "after SIGTERM, how long the gateway keeps serving with /health/ready failing before it stops accepting; set above the load balancer's check interval times its fall count"},
+		duration(0))
 	APITLSCertFile = declare(Setting{Name: "API_TLS_CERT_FILE", Used: API, Section: secGateway,
 		Doc: "the gateway's certificate (PEM); with API_TLS_KEY_FILE it serves HTTPS only, with HSTS (neither: plain HTTP)"}, file)
 	APITLSKeyFile = declare(Setting{Name: "API_TLS_KEY_FILE", Used: API, Section: secGateway,
@@ -229,6 +240,12 @@ var (
 var rules = []rule{
 	{used: API, check: pair(APITLSCertFile, APITLSKeyFile)},
 	{used: services, check: pair(TemporalTLSCertFile, TemporalTLSKeyFile)},
+	{used: services, check: func(v *Values) error {
+		if (len(RedisSentinels.peek(v)) == 0) != (RedisMasterName.peek(v) == "") {
+			return errors.New("REDIS_SENTINELS and REDIS_MASTER_NAME must be set together")
+		}
+		return nil
+	}},
 	{used: API, check: func(v *Values) error {
 		if PaymentRetryInitial.peek(v) > PaymentRetryMax.peek(v) {
 			return errors.New("PAYMENT_RETRY_INITIAL must not exceed PAYMENT_RETRY_MAX")

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/activities/catalog"
+	"github.com/orderflow/orderflow/activities/fulfillment"
 	"github.com/orderflow/orderflow/activities/notify"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
@@ -42,6 +43,9 @@ type Deps struct {
 	// PII encrypts the customer's e-mail at rest and decrypts it to send.
 	PII *pii.Keyring
 	Log *zap.Logger
+	// Carrier takes fulfilled orders' shipments (CARRIER_URL); nil: none
+	// is configured, and shipments wait for carrier events all the same.
+	Carrier *fulfillment.Carrier
 }
 
 // Options size a worker. The activity slots are split by the bulkhead
@@ -139,6 +143,7 @@ func Register(r Registry, deps Deps) {
 	r.RegisterActivity(&orders.Activities{DB: deps.DB, Cache: deps.Cache, PII: deps.PII})
 	r.RegisterActivity(&catalog.Inventory{DB: deps.DB, Cache: deps.Cache, SetStatus: orders.RecordStatus})
 	r.RegisterActivity(&payment.Activities{DB: deps.DB, Providers: deps.Payments, Cache: deps.Cache, FailoverQuiet: deps.FailoverQuiet})
+	r.RegisterActivity(&fulfillment.Activities{DB: deps.DB, Cache: deps.Cache, Carrier: deps.Carrier})
 }
 
 // Start starts the pools.

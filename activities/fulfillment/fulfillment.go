@@ -56,13 +56,13 @@ type StartResult struct {
 	Shipments []Shipment `json:"shipments"`
 }
 
-// Start confirms a paid order and allocates it, in one transaction: the
+// StartFulfillment confirms a paid order and allocates it, in one transaction: the
 // order becomes CONFIRMED (its confirmation message queued), its lines are
 // allocated to warehouses (catalog.Allocate) as shipments, and it becomes
 // FULFILLING. Its stock stays reserved until each shipment leaves. A retry
 // finds the shipments and returns them. An order that holds no stock is a
 // non-retryable InvalidOrder.
-func (a *Activities) Start(ctx context.Context, in StartInput) (StartResult, error) {
+func (a *Activities) StartFulfillment(ctx context.Context, in StartInput) (StartResult, error) {
 	var res StartResult
 	_, err := activities.Commit(ctx, a.DB, a.Cache, in.OrderID, func(tx pgx.Tx) ([]orderflow.Item, error) {
 		existing, err := shipments(ctx, tx, in.OrderID)
@@ -159,12 +159,12 @@ type HandoffResult struct {
 	TrackingNumber string `json:"tracking_number,omitempty"`
 }
 
-// Handoff hands a shipment to the carrier and marks it handed_over with the
+// HandOffShipment hands a shipment to the carrier and marks it handed_over with the
 // carrier's tracking number. The carrier dedupes by shipment id, so a retry
 // hands nothing twice; a shipment cancelled meanwhile is not handed over.
 // Without a carrier it does nothing. A carrier that cannot be reached is a
 // plain error: the saga retries it while the SLA runs.
-func (a *Activities) Handoff(ctx context.Context, in HandoffInput) (HandoffResult, error) {
+func (a *Activities) HandOffShipment(ctx context.Context, in HandoffInput) (HandoffResult, error) {
 	if a.Carrier == nil {
 		return HandoffResult{}, nil
 	}
@@ -212,14 +212,14 @@ type AdvanceResult struct {
 	OrderStatus    string `json:"order_status"`
 }
 
-// Advance applies a carrier event to a shipment, in one transaction. The
+// AdvanceShipment applies a carrier event to a shipment, in one transaction. The
 // shipment moves only forward (Rank): an event that does not rank above its
 // status changes nothing. The first event that says it left its warehouse
 // (picked_up, or a later one that came first) commits its stock
 // (catalog.Ship). The order's status follows its shipments (OrderStatus)
 // and is recorded, with the customer's shipped or delivered message; an
 // order whose shipments were all lost is left to the saga, which fails it.
-func (a *Activities) Advance(ctx context.Context, in AdvanceInput) (AdvanceResult, error) {
+func (a *Activities) AdvanceShipment(ctx context.Context, in AdvanceInput) (AdvanceResult, error) {
 	var res AdvanceResult
 	_, err := activities.Commit(ctx, a.DB, a.Cache, in.OrderID, func(tx pgx.Tx) ([]orderflow.Item, error) {
 		var cur, warehouse, orderStatus string
@@ -321,7 +321,7 @@ func OrderStatus(statuses []string, overdue bool) string {
 	return orderflow.StatusFulfilling
 }
 
-// Cancel withdraws an order's shipments that have not left: the carrier is
+// CancelShipments withdraws an order's shipments that have not left: the carrier is
 // asked to give each back, then, in one transaction, each is cancelled,
 // its warehouse promise withdrawn (catalog.Deallocate) and the customer's
 // cancellation message queued. Releasing the stock and refunding are the
@@ -329,7 +329,7 @@ func OrderStatus(statuses []string, overdue bool) string {
 // the saga may run it whether or not Start got as far as the database. A
 // carrier that says it has picked one up is logged for an operator: the
 // saga accepted the cancel before any pickup reached it.
-func (a *Activities) Cancel(ctx context.Context, in orderflow.OrderRef) error {
+func (a *Activities) CancelShipments(ctx context.Context, in orderflow.OrderRef) error {
 	list, err := shipments(ctx, a.DB, in.OrderID)
 	if err != nil {
 		return fmt.Errorf("cancel shipments of %s: %w", in.OrderID, err)

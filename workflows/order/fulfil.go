@@ -66,7 +66,8 @@ type carrierState struct {
 	queued  map[string]bool
 	results map[string]CarrierEventResult
 	leaving map[string]bool
-	// closed once the order was cancelled or ended: later events are refused.
+	// closed once the order ended: later events are refused, as they are
+	// once a cancel was accepted.
 	closed bool
 }
 
@@ -94,7 +95,7 @@ func (o *saga) registerCarrierEvents(ctx workflow.Context) error {
 			switch {
 			case !o.fulfilling || o.view.Shipments != nil && o.shipment(ev.ShipmentID) == nil:
 				return temporal.NewApplicationError("order "+o.in.OrderID+" has no shipment "+ev.ShipmentID, RejectNoSuchShipment)
-			case o.carrier.closed && o.carrier.results[ev.EventID] == (CarrierEventResult{}):
+			case (o.carrier.closed || o.view.CancelRequested) && o.carrier.results[ev.EventID] == (CarrierEventResult{}):
 				return temporal.NewApplicationError("order "+o.in.OrderID+" is "+o.view.Status, RejectOrderEnded, o.view.Status)
 			case !fulfillment.ValidEvent(ev.Type):
 				return temporal.NewApplicationError("unknown carrier event type "+ev.Type, RejectNoSuchShipment)
@@ -150,9 +151,9 @@ func (o *saga) fulfil(ctx workflow.Context, lines []orderflow.Line) (View, error
 	var ful *fulfillment.Activities
 	ref := orderflow.OrderRef{OrderID: o.in.OrderID}
 	o.fulfilling = true
-	o.compensate("cancel shipments", serviceTimeout, ful.Cancel, ref)
+	o.compensate("cancel shipments", serviceTimeout, ful.CancelShipments, ref)
 	var started fulfillment.StartResult
-	if err := o.step(ctx, serviceTimeout, ful.Start, fulfillment.StartInput{OrderID: o.in.OrderID, Lines: lines}, &started); err != nil {
+	if err := o.step(ctx, serviceTimeout, ful.StartFulfillment, fulfillment.StartInput{OrderID: o.in.OrderID, Lines: lines}, &started); err != nil {
 		return o.abort(ctx, err, ReasonConfirmFailed)
 	}
 	o.view.Shipments = started.Shipments
@@ -240,7 +241,7 @@ func (o *saga) handOff(ctx workflow.Context) {
 		}
 		workflow.Go(actx, func(gctx workflow.Context) {
 			var res fulfillment.HandoffResult
-			err := workflow.ExecuteActivity(gctx, ful.Handoff, fulfillment.HandoffInput{OrderID: o.in.OrderID, Shipment: sh}).Get(gctx, &res)
+			err := workflow.ExecuteActivity(gctx, ful.HandOffShipment, fulfillment.HandoffInput{OrderID: o.in.OrderID, Shipment: sh}).Get(gctx, &res)
 			if err != nil {
 				workflow.GetLogger(gctx).Warn("handoff stopped", "order_id", o.in.OrderID, "shipment_id", sh.ShipmentID, "error", err)
 				return
@@ -267,7 +268,7 @@ func (o *saga) applyCarrierEvent(ctx workflow.Context, ev CarrierEvent) error {
 		return nil
 	}
 	var adv fulfillment.AdvanceResult
-	err := workflow.ExecuteLocalActivity(compensationOptions(ctx, serviceTimeout), ful.Advance, fulfillment.AdvanceInput{
+	err := workflow.ExecuteLocalActivity(compensationOptions(ctx, serviceTimeout), ful.AdvanceShipment, fulfillment.AdvanceInput{
 		OrderID: o.in.OrderID, ShipmentID: ev.ShipmentID, Type: ev.Type, At: ev.At, TrackingNumber: ev.TrackingNumber, Overdue: o.view.Overdue,
 	}).Get(ctx, &adv)
 	if err != nil {

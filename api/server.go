@@ -88,6 +88,10 @@ type Server struct {
 	// CodecOrigins are the Web UI origins allowed to call the codec server
 	// from a browser (CORS, with credentials).
 	CodecOrigins []string
+
+	// Fulfillment says whether new sagas fulfil their orders, their
+	// shipment SLA, and the secret carrier events are signed with.
+	Fulfillment config.Fulfillment
 }
 
 // requestTimeout bounds what one request may wait on services.
@@ -152,6 +156,7 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/products/:sku", s.getProduct, anyone)
 	v1.PUT("/products/:sku", s.putProduct, auth.RequireRole(auth.RoleOperator))
 	v1.DELETE("/customers/:id/pii", s.eraseCustomerPII, auth.RequireRole(auth.RoleAdmin))
+	s.fulfillmentRoutes(e, v1, anyone)
 	if s.Codec != nil {
 		s.codecRoutes(e)
 	}

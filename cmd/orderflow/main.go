@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/orderflow/orderflow/activities/fulfillment"
 	"github.com/orderflow/orderflow/activities/notify"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
@@ -105,7 +106,7 @@ func runAPI(ctx context.Context, cfg config.API) error {
 		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker, Payment: cfg.Resilience.Payment,
 		RateLimit: cfg.Resilience.RateLimit, Bulkhead: cfg.Resilience.Bulkhead, Tiers: cfg.Resilience.Cache,
 		Health: cfg.Resilience.Health, TracerProvider: tp,
-		Codec: pii.NewCodec(cl.PII), CodecOrigins: cfg.CodecOrigins}
+		Codec: pii.NewCodec(cl.PII), CodecOrigins: cfg.CodecOrigins, Fulfillment: cfg.Fulfillment}
 	srv.Auth = authn
 	if cfg.EmbedWorker {
 		w, err := newWorker(cl, cfg.EmbeddedWorker, log, false)
@@ -162,6 +163,9 @@ func newWorker(cl *boot.Clients, cfg config.Worker, log *zap.Logger, standalone 
 		Payments:      payment.NewRouter(payment.Settings(cfg.Resilience.Payment), providers...),
 		FailoverQuiet: cfg.Resilience.Payment.FailoverQuiet,
 		Mailer:        notify.LogMailer{Log: log, Latency: cfg.MailLatency}}
+	if cfg.Fulfillment.CarrierURL != "" {
+		deps.Carrier = &fulfillment.Carrier{URL: cfg.Fulfillment.CarrierURL}
+	}
 	return workers.New(cl.Temporal, deps, workers.Options{Region: cfg.Region, MaxConcurrentActivities: cfg.MaxConcurrentActivities,
 		MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks,
 		Bulkhead: cfg.Resilience.Bulkhead, Outbox: standalone, Admin: standalone}), nil

@@ -27,6 +27,8 @@ type Common struct {
 	PII PII
 	// TemporalTLS configures TLS or mutual TLS to Temporal (TEMPORAL_TLS_*).
 	TemporalTLS TemporalTLS
+	// Fulfillment configures shipments and the carrier.
+	Fulfillment Fulfillment
 }
 
 // API configures the HTTP gateway.
@@ -78,6 +80,7 @@ func LoadCommon() Common {
 		Resilience:        LoadResilience(),
 		PII:               LoadPII(),
 		TemporalTLS:       LoadTemporalTLS(),
+		Fulfillment:       LoadFulfillment(),
 	}
 }
 

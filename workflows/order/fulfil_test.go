@@ -284,9 +284,9 @@ func (c *counter) get(name string) int64 {
 }
 
 func (c *counter) WithTags(map[string]string) client.MetricsHandler { return c }
-func (c *counter) Counter(name string) client.MetricsCounter     { return counterOf{c, name} }
-func (c *counter) Gauge(string) client.MetricsGauge               { return client.MetricsNopHandler.Gauge("") }
-func (c *counter) Timer(string) client.MetricsTimer               { return client.MetricsNopHandler.Timer("") }
+func (c *counter) Counter(name string) client.MetricsCounter        { return counterOf{c, name} }
+func (c *counter) Gauge(string) client.MetricsGauge                 { return client.MetricsNopHandler.Gauge("") }
+func (c *counter) Timer(string) client.MetricsTimer                 { return client.MetricsNopHandler.Timer("") }
 
 type counterOf struct {
 	c    *counter

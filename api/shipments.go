@@ -113,7 +113,7 @@ func (s *Server) carrierEvent(c echo.Context) error {
 	out := CarrierEventAccepted{EventID: req.EventID, ShipmentID: id.String(), Status: "accepted", Duplicate: !fresh}
 	_, err = s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: order.WorkflowID(orderID), UpdateID: "carrier-" + req.EventID, UpdateName: order.CarrierEventUpdate,
-		Args: []any{order.CarrierEvent{EventID: ev.EventID, ShipmentID: id.String(), Type: ev.Type, At: ev.At, TrackingNumber: ev.TrackingNumber}},
+		Args:         []any{order.CarrierEvent{EventID: ev.EventID, ShipmentID: id.String(), Type: ev.Type, At: ev.At, TrackingNumber: ev.TrackingNumber}},
 		WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
 	var app *temporal.ApplicationError
@@ -262,4 +262,3 @@ func (s *Server) transferStock(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, TransferJSON{SKU: req.SKU, Warehouses: list})
 }
-

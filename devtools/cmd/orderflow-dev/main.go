@@ -15,6 +15,7 @@ const usage = `usage: orderflow-dev <command>
 
 commands:
   paysim    run a simulated payment provider (PAYSIM_ADDR, default :8090; PAYSIM_NAME, default paysim-a)
+  carrier   run a simulated carrier that takes shipments and posts signed events (CARRIER_ADDR, default :8095)
   seed      load the demo catalog (idempotent)
   bench     load-test a running stack (make bench; docs/performance.md)
   chaos     drive orders while killing and restarting the stack's processes, then check the invariants (make chaos)
@@ -26,6 +27,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 	switch cmd {
 	case "paysim":
 		return runPaysim(ctx, args)
+	case "carrier":
+		return runCarrier(ctx, args)
 	case "seed":
 		return runSeed(ctx, config.LoadCommon())
 	case "bench":

@@ -19,6 +19,7 @@ import (
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/activities/catalog"
 	"github.com/orderflow/orderflow/activities/fulfillment"
+	"github.com/orderflow/orderflow/activities/fulfillment/wire"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/workflows/order"
 )
@@ -26,7 +27,7 @@ import (
 // fulfillmentRoutes registers the routes of the order's life after
 // CONFIRMED (docs/fulfillment.md). The carrier's event route sits outside
 // the bearer-token group: the carrier proves itself with the body's
-// HMAC signature (fulfillment.SignatureHeader), as carriers' webhooks do.
+// HMAC signature (wire.SignatureHeader), as carriers' webhooks do.
 func (s *Server) fulfillmentRoutes(e *echo.Echo, v1 *echo.Group, anyone echo.MiddlewareFunc) {
 	e.POST("/v1/shipments/:id/events", s.carrierEvent)
 	v1.GET("/orders/:id/shipments", s.orderShipments, anyone)
@@ -79,9 +80,9 @@ func (s *Server) carrierEvent(c echo.Context) error {
 	if tolerance <= 0 {
 		tolerance = 5 * time.Minute
 	}
-	if err := fulfillment.Verify(secret, c.Request().Header.Get(fulfillment.SignatureHeader), body, time.Now(), tolerance); err != nil {
+	if err := wire.Verify(secret, c.Request().Header.Get(wire.SignatureHeader), body, time.Now(), tolerance); err != nil {
 		return &Error{Status: http.StatusUnauthorized, Code: "bad_signature", Message: "the carrier signature is missing, wrong or stale: " + err.Error(),
-			Challenge: `HMAC-SHA256 header="` + fulfillment.SignatureHeader + `"`}
+			Challenge: `HMAC-SHA256 header="` + wire.SignatureHeader + `"`}
 	}
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
@@ -105,7 +106,7 @@ func (s *Server) carrierEvent(c echo.Context) error {
 		return errShipmentNotFound
 	}
 	setOrder(c, orderID)
-	ev := fulfillment.Event{EventID: req.EventID, Type: req.Type, At: req.At.UTC(), TrackingNumber: req.TrackingNumber}
+	ev := wire.Event{EventID: req.EventID, Type: req.Type, At: req.At.UTC(), TrackingNumber: req.TrackingNumber}
 	fresh, err := store.RecordEvent(ctx, id.String(), ev)
 	if err != nil {
 		return err
@@ -141,7 +142,7 @@ func (r CarrierEventRequest) validate() error {
 	if !eventIDPattern.MatchString(r.EventID) {
 		details = append(details, Detail{Field: "event_id", Issue: "required: 1-128 letters, digits, '.', '_', ':' or '-'"})
 	}
-	if !fulfillment.ValidEvent(r.Type) {
+	if !wire.ValidEvent(r.Type) {
 		details = append(details, Detail{Field: "type", Issue: "must be picked_up, in_transit, delivered or lost"})
 	}
 	if r.At.IsZero() {

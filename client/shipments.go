@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow"
-	"github.com/orderflow/orderflow/activities/fulfillment"
+	"github.com/orderflow/orderflow/activities/fulfillment/wire"
 )
 
 // Shipment is one shipment of an order.
@@ -51,15 +51,15 @@ type CarrierEventAccepted struct {
 }
 
 // PostCarrierEvent sends a carrier event about a shipment, signed with the
-// carrier's shared secret at the time given (fulfillment.Sign): 202 once
+// carrier's shared secret at the time given (wire.Sign): 202 once
 // recorded, 401 bad_signature, 404 shipment_not_found, 400 for a bad event.
-func (c *Client) PostCarrierEvent(ctx context.Context, shipmentID string, ev fulfillment.Event, secret []byte, signedAt time.Time) (CarrierEventAccepted, error) {
+func (c *Client) PostCarrierEvent(ctx context.Context, shipmentID string, ev wire.Event, secret []byte, signedAt time.Time) (CarrierEventAccepted, error) {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return CarrierEventAccepted{}, fmt.Errorf("encode carrier event: %w", err)
 	}
 	h := http.Header{}
-	h.Set(fulfillment.SignatureHeader, fulfillment.Sign(secret, signedAt, body))
+	h.Set(wire.SignatureHeader, wire.Sign(secret, signedAt, body))
 	var a CarrierEventAccepted
 	if _, err := c.do(ctx, http.MethodPost, "/v1/shipments/"+escape(shipmentID)+"/events", h, json.RawMessage(body), &a, http.StatusAccepted); err != nil {
 		return CarrierEventAccepted{}, fmt.Errorf("carrier event %s: %w", ev.EventID, err)

@@ -3,46 +3,33 @@ package fulfillment
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/fulfillment/wire"
 )
 
-// The carrier's wire, shared by the Carrier client (fulfillment hands a
-// shipment over), the gateway (the carrier's signed events) and the
-// simulated carrier in devtools/carrier.
+// The carrier's HTTP API as fulfillment uses it; its events and their
+// signature are in package wire.
 //
 //	POST   {carrier}/v1/shipments       Handover, idempotent by shipment_id -> 200 Handed
 //	DELETE {carrier}/v1/shipments/{id}  withdraw a shipment not yet picked up -> 204; 409 once picked up
 //	POST   {gateway}/v1/shipments/{id}/events  Event, signed (SignatureHeader)
 
-// Carrier event types, in the order a parcel lives them. Lost ends a
-// shipment that left its warehouse, like delivered.
-const (
-	EventPickedUp  = "picked_up"
-	EventInTransit = "in_transit"
-	EventDelivered = "delivered"
-	EventLost      = "lost"
-)
-
 // Shipment statuses (shipments.status). A shipment moves forward only.
 const (
 	ShipmentAllocated  = "allocated"
 	ShipmentHandedOver = "handed_over"
-	ShipmentPickedUp   = EventPickedUp
-	ShipmentInTransit  = EventInTransit
-	ShipmentDelivered  = EventDelivered
-	ShipmentLost       = EventLost
+	ShipmentPickedUp   = wire.EventPickedUp
+	ShipmentInTransit  = wire.EventInTransit
+	ShipmentDelivered  = wire.EventDelivered
+	ShipmentLost       = wire.EventLost
 	ShipmentCancelled  = "cancelled"
 )
 
@@ -72,23 +59,6 @@ func Left(status string) bool { return Rank(status) >= 2 && status != ShipmentCa
 // Final reports whether a shipment with this status changes no more.
 func Final(status string) bool { return Rank(status) == 4 }
 
-// ValidEvent reports whether t is a carrier event type.
-func ValidEvent(t string) bool {
-	switch t {
-	case EventPickedUp, EventInTransit, EventDelivered, EventLost:
-		return true
-	}
-	return false
-}
-
-// Event is the body of a carrier's POST /v1/shipments/{id}/events.
-type Event struct {
-	EventID        string    `json:"event_id"`
-	Type           string    `json:"type"`
-	At             time.Time `json:"at"`
-	TrackingNumber string    `json:"tracking_number,omitempty"`
-}
-
 // Handover is what fulfillment hands the carrier for one shipment.
 type Handover struct {
 	ShipmentID string           `json:"shipment_id"`
@@ -102,72 +72,6 @@ type Handover struct {
 // Handed is the carrier's answer to a Handover.
 type Handed struct {
 	TrackingNumber string `json:"tracking_number"`
-}
-
-// SignatureHeader carries a carrier event's signature:
-// "t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">". The time is
-// signed with the body, so a captured request cannot be replayed once it is
-// older than the receiver's tolerance.
-const SignatureHeader = "Carrier-Signature"
-
-// Sign returns the SignatureHeader value for body sent at t.
-func Sign(secret []byte, t time.Time, body []byte) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(mac(secret, ts, body))
-}
-
-func mac(secret []byte, ts string, body []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(ts))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return m.Sum(nil)
-}
-
-// Signature errors; each means the request is not the carrier's.
-var (
-	ErrNoSignature  = errors.New("missing " + SignatureHeader + " header")
-	ErrBadSignature = errors.New("signature does not match")
-	ErrStale        = errors.New("signature timestamp outside the tolerance")
-)
-
-// Verify checks a SignatureHeader value against the raw body: the HMAC in
-// constant time, then the signed time within tolerance of now either way.
-func Verify(secret []byte, header string, body []byte, now time.Time, tolerance time.Duration) error {
-	if header == "" {
-		return ErrNoSignature
-	}
-	var ts string
-	var sigs [][]byte
-	for _, part := range strings.Split(header, ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		switch k {
-		case "t":
-			ts = v
-		case "v1":
-			if b, err := hex.DecodeString(v); err == nil {
-				sigs = append(sigs, b)
-			}
-		}
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || len(sigs) == 0 || len(secret) == 0 {
-		return ErrBadSignature
-	}
-	want := mac(secret, ts, body)
-	ok := false
-	for _, s := range sigs {
-		if hmac.Equal(s, want) {
-			ok = true
-		}
-	}
-	if !ok {
-		return ErrBadSignature
-	}
-	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
-		return ErrStale
-	}
-	return nil
 }
 
 // Carrier hands shipments to a carrier over HTTP.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/activities/fulfillment/wire"
 )
 
 // Store is the fulfillment area's SQL for the gateway: which order a
@@ -33,7 +35,7 @@ func (s Store) ShipmentOrder(ctx context.Context, shipmentID string) (string, er
 
 // RecordEvent stores a carrier event once per event id. It reports false
 // when the id was recorded before (a re-sent event), changing nothing.
-func (s Store) RecordEvent(ctx context.Context, shipmentID string, e Event) (bool, error) {
+func (s Store) RecordEvent(ctx context.Context, shipmentID string, e wire.Event) (bool, error) {
 	const q = `INSERT INTO carrier_events (event_id, shipment_id, type, at, tracking_number)
 		VALUES ($1, $2, $3, $4, NULLIF($5, '')) ON CONFLICT (event_id) DO NOTHING`
 	tag, err := s.DB.Exec(ctx, q, e.EventID, shipmentID, e.Type, e.At, e.TrackingNumber)

@@ -28,6 +28,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/activities/fulfillment"
+	"github.com/orderflow/orderflow/activities/fulfillment/wire"
 )
 
 // Schedule is when a taken shipment's events follow each other, and the
@@ -188,14 +189,14 @@ func (s *Server) show(w http.ResponseWriter, id string) {
 // until the gateway answers it.
 func (s *Server) run(p *Parcel, sc Schedule) {
 	defer s.wg.Done()
-	last := fulfillment.EventDelivered
+	last := wire.EventDelivered
 	if sc.LostRate > 0 && rand.Float64() < sc.LostRate {
-		last = fulfillment.EventLost
+		last = wire.EventLost
 	}
 	steps := []struct {
 		after time.Duration
 		event string
-	}{{time.Duration(sc.PickupAfter), fulfillment.EventPickedUp}, {time.Duration(sc.TransitAfter), fulfillment.EventInTransit},
+	}{{time.Duration(sc.PickupAfter), wire.EventPickedUp}, {time.Duration(sc.TransitAfter), wire.EventInTransit},
 		{time.Duration(sc.DeliverAfter), last}}
 	for _, st := range steps {
 		select {
@@ -221,7 +222,7 @@ func (s *Server) run(p *Parcel, sc Schedule) {
 // post sends one event until the gateway answers 2xx or a 4xx other than
 // 429 (nothing to retry), backing off up to 5 s; false when the carrier closed.
 func (s *Server) post(p *Parcel, event string) bool {
-	body, _ := json.Marshal(fulfillment.Event{EventID: p.ShipmentID + ":" + event, Type: event, At: time.Now().UTC(),
+	body, _ := json.Marshal(wire.Event{EventID: p.ShipmentID + ":" + event, Type: event, At: time.Now().UTC(),
 		TrackingNumber: p.TrackingNumber})
 	url := s.GatewayURL + "/v1/shipments/" + p.ShipmentID + "/events"
 	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
@@ -255,7 +256,7 @@ func (s *Server) send(url string, body []byte) (int, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	// Signed as it goes out, so a re-send carries a fresh time.
-	req.Header.Set(fulfillment.SignatureHeader, fulfillment.Sign(s.Secret, time.Now(), body))
+	req.Header.Set(wire.SignatureHeader, wire.Sign(s.Secret, time.Now(), body))
 	res, err := s.Client.Do(req)
 	if err != nil {
 		return 0, err

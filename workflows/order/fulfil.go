@@ -9,6 +9,7 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/activities/fulfillment"
+	"github.com/orderflow/orderflow/activities/fulfillment/wire"
 	"github.com/orderflow/orderflow/activities/payment"
 )
 
@@ -97,7 +98,7 @@ func (o *saga) registerCarrierEvents(ctx workflow.Context) error {
 				return temporal.NewApplicationError("order "+o.in.OrderID+" has no shipment "+ev.ShipmentID, RejectNoSuchShipment)
 			case (o.carrier.closed || o.view.CancelRequested) && o.carrier.results[ev.EventID] == (CarrierEventResult{}):
 				return temporal.NewApplicationError("order "+o.in.OrderID+" is "+o.view.Status, RejectOrderEnded, o.view.Status)
-			case !fulfillment.ValidEvent(ev.Type):
+			case !wire.ValidEvent(ev.Type):
 				return temporal.NewApplicationError("unknown carrier event type "+ev.Type, RejectNoSuchShipment)
 			}
 			return nil

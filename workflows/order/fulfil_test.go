@@ -14,6 +14,7 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/activities/fulfillment"
+	"github.com/orderflow/orderflow/activities/fulfillment/wire"
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/workflows/order"
 )
@@ -119,11 +120,11 @@ func (h *fulfilTest) runFulfilled(in order.Input) {
 
 func TestFulfil_HappyPath_ShipsBothShipmentsAndEndsDelivered(t *testing.T) {
 	h := newFulfilTest(t, nil)
-	h.carrier(time.Hour, "e1", "s-1", fulfillment.EventPickedUp)
-	h.carrier(2*time.Hour, "e2", "s-2", fulfillment.EventPickedUp)
-	h.carrier(3*time.Hour, "e3", "s-1", fulfillment.EventInTransit)
-	h.carrier(4*time.Hour, "e4", "s-1", fulfillment.EventDelivered)
-	h.carrier(5*time.Hour, "e5", "s-2", fulfillment.EventDelivered)
+	h.carrier(time.Hour, "e1", "s-1", wire.EventPickedUp)
+	h.carrier(2*time.Hour, "e2", "s-2", wire.EventPickedUp)
+	h.carrier(3*time.Hour, "e3", "s-1", wire.EventInTransit)
+	h.carrier(4*time.Hour, "e4", "s-1", wire.EventDelivered)
+	h.carrier(5*time.Hour, "e5", "s-2", wire.EventDelivered)
 	h.runFulfilled(testInput())
 
 	v := h.result()
@@ -142,11 +143,11 @@ func TestFulfil_HappyPath_ShipsBothShipmentsAndEndsDelivered(t *testing.T) {
 
 func TestFulfil_OutOfOrderEvents_DeliveredFirstStillEndsDeliveredAndLateOnesChangeNothing(t *testing.T) {
 	h := newFulfilTest(t, nil)
-	h.carrier(time.Hour, "e1", "s-1", fulfillment.EventDelivered) // before its picked_up
-	h.carrier(2*time.Hour, "e2", "s-1", fulfillment.EventPickedUp)
-	h.carrier(3*time.Hour, "e3", "s-1", fulfillment.EventInTransit)
-	h.carrier(4*time.Hour, "e1", "s-1", fulfillment.EventDelivered) // re-sent
-	h.carrier(5*time.Hour, "e5", "s-2", fulfillment.EventDelivered)
+	h.carrier(time.Hour, "e1", "s-1", wire.EventDelivered) // before its picked_up
+	h.carrier(2*time.Hour, "e2", "s-1", wire.EventPickedUp)
+	h.carrier(3*time.Hour, "e3", "s-1", wire.EventInTransit)
+	h.carrier(4*time.Hour, "e1", "s-1", wire.EventDelivered) // re-sent
+	h.carrier(5*time.Hour, "e5", "s-2", wire.EventDelivered)
 	h.runFulfilled(testInput())
 
 	assert.Equal(t, orderflow.StatusDelivered, h.result().Status)
@@ -158,9 +159,9 @@ func TestFulfil_OutOfOrderEvents_DeliveredFirstStillEndsDeliveredAndLateOnesChan
 
 func TestFulfil_UnknownShipment_IsRejected(t *testing.T) {
 	h := newFulfilTest(t, nil)
-	h.carrier(time.Hour, "e0", "s-9", fulfillment.EventPickedUp)
-	h.carrier(2*time.Hour, "e1", "s-1", fulfillment.EventDelivered)
-	h.carrier(2*time.Hour, "e2", "s-2", fulfillment.EventDelivered)
+	h.carrier(time.Hour, "e0", "s-9", wire.EventPickedUp)
+	h.carrier(2*time.Hour, "e1", "s-1", wire.EventDelivered)
+	h.carrier(2*time.Hour, "e2", "s-2", wire.EventDelivered)
 	h.runFulfilled(testInput())
 
 	require.True(t, h.events["e0"].rejected)
@@ -171,7 +172,7 @@ func TestFulfil_UnknownShipment_IsRejected(t *testing.T) {
 func TestFulfil_CancelBeforePickup_WithdrawsShipmentsRefundsReleasesAndEndsCancelled(t *testing.T) {
 	h := newFulfilTest(t, nil)
 	upd := h.cancelAfter(time.Hour)
-	h.carrier(time.Hour, "late", "s-1", fulfillment.EventPickedUp) // right behind the cancel
+	h.carrier(time.Hour, "late", "s-1", wire.EventPickedUp) // right behind the cancel
 	h.runFulfilled(testInput())
 
 	require.True(t, upd.accepted, "cancel before any pickup is accepted: %v", upd.rejectErr)
@@ -187,10 +188,10 @@ func TestFulfil_CancelBeforePickup_WithdrawsShipmentsRefundsReleasesAndEndsCance
 
 func TestFulfil_CancelAfterAPickup_IsRejectedAlreadyShipped(t *testing.T) {
 	h := newFulfilTest(t, nil)
-	h.carrier(time.Hour, "e1", "s-1", fulfillment.EventPickedUp)
+	h.carrier(time.Hour, "e1", "s-1", wire.EventPickedUp)
 	upd := h.cancelAfter(2 * time.Hour)
-	h.carrier(3*time.Hour, "e2", "s-1", fulfillment.EventDelivered)
-	h.carrier(3*time.Hour, "e3", "s-2", fulfillment.EventDelivered)
+	h.carrier(3*time.Hour, "e2", "s-1", wire.EventDelivered)
+	h.carrier(3*time.Hour, "e3", "s-2", wire.EventDelivered)
 	h.runFulfilled(testInput())
 
 	require.True(t, upd.rejected)
@@ -207,10 +208,10 @@ func TestFulfil_ShipmentSLA_FlagsTheOrderOverdueAndCountsTheBreach(t *testing.T)
 	h := newFulfilTest(t, s)
 	in := testInput()
 	in.ShipmentSLA = 24 * time.Hour
-	h.carrier(23*time.Hour, "e1", "s-1", fulfillment.EventPickedUp)
-	h.carrier(30*time.Hour, "e2", "s-2", fulfillment.EventPickedUp) // past the SLA
-	h.carrier(40*time.Hour, "e3", "s-1", fulfillment.EventDelivered)
-	h.carrier(40*time.Hour, "e4", "s-2", fulfillment.EventDelivered)
+	h.carrier(23*time.Hour, "e1", "s-1", wire.EventPickedUp)
+	h.carrier(30*time.Hour, "e2", "s-2", wire.EventPickedUp) // past the SLA
+	h.carrier(40*time.Hour, "e3", "s-1", wire.EventDelivered)
+	h.carrier(40*time.Hour, "e4", "s-2", wire.EventDelivered)
 	h.runFulfilled(in)
 
 	assert.Equal(t, orderflow.StatusDelivered, h.result().Status)
@@ -224,10 +225,10 @@ func TestFulfil_PickedUpWithinTheSLA_IsNeverOverdue(t *testing.T) {
 	s := &testsuite.WorkflowTestSuite{}
 	s.SetMetricsHandler(counts)
 	h := newFulfilTest(t, s)
-	h.carrier(47*time.Hour, "e1", "s-1", fulfillment.EventPickedUp)
-	h.carrier(47*time.Hour, "e2", "s-2", fulfillment.EventPickedUp)
-	h.carrier(100*time.Hour, "e3", "s-1", fulfillment.EventDelivered)
-	h.carrier(100*time.Hour, "e4", "s-2", fulfillment.EventDelivered)
+	h.carrier(47*time.Hour, "e1", "s-1", wire.EventPickedUp)
+	h.carrier(47*time.Hour, "e2", "s-2", wire.EventPickedUp)
+	h.carrier(100*time.Hour, "e3", "s-1", wire.EventDelivered)
+	h.carrier(100*time.Hour, "e4", "s-2", wire.EventDelivered)
 	h.runFulfilled(testInput()) // the default SLA, 48 h
 
 	assert.Equal(t, orderflow.StatusDelivered, h.result().Status)
@@ -240,11 +241,11 @@ func TestFulfil_LostShipment_IsRefundedAndTheOrderStillEndsDelivered(t *testing.
 	h.env.OnActivity(payActs.RefundPart, mock.Anything, payment.RefundPartInput{
 		OrderID: "o-1", Key: "refund-o-1-s-2", AmountCents: 1500,
 	}).Return(payment.RefundResult{Refunded: true}, nil).Once()
-	h.carrier(time.Hour, "e1", "s-1", fulfillment.EventPickedUp)
-	h.carrier(time.Hour, "e2", "s-2", fulfillment.EventPickedUp)
-	h.carrier(2*time.Hour, "e3", "s-2", fulfillment.EventLost)
-	h.carrier(3*time.Hour, "e4", "s-2", fulfillment.EventLost) // re-sent under a new id
-	h.carrier(4*time.Hour, "e5", "s-1", fulfillment.EventDelivered)
+	h.carrier(time.Hour, "e1", "s-1", wire.EventPickedUp)
+	h.carrier(time.Hour, "e2", "s-2", wire.EventPickedUp)
+	h.carrier(2*time.Hour, "e3", "s-2", wire.EventLost)
+	h.carrier(3*time.Hour, "e4", "s-2", wire.EventLost) // re-sent under a new id
+	h.carrier(4*time.Hour, "e5", "s-1", wire.EventDelivered)
 	h.runFulfilled(testInput())
 
 	assert.Equal(t, orderflow.StatusDelivered, h.result().Status)
@@ -253,8 +254,8 @@ func TestFulfil_LostShipment_IsRefundedAndTheOrderStillEndsDelivered(t *testing.
 
 func TestFulfil_EveryShipmentLost_RefundsEachAndFailsLostInTransit(t *testing.T) {
 	h := newFulfilTest(t, nil)
-	h.carrier(time.Hour, "e1", "s-1", fulfillment.EventLost)
-	h.carrier(time.Hour, "e2", "s-2", fulfillment.EventLost)
+	h.carrier(time.Hour, "e1", "s-1", wire.EventLost)
+	h.carrier(time.Hour, "e2", "s-2", wire.EventLost)
 	h.runFulfilled(testInput())
 
 	v := h.result()

@@ -32,15 +32,13 @@ ALTER TABLE inventory_events ADD COLUMN warehouse text REFERENCES warehouses (wa
 CREATE INDEX inventory_events_warehouse ON inventory_events (sku, warehouse, id) WHERE warehouse IS NOT NULL;
 
 -- Every unit on hand today is in the main warehouse: a relocation moves it
--- there in the log (out of "no warehouse", into main; the SKU's sum is 0).
-WITH stock AS (
-    INSERT INTO warehouse_stock (sku, warehouse, on_hand)
-    SELECT sku, 'main', on_hand FROM inventory
-    RETURNING sku, on_hand)
+-- there in the log, into main first and then out of "no warehouse", so a
+-- replay never sees a SKU short of what it had reserved.
+INSERT INTO warehouse_stock (sku, warehouse, on_hand) SELECT sku, 'main', on_hand FROM inventory;
 INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason, warehouse)
-SELECT sku, d.delta, 0, 'relocate', d.warehouse
-FROM stock, LATERAL (VALUES (-stock.on_hand, NULL::text), (stock.on_hand, 'main')) AS d(delta, warehouse)
-WHERE stock.on_hand > 0;
+SELECT sku, on_hand, 0, 'relocate', 'main' FROM inventory WHERE on_hand > 0 ORDER BY sku;
+INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason, warehouse)
+SELECT sku, -on_hand, 0, 'relocate', NULL FROM inventory WHERE on_hand > 0 ORDER BY sku;
 
 -- How much of a held reservation has left in shipments.
 ALTER TABLE reservations ADD COLUMN shipped integer NOT NULL DEFAULT 0 CHECK (shipped >= 0);

@@ -40,18 +40,34 @@ type piece struct {
 // the seed do), with a relocation in the log, so that the warehouses add up
 // to the SKU before its stock moves.
 func adopt(ctx context.Context, tx pgx.Tx, sku string) error {
-	const q = `WITH gap AS (
-			SELECT i.sku, i.on_hand - coalesce((SELECT sum(on_hand) FROM warehouse_stock w WHERE w.sku = i.sku), 0)::int AS n
-			FROM inventory i WHERE i.sku = $1),
-		filed AS (
-			INSERT INTO warehouse_stock (sku, warehouse, on_hand) SELECT sku, $2, n FROM gap WHERE n > 0
-			ON CONFLICT (sku, warehouse) DO UPDATE SET on_hand = warehouse_stock.on_hand + EXCLUDED.on_hand, updated_at = now()
-			RETURNING sku)
-		INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason, warehouse)
-		SELECT gap.sku, d.delta, 0, 'relocate', d.warehouse FROM gap JOIN filed USING (sku),
-			LATERAL (VALUES (-gap.n, NULL::text), (gap.n, $2::text)) AS d(delta, warehouse)`
-	if _, err := tx.Exec(ctx, q, sku, DefaultWarehouse); err != nil {
+	var gap int
+	const qGap = `SELECT i.on_hand - coalesce((SELECT sum(on_hand) FROM warehouse_stock w WHERE w.sku = i.sku), 0)::int
+		FROM inventory i WHERE i.sku = $1`
+	err := tx.QueryRow(ctx, qGap, sku).Scan(&gap)
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && gap <= 0 {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("file stock of %s in a warehouse: %w", sku, err)
+	}
+	if _, err := shelve(ctx, tx, sku, DefaultWarehouse, gap); err != nil {
+		return err
+	}
+	// Into the warehouse first, then out of "no warehouse": the SKU's
+	// running total in the log never dips below what is reserved.
+	return relocate(ctx, tx, sku, "relocate", "", DefaultWarehouse, gap)
+}
+
+// relocate appends the pair of events that move n units of a SKU from one
+// warehouse ("" for none) to another, the arrival first, so a replay of the
+// log never sees the SKU short of stock in between.
+func relocate(ctx context.Context, tx pgx.Tx, sku, reason, from, to string, n int) error {
+	const q = `INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason, warehouse) VALUES ($1, $2, 0, $3, NULLIF($4, ''))`
+	if _, err := tx.Exec(ctx, q, sku, n, reason, to); err != nil {
+		return fmt.Errorf("append %s event of %s: %w", reason, sku, err)
+	}
+	if _, err := tx.Exec(ctx, q, sku, -n, reason, from); err != nil {
+		return fmt.Errorf("append %s event of %s: %w", reason, sku, err)
 	}
 	return nil
 }
@@ -365,11 +381,7 @@ func (s Store) Transfer(ctx context.Context, sku, from, to string, quantity int)
 		if _, err := shelve(ctx, tx, sku, to, quantity); err != nil {
 			return err
 		}
-		const qe = `INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason, warehouse)
-			VALUES ($1, $2, 0, 'transfer', $3), ($1, $4, 0, 'transfer', $5)`
-		if _, err := tx.Exec(ctx, qe, sku, -quantity, from, quantity, to); err != nil {
-			return fmt.Errorf("append transfer events of %s: %w", sku, err)
-		}
+		return relocate(ctx, tx, sku, "transfer", from, to, quantity)
 		return nil
 	})
 }

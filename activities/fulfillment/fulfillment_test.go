@@ -157,10 +157,15 @@ func TestStartSplitsAnOrderNoOneWarehouseCovers(t *testing.T) {
 	ctx := context.Background()
 	a := testkit.Product(t, f.pool, 100, 5)
 	b := testkit.Product(t, f.pool, 200, 4)
+	c := testkit.Product(t, f.pool, 300, 3)
+	d := testkit.Product(t, f.pool, 400, 1)
 	store := catalog.Store{DB: f.pool}
 	require.NoError(t, store.Transfer(ctx, a, "main", "t-east", 3)) // a: main 2, east 3
 	require.NoError(t, store.Transfer(ctx, b, "main", "t-east", 4)) // b: east 4
-	id, lines := f.paid(orderflow.Item{SKU: a, Quantity: 4}, orderflow.Item{SKU: b, Quantity: 2})
+	require.NoError(t, store.Transfer(ctx, c, "main", "t-east", 1)) // c: main 2, east 1
+	require.NoError(t, store.Transfer(ctx, d, "main", "t-east", 1)) // d: east 1
+	id, lines := f.paid(orderflow.Item{SKU: a, Quantity: 4}, orderflow.Item{SKU: b, Quantity: 2},
+		orderflow.Item{SKU: c, Quantity: 2}, orderflow.Item{SKU: d, Quantity: 1})
 
 	got := f.start(id, lines)
 	byWarehouse := map[string][]orderflow.Item{}
@@ -169,12 +174,14 @@ func TestStartSplitsAnOrderNoOneWarehouseCovers(t *testing.T) {
 		byWarehouse[s.Warehouse] = s.Items
 	}
 	assert.Equal(t, map[string][]orderflow.Item{
-		"t-east": sortItems(orderflow.Item{SKU: a, Quantity: 3}, orderflow.Item{SKU: b, Quantity: 2}),
-		"main":   {{SKU: a, Quantity: 1}},
-	}, byWarehouse, "the warehouse holding most of the order ships most of it; the rest of the split line comes from the other")
+		"t-east": sortItems(orderflow.Item{SKU: a, Quantity: 3}, orderflow.Item{SKU: b, Quantity: 2}, orderflow.Item{SKU: d, Quantity: 1}),
+		"main":   sortItems(orderflow.Item{SKU: a, Quantity: 1}, orderflow.Item{SKU: c, Quantity: 2}),
+	}, byWarehouse, "the warehouse covering most lines ships them; a line goes whole where one warehouse holds it all (c), "+
+		"and only a line no warehouse covers is split (a)")
 	assert.Equal(t, map[string][2]int{"main": {2, 1}, "t-east": {3, 3}}, f.warehouses(a))
-	f.audited(a)
-	f.audited(b)
+	for _, sku := range []string{a, b, c, d} {
+		f.audited(sku)
+	}
 }
 
 func TestAdvanceCommitsAShipmentsStockOnceWhenItLeaves(t *testing.T) {

@@ -557,38 +557,30 @@ func (o *saga) setStatus(ctx workflow.Context, status string) {
 	}
 }
 
+// statusWords says each status in words, for statusDetails.
+var statusWords = map[string]string{
+	orderflow.StatusPending:            "accepted; the order is being recorded and its stock reserved.",
+	orderflow.StatusReserved:           "stock reserved; charging the payment.",
+	orderflow.StatusPaymentPending:     "stock reserved; no payment provider can take the charge, so the order is parked and the charge is retried until the payment deadline.",
+	orderflow.StatusPaid:               "payment charged; confirming the order.",
+	orderflow.StatusConfirmed:          "confirmed: stock reserved, payment charged, the customer's notification queued.",
+	orderflow.StatusCompensating:       "a step failed or the order was cancelled; undoing the steps taken.",
+	orderflow.StatusCancelled:          "cancelled on request.",
+	orderflow.StatusFulfilling:         "confirmed; shipments allocated to warehouses and handed to the carrier, waiting for pickup.",
+	orderflow.StatusFulfillmentOverdue: "a shipment was not picked up within the shipment SLA: an operator should chase the warehouse or the carrier.",
+	orderflow.StatusPartiallyShipped:   "some shipments left their warehouse; waiting for the others.",
+	orderflow.StatusShipped:            "every shipment left its warehouse; waiting for delivery.",
+	orderflow.StatusDelivered:          "delivered.",
+}
+
 // statusDetails is the saga's current details, in the Web UI's markdown: the
 // status in words.
 func statusDetails(status, reason string) string {
-	var words string
-	switch status {
-	case orderflow.StatusPending:
-		words = "accepted; the order is being recorded and its stock reserved."
-	case orderflow.StatusReserved:
-		words = "stock reserved; charging the payment."
-	case orderflow.StatusPaymentPending:
-		words = "stock reserved; no payment provider can take the charge, so the order is parked and the charge is retried until the payment deadline."
-	case orderflow.StatusPaid:
-		words = "payment charged; confirming the order."
-	case orderflow.StatusConfirmed:
-		words = "confirmed: stock reserved, payment charged, the customer's notification queued."
-	case orderflow.StatusCompensating:
-		words = "a step failed or the order was cancelled; undoing the steps taken."
-	case orderflow.StatusFailed:
-		words = "failed: " + reason + "."
-	case orderflow.StatusCancelled:
-		words = "cancelled on request."
-	case orderflow.StatusFulfilling:
-		words = "confirmed; shipments allocated to warehouses and handed to the carrier, waiting for pickup."
-	case orderflow.StatusFulfillmentOverdue:
-		words = "a shipment was not picked up within the shipment SLA: an operator should chase the warehouse or the carrier."
-	case orderflow.StatusPartiallyShipped:
-		words = "some shipments left their warehouse; waiting for the others."
-	case orderflow.StatusShipped:
-		words = "every shipment left its warehouse; waiting for delivery."
-	case orderflow.StatusDelivered:
-		words = "delivered."
-	default:
+	words, ok := statusWords[status]
+	if status == orderflow.StatusFailed {
+		words, ok = "failed: "+reason+".", true
+	}
+	if !ok {
 		return "**Order status: " + status + "**"
 	}
 	return "**Order status: " + status + "** — " + words

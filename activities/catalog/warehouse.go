@@ -382,7 +382,6 @@ func (s Store) Transfer(ctx context.Context, sku, from, to string, quantity int)
 			return err
 		}
 		return relocate(ctx, tx, sku, "transfer", from, to, quantity)
-		return nil
 	})
 }
 
@@ -428,4 +427,11 @@ func ReplayWarehouses(ctx context.Context, pool *pgxpool.Pool, sku string) (Ware
 		}
 	}
 	return r, nil
+}
+
+// Restock puts units that came back (a return) on the shelf of a warehouse
+// ("" for the default one), inside the caller's transaction, with a
+// reason-named event naming the order.
+func Restock(ctx context.Context, tx pgx.Tx, orderID, sku, warehouse, reason string, quantity int) error {
+	return adjust(ctx, tx, orderID, sku, warehouse, reason, quantity, 0)
 }

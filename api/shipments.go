@@ -32,6 +32,10 @@ func (s *Server) fulfillmentRoutes(e *echo.Echo, v1 *echo.Group, anyone echo.Mid
 	e.POST("/v1/shipments/:id/events", s.carrierEvent)
 	v1.GET("/orders/:id/shipments", s.orderShipments, anyone)
 	v1.POST("/stock/transfers", s.transferStock, auth.RequireRole(auth.RoleOperator))
+	v1.POST("/orders/:id/returns", s.createReturn, anyone)
+	v1.GET("/orders/:id/returns", s.orderReturns, anyone)
+	v1.GET("/returns/:id", s.getReturn, anyone)
+	v1.POST("/returns/:id/receive", s.receiveReturn, auth.RequireRole(auth.RoleOperator))
 }
 
 // alreadyShipped answers a cancel once a shipment of the order has left:

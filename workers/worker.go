@@ -23,10 +23,12 @@ import (
 	"github.com/orderflow/orderflow/activities/notify"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
+	"github.com/orderflow/orderflow/activities/returns"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/workflows/maintenance"
 	"github.com/orderflow/orderflow/workflows/order"
+	returnflow "github.com/orderflow/orderflow/workflows/returns"
 )
 
 // Deps are the clients the activities use.
@@ -136,14 +138,16 @@ type Registry interface {
 	RegisterActivity(a any)
 }
 
-// Register adds the Order workflow, under its explicit name, and the saga's
-// activities to r.
+// Register adds the Order and Return workflows, under their explicit
+// names, and their activities to r.
 func Register(r Registry, deps Deps) {
 	r.RegisterWorkflowWithOptions(order.Saga, workflow.RegisterOptions{Name: order.Workflow})
 	r.RegisterActivity(&orders.Activities{DB: deps.DB, Cache: deps.Cache, PII: deps.PII})
 	r.RegisterActivity(&catalog.Inventory{DB: deps.DB, Cache: deps.Cache, SetStatus: orders.RecordStatus})
 	r.RegisterActivity(&payment.Activities{DB: deps.DB, Providers: deps.Payments, Cache: deps.Cache, FailoverQuiet: deps.FailoverQuiet})
 	r.RegisterActivity(&fulfillment.Activities{DB: deps.DB, Cache: deps.Cache, Carrier: deps.Carrier})
+	r.RegisterWorkflowWithOptions(returnflow.Receive, workflow.RegisterOptions{Name: returnflow.Workflow})
+	r.RegisterActivity(&returns.Activities{DB: deps.DB, Cache: deps.Cache})
 }
 
 // Start starts the pools.

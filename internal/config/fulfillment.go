@@ -13,13 +13,15 @@ import (
 // same), the secret the carrier signs its events with
 // (CARRIER_WEBHOOK_SECRET; without it the gateway refuses every event) and
 // how far a signed event's time may be from the gateway's clock
-// (CARRIER_EVENT_TOLERANCE, 5m).
+// (CARRIER_EVENT_TOLERANCE, 5m), and how long after delivery goods may
+// be returned (RETURN_WINDOW, 720h: 30 days).
 type Fulfillment struct {
 	Enabled        bool
 	ShipmentSLA    time.Duration
 	CarrierURL     string
 	WebhookSecret  string
 	EventTolerance time.Duration
+	ReturnWindow   time.Duration
 }
 
 // LoadFulfillment reads the fulfillment settings.
@@ -30,6 +32,7 @@ func LoadFulfillment() Fulfillment {
 		CarrierURL:     Env("CARRIER_URL", ""),
 		WebhookSecret:  Env("CARRIER_WEBHOOK_SECRET", ""),
 		EventTolerance: EnvDuration("CARRIER_EVENT_TOLERANCE", 5*time.Minute),
+		ReturnWindow:   EnvDuration("RETURN_WINDOW", 30*24*time.Hour),
 	}
 }
 
@@ -67,8 +70,8 @@ func LoadCarrier() Carrier {
 
 // String renders the settings for the start-up log line, secrets masked.
 func (f Fulfillment) String() string {
-	return fmt.Sprintf("enabled=%t shipment_sla=%s carrier_url=%s webhook_secret=%s event_tolerance=%s",
-		f.Enabled, f.ShipmentSLA, f.CarrierURL, secretSet(f.WebhookSecret), f.EventTolerance)
+	return fmt.Sprintf("enabled=%t shipment_sla=%s carrier_url=%s webhook_secret=%s event_tolerance=%s return_window=%s",
+		f.Enabled, f.ShipmentSLA, f.CarrierURL, secretSet(f.WebhookSecret), f.EventTolerance, f.ReturnWindow)
 }
 
 func secretSet(s string) string {

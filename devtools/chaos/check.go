@@ -112,14 +112,17 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 	out = append(out, done(inv))
 
 	// 4. Stock: initial on hand = on hand now + what left with orders
-	// (committed at confirmation, or shipped by fulfillment); reserved =
+	// (committed at confirmation, or shipped by fulfillment) and did not
+	// come back in a received return; reserved =
 	// what orders waiting on their carrier still hold; the event log
 	// replays to the row, never negative, and to every warehouse's row.
 	inv = Invariant{Name: "stock conserved per SKU and warehouse; reserved only by orders awaiting their carrier; event log replays, never negative", Checked: len(skus)}
 	for _, s := range skus {
 		var onHand, reserved, left, held int
 		err := r.db.QueryRow(ctx, `SELECT i.on_hand, i.reserved,
-			COALESCE((SELECT sum(CASE WHEN r.status = 'committed' THEN r.quantity ELSE r.shipped END) FROM reservations r WHERE r.sku = i.sku), 0),
+			COALESCE((SELECT sum(CASE WHEN r.status = 'committed' THEN r.quantity ELSE r.shipped END) FROM reservations r WHERE r.sku = i.sku), 0)
+			- COALESCE((SELECT sum(ri.quantity) FROM return_items ri JOIN returns rt USING (return_id)
+			            WHERE ri.sku = i.sku AND rt.status IN ('received', 'refunded')), 0),
 			COALESCE((SELECT sum(r.quantity - r.shipped) FROM reservations r JOIN orders o USING (order_id)
 			          WHERE r.sku = i.sku AND r.status = 'held' AND o.status = ANY($2)), 0)
 			FROM inventory i WHERE i.sku = $1`, s.SKU,

@@ -20,17 +20,54 @@ const (
 	StatusCompensating   = "COMPENSATING"
 	StatusFailed         = "FAILED"
 	StatusCancelled      = "CANCELLED"
+
+	// Fulfillment, after CONFIRMED, for orders the saga fulfils
+	// (docs/fulfillment.md): the order's lines are allocated to shipments,
+	// one per warehouse, handed to the carrier and followed to the door.
+
+	// StatusFulfilling: shipments allocated and handed to the carrier;
+	// none has left a warehouse yet. Cancel is still accepted.
+	StatusFulfilling = "FULFILLING"
+	// StatusFulfillmentOverdue: a shipment was not picked up within the
+	// shipment SLA; the order waits for the carrier, flagged for an operator.
+	StatusFulfillmentOverdue = "FULFILLMENT_OVERDUE"
+	// StatusPartiallyShipped: some shipments left their warehouse, not all.
+	StatusPartiallyShipped = "PARTIALLY_SHIPPED"
+	// StatusShipped: every shipment left its warehouse.
+	StatusShipped = "SHIPPED"
+	// StatusDelivered: every shipment reached the customer (or was lost
+	// and refunded, with at least one delivered).
+	StatusDelivered = "DELIVERED"
 )
 
-// Terminal reports whether an order with this status has ended: CONFIRMED,
-// FAILED or CANCELLED.
+// Terminal reports whether an order with this status has ended: DELIVERED,
+// FAILED, CANCELLED, or CONFIRMED, where an order that is not fulfilled by
+// orderflow (fulfillment off, the synthetic health order, every order from
+// before fulfillment) ends; a fulfilled order passes CONFIRMED within one
+// workflow task on its way to FULFILLING.
 func Terminal(status string) bool {
 	switch status {
-	case StatusConfirmed, StatusFailed, StatusCancelled:
+	case StatusConfirmed, StatusDelivered, StatusFailed, StatusCancelled:
 		return true
 	}
 	return false
 }
+
+// AwaitingCarrier reports whether an order with this status is paid for
+// and waits on its warehouses or its carrier: FULFILLING,
+// FULFILLMENT_OVERDUE, PARTIALLY_SHIPPED or SHIPPED. Such an order is
+// neither stuck nor failed; only carrier events move it on.
+func AwaitingCarrier(status string) bool {
+	switch status {
+	case StatusFulfilling, StatusFulfillmentOverdue, StatusPartiallyShipped, StatusShipped:
+		return true
+	}
+	return false
+}
+
+// Settled reports whether nothing inside orderflow is left to do for an
+// order with this status: it has ended, or it waits on its carrier.
+func Settled(status string) bool { return Terminal(status) || AwaitingCarrier(status) }
 
 // Item is one line of an order as the client asked for it.
 type Item struct {
@@ -78,6 +115,9 @@ const (
 	// ConfirmFailed: the customer paid but the confirmation failed with an
 	// error no retry fixes; the order is held PAID for an operator.
 	ConfirmFailed Kind = "ConfirmFailed"
+	// AlreadyShipped: a cancel arrived once a shipment of the order had
+	// left its warehouse; the customer returns the goods instead.
+	AlreadyShipped Kind = "AlreadyShipped"
 )
 
 // KindOf returns the business kind err carries anywhere in its chain (a

@@ -159,6 +159,7 @@ func (s *Server) checkSyntheticOrder(ctx context.Context) (string, error) {
 		OrderID: orderID, CustomerID: h.SyntheticOwner, Email: "synthetic-health@orderflow.invalid",
 		PaymentToken: payment.TokenVisa, Items: []orderflow.Item{{SKU: h.SyntheticSKU, Quantity: 1}},
 	})
+	in.Fulfill = false // nothing ships: the synthetic order ends CONFIRMED
 	run, err := s.Temporal.ExecuteWorkflow(ctx, opts, order.Workflow, in)
 	if err != nil {
 		return "", fmt.Errorf("start synthetic order %s: %w", orderID, err)

@@ -220,6 +220,7 @@ func money(cents int64, currency string) string {
 func (s *Server) sagaInput(in order.Input) order.Input {
 	in.Region = s.Region
 	in.PaymentDeadline, in.PaymentRetryInitial, in.PaymentRetryMax = s.Payment.Deadline, s.Payment.RetryInitial, s.Payment.RetryMax
+	in.Fulfill, in.ShipmentSLA = s.Fulfillment.Enabled, s.Fulfillment.ShipmentSLA
 	return in
 }
 
@@ -496,6 +497,9 @@ func (s *Server) cancelOrder(c echo.Context) error {
 		return c.JSON(http.StatusAccepted, CancelAccepted{OrderID: oid, Status: res.Status, CancelRequested: true, StatusURL: "/v1/orders/" + oid})
 	}
 	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.Type() == string(orderflow.AlreadyShipped) {
+		return alreadyShipped(oid)
+	}
 	if errors.As(err, &app) && app.Type() == string(orderflow.TooLateToCancel) {
 		var status string
 		_ = app.Details(&status)
@@ -521,6 +525,8 @@ func (s *Server) cancelOrder(c echo.Context) error {
 		return newError(http.StatusNotFound, "order_not_found", "no such order")
 	case o.Status == orderflow.StatusCancelled:
 		return c.JSON(http.StatusAccepted, CancelAccepted{OrderID: oid, Status: o.Status, CancelRequested: true, StatusURL: "/v1/orders/" + oid})
+	case o.Status == orderflow.StatusDelivered, o.Status == orderflow.StatusShipped, o.Status == orderflow.StatusPartiallyShipped:
+		return alreadyShipped(oid)
 	}
 	return newError(http.StatusConflict, "too_late_to_cancel", "the order is "+o.Status+" and can no longer be cancelled")
 }

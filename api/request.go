@@ -33,20 +33,35 @@ var (
 // decodeJSON reads a JSON body strictly: bounded size, one object, no unknown
 // fields, keys spelled exactly and none repeated, no trailing data.
 func decodeJSON(c echo.Context, limit int64, v any) error {
+	body, err := readJSON(c, limit)
+	if err != nil {
+		return err
+	}
+	return decodeBody(body, v)
+}
+
+// readJSON reads a JSON request's raw body, bounded by limit (a signed
+// body is checked before it is decoded).
+func readJSON(c echo.Context, limit int64) ([]byte, error) {
 	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != echo.MIMEApplicationJSON {
-			return newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as application/json")
+			return nil, newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as application/json")
 		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return newError(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", limit))
+			return nil, newError(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", limit))
 		}
-		return newError(http.StatusBadRequest, "unreadable_body", "could not read the request body")
+		return nil, newError(http.StatusBadRequest, "unreadable_body", "could not read the request body")
 	}
+	return body, nil
+}
+
+// decodeBody decodes a JSON body strictly (decodeJSON says how).
+func decodeBody(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return newError(http.StatusBadRequest, "malformed_json", "request body is empty")
 	}

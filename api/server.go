@@ -150,6 +150,7 @@ func (s *Server) customerEcho() *echo.Echo {
 	v1.GET("/products/:sku", s.getProduct, anyone)
 	v1.PUT("/products/:sku", s.putProduct, auth.RequireRole(auth.RoleOperator))
 	v1.DELETE("/customers/:id/pii", s.eraseCustomerPII, auth.RequireRole(auth.RoleAdmin))
+	s.fulfillmentRoutes(e, v1, anyone)
 	return e
 }
 

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -119,28 +118,9 @@ func (c *Client) CancelOrder(ctx context.Context, id string) (CancelAccepted, er
 }
 
 // AwaitTerminal reads the order every interval until its status is terminal
-// (CONFIRMED, FAILED or CANCELLED) and returns it. Answers that may change
+// (orderflow.Terminal: CONFIRMED, DELIVERED, FAILED or CANCELLED) and returns it. Answers that may change
 // (404 before the order is visible, 429, 5xx, no answer) are read again; any
 // other error, or ctx ending, stops it with the last error.
 func (c *Client) AwaitTerminal(ctx context.Context, id string, interval time.Duration) (Order, error) {
-	for {
-		o, err := c.GetOrder(ctx, id)
-		if err == nil && orderflow.Terminal(o.Status) {
-			return o, nil
-		}
-		var e *Error
-		if errors.As(err, &e) && !e.Temporary() && e.Status != http.StatusNotFound {
-			return o, err
-		}
-		t := time.NewTimer(interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			if err == nil {
-				err = fmt.Errorf("order %s still %s", id, o.Status)
-			}
-			return o, fmt.Errorf("await order %s: %w (last: %w)", id, ctx.Err(), err)
-		case <-t.C:
-		}
-	}
+	return c.AwaitStatus(ctx, id, interval, orderflow.Terminal)
 }

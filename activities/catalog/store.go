@@ -131,24 +131,19 @@ func (s Store) Put(ctx context.Context, p Product, onHand int) (created bool, re
 		err := tx.QueryRow(ctx, `SELECT on_hand, reserved FROM inventory WHERE sku = $1 FOR UPDATE`, p.SKU).Scan(&was, &reserved)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
-			if _, err := tx.Exec(ctx, `INSERT INTO inventory (sku, on_hand) VALUES ($1, $2)`, p.SKU, onHand); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO inventory (sku, on_hand) VALUES ($1, 0)`, p.SKU); err != nil {
 				return fmt.Errorf("insert stock: %w", err)
 			}
 		case err != nil:
 			return fmt.Errorf("lock stock: %w", err)
-		default:
-			if onHand < reserved {
-				return &ReservedError{OnHand: onHand, Reserved: reserved}
-			}
-			const qu = `UPDATE inventory SET on_hand = $2, version = version + 1, updated_at = now() WHERE sku = $1`
-			if _, err := tx.Exec(ctx, qu, p.SKU, onHand); err != nil {
-				return fmt.Errorf("update stock: %w", err)
-			}
+		case onHand < reserved:
+			return &ReservedError{OnHand: onHand, Reserved: reserved}
 		}
+		// Through the warehouses: stock that arrives goes to the default
+		// one, stock taken away leaves unallocated stock by priority.
 		if delta := onHand - was; delta != 0 {
-			const qe = `INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason) VALUES ($1, $2, 0, 'restock')`
-			if _, err := tx.Exec(ctx, qe, p.SKU, delta); err != nil {
-				return fmt.Errorf("append restock event: %w", err)
+			if err := adjust(ctx, tx, "", p.SKU, "", "restock", delta, 0); err != nil {
+				return fmt.Errorf("set stock of %s: %w", p.SKU, err)
 			}
 		}
 		return nil
@@ -195,26 +190,31 @@ func (s Store) RestockSynthetic(ctx context.Context, owner string) (int, error) 
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('orderflow.synthetic_restock'))`); err != nil {
 			return fmt.Errorf("lock synthetic restock: %w", err)
 		}
-		const q = `WITH due AS (
-				SELECT r.order_id, r.sku, r.quantity
-				FROM orders o
-				JOIN reservations r ON r.order_id = o.order_id AND r.status = 'committed'
-				JOIN products p ON p.sku = r.sku AND p.synthetic
-				WHERE o.customer_id = $1 AND o.synthetic AND o.created_at > now() - interval '1 day'
-					AND NOT EXISTS (SELECT 1 FROM inventory_events e
-						WHERE e.order_id = r.order_id AND e.sku = r.sku AND e.reason = 'restock')),
-			moved AS (
-				UPDATE inventory i SET on_hand = i.on_hand + d.qty, version = i.version + 1, updated_at = now()
-				FROM (SELECT sku, sum(quantity)::int AS qty FROM due GROUP BY sku) d
-				WHERE i.sku = d.sku
-				RETURNING i.sku),
-			logged AS (
-				INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason, order_id)
-				SELECT due.sku, due.quantity, 0, 'restock', due.order_id FROM due JOIN moved USING (sku)
-				RETURNING delta_on_hand)
-			SELECT coalesce(sum(delta_on_hand), 0)::int FROM logged`
-		if err := tx.QueryRow(ctx, q, owner).Scan(&n); err != nil {
+		const q = `SELECT r.order_id::text, r.sku, r.quantity
+			FROM orders o
+			JOIN reservations r ON r.order_id = o.order_id AND r.status = 'committed'
+			JOIN products p ON p.sku = r.sku AND p.synthetic
+			WHERE o.customer_id = $1 AND o.synthetic AND o.created_at > now() - interval '1 day'
+				AND NOT EXISTS (SELECT 1 FROM inventory_events e
+					WHERE e.order_id = r.order_id AND e.sku = r.sku AND e.reason = 'restock')
+			ORDER BY r.sku, r.order_id`
+		rows, err := tx.Query(ctx, q, owner)
+		if err != nil {
 			return fmt.Errorf("restock synthetic orders: %w", err)
+		}
+		type due struct {
+			OrderID, SKU string
+			Quantity     int
+		}
+		list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[due])
+		if err != nil {
+			return fmt.Errorf("restock synthetic orders: %w", err)
+		}
+		for _, d := range list {
+			if err := adjust(ctx, tx, d.OrderID, d.SKU, "", "restock", d.Quantity, 0); err != nil {
+				return fmt.Errorf("restock synthetic order %s: %w", d.OrderID, err)
+			}
+			n += d.Quantity
 		}
 		return nil
 	})

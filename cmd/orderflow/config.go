@@ -52,6 +52,9 @@ type workerConfig struct {
 	Health      health.Config
 	HealthAddr  string
 	MailLatency time.Duration
+	// CarrierURL is the carrier fulfilled orders' shipments are handed to;
+	// empty: shipments wait for carrier events all the same.
+	CarrierURL string
 }
 
 // paymentConfig is what the worker's payment activities are built from:
@@ -84,6 +87,9 @@ func loadGateway(lookup env) (gatewayConfig, *config.Values) {
 			Health: api.Health{Config: boot.Health(v), DeepBudget: config.HealthDeepBudget.Get(v),
 				SyntheticSKU: config.HealthSyntheticSKU.Get(v), SyntheticOwner: config.HealthSyntheticCustomer.Get(v)},
 			CodecOrigins: config.CodecCORSOrigins.Get(v),
+			Fulfillment: api.Fulfillment{Enabled: config.FulfillmentEnabled.Get(v), ShipmentSLA: config.ShipmentSLA.Get(v),
+				WebhookSecret: config.CarrierWebhookSecret.Get(v), EventTolerance: config.CarrierEventTolerance.Get(v),
+				ReturnWindow: config.ReturnWindow.Get(v)},
 		},
 		Addr:         config.APIAddr.Get(v),
 		OperatorAddr: config.OperatorAddr.Get(v),
@@ -117,6 +123,7 @@ func workerFrom(v *config.Values) workerConfig {
 		},
 		Health:      boot.Health(v),
 		MailLatency: config.MailSimulatedLatency.Get(v),
+		CarrierURL:  config.CarrierURL.Get(v),
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/orderflow/orderflow/activities/fulfillment"
 	"github.com/orderflow/orderflow/activities/notify"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
@@ -171,6 +172,9 @@ func newWorker(cl *boot.Clients, cfg workerConfig, log *zap.Logger, standalone b
 		Payments:      payment.NewRouter(cfg.Payment.Breaker, providers...),
 		FailoverQuiet: cfg.Payment.FailoverQuiet,
 		Mailer:        notify.LogMailer{Log: log, Latency: cfg.MailLatency}}
+	if cfg.CarrierURL != "" {
+		deps.Carrier = &fulfillment.Carrier{URL: cfg.CarrierURL}
+	}
 	pool := cfg.Pool
 	pool.Outbox, pool.Admin = standalone, standalone
 	return workers.New(cl.Temporal, deps, pool), nil

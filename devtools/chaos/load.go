@@ -244,7 +244,7 @@ func (r *Runner) statuses(ctx context.Context, ids []string) (map[string]int, in
 		}
 		counts[s] = n
 		seen += n
-		if orderflow.Terminal(s) {
+		if orderflow.Settled(s) {
 			ended += n
 		}
 	}

@@ -9,21 +9,22 @@ import (
 // Docs sections, in the order docs/configuration.md shows them; within a
 // section settings are sorted by name.
 const (
-	secProcess  = "Process"
-	secDeps     = "PostgreSQL, Redis and Temporal"
-	secPII      = "Personal data"
-	secGateway  = "Gateway"
-	secAuth     = "Authentication"
-	secWorker   = "Worker"
-	secPayment  = "Payment"
-	secLimits   = "Rate limits and bulkheads"
-	secCache    = "Cache"
-	secHealth   = "Health"
-	secProfiler = "Profiling"
+	secProcess     = "Process"
+	secDeps        = "PostgreSQL, Redis and Temporal"
+	secPII         = "Personal data"
+	secGateway     = "Gateway"
+	secAuth        = "Authentication"
+	secWorker      = "Worker"
+	secPayment     = "Payment"
+	secLimits      = "Rate limits and bulkheads"
+	secCache       = "Cache"
+	secHealth      = "Health"
+	secFulfillment = "Fulfillment and the carrier"
+	secProfiler    = "Profiling"
 )
 
 // Sections are the docs sections in order.
-var Sections = []string{secProcess, secDeps, secPII, secGateway, secAuth, secWorker, secPayment, secLimits, secCache, secHealth, secProfiler}
+var Sections = []string{secProcess, secDeps, secPII, secGateway, secAuth, secWorker, secPayment, secLimits, secCache, secHealth, secFulfillment, secProfiler}
 
 // Who reads what, for the declarations below. The gateway's embedded worker
 // (API_EMBED_WORKER) makes the gateway read the worker's settings too.
@@ -226,6 +227,24 @@ var (
 		Doc: "the SKU the deep check orders (migration 0003 seeds it, hidden from the public API)"}, text(nonEmpty))
 	HealthSyntheticCustomer = declare(Setting{Name: "HEALTH_SYNTHETIC_CUSTOMER", Default: "synthetic-health", Used: API, Section: secHealth,
 		Doc: "the customer id of the deep check's orders"}, text(nonEmpty))
+)
+
+// Fulfillment and the carrier (docs/fulfillment.md).
+var (
+	FulfillmentEnabled = declare(Setting{Name: "FULFILLMENT_ENABLED", Default: "false", Used: API, Section: secFulfillment,
+		Doc: "new sagas continue after CONFIRMED into fulfillment: shipments handed to the carrier, carrier events, delivery, returns; false: orders end CONFIRMED"},
+		boolean)
+	ShipmentSLA = declare(Setting{Name: "SHIPMENT_SLA", Default: "48h", Used: API, Section: secFulfillment,
+		Doc: "how long a shipment may wait for the carrier's pickup before the order shows FULFILLMENT_OVERDUE and the breach is counted"},
+		duration(time.Minute))
+	CarrierURL = declare(Setting{Name: "CARRIER_URL", Used: services, Section: secFulfillment,
+		Doc: "the carrier the workers hand shipments to; unset: shipments wait for carrier events all the same"}, urlOf("http", "https"))
+	CarrierWebhookSecret = declare(Setting{Name: "CARRIER_WEBHOOK_SECRET", Used: API, Secret: Secret, Section: secFulfillment,
+		Doc: "the shared secret of the carrier's HMAC-SHA256 event signatures; unset: every carrier event is refused"}, text(minLen(16)))
+	CarrierEventTolerance = declare(Setting{Name: "CARRIER_EVENT_TOLERANCE", Default: "5m", Used: API, Section: secFulfillment,
+		Doc: "how far a signed carrier event's timestamp may be from the gateway's clock (replay protection)"}, duration(time.Second))
+	ReturnWindow = declare(Setting{Name: "RETURN_WINDOW", Default: "720h", Used: API, Section: secFulfillment,
+		Doc: "how long after delivery goods may be returned (30 days)"}, duration(time.Hour))
 )
 
 // Profiling.

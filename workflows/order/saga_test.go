@@ -20,6 +20,7 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/activities/catalog"
+	"github.com/orderflow/orderflow/activities/fulfillment"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/workflows/order"
@@ -36,7 +37,7 @@ var (
 
 // Names of the compensating activities, in the order the saga registers their
 // forward steps.
-var compensationNames = []string{"Release", "Refund", "Revert"}
+var compensationNames = []string{"Release", "Refund", "Revert", "CancelShipments"}
 
 func testInput() order.Input {
 	return order.Input{
@@ -78,13 +79,20 @@ type orderTest struct {
 
 func newOrderTest(t *testing.T) *orderTest {
 	t.Helper()
-	var s testsuite.WorkflowTestSuite
+	return newOrderTestIn(t, &testsuite.WorkflowTestSuite{})
+}
+
+// newOrderTestIn is newOrderTest in a suite the test set up (its metrics
+// handler, say).
+func newOrderTestIn(t *testing.T, s *testsuite.WorkflowTestSuite) *orderTest {
+	t.Helper()
 	h := &orderTest{t: t, env: s.NewTestWorkflowEnvironment()}
 	env := h.env
 	env.RegisterWorkflowWithOptions(order.Saga, workflow.RegisterOptions{Name: order.Workflow})
 	env.RegisterActivity(&orders.Activities{})
 	env.RegisterActivity(&catalog.Inventory{})
 	env.RegisterActivity(&payment.Activities{})
+	env.RegisterActivity(&fulfillment.Activities{})
 
 	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
 		name := info.ActivityType.Name

@@ -22,6 +22,13 @@ const (
 	StatusCancelled      = "CANCELLED"
 )
 
+// Statuses are every status an order can have, in the order a saga passes
+// through them; the order history's status filter accepts these.
+func Statuses() []string {
+	return []string{StatusPending, StatusReserved, StatusPaymentPending, StatusPaid, StatusConfirmed,
+		StatusCompensating, StatusFailed, StatusCancelled}
+}
+
 // Terminal reports whether an order with this status has ended: CONFIRMED,
 // FAILED or CANCELLED.
 func Terminal(status string) bool {

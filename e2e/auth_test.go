@@ -139,7 +139,8 @@ func TestCustomersSeeAndCancelOnlyTheirOwnOrders(t *testing.T) {
 	alice, bob := customer(), customer()
 
 	// Alice's order, placed without customer_id: the token's subject is the customer.
-	body, _ := json.Marshal(map[string]any{"items": []api.OrderItem{{SKU: sku, Quantity: 1}}, "payment_token": payment.TokenVisa, "email": "a@example.com"})
+	body, _ := json.Marshal(map[string]any{"items": []api.OrderItem{{SKU: sku, Quantity: 1}}, "payment_token": payment.TokenVisa, "email": "a@example.com",
+		"shipping_address": shipTo()})
 	key := "mine-" + uuid.NewString()
 	r := s.do(http.MethodPost, "/v1/orders", map[string]string{"Authorization": s.as(alice), api.HeaderIdempotencyKey: key}, body)
 	require.Equal(t, http.StatusAccepted, r.status, string(r.body))

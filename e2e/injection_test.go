@@ -123,7 +123,7 @@ func TestHostileStringsInEveryFieldAreStoredLiterallyOrRefusedWith4xx(t *testing
 		fields := map[string]orderReq{
 			"sku":           newOrder(cust, "tok_visa", api.OrderItem{SKU: h, Quantity: 1}),
 			"payment_token": newOrder(cust, h, api.OrderItem{SKU: sku, Quantity: 1}),
-			"email":         {CustomerID: cust, Items: []api.OrderItem{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa", Email: h},
+			"email":         {CustomerID: cust, Items: []api.OrderItem{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa", Email: h, ShippingAddress: shipTo()},
 			"customer_id":   newOrder(h, "tok_visa", api.OrderItem{SKU: sku, Quantity: 1}),
 		}
 		for field, o := range fields {
@@ -171,7 +171,7 @@ func TestHostileStringsInEveryFieldAreStoredLiterallyOrRefusedWith4xx(t *testing
 	for _, email := range []string{`o'brien@example.com`, `'OR'1'='1'--@example.com`, `x';DROP_TABLE_orders;--@example.com`,
 		"üser@exämple.de", `"'; DROP TABLE orders; --"@example.com`, `a@b.c'; --`} {
 		cust := customer()
-		o := orderReq{CustomerID: cust, Items: []api.OrderItem{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa", Email: email}
+		o := orderReq{CustomerID: cust, Items: []api.OrderItem{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa", Email: email, ShippingAddress: shipTo()}
 		b, _ := json.Marshal(o)
 		r := s.do(http.MethodPost, "/v1/orders", map[string]string{api.HeaderIdempotencyKey: uuid.NewString(), "Authorization": s.as(cust)}, b)
 		if !check(fmt.Sprintf("email %q", email), r) {

@@ -131,25 +131,29 @@ func (c *Client) CancelOrder(ctx context.Context, id string) (CancelAccepted, er
 // AwaitTerminal reads the order every interval until its status is terminal
 // (CONFIRMED, FAILED or CANCELLED) and returns it. Answers that may change
 // (404 before the order is visible, 429, 5xx, no answer) are read again; any
-// other error, or ctx ending, stops it with the last error.
+// other error, or ctx ending, stops it with the last error. It returns the
+// last order it read, even when ctx ended during a later read.
 func (c *Client) AwaitTerminal(ctx context.Context, id string, interval time.Duration) (Order, error) {
+	var last Order
 	for {
 		o, err := c.GetOrder(ctx, id)
-		if err == nil && orderflow.Terminal(o.Status) {
-			return o, nil
+		if err == nil {
+			if last = o; orderflow.Terminal(o.Status) {
+				return o, nil
+			}
 		}
 		var e *Error
 		if errors.As(err, &e) && !e.Temporary() && e.Status != http.StatusNotFound {
-			return o, err
+			return last, err
 		}
 		t := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			if err == nil {
-				err = fmt.Errorf("order %s still %s", id, o.Status)
+			if last.Status != "" {
+				err = fmt.Errorf("order %s still %s", id, last.Status)
 			}
-			return o, fmt.Errorf("await order %s: %w (last: %w)", id, ctx.Err(), err)
+			return last, fmt.Errorf("await order %s: %w (last: %w)", id, ctx.Err(), err)
 		case <-t.C:
 		}
 	}

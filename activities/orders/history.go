@@ -54,14 +54,15 @@ var firstPage = Position{CreatedAt: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC
 // (orders_customer_history, orders_customer_status_history) from the
 // position without sorting, so a page costs its own rows whatever the
 // customer's history holds. Synthetic orders (the deep health check's) are
-// left out.
+// left out. ORDER BY names the table's columns: the bare order_id would be
+// the text of the select list, sorted as text by a Sort node.
 const (
 	qHistory = `SELECT order_id::text, customer_id, status, total_cents, currency, failure_reason, created_at, updated_at
 		FROM orders WHERE customer_id = $1 AND (created_at, order_id) < ($2, $3::uuid) AND NOT synthetic
-		ORDER BY created_at DESC, order_id DESC LIMIT $4`
+		ORDER BY orders.created_at DESC, orders.order_id DESC LIMIT $4`
 	qHistoryStatus = `SELECT order_id::text, customer_id, status, total_cents, currency, failure_reason, created_at, updated_at
 		FROM orders WHERE customer_id = $1 AND status = $5 AND (created_at, order_id) < ($2, $3::uuid) AND NOT synthetic
-		ORDER BY created_at DESC, order_id DESC LIMIT $4`
+		ORDER BY orders.created_at DESC, orders.order_id DESC LIMIT $4`
 )
 
 // History reads a page of a customer's orders, newest first. It reads one

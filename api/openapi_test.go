@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
+
+	"github.com/orderflow/orderflow"
 )
 
 // loadOpenAPI parses and validates the embedded document.
@@ -23,6 +25,9 @@ func loadOpenAPI(t *testing.T) *openapi3.T {
 	require.NoError(t, doc.Validate(context.Background()), "api/openapi.json is not a valid OpenAPI 3 document")
 	return doc
 }
+
+// testAddress is a valid shipping address for the orders tests place.
+var testAddress = orderflow.Address{Name: "Ada", Line1: "1 Main St", City: "Springfield", PostalCode: "62701", State: "IL", Country: "US"}
 
 var echoParam = regexp.MustCompile(`:([A-Za-z_]+)`)
 

@@ -56,9 +56,12 @@ func TestEveryV1RouteRefusesAMissingOrBadTokenWith401(t *testing.T) {
 	}
 	routes := []struct{ method, path string }{
 		{http.MethodPost, "/v1/orders"},
+		{http.MethodGet, "/v1/orders"},
+		{http.MethodGet, "/v1/orders?status=FAILED&limit=5"},
 		{http.MethodGet, "/v1/orders/" + uuid.NewString()},
 		{http.MethodPost, "/v1/orders/" + uuid.NewString() + "/cancel"},
 		{http.MethodGet, "/v1/products"},
+		{http.MethodGet, "/v1/products?q=widget"},
 		{http.MethodGet, "/v1/products/" + sku},
 		{http.MethodPut, "/v1/products/" + sku},
 		{http.MethodGet, "/v1/no-such-route"},
@@ -82,8 +85,8 @@ func TestEveryV1RouteRefusesAMissingOrBadTokenWith401(t *testing.T) {
 	}
 	assert.Equal(t, 5, testkit.StockOf(t, s.pool, sku).OnHand, "no refused request changed the stock")
 
-	t.Run("health and metrics need no token", func(t *testing.T) {
-		for _, path := range []string{"/health", "/health/ready", "/health/live"} {
+	t.Run("health, metrics and the API's document need no token", func(t *testing.T) {
+		for _, path := range []string{"/health", "/health/ready", "/health/live", api.OpenAPIPath} {
 			r := s.do(http.MethodGet, path, map[string]string{"Authorization": ""}, nil)
 			assert.NotEqual(t, http.StatusUnauthorized, r.status, path)
 		}

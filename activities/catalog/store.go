@@ -312,10 +312,9 @@ func (s Store) Search(ctx context.Context, q SearchQuery) (SearchPage, error) {
 	if err != nil {
 		return SearchPage{}, fmt.Errorf("search products: %w", err)
 	}
-	page := SearchPage{Products: list}
-	if len(list) > q.Limit {
-		page.Products = list[:q.Limit]
-		last := page.Products[q.Limit-1]
+	var page SearchPage
+	var last *Found
+	if page.Products, last = activities.Page(list, q.Limit); last != nil {
 		page.Next = &Rank{Score: last.Score, SKU: last.SKU}
 	}
 	return page, nil

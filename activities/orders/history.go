@@ -6,20 +6,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/orderflow/orderflow/activities"
 )
 
-// Summary is one order of a customer's history: the order without its lines
-// and status changes (GET /v1/orders/{id} has them).
-type Summary struct {
-	OrderID       string
-	CustomerID    string
-	Status        string
-	TotalCents    int64
-	Currency      string
-	FailureReason *string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-}
 
 // Position is where a page of history ends: the last order's creation time
 // and id, the keys the history is ordered by (newest first, then by id).
@@ -89,10 +79,9 @@ func (s Store) History(ctx context.Context, q HistoryQuery) (HistoryPage, error)
 	if err != nil {
 		return HistoryPage{}, fmt.Errorf("order history of %s: %w", q.CustomerID, err)
 	}
-	page := HistoryPage{Orders: list}
-	if len(list) > q.Limit {
-		page.Orders = list[:q.Limit]
-		last := page.Orders[q.Limit-1]
+	var page HistoryPage
+	var last *Summary
+	if page.Orders, last = activities.Page(list, q.Limit); last != nil {
 		page.Next = &Position{CreatedAt: last.CreatedAt, OrderID: last.OrderID}
 	}
 	return page, nil

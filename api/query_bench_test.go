@@ -161,7 +161,9 @@ func BenchmarkOrderHistory(b *testing.B) {
 		name string
 		path func(r *rand.Rand) string
 	}{
-		{"first-page", func(r *rand.Rand) string { return fmt.Sprintf("/v1/orders?customer_id=bench-%d", r.IntN(benchCustomers)) }},
+		{"first-page", func(r *rand.Rand) string {
+			return fmt.Sprintf("/v1/orders?customer_id=bench-%d", r.IntN(benchCustomers))
+		}},
 		{"status-filter", func(r *rand.Rand) string {
 			return fmt.Sprintf("/v1/orders?customer_id=bench-%d&status=FAILED", r.IntN(benchCustomers))
 		}},

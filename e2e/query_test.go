@@ -335,7 +335,9 @@ func TestShippingAddressIsRequiredAndValidatedFieldByField(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, again.Replayed)
 	assert.Equal(t, first.OrderID, again.OrderID)
-	moved := order(func(a *client.Address) { a.Country, a.PostalCode, a.City, a.Line2, a.Line1 = "HK", "", "Kowloon", "", "13 Other Road" })
+	moved := order(func(a *client.Address) {
+		a.Country, a.PostalCode, a.City, a.Line2, a.Line1 = "HK", "", "Kowloon", "", "13 Other Road"
+	})
 	_, status, err = buyer.PlaceOrder(ctx, moved, key)
 	assert.Equal(t, http.StatusUnprocessableEntity, status)
 	assert.Equal(t, "idempotency_key_reused", client.CodeOf(err))

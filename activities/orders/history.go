@@ -10,7 +10,6 @@ import (
 	"github.com/orderflow/orderflow/activities"
 )
 
-
 // Position is where a page of history ends: the last order's creation time
 // and id, the keys the history is ordered by (newest first, then by id).
 type Position struct {

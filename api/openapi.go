@@ -20,8 +20,7 @@ var OpenAPI []byte
 // OpenAPIPath is where the gateway serves OpenAPI.
 const OpenAPIPath = "/v1/openapi.json"
 
-// openAPI serves the document; it changes only with a release.
+// openAPI serves the document.
 func (s *Server) openAPI(c echo.Context) error {
-	c.Response().Header().Set(echo.HeaderCacheControl, "public, max-age=300")
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, OpenAPI)
 }

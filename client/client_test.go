@@ -252,3 +252,32 @@ func TestHealthReturnsTheReportAndOn503AnErrorNamingTheFailingChecks(t *testing.
 	assert.Equal(t, "health_check_running", client.CodeOf(err))
 	assert.Empty(t, rep.Status, "no report")
 }
+
+func TestListOrdersAndSearchProductsSendTheirParametersAndReadTheNextCursor(t *testing.T) {
+	var queries []string
+	c := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		queries = append(queries, r.URL.Path+"?"+r.URL.RawQuery)
+		if r.URL.Path == "/v1/orders" {
+			_, _ = io.WriteString(w, `{"orders":[{"order_id":"o-2","status":"FAILED","failure_reason":"payment_declined"}],"next":"b3x8"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"products":[{"sku":"S-1","name":"Red boots"}]}`)
+	})
+	ctx := context.Background()
+	page, err := c.ListOrders(ctx, client.HistoryOptions{Status: "FAILED", Limit: 5, After: "a+b/c", CustomerID: "c:1"})
+	require.NoError(t, err)
+	assert.Equal(t, "b3x8", page.Next)
+	require.Len(t, page.Orders, 1)
+	assert.Equal(t, "payment_declined", *page.Orders[0].FailureReason)
+	_, err = c.ListOrders(ctx, client.HistoryOptions{})
+	require.NoError(t, err)
+	found, err := c.SearchProducts(ctx, "red boots & more", client.SearchOptions{Limit: 3, After: "x y"})
+	require.NoError(t, err)
+	assert.Empty(t, found.Next, "the last page")
+	assert.Equal(t, []client.Product{{SKU: "S-1", Name: "Red boots"}}, found.Products)
+	assert.Equal(t, []string{
+		"/v1/orders?after=a%2Bb%2Fc&customer_id=c%3A1&limit=5&status=FAILED",
+		"/v1/orders?",
+		"/v1/products?after=x+y&limit=3&q=red+boots+%26+more",
+	}, queries)
+}

@@ -94,7 +94,8 @@ func benchGateway(b *testing.B) (url string, tok testkit.Tokens) {
 	pool := testkit.DB(b)
 	seedBench(b, pool)
 	tok = testkit.Auth(b)
-	srv := &Server{DB: pool, Cache: testkit.Redis(b), Log: zap.NewNop(), Region: "bench", Auth: tok.Auth}
+	srv := &Server{DB: pool, Cache: testkit.Redis(b), Log: zap.NewNop(), Auth: tok.Auth}
+	srv.Region = "bench"
 	hs := httptest.NewServer(srv.Handler())
 	b.Cleanup(hs.Close)
 	return hs.URL, tok

@@ -16,7 +16,6 @@ import (
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/devtools/testkit"
-	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/pii"
 )
 
@@ -146,7 +145,7 @@ func TestHistoryWalksItsIndexWithoutSorting(t *testing.T) {
 
 func keyring(t *testing.T, spec, active string) *pii.Keyring {
 	t.Helper()
-	k, err := pii.Load(config.PII{Keys: spec, ActiveKey: active})
+	k, err := pii.Load(pii.Config{Keys: spec, ActiveKey: active})
 	require.NoError(t, err)
 	return k
 }

@@ -163,11 +163,13 @@ func TestOrderHistoryListsTheCallersOrdersNewestFirstAPageAtATime(t *testing.T) 
 		_, err := mine.ListOrders(ctx, tc.opts)
 		badRequest(t, err, tc.code, tc.field, tc.name)
 	}
-	for _, path := range []string{"/v1/orders?limit=0", "/v1/orders?limit=-1", "/v1/orders?limit=abc", "/v1/orders?limit=1e3",
-		"/v1/orders?stauts=FAILED", "/v1/orders?status=FAILED&status=CONFIRMED", "/v1/orders?status=", "/v1/orders?after=",
-		"/v1/orders?after=%FF%FE"} {
-		status, _ := c.get(s, s.as(cust), path)
+	for path, code := range map[string]string{"/v1/orders?limit=0": "invalid_request", "/v1/orders?limit=-1": "invalid_request",
+		"/v1/orders?limit=abc": "invalid_request", "/v1/orders?limit=1e3": "invalid_request", "/v1/orders?stauts=FAILED": "unknown_parameter",
+		"/v1/orders?status=FAILED&status=CONFIRMED": "invalid_request", "/v1/orders?status=": "invalid_request",
+		"/v1/orders?after=": "invalid_cursor", "/v1/orders?after=%FF%FE": "invalid_cursor"} {
+		status, got := c.get(s, s.as(cust), path)
 		assert.Equal(t, http.StatusBadRequest, status, path)
+		assert.Equal(t, code, got, path)
 	}
 	status, _ := c.get(s, "", "/v1/orders")
 	assert.Equal(t, http.StatusUnauthorized, status)
@@ -267,10 +269,12 @@ func TestProductSearchFindsRanksAndPages(t *testing.T) {
 		}
 		badRequest(t, err, tc.code, field, tc.name)
 	}
-	for _, path := range []string{"/v1/products?q=", "/v1/products?q=" + tag + "&limit=0", "/v1/products?q=%FF",
-		"/v1/products?q=" + tag + "&sort=price", "/v1/products?q=a&q=b"} {
-		status, _ := c.get(s, s.tok.Operator(), path)
+	for path, code := range map[string]string{"/v1/products?q=": "invalid_request", "/v1/products?q=" + tag + "&limit=0": "invalid_request",
+		"/v1/products?q=%FF": "invalid_request", "/v1/products?q=" + tag + "&sort=price": "unknown_parameter",
+		"/v1/products?q=a&q=b": "invalid_request"} {
+		status, got := c.get(s, s.tok.Operator(), path)
 		assert.Equal(t, http.StatusBadRequest, status, path)
+		assert.Equal(t, code, got, path)
 	}
 }
 

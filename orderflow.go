@@ -40,6 +40,14 @@ const (
 	StatusDelivered = "DELIVERED"
 )
 
+// Statuses are every status an order can have, in the order a saga passes
+// through them; the order history's status filter accepts these.
+func Statuses() []string {
+	return []string{StatusPending, StatusReserved, StatusPaymentPending, StatusPaid, StatusConfirmed,
+		StatusFulfilling, StatusFulfillmentOverdue, StatusPartiallyShipped, StatusShipped, StatusDelivered,
+		StatusCompensating, StatusFailed, StatusCancelled}
+}
+
 // Terminal reports whether an order with this status has ended: DELIVERED,
 // FAILED, CANCELLED, or CONFIRMED, where an order that is not fulfilled by
 // orderflow (fulfillment off, the synthetic health order, every order from
@@ -132,3 +140,18 @@ func KindOf(err error) Kind {
 
 // Is reports whether err carries this kind.
 func (k Kind) Is(err error) bool { return err != nil && KindOf(err) == k }
+
+// Address is where an order ships. It is the customer's personal data:
+// stored encrypted, sealed in the saga's history and erased with the
+// customer's e-mail. Country is an ISO 3166-1 alpha-2 code; Line2 and State
+// (a state, province or region) may be empty, and PostalCode may be where
+// the country has none.
+type Address struct {
+	Name       string `json:"name"`
+	Line1      string `json:"line1"`
+	Line2      string `json:"line2,omitempty"`
+	City       string `json:"city"`
+	PostalCode string `json:"postal_code,omitempty"`
+	State      string `json:"state,omitempty"`
+	Country    string `json:"country"`
+}

@@ -100,23 +100,27 @@ func (c *Client) TransferStock(ctx context.Context, t Transfer) ([]WarehouseStoc
 // order is visible, 429, 5xx, no answer) are read again; any other error,
 // or ctx ending, stops it with the last error.
 func (c *Client) AwaitStatus(ctx context.Context, id string, interval time.Duration, done func(status string) bool) (Order, error) {
+	var last Order
 	for {
 		o, err := c.GetOrder(ctx, id)
-		if err == nil && done(o.Status) {
-			return o, nil
+		if err == nil {
+			if last = o; done(o.Status) {
+				return o, nil
+			}
 		}
 		var e *Error
 		if errors.As(err, &e) && !e.Temporary() && e.Status != http.StatusNotFound {
-			return o, err
+			return last, err
 		}
 		t := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			if err == nil {
-				err = fmt.Errorf("order %s still %s", id, o.Status)
+			// The last order read, even when ctx ended during a later read.
+			if last.Status != "" {
+				err = fmt.Errorf("order %s still %s", id, last.Status)
 			}
-			return o, fmt.Errorf("await order %s: %w (last: %w)", id, ctx.Err(), err)
+			return last, fmt.Errorf("await order %s: %w (last: %w)", id, ctx.Err(), err)
 		case <-t.C:
 		}
 	}

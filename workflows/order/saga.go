@@ -86,6 +86,10 @@ type Input struct {
 	Region       string           `json:"region"`
 	PaymentToken string           `json:"payment_token"`
 	Items        []orderflow.Item `json:"items"`
+	// ShippingAddress is personal data: it travels sealed by the payload
+	// codec and is stored sealed by Create. Sagas started before addresses
+	// were taken have none.
+	ShippingAddress *orderflow.Address `json:"shipping_address,omitempty"`
 	// Payment parking: while no provider can take the charge, the order
 	// waits in PAYMENT_PENDING and the charge is retried on durable timers,
 	// the interval doubling from PaymentRetryInitial to PaymentRetryMax, until
@@ -275,6 +279,7 @@ func (o *saga) run(ctx workflow.Context) (View, error) {
 	cctx = forwardOptions(cctx, serviceTimeout)
 	err := workflow.ExecuteLocalActivity(cctx, ord.Create, orders.CreateOrderInput{
 		OrderID: o.in.OrderID, CustomerID: o.in.CustomerID, Email: o.in.Email, Region: o.in.Region, Items: o.in.Items,
+		ShippingAddress: o.in.ShippingAddress,
 	}).Get(cctx, &created)
 	if err != nil {
 		return o.abort(ctx, err, ReasonCreateFailed)

@@ -41,14 +41,17 @@ var compensationNames = []string{"Release", "Refund", "Revert", "CancelShipments
 
 func testInput() order.Input {
 	return order.Input{
-		OrderID:      "o-1",
-		CustomerID:   "c-1",
-		Email:        "ada@example.com",
-		Region:       "eu",
-		PaymentToken: "tok_visa",
-		Items:        []orderflow.Item{{SKU: "SKU-1", Quantity: 2}},
+		OrderID:         "o-1",
+		CustomerID:      "c-1",
+		Email:           "ada@example.com",
+		Region:          "eu",
+		PaymentToken:    "tok_visa",
+		Items:           []orderflow.Item{{SKU: "SKU-1", Quantity: 2}},
+		ShippingAddress: &testAddress,
 	}
 }
+
+var testAddress = orderflow.Address{Name: "Ada", Line1: "1 Main St", City: "Lyon", PostalCode: "69001", Country: "FR"}
 
 var testCreated = orders.CreateOrderResult{
 	Lines:      []orderflow.Line{{SKU: "SKU-1", Quantity: 2, UnitPriceCents: 1500}},
@@ -388,6 +391,20 @@ func TestOrder_SlowFailingCharge_StillGetsFiveAttemptsBeforeParking(t *testing.T
 	assert.Equal(t, 6, h.attempts("Charge"), "forwardRetry allows 5 attempts, then the parked retry")
 	assert.Equal(t, 1, h.attempts("SetStatus(PAYMENT_PENDING)"))
 	assert.Empty(t, h.compensations())
+}
+
+func TestOrder_CreateRecordsTheShippingAddressTheOrderWasPlacedWith(t *testing.T) {
+	h := newOrderTest(t)
+	var got orders.CreateOrderInput
+	h.env.OnActivity(ordersActs.Create, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		got = args.Get(1).(orders.CreateOrderInput)
+	}).Return(testCreated, nil).Once()
+	h.run()
+
+	assert.Equal(t, orderflow.StatusConfirmed, h.result().Status)
+	require.NotNil(t, got.ShippingAddress)
+	assert.Equal(t, testAddress, *got.ShippingAddress)
+	assert.Equal(t, "ada@example.com", got.Email)
 }
 
 func TestOrder_InvalidOrder_FailsWithoutReservingAnything(t *testing.T) {

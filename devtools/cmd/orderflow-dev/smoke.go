@@ -131,7 +131,8 @@ func (sm *smoke) unauthenticated(ctx context.Context) error {
 
 func (sm *smoke) order(ctx context.Context) error {
 	req := client.OrderRequest{CustomerID: "c-smoke", Items: []client.Item{{SKU: "SKU-1", Quantity: 2}},
-		PaymentToken: "tok_visa", Email: "smoke@example.com"}
+		PaymentToken: "tok_visa", Email: "smoke@example.com",
+		ShippingAddress: &client.Address{Name: "Smoke Test", Line1: "1 Main St", City: "Springfield", PostalCode: "62701", Country: "US"}}
 	acc, _, err := sm.customer.PlaceOrder(ctx, req, "smoke-1")
 	if err != nil {
 		return fmt.Errorf("place: %w", err)

@@ -32,26 +32,11 @@ const (
 	StatusRefunded  = "refunded"
 )
 
-// Item is one returned line.
-type Item struct {
-	SKU            string `json:"sku"`
-	Quantity       int    `json:"quantity"`
-	UnitPriceCents int64  `json:"unit_price_cents"`
-}
+// Item is one returned line, at the price it was bought for.
+type Item = orderflow.Line
 
 // Return is a return (RMA) with its lines.
-type Return struct {
-	ReturnID    string     `json:"return_id"`
-	OrderID     string     `json:"order_id"`
-	Status      string     `json:"status"`
-	Reason      string     `json:"reason"`
-	AmountCents int64      `json:"amount_cents"`
-	Currency    string     `json:"currency"`
-	Items       []Item     `json:"items"`
-	CreatedAt   time.Time  `json:"created_at"`
-	ReceivedAt  *time.Time `json:"received_at,omitempty"`
-	RefundedAt  *time.Time `json:"refunded_at,omitempty"`
-}
+type Return = orderflow.Return
 
 // Errors of Create; each leaves nothing written.
 var (

@@ -43,9 +43,28 @@ type Config struct {
 	// CodecOrigins are the Web UI origins allowed to call the codec server
 	// from a browser (CORS, with credentials).
 	CodecOrigins []string
+	// Fulfillment says whether new sagas fulfil their orders, their
+	// shipment SLA, how carrier events are verified and the return window.
+	Fulfillment Fulfillment
 	// Resilience sets admission of the order class, backpressure from the
 	// order task queue and the Temporal and Redis breakers.
 	Resilience Resilience
+}
+
+// Fulfillment configures the order's life after CONFIRMED
+// (docs/fulfillment.md).
+type Fulfillment struct {
+	// Enabled: new sagas continue into fulfillment; false: they end
+	// CONFIRMED.
+	Enabled bool
+	// ShipmentSLA is how long a shipment may wait for its pickup.
+	ShipmentSLA time.Duration
+	// WebhookSecret is the carrier's HMAC secret; empty refuses every event.
+	WebhookSecret string
+	// EventTolerance bounds a signed event's distance from the clock.
+	EventTolerance time.Duration
+	// ReturnWindow is how long after delivery goods may be returned.
+	ReturnWindow time.Duration
 }
 
 // Defaults of the fields of Config that have one; internal/config declares

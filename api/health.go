@@ -74,6 +74,19 @@ func (s *Server) health(c echo.Context) error {
 	return nil
 }
 
+// ready answers GET /health/ready, the load balancer's check: 503 from the
+// moment the gateway drains (Drain), else the shallow checks of /health.
+func (s *Server) ready(c echo.Context) error {
+	if s.draining.Load() {
+		return unavailable("draining", "the gateway is shutting down; another instance serves")
+	}
+	return s.health(c)
+}
+
+// Drain makes GET /health/ready fail from now on, so that load balancers
+// stop sending new requests here while those in flight finish.
+func (s *Server) Drain() { s.draining.Store(true) }
+
 // healthDeep answers GET /health/deep: the shallow checks plus a real order
 // through the saga. One deep check runs at a time per process, so the
 // endpoint cannot be used to flood the platform with orders: a caller that
@@ -146,6 +159,7 @@ func (s *Server) checkSyntheticOrder(ctx context.Context) (string, error) {
 		OrderID: orderID, CustomerID: h.SyntheticOwner, Email: "synthetic-health@orderflow.invalid",
 		PaymentToken: payment.TokenVisa, Items: []orderflow.Item{{SKU: h.SyntheticSKU, Quantity: 1}},
 	})
+	in.Fulfill = false // nothing ships: the synthetic order ends CONFIRMED
 	run, err := s.Temporal.ExecuteWorkflow(ctx, opts, order.Workflow, in)
 	if err != nil {
 		return "", fmt.Errorf("start synthetic order %s: %w", orderID, err)

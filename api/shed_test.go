@@ -45,7 +45,7 @@ func TestAFullClassIsShedAtOnceWhileOthersAnswer(t *testing.T) {
 	product := map[string]any{"name": "held", "price_cents": 700, "on_hand": 9}
 	customer, key := "c-"+uuid.NewString(), "k-"+uuid.NewString()
 	order := map[string]any{"customer_id": customer, "items": []map[string]any{{"sku": sku, "quantity": 1}},
-		"payment_token": "tok_visa", "email": "a@b.co"}
+		"payment_token": "tok_visa", "email": "a@b.co", "shipping_address": testAddress}
 	orderHeader := g.customer(customer, HeaderIdempotencyKey, key)
 
 	cases := []struct {

@@ -137,14 +137,20 @@ func (s *stack) do(method, path string, header map[string]string, body []byte) r
 }
 
 type orderReq struct {
-	CustomerID   string          `json:"customer_id"`
-	Items        []api.OrderItem `json:"items"`
-	PaymentToken string          `json:"payment_token"`
-	Email        string          `json:"email"`
+	CustomerID      string             `json:"customer_id"`
+	Items           []api.OrderItem    `json:"items"`
+	PaymentToken    string             `json:"payment_token"`
+	Email           string             `json:"email"`
+	ShippingAddress *orderflow.Address `json:"shipping_address,omitempty"`
 }
 
 func newOrder(customer, token string, items ...api.OrderItem) orderReq {
-	return orderReq{CustomerID: customer, Items: items, PaymentToken: token, Email: "buyer@example.com"}
+	return orderReq{CustomerID: customer, Items: items, PaymentToken: token, Email: "buyer@example.com", ShippingAddress: shipTo()}
+}
+
+// shipTo is a valid shipping address.
+func shipTo() *orderflow.Address {
+	return &orderflow.Address{Name: "Ada Buyer", Line1: "12 Test Street", Line2: "Flat 3", City: "Berlin", PostalCode: "10115", Country: "DE"}
 }
 
 // as returns the Authorization header of customer id.

@@ -19,13 +19,16 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/activities/catalog"
+	"github.com/orderflow/orderflow/activities/fulfillment"
 	"github.com/orderflow/orderflow/activities/notify"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
+	"github.com/orderflow/orderflow/activities/returns"
 	"github.com/orderflow/orderflow/internal/bulkhead"
 	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/workflows/maintenance"
 	"github.com/orderflow/orderflow/workflows/order"
+	returnflow "github.com/orderflow/orderflow/workflows/returns"
 )
 
 // Deps are the clients the activities use.
@@ -42,6 +45,9 @@ type Deps struct {
 	// PII encrypts the customer's e-mail at rest and decrypts it to send.
 	PII *pii.Keyring
 	Log *zap.Logger
+	// Carrier takes fulfilled orders' shipments (CARRIER_URL); nil: none
+	// is configured, and shipments wait for carrier events all the same.
+	Carrier *fulfillment.Carrier
 }
 
 // Config sizes a worker; cmd/orderflow builds it from the declared
@@ -133,13 +139,16 @@ type Registry interface {
 	RegisterActivity(a any)
 }
 
-// Register adds the Order workflow, under its explicit name, and the saga's
-// activities to r.
+// Register adds the Order and Return workflows, under their explicit
+// names, and their activities to r.
 func Register(r Registry, deps Deps) {
 	r.RegisterWorkflowWithOptions(order.Saga, workflow.RegisterOptions{Name: order.Workflow})
 	r.RegisterActivity(&orders.Activities{DB: deps.DB, Cache: deps.Cache, PII: deps.PII})
 	r.RegisterActivity(&catalog.Inventory{DB: deps.DB, Cache: deps.Cache, SetStatus: orders.RecordStatus})
 	r.RegisterActivity(&payment.Activities{DB: deps.DB, Providers: deps.Payments, Cache: deps.Cache, FailoverQuiet: deps.FailoverQuiet})
+	r.RegisterActivity(&fulfillment.Activities{DB: deps.DB, Cache: deps.Cache, Carrier: deps.Carrier})
+	r.RegisterWorkflowWithOptions(returnflow.Receive, workflow.RegisterOptions{Name: returnflow.Workflow})
+	r.RegisterActivity(&returns.Activities{DB: deps.DB, Cache: deps.Cache})
 }
 
 // Start starts the pools.

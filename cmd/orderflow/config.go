@@ -31,13 +31,18 @@ type env = func(string) (string, bool)
 // gatewayConfig is the gateway process: api.Config and what only the
 // process needs (its listener, TLS, tokens, the embedded worker).
 type gatewayConfig struct {
-	Boot   boot.Config
-	API    api.Config
-	Addr   string
-	TLS    tlsconf.ServerConfig
-	Auth   auth.Config
-	Embed  bool
-	Worker workerConfig // the embedded worker, with Embed
+	Boot boot.Config
+	API  api.Config
+	Addr string
+	// OperatorAddr, when set, is the operators' own listener (/metrics,
+	// /codec); DrainDelay is how long a SIGTERM'd gateway keeps serving
+	// with readiness failing.
+	OperatorAddr string
+	DrainDelay   time.Duration
+	TLS          tlsconf.ServerConfig
+	Auth         auth.Config
+	Embed        bool
+	Worker       workerConfig // the embedded worker, with Embed
 }
 
 // workerConfig is a worker process, or the gateway's embedded worker.
@@ -48,6 +53,9 @@ type workerConfig struct {
 	Health      health.Config
 	HealthAddr  string
 	MailLatency time.Duration
+	// CarrierURL is the carrier fulfilled orders' shipments are handed to;
+	// empty: shipments wait for carrier events all the same.
+	CarrierURL string
 }
 
 // paymentConfig is what the worker's payment activities are built from:
@@ -80,12 +88,17 @@ func loadGateway(lookup env) (gatewayConfig, *config.Values) {
 			Health: api.Health{Config: boot.Health(v), DeepBudget: config.HealthDeepBudget.Get(v),
 				SyntheticSKU: config.HealthSyntheticSKU.Get(v), SyntheticOwner: config.HealthSyntheticCustomer.Get(v)},
 			CodecOrigins: config.CodecCORSOrigins.Get(v),
-			Resilience:   resilience(v),
+			Fulfillment: api.Fulfillment{Enabled: config.FulfillmentEnabled.Get(v), ShipmentSLA: config.ShipmentSLA.Get(v),
+				WebhookSecret: config.CarrierWebhookSecret.Get(v), EventTolerance: config.CarrierEventTolerance.Get(v),
+				ReturnWindow: config.ReturnWindow.Get(v)},
+			Resilience: resilience(v),
 		},
-		Addr:  config.APIAddr.Get(v),
-		TLS:   tlsconf.ServerConfig{CertFile: config.APITLSCertFile.Get(v), KeyFile: config.APITLSKeyFile.Get(v)},
-		Auth:  boot.Auth(v),
-		Embed: config.APIEmbedWorker.Get(v),
+		Addr:         config.APIAddr.Get(v),
+		OperatorAddr: config.OperatorAddr.Get(v),
+		DrainDelay:   config.APIDrainDelay.Get(v),
+		TLS:          tlsconf.ServerConfig{CertFile: config.APITLSCertFile.Get(v), KeyFile: config.APITLSKeyFile.Get(v)},
+		Auth:         boot.Auth(v),
+		Embed:        config.APIEmbedWorker.Get(v),
 	}
 	c.Worker = workerFrom(v)
 	c.Worker.Boot = c.Boot
@@ -112,6 +125,7 @@ func workerFrom(v *config.Values) workerConfig {
 		},
 		Health:      boot.Health(v),
 		MailLatency: config.MailSimulatedLatency.Get(v),
+		CarrierURL:  config.CarrierURL.Get(v),
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/orderflow/orderflow/activities/fulfillment"
 	"github.com/orderflow/orderflow/activities/notify"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
@@ -125,9 +126,13 @@ func runAPI(ctx context.Context, cfg gatewayConfig, v *config.Values) error {
 		log.Info("embedded order worker started; sagas start eagerly", zap.String("region", cfg.API.Region))
 	}
 	srv.ProviderChecks = providerChecks(cfg.Worker.Payment.Providers)
-	hs := api.HTTPServer(cfg.Addr, srv.Handler(), tlsCfg)
 	go srv.WatchBacklog(ctx)
-	return boot.Serve(ctx, hs, log, "gateway")
+	if cfg.OperatorAddr == "" {
+		return srv.Serve(ctx, api.HTTPServer(cfg.Addr, srv.Handler(), tlsCfg), nil, cfg.DrainDelay)
+	}
+	customer, operator := srv.Handlers()
+	log.Info("operator endpoints (/metrics, /codec) on their own listener", zap.String("operator_addr", cfg.OperatorAddr))
+	return srv.Serve(ctx, api.HTTPServer(cfg.Addr, customer, tlsCfg), api.HTTPServer(cfg.OperatorAddr, operator, tlsCfg), cfg.DrainDelay)
 }
 
 func runWorker(ctx context.Context, cfg workerConfig, v *config.Values) error {
@@ -168,6 +173,9 @@ func newWorker(cl *boot.Clients, cfg workerConfig, log *zap.Logger, standalone b
 		Payments:      payment.NewRouter(cfg.Payment.Breaker, providers...),
 		FailoverQuiet: cfg.Payment.FailoverQuiet,
 		Mailer:        notify.LogMailer{Log: log, Latency: cfg.MailLatency}}
+	if cfg.CarrierURL != "" {
+		deps.Carrier = &fulfillment.Carrier{URL: cfg.CarrierURL}
+	}
 	pool := cfg.Pool
 	pool.Outbox, pool.Admin = standalone, standalone
 	return workers.New(cl.Temporal, deps, pool), nil

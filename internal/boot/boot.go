@@ -95,7 +95,8 @@ func Open(ctx context.Context, c Config, log *zap.Logger, o ClientOptions) (*Cli
 		pool.Close()
 		return nil, err
 	}
-	rc, err := cache.OpenTimeout(c.RedisURL, c.CacheTimeout)
+	rc, err := cache.Connect(cache.Config{URL: c.RedisURL, Sentinels: c.RedisSentinels,
+		MasterName: c.RedisMasterName, Timeout: c.CacheTimeout})
 	if err == nil {
 		err = cache.Trace(rc, o.Tracer)
 	}

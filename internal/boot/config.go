@@ -21,6 +21,10 @@ type Config struct {
 	// RedisURL is the cache's Redis; CacheTimeout bounds each call to it.
 	RedisURL     string
 	CacheTimeout time.Duration
+	// RedisSentinels and RedisMasterName, when set, reach Redis through its
+	// Sentinels (go-redis's failover client).
+	RedisSentinels  []string
+	RedisMasterName string
 	// Temporal is the cluster the process talks to.
 	Temporal temporal.Config
 	// PII names the keys that seal personal data.
@@ -36,6 +40,7 @@ func Common(v *config.Values, pprof *config.Var[string]) Config {
 	c := Config{
 		LogFormat: config.LogFormat.Get(v), LogLevel: config.LogLevel.Get(v),
 		DatabaseURL: config.DatabaseURL.Get(v), RedisURL: config.RedisURL.Get(v), CacheTimeout: config.CacheCallTimeout.Get(v),
+		RedisSentinels: config.RedisSentinels.Get(v), RedisMasterName: config.RedisMasterName.Get(v),
 		Temporal: Temporal(v), PII: PII(v),
 	}
 	if pprof != nil {

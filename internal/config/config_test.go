@@ -190,9 +190,10 @@ func TestRulesTieSettingsTogether(t *testing.T) {
 		"certificate without key": {map[string]string{"API_TLS_CERT_FILE": "c.pem"}, "API_TLS_CERT_FILE and API_TLS_KEY_FILE must be set together"},
 		"Temporal key without certificate": {map[string]string{"TEMPORAL_TLS_KEY_FILE": "k.pem"},
 			"TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE must be set together"},
-		"retry initial over max":  {map[string]string{"PAYMENT_RETRY_INITIAL": "5m"}, "PAYMENT_RETRY_INITIAL must not exceed PAYMENT_RETRY_MAX"},
-		"shares over 100 percent": {map[string]string{"BULKHEAD_ADMIN_PCT": "20"}, "add up to more than 100"},
-		"JWKS without issuer":     {map[string]string{"AUTH_JWKS_URL": "https://idp/jwks"}, "AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE"},
+		"Sentinels without a master name": {map[string]string{"REDIS_SENTINELS": "s1:26379"}, "REDIS_SENTINELS and REDIS_MASTER_NAME must be set together"},
+		"retry initial over max":          {map[string]string{"PAYMENT_RETRY_INITIAL": "5m"}, "PAYMENT_RETRY_INITIAL must not exceed PAYMENT_RETRY_MAX"},
+		"shares over 100 percent":         {map[string]string{"BULKHEAD_ADMIN_PCT": "20"}, "add up to more than 100"},
+		"JWKS without issuer":             {map[string]string{"AUTH_JWKS_URL": "https://idp/jwks"}, "AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -9,21 +9,22 @@ import (
 // Docs sections, in the order docs/configuration.md shows them; within a
 // section settings are sorted by name.
 const (
-	secProcess  = "Process"
-	secDeps     = "PostgreSQL, Redis and Temporal"
-	secPII      = "Personal data"
-	secGateway  = "Gateway"
-	secAuth     = "Authentication"
-	secWorker   = "Worker"
-	secPayment  = "Payment"
-	secLimits   = "Rate limits and bulkheads"
-	secCache    = "Cache"
-	secHealth   = "Health"
-	secProfiler = "Profiling"
+	secProcess     = "Process"
+	secDeps        = "PostgreSQL, Redis and Temporal"
+	secPII         = "Personal data"
+	secGateway     = "Gateway"
+	secAuth        = "Authentication"
+	secWorker      = "Worker"
+	secPayment     = "Payment"
+	secLimits      = "Rate limits and bulkheads"
+	secCache       = "Cache"
+	secHealth      = "Health"
+	secFulfillment = "Fulfillment and the carrier"
+	secProfiler    = "Profiling"
 )
 
 // Sections are the docs sections in order.
-var Sections = []string{secProcess, secDeps, secPII, secGateway, secAuth, secWorker, secPayment, secLimits, secCache, secHealth, secProfiler}
+var Sections = []string{secProcess, secDeps, secPII, secGateway, secAuth, secWorker, secPayment, secLimits, secCache, secHealth, secFulfillment, secProfiler}
 
 // Who reads what, for the declarations below. The gateway's embedded worker
 // (API_EMBED_WORKER) makes the gateway read the worker's settings too.
@@ -52,6 +53,11 @@ var (
 		Used: withStore, Secret: Password, Section: secDeps, Doc: "the PostgreSQL database, system of record"}, urlOf("postgres", "postgresql"))
 	RedisURL = declare(Setting{Name: "REDIS_URL", Default: "redis://127.0.0.1:6379/0", Used: services, Secret: Password, Section: secDeps,
 		Doc: "Redis: cache tiers and rate limits only (losing it loses nothing)"}, urlOf("redis", "rediss", "unix"))
+	RedisSentinels = declare(Setting{Name: "REDIS_SENTINELS", Used: services, Section: secDeps,
+		Doc: "Redis Sentinels (host:port, comma-separated); with REDIS_MASTER_NAME the processes ask them for the master and follow a failover, REDIS_URL then giving only the password and database"},
+		list("host:port addresses", hostPort))
+	RedisMasterName = declare(Setting{Name: "REDIS_MASTER_NAME", Used: services, Section: secDeps,
+		Doc: "the master name the Sentinels monitor; set with REDIS_SENTINELS"}, text(name))
 	TemporalAddress = declare(Setting{Name: "TEMPORAL_ADDRESS", Default: "127.0.0.1:7233", Used: services, Section: secDeps,
 		Doc: "the Temporal frontend (gRPC)"}, address(false))
 	TemporalNamespace = declare(Setting{Name: "TEMPORAL_NAMESPACE", Default: "default", Used: services, Section: secDeps,
@@ -81,6 +87,12 @@ var (
 var (
 	APIAddr = declare(Setting{Name: "API_ADDR", Default: ":8080", Used: API, Section: secGateway,
 		Doc: "the gateway's listen address"}, address(true))
+	OperatorAddr = declare(Setting{Name: "OPERATOR_ADDR", Used: API, Section: secGateway,
+		Doc: "when set, /metrics and /codec are served on this listener only, and API_ADDR serves /v1 and /health* (what a load balancer exposes)"},
+		address(true))
+	APIDrainDelay = declare(Setting{Name: "API_DRAIN_DELAY", Default: "0s", Used: API, Section: secGateway,
+		Doc: "after SIGTERM, how long the gateway keeps serving with /health/ready failing before it stops accepting; set above the load balancer's check interval times its fall count"},
+		duration(0))
 	APITLSCertFile = declare(Setting{Name: "API_TLS_CERT_FILE", Used: API, Section: secGateway,
 		Doc: "the gateway's certificate (PEM); with API_TLS_KEY_FILE it serves HTTPS only, with HSTS (neither: plain HTTP)"}, file)
 	APITLSKeyFile = declare(Setting{Name: "API_TLS_KEY_FILE", Used: API, Section: secGateway,
@@ -233,6 +245,24 @@ var (
 		Doc: "the customer id of the deep check's orders"}, text(nonEmpty))
 )
 
+// Fulfillment and the carrier (docs/fulfillment.md).
+var (
+	FulfillmentEnabled = declare(Setting{Name: "FULFILLMENT_ENABLED", Default: "false", Used: API, Section: secFulfillment,
+		Doc: "new sagas continue after CONFIRMED into fulfillment: shipments handed to the carrier, carrier events, delivery, returns; false: orders end CONFIRMED"},
+		boolean)
+	ShipmentSLA = declare(Setting{Name: "SHIPMENT_SLA", Default: "48h", Used: API, Section: secFulfillment,
+		Doc: "how long a shipment may wait for the carrier's pickup before the order shows FULFILLMENT_OVERDUE and the breach is counted"},
+		duration(time.Minute))
+	CarrierURL = declare(Setting{Name: "CARRIER_URL", Used: services, Section: secFulfillment,
+		Doc: "the carrier the workers hand shipments to; unset: shipments wait for carrier events all the same"}, urlOf("http", "https"))
+	CarrierWebhookSecret = declare(Setting{Name: "CARRIER_WEBHOOK_SECRET", Used: API, Secret: Secret, Section: secFulfillment,
+		Doc: "the shared secret of the carrier's HMAC-SHA256 event signatures; unset: every carrier event is refused"}, text(minLen(16)))
+	CarrierEventTolerance = declare(Setting{Name: "CARRIER_EVENT_TOLERANCE", Default: "5m", Used: API, Section: secFulfillment,
+		Doc: "how far a signed carrier event's timestamp may be from the gateway's clock (replay protection)"}, duration(time.Second))
+	ReturnWindow = declare(Setting{Name: "RETURN_WINDOW", Default: "720h", Used: API, Section: secFulfillment,
+		Doc: "how long after delivery goods may be returned (30 days)"}, duration(time.Hour))
+)
+
 // Profiling.
 var (
 	APIPprofAddr = declare(Setting{Name: "API_PPROF_ADDR", Used: API, Section: secProfiler,
@@ -245,6 +275,12 @@ var (
 var rules = []rule{
 	{used: API, check: pair(APITLSCertFile, APITLSKeyFile)},
 	{used: services, check: pair(TemporalTLSCertFile, TemporalTLSKeyFile)},
+	{used: services, check: func(v *Values) error {
+		if (len(RedisSentinels.peek(v)) == 0) != (RedisMasterName.peek(v) == "") {
+			return errors.New("REDIS_SENTINELS and REDIS_MASTER_NAME must be set together")
+		}
+		return nil
+	}},
 	{used: API, check: func(v *Values) error {
 		if PaymentRetryInitial.peek(v) > PaymentRetryMax.peek(v) {
 			return errors.New("PAYMENT_RETRY_INITIAL must not exceed PAYMENT_RETRY_MAX")

@@ -139,6 +139,12 @@ func address(listen bool) parser[string] {
 	}}
 }
 
+// hostPort checks one host:port item of a list.
+func hostPort(s string) error {
+	_, err := address(false).parse(s)
+	return err
+}
+
 // urlOf is an absolute URL with one of the schemes.
 func urlOf(schemes ...string) parser[string] {
 	return parser[string]{kind: "URL (" + strings.Join(schemes, ", ") + ")", parse: func(raw string) (string, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/devtools/bench"
+	"github.com/orderflow/orderflow/devtools/lab"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/boot"
 	"github.com/orderflow/orderflow/internal/config"
@@ -31,7 +32,8 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	api := fs.String("api", envOr("API_URL", "http://127.0.0.1:8080"), "gateway base URL")
+	api := fs.String("api", envOr("API_URL", ""), "gateway base URL (default: the stack's)")
+	data := fs.String("data", envOr("STACK_DATA_DIR", ".data"), "the lab stack whose processes are measured (its directory)")
 	results := fs.String("results", "bench/results", "directory for the JSON result and the chart")
 	c := bench.Config{}
 	fs.Float64Var(&c.StepStart, "rate-start", 20, "first offered rate of the step search (per second)")
@@ -57,11 +59,20 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	c.Baseline = !*noBaseline
+	// CPU and memory are read from the stack's processes, found by the
+	// lab's state.
+	d, err := lab.LoadDev(*data)
+	if err != nil {
+		return fmt.Errorf("bench: the stack under %s: %w", *data, err)
+	}
+	c.ProcessGroups = bench.Groups(d.Stack)
+	if *api == "" {
+		*api = d.APIURL()
+	}
 	c.APIURL = strings.TrimRight(*api, "/")
 	c.Out = os.Stdout
 	c.ResultsDir = *results
 	c.WorkerOptions = pool.WorkerOptions()
-	c.ProcessGroups = bench.DefaultGroups()
 	if *phase != "baseline" {
 		// The load carries customer tokens minted in process from the
 		// stack's development secret.

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -32,19 +31,8 @@ func runPaysim(ctx context.Context, args []string) error {
 	fs.BoolVar(&cfg.Outage, "outage", false, "answer every request 503 (PAYSIM_OUTAGE)")
 	fs.Float64Var(&cfg.TimeoutRate, "timeout-rate", 0, "fraction of requests never answered (PAYSIM_TIMEOUT_RATE)")
 	fs.Float64Var(&cfg.LostAnswerRate, "lost-answer-rate", 0, "fraction of charges made then answered 500 (PAYSIM_LOST_ANSWER_RATE)")
-	// Each flag's variable sets it first, parsed as the flag is: a bad
-	// value is an error naming the variable.
-	var bad []string
-	fs.VisitAll(func(f *flag.Flag) {
-		key := "PAYSIM_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := envOr(key, ""); v != "" {
-			if err := fs.Set(f.Name, v); err != nil {
-				bad = append(bad, fmt.Sprintf("%s=%q: %v", key, v, err))
-			}
-		}
-	})
-	if len(bad) > 0 {
-		return fmt.Errorf("paysim: %s", strings.Join(bad, "; "))
+	if err := flagsFromEnv(fs, "PAYSIM_"); err != nil {
+		return fmt.Errorf("paysim: %w", err)
 	}
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("paysim: %w", err)

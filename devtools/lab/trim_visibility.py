@@ -2,7 +2,7 @@
 
 Usage: trim_visibility.py DB_FILE [INDEX_TO_KEEP...] < namespace-describe.json
 
-The indexes to keep are named as arguments (scripts/lib.sh passes the lines
+The indexes to keep are named as arguments (the lab passes the lines
 of temporal-config/visibility-indexes.txt; with none it refuses). The
 namespace description (temporal operator namespace describe -o json) names
 the columns its custom search attributes map to, whose indexes are kept, and

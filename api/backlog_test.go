@@ -26,7 +26,7 @@ func TestPlacementsAreRefusedWhileTheOrderTaskQueueIsBackedUp(t *testing.T) {
 	place := func() answer {
 		return g.do(http.MethodPost, "/v1/orders", g.customer(customer, HeaderIdempotencyKey, "k-"+uuid.NewString()), map[string]any{
 			"customer_id": customer, "email": "b@example.com", "payment_token": "tok_visa",
-			"items": []map[string]any{{"sku": sku, "quantity": 1}}})
+			"items": []map[string]any{{"sku": sku, "quantity": 1}}, "shipping_address": testAddress})
 	}
 	for range 3 {
 		a := place()

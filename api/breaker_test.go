@@ -138,7 +138,7 @@ func TestTemporalDownOpensItsBreakerAndPlacementsAre503WithRetryAfter(t *testing
 	place := func() (answer, error) {
 		return g.post("/v1/orders", g.customer(customer, HeaderIdempotencyKey, "k-"+uuid.NewString()), map[string]any{
 			"customer_id": customer, "email": "b@example.com", "payment_token": "tok_visa",
-			"items": []map[string]any{{"sku": sku, "quantity": 1}}})
+			"items": []map[string]any{{"sku": sku, "quantity": 1}}, "shipping_address": testAddress})
 	}
 	a, err := place()
 	require.NoError(t, err)

@@ -2,8 +2,6 @@ package fulfillment_test
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"sort"
 	"testing"
 	"time"
@@ -175,12 +173,7 @@ func TestHandOffGivesTheCarrierTheOrdersShippingAddress(t *testing.T) {
 	f.run(ful.HandOffShipment, fulfillment.HandoffInput{OrderID: id, Shipment: shipments[0]}, &handed)
 	require.NotEmpty(t, handed.TrackingNumber)
 
-	res2, err := http.Get(carrier.URL + "/v1/shipments/" + shipments[0].ShipmentID)
-	require.NoError(t, err)
-	defer res2.Body.Close()
-	require.Equal(t, http.StatusOK, res2.StatusCode)
-	var parcel fulfillment.Handover
-	require.NoError(t, json.NewDecoder(res2.Body).Decode(&parcel))
+	parcel := carrier.Parcel(t, shipments[0].ShipmentID)
 	assert.Equal(t, addr, parcel.Address, "the carrier holds the address the order was placed with")
 	assert.Equal(t, id, parcel.OrderID)
 }

@@ -92,3 +92,26 @@ func TestTheDocumentIsServedWithoutAToken(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/orders", nil))
 	assert.Equal(t, http.StatusUnauthorized, rec.Code)
 }
+
+// TestTheDocumentKnowsEveryOrderStatus: wherever the document names an
+// order's status (the order, its history, the history's filter and its
+// items) it lists exactly orderflow.Statuses, so a status added to the
+// saga cannot answer outside the contract.
+func TestTheDocumentKnowsEveryOrderStatus(t *testing.T) {
+	doc := loadOpenAPI(t)
+	want := orderflow.Statuses()
+	enum := func(s *openapi3.Schema) []string {
+		var got []string
+		for _, v := range s.Enum {
+			got = append(got, v.(string))
+		}
+		return got
+	}
+	schemas := doc.Components.Schemas
+	for _, name := range []string{"Order", "OrderSummary", "StatusChange"} {
+		assert.ElementsMatch(t, want, enum(schemas[name].Value.Properties["status"].Value), "%s.status", name)
+	}
+	filter := doc.Paths.Find("/v1/orders").Get.Parameters.GetByInAndName("query", "status")
+	require.NotNil(t, filter)
+	assert.ElementsMatch(t, want, enum(filter.Schema.Value), "GET /v1/orders?status=")
+}

@@ -20,9 +20,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/fulfillment/wire"
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
 	"github.com/orderflow/orderflow/client"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
 )
 
@@ -202,13 +204,142 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 	_, err = admin.EraseCustomerPII(ctx, cust)
 	require.NoError(t, err)
 
+	// The fulfillment routes answer on a stack that fulfils its orders:
+	// TestEveryFulfillmentRouteAnswersAsTheOpenAPIDocumentSays.
+	c.answeredEvery2xx(func(tags []string) bool { return !slices.Contains(tags, fulfillmentTag) })
+}
+
+// fulfillmentTag tags the operations of fulfillment in api/openapi.json.
+const fulfillmentTag = "fulfillment"
+
+// answeredEvery2xx asserts that each documented operation whose tags pass
+// keep answered a 2xx at least once through the contract.
+func (c *contract) answeredEvery2xx(keep func(tags []string) bool) {
+	c.t.Helper()
 	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
-	require.NoError(t, err)
+	require.NoError(c.t, err)
 	for path, item := range doc.Paths.Map() {
 		for method, operation := range item.Operations() {
+			if !keep(operation.Tags) {
+				continue
+			}
 			got := c.statuses(operation.OperationID)
-			assert.True(t, slices.ContainsFunc(got, func(s int) bool { return s >= 200 && s < 300 }),
+			assert.True(c.t, slices.ContainsFunc(got, func(s int) bool { return s >= 200 && s < 300 }),
 				"%s %s (%s) never answered a 2xx here: %v", method, path, operation.OperationID, got)
 		}
 	}
+}
+
+// TestEveryFulfillmentRouteAnswersAsTheOpenAPIDocumentSays calls every
+// fulfillment operation through the contract, for its successes and its
+// usual refusals, on a stack whose sagas fulfil their orders through the
+// real simulated carrier: stock transfers, an order followed to DELIVERED
+// (each status it passes through read as an Order), its shipments (the
+// carrier holding the order's shipping address), carrier events, a return
+// received and refunded in part, and a cancel after confirmation.
+func TestEveryFulfillmentRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
+	f := newFulfilStack(t, "CARRIER_PICKUP_AFTER=200ms", "CARRIER_TRANSIT_AFTER=200ms", "CARRIER_DELIVER_AFTER=200ms")
+	c := newContract(t)
+	ctx := context.Background()
+	cust := customer()
+	buyer, op := c.client(f.stack, f.as(cust)), c.client(f.stack, f.tok.Operator())
+	stranger, carrier := c.client(f.stack, f.as(customer())), c.client(f.stack, "")
+	sku := testkit.Product(t, f.pool, 1250, 10)
+
+	// Stock transfers (operators): moved, refused.
+	_, err := op.TransferStock(ctx, client.Transfer{SKU: sku, From: "main", To: "contract-east", Quantity: 2})
+	require.NoError(t, err)
+	_, err = op.TransferStock(ctx, client.Transfer{SKU: sku, From: "contract-east", To: "main", Quantity: 2})
+	require.NoError(t, err)
+	_, err = op.TransferStock(ctx, client.Transfer{SKU: sku, From: "main", To: "main", Quantity: 1})
+	require.Equal(t, http.StatusBadRequest, client.StatusOf(err))
+	_, err = op.TransferStock(ctx, client.Transfer{SKU: "NO-SUCH-" + sku, From: "main", To: "contract-east", Quantity: 1})
+	require.Equal(t, http.StatusNotFound, client.StatusOf(err))
+	_, err = op.TransferStock(ctx, client.Transfer{SKU: sku, From: "main", To: "contract-east", Quantity: 11})
+	require.Equal(t, http.StatusConflict, client.StatusOf(err))
+	_, err = buyer.TransferStock(ctx, client.Transfer{SKU: sku, From: "main", To: "contract-east", Quantity: 1})
+	require.Equal(t, http.StatusForbidden, client.StatusOf(err))
+
+	// An order the simulated carrier delivers; every read of it on the way
+	// goes through the contract.
+	req := client.OrderRequest{Items: []client.Item{{SKU: sku, Quantity: 3}}, PaymentToken: payment.TokenVisa,
+		Email: "contract@example.com", ShippingAddress: shipTo()}
+	acc, _, err := buyer.PlaceOrder(ctx, req, uuid.NewString())
+	require.NoError(t, err)
+	wait, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	o, err := buyer.AwaitStatus(wait, acc.OrderID, 50*time.Millisecond, func(s string) bool { return s == orderflow.StatusDelivered })
+	require.NoError(t, err)
+	require.Equal(t, orderflow.StatusDelivered, o.Status)
+
+	got, err := buyer.OrderShipments(ctx, acc.OrderID)
+	require.NoError(t, err)
+	require.Len(t, got.Shipments, 1)
+	ship := got.Shipments[0].ShipmentID
+	_, err = stranger.OrderShipments(ctx, acc.OrderID)
+	require.Equal(t, http.StatusNotFound, client.StatusOf(err))
+	assert.Equal(t, shipTo(), f.carrier.Parcel(t, ship).Address, "the carrier was handed the order's shipping address")
+
+	// The carrier's events: a late one on record, re-sent, refused.
+	late := wire.Event{EventID: "contract-" + uuid.NewString(), Type: wire.EventInTransit, At: time.Now().UTC()}
+	secret := []byte(f.secret)
+	first, err := carrier.PostCarrierEvent(ctx, ship, late, secret, time.Now())
+	require.NoError(t, err)
+	again, err := carrier.PostCarrierEvent(ctx, ship, late, secret, time.Now())
+	require.NoError(t, err)
+	assert.False(t, first.Duplicate)
+	assert.True(t, again.Duplicate)
+	_, err = carrier.PostCarrierEvent(ctx, ship, late, []byte("not-the-secret"), time.Now())
+	require.Equal(t, http.StatusUnauthorized, client.StatusOf(err))
+	_, err = carrier.PostCarrierEvent(ctx, uuid.NewString(), late, secret, time.Now())
+	require.Equal(t, http.StatusNotFound, client.StatusOf(err))
+	_, err = carrier.PostCarrierEvent(ctx, ship, wire.Event{EventID: "contract-bad", Type: "teleported", At: time.Now()}, secret, time.Now())
+	require.Equal(t, http.StatusBadRequest, client.StatusOf(err))
+
+	// Delivered: no cancel, a return instead; refusals first.
+	_, err = buyer.CancelOrder(ctx, acc.OrderID)
+	require.Equal(t, http.StatusConflict, client.StatusOf(err))
+	one := []orderflow.Item{{SKU: sku, Quantity: 1}}
+	_, err = buyer.CreateReturn(ctx, acc.OrderID, []orderflow.Item{{SKU: sku, Quantity: 4}}, "too many")
+	require.Equal(t, http.StatusUnprocessableEntity, client.StatusOf(err))
+	_, err = buyer.CreateReturn(ctx, acc.OrderID, nil, "nothing")
+	require.Equal(t, http.StatusBadRequest, client.StatusOf(err))
+	_, err = stranger.CreateReturn(ctx, acc.OrderID, one, "not mine")
+	require.Equal(t, http.StatusNotFound, client.StatusOf(err))
+	r, err := buyer.CreateReturn(ctx, acc.OrderID, one, "too small")
+	require.NoError(t, err)
+	_, err = buyer.GetReturn(ctx, r.ReturnID)
+	require.NoError(t, err)
+	_, err = stranger.GetReturn(ctx, r.ReturnID)
+	require.Equal(t, http.StatusNotFound, client.StatusOf(err))
+	require.Equal(t, http.StatusForbidden, client.StatusOf(buyer.ReceiveReturn(ctx, r.ReturnID)))
+	require.Equal(t, http.StatusNotFound, client.StatusOf(op.ReceiveReturn(ctx, uuid.NewString())))
+	require.NoError(t, op.ReceiveReturn(ctx, r.ReturnID))
+	for r.Status != "refunded" {
+		require.NoError(t, wait.Err(), "the return was not refunded in time")
+		time.Sleep(50 * time.Millisecond)
+		r, err = buyer.GetReturn(ctx, r.ReturnID)
+		require.NoError(t, err)
+	}
+	require.NoError(t, op.ReceiveReturn(ctx, r.ReturnID), "receiving again answers the refunded return")
+	assert.Contains(t, c.statuses("receiveReturn"), http.StatusOK)
+	returned, err := buyer.ListReturns(ctx, acc.OrderID)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1250), returned.RefundedCents, "one unit refunded of three")
+	_, err = stranger.ListReturns(ctx, acc.OrderID)
+	require.Equal(t, http.StatusNotFound, client.StatusOf(err))
+
+	// Cancel after confirmation: accepted while nothing has left.
+	f.carrier.SetSchedule(t, "1h", "1h", "1h", 0)
+	acc2, _, err := buyer.PlaceOrder(ctx, req, uuid.NewString())
+	require.NoError(t, err)
+	_, err = buyer.AwaitStatus(wait, acc2.OrderID, 50*time.Millisecond, func(s string) bool { return s == orderflow.StatusFulfilling })
+	require.NoError(t, err)
+	_, err = buyer.CancelOrder(ctx, acc2.OrderID)
+	require.NoError(t, err)
+	o, err = buyer.AwaitStatus(wait, acc2.OrderID, 50*time.Millisecond, func(s string) bool { return s == orderflow.StatusCancelled })
+	require.NoError(t, err)
+	require.Equal(t, orderflow.StatusCancelled, o.Status)
+
+	c.answeredEvery2xx(func(tags []string) bool { return slices.Contains(tags, fulfillmentTag) })
 }

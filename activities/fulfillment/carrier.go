@@ -65,8 +65,10 @@ type Handover struct {
 	OrderID    string           `json:"order_id"`
 	Warehouse  string           `json:"warehouse"`
 	Items      []orderflow.Item `json:"items"`
-	// Address is the shipping address; empty until orders carry one.
-	Address string `json:"address"`
+	// Address is where the parcel goes: the order's shipping address,
+	// opened from its sealed column; nil for an order without one (placed
+	// before addresses were taken, or erased).
+	Address *orderflow.Address `json:"address,omitempty"`
 }
 
 // Handed is the carrier's answer to a Handover.

@@ -24,6 +24,7 @@ import (
 	"github.com/orderflow/orderflow/activities/catalog"
 	"github.com/orderflow/orderflow/activities/notify"
 	"github.com/orderflow/orderflow/activities/orders"
+	"github.com/orderflow/orderflow/internal/pii"
 )
 
 // Activities allocate, hand over, advance and withdraw an order's shipments.
@@ -33,6 +34,8 @@ type Activities struct {
 	// Carrier takes the shipments (CARRIER_URL); nil means none is
 	// configured: shipments wait for the carrier's events all the same.
 	Carrier *Carrier
+	// PII opens the orders' sealed shipping addresses for the carrier.
+	PII *pii.Keyring
 }
 
 // Shipment is one shipment as the saga keeps it.
@@ -168,16 +171,19 @@ func (a *Activities) HandOffShipment(ctx context.Context, in HandoffInput) (Hand
 	if a.Carrier == nil {
 		return HandoffResult{}, nil
 	}
-	var status, address string
-	// The shipping address, once orders carry one in plain text (an
-	// encrypted one is for the orders area to open); "" until then.
-	const q = `SELECT s.status, coalesce(to_jsonb(o)->>'shipping_address', '')
-		FROM shipments s JOIN orders o USING (order_id) WHERE s.shipment_id = $1`
-	if err := a.DB.QueryRow(ctx, q, in.Shipment.ShipmentID).Scan(&status, &address); err != nil {
+	var status string
+	const q = `SELECT status FROM shipments WHERE shipment_id = $1`
+	if err := a.DB.QueryRow(ctx, q, in.Shipment.ShipmentID).Scan(&status); err != nil {
 		return HandoffResult{}, fmt.Errorf("handoff %s: %w", in.Shipment.ShipmentID, err)
 	}
 	if status == ShipmentCancelled {
 		return HandoffResult{}, nil
+	}
+	// The address is sealed at rest; it is opened here, for the carrier
+	// only, and never enters the workflow's history.
+	address, err := orders.ShippingAddress(ctx, a.DB, a.PII, in.OrderID)
+	if err != nil {
+		return HandoffResult{}, fmt.Errorf("handoff %s: %w", in.Shipment.ShipmentID, err)
 	}
 	h, err := a.Carrier.Hand(ctx, Handover{ShipmentID: in.Shipment.ShipmentID, OrderID: in.OrderID,
 		Warehouse: in.Shipment.Warehouse, Items: in.Shipment.Items, Address: address})

@@ -36,7 +36,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, pool: pool, env: suite.NewTestActivityEnvironment()}
 	f.ord = &orders.Activities{DB: pool, Cache: rc, PII: testkit.PII(t)}
 	f.inv = &catalog.Inventory{DB: pool, Cache: rc, SetStatus: orders.RecordStatus}
-	f.ful = &fulfillment.Activities{DB: pool, Cache: rc}
+	f.ful = &fulfillment.Activities{DB: pool, Cache: rc, PII: f.ord.PII}
 	f.env.RegisterActivity(f.ord)
 	f.env.RegisterActivity(f.inv)
 	f.env.RegisterActivity(f.ful)
@@ -150,6 +150,32 @@ func TestStartConfirmsAllocatesOneShipmentAndKeepsTheStockReserved(t *testing.T)
 	assert.Equal(t, map[string][2]int{"main": {5, 3}}, f.warehouses(sku))
 	assert.Equal(t, []string{"order_confirmed"}, f.notifications(id))
 	f.audited(sku)
+}
+
+func TestHandOffGivesTheCarrierTheOrdersShippingAddress(t *testing.T) {
+	f := newFixture(t)
+	// The real simulated carrier, holding the parcel: its events are not
+	// due within the test.
+	carrier := testkit.StartCarrier(t, "http://127.0.0.1:9", "whsec-handoff", "CARRIER_PICKUP_AFTER=1h")
+	ful := &fulfillment.Activities{DB: f.pool, PII: f.ord.PII, Carrier: &fulfillment.Carrier{URL: carrier.URL}}
+	f.env.RegisterActivity(ful)
+	sku := testkit.Product(t, f.pool, 500, 5)
+	addr := &orderflow.Address{Name: "Ada Lovelace", Line1: "12 St James's Square", City: "London", PostalCode: "SW1Y 4JH", Country: "GB"}
+	id := uuid.NewString()
+	var res orders.CreateOrderResult
+	f.run(f.ord.Create, orders.CreateOrderInput{OrderID: id, CustomerID: "c-ful", Email: "a@b.co", Region: "test",
+		ShippingAddress: addr, Items: []orderflow.Item{{SKU: sku, Quantity: 1}}}, &res)
+	f.run(f.inv.Reserve, catalog.ReserveInput{OrderID: id, Lines: res.Lines}, nil)
+	shipments := f.start(id, res.Lines)
+	require.Len(t, shipments, 1)
+
+	var handed fulfillment.HandoffResult
+	f.run(ful.HandOffShipment, fulfillment.HandoffInput{OrderID: id, Shipment: shipments[0]}, &handed)
+	require.NotEmpty(t, handed.TrackingNumber)
+
+	parcel := carrier.Parcel(t, shipments[0].ShipmentID)
+	assert.Equal(t, addr, parcel.Address, "the carrier holds the address the order was placed with")
+	assert.Equal(t, id, parcel.OrderID)
 }
 
 func TestStartSplitsAnOrderNoOneWarehouseCovers(t *testing.T) {

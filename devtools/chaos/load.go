@@ -31,6 +31,9 @@ type placed struct {
 	resent   string // the order id a re-send with the same key got
 	resend   bool
 	cancel   bool
+	// cancelLate: cancelled once confirmed and fulfilling, racing the
+	// carrier's pickup (202, or 409 already_shipped once a parcel left).
+	cancelLate bool
 }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
@@ -86,7 +89,7 @@ func (r *Runner) load(ctx context.Context, skus []sku) {
 
 // newOrder draws an order: 1-3 lines, mostly plentiful SKUs, 2% of lines on
 // a scarce one; 90% good cards, 5% declined; 5% re-sent with the same key;
-// 5% cancelled right after they are accepted.
+// 5% cancelled right after they are accepted, 5% once they are fulfilling.
 func (r *Runner) newOrder(skus []sku) *placed {
 	n := 1 + r.intn(3)
 	var items []apiclient.Item
@@ -112,7 +115,14 @@ func (r *Runner) newOrder(skus []sku) *placed {
 	customer := "chaos-" + uuid.NewString()[:8]
 	req := apiclient.OrderRequest{CustomerID: customer, Email: "chaos@example.com", PaymentToken: token, Items: items,
 		ShippingAddress: &apiclient.Address{Name: "Chaos Buyer", Line1: "2 Fault Lane", City: "Lyon", PostalCode: "69001", Country: "FR"}}
-	return &placed{key: "chaos-" + uuid.NewString(), customer: customer, req: req, resend: r.float() < 0.05, cancel: r.float() < 0.05}
+	p := &placed{key: "chaos-" + uuid.NewString(), customer: customer, req: req, resend: r.float() < 0.05}
+	switch x := r.float(); {
+	case x < 0.05:
+		p.cancel = true
+	case x < 0.10:
+		p.cancelLate = true
+	}
+	return p
 }
 
 // drive sends an order the way a careful client does: on a 5xx or a timeout
@@ -130,12 +140,33 @@ func (r *Runner) drive(p *placed) {
 		_, err := r.gateway(p.customer, auth.RoleCustomer).CancelOrder(context.Background(), id)
 		r.count(err)
 	}
+	if p.cancelLate {
+		r.cancelWhenFulfilling(p.customer, id)
+	}
 	if p.resend {
 		again := r.place(p)
 		r.mu.Lock()
 		p.resent = again
 		r.mu.Unlock()
 	}
+}
+
+// cancelWhenFulfilling waits, for up to a minute, until the order is
+// fulfilling, then cancels it: the saga withdraws its shipments, refunds
+// and releases the stock, unless the carrier picked a parcel up first
+// (409 already_shipped). An order that ended otherwise is left alone.
+func (r *Runner) cancelWhenFulfilling(customer, id string) {
+	gw := r.gateway(customer, auth.RoleCustomer)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o, err := gw.AwaitStatus(ctx, id, 100*time.Millisecond, func(s string) bool {
+		return s == orderflow.StatusFulfilling || orderflow.Terminal(s)
+	})
+	if err != nil || o.Status != orderflow.StatusFulfilling {
+		return
+	}
+	_, err = gw.CancelOrder(context.Background(), id)
+	r.count(err)
 }
 
 // place sends the order until it gets a final answer; it returns the order

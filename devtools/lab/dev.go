@@ -77,21 +77,22 @@ var Profiles = map[string]Profile{
 		}),
 		Defaults: map[string]string{"LOG_LEVEL": "warn"}},
 	// The bench measures the stack, not the limiter; the gateway starts
-	// sagas eagerly as make run does.
+	// sagas eagerly as make run does. Its orders end CONFIRMED, as the
+	// results in docs/performance.md were measured.
 	"bench": {Name: "bench", Data: ".data/bench", Ports: "free", Fresh: true, Database: "bench", Slot: 3,
-		Defaults: merge(noLimits, map[string]string{"LOG_LEVEL": "warn", "API_EMBED_WORKER": "true"})},
+		Defaults: merge(noLimits, map[string]string{"LOG_LEVEL": "warn", "API_EMBED_WORKER": "true", "FULFILLMENT_ENABLED": "false"})},
 }
 
 // PortNames are the single-node stack's ports, in the order base:N gives
 // them out.
-var PortNames = []string{"api", "worker", "paysim-a", "paysim-b", "temporal", "temporal-ui", "redis", "postgres"}
+var PortNames = []string{"api", "worker", "paysim-a", "paysim-b", "temporal", "temporal-ui", "redis", "postgres", "carrier"}
 
 // slotPorts is how many ports each profile's slot spans under base:N.
 const slotPorts = 10
 
 // DefaultPorts are make run's ports (README).
 var DefaultPorts = Ports{"api": 8080, "worker": 8081, "paysim-a": 8090, "paysim-b": 8093,
-	"temporal": 7233, "temporal-ui": 8233, "redis": 6379, "postgres": 5432}
+	"temporal": 7233, "temporal-ui": 8233, "redis": 6379, "postgres": 5432, "carrier": 8096}
 
 const defaultDatabaseURL = "postgres://orderflow:orderflow@127.0.0.1:5432/orderflow?sslmode=disable"
 
@@ -172,7 +173,8 @@ func NewDev(o Options) (*Dev, error) {
 	} else if v := env("TEMPORAL_ADDRESS"); v != "" {
 		over["temporal"] = portOf("grpc://"+v, 7233)
 	}
-	for name, key := range map[string]string{"temporal-ui": "TEMPORAL_UI_PORT", "paysim-a": "PAYSIM_A_PORT", "paysim-b": "PAYSIM_B_PORT"} {
+	for name, key := range map[string]string{"temporal-ui": "TEMPORAL_UI_PORT", "paysim-a": "PAYSIM_A_PORT", "paysim-b": "PAYSIM_B_PORT",
+		"carrier": "CARRIER_PORT"} {
 		if v := env(key); v != "" {
 			p, err := strconv.Atoi(v)
 			if err != nil {
@@ -228,6 +230,12 @@ func NewDev(o Options) (*Dev, error) {
 	// failover order.
 	set("PAYMENT_PROVIDERS", "paysim-a=paysim:http://"+lo("paysim-a")+",paysim-b=paysim:http://"+lo("paysim-b"))
 	set("TEMPORAL_GOGC", "400")
+	// Orders go on to the customer's door: the gateway's sagas fulfil
+	// them, the worker and the gateway's embedded worker hand shipments
+	// to the simulated carrier, which posts its signed events back
+	// (docs/fulfillment.md).
+	set("FULFILLMENT_ENABLED", "true")
+	set("CARRIER_URL", "http://"+lo("carrier"))
 	for k, v := range prof.Env {
 		e[k] = v
 	}
@@ -257,6 +265,15 @@ func NewDev(o Options) (*Dev, error) {
 		}
 		e["PII_KEYS_FILE"] = f
 	}
+	// The carrier signs its events with this secret, the gateway checks
+	// them with it; made once per data dir like the auth secret.
+	if getenv("CARRIER_WEBHOOK_SECRET") == "" {
+		s, err := secretFile(filepath.Join(data, "carrier-webhook.secret"), func(s string) string { return "whsec-" + s })
+		if err != nil {
+			return nil, err
+		}
+		e["CARRIER_WEBHOOK_SECRET"] = s
+	}
 	bin := firstOf(getenv("ORDERFLOW_BIN"), filepath.Join(o.Root, "bin", "orderflow"))
 	devBin := firstOf(getenv("ORDERFLOW_DEV_BIN"), filepath.Join(o.Root, "bin", "orderflow-dev"))
 	e["ORDERFLOW_BIN"], e["ORDERFLOW_DEV_BIN"] = bin, devBin
@@ -279,7 +296,8 @@ func LoadDev(data string) (*Dev, error) {
 }
 
 // BuildDev builds the single-node topology from a resolved configuration:
-// postgres, redis, temporal, migrate, seed, paysim-a, paysim-b, worker, api.
+// postgres, redis, temporal, migrate, seed, paysim-a, paysim-b, carrier,
+// worker, api.
 func BuildDev(cfg Config) (*Dev, error) {
 	prof := Profiles[cfg.Profile]
 	e := cfg.Env
@@ -322,6 +340,13 @@ func BuildDev(cfg Config) (*Dev, error) {
 		n.Ready = HTTPGet{URL: "http://" + n.Addr("http") + "/health"}
 		nodes = append(nodes, n)
 	}
+	// The carrier posts to the gateway, re-sending each event until it
+	// answers, so it may start before the gateway is up.
+	carrier := &Node{Name: "carrier", Ports: Ports{"http": cfg.Ports["carrier"]}}
+	carrier.Proc = app("carrier", devBin, "carrier", "--addr", carrier.Addr("http"),
+		"--gateway", "http://"+net.JoinHostPort(Loopback, strconv.Itoa(cfg.Ports["api"])))
+	carrier.Ready = HTTPGet{URL: "http://" + carrier.Addr("http") + "/health"}
+	nodes = append(nodes, carrier)
 	worker := &Node{Name: "worker", Ports: Ports{"health": cfg.Ports["worker"]}, Proc: app("worker", bin, "worker")}
 	worker.Ready = TCP{Addr: worker.Addr("health")}
 	api := &Node{Name: "api", Ports: Ports{"http": cfg.Ports["api"]}, Proc: app("api", bin, "api")}
@@ -445,13 +470,15 @@ func (d *Dev) Banner(w io.Writer) {
     Temporal gRPC  %[7]s
     payments       paysim-a http://127.0.0.1:%[8]d, paysim-b http://127.0.0.1:%[9]d
                    (faults: curl -X PUT http://127.0.0.1:%[8]d/admin/faults -d '{"outage":true}')
+    carrier        http://127.0.0.1:%[15]d (simulated: picks each shipment up, ships and delivers it,
+                   2 s a step; its delays: PUT /admin/schedule, docs/fulfillment.md)
     PostgreSQL     %[10]s
     Redis          %[11]s
-    logs           %[12]s/ (api, worker, paysim-a, paysim-b), %[13]s/temporal.log
+    logs           %[12]s/ (api, worker, paysim-a, paysim-b, carrier), %[13]s/temporal.log
     state          %[14]s (orderflow-dev lab status)
 
 `, api, d.TokensFile(), secretRef, tokens, p["temporal-ui"], e["TEMPORAL_UI_CODEC_ENDPOINT"], e["TEMPORAL_ADDRESS"],
-		p["paysim-a"], p["paysim-b"], strings.SplitN(e["DATABASE_URL"], "?", 2)[0], e["REDIS_URL"], logs, run, StatePath(d.Config.Data))
+		p["paysim-a"], p["paysim-b"], strings.SplitN(e["DATABASE_URL"], "?", 2)[0], e["REDIS_URL"], logs, run, StatePath(d.Config.Data), p["carrier"])
 }
 
 func fileHas(path string) bool { fi, err := os.Stat(path); return err == nil && fi.Size() > 0 }

@@ -42,7 +42,7 @@ func TestDevTopologyKeepsMakeRunsPortsAndOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"postgres", "redis", "temporal", "migrate", "seed", "paysim-a", "paysim-b", "worker", "api"}
+	want := []string{"postgres", "redis", "temporal", "migrate", "seed", "paysim-a", "paysim-b", "carrier", "worker", "api"}
 	if got := nodeNames(d.Stack); !slices.Equal(got, want) {
 		t.Fatalf("nodes %v, want %v", got, want)
 	}
@@ -60,6 +60,8 @@ func TestDevTopologyKeepsMakeRunsPortsAndOrder(t *testing.T) {
 		"PAYMENT_PROVIDERS":          "paysim-a=paysim:http://127.0.0.1:8090,paysim-b=paysim:http://127.0.0.1:8093",
 		"TEMPORAL_UI_CODEC_ENDPOINT": "http://127.0.0.1:8080/codec",
 		"API_EMBED_WORKER":           "true",
+		"FULFILLMENT_ENABLED":        "true",
+		"CARRIER_URL":                "http://127.0.0.1:8096",
 	} {
 		if e[k] != v {
 			t.Errorf("%s = %q, want %q", k, e[k], v)
@@ -70,6 +72,23 @@ func TestDevTopologyKeepsMakeRunsPortsAndOrder(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(d.Config.Data, "auth-hs256.secret")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("secret file: %v %v", fi, err)
+	}
+	// The carrier and the gateway share a webhook secret made once per
+	// data dir: a second stack on the same dir keeps it.
+	secret := e["CARRIER_WEBHOOK_SECRET"]
+	if !strings.HasPrefix(secret, "whsec-") {
+		t.Fatalf("CARRIER_WEBHOOK_SECRET = %q", secret)
+	}
+	again, err := NewDev(Options{Root: root, Data: d.Config.Data, Getenv: envOf(nil)})
+	if err != nil || again.Config.Env["CARRIER_WEBHOOK_SECRET"] != secret {
+		t.Fatalf("the carrier secret changed on the same data dir: %v", err)
+	}
+	cr, _ := d.Node("carrier")
+	if args := strings.Join(cr.Proc.Command, " "); !strings.HasSuffix(args, "carrier --addr 127.0.0.1:8096 --gateway http://127.0.0.1:8080") {
+		t.Errorf("carrier's command: %s", args)
+	}
+	if r, ok := cr.Ready.(HTTPGet); !ok || r.URL != "http://127.0.0.1:8096/health" {
+		t.Errorf("carrier ready = %v", cr.Ready)
 	}
 	tp, _ := d.Node("temporal")
 	args := strings.Join(tp.Proc.Command, " ")
@@ -89,13 +108,13 @@ func TestDevTopologyTakesTheEnvironmentsOverrides(t *testing.T) {
 	d, err := NewDev(Options{Root: checkoutRoot(t), Data: t.TempDir(), Getenv: envOf(map[string]string{
 		"API_ADDR": "127.0.0.1:21500", "DATABASE_URL": "postgres://u:p@127.0.0.1:5433/x", "REDIS_URL": "redis://127.0.0.1:21501/2",
 		"TEMPORAL_PORT": "21502", "TEMPORAL_UI_PORT": "21503", "PAYSIM_A_PORT": "21504", "PAYSIM_B_PORT": "21505",
-		"WORKER_HEALTH_ADDR": "127.0.0.1:21506", "AUTH_HS256_SECRET": "given", "LOG_LEVEL": "debug",
+		"WORKER_HEALTH_ADDR": "127.0.0.1:21506", "AUTH_HS256_SECRET": "given", "LOG_LEVEL": "debug", "CARRIER_PORT": "21507",
 	})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Ports{"api": 21500, "postgres": 5433, "redis": 21501, "temporal": 21502, "temporal-ui": 21503,
-		"paysim-a": 21504, "paysim-b": 21505, "worker": 21506}
+		"paysim-a": 21504, "paysim-b": 21505, "worker": 21506, "carrier": 21507}
 	for k, v := range want {
 		if d.Config.Ports[k] != v {
 			t.Errorf("port %s = %d, want %d", k, d.Config.Ports[k], v)

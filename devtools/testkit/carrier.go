@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/activities/fulfillment"
 )
 
 // CarrierProc is an `orderflow-dev carrier` process owned by one test.
@@ -51,4 +53,23 @@ func (p *CarrierProc) SetSchedule(t testing.TB, pickup, transit, deliver string,
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("set carrier schedule: status %d", res.StatusCode)
 	}
+}
+
+// Parcel returns what the carrier was handed for a shipment, failing the
+// test when it holds no such shipment.
+func (p *CarrierProc) Parcel(t testing.TB, shipmentID string) fulfillment.Handover {
+	t.Helper()
+	res, err := http.Get(p.URL + "/v1/shipments/" + shipmentID)
+	if err != nil {
+		t.Fatalf("read parcel %s: %v", shipmentID, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("read parcel %s: status %d", shipmentID, res.StatusCode)
+	}
+	var h fulfillment.Handover
+	if err := json.NewDecoder(res.Body).Decode(&h); err != nil {
+		t.Fatalf("decode parcel %s: %v", shipmentID, err)
+	}
+	return h
 }

@@ -16,13 +16,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/client"
 	"github.com/orderflow/orderflow/devtools/lab"
 )
 
 // runSmoke is the two-command promise, tested: a fresh stack as make run
 // starts it (the smoke profile: the same topology on ports of its own), an
-// order placed through client/ that reaches CONFIRMED with its search
+// order placed through client/ that the simulated carrier delivers
+// (DELIVERED, every shipment with its tracking number) with its search
 // attributes, its history sealed and decoded for the operator, the deep
 // health check, and a short bench as a check that the harness works. It
 // stops the stack at the end, and fails naming each promise not kept.
@@ -63,7 +65,7 @@ func runSmoke(ctx context.Context, args []string) error {
 		fn   func(context.Context) error
 	}{
 		{"a request without a token is refused with 401", sm.unauthenticated},
-		{"an order reaches CONFIRMED; its replay is marked Idempotent-Replayed; visibility shows its search attributes", sm.order},
+		{"an order is delivered by the simulated carrier; its replay is marked Idempotent-Replayed; visibility shows its search attributes", sm.order},
 		{"the history is sealed; the codec server decodes it for the operator; the Web UI names it", sm.sealed},
 		{"/health/deep confirms a synthetic order; the worker's /health answers", sm.health},
 		{"a short bench writes a complete result (no speed is asserted)", sm.bench},
@@ -139,17 +141,33 @@ func (sm *smoke) order(ctx context.Context) error {
 	}
 	sm.orderID = acc.OrderID
 	fmt.Printf("smoke: placed order %s\n", acc.OrderID)
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	o, err := sm.customer.AwaitTerminal(wctx, acc.OrderID, 100*time.Millisecond)
+	// Confirmed, handed to the carrier, picked up, in transit, delivered:
+	// about 2 s a step on make run's carrier schedule.
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	o, err := sm.customer.AwaitStatus(wctx, acc.OrderID, 100*time.Millisecond, func(s string) bool {
+		return s == orderflow.StatusDelivered || s == orderflow.StatusFailed || s == orderflow.StatusCancelled
+	})
 	cancel()
-	if err != nil || o.Status != "CONFIRMED" {
-		return fmt.Errorf("order %s is %s, not CONFIRMED: %v", acc.OrderID, o.Status, err)
+	if err != nil || o.Status != orderflow.StatusDelivered {
+		return fmt.Errorf("order %s is %s, not DELIVERED: %v", acc.OrderID, o.Status, err)
+	}
+	shipped, err := sm.customer.OrderShipments(ctx, acc.OrderID)
+	if err != nil {
+		return fmt.Errorf("shipments: %w", err)
+	}
+	if len(shipped.Shipments) == 0 {
+		return fmt.Errorf("order %s is DELIVERED without shipments", acc.OrderID)
+	}
+	for _, sh := range shipped.Shipments {
+		if sh.Status != "delivered" || sh.TrackingNumber == "" {
+			return fmt.Errorf("shipment %s of order %s is %s with tracking number %q", sh.ShipmentID, acc.OrderID, sh.Status, sh.TrackingNumber)
+		}
 	}
 	again, _, err := sm.customer.PlaceOrder(ctx, req, "smoke-1")
 	if err != nil || !again.Replayed || again.OrderID != acc.OrderID {
 		return fmt.Errorf("the replay of key smoke-1: %+v, %v; want the same order, Idempotent-Replayed", again, err)
 	}
-	query := `OrderStatus="CONFIRMED" AND CustomerId="c-smoke" AND Region="local" AND OrderTotalCents=4980`
+	query := `OrderStatus="DELIVERED" AND CustomerId="c-smoke" AND Region="local" AND OrderTotalCents=4980`
 	return poll(ctx, 10*time.Second, "visibility shows order-"+acc.OrderID+" with its search attributes", func() error {
 		out, err := sm.temporal(ctx, "workflow", "list", "--query", query, "-o", "json")
 		if err != nil {

@@ -127,18 +127,29 @@ func plan(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) string {
 	return strings.Join(lines, "\n")
 }
 
+// Both history indexes give a customer's orders newest first. Which one the
+// planner takes for a status filter depends on the statistics of the
+// shared test database (a customer with few orders: the plain one, with a
+// filter), so the claim is the one that matters at any size: an index of
+// the customer's history is walked and nothing is sorted.
 func TestHistoryWalksItsIndexWithoutSorting(t *testing.T) {
 	pool := testkit.DB(t)
 	far := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
-		sql, index string
-		args       []any
+		sql     string
+		indexes []string
+		args    []any
 	}{
-		{orders.QHistory, "orders_customer_history", []any{"c-1", far, uuid.NewString(), 21}},
-		{orders.QHistoryStatus, "orders_customer_status_history", []any{"c-1", far, uuid.NewString(), 21, orderflow.StatusFailed}},
+		{orders.QHistory, []string{"orders_customer_history"}, []any{"c-1", far, uuid.NewString(), 21}},
+		{orders.QHistoryStatus, []string{"orders_customer_status_history", "orders_customer_history"},
+			[]any{"c-1", far, uuid.NewString(), 21, orderflow.StatusFailed}},
 	} {
 		p := plan(t, pool, tc.sql, tc.args...)
-		assert.Contains(t, p, "Index Scan using "+tc.index, p)
+		walked := false
+		for _, index := range tc.indexes {
+			walked = walked || strings.Contains(p, "Index Scan using "+index+" ")
+		}
+		assert.True(t, walked, "an index of the customer's history (%v) is walked: %s", tc.indexes, p)
 		assert.NotContains(t, p, "Sort", "the index gives the order: %s", p)
 	}
 }

@@ -76,6 +76,19 @@ stripe_mock_bin() { go_tool_bin stripe-mock github.com/stripe/stripe-mock "$STRI
 # nothing non-deterministic.
 workflowcheck_bin() { go_tool_bin workflowcheck go.temporal.io/sdk/contrib/tools/workflowcheck "$WORKFLOWCHECK_VERSION"; }
 
+# mailpit_bin: an SMTP server that keeps what it receives and shows it in a
+# web UI and an HTTP API (the notification outbox's SMTP mailer in
+# development and in its tests). Pinned here; devtools/testkit asks this
+# function for its path.
+MAILPIT_VERSION="1.33.1"
+mailpit_bin() { go_tool_bin mailpit github.com/axllent/mailpit "$MAILPIT_VERSION"; }
+
+# nats_server_bin: the NATS server with JetStream, which the event relay
+# publishes to (built from its Go module rather than Debian's 2.9 package,
+# so server and client, nats.go's jetstream package, are of one generation).
+NATS_SERVER_VERSION="2.15.3"
+nats_server_bin() { go_tool_bin nats-server github.com/nats-io/nats-server/v2 "$NATS_SERVER_VERSION"; }
+
 # start_stripe_mock PORT: starts stripe-mock on 127.0.0.1:PORT (its HTTPS
 # listener on a port the system picks), stopped by stop_started.
 start_stripe_mock() {

@@ -69,10 +69,11 @@ DECLARE
     t text := CASE NEW.kind WHEN 'charge' THEN 'payment.processed' ELSE 'payment.refunded' END;
 BEGIN
     INSERT INTO event_outbox (type, key, order_id, partition, region, occurred_at, payload)
-    SELECT t, t || ':' || NEW.idempotency_key, NEW.order_id, NEW.order_id::text,
-        coalesce((SELECT region FROM orders WHERE order_id = NEW.order_id), ''), NEW.created_at,
+    SELECT t, t || ':' || NEW.idempotency_key, NEW.order_id, NEW.order_id::text, coalesce(o.region, ''), NEW.created_at,
         jsonb_build_object('order_id', NEW.order_id, 'provider', NEW.provider, 'reference', coalesce(NEW.provider_ref, ''),
-            'amount_cents', NEW.amount_cents, 'currency', NEW.currency, 'idempotency_key', NEW.idempotency_key)
+            'amount_cents', NEW.amount_cents, 'currency', NEW.currency, 'idempotency_key', NEW.idempotency_key,
+            'synthetic', coalesce(o.synthetic, false))
+    FROM (SELECT 1) one LEFT JOIN orders o ON o.order_id = NEW.order_id
     ON CONFLICT (key) DO NOTHING;
     RETURN NULL;
 END $$;

@@ -14,6 +14,7 @@ package events
 
 import (
 	"context"
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,8 +59,8 @@ type Event struct {
 	Data any
 }
 
-// ErrInvalid is returned for an event that cannot be written: no type, no
-// key and no order, or a payload that does not marshal to a JSON object.
+// ErrInvalid is returned for an event that cannot be written: a type no
+// stream holds, no key and no order, or a payload that does not marshal to a JSON object.
 var ErrInvalid = errors.New("invalid event")
 
 // qEnqueue writes an event into the outbox, once per key. The region and
@@ -81,8 +82,8 @@ func Enqueue(ctx context.Context, tx pgx.Tx, ev Event) error {
 	if ev.Key == "" && ev.OrderID != "" {
 		ev.Key = ev.Type + ":" + ev.OrderID
 	}
-	if ev.Type == "" || ev.Key == "" {
-		return fmt.Errorf("enqueue event %q: %w: needs a type and a key or an order", ev.Type, ErrInvalid)
+	if _, known := StreamOf(ev.Type); !known || ev.Key == "" {
+		return fmt.Errorf("enqueue event %q: %w: needs a known type and a key or an order", ev.Type, ErrInvalid)
 	}
 	data, err := json.Marshal(ev.Data)
 	if err != nil || len(data) == 0 || data[0] != '{' {
@@ -110,3 +111,9 @@ type Envelope struct {
 	OrderAcceptedAt *time.Time      `json:"order_accepted_at,omitempty"`
 	Data            json.RawMessage `json:"data"`
 }
+
+// Schemas holds the JSON Schema of each event type's envelope, one file per
+// version: schemas/<type>.v<version>.json (docs/events.md).
+//
+//go:embed schemas/*.json
+var Schemas embed.FS

@@ -11,11 +11,13 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
+
+	"github.com/orderflow/orderflow/internal/telemetry"
 )
 
 // DeliveryDuration is the histogram of an order's time from acceptance to
 // delivery; internal/telemetry gives it buckets in hours and days.
-const DeliveryDuration = "orderflow.analytics.delivery.duration"
+const DeliveryDuration = telemetry.DeliveryDuration
 
 var (
 	ordersCount, paymentsCount, paymentCents, orderValue, namedCount metric.Int64Counter

@@ -162,6 +162,18 @@ func newWorker(cl *boot.Clients, cfg config.Worker, log *zap.Logger, standalone 
 		Payments:      payment.NewRouter(payment.Settings(cfg.Resilience.Payment), providers...),
 		FailoverQuiet: cfg.Resilience.Payment.FailoverQuiet,
 		Mailer:        notify.LogMailer{Log: log, Latency: cfg.MailLatency}}
+	if standalone {
+		// The outbox pool's mail server and event stream (SMTP_*, NATS_URL).
+		mailer, stream, err := workers.Messaging(cfg.Messaging)
+		if err != nil {
+			return nil, err
+		}
+		if mailer != nil {
+			deps.Mailer = mailer
+		}
+		deps.Events = stream
+		log.Info("messaging", zap.Stringer("config", cfg.Messaging))
+	}
 	return workers.New(cl.Temporal, deps, workers.Options{Region: cfg.Region, MaxConcurrentActivities: cfg.MaxConcurrentActivities,
 		MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks,
 		Bulkhead: cfg.Resilience.Bulkhead, Outbox: standalone, Admin: standalone}), nil

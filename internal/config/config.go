@@ -63,6 +63,8 @@ type Worker struct {
 	// MailLatency is the development mailer's simulated round trip
 	// (MAIL_SIMULATED_LATENCY).
 	MailLatency time.Duration
+	// Messaging: the mail server and the event stream.
+	Messaging Messaging
 }
 
 // LoadCommon reads the shared settings.
@@ -111,6 +113,7 @@ func LoadWorker() Worker {
 		MaxConcurrentLocalActivities: EnvInt("WORKER_MAX_LOCAL_ACTIVITIES", 200),
 		MaxConcurrentWorkflowTasks:   EnvInt("WORKER_MAX_WORKFLOW_TASKS", 100),
 		MailLatency:                  EnvDuration("MAIL_SIMULATED_LATENCY", 0),
+		Messaging:                    LoadMessaging(),
 	}
 }
 

@@ -66,7 +66,6 @@ func (s *EventStream) run(ctx context.Context, db *pgxpool.Pool, region string, 
 		go func() { defer wg.Done(); r.Run(ctx) }()
 	}
 	if s.Analytics {
-		events.ZeroAnalytics()
 		a := &events.Analytics{JS: s.JS, Log: log}
 		wg.Add(1)
 		go func() { defer wg.Done(); a.Run(ctx) }()

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/activities/catalog"
+	"github.com/orderflow/orderflow/activities/events"
 	"github.com/orderflow/orderflow/activities/notify"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
@@ -153,6 +154,7 @@ func Register(r Registry, deps Deps) {
 // Start starts the pools.
 func (p *Pool) Start() error {
 	payment.ZeroAttempts(p.Payments)
+	events.ZeroMetrics()
 	if err := p.Orders.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

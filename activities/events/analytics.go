@@ -22,6 +22,7 @@ const DeliveryDuration = telemetry.DeliveryDuration
 var (
 	ordersCount, paymentsCount, paymentCents, orderValue, namedCount metric.Int64Counter
 	deliveryDuration                                                 metric.Float64Histogram
+	deliveryTime                                                     metric.Float64Counter
 )
 
 func init() {
@@ -36,7 +37,9 @@ func init() {
 	namedCount, _ = meter.Int64Counter("orderflow.analytics.events",
 		metric.WithDescription("analytics.events facts by name"))
 	deliveryDuration, _ = meter.Float64Histogram(DeliveryDuration, metric.WithUnit("s"),
-		metric.WithDescription("time from an order's acceptance to its delivery"))
+		metric.WithDescription("time from an order's acceptance to its delivery (percentiles)"))
+	deliveryTime, _ = meter.Float64Counter("orderflow.analytics.delivery.time", metric.WithUnit("s"),
+		metric.WithDescription("acceptance-to-delivery time of delivered orders, added up: over the delivered count, the mean"))
 }
 
 // AnalyticsStreams are the streams the analytics consumer reads.
@@ -178,6 +181,7 @@ func (a *Analytics) Count(ctx context.Context, env Envelope) {
 				at = t
 			}
 			deliveryDuration.Record(ctx, at.Sub(*env.OrderAcceptedAt).Seconds())
+			deliveryTime.Add(ctx, at.Sub(*env.OrderAcceptedAt).Seconds())
 		}
 	case PaymentProcessed:
 		payment("processed")
@@ -188,11 +192,20 @@ func (a *Analytics) Count(ctx context.Context, env Envelope) {
 	}
 }
 
-// ZeroAnalytics exports a zero for each outcome and kind, so that the
-// first of each shows in rate() and the dashboard's ratios have both terms
-// from the start. Call it once the MeterProvider is installed.
-func ZeroAnalytics() {
+// ZeroMetrics exports a zero for each counter the dashboard reads (each
+// outcome, kind and event type), so that the first of each shows in
+// rate() and every series exists from the start, with or without an event
+// stream configured. Call it once the MeterProvider is installed.
+func ZeroMetrics() {
 	ctx := context.Background()
+	orderValue.Add(ctx, 0)
+	deliveryTime.Add(ctx, 0)
+	failedCount.Add(ctx, 0)
+	for _, s := range Streams {
+		for _, typ := range s.Subjects {
+			publishedCount.Add(ctx, 0, metric.WithAttributes(attribute.String("type", typ)))
+		}
+	}
 	for _, o := range []string{"created", "confirmed", "failed", "cancelled", "delivered"} {
 		ordersCount.Add(ctx, 0, metric.WithAttributes(attribute.String("outcome", o)))
 	}

@@ -250,7 +250,7 @@ func (o *Outbox) deliver(ctx context.Context, msgs []Message) {
 	wg.Wait()
 	// A message cancelled meanwhile (its customer's data erased) stays so.
 	const (
-		qSent   = `UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1 AND status = 'pending'`
+		qSent = `UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1 AND status = 'pending'`
 		// The backoff doubles from $5 with each attempt, up to $6; only a
 		// permanent failure ($4) counts towards giving the message up.
 		qFailed = `UPDATE notifications SET status = CASE WHEN $4 AND attempts >= $3 THEN 'dead' ELSE 'pending' END,

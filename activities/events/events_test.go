@@ -99,10 +99,12 @@ func types(rows []row) []string {
 
 // Each step of the saga writes its event in its own transaction, once
 // however often it is retried, in the order the steps ran.
+// Published, each follows its type's schema.
 func TestEverySagaStepWritesItsEventOnceInOrder(t *testing.T) {
 	s := newSaga(t)
+	region := "saga-" + uuid.NewString()[:8]
 	sku := testkit.Product(t, s.pool, 250, 10)
-	id, lines := s.create("test", sku, 2)
+	id, lines := s.create(region, sku, 2)
 	s.twice(s.inv.Reserve, catalog.ReserveInput{OrderID: id, Lines: lines})
 	s.twice(s.pay.Charge, payment.ChargeInput{OrderID: id, Token: payment.TokenVisa, AmountCents: 500, Currency: "USD"})
 	s.twice(s.ord.Confirm, orderflow.OrderRef{OrderID: id})
@@ -129,10 +131,21 @@ func TestEverySagaStepWritesItsEventOnceInOrder(t *testing.T) {
 	assert.Equal(t, [2]int{0, 2}, [2]int{reserve.DeltaOnHand, reserve.DeltaReserved})
 	assert.Equal(t, [2]int{-2, -2}, [2]int{commit.DeltaOnHand, commit.DeltaReserved})
 
-	failed, _ := s.create("test", sku, 1)
+	failed, _ := s.create(region, sku, 1)
 	s.twice(s.ord.SetStatus, orders.SetStatusInput{OrderID: failed, Status: orderflow.StatusFailed, FailureReason: "out_of_stock"})
 	s.twice(s.ord.SetStatus, orders.SetStatusInput{OrderID: failed, Status: orderflow.StatusCancelled})
 	assert.Equal(t, []string{events.OrderCreated, events.OrderFailed, events.OrderCancelled}, types(outbox(t, s.pool, failed)))
+
+	e := newRelayEnv(t)
+	e.region = region
+	e.relay()
+	e.waitPublished()
+	schemas := compileSchemas(t)
+	envs, raw := e.received()
+	assert.Len(t, envs, 9)
+	for _, body := range raw {
+		validate(t, schemas, body)
+	}
 }
 
 // A rolled-back change leaves no event: the event is part of its transaction.

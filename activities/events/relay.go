@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,7 +137,10 @@ func (r *Relay) Run(ctx context.Context) {
 func (r *Relay) lead(ctx context.Context) (*pgx.Conn, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(cctx, r.DB.Config().ConnConfig.Copy())
+	cfg := r.DB.Config().ConnConfig.Copy()
+	// Operators find the leaders by name in pg_stat_activity.
+	cfg.RuntimeParams["application_name"] = strings.TrimSpace("orderflow event relay " + r.Region)
+	conn, err := pgx.ConnectConfig(cctx, cfg)
 	if err != nil {
 		return nil, err
 	}

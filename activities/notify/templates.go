@@ -5,21 +5,43 @@ import (
 	"embed"
 	"fmt"
 	htmltemplate "html/template"
+	"io/fs"
+	"path"
 	"strings"
 	texttemplate "text/template"
 )
 
-// The message templates, a plain-text (text/template) and an HTML
-// (html/template, which escapes what it inserts) one per kind, in
-// templates/<kind>.txt and .html; a kind without its own uses default.
+// The message templates: one layout for the plain-text body
+// (templates/layout.txt, text/template) and one for the HTML body
+// (layout.html, html/template, which escapes what it inserts), and per kind
+// templates/<kind>.tmpl defining the words they frame: "title", "lead" and
+// "next". A kind without its own file uses default.tmpl.
 //
-//go:embed templates/*.txt templates/*.html
+//go:embed templates/*.txt templates/*.html templates/*.tmpl
 var templateFS embed.FS
 
-var (
-	textTemplates = texttemplate.Must(texttemplate.ParseFS(templateFS, "templates/*.txt"))
-	htmlTemplates = htmltemplate.Must(htmltemplate.ParseFS(templateFS, "templates/*.html"))
-)
+type kindTemplates struct {
+	text *texttemplate.Template
+	html *htmltemplate.Template
+}
+
+// templates holds each kind's two templates, parsed once: a template that
+// does not parse stops the process at start, not a message at send time.
+var templates = func() map[string]kindTemplates {
+	files, err := fs.Glob(templateFS, "templates/*.tmpl")
+	if err != nil || len(files) == 0 {
+		panic(fmt.Sprintf("notify templates: %v", err))
+	}
+	out := map[string]kindTemplates{}
+	for _, f := range files {
+		kind := strings.TrimSuffix(path.Base(f), ".tmpl")
+		out[kind] = kindTemplates{
+			text: texttemplate.Must(texttemplate.Must(texttemplate.ParseFS(templateFS, "templates/layout.txt")).ParseFS(templateFS, f)),
+			html: htmltemplate.Must(htmltemplate.Must(htmltemplate.ParseFS(templateFS, "templates/layout.html")).ParseFS(templateFS, f)),
+		}
+	}
+	return out
+}()
 
 // TemplateData is what a template sees of its message.
 type TemplateData struct {
@@ -37,15 +59,15 @@ type TemplateData struct {
 func Render(m Message) (text, html string, err error) {
 	d := TemplateData{OrderID: m.OrderID, Subject: m.Subject, Status: m.Status, Reason: m.Reason, Body: m.Body,
 		Total: fmt.Sprintf("%d.%02d %s", m.TotalCents/100, m.TotalCents%100, m.Currency)}
-	name := m.Kind
-	if textTemplates.Lookup(name+".txt") == nil || htmlTemplates.Lookup(name+".html") == nil {
-		name = "default"
+	k, ok := templates[m.Kind]
+	if !ok {
+		k = templates["default"]
 	}
 	var t, h bytes.Buffer
-	if err := textTemplates.ExecuteTemplate(&t, name+".txt", d); err != nil {
+	if err := k.text.ExecuteTemplate(&t, "layout.txt", d); err != nil {
 		return "", "", fmt.Errorf("render %s text: %w", m.Kind, err)
 	}
-	if err := htmlTemplates.ExecuteTemplate(&h, name+".html", d); err != nil {
+	if err := k.html.ExecuteTemplate(&h, "layout.html", d); err != nil {
 		return "", "", fmt.Errorf("render %s html: %w", m.Kind, err)
 	}
 	return strings.TrimLeft(t.String(), "\n"), h.String(), nil

@@ -11,36 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
-
-	"github.com/orderflow/orderflow/internal/telemetry"
 )
-
-// DeliveryDuration is the histogram of an order's time from acceptance to
-// delivery; internal/telemetry gives it buckets in hours and days.
-const DeliveryDuration = telemetry.DeliveryDuration
-
-var (
-	ordersCount, paymentsCount, paymentCents, orderValue, namedCount metric.Int64Counter
-	deliveryDuration                                                 metric.Float64Histogram
-	deliveryTime                                                     metric.Float64Counter
-)
-
-func init() {
-	ordersCount, _ = meter.Int64Counter("orderflow.analytics.orders",
-		metric.WithDescription("orders by outcome (created, confirmed, failed, cancelled, delivered), from the event stream"))
-	orderValue, _ = meter.Int64Counter("orderflow.analytics.order.value.cents",
-		metric.WithDescription("total value of confirmed orders in minor units, by currency: over the confirmed count, the average order value"))
-	paymentsCount, _ = meter.Int64Counter("orderflow.analytics.payments",
-		metric.WithDescription("payments by kind (processed, refunded), from the event stream: refunded over processed is the refund rate"))
-	paymentCents, _ = meter.Int64Counter("orderflow.analytics.payment.cents",
-		metric.WithDescription("payment amounts in minor units by kind (processed, refunded) and currency"))
-	namedCount, _ = meter.Int64Counter("orderflow.analytics.events",
-		metric.WithDescription("analytics.events facts by name"))
-	deliveryDuration, _ = meter.Float64Histogram(DeliveryDuration, metric.WithUnit("s"),
-		metric.WithDescription("time from an order's acceptance to its delivery (percentiles)"))
-	deliveryTime, _ = meter.Float64Counter("orderflow.analytics.delivery.time", metric.WithUnit("s"),
-		metric.WithDescription("acceptance-to-delivery time of delivered orders, added up: over the delivered count, the mean"))
-}
 
 // AnalyticsStreams are the streams the analytics consumer reads.
 var AnalyticsStreams = []string{"ORDERS", "PAYMENTS", "ANALYTICS"}

@@ -15,27 +15,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 )
-
-var (
-	meter          = otel.Meter("github.com/orderflow/orderflow/activities/events")
-	publishedCount metric.Int64Counter
-	failedCount    metric.Int64Counter
-	relayDelay     metric.Float64Histogram
-)
-
-func init() {
-	publishedCount, _ = meter.Int64Counter("orderflow.events.published",
-		metric.WithDescription("events the relay published to JetStream and JetStream acknowledged, by type"))
-	failedCount, _ = meter.Int64Counter("orderflow.events.publish.failures",
-		metric.WithDescription("event publish attempts that JetStream did not acknowledge (the event waits in the outbox)"))
-	relayDelay, _ = meter.Float64Histogram("orderflow.events.relay.delay", metric.WithUnit("s"),
-		metric.WithDescription("time from an event's commit to JetStream's acknowledgement"))
-}
 
 // Relay publishes one scope of the event outbox to JetStream: the events of
 // a region's orders, or with Region "" the events of no order. One relay per
@@ -82,26 +65,21 @@ func (r *Relay) Leader() bool { return r.leader.Load() }
 func (r *Relay) Published() int64 { return r.published.Load() }
 
 func (r *Relay) defaults() {
-	if r.Batch <= 0 {
-		r.Batch = 500
-	}
-	if r.Poll <= 0 {
-		r.Poll = 100 * time.Millisecond
-	}
-	if r.Backoff <= 0 {
-		r.Backoff = 200 * time.Millisecond
-	}
-	if r.MaxBackoff <= 0 {
-		r.MaxBackoff = 10 * time.Second
-	}
-	if r.PublishTimeout <= 0 {
-		r.PublishTimeout = 5 * time.Second
-	}
-	if r.Standby <= 0 {
-		r.Standby = 2 * time.Second
-	}
+	orDefault(&r.Batch, 500)
+	orDefault(&r.Poll, 100*time.Millisecond)
+	orDefault(&r.Backoff, 200*time.Millisecond)
+	orDefault(&r.MaxBackoff, 10*time.Second)
+	orDefault(&r.PublishTimeout, 5*time.Second)
+	orDefault(&r.Standby, 2*time.Second)
 	if r.Log == nil {
 		r.Log = zap.NewNop()
+	}
+}
+
+// orDefault sets *v to def when it is not positive.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
 }
 

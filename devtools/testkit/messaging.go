@@ -24,32 +24,29 @@ import (
 // cache the first time. EnvVar, when set, names the binary instead.
 func ToolBinary(t testing.TB, fn, envVar string) string {
 	t.Helper()
-	if bin := os.Getenv(envVar); bin != "" {
-		return bin
-	}
-	v, _ := builds.LoadOrStore("lib.sh:"+fn, &build{})
-	b := v.(*build)
-	b.once.Do(func() {
-		out, err := exec.Command("go", "env", "GOMOD").Output()
-		if err != nil {
-			b.err = fmt.Errorf("go env GOMOD: %w", err)
-			return
-		}
-		root := filepath.Dir(strings.TrimSpace(string(out)))
+	path, err := cached(envVar, "lib.sh:"+fn, func(root string) (string, error) {
 		cmd := exec.Command("bash", "-c", "source scripts/lib.sh && "+fn)
 		cmd.Dir = root
 		cmd.Stderr = os.Stderr
-		path, err := cmd.Output()
+		out, err := cmd.Output()
 		if err != nil {
-			b.err = fmt.Errorf("scripts/lib.sh %s: %w", fn, err)
-			return
+			return "", fmt.Errorf("scripts/lib.sh %s: %w", fn, err)
 		}
-		b.path = strings.TrimSpace(string(path))
+		return strings.TrimSpace(string(out)), nil
 	})
-	if b.err != nil {
-		need(t, "%s: %v", fn, b.err)
+	if err != nil {
+		need(t, "%s: %v", fn, err)
 	}
-	return b.path
+	return path
+}
+
+// moduleRoot returns the directory of this checkout's go.mod.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out))), nil
 }
 
 // proc is a server process a test owns: started, stopped and started again

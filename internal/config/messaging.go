@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"time"
 )
 
@@ -55,18 +56,23 @@ func LoadMessaging() Messaging {
 	}
 }
 
-// String renders the settings for the start-up log line, secrets masked.
+// String renders the settings for the start-up log line: no credentials,
+// and no address (the SMTP user is often one, and the log holds none).
 func (m Messaging) String() string {
 	smtp := "log"
 	switch {
 	case m.SMTPURL != "":
-		smtp = Mask(m.SMTPURL)
+		smtp = "(unparsable SMTP_URL)"
+		if u, err := url.Parse(m.SMTPURL); err == nil {
+			u.User = nil
+			smtp = u.String()
+		}
 	case m.SMTPHost != "":
 		smtp = fmt.Sprintf("%s:%d tls=%s", m.SMTPHost, m.SMTPPort, m.SMTPTLS)
 	}
-	nats := m.NATSURL
-	if nats == "" {
-		nats = "off"
+	nats := "off"
+	if m.NATSURL != "" {
+		nats = Mask(m.NATSURL)
 	}
-	return fmt.Sprintf("mail=%s from=%s nats=%s analytics=%t", smtp, m.MailFrom, Mask(nats), m.Analytics)
+	return fmt.Sprintf("mail=%s nats=%s analytics=%t", smtp, nats, m.Analytics)
 }

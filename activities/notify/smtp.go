@@ -143,10 +143,10 @@ func (s *SMTPMailer) Send(ctx context.Context, m Message) error {
 	}
 	msg := mail.NewMsg()
 	if err := msg.From(s.cfg.From); err != nil {
-		return Permanent(fmt.Errorf("sender: %w", err))
+		return Permanent(s.redact(m, fmt.Errorf("sender: %w", err)))
 	}
 	if err := msg.To(m.Recipient); err != nil {
-		return Permanent(fmt.Errorf("recipient: %w", err))
+		return Permanent(s.redact(m, fmt.Errorf("recipient: %w", err)))
 	}
 	msg.Subject(m.Subject)
 	msg.SetMessageIDWithValue(s.MessageID(m))
@@ -161,7 +161,7 @@ func (s *SMTPMailer) Send(ctx context.Context, m Message) error {
 	}
 	sc, err := c.DialToSMTPClientWithContext(ctx)
 	if err != nil {
-		return fmt.Errorf("smtp dial %s:%d: %w", s.cfg.Host, s.cfg.Port, err)
+		return s.redact(m, fmt.Errorf("smtp dial %s:%d: %w", s.cfg.Host, s.cfg.Port, err))
 	}
 	err = c.SendWithSMTPClient(sc, msg)
 	// Once the server has taken the message, a failed QUIT changes nothing:
@@ -170,11 +170,26 @@ func (s *SMTPMailer) Send(ctx context.Context, m Message) error {
 	if err != nil {
 		var se *mail.SendError
 		if errors.As(err, &se) && !se.IsTemp() && (se.Reason == mail.ErrSMTPRcptTo || se.Reason == mail.ErrSMTPMailFrom) {
-			return Permanent(fmt.Errorf("smtp refused: %w", err))
+			return Permanent(s.redact(m, fmt.Errorf("smtp refused: %w", err)))
 		}
-		return fmt.Errorf("smtp send: %w", err)
+		return s.redact(m, fmt.Errorf("smtp send: %w", err))
 	}
 	return nil
+}
+
+// redact returns err's text without the addresses it may name (go-mail's
+// errors list the recipients and the Message-ID, which reads as one): the
+// error is logged and stored in the outbox row, and neither holds personal
+// data.
+func (s *SMTPMailer) redact(m Message, err error) error {
+	text := err.Error()
+	for _, secret := range []struct{ value, as string }{
+		{s.MessageID(m), "<message-id>"}, {m.Recipient, "<recipient>"}, {s.cfg.From, "<sender>"}} {
+		if secret.value != "" {
+			text = strings.ReplaceAll(text, secret.value, secret.as)
+		}
+	}
+	return errors.New(text)
 }
 
 // permanentError marks a failure that no retry can fix.

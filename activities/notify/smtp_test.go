@@ -30,7 +30,9 @@ type mailEnv struct {
 }
 
 func newMailEnv(t *testing.T) *mailEnv {
-	e := &mailEnv{t: t, pool: testkit.DB(t), pit: testkit.StartMailpit(t), region: "mail-" + uuid.NewString()[:8]}
+	// The server refuses, for good, recipients outside customer.test.
+	e := &mailEnv{t: t, pool: testkit.DB(t), pit: testkit.StartMailpit(t, "--smtp-allowed-recipients", `@customer\.test$`),
+		region: "mail-" + uuid.NewString()[:8]}
 	var err error
 	e.mailer, err = notify.NewSMTPMailer(notify.SMTPConfig{Host: e.pit.SMTPHost, Port: e.pit.SMTPPort, TLS: "none",
 		Username: "orderflow", Password: "secret", From: "orders@orderflow.test", Timeout: 2 * time.Second})
@@ -160,13 +162,26 @@ func TestAMessageSentAgainAfterACrashKeepsItsMessageID(t *testing.T) {
 	assert.Equal(t, msgs[0].MessageID, msgs[1].MessageID)
 }
 
-// A recipient the server refuses for good is given up after MaxAttempts.
-func TestARefusedRecipientIsGivenUp(t *testing.T) {
+// A recipient the server refuses for good (a 5xx), or that is no address,
+// is given up after MaxAttempts; the error kept names no address.
+func TestARefusedRecipientIsGivenUpAndNotRecorded(t *testing.T) {
 	e := newMailEnv(t)
+	e.notify(notify.OrderConfirmed, "someone@elsewhere.test")
 	e.notify(notify.OrderConfirmed, "not an address")
 	e.run()
-	require.Eventually(t, func() bool { return e.count("dead", 2) == 1 }, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return e.count("dead", 2) == 2 }, 30*time.Second, 20*time.Millisecond)
 	assert.Empty(t, e.pit.Messages(t))
+	rows, err := e.pool.Query(context.Background(), `SELECT last_error FROM notifications WHERE region = $1 ORDER BY id`, e.region)
+	require.NoError(t, err)
+	errs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Len(t, errs, 2)
+	assert.Contains(t, errs[0], "smtp refused")
+	assert.Contains(t, errs[1], "recipient")
+	for _, e := range errs {
+		assert.NotContains(t, e, "@", "no address in %q", e)
+		assert.NotContains(t, e, "not an address")
+	}
 }
 
 func TestParseSMTPURL(t *testing.T) {

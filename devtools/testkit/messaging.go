@@ -148,8 +148,9 @@ const EnvMailpit = "ORDERFLOW_TEST_MAILPIT"
 
 // StartMailpit starts mailpit on two free loopback ports with its database
 // in a temporary file that outlives a Stop, so that what arrived before a
-// restart is still counted after it; it stops when the test ends.
-func StartMailpit(t testing.TB) *Mailpit {
+// restart is still counted after it; it stops when the test ends. Args are
+// added to its command line ("--smtp-allowed-recipients", "@shop\\.test$").
+func StartMailpit(t testing.TB, args ...string) *Mailpit {
 	t.Helper()
 	bin := ToolBinary(t, "mailpit_bin", EnvMailpit)
 	dir := t.TempDir()
@@ -159,6 +160,7 @@ func StartMailpit(t testing.TB) *Mailpit {
 			args: []string{"--smtp", fmt.Sprintf("127.0.0.1:%d", smtp), "--listen", fmt.Sprintf("127.0.0.1:%d", web),
 				"--database", filepath.Join(dir, "mailpit.db"), "--max", "0", "--quiet",
 				"--disable-version-check", "--smtp-disable-rdns", "--smtp-auth-accept-any", "--smtp-auth-allow-insecure"}}}
+	m.args = append(m.args, args...)
 	m.Start()
 	t.Cleanup(m.Stop)
 	return m

@@ -46,13 +46,16 @@ type Relay struct {
 	// first wait after a failed publish, doubling up to MaxBackoff
 	// (defaults 200 ms and 10 s); PublishTimeout bounds one publish
 	// (default 5 s); Standby is how often a relay that does not lead
-	// tries to (default 2 s).
+	// tries to (default 2 s). Retain is how long published events stay in
+	// the outbox before the leader deletes them (default 7 days; streams
+	// keep them as long as EVENTS_MAX_AGE says).
 	Batch          int
 	Poll           time.Duration
 	Backoff        time.Duration
 	MaxBackoff     time.Duration
 	PublishTimeout time.Duration
 	Standby        time.Duration
+	Retain         time.Duration
 
 	leader    atomic.Bool
 	published atomic.Int64
@@ -71,6 +74,7 @@ func (r *Relay) defaults() {
 	orDefault(&r.MaxBackoff, 10*time.Second)
 	orDefault(&r.PublishTimeout, 5*time.Second)
 	orDefault(&r.Standby, 2*time.Second)
+	orDefault(&r.Retain, 7*24*time.Hour)
 	if r.Log == nil {
 		r.Log = zap.NewNop()
 	}
@@ -141,8 +145,14 @@ type outboxRow struct {
 // serve publishes while it leads; it returns when ctx is done (nil) or the
 // connection fails (the error), which ends the lead.
 func (r *Relay) serve(ctx context.Context, conn *pgx.Conn) error {
-	backoff, ready := r.Backoff, false
+	backoff, ready, pruned := r.Backoff, false, time.Time{}
 	for ctx.Err() == nil {
+		if time.Since(pruned) > time.Hour {
+			if err := r.prune(ctx, conn); err != nil {
+				return err
+			}
+			pruned = time.Now()
+		}
 		if !ready {
 			sctx, cancel := context.WithTimeout(ctx, r.PublishTimeout)
 			err := EnsureStreams(sctx, r.JS, r.Config)
@@ -186,6 +196,26 @@ func (r *Relay) serve(ctx context.Context, conn *pgx.Conn) error {
 		}
 		sleep(ctx, backoff)
 		backoff = min(2*backoff, r.MaxBackoff)
+	}
+	return nil
+}
+
+// prune deletes the scope's events published longer ago than Retain, a
+// bounded batch at a time; the oldest ids come first in the primary key.
+func (r *Relay) prune(ctx context.Context, conn *pgx.Conn) error {
+	const q = `DELETE FROM event_outbox WHERE id IN (
+		SELECT id FROM event_outbox WHERE region = $1 AND status = 'published' AND published_at < now() - $2::interval
+		ORDER BY id LIMIT 10000)`
+	for ctx.Err() == nil {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		tag, err := conn.Exec(pctx, q, r.Region, r.Retain.String())
+		cancel()
+		if err != nil {
+			return fmt.Errorf("prune event outbox: %w", err)
+		}
+		if tag.RowsAffected() < 10000 {
+			return nil
+		}
 	}
 	return nil
 }

@@ -264,3 +264,25 @@ func mustInt(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// The lead deletes published events older than Retain, and only those.
+func TestTheLeaderPrunesEventsPublishedLongAgo(t *testing.T) {
+	e := newRelayEnv(t)
+	old := e.enqueue(events.OrderShipped)
+	recent := e.enqueue(events.OrderShipped)
+	_, stop := e.relay()
+	e.waitPublished()
+	stop()
+	_, err := e.pool.Exec(context.Background(), `UPDATE event_outbox SET published_at = now() - interval '8 days' WHERE order_id = $1`, old)
+	require.NoError(t, err)
+	e.relay() // prunes when it takes the lead
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT count(*) FROM event_outbox WHERE order_id = $1`, old).Scan(&n))
+		return n == 0
+	}, 10*time.Second, 20*time.Millisecond)
+	var n int
+	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT count(*) FROM event_outbox WHERE order_id = $1`, recent).Scan(&n))
+	assert.Equal(t, 1, n, "an event published recently stays")
+}
+

@@ -187,13 +187,14 @@ func (r *Relay) serve(ctx context.Context, conn *pgx.Conn) error {
 			backoff = r.Backoff
 			continue
 		}
+		var last error
 		for _, err := range failed {
 			if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-				ready = false // the streams are gone (a new server): create them again
+				ready = false // a stream is gone (a new server): create them again
 			}
-			r.Log.Warn("event relay: publish failed; the event waits", zap.Int("failed", len(failed)), zap.Error(err))
-			break
+			last = err
 		}
+		r.Log.Warn("event relay: publish failed; the events wait", zap.Int("failed", len(failed)), zap.Error(last))
 		sleep(ctx, backoff)
 		backoff = min(2*backoff, r.MaxBackoff)
 	}

@@ -286,3 +286,17 @@ func TestTheLeaderPrunesEventsPublishedLongAgo(t *testing.T) {
 	assert.Equal(t, 1, n, "an event published recently stays")
 }
 
+
+// A stream that disappears (a NATS server started without its store) is
+// created again by the leader, and the events that wait go into it.
+func TestTheLeaderRecreatesAStreamThatIsGone(t *testing.T) {
+	e := newRelayEnv(t)
+	e.enqueue(events.OrderShipped)
+	e.relay()
+	e.waitPublished()
+	require.NoError(t, e.js.DeleteStream(context.Background(), "ORDERS"))
+	e.enqueue(events.OrderShipped, events.OrderDelivered)
+	e.waitPublished()
+	envs, _ := e.received()
+	assert.Len(t, envs, 2, "the new ORDERS stream holds the two events published after it was gone")
+}

@@ -286,7 +286,6 @@ func TestTheLeaderPrunesEventsPublishedLongAgo(t *testing.T) {
 	assert.Equal(t, 1, n, "an event published recently stays")
 }
 
-
 // A stream that disappears (a NATS server started without its store) is
 // created again by the leader, and the events that wait go into it.
 func TestTheLeaderRecreatesAStreamThatIsGone(t *testing.T) {

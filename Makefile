@@ -4,16 +4,26 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 # go.mod's toolchain line (the installed Go's go.env says local).
 export GOTOOLCHAIN ?= auto
 
-.PHONY: run up down test vulncheck alerts-test fuzz bench chaos build fmt lint temporal-cli clean
+.PHONY: run up down test vulncheck alerts-test fuzz bench chaos build fmt lint temporal-cli clean dev-bin
 
-run: ## the whole local stack in the foreground; Ctrl-C stops it
-	@scripts/stack.sh run
+# The lab (devtools/lab) runs every stack from its typed topology; its
+# command is orderflow-dev lab (orderflow-dev lab help). Environment
+# overrides: API_ADDR, DATABASE_URL, REDIS_URL, TEMPORAL_PORT,
+# TEMPORAL_UI_PORT, PAYSIM_A_PORT, PAYSIM_B_PORT, WORKER_HEALTH_ADDR,
+# STACK_DATA_DIR, LAB_PORTS (default, free or base:N) and the product's own.
+DEV := bin/orderflow-dev
 
-up: ## the whole local stack in the background
-	@scripts/stack.sh up
+dev-bin:
+	@go build -trimpath -o $(DEV) ./devtools/cmd/orderflow-dev
 
-down: ## stop what `make up` started
-	@scripts/stack.sh down
+run: dev-bin ## the whole local stack in the foreground; Ctrl-C stops it
+	@$(DEV) lab run
+
+up: dev-bin ## the whole local stack in the background
+	@$(DEV) lab up
+
+down: dev-bin ## stop what `make up` started
+	@$(DEV) lab down
 
 # Binaries are built with -trimpath: their stack traces name packages, not
 # the build machine's paths (with go.mod's toolchain, GOROOT sits in the
@@ -26,7 +36,9 @@ vulncheck: ## govulncheck against the pinned offline vulnerability database; exc
 	@devtools/vulncheck.sh
 
 alerts-test: ## promtool: check deploy/observability's scrape config and alert rules, run the rules' unit tests
-	@bash -c 'source scripts/lib.sh && check_alerts'
+	@devtools/install.sh promtool
+	@cd deploy/observability && promtool check rules alerts.yml && promtool check config prometheus.yml && \
+		promtool test rules alerts_test.yml
 
 # Fuzz targets run their seed corpora in `make test`; `make fuzz` explores
 # past them, each target for FUZZTIME. New failing inputs land in
@@ -46,15 +58,18 @@ fuzz: ## run every fuzz target in FUZZ_PKGS for FUZZTIME each (default 60s); nee
 bench: ## load-test a fresh stack: step search, baseline, fixed-rate run; writes bench/results/
 	@scripts/bench.sh
 
-chaos: ## faults against a fresh stack under load, then the invariants (CHAOS_DURATION, default 10m)
-	@scripts/chaos.sh
+# CHAOS_ARGS: extra flags for `orderflow-dev chaos` (orderflow-dev chaos -h).
+CHAOS_DURATION ?= 10m
+CHAOS_RATE ?= 10
+chaos: dev-bin ## faults against a fresh stack under load, then the invariants (CHAOS_DURATION, default 10m); writes chaos/results/
+	@$(DEV) lab with --profile chaos -- $(DEV) chaos --duration $(CHAOS_DURATION) --rate $(CHAOS_RATE) $(CHAOS_ARGS)
 
 build:
 	go build -trimpath -o bin/orderflow ./cmd/orderflow
 	go build -trimpath -o bin/orderflow-dev ./devtools/cmd/orderflow-dev
 
-temporal-cli: ## build (or find) the pinned temporal CLI and print its path
-	@bash -c 'source scripts/lib.sh && temporal_bin'
+temporal-cli: dev-bin ## build (or find) the pinned temporal CLI and print its path
+	@$(DEV) lab tool temporal
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -62,7 +77,7 @@ fmt:
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
-	@bash -c 'source scripts/lib.sh && cd "$$ROOT" && "$$(workflowcheck_bin)" ./...'
+	@go build -trimpath -o $(DEV) ./devtools/cmd/orderflow-dev && "$$($(DEV) lab tool workflowcheck)" ./...
 
 clean:
 	rm -rf bin .data

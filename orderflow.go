@@ -20,17 +20,62 @@ const (
 	StatusCompensating   = "COMPENSATING"
 	StatusFailed         = "FAILED"
 	StatusCancelled      = "CANCELLED"
+
+	// Fulfillment, after CONFIRMED, for orders the saga fulfils
+	// (docs/fulfillment.md): the order's lines are allocated to shipments,
+	// one per warehouse, handed to the carrier and followed to the door.
+
+	// StatusFulfilling: shipments allocated and handed to the carrier;
+	// none has left a warehouse yet. Cancel is still accepted.
+	StatusFulfilling = "FULFILLING"
+	// StatusFulfillmentOverdue: a shipment was not picked up within the
+	// shipment SLA; the order waits for the carrier, flagged for an operator.
+	StatusFulfillmentOverdue = "FULFILLMENT_OVERDUE"
+	// StatusPartiallyShipped: some shipments left their warehouse, not all.
+	StatusPartiallyShipped = "PARTIALLY_SHIPPED"
+	// StatusShipped: every shipment left its warehouse.
+	StatusShipped = "SHIPPED"
+	// StatusDelivered: every shipment reached the customer (or was lost
+	// and refunded, with at least one delivered).
+	StatusDelivered = "DELIVERED"
 )
 
-// Terminal reports whether an order with this status has ended: CONFIRMED,
-// FAILED or CANCELLED.
+// Statuses are every status an order can have, in the order a saga passes
+// through them; the order history's status filter accepts these.
+func Statuses() []string {
+	return []string{StatusPending, StatusReserved, StatusPaymentPending, StatusPaid, StatusConfirmed,
+		StatusFulfilling, StatusFulfillmentOverdue, StatusPartiallyShipped, StatusShipped, StatusDelivered,
+		StatusCompensating, StatusFailed, StatusCancelled}
+}
+
+// Terminal reports whether an order with this status has ended: DELIVERED,
+// FAILED, CANCELLED, or CONFIRMED, where an order that is not fulfilled by
+// orderflow (fulfillment off, the synthetic health order, every order from
+// before fulfillment) ends; a fulfilled order passes CONFIRMED within one
+// workflow task on its way to FULFILLING.
 func Terminal(status string) bool {
 	switch status {
-	case StatusConfirmed, StatusFailed, StatusCancelled:
+	case StatusConfirmed, StatusDelivered, StatusFailed, StatusCancelled:
 		return true
 	}
 	return false
 }
+
+// AwaitingCarrier reports whether an order with this status is paid for
+// and waits on its warehouses or its carrier: FULFILLING,
+// FULFILLMENT_OVERDUE, PARTIALLY_SHIPPED or SHIPPED. Such an order is
+// neither stuck nor failed; only carrier events move it on.
+func AwaitingCarrier(status string) bool {
+	switch status {
+	case StatusFulfilling, StatusFulfillmentOverdue, StatusPartiallyShipped, StatusShipped:
+		return true
+	}
+	return false
+}
+
+// Settled reports whether nothing inside orderflow is left to do for an
+// order with this status: it has ended, or it waits on its carrier.
+func Settled(status string) bool { return Terminal(status) || AwaitingCarrier(status) }
 
 // Item is one line of an order as the client asked for it.
 type Item struct {
@@ -78,6 +123,9 @@ const (
 	// ConfirmFailed: the customer paid but the confirmation failed with an
 	// error no retry fixes; the order is held PAID for an operator.
 	ConfirmFailed Kind = "ConfirmFailed"
+	// AlreadyShipped: a cancel arrived once a shipment of the order had
+	// left its warehouse; the customer returns the goods instead.
+	AlreadyShipped Kind = "AlreadyShipped"
 )
 
 // KindOf returns the business kind err carries anywhere in its chain (a
@@ -92,3 +140,18 @@ func KindOf(err error) Kind {
 
 // Is reports whether err carries this kind.
 func (k Kind) Is(err error) bool { return err != nil && KindOf(err) == k }
+
+// Address is where an order ships. It is the customer's personal data:
+// stored encrypted, sealed in the saga's history and erased with the
+// customer's e-mail. Country is an ISO 3166-1 alpha-2 code; Line2 and State
+// (a state, province or region) may be empty, and PostalCode may be where
+// the country has none.
+type Address struct {
+	Name       string `json:"name"`
+	Line1      string `json:"line1"`
+	Line2      string `json:"line2,omitempty"`
+	City       string `json:"city"`
+	PostalCode string `json:"postal_code,omitempty"`
+	State      string `json:"state,omitempty"`
+	Country    string `json:"country"`
+}

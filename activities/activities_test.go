@@ -25,7 +25,6 @@ import (
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/activities/payment/paysim"
 	"github.com/orderflow/orderflow/devtools/testkit"
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 // fixture holds the activity structs wired to the real test database and Redis.
@@ -46,7 +45,7 @@ func newFixture(t *testing.T) *fixture {
 	_, f.sim = testkit.Paysim(t, pool, "paysim-test")
 	f.ord = &orders.Activities{DB: pool, Cache: rc, PII: testkit.PII(t)}
 	f.inv = &catalog.Inventory{DB: pool, Cache: rc, SetStatus: orders.RecordStatus}
-	f.pay = &payment.Activities{DB: pool, Providers: payment.NewRouter(payment.Settings(config.LoadResilience().Payment), f.sim)}
+	f.pay = &payment.Activities{DB: pool, Providers: payment.NewRouter(testkit.Breaker(), f.sim)}
 	f.env.RegisterActivity(f.ord)
 	f.env.RegisterActivity(f.inv)
 	f.env.RegisterActivity(f.pay)

@@ -17,7 +17,6 @@ import (
 	"github.com/orderflow/orderflow/activities/notify"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/devtools/testkit"
-	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/pii"
 )
 
@@ -42,7 +41,7 @@ func (r *recorder) sentTo(orderID string) string {
 
 func ring(t *testing.T, spec, active string) *pii.Keyring {
 	t.Helper()
-	k, err := pii.Load(config.PII{Keys: spec, ActiveKey: active})
+	k, err := pii.Load(pii.Config{Keys: spec, ActiveKey: active})
 	require.NoError(t, err)
 	return k
 }

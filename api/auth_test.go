@@ -21,7 +21,6 @@ import (
 
 	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 // TestGatewayVerifiesJWKSTokensThroughRotationAndCachesSessionsInRedis runs
@@ -63,7 +62,7 @@ func TestGatewayVerifiesJWKSTokensThroughRotationAndCachesSessionsInRedis(t *tes
 
 	actx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
-	cfg := config.Auth{JWKSURL: jwks.URL, Issuer: "https://idp.example", Audience: "orderflow-api", ClockSkew: 30 * time.Second,
+	cfg := auth.Config{JWKSURL: jwks.URL, Issuer: "https://idp.example", Audience: "orderflow-api", ClockSkew: 30 * time.Second,
 		JWKSRefresh: time.Hour, SessionTTL: 30 * time.Minute}
 	a, err := auth.New(actx, cfg, auth.WithRedis(rc))
 	require.NoError(t, err)

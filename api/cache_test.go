@@ -18,7 +18,6 @@ import (
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/cache"
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 // saga runs the real activities, as the worker would, on the gateway's
@@ -37,7 +36,7 @@ func newSaga(t *testing.T, g *gateway, rc *redis.Client) *saga {
 	s := &saga{t: t, env: suite.NewTestActivityEnvironment(),
 		ord: &orders.Activities{DB: g.pool, Cache: rc, PII: testkit.PII(t)},
 		inv: &catalog.Inventory{DB: g.pool, Cache: rc, SetStatus: orders.RecordStatus},
-		pay: &payment.Activities{DB: g.pool, Cache: rc, Providers: payment.NewRouter(payment.Settings(config.LoadResilience().Payment), provider)},
+		pay: &payment.Activities{DB: g.pool, Cache: rc, Providers: payment.NewRouter(testkit.Breaker(), provider)},
 	}
 	s.env.RegisterActivity(s.ord)
 	s.env.RegisterActivity(s.inv)

@@ -15,9 +15,9 @@ import (
 // erasure changed. A repeated erasure changes nothing and says so.
 type ErasureJSON struct {
 	CustomerID string `json:"customer_id"`
-	// OrdersScrubbed counts the orders whose e-mail this call removed;
-	// OrdersRetained counts all the customer's orders, which stay, with
-	// their lines, payments and history, for the audit.
+	// OrdersScrubbed counts the orders whose e-mail and shipping address
+	// this call removed; OrdersRetained counts all the customer's orders,
+	// which stay, with their lines, payments and history, for the audit.
 	OrdersScrubbed int64 `json:"orders_scrubbed"`
 	OrdersRetained int64 `json:"orders_retained"`
 	// NotificationsCancelled counts messages that were still to be sent;
@@ -27,9 +27,9 @@ type ErasureJSON struct {
 }
 
 // eraseCustomerPII is DELETE /v1/customers/{id}/pii (admin only), the right
-// to erasure: the customer's e-mail is removed from every order and every
-// notification, and messages not yet sent are cancelled, in one
-// transaction. Orders, their lines, payments, payment transactions, status
+// to erasure: the customer's e-mail and shipping addresses are removed from
+// every order, the e-mail from every notification, and messages not yet
+// sent are cancelled, in one transaction. Orders, their lines, payments, payment transactions, status
 // history and inventory events stay: they hold no personal data beyond the
 // opaque customer id and are the audit record. 400 for an id that cannot be
 // a customer's, 404 for a customer without orders; a repeat answers 200

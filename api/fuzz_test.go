@@ -23,7 +23,8 @@ import (
 // saga nor touches a database: they cover what the gateway does with the
 // bytes before it asks any service.
 
-const validOrder = `{"customer_id":"c-1","items":[{"sku":"SKU-1","quantity":2}],"payment_token":"tok_visa","email":"a@b.c"}`
+const validOrder = `{"customer_id":"c-1","items":[{"sku":"SKU-1","quantity":2}],"payment_token":"tok_visa","email":"a@b.c",` +
+	`"shipping_address":{"name":"Ada","line1":"1 Main St","city":"Springfield","postal_code":"62701","country":"US"}}`
 
 // gatewayBodyLimit is the body limit the gateway applies when none is
 // configured, read from a Server that Handler has defaulted.
@@ -174,9 +175,29 @@ func checkOrderInvariants(t *testing.T, r PlaceOrderRequest) {
 	if err != nil || a.Address != r.Email || a.Name != "" || len(r.Email) > 254 {
 		t.Fatalf("accepted email %q (%v)", r.Email, err)
 	}
+	ship := r.ShippingAddress
+	if ship == nil {
+		t.Fatalf("accepted an order without a shipping address")
+	}
+	for name, f := range map[string]struct {
+		v        string
+		max      int
+		required bool
+	}{"name": {ship.Name, 200, true}, "line1": {ship.Line1, 200, true}, "line2": {ship.Line2, 200, false}, "city": {ship.City, 100, true},
+		"state": {ship.State, 100, false}, "postal_code": {ship.PostalCode, 16, false}} {
+		if len(f.v) > f.max || (f.required && strings.TrimSpace(f.v) == "") {
+			t.Fatalf("accepted shipping_address.%s %q", name, f.v)
+		}
+		if strings.IndexFunc(f.v, func(c rune) bool { return unicode.IsControl(c) || unicode.Is(unicode.Cf, c) }) >= 0 {
+			t.Fatalf("accepted shipping_address.%s %q with a control or format character", name, f.v)
+		}
+	}
+	if len(ship.Country) != 2 || ship.Country[0] < 'A' || ship.Country[0] > 'Z' || ship.Country[1] < 'A' || ship.Country[1] > 'Z' {
+		t.Fatalf("accepted shipping_address.country %q", ship.Country)
+	}
 	// Everything accepted goes into PostgreSQL text columns and Temporal
 	// payloads: valid UTF-8 and no NUL.
-	for _, s := range []string{r.CustomerID, r.PaymentToken, r.Email} {
+	for _, s := range []string{r.CustomerID, r.PaymentToken, r.Email, ship.Name, ship.Line1, ship.Line2, ship.City, ship.State, ship.PostalCode} {
 		if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
 			t.Fatalf("accepted %q, which PostgreSQL text refuses", s)
 		}
@@ -196,6 +217,9 @@ func asciiWord(s, punct string) bool {
 
 func equalRequests(a, b PlaceOrderRequest) bool {
 	if a.CustomerID != b.CustomerID || a.PaymentToken != b.PaymentToken || a.Email != b.Email || len(a.Items) != len(b.Items) {
+		return false
+	}
+	if (a.ShippingAddress == nil) != (b.ShippingAddress == nil) || (a.ShippingAddress != nil && *a.ShippingAddress != *b.ShippingAddress) {
 		return false
 	}
 	for i := range a.Items {

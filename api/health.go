@@ -12,7 +12,6 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/activities/payment"
-	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/health"
 	"github.com/orderflow/orderflow/workflows/order"
 )
@@ -26,7 +25,7 @@ const (
 // healthState is the gateway's checkers and the deep check's single flight.
 type healthState struct {
 	once          sync.Once
-	cfg           config.Health
+	cfg           Health
 	shallow, deep *health.Checker
 
 	// running is held while a deep check runs; a second caller does not wait.
@@ -35,43 +34,18 @@ type healthState struct {
 	last    *health.Report
 }
 
-// healthConfig is s.Health with the defaults filled in for a Server built
-// without configuration.
-func (s *Server) healthConfig() config.Health {
-	h, def := s.Health, config.LoadResilience().Health
-	if h.Budget <= 0 {
-		h.Budget = def.Budget
-	}
-	if h.DeepBudget <= 0 {
-		h.DeepBudget = def.DeepBudget
-	}
-	if h.DiskPath == "" {
-		h.DiskPath, h.MinFreeDiskMB = def.DiskPath, def.MinFreeDiskMB
-	}
-	if h.MaxHeapMB <= 0 {
-		h.MaxHeapMB = def.MaxHeapMB
-	}
-	if h.SyntheticSKU == "" {
-		h.SyntheticSKU = def.SyntheticSKU
-	}
-	if h.SyntheticOwner == "" {
-		h.SyntheticOwner = def.SyntheticOwner
-	}
-	return h
-}
-
 // checkers builds, once, the checker of GET /health (database, cache,
 // Temporal, disk, memory and HealthChecks) and that of GET /health/deep (the
 // same plus the inventory row of the synthetic SKU, a synthetic order through
 // the saga and ProviderChecks).
 func (s *Server) checkers() (shallow, deep *health.Checker) {
 	s.hs.once.Do(func() {
-		h := s.healthConfig()
+		h := s.Health.withDefaults()
 		s.hs.cfg = h
 		base := []health.Check{
 			health.Database(s.DB), health.Cache(s.Cache), health.Temporal(s.Temporal),
-			health.Disk(h.DiskPath, h.MinFreeDiskMB), health.Memory(h.MaxHeapMB),
 		}
+		base = append(base, h.Checks()...)
 		base = append(base, s.HealthChecks...)
 		s.hs.shallow = health.New(h.Budget, base...)
 		s.hs.deep = health.New(h.DeepBudget, base...)
@@ -99,6 +73,19 @@ func (s *Server) health(c echo.Context) error {
 	health.WriteReport(c.Response(), shallow.Run(c.Request().Context()))
 	return nil
 }
+
+// ready answers GET /health/ready, the load balancer's check: 503 from the
+// moment the gateway drains (Drain), else the shallow checks of /health.
+func (s *Server) ready(c echo.Context) error {
+	if s.draining.Load() {
+		return unavailable("draining", "the gateway is shutting down; another instance serves")
+	}
+	return s.health(c)
+}
+
+// Drain makes GET /health/ready fail from now on, so that load balancers
+// stop sending new requests here while those in flight finish.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // healthDeep answers GET /health/deep: the shallow checks plus a real order
 // through the saga. One deep check runs at a time per process, so the
@@ -172,6 +159,7 @@ func (s *Server) checkSyntheticOrder(ctx context.Context) (string, error) {
 		OrderID: orderID, CustomerID: h.SyntheticOwner, Email: "synthetic-health@orderflow.invalid",
 		PaymentToken: payment.TokenVisa, Items: []orderflow.Item{{SKU: h.SyntheticSKU, Quantity: 1}},
 	})
+	in.Fulfill = false // nothing ships: the synthetic order ends CONFIRMED
 	run, err := s.Temporal.ExecuteWorkflow(ctx, opts, order.Workflow, in)
 	if err != nil {
 		return "", fmt.Errorf("start synthetic order %s: %w", orderID, err)

@@ -23,7 +23,6 @@ import (
 
 	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 // gateway is a Server on an httptest listener, against the real test
@@ -44,8 +43,8 @@ func newGateway(t *testing.T, rc *redis.Client, configure func(*Server)) *gatewa
 	tok := testkit.Auth(t)
 	// The test client stands for the ingress: loopback is a trusted proxy, so
 	// the X-Forwarded-For the tests send is the client's address.
-	srv := &Server{DB: pool, Cache: rc, Temporal: testkit.Temporal(t), Log: zaptest.NewLogger(t), Region: "test", Auth: tok.Auth,
-		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
+	srv := &Server{DB: pool, Cache: rc, Temporal: testkit.Temporal(t), Log: zaptest.NewLogger(t), Auth: tok.Auth,
+		Config: Config{Region: "test", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}}
 	if configure != nil {
 		configure(srv)
 	}
@@ -117,7 +116,7 @@ func clientIP() string {
 
 func limits(perUser, perIP int, period time.Duration) func(*Server) {
 	return func(s *Server) {
-		s.RateLimit = config.RateLimit{Enabled: true, PerUser: perUser, PerIP: perIP, Period: period}
+		s.RateLimit = RateLimit{Enabled: true, PerUser: perUser, PerIP: perIP, Period: period}
 	}
 }
 

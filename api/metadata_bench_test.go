@@ -7,7 +7,7 @@ import "testing"
 // about 1.6 µs, against milliseconds of CPU per order on the order path
 // (docs/performance.md).
 func BenchmarkSagaMetadata(b *testing.B) {
-	s := &Server{Region: "eu"}
+	s := &Server{Config: Config{Region: "eu"}}
 	req := &PlaceOrderRequest{CustomerID: "c-1", Items: []OrderItem{{SKU: "SKU-1", Quantity: 2}, {SKU: "SKU-2", Quantity: 1}}}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -26,7 +26,7 @@ func TestSagaSummary_NamesTheOrderItsUnitsAndTotal(t *testing.T) {
 }
 
 func TestSagaDetails_ShowCustomerRegionAndFiveLinesButNoSecrets(t *testing.T) {
-	s := &Server{Region: "eu"}
+	s := &Server{Config: Config{Region: "eu"}}
 	var items []OrderItem
 	for _, sku := range []string{"A", "B", "C", "D", "E", "F", "G"} {
 		items = append(items, OrderItem{SKU: sku, Quantity: 1})

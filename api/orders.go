@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -138,6 +139,7 @@ func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderR
 	opts.StaticSummary, opts.StaticDetails = sagaSummary(orderID, req, totalCents, currency), s.sagaDetails(req, totalCents, currency)
 	in := s.sagaInput(order.Input{
 		OrderID: orderID, CustomerID: req.CustomerID, Email: req.Email, PaymentToken: req.PaymentToken, Items: items,
+		ShippingAddress: req.ShippingAddress,
 	})
 	_, err := s.Temporal.ExecuteWorkflow(ctx, opts, order.Workflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -220,6 +222,7 @@ func money(cents int64, currency string) string {
 func (s *Server) sagaInput(in order.Input) order.Input {
 	in.Region = s.Region
 	in.PaymentDeadline, in.PaymentRetryInitial, in.PaymentRetryMax = s.Payment.Deadline, s.Payment.RetryInitial, s.Payment.RetryMax
+	in.Fulfill, in.ShipmentSLA = s.Fulfillment.Enabled, s.Fulfillment.ShipmentSLA
 	return in
 }
 
@@ -496,6 +499,9 @@ func (s *Server) cancelOrder(c echo.Context) error {
 		return c.JSON(http.StatusAccepted, CancelAccepted{OrderID: oid, Status: res.Status, CancelRequested: true, StatusURL: "/v1/orders/" + oid})
 	}
 	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.Type() == string(orderflow.AlreadyShipped) {
+		return alreadyShipped(oid)
+	}
 	if errors.As(err, &app) && app.Type() == string(orderflow.TooLateToCancel) {
 		var status string
 		_ = app.Details(&status)
@@ -521,6 +527,87 @@ func (s *Server) cancelOrder(c echo.Context) error {
 		return newError(http.StatusNotFound, "order_not_found", "no such order")
 	case o.Status == orderflow.StatusCancelled:
 		return c.JSON(http.StatusAccepted, CancelAccepted{OrderID: oid, Status: o.Status, CancelRequested: true, StatusURL: "/v1/orders/" + oid})
+	case o.Status == orderflow.StatusDelivered, o.Status == orderflow.StatusShipped, o.Status == orderflow.StatusPartiallyShipped:
+		return alreadyShipped(oid)
 	}
 	return newError(http.StatusConflict, "too_late_to_cancel", "the order is "+o.Status+" and can no longer be cancelled")
+}
+
+// History page sizes of GET /v1/orders.
+const (
+	defaultHistoryLimit = 20
+	maxHistoryLimit     = 100
+)
+
+// OrderSummaryJSON is an order as the history lists it: the order without
+// its lines and status changes, which GET /v1/orders/{id} shows.
+type OrderSummaryJSON struct {
+	OrderID       string    `json:"order_id"`
+	CustomerID    string    `json:"customer_id"`
+	Status        string    `json:"status"`
+	TotalCents    int64     `json:"total_cents"`
+	Currency      string    `json:"currency"`
+	FailureReason *string   `json:"failure_reason"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// OrderPageJSON is the answer of GET /v1/orders: a page of the history,
+// newest first. Next is the after= of the following page, absent on the
+// last one.
+type OrderPageJSON struct {
+	Orders []OrderSummaryJSON `json:"orders"`
+	Next   string             `json:"next,omitempty"`
+}
+
+// listOrders is GET /v1/orders?status=&limit=&after=&customer_id=: the
+// caller's orders, newest first, a page at a time. Operators (and admins)
+// may name any customer; a customer naming another is refused with 403, as
+// placing an order for another is. Orders accepted but not yet written by
+// their saga appear once written, moments later.
+func (s *Server) listOrders(c echo.Context) error {
+	claims, ok := auth.FromContext(c.Request().Context())
+	if !ok {
+		return auth.ErrMissingToken
+	}
+	p, err := queryParams(c, "status", "limit", "after", "customer_id")
+	if err != nil {
+		return err
+	}
+	q := orders.HistoryQuery{CustomerID: claims.Subject, Status: p["status"]}
+	if id, named := p["customer_id"]; named {
+		if !customerPattern.MatchString(id) {
+			return newError(http.StatusBadRequest, "invalid_request", "customer_id is not a customer id",
+				Detail{Field: "customer_id", Issue: "1-128 characters of letters, digits and ._:@-"})
+		}
+		if id != claims.Subject && !claims.Has(auth.RoleOperator) {
+			return newError(http.StatusForbidden, "customer_mismatch", "customers list only their own orders",
+				Detail{Field: "customer_id", Issue: "not the token's subject"})
+		}
+		q.CustomerID = id
+	}
+	if _, given := p["status"]; given && !slices.Contains(orderflow.Statuses(), q.Status) {
+		return newError(http.StatusBadRequest, "invalid_request", "status is not an order status",
+			Detail{Field: "status", Issue: "one of " + strings.Join(orderflow.Statuses(), ", ")})
+	}
+	limit, given := p["limit"]
+	if q.Limit, err = pageLimit(limit, given, defaultHistoryLimit, maxHistoryLimit); err != nil {
+		return err
+	}
+	if after, given := p["after"]; given {
+		if q.After, err = parseOrderCursor(after); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
+	defer cancel()
+	page, err := s.ordersStore().History(ctx, q)
+	if err != nil {
+		return err
+	}
+	out := OrderPageJSON{Orders: make([]OrderSummaryJSON, len(page.Orders)), Next: orderCursor(page.Next)}
+	for i, o := range page.Orders {
+		out.Orders[i] = OrderSummaryJSON(o)
+	}
+	return c.JSON(http.StatusOK, out)
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -118,8 +120,12 @@ func (s *Server) getProduct(c echo.Context) error {
 	return c.JSON(http.StatusOK, product(e, st))
 }
 
-// listProducts pages through the catalog in SKU order: ?limit=N&after=SKU.
+// listProducts pages through the catalog in SKU order: ?limit=N&after=SKU;
+// with q= it searches instead (searchProducts).
 func (s *Server) listProducts(c echo.Context) error {
+	if c.QueryParams().Has("q") {
+		return s.searchProducts(c)
+	}
 	limit := 100
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -216,4 +222,78 @@ func (s *Server) putProduct(c echo.Context) error {
 	}
 	return c.JSON(status, ProductJSON{SKU: sku, Name: *req.Name, PriceCents: *req.PriceCents, Currency: currency,
 		OnHand: *req.OnHand, Reserved: reserved, Available: *req.OnHand - reserved})
+}
+
+// Search limits of GET /v1/products?q=.
+const (
+	defaultSearchLimit = 20
+	maxSearchLimit     = 100
+	maxSearchText      = 200
+	maxSearchWords     = 8
+)
+
+// SearchPageJSON is the answer of GET /v1/products?q=: a page of matching
+// products, best first. Next is the after= of the following page, absent on
+// the last one.
+type SearchPageJSON struct {
+	Products []ProductJSON `json:"products"`
+	Next     string        `json:"next,omitempty"`
+}
+
+// searchProducts is GET /v1/products?q=&limit=&after=: products whose SKU
+// or name holds every word of q (as a word's prefix, or the name's word
+// stemmed), ranked (the SKU counts most, a SKU equal to q comes first), a
+// page at a time.
+func (s *Server) searchProducts(c echo.Context) error {
+	p, err := queryParams(c, "q", "limit", "after")
+	if err != nil {
+		return err
+	}
+	text := p["q"]
+	words := searchWords(text)
+	switch {
+	case len(text) > maxSearchText || !utf8.ValidString(text) || strings.IndexFunc(text, unicode.IsControl) >= 0:
+		return newError(http.StatusBadRequest, "invalid_request", "q is not a search",
+			Detail{Field: "q", Issue: fmt.Sprintf("up to %d bytes of text without control characters", maxSearchText)})
+	case len(words) == 0:
+		return newError(http.StatusBadRequest, "invalid_request", "q has no word to search for",
+			Detail{Field: "q", Issue: "at least one word of letters or digits"})
+	case len(words) > maxSearchWords:
+		return newError(http.StatusBadRequest, "invalid_request", "q has too many words",
+			Detail{Field: "q", Issue: fmt.Sprintf("at most %d words", maxSearchWords)})
+	}
+	q := catalog.SearchQuery{Words: words, Text: strings.TrimSpace(text)}
+	limit, given := p["limit"]
+	if q.Limit, err = pageLimit(limit, given, defaultSearchLimit, maxSearchLimit); err != nil {
+		return err
+	}
+	if after, given := p["after"]; given {
+		if q.After, err = parseProductCursor(after); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
+	defer cancel()
+	page, err := s.catalogStore().Search(ctx, q)
+	if err != nil {
+		return err
+	}
+	out := SearchPageJSON{Products: make([]ProductJSON, len(page.Products)), Next: productCursor(page.Next)}
+	for i, f := range page.Products {
+		out.Products[i] = ProductJSON{SKU: f.SKU, Name: f.Name, PriceCents: f.PriceCents, Currency: f.Currency,
+			OnHand: f.OnHand, Reserved: f.Reserved, Available: f.Available}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// searchWords splits a search at everything but letters and digits, as
+// migration 0009 splits SKUs and names, lower-cased and without repeats.
+func searchWords(text string) []string {
+	var words []string
+	for _, w := range strings.FieldsFunc(text, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
+		if w = strings.ToLower(w); len(w) <= 64 && !slices.Contains(words, w) {
+			words = append(words, w)
+		}
+	}
+	return words
 }

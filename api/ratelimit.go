@@ -21,7 +21,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 // Rate-limit headers (IETF draft "RateLimit header fields for HTTP"), set on
@@ -88,13 +87,13 @@ type rateLimiter struct {
 	rejectCount    metric.Int64Counter
 }
 
-func newRateLimiter(cfg config.RateLimit, rc *redis.Client, timeout time.Duration, log *zap.Logger) *rateLimiter {
+func newRateLimiter(cfg RateLimit, rc *redis.Client, timeout time.Duration, log *zap.Logger) *rateLimiter {
 	if log == nil {
 		log = zap.NewNop()
 	}
 	period := cfg.Period
 	if period <= 0 {
-		period = time.Minute
+		period = DefaultRateLimitPeriod
 	}
 	l := &rateLimiter{
 		perUser: redis_rate.Limit{Rate: cfg.PerUser, Burst: cfg.PerUser, Period: period},

@@ -13,7 +13,6 @@ import (
 
 	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 // BenchmarkRateLimit measures what the limiter adds to one request: the
@@ -22,7 +21,7 @@ import (
 // handler with and without it (and without authentication).
 func BenchmarkRateLimit(b *testing.B) {
 	rc := testkit.Redis(b)
-	cfg := config.RateLimit{Enabled: true, PerUser: 1 << 30, PerIP: 1 << 30, Period: time.Minute}
+	cfg := RateLimit{Enabled: true, PerUser: 1 << 30, PerIP: 1 << 30, Period: time.Minute}
 	ctx := context.Background()
 	user, ip := "bench-"+uuid.NewString(), clientIP()
 	tok := testkit.Auth(b)
@@ -46,7 +45,7 @@ func BenchmarkRateLimit(b *testing.B) {
 		enabled, auth bool
 	}{{"middleware/off", false, true}, {"middleware/redis", true, true}, {"middleware/off_without_auth", false, false}} {
 		b.Run(tc.name, func(b *testing.B) {
-			s := &Server{Cache: rc, Log: zap.NewNop(), RateLimit: cfg}
+			s := &Server{Cache: rc, Log: zap.NewNop(), Config: Config{RateLimit: cfg}}
 			if tc.auth {
 				s.Auth = tok.Auth
 			}

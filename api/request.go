@@ -2,19 +2,29 @@ package api
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
+	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+
+	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/catalog"
+	"github.com/orderflow/orderflow/activities/orders"
 )
 
 // Limits of an order request.
@@ -33,20 +43,35 @@ var (
 // decodeJSON reads a JSON body strictly: bounded size, one object, no unknown
 // fields, keys spelled exactly and none repeated, no trailing data.
 func decodeJSON(c echo.Context, limit int64, v any) error {
+	body, err := readJSON(c, limit)
+	if err != nil {
+		return err
+	}
+	return decodeBody(body, v)
+}
+
+// readJSON reads a JSON request's raw body, bounded by limit (a signed
+// body is checked before it is decoded).
+func readJSON(c echo.Context, limit int64) ([]byte, error) {
 	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != echo.MIMEApplicationJSON {
-			return newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as application/json")
+			return nil, newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as application/json")
 		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return newError(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", limit))
+			return nil, newError(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", limit))
 		}
-		return newError(http.StatusBadRequest, "unreadable_body", "could not read the request body")
+		return nil, newError(http.StatusBadRequest, "unreadable_body", "could not read the request body")
 	}
+	return body, nil
+}
+
+// decodeBody decodes a JSON body strictly (decodeJSON says how).
+func decodeBody(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return newError(http.StatusBadRequest, "malformed_json", "request body is empty")
 	}
@@ -92,6 +117,10 @@ type PlaceOrderRequest struct {
 	Items        []OrderItem `json:"items"`
 	PaymentToken string      `json:"payment_token"`
 	Email        string      `json:"email"`
+	// ShippingAddress is required: every product ships. It is part of the
+	// request's fingerprint, so an Idempotency-Key reused with another
+	// address is refused with 422.
+	ShippingAddress *orderflow.Address `json:"shipping_address"`
 }
 
 // OrderItem is one requested line.
@@ -131,6 +160,7 @@ func (r *PlaceOrderRequest) Validate() *Error {
 		strings.IndexFunc(r.Email, func(c rune) bool { return !unicode.IsGraphic(c) || unicode.Is(unicode.Cf, c) }) >= 0 {
 		d = append(d, Detail{Field: "email", Issue: "required: a plain e-mail address"})
 	}
+	d = append(d, validateAddress("shipping_address", r.ShippingAddress)...)
 	if len(d) > 0 {
 		return newError(http.StatusBadRequest, "invalid_request", "the order request is invalid", d...)
 	}
@@ -202,4 +232,114 @@ func fieldPath(jsonPath string) string {
 		b.WriteString(seg)
 	}
 	return b.String()
+}
+
+// queryParams returns the request's query parameters, each given at most
+// once and each one of allowed: an unknown parameter (a typo would
+// otherwise be ignored silently) or a repeated one is a 400.
+func queryParams(c echo.Context, allowed ...string) (map[string]string, error) {
+	out := map[string]string{}
+	for k, vs := range c.QueryParams() {
+		if !slices.Contains(allowed, k) {
+			return nil, newError(http.StatusBadRequest, "unknown_parameter", "unknown query parameter "+strconv.Quote(k),
+				Detail{Field: k, Issue: "not allowed; allowed: " + strings.Join(allowed, ", ")})
+		}
+		if len(vs) != 1 {
+			return nil, newError(http.StatusBadRequest, "invalid_request", "query parameter "+k+" is given more than once",
+				Detail{Field: k, Issue: "give it once"})
+		}
+		out[k] = vs[0]
+	}
+	return out, nil
+}
+
+// pageLimit reads a page size: def when v is absent, else 1 to max.
+func pageLimit(v string, present bool, def, max int) (int, error) {
+	if !present {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, newError(http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit must be between 1 and %d", max),
+			Detail{Field: "limit", Issue: fmt.Sprintf("an integer from 1 to %d", max)})
+	}
+	return n, nil
+}
+
+// Cursors (after=) are opaque to clients: base64url of a kind, a version
+// and the position the previous page ended at. A cursor is only a position,
+// never a permission: every page is filtered by the caller's rights anew.
+const (
+	cursorOrders   = "o1"
+	cursorProducts = "p1"
+)
+
+// encodeCursor makes the after= of a page that ends at fields.
+func encodeCursor(kind string, fields ...string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(kind + "|" + strings.Join(fields, "|")))
+}
+
+// errBadCursor answers an after= that is not a cursor the endpoint gave.
+var errBadCursor = newError(http.StatusBadRequest, "invalid_cursor", "after is not a cursor this endpoint returned",
+	Detail{Field: "after", Issue: "pass the next value of the previous page as it is"})
+
+// decodeCursor reads a cursor of kind with n fields.
+func decodeCursor(v, kind string, n int) ([]string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil || !utf8.Valid(b) {
+		return nil, errBadCursor
+	}
+	parts := strings.SplitN(string(b), "|", n+1)
+	if len(parts) != n+1 || parts[0] != kind {
+		return nil, errBadCursor
+	}
+	return parts[1:], nil
+}
+
+// orderCursor writes the position a page of order history ended at.
+func orderCursor(p *orders.Position) string {
+	if p == nil {
+		return ""
+	}
+	return encodeCursor(cursorOrders, strconv.FormatInt(p.CreatedAt.UnixMicro(), 10), p.OrderID)
+}
+
+// parseOrderCursor reads orderCursor's form.
+func parseOrderCursor(v string) (*orders.Position, error) {
+	f, err := decodeCursor(v, cursorOrders, 2)
+	if err != nil {
+		return nil, err
+	}
+	micros, err := strconv.ParseInt(f[0], 10, 64)
+	id, uerr := uuid.Parse(f[1])
+	if err != nil || uerr != nil || micros < 0 || micros > maxCursorMicros {
+		return nil, errBadCursor
+	}
+	return &orders.Position{CreatedAt: time.UnixMicro(micros).UTC(), OrderID: id.String()}, nil
+}
+
+// maxCursorMicros is the year 9999 (PostgreSQL's timestamps end at 294276).
+var maxCursorMicros = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC).UnixMicro()
+
+// productCursor writes the position a page of search results ended at; the
+// score goes as its exact bits, so the next page starts exactly after it.
+func productCursor(r *catalog.Rank) string {
+	if r == nil {
+		return ""
+	}
+	return encodeCursor(cursorProducts, strconv.FormatUint(uint64(math.Float32bits(r.Score)), 16), r.SKU)
+}
+
+// parseProductCursor reads productCursor's form.
+func parseProductCursor(v string) (*catalog.Rank, error) {
+	f, err := decodeCursor(v, cursorProducts, 2)
+	if err != nil {
+		return nil, err
+	}
+	bits, err := strconv.ParseUint(f[0], 16, 32)
+	score := math.Float32frombits(uint32(bits))
+	if err != nil || math.IsNaN(float64(score)) || !skuPattern.MatchString(f[1]) {
+		return nil, errBadCursor
+	}
+	return &catalog.Rank{Score: score, SKU: f[1]}, nil
 }

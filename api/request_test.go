@@ -9,6 +9,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/orderflow/orderflow"
 )
 
 func TestValidIdempotencyKey(t *testing.T) {
@@ -45,11 +47,13 @@ func decode(t *testing.T, body string) (PlaceOrderRequest, *Error) {
 }
 
 func TestDecodeAndValidateOrderRequest(t *testing.T) {
-	const ok = `{"customer_id":"c-1","items":[{"sku":"SKU-1","quantity":2}],"payment_token":"tok_visa","email":"a@b.c"}`
+	const ship = `"shipping_address":{"name":"Ada","line1":"1 Main St","city":"Springfield","postal_code":"62701","state":"IL","country":"US"}`
+	const ok = `{"customer_id":"c-1","items":[{"sku":"SKU-1","quantity":2}],"payment_token":"tok_visa","email":"a@b.c",` + ship + `}`
 	r, err := decode(t, ok)
 	require.Nil(t, err)
-	assert.Equal(t, PlaceOrderRequest{CustomerID: "c-1", Items: []OrderItem{{SKU: "SKU-1", Quantity: 2}}, PaymentToken: "tok_visa", Email: "a@b.c"}, r)
-	r, err = decode(t, `{"items":[{"sku":"SKU-1","quantity":2}],"payment_token":"tok_visa","email":"a@b.c"}`)
+	assert.Equal(t, PlaceOrderRequest{CustomerID: "c-1", Items: []OrderItem{{SKU: "SKU-1", Quantity: 2}}, PaymentToken: "tok_visa", Email: "a@b.c",
+		ShippingAddress: &orderflow.Address{Name: "Ada", Line1: "1 Main St", City: "Springfield", PostalCode: "62701", State: "IL", Country: "US"}}, r)
+	r, err = decode(t, `{"items":[{"sku":"SKU-1","quantity":2}],"payment_token":"tok_visa","email":"a@b.c",`+ship+`}`)
 	require.Nil(t, err)
 	assert.Equal(t, "c-1", r.CustomerID, "an order without customer_id is the token subject's")
 
@@ -63,6 +67,11 @@ func TestDecodeAndValidateOrderRequest(t *testing.T) {
 		{"email with a zero-width space", `{"customer_id":"c-1","items":[{"sku":"S","quantity":1}],"payment_token":"tok_visa","email":"a\u200b@b.c"}`, "invalid_request", "email"},
 		{"token with spaces", `{"customer_id":"c-1","items":[{"sku":"S","quantity":1}],"payment_token":"tok visa","email":"a@b.c"}`, "invalid_request", "payment_token"},
 		{"another customer than the token's subject", `{"customer_id":"c-2","items":[{"sku":"S","quantity":1}],"payment_token":"tok_visa","email":"a@b.c"}`, "customer_mismatch", "customer_id"},
+		{"no shipping address", `{"items":[{"sku":"S","quantity":1}],"payment_token":"tok_visa","email":"a@b.c"}`, "invalid_request", "shipping_address"},
+		{"null shipping address", `{"items":[{"sku":"S","quantity":1}],"payment_token":"tok_visa","email":"a@b.c","shipping_address":null}`, "invalid_request", "shipping_address"},
+		{"shipping address not an object", `{"items":[{"sku":"S","quantity":1}],"payment_token":"tok_visa","email":"a@b.c","shipping_address":"1 Main St"}`, "invalid_request", "shipping_address"},
+		{"unknown field in the address", `{"items":[{"sku":"S","quantity":1}],"payment_token":"tok_visa","email":"a@b.c","shipping_address":{"zip":"1"}}`, "unknown_field", "zip"},
+		{"country in lower case", `{"items":[{"sku":"S","quantity":1}],"payment_token":"tok_visa","email":"a@b.c",` + strings.Replace(ship, `"US"`, `"us"`, 1) + `}`, "invalid_request", "shipping_address.country"},
 		{"two objects", ok + ok, "malformed_json", ""},
 		{"truncated", ok[:20], "malformed_json", ""},
 	}
@@ -84,7 +93,8 @@ func TestDecodeAndValidateOrderRequest(t *testing.T) {
 // case-insensitively and the last of two equal keys wins. The gateway reads
 // only the exact spelling, once.
 func TestOrderRequestKeysMustBeExactAndUnique(t *testing.T) {
-	const rest = `"items":[{"sku":"SKU-1","quantity":2}],"payment_token":"tok_visa"`
+	const rest = `"items":[{"sku":"SKU-1","quantity":2}],"payment_token":"tok_visa",` +
+		`"shipping_address":{"name":"Ada","line1":"1 Main St","city":"Springfield","postal_code":"62701","country":"US"}`
 	cases := []struct{ name, body, code, field string }{
 		{"upper-case key", `{"EMAIL":"a@b.c",` + rest + `}`, "unknown_field", "EMAIL"},
 		{"mixed-case key in an item", `{"items":[{"Sku":"SKU-1","quantity":2}],"payment_token":"tok_visa","email":"a@b.c"}`, "unknown_field", "Sku"},
@@ -105,7 +115,8 @@ func TestOrderRequestKeysMustBeExactAndUnique(t *testing.T) {
 	}
 	// The same key in two objects is not a repeat, and an escaped key is
 	// the key it spells.
-	r, err := decode(t, `{"em\u0061il":"a@b.c","items":[{"sku":"SKU-1","quantity":2},{"sku":"SKU-2","quantity":1}],"payment_token":"tok_visa"}`)
+	r, err := decode(t, `{"em\u0061il":"a@b.c","items":[{"sku":"SKU-1","quantity":2},{"sku":"SKU-2","quantity":1}],"payment_token":"tok_visa",`+
+		`"shipping_address":{"name":"Ada","line1":"1 Main St","city":"Hong Kong","country":"HK"}}`)
 	require.Nil(t, err)
 	assert.Equal(t, "a@b.c", r.Email)
 	assert.Len(t, r.Items, 2)

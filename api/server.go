@@ -4,7 +4,7 @@ package api
 
 import (
 	"net/http"
-	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,52 +18,24 @@ import (
 
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/cache"
-	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/health"
 	"github.com/orderflow/orderflow/internal/logging"
 	"github.com/orderflow/orderflow/internal/telemetry"
 )
 
-// Server holds the gateway's clients.
+// Server holds the gateway's clients and its Config.
 type Server struct {
+	Config
 	DB       *pgxpool.Pool
 	Cache    *redis.Client
 	Temporal client.Client
 	Log      *zap.Logger
-	// Region is the region whose task queue new orders go to.
-	Region string
-	// BodyLimit caps request bodies, in bytes.
-	BodyLimit int64
-	// IdempotencyTTL is how long an Idempotency-Key is remembered.
-	IdempotencyTTL time.Duration
-	// EagerStart asks the server to hand a new saga's first workflow task
-	// straight back to a worker running on Temporal in this process.
-	EagerStart bool
-	// Payment sets the parking schedule of the sagas the gateway starts:
-	// how long an order may wait in PAYMENT_PENDING and how often its charge
-	// is retried meanwhile.
-	Payment config.Payment
-	// RateLimit sets the per-customer and per-address limits; when Enabled is
-	// false nothing is limited.
-	RateLimit config.RateLimit
-	// Bulkhead sizes the route classes' in-flight bounds from
-	// GatewayMaxFlight; 0 there turns shedding off.
-	Bulkhead config.Bulkhead
-	// Tiers sets the cache tiers' TTLs and the bound on every Redis call the
-	// gateway makes; a zero field takes the design's default.
-	Tiers config.Cache
-	// TrustedProxies are the ranges whose X-Forwarded-For is believed
-	// (TRUSTED_PROXIES); empty means the peer's own address counts.
-	TrustedProxies []netip.Prefix
 
 	limits    *rateLimiter
 	bulkheads *bulkheads
 	meters    *gatewayMetrics
 	// Metrics, when set, serves GET /metrics (Prometheus text format).
 	Metrics http.Handler
-	// Health sets the health endpoints' budgets, thresholds and synthetic
-	// order; zero fields take the defaults of config.LoadResilience.
-	Health config.Health
 	// HealthChecks are checks of the process's own that GET /health and
 	// GET /health/deep run besides the standard ones.
 	HealthChecks []health.Check
@@ -72,6 +44,8 @@ type Server struct {
 	ProviderChecks []health.Check
 
 	hs healthState
+	// draining is set by Drain: readiness fails from then on.
+	draining atomic.Bool
 
 	// TracerProvider, when set (tracing is on), gives every request a server
 	// span named by its route, continuing the caller's trace.
@@ -85,22 +59,36 @@ type Server struct {
 	// the Web UI and the temporal CLI decode the sealed payloads of sagas'
 	// histories through it.
 	Codec converter.PayloadCodec
-	// CodecOrigins are the Web UI origins allowed to call the codec server
-	// from a browser (CORS, with credentials).
-	CodecOrigins []string
 }
 
 // requestTimeout bounds what one request may wait on services.
 const requestTimeout = 5 * time.Second
 
-// Handler returns the gateway's routes.
+// Handler returns the gateway's routes on one handler: the customers'
+// (/v1, /health*) and the operators' (/metrics, /codec), as served when no
+// operator listener is configured (OPERATOR_ADDR).
 func (s *Server) Handler() http.Handler {
-	if s.BodyLimit == 0 {
-		s.BodyLimit = 64 << 10
+	e := s.customerEcho()
+	s.operatorRoutes(e)
+	return telemetry.HTTPHandler(s.TracerProvider, e, "gateway")
+}
+
+// Handlers returns the customers' routes (/v1 and /health*) and the
+// operators' (/metrics, /codec) apart, for two listeners: the load balancer
+// exposes only the first, and the operators' port stays inside.
+func (s *Server) Handlers() (customer, operator http.Handler) {
+	o := s.echo()
+	if s.Auth != nil {
+		o.Use(s.Auth.Identify)
 	}
-	if s.IdempotencyTTL == 0 {
-		s.IdempotencyTTL = 24 * time.Hour
-	}
+	s.operatorRoutes(o)
+	return telemetry.HTTPHandler(s.TracerProvider, s.customerEcho(), "gateway"),
+		telemetry.HTTPHandler(s.TracerProvider, o, "gateway-operator")
+}
+
+// echo is an Echo with the middleware every listener has: the JSON error
+// body, security headers, request ids, access log and panic recovery.
+func (s *Server) echo() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.Log)
@@ -111,12 +99,25 @@ func (s *Server) Handler() http.Handler {
 	}
 	e.Use(s.accessLog)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true}))
+	return e
+}
+
+// customerEcho is the customer listener: metrics, shedding, identity and
+// rate limits, then /health* and /v1.
+func (s *Server) customerEcho() *echo.Echo {
+	if s.BodyLimit == 0 {
+		s.BodyLimit = DefaultBodyLimit
+	}
+	if s.IdempotencyTTL == 0 {
+		s.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	e := s.echo()
 	s.meters = newGatewayMetrics()
 	e.Use(s.red)
 	// The client's address is the peer's, or, behind a trusted proxy (the
 	// ingress), the last one in X-Forwarded-For it did not add.
 	e.IPExtractor = ipExtractor(s.TrustedProxies)
-	if s.Bulkhead.GatewayMaxFlight > 0 {
+	if s.Bulkhead.MaxInFlight > 0 {
 		s.bulkheads = newBulkheads(s.Bulkhead)
 		e.Use(s.shed)
 	}
@@ -132,13 +133,10 @@ func (s *Server) Handler() http.Handler {
 	}
 
 	e.GET("/health", s.health)
-	e.GET("/health/ready", s.health)
+	e.GET("/health/ready", s.ready)
 	// The deep check places a synthetic order: operators only.
 	e.GET("/health/deep", s.healthDeep, auth.Required, auth.RequireRole(auth.RoleOperator))
 	e.GET("/health/live", echo.WrapHandler(http.HandlerFunc(health.Live)))
-	if s.Metrics != nil {
-		e.GET("/metrics", echo.WrapHandler(s.Metrics))
-	}
 
 	// Every /v1 route, unknown ones included, needs a valid token; the role
 	// each route needs is beside it (admin has every role). Customers see
@@ -146,16 +144,28 @@ func (s *Server) Handler() http.Handler {
 	anyone := auth.RequireRole(auth.RoleCustomer, auth.RoleOperator)
 	v1 := e.Group("/v1", auth.Required)
 	v1.POST("/orders", s.placeOrder, auth.RequireRole(auth.RoleCustomer))
+	v1.GET("/orders", s.listOrders, anyone)
 	v1.GET("/orders/:id", s.getOrder, anyone)
 	v1.POST("/orders/:id/cancel", s.cancelOrder, anyone)
 	v1.GET("/products", s.listProducts, anyone)
 	v1.GET("/products/:sku", s.getProduct, anyone)
 	v1.PUT("/products/:sku", s.putProduct, auth.RequireRole(auth.RoleOperator))
 	v1.DELETE("/customers/:id/pii", s.eraseCustomerPII, auth.RequireRole(auth.RoleAdmin))
+	s.fulfillmentRoutes(e, v1, anyone)
+	// The API's contract is public: no token needed to read it.
+	e.GET(OpenAPIPath, s.openAPI)
+	return e
+}
+
+// operatorRoutes are what operators and their tools call: Prometheus's
+// scrape and the Web UI's codec server.
+func (s *Server) operatorRoutes(e *echo.Echo) {
+	if s.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(s.Metrics))
+	}
 	if s.Codec != nil {
 		s.codecRoutes(e)
 	}
-	return telemetry.HTTPHandler(s.TracerProvider, e, "gateway")
 }
 
 func (s *Server) warner() cache.Warner { return logging.Temporal(s.Log) }

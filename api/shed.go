@@ -9,8 +9,6 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 // Route classes of the gateway's bulkheads.
@@ -64,11 +62,11 @@ type bulkheads struct {
 	shedCount metric.Int64Counter
 }
 
-func newBulkheads(cfg config.Bulkhead) *bulkheads {
+func newBulkheads(cfg Bulkhead) *bulkheads {
 	b := &bulkheads{classes: map[string]*bulkhead{
-		ClassCritical:    {size: int64(cfg.Share(cfg.GatewayMaxFlight, cfg.CriticalPct))},
-		ClassNonCritical: {size: int64(cfg.Share(cfg.GatewayMaxFlight, cfg.NonCriticalPct))},
-		ClassAdmin:       {size: int64(cfg.Share(cfg.GatewayMaxFlight, cfg.AdminPct))},
+		ClassCritical:    {size: int64(cfg.Share(cfg.MaxInFlight, cfg.CriticalPct))},
+		ClassNonCritical: {size: int64(cfg.Share(cfg.MaxInFlight, cfg.NonCriticalPct))},
+		ClassAdmin:       {size: int64(cfg.Share(cfg.MaxInFlight, cfg.AdminPct))},
 	}}
 	b.shedCount, _ = otel.Meter("github.com/orderflow/orderflow/api").Int64Counter("orderflow.gateway.shed",
 		metric.WithDescription("requests refused with 503 because their class was full, by class"))

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderflow/orderflow/devtools/testkit"
-	"github.com/orderflow/orderflow/internal/config"
+	bh "github.com/orderflow/orderflow/internal/bulkhead"
 )
 
 func TestRouteClasses(t *testing.T) {
@@ -39,13 +39,13 @@ func TestRouteClasses(t *testing.T) {
 // same class and a read.
 func TestAFullClassIsShedAtOnceWhileOthersAnswer(t *testing.T) {
 	g := newGateway(t, testkit.Redis(t), func(s *Server) {
-		s.Bulkhead = config.Bulkhead{GatewayMaxFlight: 10, CriticalPct: 10, NonCriticalPct: 50, AdminPct: 10}
+		s.Bulkhead = Bulkhead{MaxInFlight: 10, Shares: bh.Shares{CriticalPct: 10, NonCriticalPct: 50, AdminPct: 10}}
 	})
 	sku := testkit.Product(t, g.pool, 500, 3)
 	product := map[string]any{"name": "held", "price_cents": 700, "on_hand": 9}
 	customer, key := "c-"+uuid.NewString(), "k-"+uuid.NewString()
 	order := map[string]any{"customer_id": customer, "items": []map[string]any{{"sku": sku, "quantity": 1}},
-		"payment_token": "tok_visa", "email": "a@b.co"}
+		"payment_token": "tok_visa", "email": "a@b.co", "shipping_address": testAddress}
 	orderHeader := g.customer(customer, HeaderIdempotencyKey, key)
 
 	cases := []struct {

@@ -11,7 +11,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/devtools/testkit"
-	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/tlsconf"
 )
 
@@ -21,7 +20,7 @@ import (
 // later only; plain HTTP to the same port is refused.
 func TestGatewayServesHTTPSWithHSTSFromCertificateFiles(t *testing.T) {
 	certs := testkit.Certs(t, "gateway.test")
-	tlsCfg, err := tlsconf.Server(config.ServerTLS{CertFile: certs.Cert, KeyFile: certs.Key})
+	tlsCfg, err := tlsconf.Server(tlsconf.ServerConfig{CertFile: certs.Cert, KeyFile: certs.Key})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func TestDatabaseDownIs503WithRetryAfterNever500(t *testing.T) {
 
 	pg.Stop()
 	order := map[string]any{"customer_id": "c-down", "email": "d@example.com", "payment_token": "tok_visa",
-		"items": []map[string]any{{"sku": sku, "quantity": 1}}}
+		"items": []map[string]any{{"sku": sku, "quantity": 1}}, "shipping_address": testAddress}
 	for _, tc := range []struct {
 		name, method, path string
 		header             map[string]string

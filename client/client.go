@@ -1,7 +1,7 @@
-// Package client is a Go client of orderflow's HTTP API: placing, reading and
-// cancelling orders, the catalog, a customer's erasure and the health
-// endpoints. The end-to-end tests, the load harness and the chaos run drive
-// the gateway through it, so an order is placed one way everywhere.
+// Package client is a Go client of orderflow's HTTP API: placing, reading,
+// listing and cancelling orders, the catalog and its search, a customer's
+// erasure and the health endpoints. The end-to-end tests, the load harness
+// and the chaos run drive the gateway through it, so an order is placed one way everywhere.
 //
 // A failure the gateway answered is a *Error (find it with errors.As, or its
 // status with StatusOf); a request that got no answer returns the transport's
@@ -159,6 +159,14 @@ func (c *Client) do(ctx context.Context, method, path string, header http.Header
 		}
 	}
 	return a, parseError(res.StatusCode, res.Header, b)
+}
+
+// withQuery appends q to path, when it holds anything.
+func withQuery(path string, q url.Values) string {
+	if len(q) == 0 {
+		return path
+	}
+	return path + "?" + q.Encode()
 }
 
 // escape makes an id or SKU one path segment.

@@ -198,16 +198,26 @@ func TestAwaitTerminalReadsAgainUntilTheOrderEnds(t *testing.T) {
 	assert.Equal(t, int32(3), calls.Load())
 }
 
-func TestAwaitTerminalStopsOnAFinalErrorAndAtTheDeadline(t *testing.T) {
+func TestAwaitTerminalStopsOnAFinalErrorAndWhenItsContextEnds(t *testing.T) {
 	forbidden := fake(t, func(w http.ResponseWriter, r *http.Request) { apiError(w, http.StatusForbidden, "forbidden", "no") })
 	_, err := forbidden.AwaitTerminal(context.Background(), "o", time.Millisecond)
 	assert.Equal(t, http.StatusForbidden, client.StatusOf(err))
 
-	pending := fake(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, `{"status":"PENDING"}`) })
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	// The context ends during the third read: the second answer is the
+	// last one, whatever the machine's speed.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	o, err := pending.AwaitTerminal(ctx, "o", 5*time.Millisecond)
-	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	var calls atomic.Int32
+	pending := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 3 {
+			cancel()
+			<-r.Context().Done()
+			return
+		}
+		_, _ = io.WriteString(w, `{"status":"PENDING"}`)
+	})
+	o, err := pending.AwaitTerminal(ctx, "o", time.Millisecond)
+	assert.ErrorIs(t, err, context.Canceled)
 	assert.ErrorContains(t, err, "still PENDING")
 	assert.Equal(t, "PENDING", o.Status, "the last answer")
 }
@@ -241,4 +251,33 @@ func TestHealthReturnsTheReportAndOn503AnErrorNamingTheFailingChecks(t *testing.
 	rep, err = c.Deep(ctx)
 	assert.Equal(t, "health_check_running", client.CodeOf(err))
 	assert.Empty(t, rep.Status, "no report")
+}
+
+func TestListOrdersAndSearchProductsSendTheirParametersAndReadTheNextCursor(t *testing.T) {
+	var queries []string
+	c := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		queries = append(queries, r.URL.Path+"?"+r.URL.RawQuery)
+		if r.URL.Path == "/v1/orders" {
+			_, _ = io.WriteString(w, `{"orders":[{"order_id":"o-2","status":"FAILED","failure_reason":"payment_declined"}],"next":"b3x8"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"products":[{"sku":"S-1","name":"Red boots"}]}`)
+	})
+	ctx := context.Background()
+	page, err := c.ListOrders(ctx, client.HistoryOptions{Status: "FAILED", Limit: 5, After: "a+b/c", CustomerID: "c:1"})
+	require.NoError(t, err)
+	assert.Equal(t, "b3x8", page.Next)
+	require.Len(t, page.Orders, 1)
+	assert.Equal(t, "payment_declined", *page.Orders[0].FailureReason)
+	_, err = c.ListOrders(ctx, client.HistoryOptions{})
+	require.NoError(t, err)
+	found, err := c.SearchProducts(ctx, "red boots & more", client.SearchOptions{Limit: 3, After: "x y"})
+	require.NoError(t, err)
+	assert.Empty(t, found.Next, "the last page")
+	assert.Equal(t, []client.Product{{SKU: "S-1", Name: "Red boots"}}, found.Products)
+	assert.Equal(t, []string{
+		"/v1/orders?after=a%2Bb%2Fc&customer_id=c%3A1&limit=5&status=FAILED",
+		"/v1/orders?",
+		"/v1/products?after=x+y&limit=3&q=red+boots+%26+more",
+	}, queries)
 }

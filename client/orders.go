@@ -2,9 +2,10 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/orderflow/orderflow"
@@ -18,7 +19,15 @@ type OrderRequest struct {
 	Items        []Item `json:"items"`
 	PaymentToken string `json:"payment_token"`
 	Email        string `json:"email"`
+	// ShippingAddress is required; the gateway answers 400 naming each of
+	// its fields at fault (shipping_address.country, say).
+	ShippingAddress *Address `json:"shipping_address,omitempty"`
 }
+
+// Address is a shipping address: name, line1, city and country (ISO 3166-1
+// alpha-2, in capitals) are required, and postal_code in every country that
+// has them.
+type Address = orderflow.Address
 
 // Item is one requested line.
 type Item struct {
@@ -119,28 +128,61 @@ func (c *Client) CancelOrder(ctx context.Context, id string) (CancelAccepted, er
 }
 
 // AwaitTerminal reads the order every interval until its status is terminal
-// (CONFIRMED, FAILED or CANCELLED) and returns it. Answers that may change
+// (orderflow.Terminal: CONFIRMED, DELIVERED, FAILED or CANCELLED) and returns it. Answers that may change
 // (404 before the order is visible, 429, 5xx, no answer) are read again; any
-// other error, or ctx ending, stops it with the last error.
+// other error, or ctx ending, stops it with the last error. It returns the
+// last order it read, even when ctx ended during a later read.
 func (c *Client) AwaitTerminal(ctx context.Context, id string, interval time.Duration) (Order, error) {
-	for {
-		o, err := c.GetOrder(ctx, id)
-		if err == nil && orderflow.Terminal(o.Status) {
-			return o, nil
-		}
-		var e *Error
-		if errors.As(err, &e) && !e.Temporary() && e.Status != http.StatusNotFound {
-			return o, err
-		}
-		t := time.NewTimer(interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			if err == nil {
-				err = fmt.Errorf("order %s still %s", id, o.Status)
-			}
-			return o, fmt.Errorf("await order %s: %w (last: %w)", id, ctx.Err(), err)
-		case <-t.C:
+	return c.AwaitStatus(ctx, id, interval, orderflow.Terminal)
+}
+
+// OrderSummary is an order as the history lists it, without its lines and
+// status changes (GetOrder has them).
+type OrderSummary struct {
+	OrderID       string    `json:"order_id"`
+	CustomerID    string    `json:"customer_id"`
+	Status        string    `json:"status"`
+	TotalCents    int64     `json:"total_cents"`
+	Currency      string    `json:"currency"`
+	FailureReason *string   `json:"failure_reason"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// OrderPage is a page of order history. Next, when not empty, is the After
+// of the following page.
+type OrderPage struct {
+	Orders []OrderSummary `json:"orders"`
+	Next   string         `json:"next,omitempty"`
+}
+
+// HistoryOptions choose a page of order history: only orders with Status
+// (all when empty), at most Limit (the gateway's default, 20, when 0; at
+// most 100), after the cursor After (a previous page's Next). CustomerID
+// names whose orders, for operators; customers see only their own.
+type HistoryOptions struct {
+	Status     string
+	Limit      int
+	After      string
+	CustomerID string
+}
+
+// ListOrders reads a page of the caller's orders, newest first: 400 for a
+// bad status, limit or cursor, 403 customer_mismatch for a customer naming
+// another.
+func (c *Client) ListOrders(ctx context.Context, opts HistoryOptions) (OrderPage, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"status": opts.Status, "after": opts.After, "customer_id": opts.CustomerID} {
+		if v != "" {
+			q.Set(k, v)
 		}
 	}
+	if opts.Limit > 0 {
+		q.Set("limit", strconv.Itoa(opts.Limit))
+	}
+	var page OrderPage
+	if _, err := c.do(ctx, http.MethodGet, withQuery("/v1/orders", q), nil, nil, &page, http.StatusOK); err != nil {
+		return OrderPage{}, fmt.Errorf("list orders: %w", err)
+	}
+	return page, nil
 }

@@ -55,14 +55,10 @@ func (c *Client) ListProducts(ctx context.Context, opts ListOptions) ([]Product,
 	if opts.After != "" {
 		q.Set("after", opts.After)
 	}
-	path := "/v1/products"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
 	var page struct {
 		Products []Product `json:"products"`
 	}
-	if _, err := c.do(ctx, http.MethodGet, path, nil, nil, &page, http.StatusOK); err != nil {
+	if _, err := c.do(ctx, http.MethodGet, withQuery("/v1/products", q), nil, nil, &page, http.StatusOK); err != nil {
 		return nil, fmt.Errorf("list products: %w", err)
 	}
 	return page.Products, nil
@@ -77,4 +73,37 @@ func (c *Client) PutProduct(ctx context.Context, sku string, req ProductRequest)
 		return Product{}, false, fmt.Errorf("put product %s: %w", sku, err)
 	}
 	return p, a.status == http.StatusCreated, nil
+}
+
+// SearchOptions page through a search: at most Limit products (the
+// gateway's default, 20, when 0; at most 100) after the cursor After (a
+// previous page's Next).
+type SearchOptions struct {
+	Limit int
+	After string
+}
+
+// ProductPage is a page of search results, best first. Next, when not
+// empty, is the After of the following page.
+type ProductPage struct {
+	Products []Product `json:"products"`
+	Next     string    `json:"next,omitempty"`
+}
+
+// SearchProducts finds products whose SKU or name holds every word of text,
+// best first: 400 for a text without a word of letters or digits, with
+// more than 8 words or over 200 bytes, or a bad limit or cursor.
+func (c *Client) SearchProducts(ctx context.Context, text string, opts SearchOptions) (ProductPage, error) {
+	q := url.Values{"q": {text}}
+	if opts.Limit > 0 {
+		q.Set("limit", strconv.Itoa(opts.Limit))
+	}
+	if opts.After != "" {
+		q.Set("after", opts.After)
+	}
+	var page ProductPage
+	if _, err := c.do(ctx, http.MethodGet, withQuery("/v1/products", q), nil, nil, &page, http.StatusOK); err != nil {
+		return ProductPage{}, fmt.Errorf("search products %q: %w", text, err)
+	}
+	return page, nil
 }

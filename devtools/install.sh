@@ -7,6 +7,10 @@
 #   redis     redis-server and redis-cli
 #   promtool  Prometheus's promtool (deploy/observability's alert rules)
 #   chromium  /usr/bin/chromium, node and npm (the Web UI's browser test)
+#   sentinel  redis-sentinel (Redis HA: deploy/redis/), with redis
+#   patroni   Patroni with its etcd client library (PostgreSQL HA: deploy/postgres/)
+#   etcd      etcd and etcdctl (Patroni's consensus store)
+#   haproxy   HAProxy (deploy/haproxy/, deploy/postgres/)
 set -euo pipefail
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2 || true; }
@@ -36,7 +40,21 @@ for name in "$@"; do
       have node || pkgs+=(nodejs)
       have npm || pkgs+=(npm)
       ;;
-    *) die "install.sh: unknown name $name (tools, postgres, redis, promtool, chromium)" ;;
+    sentinel)
+      have redis-server && have redis-cli || pkgs+=(redis-server redis-tools)
+      have redis-sentinel || pkgs+=(redis-sentinel)
+      ;;
+    patroni)
+      have patroni || pkgs+=(patroni python3-etcd)
+      ;;
+    etcd)
+      have etcd || pkgs+=(etcd-server)
+      have etcdctl || pkgs+=(etcd-client)
+      ;;
+    haproxy)
+      have haproxy || pkgs+=(haproxy)
+      ;;
+    *) die "install.sh: unknown name $name (tools, postgres, redis, promtool, chromium, sentinel, patroni, etcd, haproxy)" ;;
   esac
 done
 [ ${#pkgs[@]} -gt 0 ] || exit 0

@@ -56,9 +56,12 @@ func TestEveryV1RouteRefusesAMissingOrBadTokenWith401(t *testing.T) {
 	}
 	routes := []struct{ method, path string }{
 		{http.MethodPost, "/v1/orders"},
+		{http.MethodGet, "/v1/orders"},
+		{http.MethodGet, "/v1/orders?status=FAILED&limit=5"},
 		{http.MethodGet, "/v1/orders/" + uuid.NewString()},
 		{http.MethodPost, "/v1/orders/" + uuid.NewString() + "/cancel"},
 		{http.MethodGet, "/v1/products"},
+		{http.MethodGet, "/v1/products?q=widget"},
 		{http.MethodGet, "/v1/products/" + sku},
 		{http.MethodPut, "/v1/products/" + sku},
 		{http.MethodGet, "/v1/no-such-route"},
@@ -82,8 +85,8 @@ func TestEveryV1RouteRefusesAMissingOrBadTokenWith401(t *testing.T) {
 	}
 	assert.Equal(t, 5, testkit.StockOf(t, s.pool, sku).OnHand, "no refused request changed the stock")
 
-	t.Run("health and metrics need no token", func(t *testing.T) {
-		for _, path := range []string{"/health", "/health/ready", "/health/live"} {
+	t.Run("health, metrics and the API's document need no token", func(t *testing.T) {
+		for _, path := range []string{"/health", "/health/ready", "/health/live", api.OpenAPIPath} {
 			r := s.do(http.MethodGet, path, map[string]string{"Authorization": ""}, nil)
 			assert.NotEqual(t, http.StatusUnauthorized, r.status, path)
 		}
@@ -139,7 +142,8 @@ func TestCustomersSeeAndCancelOnlyTheirOwnOrders(t *testing.T) {
 	alice, bob := customer(), customer()
 
 	// Alice's order, placed without customer_id: the token's subject is the customer.
-	body, _ := json.Marshal(map[string]any{"items": []api.OrderItem{{SKU: sku, Quantity: 1}}, "payment_token": payment.TokenVisa, "email": "a@example.com"})
+	body, _ := json.Marshal(map[string]any{"items": []api.OrderItem{{SKU: sku, Quantity: 1}}, "payment_token": payment.TokenVisa, "email": "a@example.com",
+		"shipping_address": shipTo()})
 	key := "mine-" + uuid.NewString()
 	r := s.do(http.MethodPost, "/v1/orders", map[string]string{"Authorization": s.as(alice), api.HeaderIdempotencyKey: key}, body)
 	require.Equal(t, http.StatusAccepted, r.status, string(r.body))

@@ -14,7 +14,6 @@ import (
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
 	"github.com/orderflow/orderflow/devtools/testkit"
-	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/workers"
 )
 
@@ -64,9 +63,9 @@ func (s *stack) startWorkerFlooded() {
 	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: testkit.PII(s.t), Log: log,
 		Payments: payment.NewRouter(e2eBreaker, provider),
 		Mailer:   notify.LogMailer{Log: log, Latency: 300 * time.Millisecond}},
-		workers.Options{Region: s.region, MaxConcurrentActivities: 20, MaxConcurrentLocalActivities: 20,
+		workers.Config{Region: s.region, MaxConcurrentActivities: 20, MaxConcurrentLocalActivities: 20,
 			MaxConcurrentWorkflowTasks: 10, Outbox: true,
-			Bulkhead: config.Bulkhead{CriticalPct: 60, NonCriticalPct: 30, AdminPct: 10}})
+			Bulkhead: designShares})
 	require.Equal(s.t, 6, w.Outbox.Workers)
 	require.NoError(s.t, w.Start())
 	s.t.Cleanup(w.Stop)

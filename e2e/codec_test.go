@@ -39,8 +39,8 @@ func withCodec(t *testing.T) func(*api.Server) {
 // TestExportedHistoryHoldsNoEmailOrPaymentToken places a paid order and a
 // declined one (the provider's decline quotes the card token), exports each
 // saga's history with the real temporal CLI (`workflow show --output json`)
-// and requires that neither the customer's e-mail nor the token appears in
-// it, while sealed payloads do. `orderflow replay` replays the export with
+// and requires that neither the customer's e-mail, their street nor the
+// token appears in it, while sealed payloads do. `orderflow replay` replays the export with
 // the keys, and refuses it, saying why, with none or the wrong ones. The
 // same export through the gateway's codec server (--codec-endpoint,
 // --codec-auth) shows the e-mail to an operator and is refused to a
@@ -57,6 +57,8 @@ func TestExportedHistoryHoldsNoEmailOrPaymentToken(t *testing.T) {
 			email := "ada-" + uuid.NewString()[:8] + "@example.com"
 			o := newOrder(customer(), tc.token, api.OrderItem{SKU: sku, Quantity: 1})
 			o.Email = email
+			street := "Sealed Street " + uuid.NewString()[:8]
+			o.ShippingAddress.Line1 = street
 			id := s.placeOK(o)
 			require.Equal(t, tc.status, s.waitTerminal(id).Status)
 			wid := order.WorkflowID(id)
@@ -65,7 +67,7 @@ func TestExportedHistoryHoldsNoEmailOrPaymentToken(t *testing.T) {
 			_ = s.temporal.GetWorkflow(ctx, wid, "").Get(ctx, nil) // the saga's end, whatever it is
 
 			export := temporalCLI(t, "workflow", "show", "--workflow-id", wid, "--output", "json")
-			for _, secret := range []string{email, tc.token, base64.StdEncoding.EncodeToString([]byte(email))} {
+			for _, secret := range []string{email, tc.token, base64.StdEncoding.EncodeToString([]byte(email)), street} {
 				assert.NotContains(t, export, secret, "the exported history shows %q", secret)
 			}
 			sealed := base64.StdEncoding.EncodeToString([]byte(pii.EncodingEncrypted))
@@ -86,6 +88,7 @@ func TestExportedHistoryHoldsNoEmailOrPaymentToken(t *testing.T) {
 			operator := temporalCLI(t, "workflow", "show", "--workflow-id", wid, "--output", "json",
 				"--codec-endpoint", s.url+"/codec", "--codec-auth", s.tok.Operator())
 			assert.Contains(t, startInput(t, operator), email, "an operator reads the e-mail through the codec server")
+			assert.Contains(t, startInput(t, operator), street, "and the shipping address")
 			_, err = temporalCLIErr(t, "workflow", "show", "--workflow-id", wid, "--output", "json",
 				"--codec-endpoint", s.url+"/codec", "--codec-auth", s.as(o.CustomerID))
 			assert.Error(t, err, "a customer's token must not decode histories")

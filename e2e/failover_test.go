@@ -18,7 +18,6 @@ import (
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
 	"github.com/orderflow/orderflow/devtools/testkit"
-	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/workers"
 )
 
@@ -33,7 +32,7 @@ type providerStack struct {
 	router *payment.Router
 }
 
-func newProviderStack(t *testing.T, parking config.Payment, providers ...*testkit.PaysimProc) *providerStack {
+func newProviderStack(t *testing.T, parking api.PaymentSchedule, providers ...*testkit.PaysimProc) *providerStack {
 	s := newStack(t, false, func(srv *api.Server) { srv.Payment = parking })
 	var ps []payment.Provider
 	for _, p := range providers {
@@ -41,7 +40,7 @@ func newProviderStack(t *testing.T, parking config.Payment, providers ...*testki
 	}
 	router := payment.NewRouter(failoverBreaker, ps...)
 	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: testkit.PII(t), Payments: router, FailoverQuiet: 2 * time.Second,
-		Log: zaptest.NewLogger(t)}, workers.Options{Region: s.region})
+		Log: zaptest.NewLogger(t)}, workers.Config{Region: s.region})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	return &providerStack{stack: s, router: router}
@@ -135,7 +134,7 @@ func (s *stack) waitAllTerminal(ids []string, within time.Duration) map[string]s
 func TestKillingThePrimaryProviderMidLoadMovesChargesToTheSecondaryAndChargesNoOrderTwice(t *testing.T) {
 	a := testkit.StartPaysim(t, "fo-a-"+uuid.NewString()[:6], "PAYSIM_LATENCY=150ms")
 	b := testkit.StartPaysim(t, "fo-b-"+uuid.NewString()[:6])
-	s := newProviderStack(t, config.Payment{Deadline: 2 * time.Minute, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}, a, b)
+	s := newProviderStack(t, api.PaymentSchedule{Deadline: 2 * time.Minute, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}, a, b)
 	sku := testkit.Product(t, s.pool, 250, 1000)
 
 	ids := s.placeAll(60, sku, 40*time.Millisecond, func(i int) {
@@ -174,7 +173,7 @@ func TestKillingThePrimaryProviderMidLoadMovesChargesToTheSecondaryAndChargesNoO
 func TestAllProvidersDownParksOrdersAndTheyConfirmWhenOneReturns(t *testing.T) {
 	a := testkit.StartPaysim(t, "pk-a-"+uuid.NewString()[:6])
 	b := testkit.StartPaysim(t, "pk-b-"+uuid.NewString()[:6])
-	s := newProviderStack(t, config.Payment{Deadline: 2 * time.Minute, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}, a, b)
+	s := newProviderStack(t, api.PaymentSchedule{Deadline: 2 * time.Minute, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}, a, b)
 	sku := testkit.Product(t, s.pool, 300, 100)
 	a.Kill()
 	b.Kill()
@@ -201,7 +200,7 @@ func TestAllProvidersDownParksOrdersAndTheyConfirmWhenOneReturns(t *testing.T) {
 // FAILED payment_unavailable and their stock goes back on the shelf.
 func TestAllProvidersDownPastTheDeadlineFailsPaymentUnavailableAndReleasesStock(t *testing.T) {
 	a := testkit.StartPaysim(t, "dl-a-"+uuid.NewString()[:6])
-	s := newProviderStack(t, config.Payment{Deadline: 2 * time.Second, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}, a)
+	s := newProviderStack(t, api.PaymentSchedule{Deadline: 2 * time.Second, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}, a)
 	sku := testkit.Product(t, s.pool, 300, 10)
 	a.Kill()
 
@@ -226,7 +225,7 @@ func TestAllProvidersDownPastTheDeadlineFailsPaymentUnavailableAndReleasesStock(
 // that runs the compensations.
 func TestCancelOfAParkedOrderIsAcceptedWhileItsRefundWaitsForTheProvider(t *testing.T) {
 	a := testkit.StartPaysim(t, "cx-a-"+uuid.NewString()[:6], "PAYSIM_ERROR_RATE=1")
-	s := newProviderStack(t, config.Payment{Deadline: 2 * time.Minute, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}, a)
+	s := newProviderStack(t, api.PaymentSchedule{Deadline: 2 * time.Minute, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}, a)
 	sku := testkit.Product(t, s.pool, 300, 5)
 	id := s.placeOK(newOrder(customer(), payment.TokenVisa, api.OrderItem{SKU: sku, Quantity: 2}))
 	require.Eventually(t, func() bool {

@@ -90,7 +90,7 @@ func TestHealthIs503NamingTheDatabaseWhilePostgresIsDownAnd200WhenItIsBack(t *te
 	pool, err := db.Open(context.Background(), pg.URL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	url := serve(t, &api.Server{DB: pool, Cache: testkit.Redis(t), Temporal: testkit.Temporal(t), Region: "health"})
+	url := serve(t, &api.Server{DB: pool, Cache: testkit.Redis(t), Temporal: testkit.Temporal(t), Config: api.Config{Region: "health"}})
 
 	for _, path := range []string{"/health", "/health/ready"} {
 		a := getHealth(t, url+path)
@@ -126,7 +126,7 @@ func TestHealthStays200WithTheCacheDegradedWhileRedisIsDown(t *testing.T) {
 	rc, err := cache.Open(r.URL())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rc.Close() })
-	url := serve(t, &api.Server{DB: testkit.DB(t), Cache: rc, Temporal: testkit.Temporal(t), Region: "health"})
+	url := serve(t, &api.Server{DB: testkit.DB(t), Cache: rc, Temporal: testkit.Temporal(t), Config: api.Config{Region: "health"}})
 
 	a := getHealth(t, url+"/health")
 	require.Equal(t, http.StatusOK, a.status, "%+v", a.report)
@@ -160,9 +160,8 @@ func syntheticSKU(t *testing.T, s *stack, onHand int) string {
 // for a customer of the test's own.
 func deepServer(t *testing.T, s *stack, sku string, budget time.Duration, providers ...health.Check) (url, owner string) {
 	owner = "synthetic-" + uuid.NewString()[:8]
-	srv := &api.Server{DB: s.pool, Cache: s.rc, Temporal: s.temporal, Region: s.region,
-		Health:         config.Health{DeepBudget: budget, SyntheticSKU: sku, SyntheticOwner: owner},
-		ProviderChecks: providers}
+	srv := &api.Server{DB: s.pool, Cache: s.rc, Temporal: s.temporal, ProviderChecks: providers,
+		Config: api.Config{Region: s.region, Health: api.Health{DeepBudget: budget, SyntheticSKU: sku, SyntheticOwner: owner}}}
 	return serve(t, srv), owner
 }
 
@@ -287,7 +286,7 @@ func TestDeepHealthRunsOneAtATime(t *testing.T) {
 
 func TestPublicAPINeitherListsNorSellsTheSyntheticSKU(t *testing.T) {
 	s := newStack(t, false)
-	sku := config.LoadResilience().Health.SyntheticSKU
+	sku := config.HealthSyntheticSKU.Default()
 	var synthetic bool
 	var onHand int
 	require.NoError(t, s.pool.QueryRow(context.Background(),

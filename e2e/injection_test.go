@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/api"
 	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
@@ -49,6 +50,7 @@ var schemaTables = []string{"products", "inventory", "inventory_events", "orders
 	"order_status_history", "payments", "payment_transactions", "idempotency_keys", "notifications", "payment_attempts"}
 
 // Every string a client controls, in every /v1 route (body fields, the
+// shipping address's fields, the history's and the search's parameters, the
 // Idempotency-Key header, path ids, query parameters, the token's subject),
 // carries each hostile string to the real gateway and PostgreSQL: the answer
 // is a 2xx with the value stored byte for byte (read back through the API
@@ -117,13 +119,18 @@ func TestHostileStringsInEveryFieldAreStoredLiterallyOrRefusedWith4xx(t *testing
 		qh := url.QueryEscape(h)
 		check("products after "+q, s.do(http.MethodGet, "/v1/products?after="+qh, op, nil))
 		check("products limit "+q, s.do(http.MethodGet, "/v1/products?limit="+qh, op, nil))
+		check("search q "+q, s.do(http.MethodGet, "/v1/products?q="+qh, op, nil))
+		check("search after "+q, s.do(http.MethodGet, "/v1/products?q=widget&after="+qh, op, nil))
+		for _, param := range []string{"status", "limit", "after", "customer_id"} {
+			check("history "+param+" "+q, s.do(http.MethodGet, "/v1/orders?"+param+"="+qh, op, nil))
+		}
 
 		// POST /v1/orders, each field in turn.
 		cust := customer()
 		fields := map[string]orderReq{
 			"sku":           newOrder(cust, "tok_visa", api.OrderItem{SKU: h, Quantity: 1}),
 			"payment_token": newOrder(cust, h, api.OrderItem{SKU: sku, Quantity: 1}),
-			"email":         {CustomerID: cust, Items: []api.OrderItem{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa", Email: h},
+			"email":         {CustomerID: cust, Items: []api.OrderItem{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa", Email: h, ShippingAddress: shipTo()},
 			"customer_id":   newOrder(h, "tok_visa", api.OrderItem{SKU: sku, Quantity: 1}),
 		}
 		for field, o := range fields {
@@ -131,6 +138,27 @@ func TestHostileStringsInEveryFieldAreStoredLiterallyOrRefusedWith4xx(t *testing
 			check("order "+field+" "+q, s.do(http.MethodPost, "/v1/orders", map[string]string{
 				api.HeaderIdempotencyKey: uuid.NewString(), "Authorization": s.as(cust)}, b))
 		}
+		// Every field of the shipping address; a street accepted is stored
+		// as sent.
+		for _, field := range []string{"name", "line1", "line2", "city", "postal_code", "state", "country"} {
+			o := newOrder(cust, "tok_visa", api.OrderItem{SKU: sku, Quantity: 1})
+			a := o.ShippingAddress
+			*map[string]*string{"name": &a.Name, "line1": &a.Line1, "line2": &a.Line2, "city": &a.City, "postal_code": &a.PostalCode,
+				"state": &a.State, "country": &a.Country}[field] = h
+			b, _ := json.Marshal(o)
+			r := s.do(http.MethodPost, "/v1/orders", map[string]string{api.HeaderIdempotencyKey: uuid.NewString(), "Authorization": s.as(cust)}, b)
+			if !check("shipping_address."+field+" "+q, r) || field != "line1" {
+				continue
+			}
+			var acc api.Accepted
+			r.json(t, &acc)
+			s.waitTerminal(acc.OrderID)
+			if got, err := orders.ShippingAddress(ctx, s.pool, testkit.PII(t), acc.OrderID); err != nil || got == nil || got.Line1 != h {
+				t.Errorf("shipping_address.line1 %s stored as %+v (%v)", q, got, err)
+			}
+			stored++
+		}
+
 		// The token's subject is the order's customer.
 		b, _ := json.Marshal(newOrder("", "tok_visa", api.OrderItem{SKU: sku, Quantity: 1}))
 		check("token subject "+q, s.do(http.MethodPost, "/v1/orders", map[string]string{
@@ -171,7 +199,7 @@ func TestHostileStringsInEveryFieldAreStoredLiterallyOrRefusedWith4xx(t *testing
 	for _, email := range []string{`o'brien@example.com`, `'OR'1'='1'--@example.com`, `x';DROP_TABLE_orders;--@example.com`,
 		"üser@exämple.de", `"'; DROP TABLE orders; --"@example.com`, `a@b.c'; --`} {
 		cust := customer()
-		o := orderReq{CustomerID: cust, Items: []api.OrderItem{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa", Email: email}
+		o := orderReq{CustomerID: cust, Items: []api.OrderItem{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa", Email: email, ShippingAddress: shipTo()}
 		b, _ := json.Marshal(o)
 		r := s.do(http.MethodPost, "/v1/orders", map[string]string{api.HeaderIdempotencyKey: uuid.NewString(), "Authorization": s.as(cust)}, b)
 		if !check(fmt.Sprintf("email %q", email), r) {

@@ -121,12 +121,15 @@ func TestLogsAtDebugLevelHoldNoTokenSecretPasswordOrEmail(t *testing.T) {
 	operator := s.tok.Operator()
 	cust := customer()
 	custBearer := s.as(cust)
+	// The shipping address is personal data too: its street must not reach a log.
+	address := shipTo()
+	address.Line1 = "Secret Street " + randomHex(6)
 	secrets = append(secrets, authCfg.HS256Secret, pgPassword, redisPassword, forged, expired, victim, declinedToken,
-		strings.TrimPrefix(operator, "Bearer "), strings.TrimPrefix(custBearer, "Bearer "))
+		strings.TrimPrefix(operator, "Bearer "), strings.TrimPrefix(custBearer, "Bearer "), address.Line1)
 
 	sku := testkit.Product(t, pool, 1200, 100)
 	order := func(token, email string) []byte {
-		b, _ := json.Marshal(orderReq{Items: []api.OrderItem{{SKU: sku, Quantity: 1}}, PaymentToken: token, Email: email})
+		b, _ := json.Marshal(orderReq{Items: []api.OrderItem{{SKU: sku, Quantity: 1}}, PaymentToken: token, Email: email, ShippingAddress: address})
 		return b
 	}
 	as := func(bearer string) map[string]string {
@@ -165,7 +168,8 @@ func TestLogsAtDebugLevelHoldNoTokenSecretPasswordOrEmail(t *testing.T) {
 	expect("unknown field", http.StatusBadRequest, s.do(http.MethodPost, "/v1/orders", as(custBearer),
 		[]byte(`{"card":"`+declinedToken+`","contact":"`+victim+`"}`)))
 	expect("bad e-mail", http.StatusBadRequest, s.do(http.MethodPost, "/v1/orders", as(custBearer), order(declinedToken, "Victim <"+victim+">")))
-	b, _ := json.Marshal(orderReq{Items: []api.OrderItem{{SKU: "NO-SUCH-" + randomHex(4), Quantity: 1}}, PaymentToken: declinedToken, Email: victim})
+	b, _ := json.Marshal(orderReq{Items: []api.OrderItem{{SKU: "NO-SUCH-" + randomHex(4), Quantity: 1}}, PaymentToken: declinedToken, Email: victim,
+		ShippingAddress: shipTo()})
 	expect("unknown sku", http.StatusUnprocessableEntity, s.do(http.MethodPost, "/v1/orders", as(custBearer), b))
 	expect("another customer's order", http.StatusNotFound, s.do(http.MethodGet, "/v1/orders/"+ok.OrderID, map[string]string{"Authorization": s.as(customer())}, nil))
 

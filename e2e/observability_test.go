@@ -8,14 +8,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +24,7 @@ import (
 
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/devtools/lab"
 	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/workflows/order"
 )
@@ -166,16 +165,9 @@ func startProcess(t *testing.T, env []string, health string, cmd ...string) {
 // startProcessTo is startProcess with the process's output written to out.
 func startProcessTo(t *testing.T, out io.Writer, env []string, health string, cmd ...string) {
 	t.Helper()
-	c := exec.Command(testkit.Binary(t), cmd...)
-	c.Env = append(os.Environ(), env...)
-	c.Stdout, c.Stderr = out, out
-	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, c.Start())
-	t.Cleanup(func() {
-		_ = c.Process.Signal(syscall.SIGTERM)
-		_ = c.Wait()
-	})
-	testkit.WaitHealthy(t, health, 30*time.Second, fmt.Sprintf("orderflow %s", cmd))
+	r := testkit.StartProcess(t, lab.Process{Command: append([]string{testkit.Binary(t)}, cmd...), Env: env, Output: out,
+		DieWithParent: true}, health, 30*time.Second, fmt.Sprintf("orderflow %s", cmd))
+	t.Cleanup(func() { testkit.Stop(r, 10*time.Second) })
 }
 
 func scrape(t *testing.T, url string) string {

@@ -19,7 +19,6 @@ import (
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
 	"github.com/orderflow/orderflow/devtools/testkit"
-	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/workers"
 	"github.com/orderflow/orderflow/workflows/maintenance"
 	"github.com/orderflow/orderflow/workflows/order"
@@ -428,8 +427,8 @@ func TestExpiredIdempotencyKeysAreDeletedAndTheKeyCanBeUsedAgain(t *testing.T) {
 	require.NoError(t, err)
 	// The region's admin pool runs the maintenance workflow; the Schedule it
 	// creates would start it within a minute, the test starts one now.
-	admin := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: testkit.PII(t)}, workers.Options{Region: s.region, Admin: true,
-		MaxConcurrentActivities: 20, Bulkhead: config.Bulkhead{CriticalPct: 60, NonCriticalPct: 30, AdminPct: 10}})
+	admin := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: testkit.PII(t)}, workers.Config{Region: s.region, Admin: true,
+		MaxConcurrentActivities: 20, Bulkhead: designShares})
 	require.NoError(t, admin.Start())
 	t.Cleanup(func() {
 		admin.Stop()

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
 	"github.com/orderflow/orderflow/devtools/testkit"
@@ -24,6 +25,7 @@ func TestOrderThroughTheAPIStoresNoPlaintextEmail(t *testing.T) {
 	sku := testkit.Product(t, s.pool, 700, 10)
 	o := newOrder(customer(), payment.TokenChargeDeclined, api.OrderItem{SKU: sku, Quantity: 1})
 	o.Email = "pii-" + uuid.NewString()[:8] + "@example.com"
+	o.ShippingAddress.Line1 = "PII Street " + uuid.NewString()[:8]
 	id := s.placeOK(o)
 	require.Equal(t, orderflow.StatusFailed, s.waitTerminal(id).Status)
 
@@ -41,15 +43,27 @@ func TestOrderThroughTheAPIStoresNoPlaintextEmail(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, o.Email, got)
 	}
-	var found int
-	require.NoError(t, s.pool.QueryRow(ctx, `SELECT
-		  (SELECT count(*) FROM orders x WHERE x.order_id = $1 AND x::text LIKE '%' || $2 || '%')
-		+ (SELECT count(*) FROM notifications x WHERE x.order_id = $1 AND x::text LIKE '%' || $2 || '%')
-		+ (SELECT count(*) FROM idempotency_keys x WHERE x.order_id = $1 AND x::text LIKE '%' || $2 || '%')
-		+ (SELECT count(*) FROM order_status_history x WHERE x.order_id = $1 AND x::text LIKE '%' || $2 || '%')
-		+ (SELECT count(*) FROM payment_transactions x WHERE x.order_id = $1 AND x::text LIKE '%' || $2 || '%')`,
-		id, o.Email).Scan(&found))
-	assert.Zero(t, found, "the address is in no row of the order")
+	// The shipping address is sealed too, bound to the order and the
+	// field: it opens to what the customer sent, and not as the e-mail.
+	address, err := orders.ShippingAddress(ctx, s.pool, testkit.PII(t), id)
+	require.NoError(t, err)
+	assert.Equal(t, o.ShippingAddress, address)
+	var addressEnc []byte
+	require.NoError(t, s.pool.QueryRow(ctx, `SELECT shipping_address_enc FROM orders WHERE order_id = $1`, id).Scan(&addressEnc))
+	_, err = testkit.PII(t).OpenString(addressEnc, id)
+	assert.Error(t, err, "the address is not sealed as the e-mail is")
+
+	for _, plain := range []string{o.Email, o.ShippingAddress.Line1} {
+		var found int
+		require.NoError(t, s.pool.QueryRow(ctx, `SELECT
+			  (SELECT count(*) FROM orders x WHERE x.order_id = $1 AND x::text LIKE '%' || $2 || '%')
+			+ (SELECT count(*) FROM notifications x WHERE x.order_id = $1 AND x::text LIKE '%' || $2 || '%')
+			+ (SELECT count(*) FROM idempotency_keys x WHERE x.order_id = $1 AND x::text LIKE '%' || $2 || '%')
+			+ (SELECT count(*) FROM order_status_history x WHERE x.order_id = $1 AND x::text LIKE '%' || $2 || '%')
+			+ (SELECT count(*) FROM payment_transactions x WHERE x.order_id = $1 AND x::text LIKE '%' || $2 || '%')`,
+			id, plain).Scan(&found))
+		assert.Zero(t, found, "%q is in no row of the order", plain)
+	}
 }
 
 // auditCounts counts the rows that record what happened to a customer's
@@ -119,7 +133,7 @@ func TestErasureRemovesPIIAndKeepsTheAuditRows(t *testing.T) {
 	require.Equal(t, before, auditCounts(t, s, cust))
 	var stillSealed int
 	require.NoError(t, s.pool.QueryRow(context.Background(),
-		`SELECT count(*) FROM orders WHERE customer_id = $1 AND email_enc IS NOT NULL`, cust).Scan(&stillSealed))
+		`SELECT count(*) FROM orders WHERE customer_id = $1 AND email_enc IS NOT NULL AND shipping_address_enc IS NOT NULL`, cust).Scan(&stillSealed))
 	require.Equal(t, 2, stillSealed, "refused calls changed nothing")
 
 	r := erase(admin, cust)
@@ -131,21 +145,26 @@ func TestErasureRemovesPIIAndKeepsTheAuditRows(t *testing.T) {
 	assert.Equal(t, before, auditCounts(t, s, cust), "orders, lines, payments, transactions, history and stock events stay")
 	var left, erased, cancelled int
 	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT
-		(SELECT count(*) FROM orders WHERE customer_id = $1 AND (email IS NOT NULL OR email_enc IS NOT NULL))
+		(SELECT count(*) FROM orders WHERE customer_id = $1 AND (email IS NOT NULL OR email_enc IS NOT NULL OR shipping_address_enc IS NOT NULL))
 		+ (SELECT count(*) FROM notifications n JOIN orders o USING (order_id) WHERE o.customer_id = $1 AND (n.recipient IS NOT NULL OR n.recipient_enc IS NOT NULL)),
 		(SELECT count(*) FROM orders WHERE customer_id = $1 AND pii_erased_at IS NOT NULL),
 		(SELECT count(*) FROM notifications n JOIN orders o USING (order_id) WHERE o.customer_id = $1 AND n.status = 'cancelled')`,
 		cust).Scan(&left, &erased, &cancelled))
-	assert.Zero(t, left, "no e-mail left")
+	assert.Zero(t, left, "no e-mail or shipping address left")
 	assert.Equal(t, 2, erased)
 	assert.Equal(t, 2, cancelled, "nothing will be sent to the erased address")
 	o, status := s.order(confirmed)
 	require.Equal(t, http.StatusOK, status)
 	assert.Equal(t, orderflow.StatusConfirmed, o.Status, "the order still reads")
 
-	var otherSealed []byte
-	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT email_enc FROM orders WHERE order_id = $1`, kept).Scan(&otherSealed))
+	var otherSealed, otherAddress []byte
+	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT email_enc, shipping_address_enc FROM orders WHERE order_id = $1`,
+		kept).Scan(&otherSealed, &otherAddress))
 	assert.NotEmpty(t, otherSealed, "another customer's e-mail stays")
+	assert.NotEmpty(t, otherAddress, "another customer's shipping address stays")
+	gone, err := orders.ShippingAddress(context.Background(), s.pool, testkit.PII(t), confirmed)
+	require.NoError(t, err)
+	assert.Nil(t, gone, "fulfillment reads no address for an erased order")
 
 	r = erase(admin, cust)
 	require.Equal(t, http.StatusOK, r.status, string(r.body))

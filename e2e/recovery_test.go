@@ -66,7 +66,7 @@ func (f *faultyConfirm) confirms(orderID string) int {
 func (s *stack) startFaultyWorker() *faultyConfirm {
 	_, provider := testkit.Paysim(s.t, s.pool, "paysim-recovery")
 	p := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: testkit.PII(s.t), Payments: payment.NewRouter(e2eBreaker, provider)},
-		workers.Options{Region: s.region})
+		workers.Config{Region: s.region})
 	f := &faultyConfirm{real: &orders.Activities{DB: s.pool, Cache: s.rc, PII: testkit.PII(s.t)}, confirmed: map[string]int{}}
 	p.Orders.RegisterActivityWithOptions(f.Confirm, activity.RegisterOptions{Name: "Confirm", DisableAlreadyRegisteredCheck: true})
 	if err := p.Start(); err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/orderflow/orderflow/api"
 	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
+	"github.com/orderflow/orderflow/internal/bulkhead"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/workers"
 )
@@ -48,10 +49,14 @@ var e2eBreaker = breakerOpenFor(2 * time.Second)
 // breakerOpenFor is the design's breaker (the defaults of PAYMENT_BREAKER_*)
 // with a shorter open state, so tests see it go half-open in their own time.
 func breakerOpenFor(d time.Duration) payment.BreakerSettings {
-	s := payment.Settings(config.LoadResilience().Payment)
+	s := testkit.Breaker()
 	s.OpenTimeout = d
 	return s
 }
+
+// designShares are the declared bulkhead shares (60/30/10).
+var designShares = bulkhead.Shares{CriticalPct: config.BulkheadCriticalPct.Default(),
+	NonCriticalPct: config.BulkheadNonCriticalPct.Default(), AdminPct: config.BulkheadAdminPct.Default()}
 
 // newStack starts a gateway on an httptest server and, unless noWorker, a
 // worker for the test's own region.
@@ -64,12 +69,11 @@ func newStack(t *testing.T, withWorker bool, configure ...func(*api.Server)) *st
 	// The gateway as `make run` builds it, limits on, but with room for the
 	// suite's many orders from 127.0.0.1; parked orders give up after 3 s
 	// here, so a test can watch one end.
-	res := config.LoadResilience()
-	res.RateLimit = config.RateLimit{Enabled: true, PerUser: 1_000_000, PerIP: 1_000_000, Period: time.Minute}
-	srv := &api.Server{DB: s.pool, Cache: s.rc, Temporal: s.temporal, Log: zaptest.NewLogger(t), Region: s.region,
-		RateLimit: res.RateLimit, Bulkhead: res.Bulkhead, Tiers: res.Cache,
-		Payment: config.Payment{Deadline: 3 * time.Second, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second},
-		Auth:    s.tok.Auth}
+	srv := &api.Server{DB: s.pool, Cache: s.rc, Temporal: s.temporal, Log: zaptest.NewLogger(t), Auth: s.tok.Auth,
+		Config: api.Config{Region: s.region,
+			RateLimit: api.RateLimit{Enabled: true, PerUser: 1_000_000, PerIP: 1_000_000, Period: time.Minute},
+			Bulkhead:  api.Bulkhead{MaxInFlight: config.GatewayMaxInFlight.Default(), Shares: designShares},
+			Payment:   api.PaymentSchedule{Deadline: 3 * time.Second, RetryInitial: 500 * time.Millisecond, RetryMax: time.Second}}}
 	for _, c := range configure {
 		c(srv)
 	}
@@ -85,7 +89,7 @@ func newStack(t *testing.T, withWorker bool, configure ...func(*api.Server)) *st
 func (s *stack) startWorker() {
 	_, provider := testkit.Paysim(s.t, s.pool, "paysim-e2e")
 	w := workers.New(s.temporal, workers.Deps{DB: s.pool, Cache: s.rc, PII: testkit.PII(s.t), Payments: payment.NewRouter(e2eBreaker, provider)},
-		workers.Options{Region: s.region})
+		workers.Config{Region: s.region})
 	if err := w.Start(); err != nil {
 		s.t.Fatalf("start worker: %v", err)
 	}
@@ -133,14 +137,20 @@ func (s *stack) do(method, path string, header map[string]string, body []byte) r
 }
 
 type orderReq struct {
-	CustomerID   string          `json:"customer_id"`
-	Items        []api.OrderItem `json:"items"`
-	PaymentToken string          `json:"payment_token"`
-	Email        string          `json:"email"`
+	CustomerID      string             `json:"customer_id"`
+	Items           []api.OrderItem    `json:"items"`
+	PaymentToken    string             `json:"payment_token"`
+	Email           string             `json:"email"`
+	ShippingAddress *orderflow.Address `json:"shipping_address,omitempty"`
 }
 
 func newOrder(customer, token string, items ...api.OrderItem) orderReq {
-	return orderReq{CustomerID: customer, Items: items, PaymentToken: token, Email: "buyer@example.com"}
+	return orderReq{CustomerID: customer, Items: items, PaymentToken: token, Email: "buyer@example.com", ShippingAddress: shipTo()}
+}
+
+// shipTo is a valid shipping address.
+func shipTo() *orderflow.Address {
+	return &orderflow.Address{Name: "Ada Buyer", Line1: "12 Test Street", Line2: "Flat 3", City: "Berlin", PostalCode: "10115", Country: "DE"}
 }
 
 // as returns the Authorization header of customer id.

@@ -121,12 +121,12 @@ func newObservedStack(t *testing.T) *observedStack {
 
 	region := "obs-" + uuid.NewString()[:8]
 	w := workers.New(s.temporal, workers.Deps{DB: pool, Cache: rc, Log: log, PII: testkit.PII(t), Payments: payment.NewRouter(e2eBreaker, provider)},
-		workers.Options{Region: region})
+		workers.Config{Region: region})
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)
 	}
 	t.Cleanup(w.Stop)
-	srv := &api.Server{DB: pool, Cache: rc, Temporal: s.temporal, Log: log, Region: region, TracerProvider: tp, Auth: s.tok.Auth}
+	srv := &api.Server{DB: pool, Cache: rc, Temporal: s.temporal, Log: log, Config: api.Config{Region: region}, TracerProvider: tp, Auth: s.tok.Auth}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	s.url = hs.URL

@@ -1,65 +1,86 @@
 #!/usr/bin/env bash
-# make test: installs and starts what the suite needs on ports of its own
-# (PostgreSQL database orderflow_test, Redis :6380, an in-memory Temporal dev
-# server :7243 with its Web UI on :8243, stripe-mock :12111, and chromium with
-# playwright-core for the UI's browser test), runs every Go test against them,
-# then scripts/smoke.sh (the stack started as `make run` starts it), and stops
-# what it started.
-source "$(dirname "$0")/lib.sh"
-
-STATE_DIR="$ROOT/.data/test-run"
-mkdir -p "$STATE_DIR"
-trap stop_started EXIT
-
-export ORDERFLOW_TEST_DATABASE_URL="${ORDERFLOW_TEST_DATABASE_URL:-postgres://orderflow:orderflow@127.0.0.1:5432/orderflow_test?sslmode=disable}"
-export ORDERFLOW_TEST_REDIS_URL="${ORDERFLOW_TEST_REDIS_URL:-redis://127.0.0.1:6380/0}"
-TEST_TEMPORAL_PORT="${TEST_TEMPORAL_PORT:-7243}"
-export ORDERFLOW_TEST_TEMPORAL_ADDRESS="127.0.0.1:$TEST_TEMPORAL_PORT"
-TEST_TEMPORAL_UI_PORT="${TEST_TEMPORAL_UI_PORT:-8243}"
-export ORDERFLOW_TEST_TEMPORAL_UI_URL="http://127.0.0.1:$TEST_TEMPORAL_UI_PORT"
-# The browser test's screenshots go to $STATE_DIR/ui/.
-export ORDERFLOW_TEST_OUTPUT_DIR="$STATE_DIR"
-export ORDERFLOW_TEST_TEMPORAL_CLI
-ORDERFLOW_TEST_TEMPORAL_CLI="$(temporal_bin)"
-TEST_STRIPE_MOCK_PORT="${TEST_STRIPE_MOCK_PORT:-12111}"
-export ORDERFLOW_TEST_STRIPE_MOCK_URL="http://127.0.0.1:$TEST_STRIPE_MOCK_PORT"
-
-# The key the tests' workers, and the processes they start, encrypt e-mails
-# with: fresh per run, like the database.
-export PII_KEYS="${PII_KEYS:-test-$$:$(new_auth_secret)}"
-
-start_postgres "$ORDERFLOW_TEST_DATABASE_URL"
-recreate_database "$ORDERFLOW_TEST_DATABASE_URL"
-start_redis "$ORDERFLOW_TEST_REDIS_URL"
-start_temporal "$TEST_TEMPORAL_PORT" "$TEST_TEMPORAL_UI_PORT" ""
-wait_for 60 "the Temporal Web UI at $ORDERFLOW_TEST_TEMPORAL_UI_URL (a server already on :$TEST_TEMPORAL_PORT may run headless)" \
-  curl -fsS -o /dev/null "$ORDERFLOW_TEST_TEMPORAL_UI_URL/"
-ensure_ui_test
-start_stripe_mock "$TEST_STRIPE_MOCK_PORT"
-
-check_alerts
-
-log "go vet"
-(cd "$ROOT" && go vet ./...)
-log "workflowcheck"
-(cd "$ROOT" && "$(workflowcheck_bin)" ./...)
-# Tests that kill and restart provider processes run this binary.
-export ORDERFLOW_TEST_BIN="$STATE_DIR/orderflow"
-export ORDERFLOW_TEST_DEV_BIN="$STATE_DIR/orderflow-dev"
-(cd "$ROOT" && go build -trimpath -o "$ORDERFLOW_TEST_BIN" ./cmd/orderflow && go build -trimpath -o "$ORDERFLOW_TEST_DEV_BIN" ./devtools/cmd/orderflow-dev)
-log "vulncheck"; (cd "$ROOT" && devtools/vulncheck.sh)
-log "go test"
+# make test: installs what the suite needs (devtools/install.sh, and
+# playwright-core for the Web UI's browser test), asks the lab for the test
+# servers (orderflow-dev lab up --profile test: the test database emptied,
+# Redis, an in-memory Temporal dev server with its Web UI, stripe-mock; on
+# free ports unless ORDERFLOW_TEST_REDIS_URL, TEST_TEMPORAL_PORT,
+# TEST_TEMPORAL_UI_PORT, TEST_STRIPE_MOCK_PORT or LAB_PORTS say), runs the
+# checks and every Go test against them, then the smoke test and a short
+# chaos run on stacks the lab starts for each, and stops what it started.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-rm -rf "$STATE_DIR/ui"
+log() { printf '\033[1;34m==>\033[0m [%ss] %s\n' "$SECONDS" "$*" >&2 || true; }
+
+devtools/install.sh tools postgres redis promtool chromium
+if ! cmp -s e2e/ui/package-lock.json e2e/ui/node_modules/.orderflow-lock; then
+  log "npm ci in e2e/ui (playwright-core, no browser download)"
+  (cd e2e/ui && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) >&2
+  cp e2e/ui/package-lock.json e2e/ui/node_modules/.orderflow-lock
+fi
+
+DATA="$ROOT/.data/test-run"
+mkdir -p "$DATA"
+# One build of each binary for the suite, the smoke test and the chaos run.
+export ORDERFLOW_TEST_BIN="$DATA/orderflow" ORDERFLOW_TEST_DEV_BIN="$DATA/orderflow-dev"
+export ORDERFLOW_BIN="$ORDERFLOW_TEST_BIN" ORDERFLOW_DEV_BIN="$ORDERFLOW_TEST_DEV_BIN"
+go build -trimpath -o "$ORDERFLOW_BIN" ./cmd/orderflow
+go build -trimpath -o "$ORDERFLOW_DEV_BIN" ./devtools/cmd/orderflow-dev
+lab() { "$ORDERFLOW_DEV_BIN" lab "$@"; }
+# On the way out (an error included): let a start in progress finish, stop
+# a vulncheck still running, stop the test servers; the exit status stays
+# the script's.
+servers="" vulncheck=""
+cleanup() {
+  set +e
+  [ -z "$servers" ] || wait "$servers" 2>/dev/null
+  [ -z "$vulncheck" ] || kill "$vulncheck" 2>/dev/null
+  lab down --profile test --data "$DATA" 2>/dev/null
+  return 0
+}
+trap cleanup EXIT
+env_file="$DATA/env"
+# The servers come up while the static checks run.
+lab up --profile test --data "$DATA" --print-env >"$env_file" &
+servers=$!
+# vulncheck (a minute or two of analysis) runs beside the checks and tests; its
+# verdict is read at the end.
+log "vulncheck (beside the checks and tests; output in $DATA/vulncheck.log)"
+devtools/vulncheck.sh >"$DATA/vulncheck.log" 2>&1 &
+vulncheck=$!
+# The browser test's screenshots go to $DATA/ui/. The key the tests'
+# workers, and the processes they start, encrypt e-mails with: fresh per
+# run, like the database.
+export ORDERFLOW_TEST_OUTPUT_DIR="$DATA"
+export PII_KEYS="${PII_KEYS:-test-$$:$(head -c 32 /dev/urandom | base64 | tr -d '\n')}"
+
+log "promtool: check and unit-test deploy/observability's alert rules"
+(cd deploy/observability && promtool check rules alerts.yml && promtool check config prometheus.yml &&
+  promtool test rules alerts_test.yml)
+log "go vet"; go vet ./...
+log "workflowcheck"; "$(lab tool workflowcheck)" ./...
+wait "$servers" || { log "the test servers did not come up"; exit 1; }
+# shellcheck disable=SC1090
+source "$env_file"
+log "go test"
+rm -rf "$DATA/ui"
 set +e
-go test -count=1 -timeout 20m "$@" ${TEST_PKGS:-./...} 2>&1 | tee "$STATE_DIR/go-test.log"
+go test -count=1 -timeout 20m "$@" ${TEST_PKGS:-./...} 2>&1 | tee "$DATA/go-test.log"
 status=${PIPESTATUS[0]}
 set -e
-if [ -f "$STATE_DIR/ui/confirmed-order.png" ]; then log "Web UI screenshot: $STATE_DIR/ui/confirmed-order.png"; fi
+if [ -f "$DATA/ui/confirmed-order.png" ]; then log "Web UI screenshot: $DATA/ui/confirmed-order.png"; fi
 if [ -z "${TEST_PKGS:-}" ]; then
-  log "smoke: the stack as make run starts it, on ports of its own"
-  "$ROOT/scripts/smoke.sh" || status=1
+  # Neither uses the test servers: stop them first.
+  lab down --profile test --data "$DATA" 2>/dev/null || true
+  # Side by side, each on a stack and ports of its own (the lab's profiles).
+  log "smoke: the stack as make run starts it, on ports of its own (output in $DATA/smoke.log)"
+  "$ORDERFLOW_DEV_BIN" smoke >"$DATA/smoke.log" 2>&1 &
+  smoke=$!
   log "chaos: a short run (every fault kind at least once), then the invariants"
-  CHAOS_DURATION="${CHAOS_DURATION:-150s}" CHAOS_RATE="${CHAOS_RATE:-8}" "$ROOT/scripts/chaos.sh" || status=1
+  lab with --profile chaos -- "$ORDERFLOW_DEV_BIN" chaos --duration "${CHAOS_DURATION:-150s}" --rate "${CHAOS_RATE:-8}" || status=1
+  wait "$smoke" || status=1
+  grep '^smoke:' "$DATA/smoke.log" || tail -50 "$DATA/smoke.log"
+  log "done"
 fi
+if wait "$vulncheck"; then log "vulncheck: passed"; else cat "$DATA/vulncheck.log"; log "vulncheck: failed"; status=1; fi
 exit "$status"

@@ -3,6 +3,7 @@ package workers
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/orderflow/orderflow/activities/events"
 	"github.com/orderflow/orderflow/activities/notify"
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 // EventStream is a worker's connection to the event stream.
@@ -22,12 +22,30 @@ type EventStream struct {
 	Analytics bool
 }
 
+// MessagingConfig is what the worker's outbox pool sends through: the mail
+// server (SMTPURL, or SMTPHost and its parts) and the event stream (NATSURL).
+type MessagingConfig struct {
+	SMTPURL      string
+	SMTPHost     string
+	SMTPPort     int
+	SMTPUsername string
+	SMTPPassword string
+	SMTPTLS      string
+	MailFrom     string
+	// NATSURL lists the NATS servers, comma-separated.
+	NATSURL               string
+	EventsReplicas        int
+	EventsMaxAge          time.Duration
+	EventsDuplicateWindow time.Duration
+	Analytics             bool
+}
+
 // Messaging builds the mailer and the event stream cfg describes: the SMTP
-// mailer when SMTP_URL or SMTP_HOST is set (nil otherwise: the caller's
-// development mailer), and a NATS connection when NATS_URL is set (nil
+// mailer when SMTPURL or SMTPHost is set (nil otherwise: the caller's
+// development mailer), and a NATS connection when NATSURL is set (nil
 // otherwise: the events wait in their outbox). A bad setting is an error
 // naming it; NATS being down is not (the relay waits for it).
-func Messaging(cfg config.Messaging) (notify.Mailer, *EventStream, error) {
+func Messaging(cfg MessagingConfig) (notify.Mailer, *EventStream, error) {
 	var mailer notify.Mailer
 	if cfg.SMTPURL != "" || cfg.SMTPHost != "" {
 		smtp := notify.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, TLS: cfg.SMTPTLS}

@@ -8,23 +8,22 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderflow/orderflow/activities/notify"
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 func TestMessagingPicksTheMailerAndRefusesBadSettings(t *testing.T) {
-	m, stream, err := Messaging(config.Messaging{MailFrom: "orders@example.com"})
+	m, stream, err := Messaging(MessagingConfig{MailFrom: "orders@example.com"})
 	require.NoError(t, err)
 	assert.Nil(t, m, "no SMTP: the caller's development mailer")
 	assert.Nil(t, stream, "no NATS_URL: the events wait in their outbox")
 
-	m, _, err = Messaging(config.Messaging{SMTPURL: "smtp://mail.example.com:2525?tls=opportunistic", MailFrom: "orders@example.com"})
+	m, _, err = Messaging(MessagingConfig{SMTPURL: "smtp://mail.example.com:2525?tls=opportunistic", MailFrom: "orders@example.com"})
 	require.NoError(t, err)
 	assert.IsType(t, &notify.SMTPMailer{}, m)
-	m, _, err = Messaging(config.Messaging{SMTPHost: "mail.example.com", SMTPPort: 587, SMTPTLS: "mandatory", MailFrom: "orders@example.com"})
+	m, _, err = Messaging(MessagingConfig{SMTPHost: "mail.example.com", SMTPPort: 587, SMTPTLS: "mandatory", MailFrom: "orders@example.com"})
 	require.NoError(t, err)
 	assert.IsType(t, &notify.SMTPMailer{}, m)
 
-	for name, bad := range map[string]config.Messaging{
+	for name, bad := range map[string]MessagingConfig{
 		"SMTP_URL": {SMTPURL: "http://mail.example.com", MailFrom: "orders@example.com"},
 		"tls":      {SMTPHost: "mail.example.com", SMTPPort: 587, SMTPTLS: "sometimes", MailFrom: "orders@example.com"},
 		"sender":   {SMTPHost: "mail.example.com", SMTPPort: 587, MailFrom: "not an address"},

@@ -21,13 +21,16 @@ import (
 
 	"github.com/orderflow/orderflow/activities/catalog"
 	"github.com/orderflow/orderflow/activities/events"
+	"github.com/orderflow/orderflow/activities/fulfillment"
 	"github.com/orderflow/orderflow/activities/notify"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
-	"github.com/orderflow/orderflow/internal/config"
+	"github.com/orderflow/orderflow/activities/returns"
+	"github.com/orderflow/orderflow/internal/bulkhead"
 	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/workflows/maintenance"
 	"github.com/orderflow/orderflow/workflows/order"
+	returnflow "github.com/orderflow/orderflow/workflows/returns"
 )
 
 // Deps are the clients the activities use.
@@ -48,17 +51,21 @@ type Deps struct {
 	// PII encrypts the customer's e-mail at rest and decrypts it to send.
 	PII *pii.Keyring
 	Log *zap.Logger
+	// Carrier takes fulfilled orders' shipments (CARRIER_URL); nil: none
+	// is configured, and shipments wait for carrier events all the same.
+	Carrier *fulfillment.Carrier
 }
 
-// Options size a worker. The activity slots are split by the bulkhead
+// Config sizes a worker; cmd/orderflow builds it from the declared
+// settings (internal/config). The activity slots are split by the bulkhead
 // shares: the critical share runs the saga's steps, the non-critical share
 // delivers notifications; the admin share is kept free for operator work.
-type Options struct {
+type Config struct {
 	Region                       string
 	MaxConcurrentActivities      int
 	MaxConcurrentLocalActivities int
 	MaxConcurrentWorkflowTasks   int
-	Bulkhead                     config.Bulkhead
+	Bulkhead                     bulkhead.Shares
 	// Outbox runs the notification pool in this process too.
 	Outbox bool
 	// Admin runs the admin pool on the region's admin task queue and makes
@@ -70,7 +77,7 @@ type Options struct {
 // critical task queue and the notification outbox pool.
 type Pool struct {
 	Orders worker.Worker
-	// Admin polls the region's admin task queue; nil unless Options.Admin.
+	// Admin polls the region's admin task queue; nil unless Config.Admin.
 	Admin worker.Worker
 	// Payments is the provider router the pool's Payment activities use.
 	Payments *payment.Router
@@ -86,7 +93,7 @@ type Pool struct {
 
 // New builds the region's order worker, with the Order workflow and every
 // saga activity registered, and, if asked, the notification and admin pools.
-func New(c client.Client, deps Deps, opts Options) *Pool {
+func New(c client.Client, deps Deps, opts Config) *Pool {
 	p := &Pool{Orders: worker.New(c, order.TaskQueue(opts.Region), opts.WorkerOptions()), Payments: deps.Payments,
 		client: c, region: opts.Region}
 	Register(p.Orders, deps)
@@ -115,13 +122,13 @@ func New(c client.Client, deps Deps, opts Options) *Pool {
 	return p
 }
 
-func (opts Options) slots() int {
+func (opts Config) slots() int {
 	return max(opts.MaxConcurrentActivities, opts.MaxConcurrentLocalActivities)
 }
 
 // WorkerOptions are the SDK settings of the order worker: the critical share
 // of the activity slots.
-func (opts Options) WorkerOptions() worker.Options {
+func (opts Config) WorkerOptions() worker.Options {
 	b := opts.Bulkhead
 	if b.CriticalPct == 0 {
 		b.CriticalPct = 100
@@ -142,13 +149,16 @@ type Registry interface {
 	RegisterActivity(a any)
 }
 
-// Register adds the Order workflow, under its explicit name, and the saga's
-// activities to r.
+// Register adds the Order and Return workflows, under their explicit
+// names, and their activities to r.
 func Register(r Registry, deps Deps) {
 	r.RegisterWorkflowWithOptions(order.Saga, workflow.RegisterOptions{Name: order.Workflow})
 	r.RegisterActivity(&orders.Activities{DB: deps.DB, Cache: deps.Cache, PII: deps.PII})
 	r.RegisterActivity(&catalog.Inventory{DB: deps.DB, Cache: deps.Cache, SetStatus: orders.RecordStatus})
 	r.RegisterActivity(&payment.Activities{DB: deps.DB, Providers: deps.Payments, Cache: deps.Cache, FailoverQuiet: deps.FailoverQuiet})
+	r.RegisterActivity(&fulfillment.Activities{DB: deps.DB, Cache: deps.Cache, Carrier: deps.Carrier})
+	r.RegisterWorkflowWithOptions(returnflow.Receive, workflow.RegisterOptions{Name: returnflow.Workflow})
+	r.RegisterActivity(&returns.Activities{DB: deps.DB, Cache: deps.Cache})
 }
 
 // Start starts the pools.

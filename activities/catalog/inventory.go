@@ -97,11 +97,11 @@ var errInsufficient = errors.New("insufficient stock")
 
 // Transition moves every reservation of an order from one status to another
 // and applies sign*quantity to on-hand (when onHandSign is set) and reserved,
-// in SKU order. It returns what moved; reservations already moved are left
+// in SKU order, counting only what has not shipped. It returns what moved; reservations already moved are left
 // alone, which is what makes a retried step a no-op.
 func Transition(ctx context.Context, tx pgx.Tx, orderID, from, to, reason string, onHandSign, reservedSign int) ([]orderflow.Item, error) {
 	const q = `UPDATE reservations SET status = $3, updated_at = now()
-		WHERE order_id = $1 AND status = $2 RETURNING sku, quantity`
+		WHERE order_id = $1 AND status = $2 RETURNING sku, quantity - shipped`
 	rows, err := tx.Query(ctx, q, orderID, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("%s reservations: %w", reason, err)
@@ -112,6 +112,9 @@ func Transition(ctx context.Context, tx pgx.Tx, orderID, from, to, reason string
 	}
 	sort.Slice(items, func(a, b int) bool { return items[a].SKU < items[b].SKU })
 	for _, it := range items {
+		if it.Quantity == 0 {
+			continue // all of it shipped: nothing here to move
+		}
 		if err := moveStock(ctx, tx, orderID, it.SKU, reason, onHandSign*it.Quantity, reservedSign*it.Quantity); err != nil {
 			return nil, err
 		}
@@ -119,19 +122,23 @@ func Transition(ctx context.Context, tx pgx.Tx, orderID, from, to, reason string
 	return items, nil
 }
 
-// moveStock applies deltas to a SKU's row and appends the matching event. It
+// moveStock applies deltas to a SKU's row and appends the matching event;
+// a change of on-hand goes through the SKU's warehouses (adjust). It
 // returns errInsufficient, changing nothing, when the row would break
 // 0 <= reserved <= on_hand.
 func moveStock(ctx context.Context, tx pgx.Tx, orderID, sku, reason string, dOnHand, dReserved int) error {
+	if dOnHand != 0 {
+		return adjust(ctx, tx, orderID, sku, "", reason, dOnHand, dReserved)
+	}
 	// One round trip: the event is appended only if the row took the change.
 	const q = `WITH u AS (
 			UPDATE inventory
-			SET on_hand = on_hand + $2, reserved = reserved + $3, version = version + 1, updated_at = now()
-			WHERE sku = $1 AND reserved + $3 >= 0 AND reserved + $3 <= on_hand + $2
+			SET reserved = reserved + $2, version = version + 1, updated_at = now()
+			WHERE sku = $1 AND reserved + $2 >= 0 AND reserved + $2 <= on_hand
 			RETURNING sku)
 		INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason, order_id)
-		SELECT sku, $2, $3, $4, $5 FROM u`
-	tag, err := tx.Exec(ctx, q, sku, dOnHand, dReserved, reason, orderID)
+		SELECT sku, 0, $2, $3, $4 FROM u`
+	tag, err := tx.Exec(ctx, q, sku, dReserved, reason, orderID)
 	if err != nil {
 		return fmt.Errorf("apply %s to %s: %w", reason, sku, err)
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
+	"unicode"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -131,24 +134,19 @@ func (s Store) Put(ctx context.Context, p Product, onHand int) (created bool, re
 		err := tx.QueryRow(ctx, `SELECT on_hand, reserved FROM inventory WHERE sku = $1 FOR UPDATE`, p.SKU).Scan(&was, &reserved)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
-			if _, err := tx.Exec(ctx, `INSERT INTO inventory (sku, on_hand) VALUES ($1, $2)`, p.SKU, onHand); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO inventory (sku, on_hand) VALUES ($1, 0)`, p.SKU); err != nil {
 				return fmt.Errorf("insert stock: %w", err)
 			}
 		case err != nil:
 			return fmt.Errorf("lock stock: %w", err)
-		default:
-			if onHand < reserved {
-				return &ReservedError{OnHand: onHand, Reserved: reserved}
-			}
-			const qu = `UPDATE inventory SET on_hand = $2, version = version + 1, updated_at = now() WHERE sku = $1`
-			if _, err := tx.Exec(ctx, qu, p.SKU, onHand); err != nil {
-				return fmt.Errorf("update stock: %w", err)
-			}
+		case onHand < reserved:
+			return &ReservedError{OnHand: onHand, Reserved: reserved}
 		}
+		// Through the warehouses: stock that arrives goes to the default
+		// one, stock taken away leaves unallocated stock by priority.
 		if delta := onHand - was; delta != 0 {
-			const qe = `INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason) VALUES ($1, $2, 0, 'restock')`
-			if _, err := tx.Exec(ctx, qe, p.SKU, delta); err != nil {
-				return fmt.Errorf("append restock event: %w", err)
+			if err := adjust(ctx, tx, "", p.SKU, "", "restock", delta, 0); err != nil {
+				return fmt.Errorf("set stock of %s: %w", p.SKU, err)
 			}
 		}
 		return nil
@@ -195,28 +193,134 @@ func (s Store) RestockSynthetic(ctx context.Context, owner string) (int, error) 
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('orderflow.synthetic_restock'))`); err != nil {
 			return fmt.Errorf("lock synthetic restock: %w", err)
 		}
-		const q = `WITH due AS (
-				SELECT r.order_id, r.sku, r.quantity
-				FROM orders o
-				JOIN reservations r ON r.order_id = o.order_id AND r.status = 'committed'
-				JOIN products p ON p.sku = r.sku AND p.synthetic
-				WHERE o.customer_id = $1 AND o.synthetic AND o.created_at > now() - interval '1 day'
-					AND NOT EXISTS (SELECT 1 FROM inventory_events e
-						WHERE e.order_id = r.order_id AND e.sku = r.sku AND e.reason = 'restock')),
-			moved AS (
-				UPDATE inventory i SET on_hand = i.on_hand + d.qty, version = i.version + 1, updated_at = now()
-				FROM (SELECT sku, sum(quantity)::int AS qty FROM due GROUP BY sku) d
-				WHERE i.sku = d.sku
-				RETURNING i.sku),
-			logged AS (
-				INSERT INTO inventory_events (sku, delta_on_hand, delta_reserved, reason, order_id)
-				SELECT due.sku, due.quantity, 0, 'restock', due.order_id FROM due JOIN moved USING (sku)
-				RETURNING delta_on_hand)
-			SELECT coalesce(sum(delta_on_hand), 0)::int FROM logged`
-		if err := tx.QueryRow(ctx, q, owner).Scan(&n); err != nil {
+		const q = `SELECT r.order_id::text, r.sku, r.quantity
+			FROM orders o
+			JOIN reservations r ON r.order_id = o.order_id AND r.status = 'committed'
+			JOIN products p ON p.sku = r.sku AND p.synthetic
+			WHERE o.customer_id = $1 AND o.synthetic AND o.created_at > now() - interval '1 day'
+				AND NOT EXISTS (SELECT 1 FROM inventory_events e
+					WHERE e.order_id = r.order_id AND e.sku = r.sku AND e.reason = 'restock')
+			ORDER BY r.sku, r.order_id`
+		rows, err := tx.Query(ctx, q, owner)
+		if err != nil {
 			return fmt.Errorf("restock synthetic orders: %w", err)
+		}
+		type due struct {
+			OrderID, SKU string
+			Quantity     int
+		}
+		list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[due])
+		if err != nil {
+			return fmt.Errorf("restock synthetic orders: %w", err)
+		}
+		for _, d := range list {
+			if err := adjust(ctx, tx, d.OrderID, d.SKU, "", "restock", d.Quantity, 0); err != nil {
+				return fmt.Errorf("restock synthetic order %s: %w", d.OrderID, err)
+			}
+			n += d.Quantity
 		}
 		return nil
 	})
 	return n, err
+}
+
+// Rank is where a search page ends: the last product's rank and SKU, the
+// keys the results are ordered by (best first, then by SKU).
+type Rank struct {
+	Score float32
+	SKU   string
+}
+
+// Found is one search result: a product with its stock and its rank.
+type Found struct {
+	Listed
+	Score float32
+}
+
+// SearchQuery asks for a page of products matching words.
+type SearchQuery struct {
+	// Words are what to look for, each a run of letters and digits (the
+	// caller splits the text at anything else, as migration 0009 splits
+	// names and SKUs). Every word must match: as the prefix of a word of
+	// the SKU or name, or, stemmed, as a word of the name.
+	Words []string
+	// Text is the search as typed: a product whose SKU it is, in any case,
+	// ranks first.
+	Text string
+	// After is the previous page's end; nil for the first page.
+	After *Rank
+	// Limit is the page's size, 1 or more.
+	Limit int
+}
+
+// SearchPage is a page of results. Next is where the next page starts, nil
+// when this one is the last.
+type SearchPage struct {
+	Products []Found
+	Next     *Rank
+}
+
+// qSearch ranks the products whose search column (migration 0009) matches
+// the words and returns a page of them. $1 is the words as prefixes of the
+// SKU's and name's words ('simple'), $2 the same words stemmed ('english');
+// a product matching either is found, ranked by ts_rank with the SKU's
+// words weighing most, and a product whose SKU is the search text itself,
+// any case ($3), first of all. The GIN index finds the matches; only they are
+// ranked and sorted.
+const qSearch = `WITH q AS (SELECT to_tsquery('simple', $1) || to_tsquery('english', $2) AS query),
+	m AS (
+		SELECT p.sku, p.name, p.price_cents, p.currency,
+			(ts_rank(p.search, q.query) + CASE WHEN lower(p.sku) = lower($3) THEN 10 ELSE 0 END)::real AS score
+		FROM products p, q WHERE p.search @@ q.query AND NOT p.synthetic)
+	SELECT m.sku, m.name, m.price_cents, m.currency, i.on_hand, i.reserved, i.on_hand - i.reserved, m.score
+	FROM m JOIN inventory i USING (sku)
+	WHERE m.score < $4::real OR (m.score = $4::real AND m.sku > $5)
+	ORDER BY m.score DESC, m.sku LIMIT $6`
+
+// Search finds products whose SKU or name has every word, best first, a
+// page at a time. No words finds nothing.
+func (s Store) Search(ctx context.Context, q SearchQuery) (SearchPage, error) {
+	if q.Limit < 1 {
+		return SearchPage{}, fmt.Errorf("search products: limit %d", q.Limit)
+	}
+	if len(q.Words) == 0 {
+		return SearchPage{}, nil
+	}
+	prefixes, stems := make([]string, len(q.Words)), make([]string, len(q.Words))
+	for i, w := range q.Words {
+		// A word of letters and digits only needs no quoting in a tsquery;
+		// anything else is refused rather than risk its syntax.
+		if !searchWord(w) {
+			return SearchPage{}, fmt.Errorf("search products: %q is not a word of letters and digits", w)
+		}
+		prefixes[i], stems[i] = w+":*", w
+	}
+	after := Rank{Score: float32(math.Inf(1))}
+	if q.After != nil {
+		after = *q.After
+	}
+	rows, err := s.DB.Query(ctx, qSearch, strings.Join(prefixes, " & "), strings.Join(stems, " & "), q.Text,
+		after.Score, after.SKU, q.Limit+1)
+	if err != nil {
+		return SearchPage{}, fmt.Errorf("search products: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Found, error) {
+		var f Found
+		err := row.Scan(&f.SKU, &f.Name, &f.PriceCents, &f.Currency, &f.OnHand, &f.Reserved, &f.Available, &f.Score)
+		return f, err
+	})
+	if err != nil {
+		return SearchPage{}, fmt.Errorf("search products: %w", err)
+	}
+	var page SearchPage
+	var last *Found
+	if page.Products, last = activities.Page(list, q.Limit); last != nil {
+		page.Next = &Rank{Score: last.Score, SKU: last.SKU}
+	}
+	return page, nil
+}
+
+// searchWord reports whether w is a non-empty run of letters and digits.
+func searchWord(w string) bool {
+	return w != "" && strings.IndexFunc(w, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) < 0
 }

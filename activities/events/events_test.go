@@ -23,7 +23,6 @@ import (
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/devtools/testkit"
-	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/db"
 )
 
@@ -45,7 +44,7 @@ func newSaga(t *testing.T) *saga {
 	_, sim := testkit.Paysim(t, pool, "paysim-events")
 	s.ord = &orders.Activities{DB: pool, Cache: rc, PII: testkit.PII(t)}
 	s.inv = &catalog.Inventory{DB: pool, Cache: rc, SetStatus: orders.RecordStatus}
-	s.pay = &payment.Activities{DB: pool, Cache: rc, Providers: payment.NewRouter(payment.Settings(config.LoadResilience().Payment), sim)}
+	s.pay = &payment.Activities{DB: pool, Cache: rc, Providers: payment.NewRouter(testkit.Breaker(), sim)}
 	s.env.RegisterActivity(s.ord)
 	s.env.RegisterActivity(s.inv)
 	s.env.RegisterActivity(s.pay)

@@ -23,6 +23,9 @@ import (
 const (
 	OrderConfirmed = "order_confirmed"
 	OrderFailed    = "order_failed"
+	// Fulfillment's messages (activities/fulfillment): the first shipment
+	// left, every shipment arrived, the order was cancelled after it was
+	// confirmed, money went back (a lost shipment, a return).
 	OrderShipped   = "order_shipped"
 	OrderDelivered = "order_delivered"
 	OrderCancelled = "order_cancelled"

@@ -20,7 +20,8 @@ import (
 type Activities struct {
 	DB    *pgxpool.Pool
 	Cache *redis.Client
-	// PII encrypts the customer's e-mail before it is stored; required.
+	// PII encrypts the customer's e-mail and shipping address before they
+	// are stored; required.
 	PII *pii.Keyring
 }
 
@@ -31,6 +32,9 @@ type CreateOrderInput struct {
 	Email      string           `json:"email"`
 	Region     string           `json:"region"`
 	Items      []orderflow.Item `json:"items"`
+	// ShippingAddress is stored sealed; nil (a synthetic order, a saga
+	// started before addresses were taken) stores none.
+	ShippingAddress *orderflow.Address `json:"shipping_address,omitempty"`
 }
 
 // CreateOrderResult is the order as priced from the catalog.
@@ -49,9 +53,13 @@ func (o *Activities) Create(ctx context.Context, in CreateOrderInput) (CreateOrd
 	}
 	// Sealed outside the transaction: about a microsecond, and no round trip.
 	email := o.PII.SealString(in.Email, in.OrderID)
+	address, err := sealAddress(o.PII, in.OrderID, in.ShippingAddress)
+	if err != nil {
+		return CreateOrderResult{}, err
+	}
 	var res CreateOrderResult
 	// A GET that came before the order existed may have left a lease.
-	_, err := activities.Commit(ctx, o.DB, o.Cache, in.OrderID, func(tx pgx.Tx) ([]orderflow.Item, error) {
+	_, err = activities.Commit(ctx, o.DB, o.Cache, in.OrderID, func(tx pgx.Tx) ([]orderflow.Item, error) {
 		existing, err := loadOrder(ctx, tx, in.OrderID)
 		if err != nil {
 			return nil, err
@@ -70,9 +78,10 @@ func (o *Activities) Create(ctx context.Context, in CreateOrderInput) (CreateOrd
 		}
 		// An order of a synthetic SKU (the deep health check's) is marked
 		// synthetic, so reports leave it out.
-		const qOrder = `INSERT INTO orders (order_id, customer_id, email_enc, region, status, total_cents, currency, synthetic)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, EXISTS (SELECT 1 FROM products WHERE sku = ANY($8) AND synthetic))`
-		if _, err := tx.Exec(ctx, qOrder, in.OrderID, in.CustomerID, email, in.Region, orderflow.StatusPending, res.TotalCents, res.Currency, skus); err != nil {
+		const qOrder = `INSERT INTO orders (order_id, customer_id, email_enc, shipping_address_enc, region, status, total_cents, currency, synthetic)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, EXISTS (SELECT 1 FROM products WHERE sku = ANY($9) AND synthetic))`
+		if _, err := tx.Exec(ctx, qOrder, in.OrderID, in.CustomerID, email, address, in.Region, orderflow.StatusPending,
+			res.TotalCents, res.Currency, skus); err != nil {
 			return nil, fmt.Errorf("insert order: %w", err)
 		}
 		const qLines = `INSERT INTO order_items (order_id, line, sku, quantity, unit_price_cents)

@@ -25,7 +25,8 @@ type Reencrypted struct {
 // piiBatch is how many rows EncryptPII rewrites per round trip.
 const piiBatch = 500
 
-// EncryptPII brings every stored e-mail under the keyring's active key:
+// EncryptPII brings every stored e-mail and shipping address under the
+// keyring's active key:
 // plaintext left by releases before migration 0006 (or by a worker of the
 // old release during a rolling upgrade) is encrypted and cleared, and
 // values sealed with an older key are re-sealed, so a retired key can then
@@ -45,12 +46,15 @@ func EncryptPII(ctx context.Context, pool *pgxpool.Pool, keys *pii.Keyring, regi
 	}
 	// A value's key id is bytes 3.. of its header (internal/pii).
 	const (
-		qOrders = `SELECT order_id::text, email, email_enc FROM orders
+		qOrders = `SELECT order_id::text, email, email_enc, shipping_address_enc FROM orders
 			WHERE order_id > $2::text::uuid AND ($4 = '' OR region = $4) AND (email IS NOT NULL
-			   OR (email_enc IS NOT NULL AND substring(email_enc FROM 3 FOR get_byte(email_enc, 1)) <> convert_to($1, 'UTF8')))
+			   OR (email_enc IS NOT NULL AND substring(email_enc FROM 3 FOR get_byte(email_enc, 1)) <> convert_to($1, 'UTF8'))
+			   OR (shipping_address_enc IS NOT NULL
+			       AND substring(shipping_address_enc FROM 3 FOR get_byte(shipping_address_enc, 1)) <> convert_to($1, 'UTF8')))
 			ORDER BY order_id LIMIT $3`
-		uOrders = `UPDATE orders SET email = NULL, email_enc = $2
-			WHERE order_id = $1::text::uuid AND email IS NOT DISTINCT FROM $3 AND email_enc IS NOT DISTINCT FROM $4`
+		uOrders = `UPDATE orders SET email = NULL, email_enc = $2, shipping_address_enc = $5
+			WHERE order_id = $1::text::uuid AND email IS NOT DISTINCT FROM $3 AND email_enc IS NOT DISTINCT FROM $4
+			  AND shipping_address_enc IS NOT DISTINCT FROM $6`
 		qNotes = `SELECT id::text, order_id::text, recipient, recipient_enc FROM notifications
 			WHERE id > $2::text::bigint AND ($4 = '' OR region = $4) AND (recipient IS NOT NULL
 			   OR (recipient_enc IS NOT NULL AND substring(recipient_enc FROM 3 FOR get_byte(recipient_enc, 1)) <> convert_to($1, 'UTF8')))
@@ -84,13 +88,14 @@ func EncryptPII(ctx context.Context, pool *pgxpool.Pool, keys *pii.Keyring, regi
 				key, aad string
 				plain    *string
 				sealed   []byte
+				address  []byte // an order's sealed shipping address
 			}
 			var batch []row
 			for rows.Next() {
 				var r row
 				var dest []any
 				if orders {
-					dest = []any{&r.key, &r.plain, &r.sealed}
+					dest = []any{&r.key, &r.plain, &r.sealed, &r.address}
 				} else {
 					dest = []any{&r.key, &r.aad, &r.plain, &r.sealed}
 				}
@@ -114,17 +119,30 @@ func EncryptPII(ctx context.Context, pool *pgxpool.Pool, keys *pii.Keyring, regi
 			}
 			b := &pgx.Batch{}
 			for _, r := range batch {
-				plain := ""
+				plain, address, oerr := "", []byte(nil), error(nil)
 				if r.plain != nil {
 					plain = *r.plain
-				} else if plain, err = keys.OpenString(r.sealed, r.aad); err != nil {
+				} else if r.sealed != nil {
+					plain, oerr = keys.OpenString(r.sealed, r.aad)
+				}
+				if oerr == nil && r.address != nil {
+					aad := []byte(AddressAAD(r.key))
+					if address, oerr = keys.Open(r.address, aad); oerr == nil {
+						address = keys.Seal(address, aad)
+					}
+				}
+				if oerr != nil {
 					if done.Unreadable++; done.UnreadableErr == nil {
-						done.UnreadableErr = fmt.Errorf("re-encrypt %s %s: %w", t.name, r.key, err)
+						done.UnreadableErr = fmt.Errorf("re-encrypt %s %s: %w", t.name, r.key, oerr)
 					}
 					continue
 				}
 				if orders {
-					b.Queue(uOrders, r.key, keys.SealString(plain, r.aad), r.plain, r.sealed)
+					var email []byte
+					if r.plain != nil || r.sealed != nil {
+						email = keys.SealString(plain, r.aad)
+					}
+					b.Queue(uOrders, r.key, email, r.plain, r.sealed, address, r.address)
 				} else {
 					b.Queue(uNotes, r.key, keys.SealString(plain, r.aad), r.plain, r.sealed)
 				}
@@ -148,7 +166,7 @@ func EncryptPII(ctx context.Context, pool *pgxpool.Pool, keys *pii.Keyring, regi
 }
 
 // Erasure is what ErasePII changed. OrdersScrubbed counts the orders whose
-// e-mail it removed; OrdersRetained counts all the customer's orders, which
+// e-mail and shipping address it removed; OrdersRetained counts all the customer's orders, which
 // stay for the audit. NotificationsCancelled counts messages that were still
 // to be sent; NotificationsScrubbed counts every message whose address was
 // removed.
@@ -157,16 +175,16 @@ type Erasure struct {
 	NotificationsCancelled, NotificationsScrubbed int64
 }
 
-// ErasePII removes a customer's e-mail from every order and from every
-// notification of those orders (the notify area's outbox), and cancels the
-// messages not yet sent, in one statement: the CTEs run on one snapshot and
+// ErasePII removes a customer's e-mail and shipping address from every
+// order, the e-mail from every notification of those orders (the notify
+// area's outbox), and cancels the messages not yet sent, in one statement: the CTEs run on one snapshot and
 // commit together. A message the outbox has already claimed and decrypted
 // may still go out; its result no longer overwrites 'cancelled'
 // (notify.Outbox). Repeating it changes nothing and counts zero scrubbed.
 func (s Store) ErasePII(ctx context.Context, customerID string) (Erasure, error) {
 	const q = `WITH scrubbed AS (
-			UPDATE orders SET email = NULL, email_enc = NULL, pii_erased_at = coalesce(pii_erased_at, now())
-			WHERE customer_id = $1 AND (email IS NOT NULL OR email_enc IS NOT NULL)
+			UPDATE orders SET email = NULL, email_enc = NULL, shipping_address_enc = NULL, pii_erased_at = coalesce(pii_erased_at, now())
+			WHERE customer_id = $1 AND (email IS NOT NULL OR email_enc IS NOT NULL OR shipping_address_enc IS NOT NULL)
 			RETURNING 1),
 		notes AS (
 			UPDATE notifications n SET recipient = NULL, recipient_enc = NULL,

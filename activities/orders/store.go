@@ -21,9 +21,9 @@ type Store struct {
 	DB *pgxpool.Pool
 }
 
-// Order is an order's record: the order, its lines in line order and, when
-// read through Store.Order, its status changes in the order they happened.
-type Order struct {
+// Summary is an order without its lines and status changes: what the
+// order history lists.
+type Summary struct {
 	OrderID       string
 	CustomerID    string
 	Status        string
@@ -32,8 +32,14 @@ type Order struct {
 	FailureReason *string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
-	Lines         []orderflow.Line
-	History       []Change
+}
+
+// Order is an order's record: the order, its lines in line order and, when
+// read through Store.Order, its status changes in the order they happened.
+type Order struct {
+	Summary
+	Lines   []orderflow.Line
+	History []Change
 }
 
 // Change is one entry of an order's status history.
@@ -44,7 +50,7 @@ type Change struct {
 
 // loadOrder reads an order and its lines, nil when there is no such order.
 func loadOrder(ctx context.Context, q activities.Querier, id string) (*Order, error) {
-	o := Order{OrderID: id}
+	o := Order{Summary: Summary{OrderID: id}}
 	const qOrder = `SELECT customer_id, status, total_cents, currency, failure_reason, created_at, updated_at FROM orders WHERE order_id = $1`
 	err := q.QueryRow(ctx, qOrder, id).Scan(&o.CustomerID, &o.Status, &o.TotalCents, &o.Currency, &o.FailureReason, &o.CreatedAt, &o.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -11,8 +11,6 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 // Provider is a card processor as the router uses it. Implementations must
@@ -175,12 +173,4 @@ func (r *Router) Available() []*Guarded {
 		}
 	}
 	return out
-}
-
-// Settings takes the breaker thresholds from the configuration.
-func Settings(c config.Payment) BreakerSettings {
-	return BreakerSettings{
-		Window: c.BreakerWindow, FailureRatio: c.BreakerFailureRatio, MinRequests: c.BreakerMinRequests,
-		OpenTimeout: c.BreakerOpenTimeout, HalfOpenSuccesses: c.BreakerHalfOpenSuccesses,
-	}
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderflow/orderflow/activities/payment"
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 // scripted is a provider whose answers the test sets; it counts the calls
@@ -49,12 +48,6 @@ var errFailing = errors.New("provider answered 500")
 func settings() payment.BreakerSettings {
 	return payment.BreakerSettings{Window: 10 * time.Second, FailureRatio: 0.5, MinRequests: 10,
 		OpenTimeout: 300 * time.Millisecond, HalfOpenSuccesses: 3}
-}
-
-func TestBreakerDefaultsAreTheDesignsNumbers(t *testing.T) {
-	s := payment.Settings(config.LoadResilience().Payment)
-	assert.Equal(t, payment.BreakerSettings{Window: 10 * time.Second, FailureRatio: 0.5, MinRequests: 10,
-		OpenTimeout: 30 * time.Second, HalfOpenSuccesses: 3}, s)
 }
 
 func TestBreakerOpensAtHalfFailuresOnceTheWindowHoldsTheMinimum(t *testing.T) {

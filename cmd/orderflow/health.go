@@ -38,17 +38,17 @@ func (w *runningWorker) Stop() {
 
 // workerHealth is what a worker's GET /health runs: PostgreSQL, Redis
 // (non-critical), Temporal, disk, memory, and the worker polling.
-func workerHealth(cl *boot.Clients, h config.Health, w *runningWorker) *health.Checker {
-	return health.New(h.Budget,
-		health.Database(cl.DB), health.Cache(cl.Cache), health.Temporal(cl.Temporal),
-		health.Disk(h.DiskPath, h.MinFreeDiskMB), health.Memory(h.MaxHeapMB),
-		health.Check{Name: checkWorker, Critical: true, Fn: func(context.Context) (string, error) {
-			if !w.running.Load() {
-				return "", errors.New("the worker is not running")
-			}
-			return "polling", nil
-		}},
-	)
+func workerHealth(cl *boot.Clients, h health.Config, w *runningWorker) *health.Checker {
+	h = h.WithDefaults()
+	c := health.New(h.Budget, health.Database(cl.DB), health.Cache(cl.Cache), health.Temporal(cl.Temporal))
+	c.Add(h.Checks()...)
+	c.Add(health.Check{Name: checkWorker, Critical: true, Fn: func(context.Context) (string, error) {
+		if !w.running.Load() {
+			return "", errors.New("the worker is not running")
+		}
+		return "polling", nil
+	}})
+	return c
 }
 
 // breakerChecks report each payment provider's circuit breaker. They are not
@@ -71,10 +71,10 @@ func breakerChecks(r *payment.Router) []health.Check {
 // providerChecks tell GET /health/deep whether each paysim provider answers
 // its health endpoint. None is critical on its own: charges fail over, and
 // the deep check's synthetic order fails when no provider can take it.
-func providerChecks(c config.Payment) []health.Check {
+func providerChecks(providers []config.Provider) []health.Check {
 	var out []health.Check
-	for _, p := range c.Providers {
-		if p.Kind == "paysim" {
+	for _, p := range providers {
+		if p.Kind == config.ProviderPaysim {
 			out = append(out, health.Reachable("payment_provider:"+p.Name, strings.TrimRight(p.URL, "/")+"/health", false))
 		}
 	}

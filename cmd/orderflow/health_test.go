@@ -18,7 +18,6 @@ import (
 	"github.com/orderflow/orderflow/activities/payment/paysim"
 	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/boot"
-	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/health"
 	"github.com/orderflow/orderflow/internal/telemetry"
 	"github.com/orderflow/orderflow/workers"
@@ -32,9 +31,9 @@ func TestWorkerHealthListenerAnswersAndNamesAStoppedWorker(t *testing.T) {
 	_, up := testkit.Paysim(t, cl.DB, "paysim-health")
 	// Nothing listens on this port: every call to it is refused.
 	down := paysim.NewClient("paysim-down", fmt.Sprintf("http://127.0.0.1:%d", testkit.FreePort(t)), time.Second)
-	router := payment.NewRouter(payment.Settings(config.LoadResilience().Payment), up, down)
+	router := payment.NewRouter(testkit.Breaker(), up, down)
 	w := &runningWorker{Runner: workers.New(cl.Temporal, workers.Deps{DB: cl.DB, Cache: cl.Cache, Payments: router, PII: testkit.PII(t)},
-		workers.Options{Region: "health-" + uuid.NewString()[:8]})}
+		workers.Config{Region: "health-" + uuid.NewString()[:8]})}
 	require.NoError(t, w.Start())
 	t.Cleanup(func() {
 		if w.running.Load() {
@@ -43,7 +42,7 @@ func TestWorkerHealthListenerAnswersAndNamesAStoppedWorker(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	checks := workerHealth(cl, config.LoadResilience().Health, w)
+	checks := workerHealth(cl, health.Config{}, w)
 	checks.Add(breakerChecks(router)...)
 	addr, err := health.Listen(ctx, "127.0.0.1:0", checks, metrics, zaptest.NewLogger(t))
 	require.NoError(t, err)

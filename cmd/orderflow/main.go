@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/orderflow/orderflow/activities/fulfillment"
 	"github.com/orderflow/orderflow/activities/notify"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
@@ -30,27 +31,19 @@ const usage = `usage: orderflow <command>
 
 commands (the dev tools, such as the payment simulator, bench and chaos, are
 orderflow-dev, built from devtools/cmd/orderflow-dev):
-  api       run the HTTP gateway (API_ADDR, default :8080)
-  worker    run a worker for a region (--region, or ORDERFLOW_REGION; default local),
-            with GET /health on WORKER_HEALTH_ADDR (default :8081)
+  api       run the HTTP gateway
+  worker    run a worker for a region (--region overrides ORDERFLOW_REGION)
   migrate   apply the database migrations
   replay    replay exported workflow histories against this build: orderflow replay <history.json>...
             (a check before deploying workflow changes; see docs/operations.md)
   token     mint a development token: orderflow token --sub <customer> --role customer|operator|admin [--ttl 1h]
             (HS256 with AUTH_HS256_SECRET; make run prints a customer and an operator token)
+  config    print the effective configuration, secrets masked: orderflow config [api|worker|migrate|replay|token]
+            (--markdown prints the configuration reference)
 
-Every setting comes from the environment: DATABASE_URL, REDIS_URL,
-TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ORDERFLOW_REGION, LOG_FORMAT, LOG_LEVEL.
-The gateway verifies bearer tokens against AUTH_JWKS_URL (with AUTH_ISSUER and
-AUTH_AUDIENCE) or, in development, AUTH_HS256_SECRET. The gateway and the
-workers need PII_KEYS or PII_KEYS_FILE: they seal stored e-mails and every
-Temporal payload; the gateway serves the codec server on /codec for operators
-(CODEC_CORS_ORIGINS: the Web UI origins allowed to call it). It serves HTTPS when
-API_TLS_CERT_FILE and API_TLS_KEY_FILE are set; TEMPORAL_TLS_CA_FILE,
-TEMPORAL_TLS_CERT_FILE, TEMPORAL_TLS_KEY_FILE and TEMPORAL_TLS_SERVER_NAME turn
-on TLS (mutual with a certificate) to Temporal.
-Traces go out over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or another OTEL_*
-exporter variable) is set; tracing is off otherwise.
+Every setting comes from the environment; a bad value stops the command,
+naming it. The settings, their defaults and who reads them:
+orderflow config, and docs/configuration.md.
 `
 
 func main() { boot.Main("orderflow", usage, run) }
@@ -58,21 +51,41 @@ func main() { boot.Main("orderflow", usage, run) }
 func run(ctx context.Context, cmd string, args []string) error {
 	switch cmd {
 	case "api":
-		return runAPI(ctx, config.LoadAPI())
+		if len(args) != 0 {
+			return fmt.Errorf("api: unexpected arguments %q", args)
+		}
+		cfg, v := loadGateway(os.LookupEnv)
+		if err := v.Err(); err != nil {
+			return err
+		}
+		return runAPI(ctx, cfg, v)
 	case "worker":
-		cfg := config.LoadWorker()
+		cfg, v := loadWorker(os.LookupEnv)
 		if len(args) == 2 && args[0] == "--region" {
-			cfg.Region = args[1]
+			region, err := config.Region.Parse(args[1])
+			if err != nil {
+				return fmt.Errorf("worker: --region: %w", err)
+			}
+			cfg.Pool.Region = region
 		} else if len(args) != 0 {
 			return fmt.Errorf("worker: unexpected arguments %q", args)
 		}
-		return runWorker(ctx, cfg)
+		if err := v.Err(); err != nil {
+			return err
+		}
+		return runWorker(ctx, cfg, v)
 	case "migrate":
-		return runMigrate(ctx, config.LoadCommon())
+		cfg, v := loadMigrate(os.LookupEnv)
+		if err := v.Err(); err != nil {
+			return err
+		}
+		return runMigrate(ctx, cfg)
 	case "replay":
-		return runReplay(os.Stdout, args)
+		return runReplay(os.Stdout, os.LookupEnv, args)
 	case "token":
-		return runToken(os.Stdout, args)
+		return runToken(os.Stdout, os.LookupEnv, args)
+	case "config":
+		return runConfig(os.Stdout, os.LookupEnv, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil
@@ -80,35 +93,28 @@ func run(ctx context.Context, cmd string, args []string) error {
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
 
-func runAPI(ctx context.Context, cfg config.API) error {
-	if err := cfg.TrustedProxies.Validate(); err != nil {
-		return err
-	}
+func runAPI(ctx context.Context, cfg gatewayConfig, v *config.Values) error {
 	tlsCfg, err := tlsconf.Server(cfg.TLS)
 	if err != nil {
 		return err
 	}
-	p, err := boot.Start(ctx, cfg.Common, "api", config.Env("API_PPROF_ADDR", ""), order.IDOf)
+	p, err := boot.Start(ctx, cfg.Boot, "api", order.IDOf)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
 	log, cl, tp, metrics := p.Log, p.Clients, p.Tracer, p.Metrics
-	log.Info("starting gateway", zap.String("addr", cfg.Addr), zap.Stringer("config", cfg.Common), zap.Stringer("auth", cfg.Auth),
-		zap.Bool("embedded_worker", cfg.EmbedWorker), zap.Bool("tls", cfg.TLS.Enabled()))
+	log.Info("starting gateway", zap.String("addr", cfg.Addr), zap.Strings("config", v.FromEnv()),
+		zap.Bool("embedded_worker", cfg.Embed), zap.Bool("tls", cfg.TLS.Enabled()))
 	authn, err := auth.New(ctx, cfg.Auth, auth.WithRedis(cl.Cache), auth.WithLogger(log))
 	if err != nil {
 		return err
 	}
 
-	srv := &api.Server{TrustedProxies: cfg.TrustedProxies.Prefixes, DB: cl.DB, Cache: cl.Cache, Temporal: cl.Temporal, Log: log, Region: cfg.Region, Metrics: metrics,
-		BodyLimit: cfg.BodyLimitBytes, IdempotencyTTL: cfg.IdempotencyTTL, EagerStart: cfg.EmbedWorker, Payment: cfg.Resilience.Payment,
-		RateLimit: cfg.Resilience.RateLimit, Bulkhead: cfg.Resilience.Bulkhead, Tiers: cfg.Resilience.Cache,
-		Health: cfg.Resilience.Health, TracerProvider: tp,
-		Codec: pii.NewCodec(cl.PII), CodecOrigins: cfg.CodecOrigins}
-	srv.Auth = authn
-	if cfg.EmbedWorker {
-		w, err := newWorker(cl, cfg.EmbeddedWorker, log, false)
+	srv := &api.Server{Config: cfg.API, DB: cl.DB, Cache: cl.Cache, Temporal: cl.Temporal, Log: log, Metrics: metrics,
+		TracerProvider: tp, Codec: pii.NewCodec(cl.PII), Auth: authn}
+	if cfg.Embed {
+		w, err := newWorker(cl, cfg.Worker, log, false)
 		if err != nil {
 			return err
 		}
@@ -117,29 +123,33 @@ func runAPI(ctx context.Context, cfg config.API) error {
 		}
 		defer w.Stop()
 		srv.HealthChecks = append(srv.HealthChecks, breakerChecks(w.Payments)...)
-		log.Info("embedded order worker started; sagas start eagerly", zap.String("region", cfg.Region))
+		log.Info("embedded order worker started; sagas start eagerly", zap.String("region", cfg.API.Region))
 	}
-	srv.ProviderChecks = providerChecks(cfg.Resilience.Payment)
-	hs := api.HTTPServer(cfg.Addr, srv.Handler(), tlsCfg)
-	return boot.Serve(ctx, hs, log, "gateway")
+	srv.ProviderChecks = providerChecks(cfg.Worker.Payment.Providers)
+	if cfg.OperatorAddr == "" {
+		return srv.Serve(ctx, api.HTTPServer(cfg.Addr, srv.Handler(), tlsCfg), nil, cfg.DrainDelay)
+	}
+	customer, operator := srv.Handlers()
+	log.Info("operator endpoints (/metrics, /codec) on their own listener", zap.String("operator_addr", cfg.OperatorAddr))
+	return srv.Serve(ctx, api.HTTPServer(cfg.Addr, customer, tlsCfg), api.HTTPServer(cfg.OperatorAddr, operator, tlsCfg), cfg.DrainDelay)
 }
 
-func runWorker(ctx context.Context, cfg config.Worker) error {
-	p, err := boot.Start(ctx, cfg.Common, "worker", config.Env("WORKER_PPROF_ADDR", ""), order.IDOf)
+func runWorker(ctx context.Context, cfg workerConfig, v *config.Values) error {
+	p, err := boot.Start(ctx, cfg.Boot, "worker", order.IDOf)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
 	log, cl, metrics := p.Log, p.Clients, p.Metrics
-	log.Info("starting worker", zap.Stringer("config", cfg.Common))
+	log.Info("starting worker", zap.String("region", cfg.Pool.Region), zap.Strings("config", v.FromEnv()))
 	pool, err := newWorker(cl, cfg, log, true)
 	if err != nil {
 		return err
 	}
 	w := &runningWorker{Runner: pool}
-	checks := workerHealth(cl, cfg.Resilience.Health, w)
+	checks := workerHealth(cl, cfg.Health, w)
 	checks.Add(breakerChecks(pool.Payments)...)
-	if _, err := health.Listen(ctx, cfg.Resilience.Health.WorkerAddr, checks, metrics, log); err != nil {
+	if _, err := health.Listen(ctx, cfg.HealthAddr, checks, metrics, log); err != nil {
 		return err
 	}
 	err = workers.Run(ctx, w)
@@ -150,8 +160,8 @@ func runWorker(ctx context.Context, cfg config.Worker) error {
 // newWorker builds a worker process's pools; standalone adds the
 // notification and admin pools, which the gateway's embedded worker leaves
 // to the worker processes.
-func newWorker(cl *boot.Clients, cfg config.Worker, log *zap.Logger, standalone bool) (*workers.Pool, error) {
-	providers, err := buildProviders(cfg.Resilience.Payment, cl.Tracer)
+func newWorker(cl *boot.Clients, cfg workerConfig, log *zap.Logger, standalone bool) (*workers.Pool, error) {
+	providers, err := buildProviders(cfg.Payment, cl.Tracer)
 	if err != nil {
 		return nil, err
 	}
@@ -159,9 +169,12 @@ func newWorker(cl *boot.Clients, cfg config.Worker, log *zap.Logger, standalone 
 		return nil, pii.ErrNoKeys
 	}
 	deps := workers.Deps{DB: cl.DB, Cache: cl.Cache, Log: log, PII: cl.PII,
-		Payments:      payment.NewRouter(payment.Settings(cfg.Resilience.Payment), providers...),
-		FailoverQuiet: cfg.Resilience.Payment.FailoverQuiet,
+		Payments:      payment.NewRouter(cfg.Payment.Breaker, providers...),
+		FailoverQuiet: cfg.Payment.FailoverQuiet,
 		Mailer:        notify.LogMailer{Log: log, Latency: cfg.MailLatency}}
+	if cfg.CarrierURL != "" {
+		deps.Carrier = &fulfillment.Carrier{URL: cfg.CarrierURL}
+	}
 	if standalone {
 		// The outbox pool's mail server and event stream (SMTP_*, NATS_URL).
 		mailer, stream, err := workers.Messaging(cfg.Messaging)
@@ -172,14 +185,13 @@ func newWorker(cl *boot.Clients, cfg config.Worker, log *zap.Logger, standalone 
 			deps.Mailer = mailer
 		}
 		deps.Events = stream
-		log.Info("messaging", zap.Stringer("config", cfg.Messaging))
 	}
-	return workers.New(cl.Temporal, deps, workers.Options{Region: cfg.Region, MaxConcurrentActivities: cfg.MaxConcurrentActivities,
-		MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks,
-		Bulkhead: cfg.Resilience.Bulkhead, Outbox: standalone, Admin: standalone}), nil
+	pool := cfg.Pool
+	pool.Outbox, pool.Admin = standalone, standalone
+	return workers.New(cl.Temporal, deps, pool), nil
 }
 
-func runMigrate(ctx context.Context, cfg config.Common) error {
+func runMigrate(ctx context.Context, cfg boot.Config) error {
 	pool, err := db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err

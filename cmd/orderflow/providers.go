@@ -13,12 +13,13 @@ import (
 )
 
 // buildProviders returns a provider per entry of cfg.Providers
-// (PAYMENT_PROVIDERS), in failover order: a paysim Client or the Stripe
-// adapter, each bounded by cfg.Timeout. An empty list, an unknown kind, a
-// paysim entry without a URL or two entries with one name are errors: the
-// name is what payments.provider records. A tp (tracing on) gives each
-// provider call a client span.
-func buildProviders(cfg config.Payment, tp trace.TracerProvider) ([]payment.Provider, error) {
+// (PAYMENT_PROVIDERS, which internal/config checked), in failover order: a
+// paysim Client or the Stripe adapter, each bounded by cfg.Timeout. An empty
+// list, an unknown kind, a paysim entry without a URL or two entries with
+// one name are errors still, for a list built by other code: the name is
+// what payments.provider records. A tp (tracing on) gives each provider
+// call a client span.
+func buildProviders(cfg paymentConfig, tp trace.TracerProvider) ([]payment.Provider, error) {
 	if len(cfg.Providers) == 0 {
 		return nil, errors.New("payment providers: PAYMENT_PROVIDERS lists none")
 	}
@@ -30,12 +31,12 @@ func buildProviders(cfg config.Payment, tp trace.TracerProvider) ([]payment.Prov
 		}
 		seen[p.Name] = true
 		switch p.Kind {
-		case "paysim":
+		case config.ProviderPaysim:
 			if p.URL == "" {
 				return nil, fmt.Errorf("payment providers: %s: paysim needs a URL", p.Name)
 			}
 			out = append(out, paysim.NewTracedClient(p.Name, p.URL, cfg.Timeout, tp))
-		case "stripe":
+		case config.ProviderStripe:
 			// An empty URL is Stripe's own API.
 			sp, err := stripe.New(stripe.Config{Name: p.Name, APIKey: cfg.StripeKey, BaseURL: p.URL, Timeout: cfg.Timeout, TracerProvider: tp})
 			if err != nil {

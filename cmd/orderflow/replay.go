@@ -19,7 +19,6 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/workflows/maintenance"
 	"github.com/orderflow/orderflow/workflows/order"
@@ -43,7 +42,7 @@ const nondeterminismCode = "TMPRL1100"
 // runReplay is `orderflow replay`: it replays every history file in args
 // against the Order and Maintenance workflows of this build, prints one
 // verdict per file to out, and returns an error when any of them failed.
-func runReplay(out io.Writer, args []string) error {
+func runReplay(out io.Writer, lookup env, args []string) error {
 	if len(args) == 0 {
 		return errors.New("replay: no history file given\n" + replayUsage)
 	}
@@ -51,7 +50,11 @@ func runReplay(out io.Writer, args []string) error {
 		fmt.Fprint(out, replayUsage)
 		return nil
 	}
-	keys, err := pii.LoadOptional(config.LoadPII())
+	cfg, v := loadReplay(lookup)
+	if err := v.Err(); err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	keys, err := pii.LoadOptional(cfg)
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}

@@ -20,7 +20,7 @@ func TestReplay_CommittedHistoriesReplayOK(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, files)
 	var out bytes.Buffer
-	require.NoError(t, runReplay(&out, files), out.String())
+	require.NoError(t, runReplay(&out, os.LookupEnv, files), out.String())
 	assert.Contains(t, out.String(), "OK   "+testdata+"order_confirmed.json  Order order-69df5177-a0d2-435e-aac6-de1ad27b3585")
 	assert.Contains(t, out.String(), fmt.Sprintf("all %d histories replay against this build", len(files)))
 	assert.NotContains(t, out.String(), "FAIL")
@@ -52,7 +52,7 @@ func TestReplay_TamperedHistoryIsReportedNonDeterministic(t *testing.T) {
 	require.NoError(t, os.WriteFile(bad, tampered, 0o600))
 
 	var out bytes.Buffer
-	err = runReplay(&out, []string{bad, testdata + "order_declined.json"})
+	err = runReplay(&out, os.LookupEnv, []string{bad, testdata + "order_declined.json"})
 	require.EqualError(t, err, "replay: 1 of 2 histories failed")
 	got := out.String()
 	t.Log(got)
@@ -67,8 +67,8 @@ func TestReplay_NotAHistoryIsAClearError(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "orders.json")
 	require.NoError(t, os.WriteFile(bad, []byte(`{"orders": []}`), 0o600))
 	var out bytes.Buffer
-	require.Error(t, runReplay(&out, []string{bad}))
+	require.Error(t, runReplay(&out, os.LookupEnv, []string{bad}))
 	assert.Contains(t, out.String(), "FAIL "+bad+": not a history exported with `temporal workflow show --output json`")
 
-	require.ErrorContains(t, runReplay(&out, nil), "no history file given")
+	require.ErrorContains(t, runReplay(&out, os.LookupEnv, nil), "no history file given")
 }

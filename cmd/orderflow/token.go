@@ -7,12 +7,11 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/internal/auth"
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 // runToken mints a development token (HS256, AUTH_HS256_SECRET) and prints
 // it: orderflow token --sub <customer> --role <role> [--ttl 1h].
-func runToken(out io.Writer, args []string) error {
+func runToken(out io.Writer, lookup env, args []string) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	sub := fs.String("sub", "", "the token's subject: the customer id for a customer")
 	role := fs.String("role", string(auth.RoleCustomer), "customer, operator or admin")
@@ -23,7 +22,11 @@ func runToken(out io.Writer, args []string) error {
 	if *sub == "" || fs.NArg() != 0 {
 		return fmt.Errorf("usage: orderflow token --sub <subject> --role customer|operator|admin [--ttl 1h]")
 	}
-	m, err := auth.NewMinter(config.LoadAuth())
+	cfg, v := loadToken(lookup)
+	if err := v.Err(); err != nil {
+		return err
+	}
+	m, err := auth.NewMinter(cfg)
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,8 @@ type orderTarget struct {
 
 func (t *orderTarget) fire(ctx context.Context, s *sample) {
 	customer := fmt.Sprintf("bench-%d", rand.IntN(100000))
-	req := apiclient.OrderRequest{CustomerID: customer, PaymentToken: "tok_visa", Email: "bench@example.com"}
+	req := apiclient.OrderRequest{CustomerID: customer, PaymentToken: "tok_visa", Email: "bench@example.com",
+		ShippingAddress: &apiclient.Address{Name: "Bench Buyer", Line1: "1 Load Street", City: "Springfield", PostalCode: "62701", State: "IL", Country: "US"}}
 	if rand.Float64() < t.decline {
 		req.PaymentToken, s.declined = "tok_chargeDeclined", true
 	}

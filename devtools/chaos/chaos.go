@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/client"
 
+	"github.com/orderflow/orderflow/devtools/lab"
 	"github.com/orderflow/orderflow/internal/auth"
 )
 
@@ -33,10 +34,11 @@ type Config struct {
 	// Faults are the fault kinds to inject, in turn; Hold is how long each lasts.
 	Faults []string
 	Hold   time.Duration
-	// StackScript is scripts/stack.sh, which kills and starts the stack's
-	// processes; Providers are the paysim instances' base URLs.
-	StackScript string
-	Providers   []string
+	// Stack is the lab stack under test, whose nodes (worker, temporal,
+	// redis, postgres) the process faults kill and start; Providers are the
+	// paysim instances' base URLs.
+	Stack     *lab.Stack
+	Providers []string
 	// ResultsDir receives the JSON report.
 	ResultsDir string
 	Seed       uint64

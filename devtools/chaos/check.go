@@ -3,6 +3,8 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"maps"
+	"strings"
 
 	"go.temporal.io/api/workflowservice/v1"
 
@@ -36,25 +38,26 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 		orders[id] = o
 	}
 	rows.Close()
-	inv := Invariant{Name: "every accepted order exists and ended (CONFIRMED, FAILED, CANCELLED)", Checked: len(ids)}
+	inv := Invariant{Name: "every accepted order exists and settled (ended, or paid and waiting on its carrier)", Checked: len(ids)}
 	for _, id := range ids {
 		o, ok := orders[id]
 		switch {
 		case !ok:
 			inv.Counterexamples = append(inv.Counterexamples, id+": missing")
-		case !orderflow.Terminal(o.status):
+		case !orderflow.Settled(o.status):
 			inv.Counterexamples = append(inv.Counterexamples, id+": still "+o.status)
 		}
 	}
 	out = append(out, done(inv))
 
-	// 2. No saga left running.
+	// 2. No saga left running but those waiting on their carrier.
 	res, err := r.temporal.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
-		Query: `WorkflowType = "Order" AND ExecutionStatus = "Running"`})
+		Query: `WorkflowType = "Order" AND ExecutionStatus = "Running" AND OrderStatus NOT IN ("` +
+			strings.Join([]string{orderflow.StatusFulfilling, orderflow.StatusFulfillmentOverdue, orderflow.StatusPartiallyShipped, orderflow.StatusShipped}, `", "`) + `")`})
 	if err != nil {
 		return nil, fmt.Errorf("count running sagas: %w", err)
 	}
-	inv = Invariant{Name: "no Order workflow left running (visibility)", Checked: 1}
+	inv = Invariant{Name: "no Order workflow left running but those waiting on their carrier (visibility)", Checked: 1}
 	if res.GetCount() > 0 {
 		inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("%d running", res.GetCount()))
 	}
@@ -88,40 +91,48 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 		}
 	}
 	rows.Close()
-	inv = Invariant{Name: "one net charge per CONFIRMED order, of its total; none net for the others", Checked: len(orders)}
+	inv = Invariant{Name: "one charge of its total per paid order (CONFIRMED, fulfilling, DELIVERED), refunds never above it and only for lost parcels; none net for the others", Checked: len(orders)}
 	for id, o := range orders {
 		m := ledger[id]
 		if m == nil {
 			m = &money{}
 		}
-		net, netAmount := m.charges-m.refunds, m.charged-m.refunded
-		switch o.status {
-		case "CONFIRMED":
-			if net != 1 || netAmount != o.total {
-				inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("%s CONFIRMED total %d: %d charges (%d), %d refunds (%d)", id, o.total, m.charges, m.charged, m.refunds, m.refunded))
+		switch {
+		case o.status == orderflow.StatusConfirmed || orderflow.AwaitingCarrier(o.status) || o.status == orderflow.StatusDelivered:
+			// A delivered order may have a lost shipment refunded in part.
+			if m.charges != 1 || m.charged != o.total || m.refunded > m.charged || m.refunded > 0 && o.status != orderflow.StatusDelivered {
+				inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("%s %s total %d: %d charges (%d), %d refunds (%d)", id, o.status, o.total, m.charges, m.charged, m.refunds, m.refunded))
 			}
-		case "FAILED", "CANCELLED":
-			if net != 0 || netAmount != 0 {
+		case o.status == orderflow.StatusFailed || o.status == orderflow.StatusCancelled:
+			if m.charged != m.refunded {
 				inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("%s %s: %d charges (%d), %d refunds (%d)", id, o.status, m.charges, m.charged, m.refunds, m.refunded))
 			}
 		}
 	}
 	out = append(out, done(inv))
 
-	// 4. Stock: initial on hand = on hand now + what confirmed orders took;
-	// nothing reserved; the event log replays to the row, never negative.
-	inv = Invariant{Name: "stock conserved per SKU; reserved 0; event log replays, never negative", Checked: len(skus)}
+	// 4. Stock: initial on hand = on hand now + what left with orders
+	// (committed at confirmation, or shipped by fulfillment) and did not
+	// come back in a received return; reserved =
+	// what orders waiting on their carrier still hold; the event log
+	// replays to the row, never negative, and to every warehouse's row.
+	inv = Invariant{Name: "stock conserved per SKU and warehouse; reserved only by orders awaiting their carrier; event log replays, never negative", Checked: len(skus)}
 	for _, s := range skus {
-		var onHand, reserved, sold int
+		var onHand, reserved, left, held int
 		err := r.db.QueryRow(ctx, `SELECT i.on_hand, i.reserved,
-			COALESCE((SELECT sum(oi.quantity) FROM order_items oi JOIN orders o USING (order_id)
-			          WHERE oi.sku = i.sku AND o.status = 'CONFIRMED'), 0)
-			FROM inventory i WHERE i.sku = $1`, s.SKU).Scan(&onHand, &reserved, &sold)
+			COALESCE((SELECT sum(CASE WHEN r.status = 'committed' THEN r.quantity ELSE r.shipped END) FROM reservations r WHERE r.sku = i.sku), 0)
+			- COALESCE((SELECT sum(ri.quantity) FROM return_items ri JOIN returns rt USING (return_id)
+			            WHERE ri.sku = i.sku AND rt.status IN ('received', 'refunded')), 0),
+			COALESCE((SELECT sum(r.quantity - r.shipped) FROM reservations r JOIN orders o USING (order_id)
+			          WHERE r.sku = i.sku AND r.status = 'held' AND o.status = ANY($2)), 0)
+			FROM inventory i WHERE i.sku = $1`, s.SKU,
+			[]string{orderflow.StatusFulfilling, orderflow.StatusFulfillmentOverdue, orderflow.StatusPartiallyShipped, orderflow.StatusShipped}).
+			Scan(&onHand, &reserved, &left, &held)
 		if err != nil {
 			return nil, fmt.Errorf("read stock of %s: %w", s.SKU, err)
 		}
-		if s.OnHand != onHand+sold || reserved != 0 {
-			inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("%s: started %d, on hand %d + sold %d, reserved %d", s.SKU, s.OnHand, onHand, sold, reserved))
+		if s.OnHand != onHand+left || reserved != held {
+			inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("%s: started %d, on hand %d + left %d, reserved %d (held by orders awaiting their carrier %d)", s.SKU, s.OnHand, onHand, left, reserved, held))
 		}
 		replay, err := catalog.ReplayInventory(ctx, r.db, s.SKU)
 		if err != nil {
@@ -129,6 +140,19 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 		}
 		if replay.Violation != "" || replay.OnHand != onHand || replay.Reserved != reserved {
 			inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("%s: events replay to %d/%d against row %d/%d %s", s.SKU, replay.OnHand, replay.Reserved, onHand, reserved, replay.Violation))
+		}
+		wh, err := catalog.ReplayWarehouses(ctx, r.db, s.SKU)
+		if err != nil {
+			return nil, err
+		}
+		sum := 0
+		for _, n := range wh.Rows {
+			sum += n
+		}
+		// Stock not yet filed in a warehouse (a SKU whose on-hand never
+		// moved since) counts as unfiled.
+		if !maps.Equal(wh.Rows, wh.Events) || sum+wh.Unfiled != onHand {
+			inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("%s: warehouses %v, their events %v, unfiled %d, on hand %d", s.SKU, wh.Rows, wh.Events, wh.Unfiled, onHand))
 		}
 	}
 	out = append(out, done(inv))

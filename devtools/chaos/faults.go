@@ -5,8 +5,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"time"
+
+	"github.com/orderflow/orderflow/devtools/lab"
 )
 
 // window is one injected fault and the client errors seen while it lasted.
@@ -54,31 +55,21 @@ func (r *Runner) injectFaults(ctx context.Context) {
 }
 
 // fault injects one fault and undoes it. Faults run to the end even when the
-// load has stopped, so the stack is always whole afterwards.
+// load has stopped, so the stack is always whole afterwards. Process faults
+// are the lab's, on the stack's own state: a node killed with SIGKILL and
+// started again as the stack started it, or restarted cleanly.
 func (r *Runner) fault(kind string, w *window) error {
 	hold := r.cfg.Hold
 	switch kind {
 	case "worker_kill":
 		// SIGKILL mid-activity, restarted after a delay.
-		if err := r.stack("kill", "worker"); err != nil {
-			return err
-		}
-		time.Sleep(hold / 2)
-		return r.stack("start", "worker")
+		return r.killFor("worker", hold/2)
 	case "temporal_kill":
-		if err := r.stack("kill", "temporal"); err != nil {
-			return err
-		}
-		time.Sleep(time.Second)
-		return r.stack("start", "temporal")
+		return r.killFor("temporal", time.Second)
 	case "redis_restart":
-		if err := r.stack("kill", "redis"); err != nil {
-			return err
-		}
-		time.Sleep(hold / 2)
-		return r.stack("start", "redis")
+		return r.killFor("redis", hold/2)
 	case "postgres_restart":
-		return r.stack("restart", "postgres")
+		return r.inject(lab.RestartNode{Stack: r.cfg.Stack, Name: "postgres"}, 0)
 	case "provider_outage":
 		w.Detail = "every provider"
 		return r.providerFaults(`{"outage":true}`, hold, true)
@@ -93,11 +84,23 @@ func (r *Runner) fault(kind string, w *window) error {
 	return fmt.Errorf("unknown fault %q", kind)
 }
 
-// stack runs scripts/stack.sh ACTION NAME against the stack under test.
-func (r *Runner) stack(action, name string) error {
-	out, err := exec.Command("bash", r.cfg.StackScript, action, name).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("stack.sh %s %s: %w: %s", action, name, err, bytes.TrimSpace(out))
+// killFor kills a node of the stack and starts it again after down.
+func (r *Runner) killFor(node string, down time.Duration) error {
+	return r.inject(lab.KillNode{Stack: r.cfg.Stack, Name: node}, down)
+}
+
+// inject injects f, waits for d and heals it.
+func (r *Runner) inject(f lab.Fault, d time.Duration) error {
+	if r.cfg.Stack == nil {
+		return fmt.Errorf("%s: no lab stack to break", f)
+	}
+	ctx := context.Background()
+	if err := f.Inject(ctx); err != nil {
+		return fmt.Errorf("%s: %w", f, err)
+	}
+	time.Sleep(d)
+	if err := f.Heal(ctx); err != nil {
+		return fmt.Errorf("heal %s: %w", f, err)
 	}
 	return nil
 }

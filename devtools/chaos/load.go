@@ -110,7 +110,8 @@ func (r *Runner) newOrder(skus []sku) *placed {
 		token = "tok_mastercard"
 	}
 	customer := "chaos-" + uuid.NewString()[:8]
-	req := apiclient.OrderRequest{CustomerID: customer, Email: "chaos@example.com", PaymentToken: token, Items: items}
+	req := apiclient.OrderRequest{CustomerID: customer, Email: "chaos@example.com", PaymentToken: token, Items: items,
+		ShippingAddress: &apiclient.Address{Name: "Chaos Buyer", Line1: "2 Fault Lane", City: "Lyon", PostalCode: "69001", Country: "FR"}}
 	return &placed{key: "chaos-" + uuid.NewString(), customer: customer, req: req, resend: r.float() < 0.05, cancel: r.float() < 0.05}
 }
 
@@ -244,7 +245,7 @@ func (r *Runner) statuses(ctx context.Context, ids []string) (map[string]int, in
 		}
 		counts[s] = n
 		seen += n
-		if orderflow.Terminal(s) {
+		if orderflow.Settled(s) {
 			ended += n
 		}
 	}

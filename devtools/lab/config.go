@@ -9,6 +9,10 @@ type Config struct {
 	Root    string `json:"root"` // the checkout
 	Data    string `json:"data"` // the stack's files: logs, state, databases
 	Ports   Ports  `json:"ports"`
+	// Env is the environment the stack's processes were given on top of
+	// the lab's own (DATABASE_URL, REDIS_URL, ...), so that a node started
+	// again from another process runs as it first did.
+	Env map[string]string `json:"env,omitempty"`
 }
 
 func sortedKeys[V any](m map[string]V) []string {

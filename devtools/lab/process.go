@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,9 @@ type Process struct {
 	Env     []string // added to the lab's own environment
 	Dir     string
 	Log     string // stdout and stderr are appended here
+	// Output, when set, receives stdout and stderr instead of Log (a
+	// test's own log, a scanner).
+	Output io.Writer
 	// StopSignal asks the process to stop (default SIGTERM; PostgreSQL's
 	// fast shutdown is SIGINT); after Grace (default 10 s) it gets SIGKILL.
 	StopSignal syscall.Signal
@@ -38,6 +42,9 @@ type Process struct {
 	// Credential, when set, runs the process as another user (PostgreSQL
 	// refuses to run as root).
 	Credential *syscall.Credential
+	// DieWithParent kills the process when the one that started it ends
+	// (a test's helper server must not outlive a crashed test binary).
+	DieWithParent bool
 }
 
 // Running is a started process: its pid, which is also its process group.
@@ -57,16 +64,23 @@ func (p Process) Start() (*Running, error) {
 			return nil, fmt.Errorf("start %s: %w", p.Command[0], err)
 		}
 	}
-	logf, err := openLog(p.Log)
-	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", p.Command[0], err)
-	}
-	defer logf.Close()
 	cmd := exec.Command(p.Command[0], p.Command[1:]...)
 	cmd.Env = append(os.Environ(), p.Env...)
 	cmd.Dir = p.Dir
-	cmd.Stdout, cmd.Stderr = logf, logf
+	if p.Output != nil {
+		cmd.Stdout, cmd.Stderr = p.Output, p.Output
+	} else {
+		logf, err := openLog(p.Log)
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", p.Command[0], err)
+		}
+		defer logf.Close()
+		cmd.Stdout, cmd.Stderr = logf, logf
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: p.Credential}
+	if p.DieWithParent {
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", strings.Join(p.Command, " "), err)
 	}

@@ -12,9 +12,16 @@ import (
 // A Node is one part of a stack: a server, or a job that runs to its end
 // (migrations, the demo catalog).
 type Node struct {
-	Name  string
-	Host  string // 127.0.0.1 today; a network namespace's address later
-	Ports Ports  // the ports it listens on, by name
+	Name string
+	// Host is the address the node listens on and is reached at; empty
+	// means loopback (127.0.0.1). A node in a network namespace of its own
+	// (issue 13's hosts) gets that namespace's address here and its name
+	// in Netns.
+	Host string
+	// Netns names the Linux network namespace the node runs in; empty is
+	// the lab's own. Reserved: no topology sets it yet.
+	Netns string
+	Ports Ports // the ports it listens on, by name
 	Proc  Process
 	// Job: the process runs to its end and must exit 0; it is not kept.
 	Job bool
@@ -31,7 +38,18 @@ type Node struct {
 }
 
 // Addr is host:port of the node's named port.
-func (n *Node) Addr(port string) string { return fmt.Sprintf("%s:%d", n.Host, n.Ports[port]) }
+func (n *Node) Addr(port string) string { return fmt.Sprintf("%s:%d", n.HostAddr(), n.Ports[port]) }
+
+// HostAddr is the node's address: Host, or loopback when it is empty.
+func (n *Node) HostAddr() string {
+	if n.Host == "" {
+		return Loopback
+	}
+	return n.Host
+}
+
+// Loopback is the address of a node that names no host.
+const Loopback = "127.0.0.1"
 
 // Stack is a topology and, once up, the state of its processes.
 type Stack struct {
@@ -62,8 +80,17 @@ func (s *Stack) Node(name string) (*Node, error) {
 	return nil, fmt.Errorf("lab: no node %q in the %s stack", name, s.Config.Profile)
 }
 
+// sync reads the state file again: another process (the chaos run,
+// `orderflow-dev lab kill`) may have started or stopped nodes since.
+func (s *Stack) sync() {
+	if st, err := LoadState(s.Config.Data); err == nil {
+		s.state.Nodes = st.Nodes
+	}
+}
+
 // State returns a node's state (a zero one when it never ran).
 func (s *Stack) State(name string) NodeState {
+	s.sync()
 	if st := s.state.Nodes[name]; st != nil {
 		return *st
 	}
@@ -92,6 +119,7 @@ func (s *Stack) Up(ctx context.Context) error {
 }
 
 func (s *Stack) up(ctx context.Context, n *Node) error {
+	s.sync()
 	if st := s.state.Nodes[n.Name]; st != nil && st.Started && Alive(st.Pid) {
 		return nil
 	}
@@ -122,6 +150,7 @@ func (s *Stack) Start(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	s.sync()
 	if n.Before != nil {
 		if err := n.Before(ctx); err != nil {
 			return fmt.Errorf("%s: %w", n.Name, err)
@@ -164,7 +193,7 @@ func describePorts(n *Node) string {
 	}
 	s := " on"
 	for _, name := range sortedKeys(n.Ports) {
-		s += fmt.Sprintf(" %s %s:%d", name, n.Host, n.Ports[name])
+		s += fmt.Sprintf(" %s %s", name, n.Addr(name))
 	}
 	return s
 }
@@ -176,6 +205,7 @@ func (s *Stack) Stop(name string) error {
 	if err != nil {
 		return err
 	}
+	s.sync()
 	st := s.state.Nodes[name]
 	if st == nil || !st.Started {
 		return nil
@@ -192,6 +222,7 @@ func (s *Stack) Kill(name string) error {
 	if _, err := s.Node(name); err != nil {
 		return err
 	}
+	s.sync()
 	st := s.state.Nodes[name]
 	if st == nil || !st.Started {
 		return fmt.Errorf("lab: %s was not started by this stack", name)
@@ -206,6 +237,7 @@ func (s *Stack) Kill(name string) error {
 
 // Restart stops a node the lab started and starts it again.
 func (s *Stack) Restart(ctx context.Context, name string) error {
+	s.sync()
 	st := s.state.Nodes[name]
 	if st == nil || !st.Started {
 		return fmt.Errorf("lab: %s was not started by this stack: not restarting what others use", name)
@@ -218,6 +250,7 @@ func (s *Stack) Restart(ctx context.Context, name string) error {
 
 // Down stops, in reverse order, every node the lab started.
 func (s *Stack) Down() error {
+	s.sync()
 	var errs []error
 	for i := len(s.Nodes) - 1; i >= 0; i-- {
 		n := s.Nodes[i]
@@ -245,6 +278,7 @@ type Status struct {
 
 // Status describes every server node.
 func (s *Stack) Status() []Status {
+	s.sync()
 	var out []Status
 	for _, n := range s.Nodes {
 		if n.Job {

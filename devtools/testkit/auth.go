@@ -11,15 +11,14 @@ import (
 	"github.com/orderflow/orderflow/internal/config"
 )
 
-// AuthConfig is the development configuration `make run` gives the gateway,
-// with a fresh random HS256 secret.
-func AuthConfig() config.Auth {
+// AuthConfig is the development configuration `make run` gives the gateway
+// (the declared defaults), with a fresh random HS256 secret.
+func AuthConfig() auth.Config {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
-	cfg := config.LoadAuth()
-	cfg.JWKSURL, cfg.HS256Secret = "", base64.RawStdEncoding.EncodeToString(b)
-	cfg.Issuer, cfg.Audience = config.DevIssuer, config.DevAudience
-	return cfg
+	return auth.Config{HS256Secret: base64.RawStdEncoding.EncodeToString(b), Issuer: auth.DevIssuer, Audience: auth.DevAudience,
+		ClockSkew: config.AuthClockSkew.Default(), JWKSRefresh: config.AuthJWKSRefresh.Default(),
+		JWKSMinRefresh: config.AuthJWKSMinRefresh.Default(), SessionTTL: config.SessionTTL.Default()}
 }
 
 // Tokens is a gateway's authenticator and a minter of tokens it accepts.
@@ -28,7 +27,7 @@ type Tokens struct {
 	Minter *auth.Minter
 	// Config holds the secret, issuer and audience, for tests that forge
 	// tokens.
-	Config config.Auth
+	Config auth.Config
 }
 
 // Auth returns an authenticator (without the Redis tier) and a minter that
@@ -40,7 +39,7 @@ func Auth(t testing.TB) Tokens {
 
 // AuthWith is Auth for a given configuration, e.g. one whose secret a
 // gateway process started by the test also gets.
-func AuthWith(t testing.TB, cfg config.Auth) Tokens {
+func AuthWith(t testing.TB, cfg auth.Config) Tokens {
 	t.Helper()
 	a, err := auth.New(context.Background(), cfg)
 	if err != nil {

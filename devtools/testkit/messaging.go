@@ -13,29 +13,22 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/devtools/lab"
 )
 
 // The event stream's NATS server and the mail catcher are real processes
 // each test starts for itself on free ports, so that it can stop and start
-// them at will; their binaries are the pinned builds of scripts/lib.sh.
+// them at will; their binaries are the lab's pinned builds (lab.GoTools).
 
-// ToolBinary returns the path of a pinned tool that a scripts/lib.sh
-// function (mailpit_bin, nats_server_bin) prints, building it into the
-// cache the first time. EnvVar, when set, names the binary instead.
-func ToolBinary(t testing.TB, fn, envVar string) string {
+// ToolBinary returns the path of a pinned Go tool of the lab (lab.GoTools:
+// "mailpit", "nats-server"), installed into the cache the first time.
+// EnvVar, when set, names the binary instead.
+func ToolBinary(t testing.TB, name, envVar string) string {
 	t.Helper()
-	path, err := cached(envVar, "lib.sh:"+fn, func(root string) (string, error) {
-		cmd := exec.Command("bash", "-c", "source scripts/lib.sh && "+fn)
-		cmd.Dir = root
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return "", fmt.Errorf("scripts/lib.sh %s: %w", fn, err)
-		}
-		return strings.TrimSpace(string(out)), nil
-	})
+	path, err := cached(envVar, "tool:"+name, func(root string) (string, error) { return lab.GoTool(root, name) })
 	if err != nil {
-		need(t, "%s: %v", fn, err)
+		need(t, "%s: %v", name, err)
 	}
 	return path
 }
@@ -116,7 +109,7 @@ const EnvNATSServer = "ORDERFLOW_TEST_NATS_SERVER"
 // configuration file.
 func NATS(t testing.TB, config ...string) *NATSServer {
 	t.Helper()
-	bin := ToolBinary(t, "nats_server_bin", EnvNATSServer)
+	bin := ToolBinary(t, "nats-server", EnvNATSServer)
 	dir := t.TempDir()
 	port, mon := FreePort(t), FreePort(t)
 	conf := filepath.Join(dir, "nats.conf")
@@ -152,7 +145,7 @@ const EnvMailpit = "ORDERFLOW_TEST_MAILPIT"
 // added to its command line ("--smtp-allowed-recipients", "@shop\\.test$").
 func StartMailpit(t testing.TB, args ...string) *Mailpit {
 	t.Helper()
-	bin := ToolBinary(t, "mailpit_bin", EnvMailpit)
+	bin := ToolBinary(t, "mailpit", EnvMailpit)
 	dir := t.TempDir()
 	smtp, web := FreePort(t), FreePort(t)
 	m := &Mailpit{SMTPHost: "127.0.0.1", SMTPPort: smtp, API: fmt.Sprintf("http://127.0.0.1:%d", web),

@@ -9,9 +9,19 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/activities/payment/paysim"
 	paysimsrv "github.com/orderflow/orderflow/devtools/paysim"
+	"github.com/orderflow/orderflow/internal/config"
 )
+
+// Breaker is the design's provider breaker: the declared defaults of the
+// PAYMENT_BREAKER_* settings.
+func Breaker() payment.BreakerSettings {
+	return payment.BreakerSettings{Window: config.PaymentBreakerWindow.Default(), FailureRatio: config.PaymentBreakerFailureRatio.Default(),
+		MinRequests: uint32(config.PaymentBreakerMinRequests.Default()), OpenTimeout: config.PaymentBreakerOpenTimeout.Default(),
+		HalfOpenSuccesses: uint32(config.PaymentBreakerHalfOpenSuccesses.Default())}
+}
 
 // EnvStripeMock is the URL of the stripe-mock server scripts/test.sh starts.
 const EnvStripeMock = "ORDERFLOW_TEST_STRIPE_MOCK_URL"

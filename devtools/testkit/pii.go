@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"os"
 	"sync"
 	"testing"
 
@@ -21,9 +22,14 @@ var (
 func PII(t testing.TB) *pii.Keyring {
 	t.Helper()
 	piiOnce.Do(func() {
-		piiKeys, piiErr = pii.LoadOptional(config.LoadPII())
+		v := config.Load(os.LookupEnv, config.Replay)
+		cfg := pii.Config{Keys: config.PIIKeys.Get(v), KeysFile: config.PIIKeysFile.Get(v), ActiveKey: config.PIIActiveKey.Get(v)}
+		if piiErr = v.Err(); piiErr != nil {
+			return
+		}
+		piiKeys, piiErr = pii.LoadOptional(cfg)
 		if piiErr == nil && piiKeys == nil {
-			piiKeys, piiErr = pii.Load(config.PII{Keys: "test:" + pii.NewKey()})
+			piiKeys, piiErr = pii.Load(pii.Config{Keys: "test:" + pii.NewKey()})
 		}
 	})
 	if piiErr != nil {

@@ -1,8 +1,8 @@
 package testkit
 
 import (
+	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/activities/payment/paysim"
+	"github.com/orderflow/orderflow/devtools/lab"
 )
 
 // EnvBinary and EnvDevBinary name the orderflow and orderflow-dev binaries
@@ -80,10 +81,9 @@ type PaysimProc struct {
 	URL  string
 
 	t    testing.TB
-	args []string
-	env  []string
+	proc lab.Process
 	mu   sync.Mutex
-	cmd  *exec.Cmd
+	run  *lab.Running
 }
 
 // StartPaysim starts `orderflow-dev paysim` instance name on a free loopback
@@ -94,9 +94,12 @@ func StartPaysim(t testing.TB, name string, faults ...string) *PaysimProc {
 	dbURL := Require(t, EnvDatabase)
 	DB(t) // the ledger's table comes with the migrations
 	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	p := &PaysimProc{Name: name, URL: "http://" + addr, t: t,
-		args: []string{"paysim", "--name", name, "--addr", addr},
-		env:  append(append(os.Environ(), "DATABASE_URL="+dbURL, "LOG_LEVEL=warn"), faults...)}
+	p := &PaysimProc{Name: name, URL: "http://" + addr, t: t, proc: lab.Process{
+		Command:       []string{DevBinary(t), "paysim", "--name", name, "--addr", addr},
+		Env:           append([]string{"DATABASE_URL=" + dbURL, "LOG_LEVEL=warn"}, faults...),
+		Output:        os.Stderr,
+		DieWithParent: true,
+	}}
 	p.Start()
 	t.Cleanup(p.Kill)
 	return p
@@ -112,33 +115,41 @@ func (p *PaysimProc) Start() {
 	p.t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	cmd := exec.Command(DevBinary(p.t), p.args...)
-	cmd.Env = p.env
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("start paysim %s: %v", p.Name, err)
+	r := StartProcess(p.t, p.proc, p.URL+"/health", 15*time.Second, "paysim "+p.Name)
+	p.run = r
+}
+
+// StartProcess starts proc (in a process group of its own, killed with the
+// test binary when DieWithParent is set) and waits until health answers 200;
+// it fails the test at once when the process exits first, and otherwise
+// after timeout, naming what. The caller stops it (Stop, or Kill on a
+// PaysimProc).
+func StartProcess(t testing.TB, proc lab.Process, health string, timeout time.Duration, what string) *lab.Running {
+	t.Helper()
+	r, err := proc.Start()
+	if err != nil {
+		t.Fatalf("start %s: %v", what, err)
 	}
-	p.cmd = cmd
-	WaitHealthy(p.t, p.URL+"/health", 15*time.Second, "paysim "+p.Name)
+	if err := lab.Wait(context.Background(), lab.HTTPGet{URL: health}, timeout, r); err != nil {
+		_ = lab.StopGroup(r.Pid, syscall.SIGKILL, time.Second)
+		t.Fatalf("%s did not answer on %s: %v", what, health, err)
+	}
+	return r
+}
+
+// Stop ends a process StartProcess started, with SIGTERM (SIGKILL after
+// grace), and reaps it.
+func Stop(r *lab.Running, grace time.Duration) {
+	_ = lab.StopGroup(r.Pid, syscall.SIGTERM, grace)
+	_ = r.Wait()
 }
 
 // WaitHealthy polls url until it answers 200, and fails the test (naming
 // what) if it has not within timeout.
 func WaitHealthy(t testing.TB, url string, timeout time.Duration, what string) {
 	t.Helper()
-	for deadline := time.Now().Add(timeout); ; {
-		res, err := http.Get(url)
-		if err == nil {
-			_ = res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer on %s: %v", what, url, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := lab.Wait(context.Background(), lab.HTTPGet{URL: url}, timeout, nil); err != nil {
+		t.Fatalf("%s did not answer on %s: %v", what, url, err)
 	}
 }
 
@@ -147,10 +158,10 @@ func WaitHealthy(t testing.TB, url string, timeout time.Duration, what string) {
 func (p *PaysimProc) Kill() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd == nil {
+	if p.run == nil {
 		return
 	}
-	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
-	p.cmd = nil
+	_ = lab.StopGroup(p.run.Pid, syscall.SIGKILL, time.Second)
+	_ = p.run.Wait()
+	p.run = nil
 }

@@ -206,8 +206,7 @@ func (a *Authenticator) dropRevoked() {
 	}
 	a.mu.Unlock()
 	if len(gone) > 0 && a.redis != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), cache.CallTimeout(a.redis))
-		defer cancel()
-		_ = a.redis.Del(ctx, gone...).Err()
+		// One DEL per hash slot: the sessions' keys lie in many.
+		cache.Del(context.Background(), a.redis, nil, gone...)
 	}
 }

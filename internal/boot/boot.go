@@ -25,7 +25,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/internal/cache"
-	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/db"
 	"github.com/orderflow/orderflow/internal/logging"
 	"github.com/orderflow/orderflow/internal/pii"
@@ -34,7 +33,7 @@ import (
 )
 
 // Logger is a process's logger, every line tagged with its component.
-func Logger(c config.Common, component string) (*zap.Logger, error) {
+func Logger(c Config, component string) (*zap.Logger, error) {
 	l, err := logging.New(c.LogFormat, c.LogLevel)
 	if err != nil {
 		return nil, err
@@ -80,7 +79,7 @@ type ClientOptions struct {
 }
 
 // Open opens a process's clients; on an error it closes what it opened.
-func Open(ctx context.Context, c config.Common, log *zap.Logger, o ClientOptions) (*Clients, error) {
+func Open(ctx context.Context, c Config, log *zap.Logger, o ClientOptions) (*Clients, error) {
 	keys, err := pii.LoadOptional(c.PII)
 	if err != nil {
 		return nil, err
@@ -96,7 +95,8 @@ func Open(ctx context.Context, c config.Common, log *zap.Logger, o ClientOptions
 		pool.Close()
 		return nil, err
 	}
-	rc, err := cache.OpenTimeout(c.RedisURL, c.Resilience.Cache.CallTimeout)
+	rc, err := cache.Connect(cache.Config{URL: c.RedisURL, Sentinels: c.RedisSentinels,
+		MasterName: c.RedisMasterName, Timeout: c.CacheTimeout})
 	if err == nil {
 		err = cache.Trace(rc, o.Tracer)
 	}
@@ -104,7 +104,7 @@ func Open(ctx context.Context, c config.Common, log *zap.Logger, o ClientOptions
 		pool.Close()
 		return nil, err
 	}
-	tc, err := temporal.Dial(TemporalConfig(c), temporal.Options{Log: log, Tracer: o.Tracer, Keys: keys, OrderIDOf: o.OrderIDOf})
+	tc, err := temporal.Dial(c.Temporal, temporal.Options{Log: log, Tracer: o.Tracer, Keys: keys, OrderIDOf: o.OrderIDOf})
 	if err != nil {
 		_ = rc.Close()
 		pool.Close()
@@ -114,11 +114,6 @@ func Open(ctx context.Context, c config.Common, log *zap.Logger, o ClientOptions
 		log.Info("personal data is encrypted in PostgreSQL and in Temporal payloads", zap.String("pii_active_key", keys.Active()))
 	}
 	return &Clients{DB: pool, Cache: rc, Temporal: tc, Tracer: o.Tracer, PII: keys}, nil
-}
-
-// TemporalConfig is the cluster the common settings name.
-func TemporalConfig(c config.Common) temporal.Config {
-	return temporal.Config{Address: c.TemporalAddress, Namespace: c.TemporalNamespace, TLS: c.TemporalTLS}
 }
 
 // Close closes the clients, Temporal first.
@@ -183,17 +178,17 @@ type Process struct {
 }
 
 // Start is the start-up the gateway and the workers share: the logger
-// tagged with component, pprof on pprofAddr when set, tracing and metrics
+// tagged with component, pprof on c.PprofAddr when set, tracing and metrics
 // under the service name orderflow-<component>, and the clients, which need
 // PII keys. On an error it undoes what it did; Close undoes all of it.
-func Start(ctx context.Context, c config.Common, component, pprofAddr string, idOf func(string) (string, bool)) (*Process, error) {
+func Start(ctx context.Context, c Config, component string, idOf func(string) (string, bool)) (*Process, error) {
 	log, err := Logger(c, component)
 	if err != nil {
 		return nil, err
 	}
 	p := &Process{Log: log, closers: []func(){func() { _ = log.Sync() }}}
 	fail := func(err error) (*Process, error) { p.Close(); return nil, err }
-	Pprof(log, pprofAddr)
+	Pprof(log, c.PprofAddr)
 	service := "orderflow-" + component
 	tp, stopTracing, err := telemetry.Tracing(ctx, service)
 	if err != nil {

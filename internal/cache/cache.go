@@ -15,12 +15,13 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Timeout is the default bound on every cache call (config CACHE_CALL_TIMEOUT
-// sets it per client through OpenTimeout).
+// Timeout is the default bound on every cache call (a setting sets it per
+// client through OpenTimeout).
 const Timeout = 500 * time.Millisecond
 
 // Default TTLs of the design's cache tiers, used where no configuration
-// (config.Cache) is given.
+// (Tiers) is given; internal/config declares the same defaults, and its
+// tests check they agree.
 const (
 	CatalogTTL   = 5 * time.Minute
 	InventoryTTL = 30 * time.Second
@@ -36,21 +37,52 @@ func Open(url string) (*redis.Client, error) { return OpenTimeout(url, Timeout) 
 // OpenTimeout is Open with every call of the client (dial, read, write and
 // the whole of each cache function here) bounded by timeout.
 func OpenTimeout(url string, timeout time.Duration) (*redis.Client, error) {
-	opt, err := redis.ParseURL(url)
+	return Connect(Config{URL: url, Timeout: timeout})
+}
+
+// Config says how to reach Redis: a redis:// URL, or, with Sentinels and
+// MasterName, the master the Sentinels name (the URL then gives only the
+// password and the database number).
+type Config struct {
+	URL        string
+	Sentinels  []string // host:port of each Sentinel (REDIS_SENTINELS)
+	MasterName string   // the master they monitor (REDIS_MASTER_NAME)
+	Timeout    time.Duration
+}
+
+// Connect returns a client whose every call (dial, read, write and the whole
+// of each cache function here) is bounded by cfg.Timeout (default Timeout).
+// With Sentinels it is go-redis's failover client: it asks the Sentinels for
+// the master, and when they promote a replica it drops its connections to
+// the old master and dials the new one. It does not fail when Redis is down:
+// the cache is optional at run time; it fails on a bad URL, or when only one
+// of Sentinels and MasterName is set.
+func Connect(cfg Config) (*redis.Client, error) {
+	opt, err := redis.ParseURL(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("parse redis url: %w", err)
 	}
+	timeout := cfg.Timeout
 	if timeout <= 0 {
 		timeout = Timeout
 	}
-	opt.DialTimeout = timeout
-	opt.ReadTimeout = timeout
-	opt.WriteTimeout = timeout
-	// Context deadlines bound the socket calls too, so a caller's shorter
-	// deadline is honoured.
-	opt.ContextTimeoutEnabled = true
-	opt.MaxRetries = 0
-	return redis.NewClient(opt), nil
+	if (len(cfg.Sentinels) > 0) != (cfg.MasterName != "") {
+		return nil, fmt.Errorf("redis: REDIS_SENTINELS (%d given) and REDIS_MASTER_NAME (%q) go together", len(cfg.Sentinels), cfg.MasterName)
+	}
+	if len(cfg.Sentinels) == 0 {
+		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = timeout, timeout, timeout
+		// Context deadlines bound the socket calls too, so a caller's shorter
+		// deadline is honoured.
+		opt.ContextTimeoutEnabled = true
+		opt.MaxRetries = 0
+		return redis.NewClient(opt), nil
+	}
+	return redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName: cfg.MasterName, SentinelAddrs: cfg.Sentinels,
+		Username: opt.Username, Password: opt.Password, DB: opt.DB, TLSConfig: opt.TLSConfig,
+		DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout,
+		ContextTimeoutEnabled: true, MaxRetries: 0, PoolSize: opt.PoolSize,
+	}), nil
 }
 
 // Trace gives every command and pipeline of c a span of tp, a child of the
@@ -111,23 +143,35 @@ func GetJSON(ctx context.Context, c *redis.Client, log Warner, key string, v any
 }
 
 // GetManyJSON loads several keys in one round trip. decode is called for
-// each key that was there, with its index; failures count as misses.
+// each key that was there, with its index; failures count as misses. Keys
+// are read with one MGET per hash slot (all of them in one pipeline), so
+// the same call works against Redis Cluster, which refuses a multi-key
+// command over several slots (CROSSSLOT).
 func GetManyJSON(ctx context.Context, c *redis.Client, log Warner, keys []string, decode func(i int, raw []byte) error) {
 	if c == nil || len(keys) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout(c))
 	defer cancel()
-	vals, err := c.MGet(ctx, keys...).Result()
+	groups := BySlot(keys)
+	cmds := make([]*redis.SliceCmd, len(groups))
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for g, idx := range groups {
+			cmds[g] = p.MGet(ctx, pick(keys, idx)...)
+		}
+		return nil
+	})
 	if err != nil {
 		if log != nil {
 			log.Warn("cache mget failed", "keys", len(keys), "error", err)
 		}
 		return
 	}
-	for i, v := range vals {
-		if s, ok := v.(string); ok {
-			_ = decode(i, []byte(s))
+	for g, idx := range groups {
+		for j, v := range cmds[g].Val() {
+			if s, ok := v.(string); ok {
+				_ = decode(idx[j], []byte(s))
+			}
 		}
 	}
 }
@@ -157,14 +201,31 @@ func writeJSON(ctx context.Context, c *redis.Client, log Warner, what, key strin
 }
 
 // Del removes keys, logging and ignoring failures; the short TTLs bound any
-// staleness a failed delete leaves behind.
+// staleness a failed delete leaves behind. As GetManyJSON, it sends one DEL
+// per hash slot, in one pipeline, so it works against Redis Cluster.
 func Del(ctx context.Context, c *redis.Client, log Warner, keys ...string) {
 	if c == nil || len(keys) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout(c))
 	defer cancel()
-	if err := c.Del(ctx, keys...).Err(); err != nil && log != nil {
+	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, idx := range BySlot(keys) {
+			p.Del(ctx, pick(keys, idx)...)
+		}
+		return nil
+	})
+	if err != nil && log != nil {
 		log.Warn("cache delete failed", "keys", keys, "error", err)
 	}
+}
+
+// Tiers sets the cache tiers' TTLs and the bound on every cache call; a
+// zero field takes the default above. internal/config declares the settings
+// that fill it.
+type Tiers struct {
+	CatalogTTL   time.Duration
+	InventoryTTL time.Duration
+	OrderTTL     time.Duration
+	CallTimeout  time.Duration
 }

@@ -13,7 +13,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
-	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/logging"
 	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/internal/telemetry"
@@ -24,7 +23,7 @@ import (
 type Config struct {
 	Address   string
 	Namespace string
-	TLS       config.TemporalTLS
+	TLS       tlsconf.ClientConfig
 }
 
 // Options are what a client carries besides its Config.

@@ -8,11 +8,51 @@ package tlsconf
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
-
-	"github.com/orderflow/orderflow/internal/config"
 )
+
+// ServerConfig names the PEM files of the gateway's certificate and key
+// (internal/config declares the settings that fill it). With both set the gateway serves
+// HTTPS only, and sends Strict-Transport-Security; with neither it serves
+// plain HTTP, as behind a TLS-terminating ingress.
+type ServerConfig struct {
+	CertFile string
+	KeyFile  string
+}
+
+// Enabled reports whether the gateway serves HTTPS. One of the two files
+// without the other is a configuration error (Validate).
+func (c ServerConfig) Enabled() bool { return c.CertFile != "" || c.KeyFile != "" }
+
+// Validate refuses a certificate without its key or a key without its
+// certificate.
+func (c ServerConfig) Validate() error {
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return errors.New("API_TLS_CERT_FILE and API_TLS_KEY_FILE must be set together")
+	}
+	return nil
+}
+
+// ClientConfig configures TLS, and with a client certificate mutual TLS, to
+// the Temporal frontend (a self-hosted cluster with TLS, or Temporal Cloud).
+// Setting any field turns TLS on; CAFile empty trusts the system's roots.
+type ClientConfig struct {
+	// CAFile is a PEM bundle of the CAs the frontend's certificate must
+	// chain to.
+	CAFile string
+	// CertFile and KeyFile are the client certificate and key mutual TLS
+	// presents; both or neither.
+	CertFile string
+	KeyFile  string
+	// ServerName overrides the name the frontend's certificate is checked
+	// against, when the address is an IP or another name.
+	ServerName string
+}
+
+// Enabled reports whether the Temporal client dials with TLS.
+func (c ClientConfig) Enabled() bool { return c != ClientConfig{} }
 
 // MinVersion is the oldest protocol version either side accepts.
 const MinVersion = tls.VersionTLS12
@@ -23,7 +63,7 @@ const MinVersion = tls.VersionTLS12
 // misconfigured gateway fails at start rather than at the first handshake.
 // The files are read once: rotating the certificate means restarting the
 // gateway (a rolling restart in Kubernetes).
-func Server(c config.ServerTLS) (*tls.Config, error) {
+func Server(c ServerConfig) (*tls.Config, error) {
 	if !c.Enabled() {
 		return nil, nil
 	}
@@ -42,7 +82,7 @@ func Server(c config.ServerTLS) (*tls.Config, error) {
 // frontend's certificate must chain to those CAs, otherwise to the system's;
 // with CertFile and KeyFile the client presents that certificate (mutual
 // TLS, as Temporal Cloud requires).
-func Client(c config.TemporalTLS) (*tls.Config, error) {
+func Client(c ClientConfig) (*tls.Config, error) {
 	if !c.Enabled() {
 		return nil, nil
 	}

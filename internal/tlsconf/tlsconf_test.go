@@ -9,15 +9,14 @@ import (
 	"testing"
 
 	"github.com/orderflow/orderflow/devtools/testkit"
-	"github.com/orderflow/orderflow/internal/config"
 )
 
 func TestNothingSetMeansNoTLS(t *testing.T) {
-	c, err := Client(config.TemporalTLS{})
+	c, err := Client(ClientConfig{})
 	if c != nil || err != nil {
 		t.Fatalf("Client of nothing = %v, %v; want nil, nil", c, err)
 	}
-	s, err := Server(config.ServerTLS{})
+	s, err := Server(ServerConfig{})
 	if s != nil || err != nil {
 		t.Fatalf("Server of nothing = %v, %v; want nil, nil", s, err)
 	}
@@ -29,7 +28,7 @@ func TestNothingSetMeansNoTLS(t *testing.T) {
 func TestTemporalClientConfigDoesMutualTLSWithTheFilesItLoaded(t *testing.T) {
 	server := testkit.Certs(t, "temporal.test")
 	client := testkit.Certs(t, "worker.test")
-	cfg, err := Client(config.TemporalTLS{CAFile: server.CA, CertFile: client.Cert, KeyFile: client.Key, ServerName: "temporal.test"})
+	cfg, err := Client(ClientConfig{CAFile: server.CA, CertFile: client.Cert, KeyFile: client.Key, ServerName: "temporal.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +73,7 @@ func TestTemporalClientConfigDoesMutualTLSWithTheFilesItLoaded(t *testing.T) {
 	}
 
 	// Without the CA the same server is not trusted.
-	noCA, err := Client(config.TemporalTLS{CertFile: client.Cert, KeyFile: client.Key, ServerName: "temporal.test"})
+	noCA, err := Client(ClientConfig{CertFile: client.Cert, KeyFile: client.Key, ServerName: "temporal.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,16 +97,16 @@ func TestTemporalClientConfigFailsClearlyOnBadFiles(t *testing.T) {
 	missing := filepath.Join(dir, "missing.pem")
 	cases := []struct {
 		name string
-		cfg  config.TemporalTLS
+		cfg  ClientConfig
 		want []string
 	}{
-		{"CA file missing", config.TemporalTLS{CAFile: missing}, []string{"TEMPORAL_TLS_CA_FILE", "missing.pem"}},
-		{"CA file not PEM", config.TemporalTLS{CAFile: notPEM}, []string{"TEMPORAL_TLS_CA_FILE", "not.pem", "no PEM certificate"}},
-		{"certificate without key", config.TemporalTLS{CAFile: good.CA, CertFile: good.Cert}, []string{"TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE"}},
-		{"key without certificate", config.TemporalTLS{KeyFile: good.Key}, []string{"TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE"}},
-		{"certificate not PEM", config.TemporalTLS{CertFile: notPEM, KeyFile: good.Key}, []string{"TEMPORAL_TLS_CERT_FILE", "not.pem"}},
-		{"key of another certificate", config.TemporalTLS{CertFile: good.Cert, KeyFile: other.Key}, []string{"TEMPORAL_TLS_KEY_FILE", "private key does not match"}},
-		{"key file missing", config.TemporalTLS{CertFile: good.Cert, KeyFile: missing}, []string{"TEMPORAL_TLS_KEY_FILE", "missing.pem"}},
+		{"CA file missing", ClientConfig{CAFile: missing}, []string{"TEMPORAL_TLS_CA_FILE", "missing.pem"}},
+		{"CA file not PEM", ClientConfig{CAFile: notPEM}, []string{"TEMPORAL_TLS_CA_FILE", "not.pem", "no PEM certificate"}},
+		{"certificate without key", ClientConfig{CAFile: good.CA, CertFile: good.Cert}, []string{"TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE"}},
+		{"key without certificate", ClientConfig{KeyFile: good.Key}, []string{"TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE"}},
+		{"certificate not PEM", ClientConfig{CertFile: notPEM, KeyFile: good.Key}, []string{"TEMPORAL_TLS_CERT_FILE", "not.pem"}},
+		{"key of another certificate", ClientConfig{CertFile: good.Cert, KeyFile: other.Key}, []string{"TEMPORAL_TLS_KEY_FILE", "private key does not match"}},
+		{"key file missing", ClientConfig{CertFile: good.Cert, KeyFile: missing}, []string{"TEMPORAL_TLS_KEY_FILE", "missing.pem"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,7 +121,7 @@ func TestTemporalClientConfigFailsClearlyOnBadFiles(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Client(config.TemporalTLS{CAFile: missing}); !errors.Is(err, os.ErrNotExist) {
+	if _, err := Client(ClientConfig{CAFile: missing}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a missing file's error does not wrap os.ErrNotExist: %v", err)
 	}
 }
@@ -130,12 +129,12 @@ func TestTemporalClientConfigFailsClearlyOnBadFiles(t *testing.T) {
 func TestServerConfigFailsClearlyOnBadFiles(t *testing.T) {
 	good := testkit.Certs(t, "gateway.test")
 	other := testkit.Certs(t, "other.test")
-	for _, c := range []config.ServerTLS{{CertFile: good.Cert}, {KeyFile: good.Key}, {CertFile: good.Cert, KeyFile: other.Key}} {
+	for _, c := range []ServerConfig{{CertFile: good.Cert}, {KeyFile: good.Key}, {CertFile: good.Cert, KeyFile: other.Key}} {
 		if cfg, err := Server(c); err == nil || !strings.Contains(err.Error(), "API_TLS_") {
 			t.Errorf("Server(%+v) = %v, %v; want an error naming API_TLS_*", c, cfg, err)
 		}
 	}
-	cfg, err := Server(config.ServerTLS{CertFile: good.Cert, KeyFile: good.Key})
+	cfg, err := Server(ServerConfig{CertFile: good.Cert, KeyFile: good.Key})
 	if err != nil || cfg.MinVersion != tls.VersionTLS12 || len(cfg.Certificates) != 1 {
 		t.Fatalf("Server = %+v, %v", cfg, err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/activities/catalog"
+	"github.com/orderflow/orderflow/activities/fulfillment"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
 )
@@ -31,6 +32,11 @@ const (
 	// an orderflow.TooLateToCancel application error once the order is being
 	// confirmed or has ended.
 	CancelUpdate = "cancel"
+	// CarrierEventUpdate hands the saga one carrier event about one of the
+	// order's shipments (a CarrierEvent); the gateway sends it with the
+	// event id as the update id, so a re-sent event is one update. It is
+	// rejected while the order has no shipments.
+	CarrierEventUpdate = "carrier-event"
 )
 
 // The saga rejects a cancel with an orderflow.TooLateToCancel application
@@ -80,6 +86,10 @@ type Input struct {
 	Region       string           `json:"region"`
 	PaymentToken string           `json:"payment_token"`
 	Items        []orderflow.Item `json:"items"`
+	// ShippingAddress is personal data: it travels sealed by the payload
+	// codec and is stored sealed by Create. Sagas started before addresses
+	// were taken have none.
+	ShippingAddress *orderflow.Address `json:"shipping_address,omitempty"`
 	// Payment parking: while no provider can take the charge, the order
 	// waits in PAYMENT_PENDING and the charge is retried on durable timers,
 	// the interval doubling from PaymentRetryInitial to PaymentRetryMax, until
@@ -88,6 +98,13 @@ type Input struct {
 	PaymentDeadline     time.Duration `json:"payment_deadline,omitempty"`
 	PaymentRetryInitial time.Duration `json:"payment_retry_initial,omitempty"`
 	PaymentRetryMax     time.Duration `json:"payment_retry_max,omitempty"`
+	// Fulfill: after CONFIRMED the saga fulfils the order (fulfil):
+	// shipments, the carrier's events, DELIVERED. Without it the order
+	// ends CONFIRMED, as every order did before fulfillment.
+	Fulfill bool `json:"fulfill,omitempty"`
+	// ShipmentSLA is how long shipments may wait for the carrier's pickup
+	// before the order is flagged FULFILLMENT_OVERDUE; zero means 48 h.
+	ShipmentSLA time.Duration `json:"shipment_sla,omitempty"`
 }
 
 // View is the saga's answer to StatusQuery and its result.
@@ -102,6 +119,10 @@ type View struct {
 	ChargeID        string           `json:"charge_id,omitempty"`
 	CancelRequested bool             `json:"cancel_requested"`
 	UpdatedAt       time.Time        `json:"updated_at"`
+	// Shipments of a fulfilled order, as the saga last heard of them.
+	Shipments []fulfillment.Shipment `json:"shipments,omitempty"`
+	// Overdue: a shipment missed the SLA for its pickup.
+	Overdue bool `json:"overdue,omitempty"`
 }
 
 // CancelRequest is the argument of CancelUpdate.
@@ -189,6 +210,12 @@ type saga struct {
 	confirming bool
 	// cancelStep interrupts the forward step in flight when cancel is accepted.
 	cancelStep workflow.CancelFunc
+	// fulfilling is set once the order is confirmed into fulfillment: a
+	// cancel is accepted again until a shipment has left.
+	fulfilling bool
+	// fulfillment's carrier events, queued by their update handler and
+	// applied in order by the main loop (see fulfil).
+	carrier carrierState
 	// compensations run in reverse order; each is registered before its step
 	// runs, because a step cut short may or may not have taken effect and
 	// every compensation is a no-op when there is nothing to undo.
@@ -210,6 +237,9 @@ func (o *saga) setup(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (View, error) { return o.view, nil }); err != nil {
 		return fmt.Errorf("register %s query: %w", StatusQuery, err)
 	}
+	if err := o.registerCarrierEvents(ctx); err != nil {
+		return fmt.Errorf("register %s update: %w", CarrierEventUpdate, err)
+	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, CancelUpdate,
 		func(ctx workflow.Context, _ CancelRequest) (CancelResult, error) {
 			o.view.CancelRequested = true
@@ -219,6 +249,9 @@ func (o *saga) setup(ctx workflow.Context) error {
 			return CancelResult{Status: o.view.Status}, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, _ CancelRequest) error {
+			if o.fulfilling {
+				return o.validateCancelFulfilling()
+			}
 			if o.confirming || orderflow.Terminal(o.view.Status) || o.view.Status == orderflow.StatusCompensating {
 				return temporal.NewApplicationError("order is "+o.statusForCancel()+"; too late to cancel", string(orderflow.TooLateToCancel), o.statusForCancel())
 			}
@@ -246,6 +279,7 @@ func (o *saga) run(ctx workflow.Context) (View, error) {
 	cctx = forwardOptions(cctx, serviceTimeout)
 	err := workflow.ExecuteLocalActivity(cctx, ord.Create, orders.CreateOrderInput{
 		OrderID: o.in.OrderID, CustomerID: o.in.CustomerID, Email: o.in.Email, Region: o.in.Region, Items: o.in.Items,
+		ShippingAddress: o.in.ShippingAddress,
 	}).Get(cctx, &created)
 	if err != nil {
 		return o.abort(ctx, err, ReasonCreateFailed)
@@ -276,6 +310,9 @@ func (o *saga) run(ctx workflow.Context) (View, error) {
 
 	if o.view.CancelRequested || ctx.Err() != nil {
 		return o.abort(ctx, errCancelled, ReasonCancelled)
+	}
+	if o.in.Fulfill && workflow.GetVersion(ctx, fulfillmentVersion, workflow.DefaultVersion, 1) == 1 {
+		return o.fulfil(ctx, created.Lines)
 	}
 	// The point of no return: the cancel Update is refused from here on, and
 	// a workflow cancellation no longer interrupts the saga, so an order that
@@ -525,28 +562,30 @@ func (o *saga) setStatus(ctx workflow.Context, status string) {
 	}
 }
 
+// statusWords says each status in words, for statusDetails.
+var statusWords = map[string]string{
+	orderflow.StatusPending:            "accepted; the order is being recorded and its stock reserved.",
+	orderflow.StatusReserved:           "stock reserved; charging the payment.",
+	orderflow.StatusPaymentPending:     "stock reserved; no payment provider can take the charge, so the order is parked and the charge is retried until the payment deadline.",
+	orderflow.StatusPaid:               "payment charged; confirming the order.",
+	orderflow.StatusConfirmed:          "confirmed: stock reserved, payment charged, the customer's notification queued.",
+	orderflow.StatusCompensating:       "a step failed or the order was cancelled; undoing the steps taken.",
+	orderflow.StatusCancelled:          "cancelled on request.",
+	orderflow.StatusFulfilling:         "confirmed; shipments allocated to warehouses and handed to the carrier, waiting for pickup.",
+	orderflow.StatusFulfillmentOverdue: "a shipment was not picked up within the shipment SLA: an operator should chase the warehouse or the carrier.",
+	orderflow.StatusPartiallyShipped:   "some shipments left their warehouse; waiting for the others.",
+	orderflow.StatusShipped:            "every shipment left its warehouse; waiting for delivery.",
+	orderflow.StatusDelivered:          "delivered.",
+}
+
 // statusDetails is the saga's current details, in the Web UI's markdown: the
 // status in words.
 func statusDetails(status, reason string) string {
-	var words string
-	switch status {
-	case orderflow.StatusPending:
-		words = "accepted; the order is being recorded and its stock reserved."
-	case orderflow.StatusReserved:
-		words = "stock reserved; charging the payment."
-	case orderflow.StatusPaymentPending:
-		words = "stock reserved; no payment provider can take the charge, so the order is parked and the charge is retried until the payment deadline."
-	case orderflow.StatusPaid:
-		words = "payment charged; confirming the order."
-	case orderflow.StatusConfirmed:
-		words = "confirmed: stock reserved, payment charged, the customer's notification queued."
-	case orderflow.StatusCompensating:
-		words = "a step failed or the order was cancelled; undoing the steps taken."
-	case orderflow.StatusFailed:
-		words = "failed: " + reason + "."
-	case orderflow.StatusCancelled:
-		words = "cancelled on request."
-	default:
+	words, ok := statusWords[status]
+	if status == orderflow.StatusFailed {
+		words, ok = "failed: "+reason+".", true
+	}
+	if !ok {
 		return "**Order status: " + status + "**"
 	}
 	return "**Order status: " + status + "** — " + words

@@ -20,6 +20,7 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/activities/catalog"
+	"github.com/orderflow/orderflow/activities/fulfillment"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/workflows/order"
@@ -36,18 +37,21 @@ var (
 
 // Names of the compensating activities, in the order the saga registers their
 // forward steps.
-var compensationNames = []string{"Release", "Refund", "Revert"}
+var compensationNames = []string{"Release", "Refund", "Revert", "CancelShipments"}
 
 func testInput() order.Input {
 	return order.Input{
-		OrderID:      "o-1",
-		CustomerID:   "c-1",
-		Email:        "ada@example.com",
-		Region:       "eu",
-		PaymentToken: "tok_visa",
-		Items:        []orderflow.Item{{SKU: "SKU-1", Quantity: 2}},
+		OrderID:         "o-1",
+		CustomerID:      "c-1",
+		Email:           "ada@example.com",
+		Region:          "eu",
+		PaymentToken:    "tok_visa",
+		Items:           []orderflow.Item{{SKU: "SKU-1", Quantity: 2}},
+		ShippingAddress: &testAddress,
 	}
 }
+
+var testAddress = orderflow.Address{Name: "Ada", Line1: "1 Main St", City: "Lyon", PostalCode: "69001", Country: "FR"}
 
 var testCreated = orders.CreateOrderResult{
 	Lines:      []orderflow.Line{{SKU: "SKU-1", Quantity: 2, UnitPriceCents: 1500}},
@@ -78,13 +82,20 @@ type orderTest struct {
 
 func newOrderTest(t *testing.T) *orderTest {
 	t.Helper()
-	var s testsuite.WorkflowTestSuite
+	return newOrderTestIn(t, &testsuite.WorkflowTestSuite{})
+}
+
+// newOrderTestIn is newOrderTest in a suite the test set up (its metrics
+// handler, say).
+func newOrderTestIn(t *testing.T, s *testsuite.WorkflowTestSuite) *orderTest {
+	t.Helper()
 	h := &orderTest{t: t, env: s.NewTestWorkflowEnvironment()}
 	env := h.env
 	env.RegisterWorkflowWithOptions(order.Saga, workflow.RegisterOptions{Name: order.Workflow})
 	env.RegisterActivity(&orders.Activities{})
 	env.RegisterActivity(&catalog.Inventory{})
 	env.RegisterActivity(&payment.Activities{})
+	env.RegisterActivity(&fulfillment.Activities{})
 
 	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
 		name := info.ActivityType.Name
@@ -380,6 +391,20 @@ func TestOrder_SlowFailingCharge_StillGetsFiveAttemptsBeforeParking(t *testing.T
 	assert.Equal(t, 6, h.attempts("Charge"), "forwardRetry allows 5 attempts, then the parked retry")
 	assert.Equal(t, 1, h.attempts("SetStatus(PAYMENT_PENDING)"))
 	assert.Empty(t, h.compensations())
+}
+
+func TestOrder_CreateRecordsTheShippingAddressTheOrderWasPlacedWith(t *testing.T) {
+	h := newOrderTest(t)
+	var got orders.CreateOrderInput
+	h.env.OnActivity(ordersActs.Create, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		got = args.Get(1).(orders.CreateOrderInput)
+	}).Return(testCreated, nil).Once()
+	h.run()
+
+	assert.Equal(t, orderflow.StatusConfirmed, h.result().Status)
+	require.NotNil(t, got.ShippingAddress)
+	assert.Equal(t, testAddress, *got.ShippingAddress)
+	assert.Equal(t, "ada@example.com", got.Email)
 }
 
 func TestOrder_InvalidOrder_FailsWithoutReservingAnything(t *testing.T) {

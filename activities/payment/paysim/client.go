@@ -37,7 +37,7 @@ type Client struct {
 
 // NewClient returns a client of the instance at baseURL ("http://host:port"),
 // recorded in payments as name, with every HTTP call bounded by timeout
-// (config.Resilience.Payment.Timeout; 0 means no bound but the context's).
+// (PAYMENT_PROVIDER_TIMEOUT; 0 means no bound but the context's).
 func NewClient(name, baseURL string, timeout time.Duration) *Client {
 	return NewTracedClient(name, baseURL, timeout, nil)
 }

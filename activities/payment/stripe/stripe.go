@@ -42,11 +42,11 @@ var paymentMethods = map[string]string{
 type Config struct {
 	// Name identifies the provider in payment records.
 	Name string
-	// APIKey is the secret key (config.Payment.StripeKey).
+	// APIKey is the secret key (STRIPE_API_KEY).
 	APIKey string
 	// BaseURL is the API's base URL; "" is Stripe's. Tests point it at stripe-mock.
 	BaseURL string
-	// Timeout bounds one HTTP call (config.Payment.Timeout).
+	// Timeout bounds one HTTP call (PAYMENT_PROVIDER_TIMEOUT).
 	Timeout time.Duration
 	// TracerProvider, when set, gives every HTTP call a client span.
 	TracerProvider trace.TracerProvider

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/devtools/bench"
+	"github.com/orderflow/orderflow/devtools/lab"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/boot"
 	"github.com/orderflow/orderflow/internal/config"
@@ -23,9 +24,16 @@ import (
 // runBench drives a running stack (API_URL, DATABASE_URL, TEMPORAL_ADDRESS)
 // and writes bench/results/<timestamp>.json and .svg.
 func runBench(ctx context.Context, args []string) error {
-	cfg := config.LoadWorker()
+	v := product()
+	common, authCfg := boot.Common(v, nil), boot.Auth(v)
+	pool := workers.Config{Region: config.Region.Get(v), MaxConcurrentActivities: config.WorkerMaxActivities.Get(v),
+		MaxConcurrentLocalActivities: config.WorkerMaxLocalActivities.Get(v), MaxConcurrentWorkflowTasks: config.WorkerMaxWorkflowTasks.Get(v)}
+	if err := v.Err(); err != nil {
+		return err
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	api := fs.String("api", config.Env("API_URL", "http://127.0.0.1:8080"), "gateway base URL")
+	api := fs.String("api", envOr("API_URL", ""), "gateway base URL (default: the stack's)")
+	data := fs.String("data", envOr("STACK_DATA_DIR", ".data"), "the lab stack whose processes are measured (its directory)")
 	results := fs.String("results", "bench/results", "directory for the JSON result and the chart")
 	c := bench.Config{}
 	fs.Float64Var(&c.StepStart, "rate-start", 20, "first offered rate of the step search (per second)")
@@ -40,7 +48,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.Float64Var(&c.ScarceRatio, "scarce", 0.01, "chance that a line names a scarce SKU (some run out and compensate)")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", 4096, "client-side cap on requests in flight")
 	fs.IntVar(&c.EventSamples, "event-samples", 20, "workflows sampled for history length")
-	fs.BoolVar(&c.BaselineEager, "baseline-eager", config.Env("API_EMBED_WORKER", "false") == "true",
+	fs.BoolVar(&c.BaselineEager, "baseline-eager", envOr("API_EMBED_WORKER", "false") == "true",
 		"start baseline workflows eagerly (default: as the gateway does, from API_EMBED_WORKER)")
 	noBaseline := fs.Bool("no-baseline", false, "skip the bare-Temporal baseline")
 	phase := fs.String("phase", "all", "all: baseline then orders on this stack; baseline: only the baseline, saved to --save-baseline; orders: only the orders, reporting --baselines")
@@ -51,16 +59,24 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	c.Baseline = !*noBaseline
+	// CPU and memory are read from the stack's processes, found by the
+	// lab's state.
+	d, err := lab.LoadDev(*data)
+	if err != nil {
+		return fmt.Errorf("bench: the stack under %s: %w", *data, err)
+	}
+	c.ProcessGroups = bench.Groups(d.Stack)
+	if *api == "" {
+		*api = d.APIURL()
+	}
 	c.APIURL = strings.TrimRight(*api, "/")
 	c.Out = os.Stdout
 	c.ResultsDir = *results
-	c.WorkerOptions = workers.Options{Region: cfg.Region, MaxConcurrentActivities: cfg.MaxConcurrentActivities,
-		MaxConcurrentLocalActivities: cfg.MaxConcurrentLocalActivities, MaxConcurrentWorkflowTasks: cfg.MaxConcurrentWorkflowTasks}.WorkerOptions()
-	c.ProcessGroups = bench.DefaultGroups()
+	c.WorkerOptions = pool.WorkerOptions()
 	if *phase != "baseline" {
 		// The load carries customer tokens minted in process from the
 		// stack's development secret.
-		m, err := auth.NewMinter(config.LoadAuth())
+		m, err := auth.NewMinter(authCfg)
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
@@ -74,11 +90,11 @@ func runBench(ctx context.Context, args []string) error {
 		}
 	}
 
-	log, err := boot.Logger(cfg.Common, "bench")
+	log, err := boot.Logger(common, "bench")
 	if err != nil {
 		return err
 	}
-	cl, err := boot.Open(ctx, cfg.Common, log, boot.ClientOptions{OrderIDOf: order.IDOf})
+	cl, err := boot.Open(ctx, common, log, boot.ClientOptions{OrderIDOf: order.IDOf})
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/devtools/chaos"
+	"github.com/orderflow/orderflow/devtools/lab"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/boot"
 	"github.com/orderflow/orderflow/internal/config"
@@ -18,21 +19,22 @@ import (
 	"github.com/orderflow/orderflow/workflows/order"
 )
 
-// runChaos drives a running stack (API_URL, DATABASE_URL, TEMPORAL_ADDRESS)
-// while it injects faults through scripts/stack.sh and the providers' admin
-// endpoints, then checks the invariants; it fails when one does not hold.
+// runChaos drives a running lab stack (--data, default STACK_DATA_DIR, as
+// `orderflow-dev lab with --profile chaos` sets it) while it injects faults
+// through the lab (nodes killed and restarted in process, on the stack's
+// state) and the providers' admin endpoints, then checks the invariants; it
+// fails when one does not hold.
 func runChaos(ctx context.Context, args []string) error {
-	common := config.LoadCommon()
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
+	data := fs.String("data", envOr("STACK_DATA_DIR", ".data/chaos"), "the lab stack under test (its directory)")
 	c := chaos.Config{}
-	fs.StringVar(&c.APIURL, "api", config.Env("API_URL", "http://127.0.0.1:8080"), "gateway base URL")
+	fs.StringVar(&c.APIURL, "api", "", "gateway base URL (default: the stack's)")
 	fs.Float64Var(&c.Rate, "rate", 10, "orders placed per second")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Minute, "how long load and faults run")
 	fs.DurationVar(&c.Quiesce, "quiesce", 3*time.Minute, "bound on the wait for every accepted order to end")
 	fs.DurationVar(&c.Hold, "hold", 6*time.Second, "how long each fault lasts")
 	faults := fs.String("faults", strings.Join(chaos.FaultKinds, ","), "fault kinds, injected in turn")
-	fs.StringVar(&c.StackScript, "stack-script", "scripts/stack.sh", "the script that kills and starts the stack's processes")
-	providers := fs.String("providers", config.Env("CHAOS_PROVIDERS", "http://127.0.0.1:8090,http://127.0.0.1:8093"), "paysim base URLs, primary first")
+	providers := fs.String("providers", envOr("CHAOS_PROVIDERS", ""), "paysim base URLs, primary first (default: the stack's)")
 	fs.StringVar(&c.ResultsDir, "results", "chaos/results", "directory for the JSON report")
 	fs.Uint64Var(&c.Seed, "seed", 0, "random seed (0: from the clock)")
 	if err := fs.Parse(args); err != nil {
@@ -43,21 +45,42 @@ func runChaos(ctx context.Context, args []string) error {
 			c.Faults = append(c.Faults, f)
 		}
 	}
+	d, err := lab.LoadDev(*data)
+	if err != nil {
+		return fmt.Errorf("chaos: the stack under %s: %w", *data, err)
+	}
+	c.Stack = d.Stack
+	if c.APIURL == "" {
+		c.APIURL = d.APIURL()
+	}
+	if *providers == "" {
+		*providers = fmt.Sprintf("http://127.0.0.1:%d,http://127.0.0.1:%d", d.Config.Ports["paysim-a"], d.Config.Ports["paysim-b"])
+	}
 	c.Providers = strings.Split(*providers, ",")
+	// The clients below reach the stack as its processes do.
+	for _, kv := range d.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		_ = os.Setenv(k, v)
+	}
+	v := product()
+	dbURL, temporalCfg, authCfg := config.DatabaseURL.Get(v), boot.Temporal(v), boot.Auth(v)
+	if err := v.Err(); err != nil {
+		return err
+	}
 	// The load carries tokens minted in process from the stack's
 	// development secret.
-	tokens, err := auth.NewMinter(config.LoadAuth())
+	tokens, err := auth.NewMinter(authCfg)
 	if err != nil {
 		return fmt.Errorf("chaos: %w", err)
 	}
 	c.Tokens = tokens
 
-	pool, err := db.Open(ctx, common.DatabaseURL)
+	pool, err := db.Open(ctx, dbURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	tc, err := temporal.Dial(boot.TemporalConfig(common), temporal.Options{OrderIDOf: order.IDOf}) // visibility only: no payload to open
+	tc, err := temporal.Dial(temporalCfg, temporal.Options{OrderIDOf: order.IDOf}) // visibility only: no payload to open
 	if err != nil {
 		return err
 	}

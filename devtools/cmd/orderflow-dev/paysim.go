@@ -22,22 +22,30 @@ import (
 // Flags override the environment. It applies no migrations: `orderflow
 // migrate` does.
 func runPaysim(ctx context.Context, args []string) error {
-	cfg := config.LoadPaysim()
+	var cfg paysimConfig
 	fs := flag.NewFlagSet("paysim", flag.ContinueOnError)
-	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (PAYSIM_ADDR)")
-	fs.StringVar(&cfg.Name, "name", cfg.Name, "instance name, which scopes its ledger (PAYSIM_NAME)")
-	fs.DurationVar(&cfg.Latency, "latency", cfg.Latency, "added latency (PAYSIM_LATENCY)")
-	fs.Float64Var(&cfg.ErrorRate, "error-rate", cfg.ErrorRate, "fraction of requests answered 500 (PAYSIM_ERROR_RATE)")
-	fs.BoolVar(&cfg.Outage, "outage", cfg.Outage, "answer every request 503 (PAYSIM_OUTAGE)")
-	fs.Float64Var(&cfg.TimeoutRate, "timeout-rate", cfg.TimeoutRate, "fraction of requests never answered (PAYSIM_TIMEOUT_RATE)")
-	fs.Float64Var(&cfg.LostAnswerRate, "lost-answer-rate", cfg.LostAnswerRate, "fraction of charges made then answered 500 (PAYSIM_LOST_ANSWER_RATE)")
+	fs.StringVar(&cfg.Addr, "addr", ":8090", "listen address (PAYSIM_ADDR)")
+	fs.StringVar(&cfg.Name, "name", "paysim-a", "instance name, which scopes its ledger (PAYSIM_NAME)")
+	fs.DurationVar(&cfg.Latency, "latency", 0, "added latency (PAYSIM_LATENCY)")
+	fs.Float64Var(&cfg.ErrorRate, "error-rate", 0, "fraction of requests answered 500 (PAYSIM_ERROR_RATE)")
+	fs.BoolVar(&cfg.Outage, "outage", false, "answer every request 503 (PAYSIM_OUTAGE)")
+	fs.Float64Var(&cfg.TimeoutRate, "timeout-rate", 0, "fraction of requests never answered (PAYSIM_TIMEOUT_RATE)")
+	fs.Float64Var(&cfg.LostAnswerRate, "lost-answer-rate", 0, "fraction of charges made then answered 500 (PAYSIM_LOST_ANSWER_RATE)")
+	if err := flagsFromEnv(fs, "PAYSIM_"); err != nil {
+		return fmt.Errorf("paysim: %w", err)
+	}
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("paysim: %w", err)
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("paysim: unexpected arguments %q", fs.Args())
 	}
-	log, err := boot.Logger(cfg.Common, "paysim")
+	v := product()
+	common := boot.Config{LogFormat: config.LogFormat.Get(v), LogLevel: config.LogLevel.Get(v), DatabaseURL: config.DatabaseURL.Get(v)}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	log, err := boot.Logger(common, "paysim")
 	if err != nil {
 		return err
 	}
@@ -49,7 +57,7 @@ func runPaysim(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stopTracing(context.Background()) //nolint:errcheck
-	pool, err := db.Open(ctx, cfg.DatabaseURL, db.WithTracing(tp))
+	pool, err := db.Open(ctx, common.DatabaseURL, db.WithTracing(tp))
 	if err != nil {
 		return err
 	}
@@ -66,4 +74,22 @@ func runPaysim(ctx context.Context, args []string) error {
 	hs := &http.Server{Addr: cfg.Addr, Handler: telemetry.HTTPHandler(tp, srv.Handler(), "paysim"), ReadHeaderTimeout: 5 * time.Second}
 	hs.RegisterOnShutdown(srv.Close)
 	return boot.Serve(ctx, hs, log, "simulated payment provider")
+}
+
+// paysimConfig is one simulated provider: where it listens, its instance
+// name and the faults it injects from the start.
+type paysimConfig struct {
+	Addr           string
+	Name           string
+	Latency        time.Duration
+	ErrorRate      float64
+	Outage         bool
+	TimeoutRate    float64
+	LostAnswerRate float64
+}
+
+// String renders the settings for the start-up log line.
+func (p paysimConfig) String() string {
+	return fmt.Sprintf("name=%s addr=%s latency=%s error_rate=%g outage=%t timeout_rate=%g lost_answer_rate=%g",
+		p.Name, p.Addr, p.Latency, p.ErrorRate, p.Outage, p.TimeoutRate, p.LostAnswerRate)
 }

@@ -27,8 +27,13 @@ var demoCatalog = []struct {
 
 // runSeed inserts the demo catalog; products that exist are left as they are,
 // so re-running it never resets stock.
-func runSeed(ctx context.Context, cfg config.Common) error {
-	pool, err := db.Open(ctx, cfg.DatabaseURL)
+func runSeed(ctx context.Context) error {
+	v := product()
+	url := config.DatabaseURL.Get(v)
+	if err := v.Err(); err != nil {
+		return err
+	}
+	pool, err := db.Open(ctx, url)
 	if err != nil {
 		return err
 	}

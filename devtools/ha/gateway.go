@@ -1,0 +1,149 @@
+package ha
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orderflow/orderflow/devtools/lab"
+)
+
+// Gateways is two orderflow gateways (`orderflow api`) behind HAProxy
+// (deploy/haproxy/gateway.cfg): customers use URL; each gateway keeps
+// /metrics and /codec on its operator listener; a gateway stopped drains
+// (API_DRAIN_DELAY) and the balancer routes around one lost.
+//
+// Ports, from PortBase: gateway-1 +0 and gateway-2 +1 (customers),
+// their operator listeners +10 and +11, the balancer +20 and its status
+// page +21.
+type Gateways struct {
+	Root     string
+	Data     string
+	Host     string // default 127.0.0.1
+	PortBase int
+	Binary   string   // the orderflow binary
+	Env      []string // what the gateways need: DATABASE_URL, REDIS_URL, TEMPORAL_ADDRESS, AUTH_*, PII_*...
+	// DrainDelay (default 2 s) covers the balancer's check: 2 failures
+	// 500 ms apart.
+	DrainDelay time.Duration
+	Out        io.Writer
+
+	stack *lab.Stack
+}
+
+func (g *Gateways) defaults() {
+	if g.Host == "" {
+		g.Host = "127.0.0.1"
+	}
+	if g.DrainDelay == 0 {
+		g.DrainDelay = 2 * time.Second
+	}
+}
+
+func (g *Gateways) addr(off int) string {
+	return net.JoinHostPort(g.Host, strconv.Itoa(g.PortBase+off))
+}
+
+// GatewayName is gateway i's node name: gateway-1, gateway-2.
+func GatewayName(i int) string { return fmt.Sprintf("gateway-%d", i+1) }
+
+// URL is the balancer's base URL, the customers' entry point.
+func (g *Gateways) URL() string { g.defaults(); return "http://" + g.addr(20) }
+
+// OperatorURL is gateway i's operator listener.
+func (g *Gateways) OperatorURL(i int) string { g.defaults(); return "http://" + g.addr(10+i) }
+
+// Stack is the two gateways and the balancer as lab nodes.
+func (g *Gateways) Stack() *lab.Stack {
+	if g.stack != nil {
+		return g.stack
+	}
+	g.defaults()
+	var nodes []*lab.Node
+	for i := range 2 {
+		name := GatewayName(i)
+		env := append([]string{"API_ADDR=" + g.addr(i), "OPERATOR_ADDR=" + g.addr(10+i),
+			"API_DRAIN_DELAY=" + g.DrainDelay.String(), "TRUSTED_PROXIES=127.0.0.1/32"}, g.Env...)
+		nodes = append(nodes, &lab.Node{
+			Name: name, Host: g.Host, Ports: lab.Ports{"api": g.PortBase + i, "operator": g.PortBase + 10 + i},
+			Proc: lab.Process{Command: []string{g.Binary, "api"}, Env: env, Log: filepath.Join(g.Data, name+".log"),
+				Grace: g.DrainDelay + 15*time.Second},
+			Ready:        lab.HTTPGet{URL: "http://" + g.addr(i) + "/health/ready"},
+			ReadyTimeout: time.Minute,
+		})
+	}
+	nodes = append(nodes, &lab.Node{
+		Name: "gateway-lb", Host: g.Host, Ports: lab.Ports{"http": g.PortBase + 20, "stats": g.PortBase + 21},
+		Proc: lab.Process{
+			Command: []string{"haproxy", "-db", "-f", filepath.Join(g.Root, "deploy", "haproxy", "gateway.cfg")},
+			Env: []string{"GATEWAY_LB_ADDR=" + g.addr(20), "GATEWAY_LB_STATS_ADDR=" + g.addr(21),
+				"GATEWAY_1=" + g.addr(0), "GATEWAY_2=" + g.addr(1)},
+			Log: filepath.Join(g.Data, "gateway-lb.log"),
+		},
+		Ready: g.Serving(0, 1),
+	})
+	g.stack = lab.NewStack(lab.Config{Profile: "gateways", Root: g.Root, Data: g.Data}, nodes)
+	g.stack.Out = g.Out
+	return g.stack
+}
+
+// Serving passes when the balancer has exactly the gateways numbered
+// (0-based) in rotation, as its status page says.
+func (g *Gateways) Serving(gateways ...int) lab.Check {
+	want := map[string]bool{}
+	for _, i := range gateways {
+		want[GatewayName(i)] = true
+	}
+	return checkFunc{fmt.Sprintf("the balancer routes to %v", gateways), func(ctx context.Context) error {
+		up, err := g.inRotation(ctx)
+		if err != nil {
+			return err
+		}
+		for _, name := range []string{GatewayName(0), GatewayName(1)} {
+			if up[name] != want[name] {
+				return fmt.Errorf("%s in rotation: %t", name, up[name])
+			}
+		}
+		return nil
+	}}
+}
+
+func (g *Gateways) inRotation(ctx context.Context) (map[string]bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+g.addr(21)+"/stats;csv", nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	rows, err := csv.NewReader(res.Body).ReadAll()
+	if err != nil || len(rows) == 0 {
+		return nil, fmt.Errorf("haproxy stats: %v", err)
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[strings.TrimPrefix(h, "# ")] = i
+	}
+	up := map[string]bool{}
+	for _, r := range rows[1:] {
+		if r[col["pxname"]] == "gateways" && strings.HasPrefix(r[col["svname"]], "gateway-") {
+			up[r[col["svname"]]] = r[col["status"]] == "UP"
+		}
+	}
+	return up, nil
+}
+
+// Up starts both gateways and the balancer.
+func (g *Gateways) Up(ctx context.Context) error { return g.Stack().Up(ctx) }
+
+// Down stops them (the gateways drain).
+func (g *Gateways) Down() error { return g.Stack().Down() }

@@ -1,0 +1,317 @@
+package ha
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orderflow/orderflow/devtools/lab"
+)
+
+// PostgresHA is PostgreSQL under Patroni (deploy/postgres/patroni.yml):
+// two members, a primary and a synchronous standby, with a three-member
+// etcd (deploy/postgres/etcd.yml) holding the leader key. Clients reach the
+// primary through a multi-host DSN with target_session_attrs=read-write
+// (DSN): pgx tries the members in order and keeps the one that takes
+// writes; after a failover a new connection finds the new primary.
+//
+// Ports, from PortBase: etcd client +0..+2, etcd peer +10..+12, PostgreSQL
+// pg1 +20 and pg2 +21, Patroni's REST API +30 and +31.
+//
+// Patroni and PostgreSQL run as the postgres user: Data and its parents
+// must be traversable by it.
+type PostgresHA struct {
+	Root     string
+	Data     string
+	Host     string // default 127.0.0.1
+	PortBase int
+	// SuperuserPassword and ReplicationPassword (default "postgres" and
+	// "replicator": a lab's).
+	SuperuserPassword   string
+	ReplicationPassword string
+	Out                 io.Writer
+
+	stack *lab.Stack
+}
+
+const pgMembers = 2
+
+func (p *PostgresHA) defaults() {
+	if p.Host == "" {
+		p.Host = "127.0.0.1"
+	}
+	if p.SuperuserPassword == "" {
+		p.SuperuserPassword = "postgres"
+	}
+	if p.ReplicationPassword == "" {
+		p.ReplicationPassword = "replicator"
+	}
+}
+
+func (p *PostgresHA) addr(port int) string { return net.JoinHostPort(p.Host, strconv.Itoa(port)) }
+
+// MemberName is member i's name: pg1, pg2.
+func MemberName(i int) string { return fmt.Sprintf("pg%d", i+1) }
+
+// MemberAddr is member i's PostgreSQL address.
+func (p *PostgresHA) MemberAddr(i int) string { p.defaults(); return p.addr(p.PortBase + 20 + i) }
+
+// RESTURL is member i's Patroni REST API.
+func (p *PostgresHA) RESTURL(i int) string { p.defaults(); return "http://" + p.addr(p.PortBase+30+i) }
+
+// Addrs is every member's address, the multi-host list: host1:p1,host2:p2.
+func (p *PostgresHA) Addrs() string {
+	var a []string
+	for i := range pgMembers {
+		a = append(a, p.MemberAddr(i))
+	}
+	return strings.Join(a, ",")
+}
+
+// DSN is a URL that reaches the primary whichever member it is.
+func (p *PostgresHA) DSN(user, password, db string) string {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Host: p.Addrs(), Path: "/" + db,
+		RawQuery: "sslmode=disable&target_session_attrs=read-write&connect_timeout=3"}
+	return u.String()
+}
+
+func (p *PostgresHA) etcdHosts() string {
+	var a []string
+	for i := range 3 {
+		a = append(a, p.addr(p.PortBase+i))
+	}
+	return strings.Join(a, ",")
+}
+
+// Stack is the three etcd members and the two Patroni members as lab
+// nodes; the last member's After waits until one member is the primary and
+// the other its synchronous standby.
+func (p *PostgresHA) Stack() *lab.Stack {
+	if p.stack != nil {
+		return p.stack
+	}
+	p.defaults()
+	var nodes []*lab.Node
+	var initial []string
+	for i := range 3 {
+		initial = append(initial, fmt.Sprintf("etcd%d=http://%s", i+1, p.addr(p.PortBase+10+i)))
+	}
+	for i := range 3 {
+		name := fmt.Sprintf("etcd%d", i+1)
+		dir := filepath.Join(p.Data, name)
+		conf := filepath.Join(dir, "etcd.yml")
+		client, peer := "http://"+p.addr(p.PortBase+i), "http://"+p.addr(p.PortBase+10+i)
+		extra := fmt.Sprintf("name: %s\ndata-dir: %s\nlisten-client-urls: %s\nadvertise-client-urls: %s\n"+
+			"listen-peer-urls: %s\ninitial-advertise-peer-urls: %s\ninitial-cluster: %s\ninitial-cluster-state: new\n",
+			name, filepath.Join(dir, "data"), client, client, peer, peer, strings.Join(initial, ","))
+		nodes = append(nodes, &lab.Node{
+			Name: name, Host: p.Host, Ports: lab.Ports{"client": p.PortBase + i, "peer": p.PortBase + 10 + i},
+			Proc:   lab.Process{Command: []string{"etcd", "--config-file", conf}, Log: filepath.Join(p.Data, name+".log")},
+			Before: writeWithHeader(conf, filepath.Join(p.Root, "deploy", "postgres", "etcd.yml"), extra),
+		})
+	}
+	// etcd members need each other for a quorum: the health wait is on the
+	// last one, once all three run.
+	nodes[2].Ready = lab.All{lab.HTTPGet{URL: "http://" + p.addr(p.PortBase) + "/health"},
+		lab.HTTPGet{URL: "http://" + p.addr(p.PortBase+2) + "/health"}}
+	pgUser, _ := user.Lookup("postgres")
+	var cred *syscall.Credential
+	var uid int
+	if pgUser != nil {
+		uid, _ = strconv.Atoi(pgUser.Uid)
+		gid, _ := strconv.Atoi(pgUser.Gid)
+		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	}
+	for i := range pgMembers {
+		name := MemberName(i)
+		dir := filepath.Join(p.Data, name)
+		nodes = append(nodes, &lab.Node{
+			Name: name, Host: p.Host, Ports: lab.Ports{"postgres": p.PortBase + 20 + i, "rest": p.PortBase + 30 + i},
+			Proc: lab.Process{
+				Command: []string{"patroni", filepath.Join(p.Root, "deploy", "postgres", "patroni.yml")},
+				Env: []string{
+					"PATRONI_NAME=" + name,
+					"PATRONI_RESTAPI_LISTEN=" + p.addr(p.PortBase+30+i), "PATRONI_RESTAPI_CONNECT_ADDRESS=" + p.addr(p.PortBase+30+i),
+					"PATRONI_POSTGRESQL_LISTEN=" + p.MemberAddr(i), "PATRONI_POSTGRESQL_CONNECT_ADDRESS=" + p.MemberAddr(i),
+					"PATRONI_POSTGRESQL_DATA_DIR=" + filepath.Join(dir, "data"), "PATRONI_POSTGRESQL_BIN_DIR=" + pgBinDir(),
+					"PATRONI_POSTGRESQL_PGPASS=" + filepath.Join(dir, "pgpass"),
+					"PATRONI_ETCD3_HOSTS=" + p.etcdHosts(),
+					"PATRONI_SUPERUSER_PASSWORD=" + p.SuperuserPassword, "PATRONI_REPLICATION_PASSWORD=" + p.ReplicationPassword,
+					"HOME=" + dir,
+				},
+				Log: filepath.Join(p.Data, name+".log"), Credential: cred, Grace: 30 * time.Second,
+			},
+			Before:       ownedDir(dir, uid),
+			Ready:        lab.HTTPGet{URL: p.RESTURL(i) + "/health"},
+			ReadyTimeout: 2 * time.Minute,
+		})
+	}
+	nodes[len(nodes)-1].After = func(ctx context.Context) error {
+		return waitFor(ctx, checkFunc{"a primary and a synchronous standby", func(ctx context.Context) error {
+			_, _, err := p.Roles(ctx)
+			return err
+		}}, 2*time.Minute)
+	}
+	p.stack = lab.NewStack(lab.Config{Profile: "postgres-ha", Root: p.Root, Data: p.Data}, nodes)
+	p.stack.Out = p.Out
+	return p.stack
+}
+
+// Roles returns the primary's and the synchronous standby's member index,
+// as their Patroni REST APIs report them (/primary, /sync answer 200); an
+// error while the cluster has not both.
+func (p *PostgresHA) Roles(ctx context.Context) (primary, standby int, err error) {
+	primary, standby = -1, -1
+	for i := range pgMembers {
+		if (lab.HTTPGet{URL: p.RESTURL(i) + "/primary"}).Check(ctx) == nil {
+			primary = i
+		} else if (lab.HTTPGet{URL: p.RESTURL(i) + "/sync"}).Check(ctx) == nil {
+			standby = i
+		}
+	}
+	if primary < 0 || standby < 0 {
+		return primary, standby, fmt.Errorf("primary %d, synchronous standby %d", primary, standby)
+	}
+	return primary, standby, nil
+}
+
+// Primary is the member whose Patroni says it is the primary.
+func (p *PostgresHA) Primary(ctx context.Context) (int, error) {
+	for i := range pgMembers {
+		if (lab.HTTPGet{URL: p.RESTURL(i) + "/primary"}).Check(ctx) == nil {
+			return i, nil
+		}
+	}
+	return -1, fmt.Errorf("no member is the primary")
+}
+
+// Up starts etcd and both members and waits for a primary and its
+// synchronous standby.
+func (p *PostgresHA) Up(ctx context.Context) error { return p.Stack().Up(ctx) }
+
+// Down stops every member (Patroni stops its PostgreSQL) and etcd.
+func (p *PostgresHA) Down() error {
+	err := p.Stack().Down()
+	for i := range pgMembers {
+		p.killPostmaster(i) // one a killed Patroni left behind
+	}
+	return err
+}
+
+// KillMember is the loss of member i's host: SIGKILL of Patroni and of the
+// PostgreSQL it runs (Patroni starts PostgreSQL in a session of its own, so
+// that a signal to Patroni does not reach it).
+func (p *PostgresHA) KillMember(i int) error {
+	if err := p.Stack().Kill(MemberName(i)); err != nil {
+		return err
+	}
+	p.killPostmaster(i)
+	return nil
+}
+
+func (p *PostgresHA) killPostmaster(i int) {
+	b, err := os.ReadFile(filepath.Join(p.Data, MemberName(i), "data", "postmaster.pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil || !lab.Alive(pid) {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	for range 100 {
+		if !lab.Alive(pid) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// CreateDatabase creates a login role and a database it owns on the
+// primary, unless they exist.
+func (p *PostgresHA) CreateDatabase(ctx context.Context, owner, password, db string) error {
+	conn, err := pgx.Connect(ctx, p.DSN("postgres", p.SuperuserPassword, "postgres"))
+	if err != nil {
+		return fmt.Errorf("create database %s: %w", db, err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", owner).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		pw := strings.ReplaceAll(password, "'", "''")
+		if _, err := conn.Exec(ctx, "CREATE ROLE "+pgx.Identifier{owner}.Sanitize()+" LOGIN CREATEDB PASSWORD '"+pw+"'"); err != nil {
+			return fmt.Errorf("create role %s: %w", owner, err)
+		}
+	}
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", db).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()+" OWNER "+pgx.Identifier{owner}.Sanitize()); err != nil {
+			return fmt.Errorf("create database %s: %w", db, err)
+		}
+	}
+	return nil
+}
+
+// pgBinDir is the newest installed PostgreSQL's bin directory.
+func pgBinDir() string {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	best := ""
+	for _, d := range dirs {
+		if best == "" || versionOf(d) > versionOf(best) {
+			best = d
+		}
+	}
+	return best
+}
+
+func versionOf(binDir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return n
+}
+
+// ownedDir makes dir, owned by uid (PostgreSQL refuses a data directory it
+// does not own).
+func ownedDir(dir string, uid int) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		_, err := run(ctx, "", nil, "chown", "-R", strconv.Itoa(uid), dir)
+		return err
+	}
+}
+
+// writeWithHeader writes an instance's own config file, unless it exists:
+// its own lines (header) first, then the shared file from deploy/. An
+// existing file is kept: after a failover Sentinel has rewritten it, and
+// that is the truth to restart from.
+func writeWithHeader(path, shared, header string) func(context.Context) error {
+	return func(context.Context) error {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		b, err := os.ReadFile(shared)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(path, append([]byte(header), b...), 0o644)
+	}
+}

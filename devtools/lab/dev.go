@@ -1,0 +1,510 @@
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// A Profile is a kind of single-node stack, as data: where it keeps its
+// files, how its ports are picked, which database it uses and what its
+// processes are told on top of the defaults.
+type Profile struct {
+	Name string
+	Data string // its files, under the checkout
+	// Ports is the port mode unless LAB_PORTS says otherwise: "default"
+	// (the documented ports, `make run`) or "free".
+	Ports string
+	// Fresh stacks start with no files and an empty database.
+	Fresh bool
+	// Database, for a profile other than dev, is the suffix of its
+	// database's name (orderflow_smoke); dev uses DATABASE_URL.
+	Database string
+	// PrivatePostgres runs a PostgreSQL cluster of the stack's own, so
+	// that restarting it (chaos) touches no server others use.
+	PrivatePostgres bool
+	// Env is set for every process; Defaults only where the lab's own
+	// environment does not set the variable.
+	Env      map[string]string
+	Defaults map[string]string
+	// Slot spaces the profiles' ports under one LAB_PORTS=base:N: the
+	// profile's ports start at N+10*Slot, so the smoke test and the chaos
+	// run can run side by side.
+	Slot int
+}
+
+// noLimits: one client address sends everything; limits far above it, the
+// limiter and its Redis fallback still in the path.
+var noLimits = map[string]string{"RATE_LIMIT_PER_IP": "100000000", "RATE_LIMIT_PER_USER": "100000000"}
+
+func merge(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Profiles are the stacks orderflow runs: make run/up (dev), the smoke test,
+// the chaos run and the bench.
+var Profiles = map[string]Profile{
+	"dev": {Name: "dev", Data: ".data", Ports: "default"},
+	// The stack as make run starts it; the short bench it runs sends
+	// orders and polls from one address.
+	"smoke": {Name: "smoke", Data: ".data/smoke", Ports: "free", Fresh: true, Database: "smoke", Slot: 1,
+		Env: merge(noLimits, map[string]string{"API_EMBED_WORKER": "true"})},
+	"chaos": {Name: "chaos", Data: ".data/chaos", Ports: "free", Fresh: true, Database: "chaos", PrivatePostgres: true, Slot: 2,
+		Env: merge(noLimits, map[string]string{
+			// Every saga runs on the worker process, so killing it
+			// interrupts sagas mid-step; the gateway only starts them.
+			"API_EMBED_WORKER": "false",
+			// Parked orders retry every 1-5 s and a breaker tries again
+			// after 5 s, so the run settles within its quiescence bound
+			// after the last fault.
+			"PAYMENT_RETRY_INITIAL": "1s", "PAYMENT_RETRY_MAX": "5s", "PAYMENT_BREAKER_OPEN_TIMEOUT": "5s",
+		}),
+		Defaults: map[string]string{"LOG_LEVEL": "warn"}},
+	// The bench measures the stack, not the limiter; the gateway starts
+	// sagas eagerly as make run does.
+	"bench": {Name: "bench", Data: ".data/bench", Ports: "free", Fresh: true, Database: "bench", Slot: 3,
+		Defaults: merge(noLimits, map[string]string{"LOG_LEVEL": "warn", "API_EMBED_WORKER": "true"})},
+}
+
+// PortNames are the single-node stack's ports, in the order base:N gives
+// them out.
+var PortNames = []string{"api", "worker", "paysim-a", "paysim-b", "temporal", "temporal-ui", "redis", "postgres"}
+
+// slotPorts is how many ports each profile's slot spans under base:N.
+const slotPorts = 10
+
+// DefaultPorts are make run's ports (README).
+var DefaultPorts = Ports{"api": 8080, "worker": 8081, "paysim-a": 8090, "paysim-b": 8093,
+	"temporal": 7233, "temporal-ui": 8233, "redis": 6379, "postgres": 5432}
+
+const defaultDatabaseURL = "postgres://orderflow:orderflow@127.0.0.1:5432/orderflow?sslmode=disable"
+
+// Options say which single-node stack to build.
+type Options struct {
+	Profile string // a key of Profiles; default "dev"
+	Root    string // the checkout
+	// Data overrides the profile's directory (dev: STACK_DATA_DIR too).
+	Data string
+	// Ports overrides the port mode ("default", "free", "base:N"; LAB_PORTS too).
+	Ports string
+	// Getenv reads the lab's environment (os.Getenv when nil).
+	Getenv func(string) string
+}
+
+// Dev is a single-node stack: the topology of make run, or of one of the
+// other profiles, with the environment its processes get.
+type Dev struct {
+	*Stack
+	Profile Profile
+}
+
+// NewDev resolves the options (ports, database, secrets, environment
+// overrides) and builds the stack. It creates the stack's secrets under its
+// data directory the first time.
+func NewDev(o Options) (*Dev, error) {
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if o.Profile == "" {
+		o.Profile = "dev"
+	}
+	prof, ok := Profiles[o.Profile]
+	if !ok {
+		return nil, fmt.Errorf("lab: no profile %q (dev, smoke, chaos, bench)", o.Profile)
+	}
+	dev := prof.Name == "dev"
+	env := func(k string) string {
+		if dev {
+			return getenv(k)
+		}
+		return ""
+	}
+	data := o.Data
+	if data == "" && dev {
+		data = getenv("STACK_DATA_DIR")
+	}
+	if data == "" {
+		data = filepath.Join(o.Root, prof.Data)
+	}
+	data, _ = filepath.Abs(data)
+	mode, err := ParsePortMode(firstOf(o.Ports, getenv("LAB_PORTS"), prof.Ports))
+	if err != nil {
+		return nil, err
+	}
+	if mode.Kind == "base" {
+		mode.Base += slotPorts * prof.Slot
+	}
+
+	// Ports named by the environment (make run's overrides) win.
+	over := Ports{}
+	dbURL := env("DATABASE_URL")
+	if !dev {
+		dbURL = profileDatabaseURL(prof, getenv)
+	}
+	if dbURL == "" {
+		dbURL = defaultDatabaseURL
+	}
+	if !prof.PrivatePostgres {
+		over["postgres"] = portOf(dbURL, 5432)
+	}
+	if v := env("REDIS_URL"); v != "" {
+		over["redis"] = portOf(v, 6379)
+	}
+	if v := env("TEMPORAL_PORT"); v != "" {
+		over["temporal"], _ = strconv.Atoi(v)
+	} else if v := env("TEMPORAL_ADDRESS"); v != "" {
+		over["temporal"] = portOf("grpc://"+v, 7233)
+	}
+	for name, key := range map[string]string{"temporal-ui": "TEMPORAL_UI_PORT", "paysim-a": "PAYSIM_A_PORT", "paysim-b": "PAYSIM_B_PORT"} {
+		if v := env(key); v != "" {
+			p, err := strconv.Atoi(v)
+			if err != nil {
+				return nil, fmt.Errorf("lab: %s=%q is not a port", key, v)
+			}
+			over[name] = p
+		}
+	}
+	if v := env("API_ADDR"); v != "" {
+		over["api"] = portOf("http://"+v, 8080)
+	}
+	if v := env("WORKER_HEALTH_ADDR"); v != "" {
+		over["worker"] = portOf("http://"+v, 8081)
+	}
+	ports, err := Allocate(PortNames, DefaultPorts, mode, over)
+	if err != nil {
+		return nil, err
+	}
+	if prof.PrivatePostgres {
+		u, _ := url.Parse(dbURL)
+		u.Host = net.JoinHostPort(Loopback, strconv.Itoa(ports["postgres"]))
+		dbURL = u.String()
+	}
+
+	e := map[string]string{}
+	set := func(k, def string) string {
+		v := env(k)
+		if v == "" {
+			v = def
+		}
+		e[k] = v
+		return v
+	}
+	lo := func(name string) string { return net.JoinHostPort(Loopback, strconv.Itoa(ports[name])) }
+	e["DATABASE_URL"] = dbURL
+	set("REDIS_URL", "redis://"+lo("redis")+"/0")
+	set("TEMPORAL_ADDRESS", lo("temporal"))
+	apiAddr := lo("api")
+	if mode.Kind == "default" {
+		apiAddr = ":" + strconv.Itoa(ports["api"]) // every interface, as make run always did
+	}
+	set("API_ADDR", apiAddr)
+	set("WORKER_HEALTH_ADDR", lo("worker"))
+	// Payloads in Temporal are sealed (internal/pii); the Web UI decodes
+	// them through the gateway's codec server, for an operator signed in.
+	set("TEMPORAL_UI_CODEC_ENDPOINT", "http://"+lo("api")+"/codec")
+	ui := strconv.Itoa(ports["temporal-ui"])
+	set("CODEC_CORS_ORIGINS", "http://127.0.0.1:"+ui+",http://localhost:"+ui)
+	// The gateway runs an order worker too, so it can start sagas eagerly
+	// (docs/performance.md); the separate worker takes what it does not.
+	set("API_EMBED_WORKER", "true")
+	// The embedded worker and the worker charge through these, in
+	// failover order.
+	set("PAYMENT_PROVIDERS", "paysim-a=paysim:http://"+lo("paysim-a")+",paysim-b=paysim:http://"+lo("paysim-b"))
+	set("TEMPORAL_GOGC", "400")
+	for k, v := range prof.Env {
+		e[k] = v
+	}
+	for k, v := range prof.Defaults {
+		if getenv(k) == "" {
+			e[k] = v
+		}
+	}
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	// Development tokens are HS256 with this secret, made once per data
+	// dir; the code has no default secret.
+	if getenv("AUTH_HS256_SECRET") == "" && getenv("AUTH_JWKS_URL") == "" {
+		s, err := secretFile(filepath.Join(data, "auth-hs256.secret"), func(s string) string { return s })
+		if err != nil {
+			return nil, err
+		}
+		e["AUTH_HS256_SECRET"] = s
+	}
+	// Stored e-mails are encrypted with this key, made once per data dir;
+	// to rotate, append a line with a new kid (the last line is active).
+	if getenv("PII_KEYS") == "" && getenv("PII_KEYS_FILE") == "" {
+		f := filepath.Join(data, "pii.keys")
+		if _, err := secretFile(f, func(s string) string { return "dev-" + time.Now().UTC().Format("20060102") + ":" + s }); err != nil {
+			return nil, err
+		}
+		e["PII_KEYS_FILE"] = f
+	}
+	bin := firstOf(getenv("ORDERFLOW_BIN"), filepath.Join(o.Root, "bin", "orderflow"))
+	devBin := firstOf(getenv("ORDERFLOW_DEV_BIN"), filepath.Join(o.Root, "bin", "orderflow-dev"))
+	e["ORDERFLOW_BIN"], e["ORDERFLOW_DEV_BIN"] = bin, devBin
+	if prof.PrivatePostgres {
+		e["LAB_POSTGRES"] = "private"
+	}
+	cfg := Config{Profile: prof.Name, Root: o.Root, Data: data, Ports: ports, Env: e}
+	return BuildDev(cfg)
+}
+
+// LoadDev rebuilds the single-node stack whose state is under data, as it
+// was started: same ports, same environment.
+func LoadDev(data string) (*Dev, error) {
+	data, _ = filepath.Abs(data)
+	st, err := LoadState(data)
+	if err != nil {
+		return nil, err
+	}
+	return BuildDev(st.Config)
+}
+
+// BuildDev builds the single-node topology from a resolved configuration:
+// postgres, redis, temporal, migrate, seed, paysim-a, paysim-b, worker, api.
+func BuildDev(cfg Config) (*Dev, error) {
+	prof := Profiles[cfg.Profile]
+	e := cfg.Env
+	run, logs := filepath.Join(cfg.Data, "run"), filepath.Join(cfg.Data, "logs")
+	cli, err := TemporalCLI(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	pg, err := Postgres{URL: e["DATABASE_URL"], Private: e["LAB_POSTGRES"] == "private",
+		Dir: filepath.Join(cfg.Data, "postgres"), Log: filepath.Join(run, "postgres.log")}.Node()
+	if err != nil {
+		return nil, err
+	}
+	rd, err := Redis{URL: e["REDIS_URL"], Dir: filepath.Join(run, "redis"), Log: filepath.Join(run, "redis.log")}.Node()
+	if err != nil {
+		return nil, err
+	}
+	tp, err := TemporalDev{Port: cfg.Ports["temporal"], UIPort: cfg.Ports["temporal-ui"], DBFile: filepath.Join(cfg.Data, "temporal.db"),
+		CodecEndpoint: e["TEMPORAL_UI_CODEC_ENDPOINT"], GOGC: e["TEMPORAL_GOGC"], CLI: cli, Root: cfg.Root,
+		Log: filepath.Join(run, "temporal.log")}.Node()
+	if err != nil {
+		return nil, err
+	}
+	environ := make([]string, 0, len(e))
+	for _, k := range sortedKeys(e) {
+		environ = append(environ, k+"="+e[k])
+	}
+	app := func(name string, argv ...string) Process {
+		return Process{Command: argv, Env: environ, Dir: cfg.Root, Log: filepath.Join(logs, name+".log")}
+	}
+	bin, devBin := e["ORDERFLOW_BIN"], e["ORDERFLOW_DEV_BIN"]
+	nodes := []*Node{pg, rd, tp,
+		{Name: "migrate", Job: true, Proc: app("migrate", bin, "migrate")},
+		{Name: "seed", Job: true, Proc: app("seed", devBin, "seed")},
+	}
+	for _, name := range []string{"paysim-a", "paysim-b"} {
+		n := &Node{Name: name, Ports: Ports{"http": cfg.Ports[name]}}
+		n.Proc = app(name, devBin, "paysim")
+		n.Proc.Env = append(n.Proc.Env[:len(n.Proc.Env):len(n.Proc.Env)], "PAYSIM_NAME="+name, "PAYSIM_ADDR="+n.Addr("http"))
+		n.Ready = HTTPGet{URL: "http://" + n.Addr("http") + "/health"}
+		nodes = append(nodes, n)
+	}
+	worker := &Node{Name: "worker", Ports: Ports{"health": cfg.Ports["worker"]}, Proc: app("worker", bin, "worker")}
+	worker.Ready = TCP{Addr: worker.Addr("health")}
+	api := &Node{Name: "api", Ports: Ports{"http": cfg.Ports["api"]}, Proc: app("api", bin, "api")}
+	api.Ready = HTTPGet{URL: "http://" + api.Addr("http") + "/health/ready"}
+	nodes = append(nodes, worker, api)
+	return &Dev{Stack: NewStack(cfg, nodes), Profile: prof}, nil
+}
+
+// Environ is the stack's environment as KEY=VALUE lines, for a command run
+// against it (`orderflow-dev lab with`), with STACK_DATA_DIR naming it.
+func (d *Dev) Environ() []string {
+	out := []string{"STACK_DATA_DIR=" + d.Config.Data}
+	for _, k := range sortedKeys(d.Config.Env) {
+		out = append(out, k+"="+d.Config.Env[k])
+	}
+	return out
+}
+
+// APIURL is the gateway's base URL.
+func (d *Dev) APIURL() string {
+	return "http://" + net.JoinHostPort(Loopback, strconv.Itoa(d.Config.Ports["api"]))
+}
+
+// Wipe stops the stack under data, if one runs there, and removes its files.
+func Wipe(data string) error {
+	if d, err := LoadDev(data); err == nil {
+		d.Out = io.Discard
+		if err := d.Down(); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(data)
+}
+
+// Build builds bin/orderflow and bin/orderflow-dev from the checkout, unless
+// ORDERFLOW_BIN and ORDERFLOW_DEV_BIN name binaries built elsewhere.
+func (d *Dev) Build() error {
+	if os.Getenv("ORDERFLOW_BIN") != "" && os.Getenv("ORDERFLOW_DEV_BIN") != "" {
+		return nil
+	}
+	for pkg, out := range map[string]string{"./cmd/orderflow": d.Config.Env["ORDERFLOW_BIN"],
+		"./devtools/cmd/orderflow-dev": d.Config.Env["ORDERFLOW_DEV_BIN"]} {
+		if err := goBuild(d.Config.Root, nil, out, pkg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UpFresh brings the stack up; a fresh profile's database is emptied first
+// (its files were removed by Wipe before NewDev).
+func (d *Dev) UpFresh(ctx context.Context) error {
+	if d.Profile.Fresh && d.Config.Env["LAB_POSTGRES"] != "private" {
+		n, err := d.Node("postgres")
+		if err != nil {
+			return err
+		}
+		if err := d.up(ctx, n); err != nil {
+			return err
+		}
+		pg := Postgres{URL: d.Config.Env["DATABASE_URL"]}
+		if err := pg.RecreateDatabase(ctx); err != nil {
+			return err
+		}
+	}
+	if err := d.Up(ctx); err != nil {
+		return err
+	}
+	return d.writeTokens(ctx)
+}
+
+// writeTokens mints a customer's and an operator's token for the
+// walk-through (README) into <data>/tokens.env, for scripts to source.
+func (d *Dev) writeTokens(ctx context.Context) error {
+	if d.Config.Env["AUTH_HS256_SECRET"] == "" && os.Getenv("AUTH_HS256_SECRET") == "" {
+		return nil
+	}
+	var b strings.Builder
+	for _, t := range [][2]string{{"CUSTOMER_TOKEN", "c-demo:customer"}, {"OPERATOR_TOKEN", "ops-demo:operator"}} {
+		sub, role, _ := strings.Cut(t[1], ":")
+		cmd := exec.CommandContext(ctx, d.Config.Env["ORDERFLOW_BIN"], "token", "--sub", sub, "--role", role, "--ttl", "12h")
+		cmd.Env = append(os.Environ(), "AUTH_HS256_SECRET="+firstOf(d.Config.Env["AUTH_HS256_SECRET"], os.Getenv("AUTH_HS256_SECRET")))
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("lab: mint %s: %w", t[0], err)
+		}
+		fmt.Fprintf(&b, "export %s=%s\n", t[0], strings.TrimSpace(string(out)))
+	}
+	return os.WriteFile(d.TokensFile(), []byte(b.String()), 0o600)
+}
+
+// TokensFile is where the stack's development tokens are written.
+func (d *Dev) TokensFile() string { return filepath.Join(d.Config.Data, "tokens.env") }
+
+// Banner writes what make run prints once the stack is up: where each part
+// answers, the tokens, the logs.
+func (d *Dev) Banner(w io.Writer) {
+	e, p := d.Config.Env, d.Config.Ports
+	api := d.APIURL()
+	tokens := "                   (AUTH_JWKS_URL is set: tokens come from your identity provider)\n"
+	if b, err := os.ReadFile(d.TokensFile()); err == nil && e["AUTH_HS256_SECRET"] != "" {
+		tokens = ""
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			tokens += "                   " + l + "\n"
+		}
+	}
+	secretRef := "<the stack's secret>"
+	if f := filepath.Join(d.Config.Data, "auth-hs256.secret"); fileHas(f) {
+		secretRef = "$(cat " + f + ")"
+	}
+	logs, run := filepath.Join(d.Config.Data, "logs"), filepath.Join(d.Config.Data, "run")
+	fmt.Fprintf(w, `
+  orderflow is up
+    gateway        %[1]s   (try: curl -H "Authorization: Bearer $CUSTOMER_TOKEN" %[1]s/v1/products)
+    tokens         customer c-demo and operator ops-demo, valid 12 h (or: source %[2]s); more with
+                   AUTH_HS256_SECRET=%[3]s bin/orderflow token --sub <id> --role <role>
+%[4]s    Temporal UI    http://127.0.0.1:%[5]d/namespaces/default/workflows
+                   (payloads are encrypted: to read them, sign in with the operator token at
+                   %[6]s/session, then in the UI's Codec Server settings
+                   use your browser's setting with that endpoint and include cross-origin credentials)
+    Temporal gRPC  %[7]s
+    payments       paysim-a http://127.0.0.1:%[8]d, paysim-b http://127.0.0.1:%[9]d
+                   (faults: curl -X PUT http://127.0.0.1:%[8]d/admin/faults -d '{"outage":true}')
+    PostgreSQL     %[10]s
+    Redis          %[11]s
+    logs           %[12]s/ (api, worker, paysim-a, paysim-b), %[13]s/temporal.log
+    state          %[14]s (orderflow-dev lab status)
+
+`, api, d.TokensFile(), secretRef, tokens, p["temporal-ui"], e["TEMPORAL_UI_CODEC_ENDPOINT"], e["TEMPORAL_ADDRESS"],
+		p["paysim-a"], p["paysim-b"], strings.SplitN(e["DATABASE_URL"], "?", 2)[0], e["REDIS_URL"], logs, run, StatePath(d.Config.Data))
+}
+
+func fileHas(path string) bool { fi, err := os.Stat(path); return err == nil && fi.Size() > 0 }
+
+// secretFile returns the secret kept in path, writing a new one (32 random
+// bytes, base64, shaped by line) with mode 0600 the first time.
+func secretFile(path string, line func(string) string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	s := line(base64.StdEncoding.EncodeToString(raw))
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("lab: %w", err)
+	}
+	return s, nil
+}
+
+// profileDatabaseURL is a non-dev profile's database: LAB_DATABASE_URL (or
+// BENCH_DATABASE_URL for the bench, as is), else make run's, with the
+// profile's name appended to the database name (orderflow_smoke).
+func profileDatabaseURL(p Profile, getenv func(string) string) string {
+	if p.Name == "bench" && getenv("BENCH_DATABASE_URL") != "" {
+		return getenv("BENCH_DATABASE_URL")
+	}
+	u, err := url.Parse(firstOf(getenv("LAB_DATABASE_URL"), defaultDatabaseURL))
+	if err != nil {
+		return defaultDatabaseURL
+	}
+	u.Path = "/" + strings.TrimPrefix(u.Path, "/") + "_" + p.Database
+	return u.String()
+}
+
+func portOf(raw string, def int) int {
+	u, err := url.Parse(raw)
+	if err != nil || u.Port() == "" {
+		return def
+	}
+	p, err := strconv.Atoi(u.Port())
+	if err != nil {
+		return def
+	}
+	return p
+}
+
+func firstOf(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

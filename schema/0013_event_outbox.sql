@@ -33,8 +33,8 @@ CREATE INDEX event_outbox_pending ON event_outbox (region, id) WHERE status = 'p
 -- no second event, and no step's code or round trips change.
 
 -- order_status_history: order.created (PENDING), order.confirmed,
--- order.failed, order.cancelled. SHIPPED and DELIVERED are announced per
--- shipment by fulfillment through events.Enqueue.
+-- order.failed, order.cancelled. Fulfillment announces each shipment that
+-- leaves (order.shipped) and the delivered order through events.Enqueue.
 -- +goose StatementBegin
 CREATE FUNCTION event_outbox_order_status() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE

@@ -64,12 +64,24 @@ func product(pkg string) bool {
 	return strings.HasPrefix(pkg, module) && !anyUnder("devtools", "tools", "e2e")(pkg)
 }
 
+// wire is a package that holds a wire format only (activities/fulfillment/wire:
+// the carrier's events and their signature), which the client and the
+// simulators share with the product.
+func wire(pkg string) bool {
+	return strings.HasPrefix(pkg, module+"/") && strings.HasSuffix(pkg, "/wire")
+}
+
 var layoutRules = []layoutRule{
 	{"the product never imports the tooling", product, anyUnder("devtools", "e2e")},
 	{"an area never imports the gateway or the workers", anyUnder("workflows", "activities"), anyUnder("api", "workers", "cmd")},
 	{"plumbing imports no area, gateway or worker", anyUnder("internal"), anyUnder("workflows", "activities", "api", "workers", "cmd", "client")},
 	{"the gateway and the workers never import the binary", anyUnder("api", "workers"), anyUnder("cmd")},
-	{"the HTTP client stays apart from the server side", anyUnder("client"), func(p string) bool { return strings.HasPrefix(p, module+"/") }},
+	// The client shares only the domain's words and the wire formats (stdlib
+	// only, see below) with the server side.
+	{"the HTTP client stays apart from the server side", anyUnder("client"),
+		func(p string) bool { return strings.HasPrefix(p, module+"/") && !wire(p) }},
+	{"a wire format depends on nothing of the module but the domain's words", wire,
+		func(p string) bool { return strings.HasPrefix(p, module+"/") }},
 	// Each package takes its own small Config, built in main: only the binary
 	// and its start-up read the settings' declarations.
 	{"only cmd/orderflow and internal/boot read internal/config",

@@ -267,31 +267,13 @@ func orderItems(items []OrderItem) []orderflow.Item {
 }
 
 // OrderJSON is an order as the API shows it.
-type OrderJSON struct {
-	OrderID       string        `json:"order_id"`
-	CustomerID    string        `json:"customer_id"`
-	Status        string        `json:"status"`
-	Items         []LineJSON    `json:"items"`
-	TotalCents    int64         `json:"total_cents"`
-	Currency      string        `json:"currency"`
-	FailureReason *string       `json:"failure_reason"`
-	CreatedAt     time.Time     `json:"created_at"`
-	UpdatedAt     time.Time     `json:"updated_at"`
-	History       []HistoryJSON `json:"history"`
-}
+type OrderJSON = orderflow.Order
 
 // LineJSON is one order line.
-type LineJSON struct {
-	SKU            string `json:"sku"`
-	Quantity       int    `json:"quantity"`
-	UnitPriceCents int64  `json:"unit_price_cents"`
-}
+type LineJSON = orderflow.Line
 
 // HistoryJSON is one status change.
-type HistoryJSON struct {
-	Status string    `json:"status"`
-	At     time.Time `json:"at"`
-}
+type HistoryJSON = orderflow.StatusChange
 
 func (s *Server) getOrder(c echo.Context) error {
 	id, err := uuid.Parse(c.Param("id"))
@@ -539,18 +521,8 @@ const (
 	maxHistoryLimit     = 100
 )
 
-// OrderSummaryJSON is an order as the history lists it: the order without
-// its lines and status changes, which GET /v1/orders/{id} shows.
-type OrderSummaryJSON struct {
-	OrderID       string    `json:"order_id"`
-	CustomerID    string    `json:"customer_id"`
-	Status        string    `json:"status"`
-	TotalCents    int64     `json:"total_cents"`
-	Currency      string    `json:"currency"`
-	FailureReason *string   `json:"failure_reason"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
-}
+// OrderSummaryJSON is an order as the history lists it.
+type OrderSummaryJSON = orderflow.OrderSummary
 
 // OrderPageJSON is the answer of GET /v1/orders: a page of the history,
 // newest first. Next is the after= of the following page, absent on the

@@ -15,20 +15,13 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/activities/catalog"
 	"github.com/orderflow/orderflow/internal/cache"
 )
 
 // ProductJSON is a product with its stock, as the API shows it.
-type ProductJSON struct {
-	SKU        string `json:"sku"`
-	Name       string `json:"name"`
-	PriceCents int64  `json:"price_cents"`
-	Currency   string `json:"currency"`
-	OnHand     int    `json:"on_hand"`
-	Reserved   int    `json:"reserved"`
-	Available  int    `json:"available"`
-}
+type ProductJSON = orderflow.Product
 
 // The catalog tier caches catalog.Product (CACHE_CATALOG_TTL, 5 minutes)
 // and the inventory tier catalog.Stock (CACHE_INVENTORY_TTL, 30 seconds),

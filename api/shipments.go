@@ -162,16 +162,7 @@ func (r CarrierEventRequest) validate() error {
 }
 
 // ShipmentJSON is one shipment of GET /v1/orders/{id}/shipments.
-type ShipmentJSON struct {
-	ShipmentID     string           `json:"shipment_id"`
-	Warehouse      string           `json:"warehouse"`
-	Status         string           `json:"status"`
-	TrackingNumber string           `json:"tracking_number,omitempty"`
-	Items          []orderflow.Item `json:"items"`
-	ValueCents     int64            `json:"value_cents"`
-	LeftAt         *time.Time       `json:"left_at,omitempty"`
-	DeliveredAt    *time.Time       `json:"delivered_at,omitempty"`
-}
+type ShipmentJSON = orderflow.Shipment
 
 // ShipmentsJSON is the body of GET /v1/orders/{id}/shipments.
 type ShipmentsJSON struct {

@@ -52,31 +52,13 @@ type Accepted struct {
 }
 
 // Order is an order as the API shows it.
-type Order struct {
-	OrderID       string         `json:"order_id"`
-	CustomerID    string         `json:"customer_id"`
-	Status        string         `json:"status"`
-	Items         []Line         `json:"items"`
-	TotalCents    int64          `json:"total_cents"`
-	Currency      string         `json:"currency"`
-	FailureReason *string        `json:"failure_reason"`
-	CreatedAt     time.Time      `json:"created_at"`
-	UpdatedAt     time.Time      `json:"updated_at"`
-	History       []StatusChange `json:"history"`
-}
+type Order = orderflow.Order
 
 // Line is one order line at the price the order was taken at.
-type Line struct {
-	SKU            string `json:"sku"`
-	Quantity       int    `json:"quantity"`
-	UnitPriceCents int64  `json:"unit_price_cents"`
-}
+type Line = orderflow.Line
 
 // StatusChange is one entry of an order's status history.
-type StatusChange struct {
-	Status string    `json:"status"`
-	At     time.Time `json:"at"`
-}
+type StatusChange = orderflow.StatusChange
 
 // CancelAccepted is the 202 answer of POST /v1/orders/{id}/cancel.
 type CancelAccepted struct {
@@ -138,16 +120,7 @@ func (c *Client) AwaitTerminal(ctx context.Context, id string, interval time.Dur
 
 // OrderSummary is an order as the history lists it, without its lines and
 // status changes (GetOrder has them).
-type OrderSummary struct {
-	OrderID       string    `json:"order_id"`
-	CustomerID    string    `json:"customer_id"`
-	Status        string    `json:"status"`
-	TotalCents    int64     `json:"total_cents"`
-	Currency      string    `json:"currency"`
-	FailureReason *string   `json:"failure_reason"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
-}
+type OrderSummary = orderflow.OrderSummary
 
 // OrderPage is a page of order history. Next, when not empty, is the After
 // of the following page.

@@ -6,18 +6,12 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/orderflow/orderflow"
 )
 
 // Product is a catalog entry with its stock.
-type Product struct {
-	SKU        string `json:"sku"`
-	Name       string `json:"name"`
-	PriceCents int64  `json:"price_cents"`
-	Currency   string `json:"currency"`
-	OnHand     int    `json:"on_hand"`
-	Reserved   int    `json:"reserved"`
-	Available  int    `json:"available"`
-}
+type Product = orderflow.Product
 
 // ProductRequest is the body of PUT /v1/products/{sku}. Currency defaults to
 // USD when empty.

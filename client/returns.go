@@ -4,31 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/orderflow/orderflow"
 )
 
 // ReturnItem is one returned line, at the price it was bought for.
-type ReturnItem struct {
-	SKU            string `json:"sku"`
-	Quantity       int    `json:"quantity"`
-	UnitPriceCents int64  `json:"unit_price_cents"`
-}
+type ReturnItem = orderflow.Line
 
 // Return is a return (RMA): requested, received, then refunded.
-type Return struct {
-	ReturnID    string       `json:"return_id"`
-	OrderID     string       `json:"order_id"`
-	Status      string       `json:"status"`
-	Reason      string       `json:"reason"`
-	AmountCents int64        `json:"amount_cents"`
-	Currency    string       `json:"currency"`
-	Items       []ReturnItem `json:"items"`
-	CreatedAt   time.Time    `json:"created_at"`
-	ReceivedAt  *time.Time   `json:"received_at,omitempty"`
-	RefundedAt  *time.Time   `json:"refunded_at,omitempty"`
-}
+type Return = orderflow.Return
 
 // OrderReturns is an order's returns and what was refunded on it in all.
 type OrderReturns struct {

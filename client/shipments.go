@@ -13,16 +13,7 @@ import (
 )
 
 // Shipment is one shipment of an order.
-type Shipment struct {
-	ShipmentID     string           `json:"shipment_id"`
-	Warehouse      string           `json:"warehouse"`
-	Status         string           `json:"status"`
-	TrackingNumber string           `json:"tracking_number,omitempty"`
-	Items          []orderflow.Item `json:"items"`
-	ValueCents     int64            `json:"value_cents"`
-	LeftAt         *time.Time       `json:"left_at,omitempty"`
-	DeliveredAt    *time.Time       `json:"delivered_at,omitempty"`
-}
+type Shipment = orderflow.Shipment
 
 // Shipments is an order's shipments.
 type Shipments struct {

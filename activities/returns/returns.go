@@ -32,26 +32,11 @@ const (
 	StatusRefunded  = "refunded"
 )
 
-// Item is one returned line.
-type Item struct {
-	SKU            string `json:"sku"`
-	Quantity       int    `json:"quantity"`
-	UnitPriceCents int64  `json:"unit_price_cents"`
-}
+// Item is one returned line, at the price it was bought for.
+type Item = orderflow.Line
 
 // Return is a return (RMA) with its lines.
-type Return struct {
-	ReturnID    string     `json:"return_id"`
-	OrderID     string     `json:"order_id"`
-	Status      string     `json:"status"`
-	Reason      string     `json:"reason"`
-	AmountCents int64      `json:"amount_cents"`
-	Currency    string     `json:"currency"`
-	Items       []Item     `json:"items"`
-	CreatedAt   time.Time  `json:"created_at"`
-	ReceivedAt  *time.Time `json:"received_at,omitempty"`
-	RefundedAt  *time.Time `json:"refunded_at,omitempty"`
-}
+type Return = orderflow.Return
 
 // Errors of Create; each leaves nothing written.
 var (
@@ -166,7 +151,7 @@ func (s Store) Create(ctx context.Context, orderID string, items []orderflow.Ite
 
 // Return reads a return; ErrNoSuchReturn when there is none.
 func (s Store) Return(ctx context.Context, id string) (Return, error) {
-	list, err := load(ctx, s.DB, `r.return_id = $1`, id)
+	list, err := load(s.DB.Query(ctx, qReturnByID, id))
 	if err != nil {
 		return Return{}, err
 	}
@@ -179,7 +164,7 @@ func (s Store) Return(ctx context.Context, id string) (Return, error) {
 // OrderReturns reads an order's returns, oldest first, and what has been
 // refunded on the order in all (payment_transactions' refunds).
 func (s Store) OrderReturns(ctx context.Context, orderID string) ([]Return, int64, error) {
-	list, err := load(ctx, s.DB, `r.order_id = $1`, orderID)
+	list, err := load(s.DB.Query(ctx, qReturnsOfOrder, orderID))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -191,11 +176,19 @@ func (s Store) OrderReturns(ctx context.Context, orderID string) ([]Return, int6
 	return list, refunded, nil
 }
 
-func load(ctx context.Context, q activities.Querier, where string, arg string) ([]Return, error) {
-	rows, err := q.Query(ctx, `SELECT r.return_id::text, r.order_id::text, r.status, r.reason, r.amount_cents, r.currency,
+// The returns with their lines, by return or by order, oldest first.
+const (
+	qReturns = `SELECT r.return_id::text, r.order_id::text, r.status, r.reason, r.amount_cents, r.currency,
 			r.created_at, r.received_at, r.refunded_at,
 			array_agg(i.sku ORDER BY i.sku), array_agg(i.quantity ORDER BY i.sku), array_agg(i.unit_price_cents ORDER BY i.sku)
-		FROM returns r JOIN return_items i USING (return_id) WHERE `+where+` GROUP BY r.return_id ORDER BY r.created_at, r.return_id`, arg)
+		FROM returns r JOIN return_items i USING (return_id) WHERE `
+	qReturnsEnd     = ` GROUP BY r.return_id ORDER BY r.created_at, r.return_id`
+	qReturnByID     = qReturns + `r.return_id = $1` + qReturnsEnd
+	qReturnsOfOrder = qReturns + `r.order_id = $1` + qReturnsEnd
+)
+
+// load collects the returns of a qReturnByID or qReturnsOfOrder query.
+func load(rows pgx.Rows, err error) ([]Return, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load returns: %w", err)
 	}
@@ -241,7 +234,7 @@ type ReceiveResult struct {
 func (a *Activities) ReceiveReturn(ctx context.Context, in ReturnRef) (ReceiveResult, error) {
 	var res ReceiveResult
 	_, err := activities.Commit(ctx, a.DB, a.Cache, in.OrderID, func(tx pgx.Tx) ([]orderflow.Item, error) {
-		list, err := load(ctx, tx, `r.return_id = $1`, in.ReturnID)
+		list, err := load(tx.Query(ctx, qReturnByID, in.ReturnID))
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/orderflow/orderflow/devtools/lab"
 )
@@ -36,7 +37,13 @@ func TestGroupsFindTheStacksProcessesFromTheLabState(t *testing.T) {
 	t.Cleanup(func() { _ = s.Down() })
 	s.Nodes = append(s.Nodes, pg)
 
+	// Up returns once the shell runs; its child comes a moment later (much
+	// later on a loaded machine), so wait for it before looking.
 	snap := takeSnapshot(Groups(s))
+	for deadline := time.Now().Add(10 * time.Second); len(snap.cpu["worker"]) < 2 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		snap = takeSnapshot(Groups(s))
+	}
 	if len(snap.cpu["worker"]) < 2 {
 		t.Fatalf("worker group %v: want the shell and its child", snap.cpu["worker"])
 	}

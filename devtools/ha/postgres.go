@@ -7,14 +7,13 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/devtools/lab"
 )
@@ -239,30 +238,31 @@ func (p *PostgresHA) killPostmaster(i int) {
 }
 
 // CreateDatabase creates a login role and a database it owns on the
-// primary, unless they exist.
+// primary, unless they exist. psql quotes the names and the password (its
+// :'var' and format's %I and %L): the statements stay constant text.
 func (p *PostgresHA) CreateDatabase(ctx context.Context, owner, password, db string) error {
-	conn, err := pgx.Connect(ctx, p.DSN("postgres", p.SuperuserPassword, "postgres"))
-	if err != nil {
+	const script = `SELECT format('CREATE ROLE %I LOGIN CREATEDB PASSWORD %L', :'role', :'pass')
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role')
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \gexec
+`
+	if err := psqlScript(ctx, p.DSN("postgres", p.SuperuserPassword, "postgres"), script, "role="+owner, "pass="+password, "db="+db); err != nil {
 		return fmt.Errorf("create database %s: %w", db, err)
 	}
-	defer conn.Close(ctx)
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", owner).Scan(&exists); err != nil {
-		return err
+	return nil
+}
+
+// psqlScript runs a constant psql script on dsn with the variables vars
+// ("name=value"), stopping at the first error.
+func psqlScript(ctx context.Context, dsn, script string, vars ...string) error {
+	argv := []string{"psql", dsn, "-v", "ON_ERROR_STOP=1", "-qAt"}
+	for _, v := range vars {
+		argv = append(argv, "-v", v)
 	}
-	if !exists {
-		pw := strings.ReplaceAll(password, "'", "''")
-		if _, err := conn.Exec(ctx, "CREATE ROLE "+pgx.Identifier{owner}.Sanitize()+" LOGIN CREATEDB PASSWORD '"+pw+"'"); err != nil {
-			return fmt.Errorf("create role %s: %w", owner, err)
-		}
-	}
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", db).Scan(&exists); err != nil {
-		return err
-	}
-	if !exists {
-		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()+" OWNER "+pgx.Identifier{owner}.Sanitize()); err != nil {
-			return fmt.Errorf("create database %s: %w", db, err)
-		}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("psql: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

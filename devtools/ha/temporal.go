@@ -204,7 +204,9 @@ func (c *TemporalCluster) Schema(ctx context.Context) error {
 func (c *TemporalCluster) schema(ctx context.Context, host, port, name, dir string) error {
 	tool := []string{c.Bin.SQLTool, "--plugin", "postgres12_pgx", "--ep", host, "--port", port,
 		"--user", c.DB.User, "--password", c.DB.Password, "--db", name}
-	exists, err := queryBool(ctx, c.DB.URL("postgres"), "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", name)
+	exists, err := queryBool(ctx, c.DB.URL("postgres"), func(conn *pgx.Conn) pgx.Row {
+		return conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", name)
+	})
 	if err != nil {
 		return err
 	}
@@ -213,7 +215,9 @@ func (c *TemporalCluster) schema(ctx context.Context, host, port, name, dir stri
 			return err
 		}
 	}
-	versioned, err := queryBool(ctx, c.DB.URL(name), "SELECT to_regclass('schema_version') IS NOT NULL")
+	versioned, err := queryBool(ctx, c.DB.URL(name), func(conn *pgx.Conn) pgx.Row {
+		return conn.QueryRow(ctx, "SELECT to_regclass('schema_version') IS NOT NULL")
+	})
 	if err != nil {
 		return err
 	}
@@ -228,27 +232,25 @@ func (c *TemporalCluster) schema(ctx context.Context, host, port, name, dir stri
 
 // DropDatabases drops the cluster's two databases (tests start clean).
 func (c *TemporalCluster) DropDatabases(ctx context.Context) error {
-	conn, err := pgx.Connect(ctx, c.DB.URL("postgres"))
-	if err != nil {
+	const script = `SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', :'db') \gexec
+SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', :'vis') \gexec
+`
+	if err := psqlScript(ctx, c.DB.URL("postgres"), script, "db="+c.DB.Database, "vis="+c.DB.Visibility); err != nil {
 		return fmt.Errorf("drop temporal databases: %w", err)
-	}
-	defer conn.Close(ctx)
-	for _, name := range []string{c.DB.Database, c.DB.Visibility} {
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			return fmt.Errorf("drop %s: %w", name, err)
-		}
 	}
 	return nil
 }
 
-func queryBool(ctx context.Context, dsn, q string, args ...any) (bool, error) {
+// queryBool connects to dsn and scans the one boolean of the row that
+// query returns on that connection.
+func queryBool(ctx context.Context, dsn string, query func(*pgx.Conn) pgx.Row) (bool, error) {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return false, err
 	}
 	defer conn.Close(ctx)
 	var b bool
-	err = conn.QueryRow(ctx, q, args...).Scan(&b)
+	err = query(conn).Scan(&b)
 	return b, err
 }
 
@@ -259,7 +261,7 @@ func primaryOf(ctx context.Context, p Postgres) (host, port string, err error) {
 	for _, addr := range strings.Split(p.Addr, ",") {
 		q := p
 		q.Addr = addr
-		if _, err := queryBool(ctx, q.URL("postgres"), "SELECT true"); err != nil {
+		if _, err := queryBool(ctx, q.URL("postgres"), func(conn *pgx.Conn) pgx.Row { return conn.QueryRow(ctx, "SELECT true") }); err != nil {
 			last = err
 			continue
 		}

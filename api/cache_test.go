@@ -163,7 +163,9 @@ func TestPutProductIsVisibleOnTheNextRead(t *testing.T) {
 func TestReadsAnswerFromPostgreSQLWhileRedisIsDownAndCachingResumes(t *testing.T) {
 	rs := testkit.NewRedisServer(t)
 	rc := rs.Client()
-	g := newGateway(t, rc, nil)
+	// The outage opens the Redis breaker, which keeps the cache off for its
+	// open period after Redis is back; a short one keeps the test short.
+	g := newGateway(t, rc, func(s *Server) { s.Resilience.Breakers.OpenTimeout = time.Second })
 	sku := testkit.Product(t, g.pool, 500, 3)
 	s := newSaga(t, g, rc)
 	id, _ := s.create(sku)

@@ -46,6 +46,9 @@ type Config struct {
 	// Fulfillment says whether new sagas fulfil their orders, their
 	// shipment SLA, how carrier events are verified and the return window.
 	Fulfillment Fulfillment
+	// Resilience sets admission of the order class, backpressure from the
+	// order task queue and the Temporal and Redis breakers.
+	Resilience Resilience
 }
 
 // Fulfillment configures the order's life after CONFIRMED

@@ -212,7 +212,12 @@ func TestRateLimitPerAddress(t *testing.T) {
 func TestRateLimitFallsBackToALocalLimitWhileRedisIsDownAndResumes(t *testing.T) {
 	rs := testkit.NewRedisServer(t)
 	rc := rs.Client()
-	g := newGateway(t, rc, limits(3, 1_000_000, time.Hour))
+	// The outage opens the Redis breaker, which keeps the limiter local for
+	// its open period after Redis is back; a short one keeps the test short.
+	g := newGateway(t, rc, func(s *Server) {
+		limits(3, 1_000_000, time.Hour)(s)
+		s.Resilience.Breakers.OpenTimeout = time.Second
+	})
 	sku := testkit.Product(t, g.pool, 500, 3)
 	ip := clientIP()
 	h := g.customer("c-"+uuid.NewString(), "X-Forwarded-For", ip)

@@ -33,6 +33,7 @@ type Server struct {
 
 	limits    *rateLimiter
 	bulkheads *bulkheads
+	res       *resilience
 	meters    *gatewayMetrics
 	// Metrics, when set, serves GET /metrics (Prometheus text format).
 	Metrics http.Handler
@@ -131,6 +132,10 @@ func (s *Server) customerEcho() *echo.Echo {
 		s.limits = newRateLimiter(s.RateLimit, s.Cache, s.callTimeout(), s.Log)
 		e.Use(s.rateLimit)
 	}
+	// Past the rate limiter, so a flood one customer may not send cannot
+	// take the adaptive limit's slots.
+	s.guardDependencies()
+	e.Use(s.admit)
 
 	e.GET("/health", s.health)
 	e.GET("/health/ready", s.ready)

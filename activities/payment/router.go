@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/orderflow/orderflow/internal/breaker"
 )
 
 // Provider is a card processor as the router uses it. Implementations must
@@ -113,30 +115,23 @@ func NewRouter(s BreakerSettings, providers ...Provider) *Router {
 	r := &Router{}
 	for _, p := range providers {
 		g := &Guarded{Provider: p}
-		g.breaker = gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
-			Name:         p.Name(),
-			MaxRequests:  s.HalfOpenSuccesses,
-			Interval:     s.Window,
-			BucketPeriod: s.Window / 10,
-			Timeout:      s.OpenTimeout,
-			ReadyToTrip: func(c gobreaker.Counts) bool {
-				return c.Requests >= s.MinRequests && float64(c.TotalFailures) >= s.FailureRatio*float64(c.Requests)
-			},
-			IsSuccessful: func(err error) bool {
-				var declined *DeclinedError
-				return err == nil || errors.As(err, &declined)
-			},
-			IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
-			OnStateChange: func(name string, _, to gobreaker.State) {
-				if to == gobreaker.StateOpen {
-					g.opened.Add(1)
-				}
-				if transitions != nil {
-					transitions.Add(context.Background(), 1, metric.WithAttributes(
-						attribute.String("provider", name), attribute.String("state", to.String())))
-				}
-			},
-		})
+		gs := breaker.Gobreaker(p.Name(), breaker.Settings{Window: s.Window, FailureRatio: s.FailureRatio,
+			MinRequests: s.MinRequests, OpenTimeout: s.OpenTimeout, HalfOpenProbes: s.HalfOpenSuccesses})
+		gs.IsSuccessful = func(err error) bool {
+			var declined *DeclinedError
+			return err == nil || errors.As(err, &declined)
+		}
+		gs.IsExcluded = func(err error) bool { return errors.Is(err, context.Canceled) }
+		gs.OnStateChange = func(name string, _, to gobreaker.State) {
+			if to == gobreaker.StateOpen {
+				g.opened.Add(1)
+			}
+			if transitions != nil {
+				transitions.Add(context.Background(), 1, metric.WithAttributes(
+					attribute.String("provider", name), attribute.String("state", to.String())))
+			}
+		}
+		g.breaker = gobreaker.NewCircuitBreaker[any](gs)
 		r.providers = append(r.providers, g)
 	}
 	if state != nil {

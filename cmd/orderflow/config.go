@@ -9,6 +9,7 @@ import (
 
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/api"
+	"github.com/orderflow/orderflow/internal/admission"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/boot"
 	"github.com/orderflow/orderflow/internal/bulkhead"
@@ -94,6 +95,7 @@ func loadGateway(lookup env) (gatewayConfig, *config.Values) {
 			Fulfillment: api.Fulfillment{Enabled: config.FulfillmentEnabled.Get(v), ShipmentSLA: config.ShipmentSLA.Get(v),
 				WebhookSecret: config.CarrierWebhookSecret.Get(v), EventTolerance: config.CarrierEventTolerance.Get(v),
 				ReturnWindow: config.ReturnWindow.Get(v)},
+			Resilience: resilience(v),
 		},
 		Addr:         config.APIAddr.Get(v),
 		OperatorAddr: config.OperatorAddr.Get(v),
@@ -209,4 +211,14 @@ func runConfig(out io.Writer, lookup env, args []string) error {
 		return err
 	}
 	return v.Err()
+}
+
+// resilience is the gateway's admission, backpressure and breaker settings;
+// the breakers take the design's numbers (breaker.Design).
+func resilience(v *config.Values) api.Resilience {
+	return api.Resilience{Admission: config.AdmissionEnabled.Get(v),
+		Limit: admission.Config{InitialLimit: config.AdmissionInitialLimit.Get(v), MaxLimit: config.AdmissionMaxLimit.Get(v),
+			QueueWait: config.AdmissionQueueWait.Get(v)},
+		Namespace: config.TemporalNamespace.Get(v), BacklogInterval: config.AdmissionBacklogInterval.Get(v),
+		BacklogMaxAge: config.AdmissionBacklogMaxAge.Get(v), BacklogMaxCount: int64(config.AdmissionBacklogMaxCount.Get(v))}
 }

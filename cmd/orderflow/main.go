@@ -126,10 +126,14 @@ func runAPI(ctx context.Context, cfg gatewayConfig, v *config.Values) error {
 		log.Info("embedded order worker started; sagas start eagerly", zap.String("region", cfg.API.Region))
 	}
 	srv.ProviderChecks = providerChecks(cfg.Worker.Payment.Providers)
+	// The backlog watcher feeds the admission the handlers build.
 	if cfg.OperatorAddr == "" {
-		return srv.Serve(ctx, api.HTTPServer(cfg.Addr, srv.Handler(), tlsCfg), nil, cfg.DrainDelay)
+		h := srv.Handler()
+		go srv.WatchBacklog(ctx)
+		return srv.Serve(ctx, api.HTTPServer(cfg.Addr, h, tlsCfg), nil, cfg.DrainDelay)
 	}
 	customer, operator := srv.Handlers()
+	go srv.WatchBacklog(ctx)
 	log.Info("operator endpoints (/metrics, /codec) on their own listener", zap.String("operator_addr", cfg.OperatorAddr))
 	return srv.Serve(ctx, api.HTTPServer(cfg.Addr, customer, tlsCfg), api.HTTPServer(cfg.OperatorAddr, operator, tlsCfg), cfg.DrainDelay)
 }

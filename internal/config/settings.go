@@ -198,6 +198,22 @@ var (
 		Doc: "percent for notifications and reads"}, integer(1, 100))
 	BulkheadAdminPct = declare(Setting{Name: "BULKHEAD_ADMIN_PCT", Default: "10", Used: services, Section: secLimits,
 		Doc: "percent for operator and maintenance work"}, integer(1, 100))
+	AdmissionEnabled = declare(Setting{Name: "ADMISSION_ENABLED", Default: "true", Used: API, Section: secLimits,
+		Doc: "adaptive admission of order placements and cancels: a limit in flight that follows their latency (Gradient2), cancels first; past it the gateway answers 503 overloaded at once"},
+		boolean)
+	AdmissionInitialLimit = declare(Setting{Name: "ADMISSION_INITIAL_LIMIT", Default: "20", Used: API, Section: secLimits,
+		Doc: "the adaptive limit before the gateway has measured any latency"}, integer(1, maxInt))
+	AdmissionMaxLimit = declare(Setting{Name: "ADMISSION_MAX_LIMIT", Default: "600", Used: API, Section: secLimits,
+		Doc: "the highest the adaptive limit goes (the critical bulkhead's share of GATEWAY_MAX_IN_FLIGHT bounds it too)"}, integer(4, maxInt))
+	AdmissionQueueWait = declare(Setting{Name: "ADMISSION_QUEUE_WAIT", Default: "50ms", Used: API, Section: secLimits,
+		Doc: "longest a placement or cancel waits for a slot; one whose estimated wait is longer is refused at once"}, duration(time.Millisecond))
+	AdmissionBacklogMaxAge = declare(Setting{Name: "ADMISSION_BACKLOG_MAX_AGE", Default: "10s", Used: API, Section: secLimits,
+		Doc: "refuse new placements (503, cancels still pass) while the oldest task of the region's order task queue is older (0: off)"}, duration(0))
+	AdmissionBacklogMaxCount = declare(Setting{Name: "ADMISSION_BACKLOG_MAX_COUNT", Default: "0", Used: API, Section: secLimits,
+		Doc: "refuse new placements while the order task queue holds more tasks (0: off)"}, integer(0, maxInt))
+	AdmissionBacklogInterval = declare(Setting{Name: "ADMISSION_BACKLOG_INTERVAL", Default: "2s", Used: API, Section: secLimits,
+		Doc: "how often the gateway samples the order task queue's backlog (DescribeTaskQueue stats), also exported as orderflow_temporal_task_queue_backlog"},
+		duration(100*time.Millisecond))
 )
 
 // Cache.

@@ -1,0 +1,118 @@
+package temporal
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	enumspb "go.temporal.io/api/enums/v1"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+)
+
+// Backlog is one task queue's backlog as the server last reported it: tasks
+// of both kinds (workflow and activity) not yet handed to a worker, and the
+// age of the oldest of them.
+type Backlog struct {
+	Count int64
+	Age   time.Duration
+	// At is when it was sampled; zero before the first sample.
+	At time.Time
+}
+
+// BacklogSampler asks the frontend every Interval for a task queue's backlog
+// (DescribeTaskQueue with ReportStats) and keeps the last answer, for the
+// gateway's admission and as the metrics orderflow.temporal.task_queue.backlog
+// and .backlog_age (seconds) that the worker autoscaler reads.
+type BacklogSampler struct {
+	Client    client.Client
+	Namespace string
+	TaskQueue string
+	Interval  time.Duration
+	Log       *zap.Logger
+
+	mu   sync.Mutex
+	last Backlog
+}
+
+// Last returns the last sample.
+func (b *BacklogSampler) Last() Backlog {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.last
+}
+
+// Sample asks the frontend once and keeps the answer.
+func (b *BacklogSampler) Sample(ctx context.Context) (Backlog, error) {
+	var out Backlog
+	for _, typ := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
+		resp, err := b.Client.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
+			Namespace:     b.Namespace,
+			TaskQueue:     &taskqueuepb.TaskQueue{Name: b.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
+			TaskQueueType: typ,
+			ReportStats:   true,
+		})
+		if err != nil {
+			return Backlog{}, fmt.Errorf("describe task queue %s: %w", b.TaskQueue, err)
+		}
+		st := resp.GetStats()
+		out.Count += st.GetApproximateBacklogCount()
+		out.Age = max(out.Age, st.GetApproximateBacklogAge().AsDuration())
+	}
+	out.At = time.Now()
+	b.mu.Lock()
+	b.last = out
+	b.mu.Unlock()
+	return out, nil
+}
+
+// Run samples every Interval (default 2 s) until ctx ends. A failed sample
+// is logged and keeps the previous one: the breaker and the health checks
+// report an unreachable frontend, not the sampler.
+func (b *BacklogSampler) Run(ctx context.Context) {
+	interval := b.Interval
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	log := b.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	m := otel.Meter("github.com/orderflow/orderflow/internal/temporal")
+	count, _ := m.Int64ObservableGauge("orderflow.temporal.task_queue.backlog",
+		metric.WithDescription("Tasks (workflow and activity) waiting in a task queue for a worker, as the server last reported."))
+	age, _ := m.Float64ObservableGauge("orderflow.temporal.task_queue.backlog_age",
+		metric.WithUnit("s"), metric.WithDescription("Age of the oldest task waiting in a task queue, as the server last reported."))
+	if count != nil && age != nil {
+		reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+			l := b.Last()
+			attrs := metric.WithAttributes(attribute.String("task_queue", b.TaskQueue))
+			o.ObserveInt64(count, l.Count, attrs)
+			o.ObserveFloat64(age, l.Age.Seconds(), attrs)
+			return nil
+		}, count, age)
+		if err == nil {
+			defer func() { _ = reg.Unregister() }()
+		}
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		sctx, cancel := context.WithTimeout(ctx, interval)
+		if _, err := b.Sample(sctx); err != nil && ctx.Err() == nil {
+			log.Debug("task queue backlog sample failed", zap.String("task_queue", b.TaskQueue), zap.Error(err))
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

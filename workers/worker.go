@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/activities/catalog"
+	"github.com/orderflow/orderflow/activities/events"
 	"github.com/orderflow/orderflow/activities/fulfillment"
 	"github.com/orderflow/orderflow/activities/notify"
 	"github.com/orderflow/orderflow/activities/orders"
@@ -42,6 +44,10 @@ type Deps struct {
 	FailoverQuiet time.Duration
 	// Mailer delivers the notification outbox; nil means the log mailer.
 	Mailer notify.Mailer
+	// Events is the event stream the outbox pool's relays publish to and
+	// its analytics consumer reads (Messaging); nil leaves the events in
+	// their outbox.
+	Events *EventStream
 	// PII encrypts the customer's e-mail at rest and decrypts it to send.
 	PII *pii.Keyring
 	Log *zap.Logger
@@ -76,6 +82,9 @@ type Pool struct {
 	// Payments is the provider router the pool's Payment activities use.
 	Payments *payment.Router
 	Outbox   *notify.Outbox
+	events   *EventStream
+	db       *pgxpool.Pool
+	log      *zap.Logger
 	client   client.Client
 	region   string
 	cancel   context.CancelFunc
@@ -108,6 +117,7 @@ func New(c client.Client, deps Deps, opts Config) *Pool {
 		}
 		p.Outbox = &notify.Outbox{DB: deps.DB, PII: deps.PII, Region: opts.Region, Mailer: mailer, Log: log,
 			Workers: opts.Bulkhead.Share(opts.slots(), opts.Bulkhead.NonCriticalPct)}
+		p.events, p.db, p.log = deps.Events, deps.DB, log
 	}
 	return p
 }
@@ -154,6 +164,7 @@ func Register(r Registry, deps Deps) {
 // Start starts the pools.
 func (p *Pool) Start() error {
 	payment.ZeroAttempts(p.Payments)
+	events.ZeroMetrics()
 	if err := p.Orders.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -173,7 +184,16 @@ func (p *Pool) Start() error {
 	if p.Outbox != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		p.cancel, p.done = cancel, make(chan struct{})
-		go func() { defer close(p.done); p.Outbox.Run(ctx) }()
+		go func() {
+			defer close(p.done)
+			var wg sync.WaitGroup
+			if p.events != nil {
+				wg.Add(1)
+				go func() { defer wg.Done(); p.events.run(ctx, p.db, p.region, p.log) }()
+			}
+			p.Outbox.Run(ctx)
+			wg.Wait()
+		}()
 	}
 	return nil
 }

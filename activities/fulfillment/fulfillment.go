@@ -22,6 +22,7 @@ import (
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/activities/catalog"
+	"github.com/orderflow/orderflow/activities/events"
 	"github.com/orderflow/orderflow/activities/notify"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/internal/pii"
@@ -254,6 +255,12 @@ func (a *Activities) AdvanceShipment(ctx context.Context, in AdvanceInput) (Adva
 				if err := catalog.Ship(ctx, tx, in.OrderID, catalog.Allocation{Warehouse: warehouse, Items: moved}); err != nil {
 					return nil, err
 				}
+				// One order.shipped event per shipment that leaves its warehouse.
+				if err := events.Enqueue(ctx, tx, events.Event{Type: events.OrderShipped, OrderID: in.OrderID,
+					Key: events.OrderShipped + ":" + in.ShipmentID, Data: map[string]any{"order_id": in.OrderID, "shipment_id": in.ShipmentID,
+						"warehouse": warehouse, "tracking_number": in.TrackingNumber, "shipped_at": in.At.UTC(), "items": moved}}); err != nil {
+					return nil, err
+				}
 			}
 			const qu = `UPDATE shipments SET status = $2, tracking_number = coalesce(NULLIF($3, ''), tracking_number),
 					left_at = CASE WHEN left_at IS NULL AND $2 IN ('picked_up', 'in_transit', 'delivered', 'lost') THEN $4 ELSE left_at END,
@@ -284,6 +291,10 @@ func (a *Activities) AdvanceShipment(ctx context.Context, in AdvanceInput) (Adva
 			err = notify.Enqueue(ctx, tx, in.OrderID, notify.OrderShipped, "Your order has shipped")
 		case orderflow.StatusDelivered:
 			err = notify.Enqueue(ctx, tx, in.OrderID, notify.OrderDelivered, "Your order was delivered")
+			if err == nil { // one order.delivered event per order, when its last shipment arrives
+				err = events.Enqueue(ctx, tx, events.Event{Type: events.OrderDelivered, OrderID: in.OrderID,
+					Data: map[string]any{"order_id": in.OrderID, "delivered_at": in.At.UTC()}})
+			}
 		}
 		return moved, err
 	})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -250,6 +251,34 @@ func TestAdvanceDeliveredBeforePickedUpStillCommitsTheStockAndDelivers(t *testin
 	f.advance(id, s.ShipmentID, fulfillment.ShipmentPickedUp)
 	assert.Equal(t, testkit.Stock{OnHand: 3, Reserved: 0}, stock(t, f, sku))
 	f.audited(sku)
+}
+
+// Each shipment that leaves writes one order.shipped event, and the order
+// one order.delivered when its last shipment arrives, however often the
+// carrier repeats itself.
+func TestAdvanceWritesAShippedEventPerShipmentAndOneDelivered(t *testing.T) {
+	f := newFixture(t)
+	a := testkit.Product(t, f.pool, 100, 5)
+	b := testkit.Product(t, f.pool, 200, 5)
+	require.NoError(t, catalog.Store{DB: f.pool}.Transfer(context.Background(), b, "main", "t-east", 5))
+	id, lines := f.paid(orderflow.Item{SKU: a, Quantity: 1}, orderflow.Item{SKU: b, Quantity: 1})
+	ships := f.start(id, lines)
+	require.Len(t, ships, 2)
+	for _, typ := range []string{fulfillment.ShipmentPickedUp, fulfillment.ShipmentDelivered} {
+		for _, s := range ships {
+			f.advance(id, s.ShipmentID, typ)
+			f.advance(id, s.ShipmentID, typ)
+		}
+	}
+	rows, err := f.pool.Query(context.Background(), `SELECT type, coalesce(payload->>'shipment_id', '') FROM event_outbox
+		WHERE order_id = $1 AND type IN ('order.shipped', 'order.delivered') ORDER BY id`, id)
+	require.NoError(t, err)
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
+		var v [2]string
+		return v, r.Scan(&v[0], &v[1])
+	})
+	require.NoError(t, err)
+	assert.Equal(t, [][2]string{{"order.shipped", ships[0].ShipmentID}, {"order.shipped", ships[1].ShipmentID}, {"order.delivered", ""}}, got)
 }
 
 func TestCancelShipmentsWithdrawsThemAndReleaseReturnsTheStock(t *testing.T) {

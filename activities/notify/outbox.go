@@ -65,11 +65,18 @@ type Message struct {
 	Subject   string
 	Body      string
 	Attempts  int
+	// What the templates show of the order as it is when the message is
+	// sent: its status, failure reason and total.
+	Status     string
+	Reason     string
+	TotalCents int64
+	Currency   string
 
 	sealed []byte
 }
 
-// Mailer delivers a message. An error is retried later with backoff.
+// Mailer delivers a message. An error is retried later with backoff; one
+// marked Permanent gives the message up after the outbox's MaxAttempts.
 type Mailer interface {
 	Send(ctx context.Context, m Message) error
 }
@@ -113,12 +120,17 @@ type Outbox struct {
 	// at once (default 2×Workers); Poll is the wait when nothing is due
 	// (default 250 ms); Lease is how long a claimed message is hidden from
 	// other workers (default 1 min); MaxAttempts before a message is given
-	// up as dead (default 10).
+	// up as dead (default 10) when its failure is Permanent: other
+	// failures (the mail server down) are retried for as long as they last.
+	// Backoff is the wait after a first failure, doubling with each attempt
+	// up to MaxBackoff (defaults 1 s and 10 min).
 	Workers     int
 	Batch       int
 	Poll        time.Duration
 	Lease       time.Duration
 	MaxAttempts int
+	Backoff     time.Duration
+	MaxBackoff  time.Duration
 
 	sent, failed atomic.Int64
 }
@@ -144,6 +156,12 @@ func (o *Outbox) Run(ctx context.Context) {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 10
 	}
+	if o.Backoff <= 0 {
+		o.Backoff = time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 10 * time.Minute
+	}
 	for ctx.Err() == nil {
 		msgs, err := o.claim(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -161,11 +179,17 @@ func (o *Outbox) Run(ctx context.Context) {
 }
 
 func (o *Outbox) claim(ctx context.Context) ([]Message, error) {
+	// The order's status and total come along for the templates; only the
+	// notification rows are locked.
 	const q = `UPDATE notifications n SET attempts = n.attempts + 1, next_attempt_at = now() + $2::interval
-		FROM (SELECT id FROM notifications WHERE region = $3 AND status = 'pending' AND next_attempt_at <= now()
-		      ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
+		FROM (SELECT nn.id, coalesce(o.status, '') AS status, coalesce(o.failure_reason, '') AS reason,
+		             coalesce(o.total_cents, 0) AS total_cents, coalesce(o.currency, '') AS currency
+		      FROM notifications nn LEFT JOIN orders o ON o.order_id = nn.order_id
+		      WHERE nn.region = $3 AND nn.status = 'pending' AND nn.next_attempt_at <= now()
+		      ORDER BY nn.next_attempt_at LIMIT $1 FOR UPDATE OF nn SKIP LOCKED) due
 		WHERE n.id = due.id
-		RETURNING n.id, n.order_id, n.kind, coalesce(n.recipient, ''), n.recipient_enc, n.subject, n.body, n.attempts`
+		RETURNING n.id, n.order_id, n.kind, coalesce(n.recipient, ''), n.recipient_enc, n.subject, n.body, n.attempts,
+			due.status, due.reason, due.total_cents, due.currency`
 	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
 	defer cancel()
 	rows, err := o.DB.Query(ctx, q, o.Batch, o.Lease.String(), o.Region)
@@ -176,7 +200,8 @@ func (o *Outbox) claim(ctx context.Context) ([]Message, error) {
 	var out []Message
 	for rows.Next() {
 		var m Message
-		if err := rows.Scan(&m.ID, &m.OrderID, &m.Kind, &m.Recipient, &m.sealed, &m.Subject, &m.Body, &m.Attempts); err != nil {
+		if err := rows.Scan(&m.ID, &m.OrderID, &m.Kind, &m.Recipient, &m.sealed, &m.Subject, &m.Body, &m.Attempts,
+			&m.Status, &m.Reason, &m.TotalCents, &m.Currency); err != nil {
 			return nil, err
 		}
 		out = append(out, m)
@@ -187,20 +212,21 @@ func (o *Outbox) claim(ctx context.Context) ([]Message, error) {
 // recipient decrypts m's address; a row from before migration 0006 that
 // `orderflow migrate` has not encrypted yet holds it in plaintext. A key
 // missing from the keyring fails the attempt (naming the key id), which is
-// retried and in the end given up as dead, never sent to a wrong address.
+// retried and in the end given up as dead (a Permanent failure), never sent
+// to a wrong address.
 func (o *Outbox) recipient(m Message) (string, error) {
 	if m.sealed == nil {
 		if m.Recipient == "" {
-			return "", errors.New("no recipient")
+			return "", Permanent(errors.New("no recipient"))
 		}
 		return m.Recipient, nil
 	}
 	if o.PII == nil {
-		return "", errors.New("no PII keyring configured")
+		return "", Permanent(errors.New("no PII keyring configured"))
 	}
 	r, err := o.PII.OpenString(m.sealed, m.OrderID)
 	if err != nil {
-		return "", fmt.Errorf("decrypt recipient: %w", err)
+		return "", Permanent(fmt.Errorf("decrypt recipient: %w", err))
 	}
 	return r, nil
 }
@@ -227,9 +253,12 @@ func (o *Outbox) deliver(ctx context.Context, msgs []Message) {
 	wg.Wait()
 	// A message cancelled meanwhile (its customer's data erased) stays so.
 	const (
-		qSent   = `UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1 AND status = 'pending'`
-		qFailed = `UPDATE notifications SET status = CASE WHEN attempts >= $3 THEN 'dead' ELSE 'pending' END,
-			next_attempt_at = now() + least(interval '1 second' * power(2, attempts), interval '10 minutes'), last_error = $2 WHERE id = $1 AND status = 'pending'`
+		qSent = `UPDATE notifications SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1 AND status = 'pending'`
+		// The backoff doubles from $5 with each attempt, up to $6; only a
+		// permanent failure ($4) counts towards giving the message up.
+		qFailed = `UPDATE notifications SET status = CASE WHEN $4 AND attempts >= $3 THEN 'dead' ELSE 'pending' END,
+			next_attempt_at = now() + least($5::interval * power(2, least(attempts - 1, 30)), $6::interval), last_error = $2
+			WHERE id = $1 AND status = 'pending'`
 	)
 	b := &pgx.Batch{}
 	for i, m := range msgs {
@@ -238,7 +267,7 @@ func (o *Outbox) deliver(ctx context.Context, msgs []Message) {
 			o.sent.Add(1)
 			continue
 		}
-		b.Queue(qFailed, m.ID, errs[i].Error(), o.MaxAttempts)
+		b.Queue(qFailed, m.ID, errs[i].Error(), o.MaxAttempts, IsPermanent(errs[i]), o.Backoff.String(), o.MaxBackoff.String())
 		o.failed.Add(1)
 		o.Log.Warn("notification failed", zap.String("order_id", m.OrderID), zap.String("kind", m.Kind), zap.Int("attempts", m.Attempts), zap.Error(errs[i]))
 	}

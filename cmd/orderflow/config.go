@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/orderflow/orderflow/activities/payment"
@@ -56,6 +57,9 @@ type workerConfig struct {
 	// CarrierURL is the carrier fulfilled orders' shipments are handed to;
 	// empty: shipments wait for carrier events all the same.
 	CarrierURL string
+	// Messaging is the worker process's mail server and event stream (the
+	// gateway's embedded worker runs no outbox pool).
+	Messaging workers.MessagingConfig
 }
 
 // paymentConfig is what the worker's payment activities are built from:
@@ -110,6 +114,11 @@ func loadWorker(lookup env) (workerConfig, *config.Values) {
 	c := workerFrom(v)
 	c.Boot = boot.Common(v, &config.WorkerPprofAddr)
 	c.HealthAddr = config.WorkerHealthAddr.Get(v)
+	c.Messaging = workers.MessagingConfig{SMTPURL: config.SMTPURL.Get(v), SMTPHost: config.SMTPHost.Get(v),
+		SMTPPort: config.SMTPPort.Get(v), SMTPUsername: config.SMTPUsername.Get(v), SMTPPassword: config.SMTPPassword.Get(v),
+		SMTPTLS: config.SMTPTLS.Get(v), MailFrom: config.MailFrom.Get(v), NATSURL: strings.Join(config.NATSURL.Get(v), ","),
+		EventsReplicas: config.EventsReplicas.Get(v), EventsMaxAge: config.EventsMaxAge.Get(v),
+		EventsDuplicateWindow: config.EventsDuplicateWindow.Get(v), Analytics: config.EventsAnalytics.Get(v)}
 	return c, v
 }
 

@@ -179,6 +179,17 @@ func newWorker(cl *boot.Clients, cfg workerConfig, log *zap.Logger, standalone b
 	if cfg.CarrierURL != "" {
 		deps.Carrier = &fulfillment.Carrier{URL: cfg.CarrierURL}
 	}
+	if standalone {
+		// The outbox pool's mail server and event stream (SMTP_*, NATS_URL).
+		mailer, stream, err := workers.Messaging(cfg.Messaging)
+		if err != nil {
+			return nil, err
+		}
+		if mailer != nil {
+			deps.Mailer = mailer
+		}
+		deps.Events = stream
+	}
 	pool := cfg.Pool
 	pool.Outbox, pool.Admin = standalone, standalone
 	return workers.New(cl.Temporal, deps, pool), nil

@@ -14,12 +14,23 @@ const (
 	TemporalCLIVersion   = "1.5.1"
 	StripeMockVersion    = "0.203.0"
 	WorkflowcheckVersion = "0.6.0"
+	// MailpitVersion: the SMTP server that keeps what it receives and shows
+	// it in a web UI and an HTTP API (the SMTP mailer in development and
+	// its tests).
+	MailpitVersion = "1.33.1"
+	// NATSServerVersion: NATS with JetStream, which the event relay
+	// publishes to; built from its module rather than Debian's 2.9 package,
+	// so that server and client (nats.go's jetstream package) are of one
+	// generation.
+	NATSServerVersion = "2.15.3"
 )
 
 // GoTools are the pinned Go tools by name: module and version.
 var GoTools = map[string][2]string{
 	"stripe-mock":   {"github.com/stripe/stripe-mock", StripeMockVersion},
 	"workflowcheck": {"go.temporal.io/sdk/contrib/tools/workflowcheck", WorkflowcheckVersion},
+	"mailpit":       {"github.com/axllent/mailpit", MailpitVersion},
+	"nats-server":   {"github.com/nats-io/nats-server/v2", NATSServerVersion},
 }
 
 // CacheDir is where built tools are kept: ORDERFLOW_CACHE, else

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -42,29 +41,37 @@ func DevBinary(t testing.TB) string { return binary(t, EnvDevBinary, "./devtools
 
 func binary(t testing.TB, env, pkg string) string {
 	t.Helper()
-	if bin := os.Getenv(env); bin != "" {
-		return bin
+	path, err := cached(env, pkg, func(root string) (string, error) {
+		out := filepath.Join(os.TempDir(), fmt.Sprintf("%s-test-%d", filepath.Base(pkg), os.Getpid()))
+		cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
+		cmd.Dir = root
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build %s: %w: %s", pkg, err, msg)
+		}
+		return out, nil
+	})
+	if err != nil {
+		t.Fatalf("build %s: %v", pkg, err)
 	}
-	v, _ := builds.LoadOrStore(pkg, &build{})
+	return path
+}
+
+// cached returns the path produce makes from the module root, made once per
+// test binary and key; envVar, when set, names the path instead.
+func cached(envVar, key string, produce func(root string) (string, error)) (string, error) {
+	if path := os.Getenv(envVar); path != "" {
+		return path, nil
+	}
+	v, _ := builds.LoadOrStore(key, &build{})
 	b := v.(*build)
 	b.once.Do(func() {
-		out, err := exec.Command("go", "env", "GOMOD").Output()
-		if err != nil {
-			b.err = fmt.Errorf("go env GOMOD: %w", err)
-			return
+		root, err := moduleRoot()
+		if err == nil {
+			b.path, err = produce(root)
 		}
-		root := filepath.Dir(strings.TrimSpace(string(out)))
-		b.path = filepath.Join(os.TempDir(), fmt.Sprintf("%s-test-%d", filepath.Base(pkg), os.Getpid()))
-		cmd := exec.Command("go", "build", "-trimpath", "-o", b.path, pkg)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("go build %s: %w: %s", pkg, err, out)
-		}
+		b.err = err
 	})
-	if b.err != nil {
-		t.Fatalf("build %s: %v", pkg, b.err)
-	}
-	return b.path
+	return b.path, b.err
 }
 
 // PaysimProc is an `orderflow-dev paysim` process owned by one test: a provider

@@ -20,11 +20,12 @@ const (
 	secCache       = "Cache"
 	secHealth      = "Health"
 	secFulfillment = "Fulfillment and the carrier"
+	secMessaging   = "Mail and the event stream"
 	secProfiler    = "Profiling"
 )
 
 // Sections are the docs sections in order.
-var Sections = []string{secProcess, secDeps, secPII, secGateway, secAuth, secWorker, secPayment, secLimits, secCache, secHealth, secFulfillment, secProfiler}
+var Sections = []string{secProcess, secDeps, secPII, secGateway, secAuth, secWorker, secPayment, secLimits, secCache, secHealth, secFulfillment, secMessaging, secProfiler}
 
 // Who reads what, for the declarations below. The gateway's embedded worker
 // (API_EMBED_WORKER) makes the gateway read the worker's settings too.
@@ -261,6 +262,38 @@ var (
 		Doc: "how far a signed carrier event's timestamp may be from the gateway's clock (replay protection)"}, duration(time.Second))
 	ReturnWindow = declare(Setting{Name: "RETURN_WINDOW", Default: "720h", Used: API, Section: secFulfillment,
 		Doc: "how long after delivery goods may be returned (30 days)"}, duration(time.Hour))
+)
+
+// Mail and the event stream: read by the worker process, whose outbox pool
+// sends the mail and runs the event relays and the analytics consumer.
+var (
+	SMTPURL = declare(Setting{Name: "SMTP_URL", Used: Worker, Secret: Password, Section: secMessaging,
+		Doc: "the mail server as one URL: smtp://user:password@host:587?tls=mandatory|opportunistic|none, or smtps://... (TLS from the first byte, port 465); unset, with SMTP_HOST unset too: messages are logged (the development mailer)"},
+		urlOf("smtp", "smtps"))
+	SMTPHost = declare(Setting{Name: "SMTP_HOST", Used: Worker, Section: secMessaging,
+		Doc: "the mail server's host, when SMTP_URL is unset (with SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_TLS)"}, text())
+	SMTPPort = declare(Setting{Name: "SMTP_PORT", Default: "587", Used: Worker, Section: secMessaging,
+		Doc: "the mail server's port, with SMTP_HOST"}, integer(1, 65535))
+	SMTPUsername = declare(Setting{Name: "SMTP_USERNAME", Used: Worker, Secret: Secret, Section: secMessaging,
+		Doc: "the SMTP user, with SMTP_HOST (often an address: never shown)"}, text())
+	SMTPPassword = declare(Setting{Name: "SMTP_PASSWORD", Used: Worker, Secret: Secret, Section: secMessaging,
+		Doc: "the SMTP password, with SMTP_HOST"}, text())
+	SMTPTLS = declare(Setting{Name: "SMTP_TLS", Default: "mandatory", Used: Worker, Section: secMessaging,
+		Doc: "STARTTLS policy with SMTP_HOST: mandatory (refuse a server without it), opportunistic, none, or implicit (TLS from the first byte)"},
+		oneOf("mandatory", "opportunistic", "none", "implicit"))
+	MailFrom = declare(Setting{Name: "MAIL_FROM", Default: "orders@orderflow.localhost", Used: Worker, Secret: Secret, Section: secMessaging,
+		Doc: "the sender of customer messages; the Message-IDs use its domain (an address: never shown, as the logs hold none)"}, text(nonEmpty))
+	NATSURL = declare(Setting{Name: "NATS_URL", Used: Worker, Secret: Password, Section: secMessaging,
+		Doc: "the NATS server (or cluster, comma-separated) with JetStream the event relays publish to; unset: events wait in their outbox, nothing is lost"},
+		list("nats:// URLs", func(s string) error { return checkURL(s, "nats", "tls") }))
+	EventsReplicas = declare(Setting{Name: "EVENTS_REPLICAS", Default: "1", Used: Worker, Section: secMessaging,
+		Doc: "replicas of each event stream: 1 on one server, 3 on a cluster"}, integer(1, 5))
+	EventsMaxAge = declare(Setting{Name: "EVENTS_MAX_AGE", Default: "168h", Used: Worker, Section: secMessaging,
+		Doc: "how long a stream keeps an event"}, duration(time.Minute))
+	EventsDuplicateWindow = declare(Setting{Name: "EVENTS_DUPLICATE_WINDOW", Default: "10m", Used: Worker, Section: secMessaging,
+		Doc: "how long JetStream remembers a message id to drop a republished copy"}, duration(time.Second))
+	EventsAnalytics = declare(Setting{Name: "EVENTS_ANALYTICS", Default: "true", Used: Worker, Section: secMessaging,
+		Doc: "run the analytics consumer (business metrics from the event stream) in the worker; needs NATS_URL"}, boolean)
 )
 
 // Profiling.

@@ -44,6 +44,11 @@ func Metrics(service string) (http.Handler, func(context.Context) error, error) 
 // take up to the 30-minute payment deadline.
 const SagaDuration = "orderflow.saga.duration"
 
+// DeliveryDuration is the histogram of an order's time from acceptance to
+// delivery, which the analytics consumer records (activities/events); its
+// buckets run from an hour to weeks.
+const DeliveryDuration = "orderflow.analytics.delivery.duration"
+
 // Histogram bucket bounds, in seconds. The SDK's defaults (0 to 10000) suit
 // milliseconds, not the seconds OpenTelemetry's conventions record in.
 var (
@@ -54,6 +59,8 @@ var (
 	// sagaBuckets cover a saga from a fast confirmation to a parked order
 	// that waits out its payment deadline.
 	sagaBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 1800, 3600}
+	// deliveryBuckets: 1, 6 and 12 hours, then 1, 2, 3, 5, 7, 14 and 30 days.
+	deliveryBuckets = []float64{3600, 21600, 43200, 86400, 172800, 259200, 432000, 604800, 1209600, 2592000}
 )
 
 // secondsBuckets gives every histogram recorded in seconds buckets that fit
@@ -64,8 +71,11 @@ func secondsBuckets(i sdkmetric.Instrument) (sdkmetric.Stream, bool) {
 		return sdkmetric.Stream{}, false
 	}
 	bounds := latencyBuckets
-	if i.Name == SagaDuration {
+	switch i.Name {
+	case SagaDuration:
 		bounds = sagaBuckets
+	case DeliveryDuration:
+		bounds = deliveryBuckets
 	}
 	return sdkmetric.Stream{Name: i.Name, Description: i.Description, Unit: i.Unit,
 		Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: bounds}}, true

@@ -80,19 +80,23 @@ var Profiles = map[string]Profile{
 	// sagas eagerly as make run does. Its orders end CONFIRMED, as the
 	// results in docs/performance.md were measured.
 	"bench": {Name: "bench", Data: ".data/bench", Ports: "free", Fresh: true, Database: "bench", Slot: 3,
-		Defaults: merge(noLimits, map[string]string{"LOG_LEVEL": "warn", "API_EMBED_WORKER": "true", "FULFILLMENT_ENABLED": "false"})},
+		Defaults: merge(noLimits, map[string]string{"LOG_LEVEL": "warn", "API_EMBED_WORKER": "true", "FULFILLMENT_ENABLED": "false",
+			// Nor do they mail or relay events: the bench measures taking orders.
+			"SMTP_URL": "", "NATS_URL": ""})},
 }
 
 // PortNames are the single-node stack's ports, in the order base:N gives
 // them out.
-var PortNames = []string{"api", "worker", "paysim-a", "paysim-b", "temporal", "temporal-ui", "redis", "postgres", "carrier"}
+var PortNames = []string{"api", "worker", "paysim-a", "paysim-b", "temporal", "temporal-ui", "redis", "postgres", "carrier",
+	"mailpit-smtp", "mailpit-ui", "nats"}
 
 // slotPorts is how many ports each profile's slot spans under base:N.
-const slotPorts = 10
+const slotPorts = 16
 
 // DefaultPorts are make run's ports (README).
 var DefaultPorts = Ports{"api": 8080, "worker": 8081, "paysim-a": 8090, "paysim-b": 8093,
-	"temporal": 7233, "temporal-ui": 8233, "redis": 6379, "postgres": 5432, "carrier": 8096}
+	"temporal": 7233, "temporal-ui": 8233, "redis": 6379, "postgres": 5432, "carrier": 8096,
+	"mailpit-smtp": 1025, "mailpit-ui": 8025, "nats": 4222}
 
 const defaultDatabaseURL = "postgres://orderflow:orderflow@127.0.0.1:5432/orderflow?sslmode=disable"
 
@@ -174,7 +178,7 @@ func NewDev(o Options) (*Dev, error) {
 		over["temporal"] = portOf("grpc://"+v, 7233)
 	}
 	for name, key := range map[string]string{"temporal-ui": "TEMPORAL_UI_PORT", "paysim-a": "PAYSIM_A_PORT", "paysim-b": "PAYSIM_B_PORT",
-		"carrier": "CARRIER_PORT"} {
+		"carrier": "CARRIER_PORT", "mailpit-smtp": "MAILPIT_SMTP_PORT", "mailpit-ui": "MAILPIT_UI_PORT", "nats": "NATS_PORT"} {
 		if v := env(key); v != "" {
 			p, err := strconv.Atoi(v)
 			if err != nil {
@@ -236,6 +240,11 @@ func NewDev(o Options) (*Dev, error) {
 	// (docs/fulfillment.md).
 	set("FULFILLMENT_ENABLED", "true")
 	set("CARRIER_URL", "http://"+lo("carrier"))
+	// The worker mails customers through mailpit, which keeps every
+	// message for its web UI, and relays the event outbox to NATS
+	// JetStream (docs/events.md).
+	set("SMTP_URL", "smtp://"+lo("mailpit-smtp")+"?tls=none")
+	set("NATS_URL", "nats://"+lo("nats"))
 	for k, v := range prof.Env {
 		e[k] = v
 	}
@@ -347,6 +356,23 @@ func BuildDev(cfg Config) (*Dev, error) {
 		"--gateway", "http://"+net.JoinHostPort(Loopback, strconv.Itoa(cfg.Ports["api"])))
 	carrier.Ready = HTTPGet{URL: "http://" + carrier.Addr("http") + "/health"}
 	nodes = append(nodes, carrier)
+	mailpitBin, err := GoTool(cfg.Root, "mailpit")
+	if err != nil {
+		return nil, err
+	}
+	mailpit := &Node{Name: "mailpit", Ports: Ports{"smtp": cfg.Ports["mailpit-smtp"], "http": cfg.Ports["mailpit-ui"]}}
+	mailpit.Proc = app("mailpit", mailpitBin, "--smtp", mailpit.Addr("smtp"), "--listen", mailpit.Addr("http"),
+		"--database", filepath.Join(cfg.Data, "mailpit.db"), "--disable-version-check", "--smtp-disable-rdns",
+		"--smtp-auth-accept-any", "--smtp-auth-allow-insecure")
+	mailpit.Ready = HTTPGet{URL: "http://" + mailpit.Addr("http") + "/readyz"}
+	natsBin, err := GoTool(cfg.Root, "nats-server")
+	if err != nil {
+		return nil, err
+	}
+	nats := &Node{Name: "nats", Ports: Ports{"client": cfg.Ports["nats"]}}
+	nats.Proc = app("nats", natsBin, "-a", Loopback, "-p", strconv.Itoa(cfg.Ports["nats"]), "-js", "-sd", filepath.Join(cfg.Data, "nats"))
+	nats.Ready = TCP{Addr: nats.Addr("client")}
+	nodes = append(nodes, mailpit, nats)
 	worker := &Node{Name: "worker", Ports: Ports{"health": cfg.Ports["worker"]}, Proc: app("worker", bin, "worker")}
 	worker.Ready = TCP{Addr: worker.Addr("health")}
 	api := &Node{Name: "api", Ports: Ports{"http": cfg.Ports["api"]}, Proc: app("api", bin, "api")}
@@ -472,13 +498,16 @@ func (d *Dev) Banner(w io.Writer) {
                    (faults: curl -X PUT http://127.0.0.1:%[8]d/admin/faults -d '{"outage":true}')
     carrier        http://127.0.0.1:%[15]d (simulated: picks each shipment up, ships and delivers it,
                    2 s a step; its delays: PUT /admin/schedule, docs/fulfillment.md)
+    mail           http://127.0.0.1:%[16]d (mailpit: every message the worker sends; SMTP %[17]s)
+    events         %[18]s (NATS JetStream: order.*, payment.*, inventory.*; docs/events.md)
     PostgreSQL     %[10]s
     Redis          %[11]s
-    logs           %[12]s/ (api, worker, paysim-a, paysim-b, carrier), %[13]s/temporal.log
+    logs           %[12]s/ (api, worker, paysim-a, paysim-b, carrier, mailpit, nats), %[13]s/temporal.log
     state          %[14]s (orderflow-dev lab status)
 
 `, api, d.TokensFile(), secretRef, tokens, p["temporal-ui"], e["TEMPORAL_UI_CODEC_ENDPOINT"], e["TEMPORAL_ADDRESS"],
-		p["paysim-a"], p["paysim-b"], strings.SplitN(e["DATABASE_URL"], "?", 2)[0], e["REDIS_URL"], logs, run, StatePath(d.Config.Data), p["carrier"])
+		p["paysim-a"], p["paysim-b"], strings.SplitN(e["DATABASE_URL"], "?", 2)[0], e["REDIS_URL"], logs, run, StatePath(d.Config.Data), p["carrier"],
+		p["mailpit-ui"], strings.TrimPrefix(strings.SplitN(e["SMTP_URL"], "?", 2)[0], "smtp://"), e["NATS_URL"])
 }
 
 func fileHas(path string) bool { fi, err := os.Stat(path); return err == nil && fi.Size() > 0 }

@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -42,7 +43,7 @@ func TestDevTopologyKeepsMakeRunsPortsAndOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"postgres", "redis", "temporal", "migrate", "seed", "paysim-a", "paysim-b", "carrier", "worker", "api"}
+	want := []string{"postgres", "redis", "temporal", "migrate", "seed", "paysim-a", "paysim-b", "carrier", "mailpit", "nats", "worker", "api"}
 	if got := nodeNames(d.Stack); !slices.Equal(got, want) {
 		t.Fatalf("nodes %v, want %v", got, want)
 	}
@@ -155,15 +156,15 @@ func TestOtherProfilesTakeTheirOwnPortsAndDatabase(t *testing.T) {
 	// Chaos is the third slot: under one base, the smoke test and the
 	// chaos run never share a port.
 	for i, name := range PortNames {
-		if c.Config.Ports[name] != 21620+i {
-			t.Errorf("chaos port %s = %d, want %d", name, c.Config.Ports[name], 21620+i)
+		if want := 21600 + 2*slotPorts + i; c.Config.Ports[name] != want {
+			t.Errorf("chaos port %s = %d, want %d", name, c.Config.Ports[name], want)
 		}
 	}
 	sm, err := NewDev(Options{Profile: "smoke", Root: checkoutRoot(t), Data: t.TempDir(), Ports: "base:21600", Getenv: env})
-	if err != nil || sm.Config.Ports["api"] != 21610 {
+	if err != nil || sm.Config.Ports["api"] != 21600+slotPorts {
 		t.Errorf("smoke under base:21600: %v, %v", sm.Config.Ports, err)
 	}
-	if c.Config.Env["LAB_POSTGRES"] != "private" || !strings.Contains(c.Config.Env["DATABASE_URL"], "127.0.0.1:21627/orderflow_l_chaos") ||
+	if c.Config.Env["LAB_POSTGRES"] != "private" || !strings.Contains(c.Config.Env["DATABASE_URL"], fmt.Sprintf("127.0.0.1:%d/orderflow_l_chaos", c.Config.Ports["postgres"])) ||
 		c.Config.Env["API_EMBED_WORKER"] != "false" {
 		t.Errorf("chaos env %v", c.Config.Env)
 	}

@@ -66,7 +66,7 @@ func runSmoke(ctx context.Context, args []string) error {
 	}{
 		{"a request without a token is refused with 401", sm.unauthenticated},
 		{"an order is delivered by the simulated carrier; its replay is marked Idempotent-Replayed; visibility shows its search attributes", sm.order},
-		{"the customer's mails about the order (confirmed, delivered) are in mailpit", sm.mails},
+		{"the customer's mails about the order (confirmed, shipped, delivered) are in mailpit", sm.mails},
 		{"the history is sealed; the codec server decodes it for the operator; the Web UI names it", sm.sealed},
 		{"/health/deep confirms a synthetic order; the worker's /health answers", sm.health},
 		{"a short bench writes a complete result (no speed is asserted)", sm.bench},
@@ -183,10 +183,10 @@ func (sm *smoke) order(ctx context.Context) error {
 
 // mails finds the order's messages in mailpit by their Message-ID, which
 // names the order (notification-<row>.<order id>@...): its confirmation and
-// its delivery at least.
+// its shipment and its delivery.
 func (sm *smoke) mails(ctx context.Context) error {
 	url := fmt.Sprintf("http://127.0.0.1:%d/api/v1/messages?limit=500", sm.d.Config.Ports["mailpit-ui"])
-	return poll(ctx, 30*time.Second, "mailpit holds the order's confirmed and delivered mails", func() error {
+	return poll(ctx, 30*time.Second, "mailpit holds the order's confirmed, shipped and delivered mails", func() error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return err
@@ -211,7 +211,7 @@ func (sm *smoke) mails(ctx context.Context) error {
 				subjects = append(subjects, m.Subject)
 			}
 		}
-		if len(subjects) < 2 {
+		if len(subjects) < 3 {
 			return fmt.Errorf("the order's mails so far: %q", subjects)
 		}
 		fmt.Printf("smoke: mails of order %s: %q\n", sm.orderID, subjects)

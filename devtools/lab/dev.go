@@ -88,7 +88,7 @@ var Profiles = map[string]Profile{
 // PortNames are the single-node stack's ports, in the order base:N gives
 // them out.
 var PortNames = []string{"api", "worker", "paysim-a", "paysim-b", "temporal", "temporal-ui", "redis", "postgres", "carrier",
-	"mailpit-smtp", "mailpit-ui", "nats"}
+	"mailpit-smtp", "mailpit-ui", "nats", "nats-monitor"}
 
 // slotPorts is how many ports each profile's slot spans under base:N.
 const slotPorts = 16
@@ -96,7 +96,7 @@ const slotPorts = 16
 // DefaultPorts are make run's ports (README).
 var DefaultPorts = Ports{"api": 8080, "worker": 8081, "paysim-a": 8090, "paysim-b": 8093,
 	"temporal": 7233, "temporal-ui": 8233, "redis": 6379, "postgres": 5432, "carrier": 8096,
-	"mailpit-smtp": 1025, "mailpit-ui": 8025, "nats": 4222}
+	"mailpit-smtp": 1025, "mailpit-ui": 8025, "nats": 4222, "nats-monitor": 8222}
 
 const defaultDatabaseURL = "postgres://orderflow:orderflow@127.0.0.1:5432/orderflow?sslmode=disable"
 
@@ -178,7 +178,7 @@ func NewDev(o Options) (*Dev, error) {
 		over["temporal"] = portOf("grpc://"+v, 7233)
 	}
 	for name, key := range map[string]string{"temporal-ui": "TEMPORAL_UI_PORT", "paysim-a": "PAYSIM_A_PORT", "paysim-b": "PAYSIM_B_PORT",
-		"carrier": "CARRIER_PORT", "mailpit-smtp": "MAILPIT_SMTP_PORT", "mailpit-ui": "MAILPIT_UI_PORT", "nats": "NATS_PORT"} {
+		"carrier": "CARRIER_PORT", "mailpit-smtp": "MAILPIT_SMTP_PORT", "mailpit-ui": "MAILPIT_UI_PORT", "nats": "NATS_PORT", "nats-monitor": "NATS_MONITOR_PORT"} {
 		if v := env(key); v != "" {
 			p, err := strconv.Atoi(v)
 			if err != nil {
@@ -361,17 +361,20 @@ func BuildDev(cfg Config) (*Dev, error) {
 		return nil, err
 	}
 	mailpit := &Node{Name: "mailpit", Ports: Ports{"smtp": cfg.Ports["mailpit-smtp"], "http": cfg.Ports["mailpit-ui"]}}
-	mailpit.Proc = app("mailpit", mailpitBin, "--smtp", mailpit.Addr("smtp"), "--listen", mailpit.Addr("http"),
-		"--database", filepath.Join(cfg.Data, "mailpit.db"), "--disable-version-check", "--smtp-disable-rdns",
-		"--smtp-auth-accept-any", "--smtp-auth-allow-insecure")
+	mailpit.Proc = app("mailpit", append([]string{mailpitBin},
+		MailpitArgs(mailpit.Addr("smtp"), mailpit.Addr("http"), filepath.Join(cfg.Data, "mailpit.db"))...)...)
 	mailpit.Ready = HTTPGet{URL: "http://" + mailpit.Addr("http") + "/readyz"}
 	natsBin, err := GoTool(cfg.Root, "nats-server")
 	if err != nil {
 		return nil, err
 	}
-	nats := &Node{Name: "nats", Ports: Ports{"client": cfg.Ports["nats"]}}
-	nats.Proc = app("nats", natsBin, "-a", Loopback, "-p", strconv.Itoa(cfg.Ports["nats"]), "-js", "-sd", filepath.Join(cfg.Data, "nats"))
-	nats.Ready = TCP{Addr: nats.Addr("client")}
+	nats := &Node{Name: "nats", Ports: Ports{"client": cfg.Ports["nats"], "monitor": cfg.Ports["nats-monitor"]}}
+	natsConf := filepath.Join(cfg.Data, "nats.conf")
+	nats.Proc = app("nats", natsBin, "-c", natsConf)
+	nats.Before = func(context.Context) error {
+		return WriteNATSConfig(natsConf, nats.Addr("client"), nats.Addr("monitor"), filepath.Join(cfg.Data, "nats"))
+	}
+	nats.Ready = HTTPGet{URL: NATSHealthURL(nats.Addr("monitor"))}
 	nodes = append(nodes, mailpit, nats)
 	worker := &Node{Name: "worker", Ports: Ports{"health": cfg.Ports["worker"]}, Proc: app("worker", bin, "worker")}
 	worker.Ready = TCP{Addr: worker.Addr("health")}

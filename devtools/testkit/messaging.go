@@ -112,14 +112,12 @@ func NATS(t testing.TB, config ...string) *NATSServer {
 	bin := ToolBinary(t, "nats-server", EnvNATSServer)
 	dir := t.TempDir()
 	port, mon := FreePort(t), FreePort(t)
-	conf := filepath.Join(dir, "nats.conf")
-	body := fmt.Sprintf("listen: \"127.0.0.1:%d\"\nhttp: \"127.0.0.1:%d\"\njetstream {\n  store_dir: %q\n  sync_interval: always\n}\n%s\n",
-		port, mon, filepath.Join(dir, "js"), strings.Join(config, "\n"))
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatalf("nats config: %v", err)
+	conf, monitor := filepath.Join(dir, "nats.conf"), fmt.Sprintf("127.0.0.1:%d", mon)
+	if err := lab.WriteNATSConfig(conf, fmt.Sprintf("127.0.0.1:%d", port), monitor, filepath.Join(dir, "js"), config...); err != nil {
+		t.Fatal(err)
 	}
 	s := &NATSServer{URL: fmt.Sprintf("nats://127.0.0.1:%d", port), proc: &proc{t: t, name: "nats-server", bin: bin,
-		args: []string{"-c", conf}, health: fmt.Sprintf("http://127.0.0.1:%d/healthz?js-enabled-only=true", mon)}}
+		args: []string{"-c", conf}, health: lab.NATSHealthURL(monitor)}}
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
@@ -150,9 +148,8 @@ func StartMailpit(t testing.TB, args ...string) *Mailpit {
 	smtp, web := FreePort(t), FreePort(t)
 	m := &Mailpit{SMTPHost: "127.0.0.1", SMTPPort: smtp, API: fmt.Sprintf("http://127.0.0.1:%d", web),
 		proc: &proc{t: t, name: "mailpit", bin: bin, health: fmt.Sprintf("http://127.0.0.1:%d/readyz", web),
-			args: []string{"--smtp", fmt.Sprintf("127.0.0.1:%d", smtp), "--listen", fmt.Sprintf("127.0.0.1:%d", web),
-				"--database", filepath.Join(dir, "mailpit.db"), "--max", "0", "--quiet",
-				"--disable-version-check", "--smtp-disable-rdns", "--smtp-auth-accept-any", "--smtp-auth-allow-insecure"}}}
+			args: append(lab.MailpitArgs(fmt.Sprintf("127.0.0.1:%d", smtp), fmt.Sprintf("127.0.0.1:%d", web), filepath.Join(dir, "mailpit.db")),
+				"--max", "0", "--quiet")}}
 	m.args = append(m.args, args...)
 	m.Start()
 	t.Cleanup(m.Stop)

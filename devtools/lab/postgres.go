@@ -122,7 +122,22 @@ func postgresUser() (*syscall.Credential, error) {
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+	// The account's other groups come along: Debian's cluster reads its
+	// TLS key through ssl-cert, and a process started with only the
+	// primary group cannot open it.
+	var groups []uint32
+	ids, err := u.GroupIds()
+	if err != nil {
+		return nil, fmt.Errorf("postgres: the postgres user's groups: %w", err)
+	}
+	for _, id := range ids {
+		g, err := strconv.Atoi(id)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: group id %q: %w", id, err)
+		}
+		groups = append(groups, uint32(g))
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}, nil
 }
 
 func (p Postgres) initPrivate(ctx context.Context, bin string, cred *syscall.Credential) error {

@@ -180,4 +180,3 @@ func (w *teeWriter) Write(b []byte) (int, error) {
 
 // Unwrap gives http.ResponseController the writer underneath.
 func (w *teeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-

@@ -47,13 +47,14 @@ type requestKey struct {
 // is optional on these routes: docs/api.md says why).
 func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if _, sent := c.Request().Header[HeaderIdempotencyKey]; !sent {
+		sent := c.Request().Header.Values(HeaderIdempotencyKey)
+		if len(sent) == 0 {
 			return next(c)
 		}
-		key, err := idempotencyKey(c.Request().Header)
-		if err != nil {
-			return err
+		if len(sent) > 1 || !ValidIdempotencyKey(sent[0]) {
+			return errInvalidIdempotencyKey
 		}
+		key := sent[0]
 		claims, ok := auth.FromContext(c.Request().Context())
 		if !ok {
 			return auth.ErrMissingToken

@@ -9,11 +9,11 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderflow/orderflow/activities/audit"
 	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
 )
@@ -80,21 +80,35 @@ func TestOperatorActsAreInTheAuditLogWhichAdminsReadByTargetAndActor(t *testing.
 // A product write whose audit row cannot be appended is not made: both
 // commit in one transaction.
 func TestAProductWriteCommitsOnlyWithItsAuditRow(t *testing.T) {
-	g := newGateway(t, testkit.Redis(t), nil)
 	ctx := context.Background()
-	// Appends are serialized: an append left uncommitted makes the
-	// request's wait past its statement timeout, and its append fail.
-	tx, err := g.pool.Begin(ctx)
+	pool := testkit.DB(t)
+	// The gateway's connections find, ahead of the real audit log, one in
+	// a schema of this test's that refuses every row as a serialization
+	// failure would (a retryable error: 503).
+	ns := "audit_fails_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	for _, stmt := range []string{
+		`CREATE SCHEMA ` + ns,
+		`CREATE TABLE ` + ns + `.audit_log (LIKE public.audit_log INCLUDING DEFAULTS)`,
+		`CREATE FUNCTION ` + ns + `.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN RAISE EXCEPTION 'refused by the test' USING ERRCODE = 'serialization_failure'; END $$`,
+		`CREATE TRIGGER refuse BEFORE INSERT ON ` + ns + `.audit_log FOR EACH ROW EXECUTE FUNCTION ` + ns + `.refuse()`,
+	} {
+		_, err := pool.Exec(ctx, stmt)
+		require.NoError(t, err, stmt)
+	}
+	t.Cleanup(func() { _, _ = pool.Exec(context.Background(), `DROP SCHEMA `+ns+` CASCADE`) })
+	cfg := pool.Config()
+	cfg.ConnConfig.RuntimeParams["search_path"] = ns + ", public"
+	refusing, err := pgxpool.NewWithConfig(ctx, cfg)
 	require.NoError(t, err)
-	defer tx.Rollback(ctx) //nolint:errcheck
-	_, err = audit.Append(ctx, tx, audit.Entry{Actor: "test", Role: "admin", Action: "test.hold", Target: "test"})
-	require.NoError(t, err)
+	t.Cleanup(refusing.Close)
+	g := newGateway(t, testkit.Redis(t), func(s *Server) { s.DB = refusing })
 
 	sku := "AUD-" + uuid.NewString()[:8]
 	a := g.do(http.MethodPut, "/v1/products/"+sku, nil, PutProductRequest{Name: ptr("lamp"), PriceCents: ptr(int64(990)), OnHand: ptr(8)})
 	assert.Equal(t, http.StatusServiceUnavailable, a.status, "%s", a.body)
 	var n int
-	require.NoError(t, g.pool.QueryRow(ctx, `SELECT count(*) FROM products WHERE sku = $1`, sku).Scan(&n))
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM products WHERE sku = $1`, sku).Scan(&n))
 	assert.Zero(t, n, "the product was written without its audit row")
 }
 

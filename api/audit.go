@@ -65,16 +65,24 @@ func auditReason(h http.Header) (string, error) {
 	}
 	bad := newError(http.StatusBadRequest, "invalid_audit_reason", "Audit-Reason must be given once, as 1-500 bytes of printable UTF-8",
 		Detail{Field: HeaderAuditReason, Issue: "one value of 1-500 bytes, no control characters"})
-	r := vs[0]
-	if len(vs) > 1 || r == "" || len(r) > maxAuditReason || !utf8.ValidString(r) {
+	if len(vs) > 1 || !printable(vs[0], maxAuditReason) {
 		return "", bad
 	}
-	for _, ch := range r {
+	return vs[0], nil
+}
+
+// printable reports whether s is 1 to max bytes of UTF-8 without control
+// characters (PostgreSQL's text refuses NUL; logs and terminals the rest).
+func printable(s string, max int) bool {
+	if s == "" || len(s) > max || !utf8.ValidString(s) {
+		return false
+	}
+	for _, ch := range s {
 		if unicode.IsControl(ch) {
-			return "", bad
+			return false
 		}
 	}
-	return r, nil
+	return true
 }
 
 // strongestRole is the role an act is recorded under.
@@ -177,9 +185,9 @@ func (s *Server) listAudit(c echo.Context) error {
 		into *string
 	}{{"actor", &q.Actor}, {"target", &q.Target}} {
 		v, given := p[f.name]
-		if given && (v == "" || len(v) > maxAuditFilter || !utf8.ValidString(v)) {
-			return newError(http.StatusBadRequest, "invalid_request", f.name+" must be 1-200 bytes of UTF-8",
-				Detail{Field: f.name, Issue: "1-200 bytes"})
+		if given && !printable(v, maxAuditFilter) {
+			return newError(http.StatusBadRequest, "invalid_request", f.name+" must be 1-200 bytes of printable UTF-8",
+				Detail{Field: f.name, Issue: "1-200 bytes, no control characters"})
 		}
 		*f.into = v
 	}

@@ -126,6 +126,8 @@ func TestTheAuditLogIsForAdminsAndRefusesBadQueriesWith400(t *testing.T) {
 		"limit=201":                          "invalid_request",
 		"actor=":                             "invalid_request",
 		"target=" + strings.Repeat("t", 201): "invalid_request",
+		"actor=a%00b":                        "invalid_request",
+		"target=a%0Ab":                       "invalid_request",
 		"who=me":                             "unknown_parameter",
 		"actor=a&actor=b":                    "invalid_request",
 	} {

@@ -32,6 +32,10 @@ const keyPoll = 25 * time.Millisecond
 type requestKey struct {
 	scope, operation, key string
 	hash                  []byte
+	// replayed, when set, marks a stored answer as given again in its
+	// body, for a route whose answer says so itself (a carrier event's
+	// duplicate flag), besides the Idempotent-Replayed header.
+	replayed func(body []byte) []byte
 }
 
 // idempotent is the Idempotency-Key of every mutating route but order
@@ -112,6 +116,9 @@ func (s *Server) once(c echo.Context, k requestKey, run func() error) error {
 			return newError(http.StatusUnprocessableEntity, "idempotency_key_reused",
 				"this Idempotency-Key was used with a different request")
 		case first.Done:
+			if k.replayed != nil && len(first.Body) > 0 {
+				first.Body = k.replayed(first.Body)
+			}
 			return replay(c, first)
 		}
 		// The first request is still running: wait for its answer.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -100,10 +101,25 @@ func (s *Server) carrierEvent(c echo.Context) error {
 		return err
 	}
 	// The event id is the carrier's Idempotency-Key: a re-sent event gets
-	// the first one's answer, another event under its id is 422.
+	// the first one's answer, marked as a duplicate; another event under
+	// its id is 422.
 	k := requestKey{scope: "carrier:" + id.String(), operation: "carrier_event", key: req.EventID,
-		hash: fingerprint(http.MethodPost, c.Request().URL.Path, body)}
+		hash: fingerprint(http.MethodPost, c.Request().URL.Path, body), replayed: markDuplicate}
 	return s.once(c, k, func() error { return s.handCarrierEvent(c, id, req) })
+}
+
+// markDuplicate sets duplicate in a stored carrier event answer.
+func markDuplicate(body []byte) []byte {
+	var a CarrierEventAccepted
+	if json.Unmarshal(body, &a) != nil {
+		return body
+	}
+	a.Duplicate = true
+	out, err := json.Marshal(a)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // handCarrierEvent records a verified carrier event and hands it to the

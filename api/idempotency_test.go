@@ -231,3 +231,47 @@ func TestAMalformedIdempotencyKeyIsRefusedWith400(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A copy of a request that is still running waits for its answer and, when
+// none comes within the request budget, is told to retry (409
+// idempotency_key_in_use) without acting; once the first has answered,
+// copies get that answer. A claim whose owner died (its lease passed) is
+// taken over, and the request acts.
+func TestACopyWaitsForTheRunningFirstAndAnOrphanedClaimIsTakenOver(t *testing.T) {
+	g := newGateway(t, testkit.Redis(t), nil)
+	ctx := context.Background()
+	store := orders.Store{DB: g.pool}
+	sku := "IDEM-" + uuid.NewString()[:8]
+	path := "/v1/products/" + sku
+	put := PutProductRequest{Name: ptr("kettle"), PriceCents: ptr(int64(3100)), OnHand: ptr(4)}
+	body, err := json.Marshal(put)
+	require.NoError(t, err)
+	hash := fingerprint(http.MethodPut, path, body)
+	op := "PUT /v1/products/:sku"
+
+	// A first request in flight on another gateway.
+	claimed, err := store.ClaimRequest(ctx, "admin-test", op, "running", hash, time.Minute, time.Hour)
+	require.NoError(t, err)
+	require.True(t, claimed)
+	a := g.do(http.MethodPut, path, map[string]string{HeaderIdempotencyKey: "running"}, put)
+	assert.Equal(t, http.StatusConflict, a.status, "%s", a.body)
+	assert.Equal(t, "idempotency_key_in_use", a.errorCode(t))
+	assert.Equal(t, "1", a.header.Get("Retry-After"))
+	assert.Zero(t, g.auditRows("product:"+sku), "the copy acted")
+
+	require.NoError(t, store.CompleteRequest(ctx, "admin-test", op, "running", http.StatusCreated, []byte(`{"sku":"`+sku+`"}`), ""))
+	a = g.do(http.MethodPut, path, map[string]string{HeaderIdempotencyKey: "running"}, put)
+	assert.Equal(t, http.StatusCreated, a.status, "%s", a.body)
+	assert.JSONEq(t, `{"sku":"`+sku+`"}`, string(a.body), "the first request's answer")
+	assert.Equal(t, "true", a.header.Get(HeaderReplayed))
+	assert.Zero(t, g.auditRows("product:"+sku), "the copy acted")
+
+	// A claim whose lease has passed: its gateway died mid-request.
+	claimed, err = store.ClaimRequest(ctx, "admin-test", op, "orphaned", hash, -time.Second, time.Hour)
+	require.NoError(t, err)
+	require.True(t, claimed)
+	a = g.do(http.MethodPut, path, map[string]string{HeaderIdempotencyKey: "orphaned"}, put)
+	assert.Equal(t, http.StatusCreated, a.status, "%s", a.body)
+	assert.Empty(t, a.header.Get(HeaderReplayed))
+	assert.Equal(t, 1, g.auditRows("product:"+sku), "the request that took the claim over acted")
+}

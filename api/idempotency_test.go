@@ -248,29 +248,30 @@ func TestACopyWaitsForTheRunningFirstAndAnOrphanedClaimIsTakenOver(t *testing.T)
 	require.NoError(t, err)
 	hash := fingerprint(http.MethodPut, path, body)
 	op := "PUT /v1/products/:sku"
+	running, orphaned := "running-"+sku, "orphaned-"+sku
 
 	// A first request in flight on another gateway.
-	claimed, err := store.ClaimRequest(ctx, "admin-test", op, "running", hash, time.Minute, time.Hour)
+	claimed, err := store.ClaimRequest(ctx, "admin-test", op, running, hash, time.Minute, time.Hour)
 	require.NoError(t, err)
 	require.True(t, claimed)
-	a := g.do(http.MethodPut, path, map[string]string{HeaderIdempotencyKey: "running"}, put)
+	a := g.do(http.MethodPut, path, map[string]string{HeaderIdempotencyKey: running}, put)
 	assert.Equal(t, http.StatusConflict, a.status, "%s", a.body)
 	assert.Equal(t, "idempotency_key_in_use", a.errorCode(t))
 	assert.Equal(t, "1", a.header.Get("Retry-After"))
 	assert.Zero(t, g.auditRows("product:"+sku), "the copy acted")
 
-	require.NoError(t, store.CompleteRequest(ctx, "admin-test", op, "running", http.StatusCreated, []byte(`{"sku":"`+sku+`"}`), ""))
-	a = g.do(http.MethodPut, path, map[string]string{HeaderIdempotencyKey: "running"}, put)
+	require.NoError(t, store.CompleteRequest(ctx, "admin-test", op, running, http.StatusCreated, []byte(`{"sku":"`+sku+`"}`), ""))
+	a = g.do(http.MethodPut, path, map[string]string{HeaderIdempotencyKey: running}, put)
 	assert.Equal(t, http.StatusCreated, a.status, "%s", a.body)
 	assert.JSONEq(t, `{"sku":"`+sku+`"}`, string(a.body), "the first request's answer")
 	assert.Equal(t, "true", a.header.Get(HeaderReplayed))
 	assert.Zero(t, g.auditRows("product:"+sku), "the copy acted")
 
 	// A claim whose lease has passed: its gateway died mid-request.
-	claimed, err = store.ClaimRequest(ctx, "admin-test", op, "orphaned", hash, -time.Second, time.Hour)
+	claimed, err = store.ClaimRequest(ctx, "admin-test", op, orphaned, hash, -time.Second, time.Hour)
 	require.NoError(t, err)
 	require.True(t, claimed)
-	a = g.do(http.MethodPut, path, map[string]string{HeaderIdempotencyKey: "orphaned"}, put)
+	a = g.do(http.MethodPut, path, map[string]string{HeaderIdempotencyKey: orphaned}, put)
 	assert.Equal(t, http.StatusCreated, a.status, "%s", a.body)
 	assert.Empty(t, a.header.Get(HeaderReplayed))
 	assert.Equal(t, 1, g.auditRows("product:"+sku), "the request that took the claim over acted")

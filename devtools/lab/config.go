@@ -13,6 +13,9 @@ type Config struct {
 	// the lab's own (DATABASE_URL, REDIS_URL, ...), so that a node started
 	// again from another process runs as it first did.
 	Env map[string]string `json:"env,omitempty"`
+	// Network, when set, is where the nodes that name a namespace (Node.Netns)
+	// live.
+	Network *Network `json:"network,omitempty"`
 }
 
 func sortedKeys[V any](m map[string]V) []string {

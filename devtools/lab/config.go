@@ -16,6 +16,12 @@ type Config struct {
 	// Network, when set, is where the nodes that name a namespace (Node.Netns)
 	// live.
 	Network *Network `json:"network,omitempty"`
+	// TemporalBackend is "dev" (the CLI's dev server, make run's) or
+	// "cluster" (two servers on PostgreSQL behind HAProxy: devtools/ha).
+	TemporalBackend string `json:"temporal_backend,omitempty"`
+	// Topology is empty for the single-node stack, or a topology devtools/ha
+	// registered ("ha": every node a host of its own).
+	Topology string `json:"topology,omitempty"`
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Network is where a topology's hosts live: each host a Linux network
@@ -28,6 +29,13 @@ type Network struct {
 	// Subnet holds every address, Gateway included (10.201.0.0/16).
 	Subnet  string `json:"subnet"`
 	Gateway string `json:"gateway"` // the bridge's address, e.g. 10.201.0.1
+}
+
+// Host is where a node runs: its address and, for a host of its own,
+// its network namespace.
+type Host struct {
+	Addr  string
+	Netns string
 }
 
 // DefaultNetwork is the ha profile's network.
@@ -204,6 +212,32 @@ func inNetns(netns string, cred *syscall.Credential, argv []string) []string {
 	return append(out, argv...)
 }
 
+// killHost sends SIGKILL to every process in the namespace netns and
+// waits until they are gone: the host's loss, with the processes a node
+// left in sessions of their own (Patroni's PostgreSQL).
+func killHost(netns string) error {
+	if !netnsExists(netns) {
+		return nil
+	}
+	out, err := exec.Command("ip", "netns", "pids", netns).Output()
+	if err != nil {
+		return fmt.Errorf("ip netns pids %s: %w", netns, err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(out)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	for _, pid := range pids {
+		if !waitGone(pid, 5*time.Second) {
+			return fmt.Errorf("host %s: process %d outlived SIGKILL", netns, pid)
+		}
+	}
+	return nil
+}
+
 // hosts is every namespace the stack's nodes name, with its address, in
 // the order they first appear.
 func (s *Stack) hosts() ([][2]string, error) {
@@ -262,7 +296,7 @@ func (s *Stack) removeHosts(ctx context.Context) error {
 	}
 	var errs []error
 	for _, h := range hosts {
-		errs = append(errs, nw.RemoveHost(ctx, h[0]))
+		errs = append(errs, killHost(h[0]), nw.RemoveHost(ctx, h[0]))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -226,9 +226,12 @@ func (s *Stack) Stop(name string) error {
 	return s.save()
 }
 
-// Kill ends one node with SIGKILL, as a crash would, and waits until it is gone.
+// Kill ends one node with SIGKILL, as a crash would, and waits until it is
+// gone. A node on a host of its own (Netns) takes its host down with it:
+// every process in the namespace gets SIGKILL too.
 func (s *Stack) Kill(name string) error {
-	if _, err := s.Node(name); err != nil {
+	n, err := s.Node(name)
+	if err != nil {
 		return err
 	}
 	s.sync()
@@ -239,6 +242,11 @@ func (s *Stack) Kill(name string) error {
 	signalGroup(st.Pid, 9)
 	if !waitGone(st.Pid, 5*time.Second) {
 		return fmt.Errorf("lab: %s (pid %d) outlived SIGKILL", name, st.Pid)
+	}
+	if n.Netns != "" {
+		if err := killHost(n.Netns); err != nil {
+			return fmt.Errorf("lab: %s: %w", name, err)
+		}
 	}
 	delete(s.state.Nodes, name)
 	return s.save()

@@ -51,7 +51,9 @@ func TestNetnsHostsReachEachOtherAndTheRootAndAreCutKilledAndHealed(t *testing.T
 		return &Node{Name: name, Host: addr, Netns: "ofn-t" + name, Ports: Ports{"http": 8000},
 			// http.server's own main looks its address up in the DNS, which
 			// a host without a route to a resolver waits out.
-			Proc: Process{Command: []string{"python3", "-c", serveHTTP, addr}, Dir: dir,
+			// A process in a session of its own stays behind a kill of the
+			// group (as Patroni's PostgreSQL does): the host's loss ends it.
+			Proc: Process{Command: []string{"sh", "-c", `setsid sleep 300 & exec python3 -c "$0" "$1"`, serveHTTP, addr}, Dir: dir,
 				Log: filepath.Join(dir, name+".log"), Grace: 2 * time.Second},
 			Ready: HTTPGet{URL: "http://" + addr + ":8000/"}}
 	}
@@ -132,6 +134,9 @@ func TestNetnsHostsReachEachOtherAndTheRootAndAreCutKilledAndHealed(t *testing.T
 	}
 	if Alive(pid) {
 		t.Fatal("a's process outlived Kill")
+	}
+	if out, err := exec.Command("ip", "netns", "pids", "ofn-ta").Output(); err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("processes left on a's host after Kill: %q (%v)", out, err)
 	}
 	if err := reach("http://" + a.Addr("http") + "/"); err == nil {
 		t.Error("a answers after Kill")

@@ -135,6 +135,9 @@ type Options struct {
 	// TemporalBackend is "dev" or "cluster" (TEMPORAL_BACKEND too; default
 	// the profile's, else dev).
 	TemporalBackend string
+	// Network overrides the network of a topology with hosts (the ha
+	// profile's test runs beside a stack that is up).
+	Network *Network
 }
 
 // Dev is a single-node stack: the topology of make run, or of one of the
@@ -198,6 +201,9 @@ func NewDev(o Options) (*Dev, error) {
 	root := Loopback
 	if prof.Topology != "" {
 		nw := DefaultNetwork
+		if o.Network != nil {
+			nw = *o.Network
+		}
 		network, root = &nw, nw.Gateway
 	}
 	if mode.Kind == "base" {
@@ -640,7 +646,15 @@ func (d *Dev) writeTokens(ctx context.Context) error {
 		}
 		fmt.Fprintf(&b, "export %s=%s\n", t[0], strings.TrimSpace(string(out)))
 	}
-	return os.WriteFile(d.TokensFile(), []byte(b.String()), 0o600)
+	if err := os.WriteFile(d.TokensFile(), []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	// A topology on make run's ports stands in for make run: the README's
+	// walk-through sources make run's tokens file (make up rewrites it).
+	if d.Config.Topology != "" && d.Config.Ports["api"] == DefaultPorts["api"] {
+		return os.WriteFile(filepath.Join(d.Config.Root, Profiles["dev"].Data, "tokens.env"), []byte(b.String()), 0o600)
+	}
+	return nil
 }
 
 // TokensFile is where the stack's development tokens are written.

@@ -680,12 +680,21 @@ func (d *Dev) Banner(w io.Writer) {
     events         %[18]s (NATS JetStream: order.*, payment.*, inventory.*; docs/events.md)
     PostgreSQL     %[10]s
     Redis          %[11]s
-    logs           %[12]s/ (api, worker, paysim-a, paysim-b, carrier, mailpit, nats), %[13]s/temporal.log
+    logs           %[12]s/ (%[20]s), %[13]s/temporal.log
     state          %[14]s (orderflow-dev lab status)
 %[19]s
 `, api, d.TokensFile(), secretRef, tokens, p["temporal-ui"], e["TEMPORAL_UI_CODEC_ENDPOINT"], e["TEMPORAL_ADDRESS"],
 		p["paysim-a"], p["paysim-b"], strings.SplitN(e["DATABASE_URL"], "?", 2)[0], e["REDIS_URL"], logs, run, StatePath(d.Config.Data), p["carrier"],
-		p["mailpit-ui"], strings.TrimPrefix(strings.SplitN(e["SMTP_URL"], "?", 2)[0], "smtp://"), e["NATS_URL"], d.topologyLines())
+		p["mailpit-ui"], strings.TrimPrefix(strings.SplitN(e["SMTP_URL"], "?", 2)[0], "smtp://"), e["NATS_URL"], d.topologyLines(), d.logNames())
+}
+
+// logNames are the nodes whose logs are in logs/: make run's, or every
+// node's of a topology (lab status names each log).
+func (d *Dev) logNames() string {
+	if d.Config.Topology != "" || d.Config.TemporalBackend == "cluster" {
+		return "each node's: orderflow-dev lab status"
+	}
+	return "api, worker, paysim-a, paysim-b, carrier, mailpit, nats"
 }
 
 // topologyLines are the banner's lines on what is not make run's: the

@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 # go.mod's toolchain line (the installed Go's go.env says local).
 export GOTOOLCHAIN ?= auto
 
-.PHONY: run up down test vulncheck alerts-test fuzz bench chaos build fmt lint temporal-cli clean dev-bin
+.PHONY: run up down test vulncheck alerts-test fuzz bench chaos build fmt lint temporal-cli clean dev-bin backup restore drill
 
 # The lab (devtools/lab) runs every stack from its typed topology; its
 # command is orderflow-dev lab (orderflow-dev lab help). Environment
@@ -63,6 +63,23 @@ CHAOS_DURATION ?= 10m
 CHAOS_RATE ?= 10
 chaos: dev-bin ## faults against a fresh stack under load, then the invariants (CHAOS_DURATION, default 10m); writes chaos/results/
 	@$(DEV) lab with --profile chaos -- $(DEV) chaos --duration $(CHAOS_DURATION) --rate $(CHAOS_RATE) $(CHAOS_ARGS)
+
+# Backups of the stack's PostgreSQL with pgBackRest (docs/operations.md,
+# Backups): BACKUP_TYPE auto (default: full when the last full is 7 days
+# old, else incremental), full, incr or diff; the repository is
+# <data>/backup/repo unless BACKUP_REPO_PATH or BACKUP_S3_BUCKET say.
+BACKUP_TYPE ?= auto
+backup: dev-bin ## back up the running stack's PostgreSQL (WAL archiving turned on the first time)
+	@devtools/install.sh pgbackrest
+	@$(DEV) backup --type $(BACKUP_TYPE)
+
+restore: dev-bin ## restore the stack's PostgreSQL to TARGET_TIME (RFC 3339, or latest) and start the stack on it
+	@devtools/install.sh pgbackrest
+	@$(DEV) restore --target-time "$(TARGET_TIME)"
+
+drill: dev-bin ## the restore drill on a stack of its own (make test runs it too); writes backup/results/
+	@devtools/install.sh pgbackrest haproxy
+	@$(DEV) drill
 
 build:
 	go build -trimpath -o bin/orderflow ./cmd/orderflow

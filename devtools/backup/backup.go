@@ -407,3 +407,55 @@ func WriteMetric(path string, infos []Info) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// enableArchiving turns archiving to the repository on in a running
+// server's configuration (ALTER SYSTEM) unless it is on, and reloads it.
+// psql quotes the command (:'cmd'): the statements stay constant text.
+const enableArchiving = `ALTER SYSTEM SET archive_command = :'cmd';
+ALTER SYSTEM SET archive_timeout = :'timeout';
+ALTER SYSTEM SET archive_mode = 'on';
+SELECT pg_reload_conf();
+`
+
+// EnableArchiving makes a running server archive to the repository: when
+// its archive_command is not the server's, it sets archive_mode,
+// archive_command and archive_timeout with ALTER SYSTEM and reloads. It
+// reports whether PostgreSQL must be restarted for archive_mode to take
+// effect (it was off). private says the server is a lab's private cluster
+// (trust over TCP as postgres); otherwise psql runs on the local socket as
+// the postgres account.
+func EnableArchiving(ctx context.Context, s Server, private bool) (restart bool, err error) {
+	psql := func(stdin string, vars ...string) (string, error) {
+		argv := []string{"psql", "-p", strconv.Itoa(s.PGPort), "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt"}
+		for _, v := range vars {
+			argv = append(argv, "-v", v)
+		}
+		switch {
+		case private:
+			argv = append(argv, "-h", "127.0.0.1", "-U", "postgres")
+		case os.Geteuid() == 0:
+			argv = append([]string{"runuser", "-u", "postgres", "--"}, argv...)
+		}
+		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		cmd.Dir = "/"
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("backup: psql as the superuser: %w: %s", err, bytes.TrimSpace(out))
+		}
+		return strings.TrimSpace(string(out)), nil
+	}
+	cur, err := psql("SELECT current_setting('archive_mode') || '|' || current_setting('archive_command');\n")
+	if err != nil {
+		return false, err
+	}
+	mode, command, _ := strings.Cut(cur, "|")
+	if command == s.ArchiveCommand() && mode == "on" {
+		return false, nil
+	}
+	timeout := strconv.Itoa(int(DefaultArchiveTimeout.Seconds())) + "s"
+	if _, err := psql(enableArchiving, "cmd="+s.ArchiveCommand(), "timeout="+timeout); err != nil {
+		return false, err
+	}
+	return mode != "on", nil
+}

@@ -50,6 +50,10 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runSmoke(ctx, args)
 	case "drill":
 		return runDrill(ctx, args)
+	case "backup":
+		return runBackup(ctx, args)
+	case "restore":
+		return runRestore(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

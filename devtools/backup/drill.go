@@ -661,9 +661,10 @@ func (d *Drill) check(ctx context.Context, pool *pgxpool.Pool, tc client.Client,
 	out = append(out, passed(inv))
 	// Visibility is written from the history service's task queue, which a
 	// restore takes back to T with the rest: a saga started just before T
-	// is listed once the restored server has worked through it.
+	// is listed, and one that wrote its order's last status is listed
+	// closed, once the restored server has worked through it.
 	wf := map[string]bool{}
-	err = lab.Wait(ctx, checkFunc{"every saga of before T listed", func(ctx context.Context) error {
+	err = lab.Wait(ctx, checkFunc{"every saga of before T listed, none running", func(ctx context.Context) error {
 		if wf, err = listOrderWorkflows(ctx, tc); err != nil {
 			return err
 		}
@@ -672,7 +673,11 @@ func (d *Drill) check(ctx context.Context, pool *pgxpool.Pool, tc client.Client,
 				return fmt.Errorf("order-%s not listed", id)
 			}
 		}
-		return nil
+		res, err := tc.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: `WorkflowType = "Order" AND ExecutionStatus = "Running"`})
+		if err == nil && res.GetCount() > 0 {
+			err = fmt.Errorf("%d sagas listed running", res.GetCount())
+		}
+		return err
 	}}, time.Minute, nil)
 	if err != nil && ctx.Err() != nil {
 		return nil, err

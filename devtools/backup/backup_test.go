@@ -2,9 +2,11 @@ package backup
 
 import (
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +81,7 @@ func TestRenderSetsEachOptionOnceWithTheServersOwnAndTheStanza(t *testing.T) {
 				assert.NotContains(t, text, n)
 			}
 			opts := options(text)
-			require.Equal(t, []string{"global", Stanza}, sortedKeys(opts), "two sections")
+			require.Equal(t, []string{"global", Stanza}, slices.Sorted(maps.Keys(opts)), "two sections")
 			for section, keys := range opts {
 				for k, n := range keys {
 					assert.Equal(t, 1, n, "[%s] %s set %d times: pgBackRest refuses that", section, k, n)

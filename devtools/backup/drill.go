@@ -6,16 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
-	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -192,7 +192,7 @@ func (d *Drill) build(ctx context.Context) error {
 	if dev, err = lab.BuildDev(cfg); err != nil {
 		return err
 	}
-	cred, err := PostgresAccount()
+	cred, err := lab.PostgresUser()
 	if err != nil {
 		return err
 	}
@@ -743,29 +743,16 @@ func listOrderWorkflows(ctx context.Context, tc client.Client) (map[string]bool,
 // Print writes the report for a person.
 func (r DrillReport) Print(w io.Writer) {
 	fmt.Fprintf(w, "\nrestore drill, target T = %s\n", r.Target.Format(time.RFC3339Nano))
-	for _, k := range sortedKeys(r.Accepted) {
+	for _, k := range slices.Sorted(maps.Keys(r.Accepted)) {
 		fmt.Fprintf(w, "  orders %-24s %d\n", k, r.Accepted[k])
 	}
-	for _, k := range sortedKeys(r.BackupSeconds) {
+	for _, k := range slices.Sorted(maps.Keys(r.BackupSeconds)) {
 		fmt.Fprintf(w, "  %-4s backup                    %.1f s\n", k, r.BackupSeconds[k])
 	}
 	fmt.Fprintf(w, "  RPO (restore to latest)        %.1f s (%d acknowledged orders lost)\n", r.RPOSeconds, r.LostOrders)
 	fmt.Fprintf(w, "  restore to latest              %.1f s\n", r.RestoreLatestSeconds)
 	fmt.Fprintf(w, "  restore to T                   %.1f s, stack serving %.1f s later\n\n", r.RestoreTargetSeconds, r.StackUpSeconds)
-	for _, inv := range r.Invariants {
-		verdict := "PASS"
-		if !inv.Passed {
-			verdict = "FAIL"
-		}
-		fmt.Fprintf(w, "%-4s  %-66s (%d checked)\n", verdict, inv.Name, inv.Checked)
-		for i, c := range inv.Counterexamples {
-			if i == 10 {
-				fmt.Fprintf(w, "        ... %d more\n", len(inv.Counterexamples)-10)
-				break
-			}
-			fmt.Fprintf(w, "        %s\n", c)
-		}
-	}
+	chaos.PrintInvariants(w, r.Invariants)
 }
 
 // Write stores the report as JSON in dir and returns the file's path.
@@ -779,15 +766,6 @@ func (r DrillReport) Write(dir string) (string, error) {
 		return "", err
 	}
 	return path, os.WriteFile(path, b, 0o644)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // freeRun returns the first of n consecutive ports that are free now,
@@ -821,21 +799,6 @@ func dbName(raw string) string {
 	name := raw[i+1:]
 	name, _, _ = strings.Cut(name, "?")
 	return name
-}
-
-// PostgresAccount is the account PostgreSQL runs as when the lab runs as
-// root (pgBackRest must write as it), else nil.
-func PostgresAccount() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, fmt.Errorf("backup: the postgres account: %w", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
 // checkFunc is a lab.Check made of a function.

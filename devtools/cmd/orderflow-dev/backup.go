@@ -49,15 +49,28 @@ func runDrill(ctx context.Context, args []string) error {
 	return nil
 }
 
-// stackServer is the pgBackRest setup of a lab stack's PostgreSQL: the
+// stackServer loads the lab stack under data and returns it with the
+// pgBackRest setup of its PostgreSQL (devServer).
+func stackServer(data string) (*lab.Dev, backup.Server, bool, error) {
+	d, err := lab.LoadDev(data)
+	if err != nil {
+		return nil, backup.Server{}, false, fmt.Errorf("the stack under %s (make up first): %w", data, err)
+	}
+	srv, private, err := devServer(d)
+	return d, srv, private, err
+}
+
+// devServer is the pgBackRest setup of a lab stack's PostgreSQL: the
 // stack's private cluster, or the machine's Debian cluster make run uses.
 // BACKUP_REPO_PATH (default <data>/backup/repo) or BACKUP_S3_BUCKET,
 // BACKUP_S3_ENDPOINT, BACKUP_S3_REGION, BACKUP_S3_URI_STYLE name the
-// repository; BACKUP_RETENTION_DAYS its retention.
-func stackServer(root string, d *lab.Dev) (backup.Server, bool, error) {
+// repository; BACKUP_RETENTION_DAYS its retention. It reports whether the
+// cluster is the stack's private one.
+func devServer(d *lab.Dev) (backup.Server, bool, error) {
 	env := d.Config.Env
+	root := d.Config.Root
 	port := d.Config.Ports["postgres"]
-	cred, err := backup.PostgresAccount()
+	cred, err := lab.PostgresUser()
 	if err != nil {
 		return backup.Server{}, false, err
 	}
@@ -103,17 +116,9 @@ func runBackup(ctx context.Context, args []string) error {
 	if err := flagsFromEnv(fs, "BACKUP_"); err != nil {
 		return err
 	}
-	root, err := os.Getwd()
+	d, srv, private, err := stackServer(*data)
 	if err != nil {
-		return err
-	}
-	d, err := lab.LoadDev(*data)
-	if err != nil {
-		return fmt.Errorf("backup: the stack under %s (make up first): %w", *data, err)
-	}
-	srv, private, err := stackServer(root, d)
-	if err != nil {
-		return err
+		return fmt.Errorf("backup: %w", err)
 	}
 	if err := srv.Write(); err != nil {
 		return err
@@ -174,17 +179,9 @@ func runRestore(ctx context.Context, args []string) error {
 		}
 		t.Time = tt
 	}
-	root, err := os.Getwd()
+	d, srv, private, err := stackServer(*data)
 	if err != nil {
-		return err
-	}
-	d, err := lab.LoadDev(*data)
-	if err != nil {
-		return fmt.Errorf("restore: the stack under %s: %w", *data, err)
-	}
-	srv, private, err := stackServer(root, d)
-	if err != nil {
-		return err
+		return fmt.Errorf("restore: %w", err)
 	}
 	if !private {
 		return errors.New("restore: this stack's PostgreSQL is the machine's shared cluster, which the lab never stops: " +

@@ -226,6 +226,13 @@ func (s Server) CreateStanza(ctx context.Context) error {
 	if _, err := s.pgbackrest(ctx, "stanza-create"); err != nil {
 		return err
 	}
+	return s.Check(ctx)
+}
+
+// Check switches the server to a new WAL segment and waits until the one
+// it finished is in the repository: everything committed so far can then
+// be restored.
+func (s Server) Check(ctx context.Context) error {
 	_, err := s.pgbackrest(ctx, "check")
 	return err
 }

@@ -351,7 +351,7 @@ func (d *Drill) beforeLoss(ctx context.Context, pool *pgxpool.Pool, rep *DrillRe
 	// pgbackrest check switches to a new WAL segment and waits until the
 	// finished one is in the repository: everything acknowledged so far is
 	// restorable.
-	if _, err := d.srv.pgbackrest(ctx, "check"); err != nil {
+	if err := d.srv.Check(ctx); err != nil {
 		return nil, nil, err
 	}
 	last, err := d.place(ctx, d.Batch)

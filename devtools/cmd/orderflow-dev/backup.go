@@ -187,6 +187,12 @@ func runRestore(ctx context.Context, args []string) error {
 		return errors.New("restore: this stack's PostgreSQL is the machine's shared cluster, which the lab never stops: " +
 			"restore it where it runs with pgbackrest restore (docs/operations.md, Restore), or run the stack with a private cluster")
 	}
+	// What the running server wrote last is still in its current WAL
+	// segment: a switch sends it to the repository, so a target up to now
+	// can be reached (best effort: the server may be the thing that is lost).
+	if err := srv.Check(ctx); err != nil {
+		fmt.Printf("restore: the running server's last WAL not archived (%v); restoring from what the repository holds\n", err)
+	}
 	fmt.Println("restore: stopping the stack")
 	if err := d.Down(); err != nil {
 		return err
@@ -207,8 +213,8 @@ func runRestore(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("restore: PostgreSQL serves the restored data after %.1fs; starting the stack\n", time.Since(start).Seconds())
-	if d.Config.Profile == "dev" || d.Config.Profile == "" {
-		fmt.Println("restore: note: the stack's Temporal dev server keeps its state in temporal.db (SQLite), which this does not roll back")
-	}
+	// A lab stack's Temporal is the dev server, on SQLite: production's
+	// Temporal keeps its state in the restored PostgreSQL (the drill).
+	fmt.Println("restore: note: the stack's Temporal dev server keeps its state in temporal.db (SQLite), which this does not roll back")
 	return d.Up(ctx)
 }

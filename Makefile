@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 # go.mod's toolchain line (the installed Go's go.env says local).
 export GOTOOLCHAIN ?= auto
 
-.PHONY: run up down test vulncheck alerts-test fuzz bench chaos build fmt lint temporal-cli clean dev-bin backup restore drill
+.PHONY: run up down test vulncheck alerts-test fuzz bench chaos build fmt lint temporal-cli clean dev-bin
 
 # The lab (devtools/lab) runs every stack from its typed topology; its
 # command is orderflow-dev lab (orderflow-dev lab help). Environment
@@ -69,6 +69,7 @@ chaos: dev-bin ## faults against a fresh stack under load, then the invariants (
 # old, else incremental), full, incr or diff; the repository is
 # <data>/backup/repo unless BACKUP_REPO_PATH or BACKUP_S3_BUCKET say.
 BACKUP_TYPE ?= auto
+.PHONY: backup restore drill
 backup: dev-bin ## back up the running stack's PostgreSQL (WAL archiving turned on the first time)
 	@devtools/install.sh pgbackrest
 	@$(DEV) backup --type $(BACKUP_TYPE)

@@ -6,9 +6,7 @@ import (
 	"maps"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/activities/catalog"
@@ -17,41 +15,7 @@ import (
 // check reads the final state from PostgreSQL, the provider ledgers and
 // Temporal visibility and checks every invariant.
 func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
-	out, err := checkState(ctx, r.db, r.temporal, r.acceptedIDs(), skus)
-	if err != nil {
-		return nil, err
-	}
-	// 5. A re-sent request got the first answer.
-	r.mu.Lock()
-	inv := Invariant{Name: "every re-sent request (same Idempotency-Key) got the same order"}
-	for _, p := range r.placed {
-		if p.resend && p.orderID != "" {
-			inv.Checked++
-			if p.resent != p.orderID {
-				inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("key %s: first %s, re-sent %q", p.key, p.orderID, p.resent))
-			}
-		}
-	}
-	r.mu.Unlock()
-	return append(out, done(inv)), nil
-}
-
-// CheckState checks the invariants of the state a stack reached over the
-// orders ids (accepted, each with a 2xx) and the SKUs of stock (each with
-// the quantity on hand it was created with): every order exists and
-// settled, no saga left running but those waiting on their carrier, one
-// net charge per paid order and none for the others, stock conserved per
-// SKU and warehouse with its event log. The restore drill
-// (devtools/backup) checks a restored stack with them.
-func CheckState(ctx context.Context, db *pgxpool.Pool, tc client.Client, ids []string, stock map[string]int) ([]Invariant, error) {
-	var skus []sku
-	for s, n := range stock {
-		skus = append(skus, sku{SKU: s, OnHand: n})
-	}
-	return checkState(ctx, db, tc, ids, skus)
-}
-
-func checkState(ctx context.Context, db *pgxpool.Pool, tc client.Client, ids []string, skus []sku) ([]Invariant, error) {
+	ids := r.acceptedIDs()
 	var out []Invariant
 
 	// 1. Every accepted order exists and ended.
@@ -60,7 +24,7 @@ func checkState(ctx context.Context, db *pgxpool.Pool, tc client.Client, ids []s
 		total  int64
 	}
 	orders := map[string]order{}
-	rows, err := db.Query(ctx, `SELECT order_id::text, status, total_cents FROM orders WHERE order_id = ANY($1::uuid[])`, ids)
+	rows, err := r.db.Query(ctx, `SELECT order_id::text, status, total_cents FROM orders WHERE order_id = ANY($1::uuid[])`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read orders: %w", err)
 	}
@@ -87,7 +51,7 @@ func checkState(ctx context.Context, db *pgxpool.Pool, tc client.Client, ids []s
 	out = append(out, done(inv))
 
 	// 2. No saga left running but those waiting on their carrier.
-	res, err := tc.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
+	res, err := r.temporal.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
 		Query: `WorkflowType = "Order" AND ExecutionStatus = "Running" AND OrderStatus NOT IN ("` +
 			strings.Join([]string{orderflow.StatusFulfilling, orderflow.StatusFulfillmentOverdue, orderflow.StatusPartiallyShipped, orderflow.StatusShipped}, `", "`) + `")`})
 	if err != nil {
@@ -103,7 +67,7 @@ func checkState(ctx context.Context, db *pgxpool.Pool, tc client.Client, ids []s
 	// the others, and a refund of the same amount for each charge they got.
 	type money struct{ charges, refunds, charged, refunded int64 }
 	ledger := map[string]*money{}
-	rows, err = db.Query(ctx, `SELECT substring(idempotency_key from '^(?:charge|refund)-([0-9a-f-]{36})'), kind, amount_cents
+	rows, err = r.db.Query(ctx, `SELECT substring(idempotency_key from '^(?:charge|refund)-([0-9a-f-]{36})'), kind, amount_cents
 		FROM paysim.ledger WHERE substring(idempotency_key from '^(?:charge|refund)-([0-9a-f-]{36})') = ANY($1)`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read ledgers: %w", err)
@@ -155,7 +119,7 @@ func checkState(ctx context.Context, db *pgxpool.Pool, tc client.Client, ids []s
 	inv = Invariant{Name: "stock conserved per SKU and warehouse; reserved only by orders awaiting their carrier; event log replays, never negative", Checked: len(skus)}
 	for _, s := range skus {
 		var onHand, reserved, left, held int
-		err := db.QueryRow(ctx, `SELECT i.on_hand, i.reserved,
+		err := r.db.QueryRow(ctx, `SELECT i.on_hand, i.reserved,
 			COALESCE((SELECT sum(CASE WHEN r.status = 'committed' THEN r.quantity ELSE r.shipped END) FROM reservations r WHERE r.sku = i.sku), 0)
 			- COALESCE((SELECT sum(ri.quantity) FROM return_items ri JOIN returns rt USING (return_id)
 			            WHERE ri.sku = i.sku AND rt.status IN ('received', 'refunded')), 0),
@@ -170,14 +134,14 @@ func checkState(ctx context.Context, db *pgxpool.Pool, tc client.Client, ids []s
 		if s.OnHand != onHand+left || reserved != held {
 			inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("%s: started %d, on hand %d + left %d, reserved %d (held by orders awaiting their carrier %d)", s.SKU, s.OnHand, onHand, left, reserved, held))
 		}
-		replay, err := catalog.ReplayInventory(ctx, db, s.SKU)
+		replay, err := catalog.ReplayInventory(ctx, r.db, s.SKU)
 		if err != nil {
 			return nil, err
 		}
 		if replay.Violation != "" || replay.OnHand != onHand || replay.Reserved != reserved {
 			inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("%s: events replay to %d/%d against row %d/%d %s", s.SKU, replay.OnHand, replay.Reserved, onHand, reserved, replay.Violation))
 		}
-		wh, err := catalog.ReplayWarehouses(ctx, db, s.SKU)
+		wh, err := catalog.ReplayWarehouses(ctx, r.db, s.SKU)
 		if err != nil {
 			return nil, err
 		}
@@ -193,6 +157,19 @@ func checkState(ctx context.Context, db *pgxpool.Pool, tc client.Client, ids []s
 	}
 	out = append(out, done(inv))
 
+	// 5. A re-sent request got the first answer.
+	r.mu.Lock()
+	inv = Invariant{Name: "every re-sent request (same Idempotency-Key) got the same order"}
+	for _, p := range r.placed {
+		if p.resend && p.orderID != "" {
+			inv.Checked++
+			if p.resent != p.orderID {
+				inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("key %s: first %s, re-sent %q", p.key, p.orderID, p.resent))
+			}
+		}
+	}
+	r.mu.Unlock()
+	out = append(out, done(inv))
 	return out, nil
 }
 

@@ -6,12 +6,12 @@
 #   postgres  the PostgreSQL server and psql
 #   redis     redis-server and redis-cli
 #   promtool  Prometheus's promtool (deploy/observability's alert rules)
+#   pgbackrest  pgBackRest: PostgreSQL backups, WAL archive, point-in-time restore (devtools/backup)
 #   chromium  /usr/bin/chromium, node and npm (the Web UI's browser test)
 #   sentinel  redis-sentinel (Redis HA: deploy/redis/), with redis
 #   patroni   Patroni with its etcd client library (PostgreSQL HA: deploy/postgres/)
 #   etcd      etcd and etcdctl (Patroni's consensus store)
 #   haproxy   HAProxy (deploy/haproxy/, deploy/postgres/)
-#   pgbackrest  pgBackRest: PostgreSQL backups, WAL archive, point-in-time restore (devtools/backup)
 set -euo pipefail
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2 || true; }
@@ -36,6 +36,9 @@ for name in "$@"; do
     promtool)
       have promtool || pkgs+=(prometheus)
       ;;
+    pgbackrest)
+      have pgbackrest || pkgs+=(pgbackrest)
+      ;;
     chromium)
       [ -x /usr/bin/chromium ] || pkgs+=(chromium)
       have node || pkgs+=(nodejs)
@@ -55,10 +58,7 @@ for name in "$@"; do
     haproxy)
       have haproxy || pkgs+=(haproxy)
       ;;
-    pgbackrest)
-      have pgbackrest || pkgs+=(pgbackrest)
-      ;;
-    *) die "install.sh: unknown name $name (tools, postgres, redis, promtool, chromium, sentinel, patroni, etcd, haproxy, pgbackrest)" ;;
+    *) die "install.sh: unknown name $name (tools, postgres, redis, promtool, chromium, sentinel, patroni, etcd, haproxy)" ;;
   esac
 done
 [ ${#pkgs[@]} -gt 0 ] || exit 0

@@ -55,15 +55,6 @@ fuzz: ## run every fuzz target in FUZZ_PKGS for FUZZTIME each (default 60s); nee
 		done; \
 	done
 
-bench: ## load-test a fresh stack: step search, baseline, fixed-rate run; writes bench/results/
-	@scripts/bench.sh
-
-# CHAOS_ARGS: extra flags for `orderflow-dev chaos` (orderflow-dev chaos -h).
-CHAOS_DURATION ?= 10m
-CHAOS_RATE ?= 10
-chaos: dev-bin ## faults against a fresh stack under load, then the invariants (CHAOS_DURATION, default 10m); writes chaos/results/
-	@$(DEV) lab with --profile chaos -- $(DEV) chaos --duration $(CHAOS_DURATION) --rate $(CHAOS_RATE) $(CHAOS_ARGS)
-
 # Backups of the stack's PostgreSQL with pgBackRest (docs/operations.md,
 # Backups): BACKUP_TYPE auto (default: full when the last full is 7 days
 # old, else incremental), full, incr or diff; the repository is
@@ -81,6 +72,15 @@ restore: dev-bin ## restore the stack's PostgreSQL to TARGET_TIME (RFC 3339, or 
 drill: dev-bin ## the restore drill on a stack of its own (make test runs it too); writes backup/results/
 	@devtools/install.sh pgbackrest haproxy
 	@$(DEV) drill
+
+bench: ## load-test a fresh stack: step search, baseline, fixed-rate run; writes bench/results/
+	@scripts/bench.sh
+
+# CHAOS_ARGS: extra flags for `orderflow-dev chaos` (orderflow-dev chaos -h).
+CHAOS_DURATION ?= 10m
+CHAOS_RATE ?= 10
+chaos: dev-bin ## faults against a fresh stack under load, then the invariants (CHAOS_DURATION, default 10m); writes chaos/results/
+	@$(DEV) lab with --profile chaos -- $(DEV) chaos --duration $(CHAOS_DURATION) --rate $(CHAOS_RATE) $(CHAOS_ARGS)
 
 build:
 	go build -trimpath -o bin/orderflow ./cmd/orderflow

@@ -27,10 +27,11 @@ func runDrill(ctx context.Context, args []string) error {
 	fs.IntVar(&d.TemporalPortBase, "temporal-port-base", 0, "13 ports from this one for the Temporal server (0: free ones)")
 	fs.IntVar(&d.Batch, "batch", 8, "orders placed in each step")
 	results := fs.String("results", filepath.Join(root, "backup", "results"), "directory for the JSON report")
-	if err := fs.Parse(args); err != nil {
+	// The environment first (DRILL_BATCH, BACKUP_TYPE...), the command line over it.
+	if err := flagsFromEnv(fs, "DRILL_"); err != nil {
 		return err
 	}
-	if err := flagsFromEnv(fs, "DRILL_"); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	rep, err := d.Run(ctx)
@@ -110,10 +111,11 @@ func runBackup(ctx context.Context, args []string) error {
 	data := fs.String("data", envOr("STACK_DATA_DIR", ".data"), "the lab stack whose PostgreSQL is backed up (its directory)")
 	typ := fs.String("type", "auto", "full, incr, diff, or auto (full when the last full is 7 days old, else incr)")
 	metric := fs.String("metric-file", "", "the Prometheus textfile to write (default <data>/backup/metrics/orderflow_backup.prom)")
-	if err := fs.Parse(args); err != nil {
+	// The environment first (DRILL_BATCH, BACKUP_TYPE...), the command line over it.
+	if err := flagsFromEnv(fs, "BACKUP_"); err != nil {
 		return err
 	}
-	if err := flagsFromEnv(fs, "BACKUP_"); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	d, srv, private, err := stackServer(*data)

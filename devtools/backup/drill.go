@@ -595,7 +595,7 @@ func acceptedIn(ctx context.Context, url string, orders []acked) (map[string]boo
 // rest of the stack.
 func (d *Drill) restoreToTarget(ctx context.Context, rep *DrillReport) error {
 	start := time.Now()
-	if err := d.srv.Restore(ctx, d.srv.PGData, Target{}); err != nil {
+	if err := d.srv.Restore(ctx, d.srv.PGData, Target{Time: rep.Target}); err != nil {
 		return err
 	}
 	if err := d.stack.Start(ctx, "postgres"); err != nil {

@@ -63,6 +63,24 @@ fuzz: ## run every fuzz target in FUZZ_PKGS for FUZZTIME each (default 60s); nee
 		done; \
 	done
 
+# Backups of the stack's PostgreSQL with pgBackRest (docs/operations.md,
+# Backups): BACKUP_TYPE auto (default: full when the last full is 7 days
+# old, else incremental), full, incr or diff; the repository is
+# <data>/backup/repo unless BACKUP_REPO_PATH or BACKUP_S3_BUCKET say.
+BACKUP_TYPE ?= auto
+.PHONY: backup restore drill
+backup: dev-bin ## back up the running stack's PostgreSQL (WAL archiving turned on the first time)
+	@devtools/install.sh pgbackrest
+	@$(DEV) backup --type $(BACKUP_TYPE)
+
+restore: dev-bin ## restore the stack's PostgreSQL to TARGET_TIME (RFC 3339, or latest) and start the stack on it
+	@devtools/install.sh pgbackrest
+	@$(DEV) restore --target-time "$(TARGET_TIME)"
+
+drill: dev-bin ## the restore drill on a stack of its own (make test runs it too); writes backup/results/
+	@devtools/install.sh pgbackrest haproxy
+	@$(DEV) drill
+
 bench: ## load-test a fresh stack: step search, baseline, fixed-rate run; writes bench/results/
 	@scripts/bench.sh
 

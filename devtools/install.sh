@@ -6,6 +6,7 @@
 #   postgres  the PostgreSQL server and psql
 #   redis     redis-server and redis-cli
 #   promtool  Prometheus's promtool (deploy/observability's alert rules)
+#   pgbackrest  pgBackRest: PostgreSQL backups, WAL archive, point-in-time restore (devtools/backup)
 #   chromium  /usr/bin/chromium, node and npm (the Web UI's browser test)
 #   sentinel  redis-sentinel (Redis HA: deploy/redis/), with redis
 #   patroni   Patroni with its etcd client library (PostgreSQL HA: deploy/postgres/)
@@ -35,6 +36,9 @@ for name in "$@"; do
       ;;
     promtool)
       have promtool || pkgs+=(prometheus)
+      ;;
+    pgbackrest)
+      have pgbackrest || pkgs+=(pgbackrest)
       ;;
     chromium)
       [ -x /usr/bin/chromium ] || pkgs+=(chromium)

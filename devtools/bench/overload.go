@@ -532,7 +532,7 @@ func vegetaAttack(ctx context.Context, oc OverloadConfig, t *orderTarget, rate f
 			return nil, fmt.Errorf("vegeta: %w", err)
 		}
 		if err := enc.Encode(map[string]any{"method": http.MethodPost, "url": t.api.BaseURL() + "/v1/orders", "body": body,
-			"header": http.Header{"Authorization": {"Bearer " + t.tokens.Bearer(customer, auth.RoleCustomer)},
+			"header": http.Header{"Authorization": {t.tokens.Bearer(customer, auth.RoleCustomer)},
 				apiclient.HeaderIdempotencyKey: {key}, "Content-Type": {"application/json"}}}); err != nil {
 			return nil, fmt.Errorf("vegeta: %w", err)
 		}

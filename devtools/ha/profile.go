@@ -29,7 +29,7 @@ func init() {
 }
 
 // ProfileHosts are the ha profile's hosts, each a network namespace
-// ofn-<name>, at 10.201.1.<n> (n = 1, 2, ... in this order) of the
+// <prefix><name> (ofn-pg1), at 10.201.1.<n> (n = 1, 2, ... in this order) of the
 // profile's network.
 var ProfileHosts = []string{"etcd1", "etcd2", "etcd3", "pg1", "pg2", "redis-1", "redis-2", "sentinel-1", "sentinel-2",
 	"sentinel-3", "temporal-1", "temporal-2", "gateway-1", "gateway-2", "worker-1", "worker-2"}
@@ -83,13 +83,17 @@ func hostsOf(nw lab.Network) (map[string]lab.Host, error) {
 	if base == nil {
 		return nil, fmt.Errorf("ha: network %s is not IPv4", nw.Subnet)
 	}
+	prefix := nw.Prefix
+	if prefix == "" {
+		prefix = lab.DefaultNetwork.Prefix
+	}
 	out := map[string]lab.Host{}
 	for i, name := range ProfileHosts {
 		ip := net.IPv4(base[0], base[1], base[2]+1, base[3]+byte(i+1))
 		if !ipn.Contains(ip) {
 			return nil, fmt.Errorf("ha: network %s is too small for %d hosts", nw.Subnet, len(ProfileHosts))
 		}
-		out[name] = lab.Host{Addr: ip.String(), Netns: "ofn-" + name}
+		out[name] = lab.Host{Addr: ip.String(), Netns: prefix + name}
 	}
 	return out, nil
 }
@@ -176,7 +180,8 @@ func NewProfile(cfg lab.Config) (*Profile, error) {
 }
 
 // ClusterBackend is TEMPORAL_BACKEND=cluster for the single-node stack:
-// the two-server cluster on loopback (ports from cfg.Ports["temporal-cluster"]),
+// the two-server cluster on loopback (ports from cfg.Ports["temporal-cluster"],
+// at lab.ClusterHost),
 // its persistence and visibility in <database>_temporal and
 // <database>_temporal_vis beside orderflow's on the stack's PostgreSQL,
 // its balancer on the stack's temporal port and the Web UI on its
@@ -194,8 +199,9 @@ func ClusterBackend(cfg lab.Config) ([]*lab.Node, error) {
 	pass, _ := u.User.Password()
 	db := strings.TrimPrefix(u.Path, "/")
 	tc := &TemporalCluster{Root: cfg.Root, Data: filepath.Join(cfg.Data, "run"), Bin: bin, PortBase: cfg.Ports["temporal-cluster"],
-		DB: Postgres{Addr: u.Host, User: u.User.Username(), Password: pass, Database: db + "_temporal", Visibility: db + "_temporal_vis"},
-		UI: true, CodecEndpoint: e["TEMPORAL_UI_CODEC_ENDPOINT"],
+		Host: lab.ClusterHost(cfg.Ports),
+		DB:   Postgres{Addr: u.Host, User: u.User.Username(), Password: pass, Database: db + "_temporal", Visibility: db + "_temporal_vis"},
+		UI:   true, CodecEndpoint: e["TEMPORAL_UI_CODEC_ENDPOINT"],
 		Front: &Front{Host: lab.Loopback, Port: cfg.Ports["temporal"], UI: cfg.Ports["temporal-ui"], Stats: cfg.Ports["temporal-lb-stats"]}}
 	// The stack's role may not create databases: the lab creates both,
 	// owned by it, as it creates orderflow's.

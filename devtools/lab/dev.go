@@ -106,16 +106,13 @@ const slotPorts = 16
 // DefaultPorts are make run's ports (README).
 var DefaultPorts = Ports{"api": 8080, "worker": 8081, "paysim-a": 8090, "paysim-b": 8093,
 	"temporal": 7233, "temporal-ui": 8233, "redis": 6379, "postgres": 5432, "carrier": 8096,
-	"mailpit-smtp": 1025, "mailpit-ui": 8025, "nats": 4222, "nats-monitor": 8222,
-	// TEMPORAL_BACKEND=cluster: the balancer's status page, and the first
-	// of the servers' 20 ports (on loopback; the ha profile's servers
-	// have hosts of their own). The ha profile: the gateways' balancer's
-	// status page.
-	"temporal-lb-stats": 8404, "temporal-cluster": 7300, "api-lb-stats": 8405}
+	"mailpit-smtp": 1025, "mailpit-ui": 8025, "nats": 4222, "nats-monitor": 8222}
 
-// clusterPorts is how many ports from "temporal-cluster" the two servers
-// of TEMPORAL_BACKEND=cluster use.
-const clusterPorts = 20
+// ClusterPorts are the defaults of the ports TEMPORAL_BACKEND=cluster and
+// topologies add: the Temporal balancer's status page and the first of the
+// servers' 20 ports (on loopback; the ha profile's servers have hosts of
+// their own); the gateways' balancer's status page.
+var ClusterPorts = Ports{"temporal-lb-stats": 8404, "temporal-cluster": 7300, "api-lb-stats": 8405}
 
 // TemporalBackends are what TEMPORAL_BACKEND may name.
 var TemporalBackends = []string{"dev", "cluster"}
@@ -135,6 +132,9 @@ type Options struct {
 	// TemporalBackend is "dev" or "cluster" (TEMPORAL_BACKEND too; default
 	// the profile's, else dev).
 	TemporalBackend string
+	// Network overrides the network of a topology with hosts (the ha
+	// profile's test runs beside a stack that is up).
+	Network *Network
 }
 
 // Dev is a single-node stack: the topology of make run, or of one of the
@@ -189,7 +189,7 @@ func NewDev(o Options) (*Dev, error) {
 	if backend == "cluster" {
 		names = append(names[:len(names):len(names)], "temporal-lb-stats")
 	}
-	if prof.Topology == "ha" {
+	if prof.Topology != "" {
 		names = append(names, "api-lb-stats")
 	}
 	// The lab's own address: loopback, or with hosts of their own the
@@ -198,6 +198,9 @@ func NewDev(o Options) (*Dev, error) {
 	root := Loopback
 	if prof.Topology != "" {
 		nw := DefaultNetwork
+		if o.Network != nil {
+			nw = *o.Network
+		}
 		network, root = &nw, nw.Gateway
 	}
 	if mode.Kind == "base" {
@@ -240,17 +243,22 @@ func NewDev(o Options) (*Dev, error) {
 	if v := env("WORKER_HEALTH_ADDR"); v != "" {
 		over["worker"] = portOf("http://"+v, 8081)
 	}
-	ports, err := Allocate(names, DefaultPorts, mode, over)
+	defaults := Ports{}
+	for _, m := range []Ports{DefaultPorts, ClusterPorts} {
+		for k, v := range m {
+			defaults[k] = v
+		}
+	}
+	ports, err := Allocate(names, defaults, mode, over)
 	if err != nil {
 		return nil, err
 	}
 	if backend == "cluster" && prof.Topology == "" {
-		ports["temporal-cluster"] = DefaultPorts["temporal-cluster"]
-		if mode.Kind != "default" {
-			if ports["temporal-cluster"], err = freeRange(clusterPorts); err != nil {
-				return nil, err
-			}
-		}
+		// Always 7300: Temporal keeps membership ports in a smallint, so
+		// no kernel-given port (32768 and up) will do; the servers of a
+		// stack not on make run's ports bind an address of their own
+		// instead (ClusterHost).
+		ports["temporal-cluster"] = ClusterPorts["temporal-cluster"]
 	}
 	if prof.PrivatePostgres {
 		u, _ := url.Parse(dbURL)
@@ -531,33 +539,16 @@ func Services(cfg Config) ([]*Node, error) {
 	return append(nodes, mailpit, nats), nil
 }
 
-// freeRange is the first of n consecutive ports the kernel reports free
-// (one it gave, and the n-1 after it).
-func freeRange(n int) (int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		held := []net.Listener{l}
-		ok := base+n < 65536
-		for p := base + 1; ok && p < base+n; p++ {
-			h, err := net.Listen("tcp", net.JoinHostPort(Loopback, strconv.Itoa(p)))
-			if err != nil {
-				ok = false
-				break
-			}
-			held = append(held, h)
-		}
-		for _, h := range held {
-			_ = h.Close()
-		}
-		if ok {
-			return base, nil
-		}
+// ClusterHost is the loopback address the servers of TEMPORAL_BACKEND=cluster
+// bind: 127.0.0.1 on make run's ports, else one made of the stack's
+// temporal port (127.<port/256>.<port%256>.1), unique as that port is, so
+// stacks side by side share no server port.
+func ClusterHost(ports Ports) string {
+	p := ports["temporal"]
+	if p == DefaultPorts["temporal"] {
+		return Loopback
 	}
-	return 0, fmt.Errorf("ports: no %d consecutive free ports", n)
+	return fmt.Sprintf("127.%d.%d.1", p>>8&255, p&255)
 }
 
 // Environ is the stack's environment as KEY=VALUE lines, for a command run
@@ -640,7 +631,15 @@ func (d *Dev) writeTokens(ctx context.Context) error {
 		}
 		fmt.Fprintf(&b, "export %s=%s\n", t[0], strings.TrimSpace(string(out)))
 	}
-	return os.WriteFile(d.TokensFile(), []byte(b.String()), 0o600)
+	if err := os.WriteFile(d.TokensFile(), []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	// A topology on make run's ports stands in for make run: the README's
+	// walk-through sources make run's tokens file (make up rewrites it).
+	if d.Config.Topology != "" && d.Config.Ports["api"] == DefaultPorts["api"] {
+		return os.WriteFile(filepath.Join(d.Config.Root, Profiles["dev"].Data, "tokens.env"), []byte(b.String()), 0o600)
+	}
+	return nil
 }
 
 // TokensFile is where the stack's development tokens are written.

@@ -29,6 +29,8 @@ type Network struct {
 	// Subnet holds every address, Gateway included (10.201.0.0/16).
 	Subnet  string `json:"subnet"`
 	Gateway string `json:"gateway"` // the bridge's address, e.g. 10.201.0.1
+	// Prefix begins the names of the topology's namespaces (ofn-).
+	Prefix string `json:"prefix"`
 }
 
 // Host is where a node runs: its address and, for a host of its own,
@@ -39,17 +41,17 @@ type Host struct {
 }
 
 // DefaultNetwork is the ha profile's network.
-var DefaultNetwork = Network{Bridge: "ofn-br0", Subnet: "10.201.0.0/16", Gateway: "10.201.0.1"}
+var DefaultNetwork = Network{Bridge: "ofn-br0", Subnet: "10.201.0.0/16", Gateway: "10.201.0.1", Prefix: "ofn-"}
 
 // maxIfName is Linux's limit on an interface name (IFNAMSIZ-1).
 const maxIfName = 15
 
 // Link is the name of a host's veth end in the root namespace: the
-// namespace's name with its first "n-" made "v-" (ofn-pg1: ofv-pg1), or
-// with "v-" in front.
+// namespace's name with its leading "ofn" made "ofv" (ofn-pg1: ofv-pg1),
+// or with "v-" in front.
 func Link(netns string) string {
-	if i := strings.Index(netns, "n-"); i >= 0 {
-		return netns[:i] + "v-" + netns[i+2:]
+	if rest, ok := strings.CutPrefix(netns, "ofn"); ok {
+		return "ofv" + rest
 	}
 	return "v-" + netns
 }

@@ -16,7 +16,7 @@ import (
 
 // testNetwork is apart from the ha profile's hosts (10.201.1.x) and
 // bridge, so the test runs beside a stack that is up.
-var testNetwork = Network{Bridge: "ofn-brt", Subnet: "10.201.250.0/24", Gateway: "10.201.250.1"}
+var testNetwork = Network{Bridge: "ofn-brt", Subnet: "10.201.250.0/24", Gateway: "10.201.250.1", Prefix: "ofn-t"}
 
 func needNetns(t *testing.T) {
 	t.Helper()
@@ -158,7 +158,7 @@ func TestNetnsHostsReachEachOtherAndTheRootAndAreCutKilledAndHealed(t *testing.T
 }
 
 func TestLinkNamesFitLinux(t *testing.T) {
-	for netns, want := range map[string]string{"ofn-pg1": "ofv-pg1", "ofn-temporal-2": "ofv-temporal-2", "x": "v-x"} {
+	for netns, want := range map[string]string{"ofn-pg1": "ofv-pg1", "ofn-temporal-2": "ofv-temporal-2", "ofn2-sentinel-1": "ofv2-sentinel-1", "x": "v-x"} {
 		if got := Link(netns); got != want {
 			t.Errorf("Link(%q) = %q, want %q", netns, got, want)
 		}

@@ -63,7 +63,7 @@ fuzz: ## run every fuzz target in FUZZ_PKGS for FUZZTIME each (default 60s); nee
 		done; \
 	done
 
-bench: ## load-test a fresh stack: step search, baseline, fixed-rate run; writes bench/results/
+bench: ## load-test a fresh stack: step search, baseline, fixed-rate run, overload (with vegeta); writes bench/results/
 	@scripts/bench.sh
 
 # CHAOS_ARGS: extra flags for `orderflow-dev chaos` (orderflow-dev chaos -h).

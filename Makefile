@@ -81,7 +81,7 @@ drill: dev-bin ## the restore drill on a stack of its own (make test runs it too
 	@devtools/install.sh pgbackrest haproxy
 	@$(DEV) drill
 
-bench: ## load-test a fresh stack: step search, baseline, fixed-rate run; writes bench/results/
+bench: ## load-test a fresh stack: step search, baseline, fixed-rate run, overload (with vegeta); writes bench/results/
 	@scripts/bench.sh
 
 # CHAOS_ARGS: extra flags for `orderflow-dev chaos` (orderflow-dev chaos -h).

@@ -80,8 +80,45 @@ func (r *Runner) fault(kind string, w *window) error {
 	case "provider_errors":
 		w.Detail = "primary answers 30% 500"
 		return r.providerFaults(`{"error_rate":0.3}`, hold, false)
+	case "provider_primary_outage":
+		// The secondary stays up: the router fails over to it once the
+		// primary's breaker opens, and back when the primary answers.
+		w.Detail = "primary only"
+		return r.providerFaults(`{"outage":true}`, r.holdOf(kind), false)
+	case "smtp_restart":
+		// Mails wait in the outbox and are delivered once, after.
+		return r.killFor("mailpit", r.holdOf(kind))
+	case "nats_restart":
+		// Events wait in the outbox; the relay and the consumers
+		// reconnect, and JetStream drops what the relay publishes twice.
+		return r.killFor("nats", r.holdOf(kind))
+	case "temporal_outage":
+		// The breaker case: the gateway's Temporal breaker opens and
+		// placements are refused at once with Retry-After (BreakerCase).
+		w.Detail = "frontend down " + r.holdOf(kind).String()
+		return r.killFor("temporal", r.holdOf(kind))
 	}
 	return fmt.Errorf("unknown fault %q", kind)
+}
+
+// holdOf is how long a fault kind keeps its dependency down.
+func (r *Runner) holdOf(kind string) time.Duration {
+	switch kind {
+	case "temporal_kill":
+		return time.Second
+	case "worker_kill", "redis_restart", "smtp_restart", "nats_restart":
+		return r.cfg.Hold / 2
+	case "postgres_restart":
+		return 0
+	case "provider_primary_outage":
+		// Long enough for the primary's breaker to open and charges to
+		// go to the secondary for a while.
+		return max(r.cfg.Hold, 8*time.Second)
+	case "temporal_outage":
+		// Long enough for the breaker to open and refuse.
+		return max(r.cfg.Hold, 10*time.Second)
+	}
+	return r.cfg.Hold
 }
 
 // killFor kills a node of the stack and starts it again after down.

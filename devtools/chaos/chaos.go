@@ -125,23 +125,23 @@ func (r *Runner) intn(n int) int {
 
 // Report is what a run prints and writes.
 type Report struct {
-	Started    time.Time         `json:"started"`
-	Seed       uint64            `json:"seed"`
-	Duration   string            `json:"duration"`
-	Sent       int               `json:"orders_sent"`
-	Accepted   int               `json:"orders_accepted"`
-	Statuses   map[string]int    `json:"statuses"`
-	Faults     map[string]int    `json:"faults"`
-	Windows    []*window         `json:"fault_windows"`
-	Errors     map[string]int    `json:"client_errors_outside_faults"`
-	Invariants []Invariant       `json:"invariants"`
+	Started    time.Time      `json:"started"`
+	Seed       uint64         `json:"seed"`
+	Duration   string         `json:"duration"`
+	Sent       int            `json:"orders_sent"`
+	Accepted   int            `json:"orders_accepted"`
+	Statuses   map[string]int `json:"statuses"`
+	Faults     map[string]int `json:"faults"`
+	Windows    []*window      `json:"fault_windows"`
+	Errors     map[string]int `json:"client_errors_outside_faults"`
+	Invariants []Invariant    `json:"invariants"`
 	// Paths counts how often each recovery path ran; a required one that
 	// never ran fails the run.
 	Paths []Path `json:"recovery_paths"`
 	// Breaker is the breaker chaos case (temporal_outage), when it ran.
-	Breaker *BreakerCase `json:"breaker_case,omitempty"`
-	Passed     bool              `json:"passed"`
-	Extra      map[string]string `json:"extra,omitempty"`
+	Breaker *BreakerCase      `json:"breaker_case,omitempty"`
+	Passed  bool              `json:"passed"`
+	Extra   map[string]string `json:"extra,omitempty"`
 }
 
 // Invariant is one check over the final state.

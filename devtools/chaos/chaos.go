@@ -9,10 +9,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -217,6 +219,7 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	rep.Breaker = r.breakerCase()
+	rep.Extra = map[string]string{"order task queue backlog age": r.metrics.backlog(), "gateway 503s to placements": r.refusalCodes()}
 	rep.Passed = true
 	for _, inv := range rep.Invariants {
 		rep.Passed = rep.Passed && inv.Passed
@@ -291,6 +294,9 @@ func (rep Report) Print(w io.Writer) {
 			}
 			fmt.Fprintf(w, "%-4s  %-66s %6d%s\n", verdict, p.Name, p.Count, note)
 		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(rep.Extra)) {
+		fmt.Fprintf(w, "%-30s %s\n", k, rep.Extra[k])
 	}
 	if b := rep.Breaker; b != nil {
 		verdict := "PASS"

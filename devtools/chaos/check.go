@@ -156,9 +156,9 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 
 	// 5. A re-sent request got the first answer.
 	r.mu.Lock()
-	inv = Invariant{Name: "every re-sent request (same Idempotency-Key) got the same order"}
+	inv = Invariant{Name: "every re-sent request (same Idempotency-Key) that got an answer got the same order"}
 	for _, p := range r.placed {
-		if p.resend && p.orderID != "" {
+		if p.resend && p.orderID != "" && p.resentAnswered {
 			inv.Checked++
 			if p.resent != p.orderID {
 				inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("key %s: first %s, re-sent %q", p.key, p.orderID, p.resent))

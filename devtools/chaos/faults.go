@@ -67,7 +67,7 @@ func (r *Runner) fault(kind string, w *window) error {
 	case "temporal_kill":
 		return r.killFor("temporal", time.Second)
 	case "redis_restart":
-		return r.killFor("redis", hold/2)
+		return r.killFor("redis", r.holdOf(kind))
 	case "postgres_restart":
 		return r.inject(lab.RestartNode{Stack: r.cfg.Stack, Name: "postgres"}, 0)
 	case "provider_outage":
@@ -106,8 +106,12 @@ func (r *Runner) holdOf(kind string) time.Duration {
 	switch kind {
 	case "temporal_kill":
 		return time.Second
-	case "worker_kill", "redis_restart", "smtp_restart", "nats_restart":
+	case "worker_kill":
 		return r.cfg.Hold / 2
+	case "redis_restart", "smtp_restart", "nats_restart":
+		// A breaker opens at half of a rolling 10 s window's calls
+		// failed: down for less than half the window, it never does.
+		return max(r.cfg.Hold, 8*time.Second)
 	case "postgres_restart":
 		return 0
 	case "provider_primary_outage":

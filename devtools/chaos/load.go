@@ -30,7 +30,10 @@ type placed struct {
 	orderID  string // set once a 2xx came back
 	resent   string // the order id a re-send with the same key got
 	resend   bool
-	cancel   bool
+	// resentAnswered: the re-send got a final answer (2xx or 4xx) before
+	// its bound; one refused with 503s throughout says nothing of the key.
+	resentAnswered bool
+	cancel         bool
 	// cancelLate: cancelled once confirmed and fulfilling, racing the
 	// carrier's pickup (202, or 409 already_shipped once a parcel left).
 	cancelLate bool
@@ -166,9 +169,9 @@ func (r *Runner) drive(p *placed) {
 		r.returnWhenDelivered(p, id)
 	}
 	if p.resend {
-		again := r.place(p)
+		again, answered := r.placeWithin(p, 3*time.Minute)
 		r.mu.Lock()
-		p.resent = again
+		p.resent, p.resentAnswered = again, answered
 		r.mu.Unlock()
 	}
 }
@@ -237,22 +240,36 @@ func (r *Runner) retry(f func() error) bool {
 	}
 }
 
-// place sends the order until it gets a final answer; it returns the order
-// id of a 2xx, "" otherwise.
+// place sends the order until it gets a final answer, for up to a minute;
+// it returns the order id of a 2xx, "" otherwise. Between tries it waits
+// as a careful client does: its own backoff, or the Retry-After the
+// gateway asked for when that is longer.
 func (r *Runner) place(p *placed) string {
+	id, _ := r.placeWithin(p, time.Minute)
+	return id
+}
+
+// placeWithin is place with its bound; answered says whether a final
+// answer (2xx or 4xx) came before it.
+func (r *Runner) placeWithin(p *placed, bound time.Duration) (id string, answered bool) {
 	gw := r.gateway(p.customer, auth.RoleCustomer)
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(bound)
 	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 3*time.Second) {
 		acc, status, err := gw.PlaceOrder(context.Background(), p.req, p.key)
 		r.count(err)
 		if err == nil && acc.OrderID != "" {
-			return acc.OrderID
+			return acc.OrderID, true
 		}
 		if status/100 == 4 && status != http.StatusTooManyRequests {
-			return "" // a final answer: the order was refused
+			return "", true // a final answer: the order was refused
 		}
 		if time.Now().After(deadline) {
-			return ""
+			return "", false
+		}
+		var e *apiclient.Error
+		if errors.As(err, &e) && e.RetryAfter > backoff {
+			time.Sleep(min(e.RetryAfter, time.Until(deadline)+time.Millisecond))
+			continue
 		}
 		time.Sleep(backoff)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -39,6 +40,17 @@ type scraper struct {
 	// has a breaker, open or not.
 	opened map[string]int
 	seen   map[string]bool
+	// The gateway's order task queue backlog age (admission refuses
+	// placements over 10 s): samples, the largest, and those over 10 s.
+	backlogSamples, backlogOver int
+	backlogMax                  float64
+}
+
+// backlog sums up the backlog age samples.
+func (s *scraper) backlog() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprintf("%d samples, max %.1f s, %d over 10 s", s.backlogSamples, s.backlogMax, s.backlogOver)
 }
 
 func newScraper(urls []string) *scraper {
@@ -92,6 +104,14 @@ func (s *scraper) read(url string, body []byte) {
 	for sc.Scan() {
 		name, labels, value, ok := parseSample(sc.Text())
 		if !ok {
+			continue
+		}
+		if name == "orderflow_temporal_task_queue_backlog_age_seconds" {
+			s.backlogSamples++
+			s.backlogMax = max(s.backlogMax, value)
+			if value > 10 {
+				s.backlogOver++
+			}
 			continue
 		}
 		var dep string
@@ -429,4 +449,19 @@ func (r *Runner) paths(ctx context.Context) ([]Path, error) {
 			Note: fmt.Sprintf("%d left unacknowledged on purpose", st.Unacked)})
 	}
 	return out, nil
+}
+
+// refusalCodes counts the gateway's 503s to placements by error code.
+func (r *Runner) refusalCodes() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := map[string]int{}
+	for _, ref := range r.refusals {
+		n[ref.Code]++
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(n)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, n[k]))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -169,7 +169,7 @@ func (r *Runner) drive(p *placed) {
 		r.returnWhenDelivered(p, id)
 	}
 	if p.resend {
-		again, answered := r.placeWithin(p, 3*time.Minute)
+		again, answered := r.placeWithin(p, 90*time.Second)
 		r.mu.Lock()
 		p.resent, p.resentAnswered = again, answered
 		r.mu.Unlock()

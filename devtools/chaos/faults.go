@@ -72,7 +72,7 @@ func (r *Runner) fault(kind string, w *window) error {
 		return r.inject(lab.RestartNode{Stack: r.cfg.Stack, Name: "postgres"}, 0)
 	case "provider_outage":
 		w.Detail = "every provider"
-		return r.providerFaults(`{"outage":true}`, hold, true)
+		return r.providerFaults(`{"outage":true}`, r.holdOf(kind), true)
 	case "provider_latency":
 		lat := 200*time.Millisecond + time.Duration(r.intn(1800))*time.Millisecond
 		w.Detail = "primary +" + lat.String()
@@ -114,6 +114,9 @@ func (r *Runner) holdOf(kind string) time.Duration {
 		return max(r.cfg.Hold, 8*time.Second)
 	case "postgres_restart":
 		return 0
+	case "provider_outage":
+		// Long enough for orders reaching their charge to park.
+		return max(r.cfg.Hold, 8*time.Second)
 	case "provider_primary_outage":
 		// Long enough for the primary's breaker to open and charges to
 		// go to the secondary for a while.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/orderflow/orderflow/devtools/lab"
@@ -72,7 +73,10 @@ func (r *Runner) fault(kind string, w *window) error {
 		return r.inject(lab.RestartNode{Stack: r.cfg.Stack, Name: "postgres"}, 0)
 	case "provider_outage":
 		w.Detail = "every provider"
-		return r.providerFaults(`{"outage":true}`, r.holdOf(kind), true)
+		// Held until an order parked (or 30 s): on a loaded stack few
+		// orders may reach their charge in the hold.
+		return r.providerFaultsUntil(`{"outage":true}`, r.holdOf(kind), true,
+			`SELECT EXISTS (SELECT 1 FROM order_status_history WHERE status = 'PAYMENT_PENDING' AND at >= $1)`, w)
 	case "provider_latency":
 		lat := 200*time.Millisecond + time.Duration(r.intn(1800))*time.Millisecond
 		w.Detail = "primary +" + lat.String()
@@ -84,7 +88,9 @@ func (r *Runner) fault(kind string, w *window) error {
 		// The secondary stays up: the router fails over to it once the
 		// primary's breaker opens, and back when the primary answers.
 		w.Detail = "primary only"
-		return r.providerFaults(`{"outage":true}`, r.holdOf(kind), false)
+		// Held until a charge failed over (or 30 s).
+		return r.providerFaultsUntil(`{"outage":true}`, r.holdOf(kind), false,
+			`SELECT EXISTS (SELECT 1 FROM payments WHERE provider <> '`+strings.ReplaceAll(r.primary(), "'", "''")+`' AND created_at >= $1)`, w)
 	case "smtp_restart":
 		// Mails wait in the outbox and are delivered once, after.
 		return r.killFor("mailpit", r.holdOf(kind))
@@ -149,9 +155,41 @@ func (r *Runner) inject(f lab.Fault, d time.Duration) error {
 	return nil
 }
 
+// providerFaultsUntil is providerFaults held at least hold and then until
+// the query (given the fault's start) says its recovery path ran, for at
+// most 30 s in all: the path a fault stands for must be reached, however
+// few orders a loaded stack lets through.
+func (r *Runner) providerFaultsUntil(faults string, hold time.Duration, all bool, reached string, w *window) error {
+	if r.db == nil {
+		return r.providerFaults(faults, hold, all)
+	}
+	return r.providerFaultsWhile(faults, all, func() {
+		time.Sleep(hold)
+		for deadline := w.Start.Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+			var ok bool
+			if err := r.db.QueryRow(context.Background(), reached, w.Start).Scan(&ok); err == nil && ok {
+				return
+			}
+		}
+	})
+}
+
+// primary is the primary provider's name.
+func (r *Runner) primary() string {
+	if r.cfg.PrimaryProvider == "" {
+		return "paysim-a"
+	}
+	return r.cfg.PrimaryProvider
+}
+
 // providerFaults sets faults on the primary provider, or on every provider,
 // for hold, then clears them.
 func (r *Runner) providerFaults(faults string, hold time.Duration, all bool) error {
+	return r.providerFaultsWhile(faults, all, func() { time.Sleep(hold) })
+}
+
+// providerFaultsWhile sets faults while hold runs, then clears them.
+func (r *Runner) providerFaultsWhile(faults string, all bool, hold func()) error {
 	targets := r.cfg.Providers
 	if !all && len(targets) > 1 {
 		targets = targets[:1]
@@ -174,6 +212,6 @@ func (r *Runner) providerFaults(faults string, hold time.Duration, all bool) err
 	if err := set(faults); err != nil {
 		return err
 	}
-	time.Sleep(hold)
+	hold()
 	return set(`{}`)
 }

@@ -352,10 +352,7 @@ func (r *Runner) paths(ctx context.Context) ([]Path, error) {
 		err := r.db.QueryRow(ctx, q, args...).Scan(&n)
 		return n, err
 	}
-	primary := r.cfg.PrimaryProvider
-	if primary == "" {
-		primary = "paysim-a"
-	}
+	primary := r.primary()
 
 	n, err := count(`SELECT count(*) FROM payments WHERE order_id = ANY($1::uuid[]) AND provider <> $2`, ids, primary)
 	if err != nil {

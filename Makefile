@@ -87,8 +87,14 @@ bench: ## load-test a fresh stack: step search, baseline, fixed-rate run, overlo
 # CHAOS_ARGS: extra flags for `orderflow-dev chaos` (orderflow-dev chaos -h).
 CHAOS_DURATION ?= 10m
 CHAOS_RATE ?= 10
+# The chaos stack runs a binary built with the chaos hooks (-tags chaoshooks:
+# a step after the charge fails for good for the orders the run marks); the
+# product binary never carries them.
+CHAOS_BIN := bin/orderflow-chaoshooks
 chaos: dev-bin ## faults against a fresh stack under load, then the invariants (CHAOS_DURATION, default 10m); writes chaos/results/
-	@$(DEV) lab with --profile chaos -- $(DEV) chaos --duration $(CHAOS_DURATION) --rate $(CHAOS_RATE) $(CHAOS_ARGS)
+	@go build -trimpath -tags chaoshooks -o $(CHAOS_BIN) ./cmd/orderflow
+	@ORDERFLOW_BIN=$(CURDIR)/$(CHAOS_BIN) ORDERFLOW_DEV_BIN=$(CURDIR)/$(DEV) \
+		$(DEV) lab with --profile chaos -- $(DEV) chaos --duration $(CHAOS_DURATION) --rate $(CHAOS_RATE) $(CHAOS_ARGS)
 
 build:
 	go build -trimpath -o bin/orderflow ./cmd/orderflow

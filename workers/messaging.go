@@ -12,6 +12,7 @@ import (
 
 	"github.com/orderflow/orderflow/activities/events"
 	"github.com/orderflow/orderflow/activities/notify"
+	"github.com/orderflow/orderflow/internal/breaker"
 )
 
 // EventStream is a worker's connection to the event stream.
@@ -20,6 +21,8 @@ type EventStream struct {
 	JS        jetstream.JetStream
 	Config    events.Config
 	Analytics bool
+	// Breaker, when set, guards the relays' publishes.
+	Breaker *breaker.Breaker
 }
 
 // MessagingConfig is what the worker's outbox pool sends through: the mail
@@ -79,7 +82,7 @@ func Messaging(cfg MessagingConfig) (notify.Mailer, *EventStream, error) {
 func (s *EventStream) run(ctx context.Context, db *pgxpool.Pool, region string, log *zap.Logger) {
 	var wg sync.WaitGroup
 	for _, scope := range []string{region, ""} {
-		r := &events.Relay{DB: db, JS: s.JS, Config: s.Config, Region: scope, Log: log}
+		r := &events.Relay{DB: db, JS: s.JS, Config: s.Config, Region: scope, Log: log, Breaker: s.Breaker}
 		wg.Add(1)
 		go func() { defer wg.Done(); r.Run(ctx) }()
 	}

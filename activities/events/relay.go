@@ -18,6 +18,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
+
+	"github.com/orderflow/orderflow/internal/breaker"
 )
 
 // Relay publishes one scope of the event outbox to JetStream: the events of
@@ -56,6 +58,9 @@ type Relay struct {
 	PublishTimeout time.Duration
 	Standby        time.Duration
 	Retain         time.Duration
+	// Breaker, when set, guards every publish: while it is open a publish
+	// fails at once and its partition backs off as after any failure.
+	Breaker *breaker.Breaker
 
 	leader    atomic.Bool
 	published atomic.Int64
@@ -308,6 +313,9 @@ func (r *Relay) publish(ctx context.Context, rows []outboxRow) ([]int64, map[int
 	}
 }
 
+// errNotConnected: the relay's NATS connection is down (reconnecting).
+var errNotConnected = errors.New("not connected to NATS")
+
 // send publishes one event and waits for JetStream's acknowledgement.
 func (r *Relay) send(ctx context.Context, row outboxRow) error {
 	stream, ok := StreamOf(row.env.Type)
@@ -322,7 +330,22 @@ func (r *Relay) send(ctx context.Context, row outboxRow) error {
 	defer cancel()
 	msg := &nats.Msg{Subject: row.env.Type, Data: data, Header: nats.Header{}}
 	msg.Header.Set("Orderflow-Event-Version", strconv.Itoa(row.env.Version))
-	if _, err := r.JS.PublishMsg(pctx, msg, jetstream.WithMsgID(row.env.ID), jetstream.WithExpectStream(stream)); err != nil {
+	publish := func() error {
+		// While the connection is down a publish would wait in the
+		// client's reconnect buffer for its whole timeout: fail it at once
+		// (the partition backs off, the breaker counts it).
+		if nc := r.JS.Conn(); nc != nil && !nc.IsConnected() {
+			return errNotConnected
+		}
+		_, err := r.JS.PublishMsg(pctx, msg, jetstream.WithMsgID(row.env.ID), jetstream.WithExpectStream(stream))
+		return err
+	}
+	if r.Breaker != nil {
+		err = r.Breaker.Do(publish)
+	} else {
+		err = publish()
+	}
+	if err != nil {
 		return fmt.Errorf("publish event %d (%s): %w", row.id, row.env.Type, err)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/activities/fulfillment/wire"
+	"github.com/orderflow/orderflow/internal/breaker"
 )
 
 // The carrier's HTTP API as fulfillment uses it; its events and their
@@ -81,6 +82,32 @@ type Carrier struct {
 	// URL is the carrier's base URL (CARRIER_URL).
 	URL    string
 	Client *http.Client
+	// Breaker, when set, guards every call: a call that could not reach
+	// the carrier or that it answered with a 5xx counts as a failure, and
+	// while it is open calls fail at once (the activity retries later).
+	Breaker *breaker.Breaker
+}
+
+// errCarrierDown marks a carrier's 5xx answer as a failure to its breaker.
+var errCarrierDown = errors.New("the carrier answered with a server error")
+
+// send makes one call through the breaker, if any.
+func (c *Carrier) send(hc *http.Client, req *http.Request) (*http.Response, error) {
+	if c.Breaker == nil {
+		return hc.Do(req)
+	}
+	var resp *http.Response
+	err := c.Breaker.Do(func() error {
+		var err error
+		if resp, err = hc.Do(req); err == nil && resp.StatusCode >= 500 {
+			return errCarrierDown
+		}
+		return err
+	})
+	if errors.Is(err, errCarrierDown) {
+		return resp, nil
+	}
+	return resp, err
 }
 
 // ErrAlreadyPickedUp: the carrier refuses to withdraw a shipment it has.
@@ -130,7 +157,7 @@ func (c *Carrier) do(ctx context.Context, method, path string, body []byte, out 
 		return 0, fmt.Errorf("carrier request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
+	resp, err := c.send(hc, req)
 	if err != nil {
 		return 0, fmt.Errorf("carrier %s %s: %w", method, path, err)
 	}

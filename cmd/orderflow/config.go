@@ -130,7 +130,7 @@ func workerFrom(v *config.Values) workerConfig {
 			MaxConcurrentWorkflowTasks:   config.WorkerMaxWorkflowTasks.Get(v), Bulkhead: shares(v)},
 		Payment: paymentConfig{
 			Providers: config.PaymentProviders.Get(v), StripeKey: config.StripeAPIKey.Get(v),
-			Timeout: config.PaymentProviderTimeout.Get(v), Breaker: breaker(v), FailoverQuiet: config.PaymentFailoverQuiet.Get(v),
+			Timeout: config.PaymentProviderTimeout.Get(v), Breaker: paymentBreaker(v), FailoverQuiet: config.PaymentFailoverQuiet.Get(v),
 		},
 		Health:      boot.Health(v),
 		MailLatency: config.MailSimulatedLatency.Get(v),
@@ -143,7 +143,7 @@ func shares(v *config.Values) bulkhead.Shares {
 		AdminPct: config.BulkheadAdminPct.Get(v)}
 }
 
-func breaker(v *config.Values) payment.BreakerSettings {
+func paymentBreaker(v *config.Values) payment.BreakerSettings {
 	return payment.BreakerSettings{Window: config.PaymentBreakerWindow.Get(v), FailureRatio: config.PaymentBreakerFailureRatio.Get(v),
 		MinRequests: uint32(config.PaymentBreakerMinRequests.Get(v)), OpenTimeout: config.PaymentBreakerOpenTimeout.Get(v),
 		HalfOpenSuccesses: uint32(config.PaymentBreakerHalfOpenSuccesses.Get(v))}

@@ -132,7 +132,7 @@ func TestDeclaredDefaultsAgreeWithTheGatewaysFallbacks(t *testing.T) {
 
 func TestBreakerDefaultsAreTheDesignsNumbers(t *testing.T) {
 	assert.Equal(t, payment.BreakerSettings{Window: 10 * time.Second, FailureRatio: 0.5, MinRequests: 10,
-		OpenTimeout: 30 * time.Second, HalfOpenSuccesses: 3}, breaker(config.Load(noEnv, config.Worker)))
+		OpenTimeout: 30 * time.Second, HalfOpenSuccesses: 3}, paymentBreaker(config.Load(noEnv, config.Worker)))
 }
 
 func TestGatewayConfigIsBuiltFromTheEnvironment(t *testing.T) {

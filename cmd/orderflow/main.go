@@ -17,6 +17,7 @@ import (
 	"github.com/orderflow/orderflow/api"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/boot"
+	"github.com/orderflow/orderflow/internal/breaker"
 	"github.com/orderflow/orderflow/internal/config"
 	"github.com/orderflow/orderflow/internal/db"
 	"github.com/orderflow/orderflow/internal/health"
@@ -118,7 +119,7 @@ func runAPI(ctx context.Context, cfg gatewayConfig, v *config.Values) error {
 	srv := &api.Server{Config: cfg.API, DB: cl.DB, Cache: cl.Cache, Temporal: cl.Temporal, Log: log, Metrics: metrics,
 		TracerProvider: tp, Codec: pii.NewCodec(cl.PII), Auth: authn}
 	if cfg.Embed {
-		w, err := newWorker(cl, cfg.Worker, log, false)
+		w, checks, err := newWorker(cl, cfg.Worker, log, false)
 		if err != nil {
 			return err
 		}
@@ -126,7 +127,7 @@ func runAPI(ctx context.Context, cfg gatewayConfig, v *config.Values) error {
 			return fmt.Errorf("start embedded worker: %w", err)
 		}
 		defer w.Stop()
-		srv.HealthChecks = append(srv.HealthChecks, breakerChecks(w.Payments)...)
+		srv.HealthChecks = append(srv.HealthChecks, checks...)
 		log.Info("embedded order worker started; sagas start eagerly", zap.String("region", cfg.API.Region))
 	}
 	srv.ProviderChecks = providerChecks(cfg.Worker.Payment.Providers)
@@ -150,13 +151,13 @@ func runWorker(ctx context.Context, cfg workerConfig, v *config.Values) error {
 	defer p.Close()
 	log, cl, metrics := p.Log, p.Clients, p.Metrics
 	log.Info("starting worker", zap.String("region", cfg.Pool.Region), zap.Strings("config", v.FromEnv()))
-	pool, err := newWorker(cl, cfg, log, true)
+	pool, breakers, err := newWorker(cl, cfg, log, true)
 	if err != nil {
 		return err
 	}
 	w := &runningWorker{Runner: pool}
 	checks := workerHealth(cl, cfg.Health, w)
-	checks.Add(breakerChecks(pool.Payments)...)
+	checks.Add(breakers...)
 	if _, err := health.Listen(ctx, cfg.HealthAddr, checks, metrics, log); err != nil {
 		return err
 	}
@@ -168,35 +169,52 @@ func runWorker(ctx context.Context, cfg workerConfig, v *config.Values) error {
 // newWorker builds a worker process's pools; standalone adds the
 // notification and admin pools, which the gateway's embedded worker leaves
 // to the worker processes.
-func newWorker(cl *boot.Clients, cfg workerConfig, log *zap.Logger, standalone bool) (*workers.Pool, error) {
+func newWorker(cl *boot.Clients, cfg workerConfig, log *zap.Logger, standalone bool) (*workers.Pool, []health.Check, error) {
 	providers, err := buildProviders(cfg.Payment, cl.Tracer)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if cl.PII == nil {
-		return nil, pii.ErrNoKeys
+		return nil, nil, pii.ErrNoKeys
 	}
 	deps := workers.Deps{DB: cl.DB, Cache: cl.Cache, Log: log, PII: cl.PII,
 		Payments:      payment.NewRouter(cfg.Payment.Breaker, providers...),
 		FailoverQuiet: cfg.Payment.FailoverQuiet,
 		Mailer:        notify.LogMailer{Log: log, Latency: cfg.MailLatency}}
+	// Every remote dependency but the payment providers (the router has
+	// their breakers) gets a breaker with the design's numbers, shown by
+	// the process's health report.
+	var guards []*breaker.Breaker
 	if cfg.CarrierURL != "" {
-		deps.Carrier = &fulfillment.Carrier{URL: cfg.CarrierURL}
+		b := breaker.New("carrier", breaker.Settings{}, breaker.Options{})
+		deps.Carrier = &fulfillment.Carrier{URL: cfg.CarrierURL, Breaker: b}
+		guards = append(guards, b)
 	}
 	if standalone {
 		// The outbox pool's mail server and event stream (SMTP_*, NATS_URL).
 		mailer, stream, err := workers.Messaging(cfg.Messaging)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if mailer != nil {
-			deps.Mailer = mailer
+			b := notify.NewSMTPBreaker()
+			deps.Mailer = notify.Guarded(mailer, b)
+			guards = append(guards, b)
+		}
+		if stream != nil {
+			stream.Breaker = breaker.New("nats", breaker.Settings{}, breaker.Options{})
+			guards = append(guards, stream.Breaker)
 		}
 		deps.Events = stream
 	}
 	pool := cfg.Pool
 	pool.Outbox, pool.Admin = standalone, standalone
-	return workers.New(cl.Temporal, deps, pool), nil
+	w := workers.New(cl.Temporal, deps, pool)
+	checks := breakerChecks(w.Payments)
+	for _, b := range guards {
+		checks = append(checks, b.Check())
+	}
+	return w, checks, nil
 }
 
 func runMigrate(ctx context.Context, cfg boot.Config) error {

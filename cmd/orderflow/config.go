@@ -100,9 +100,10 @@ func loadGateway(lookup env) (gatewayConfig, *config.Values) {
 		Addr:         config.APIAddr.Get(v),
 		OperatorAddr: config.OperatorAddr.Get(v),
 		DrainDelay:   config.APIDrainDelay.Get(v),
-		TLS:          tlsconf.ServerConfig{CertFile: config.APITLSCertFile.Get(v), KeyFile: config.APITLSKeyFile.Get(v)},
-		Auth:         boot.Auth(v),
-		Embed:        config.APIEmbedWorker.Get(v),
+		TLS: tlsconf.ServerConfig{CertFile: config.APITLSCertFile.Get(v), KeyFile: config.APITLSKeyFile.Get(v),
+			MinVersion: config.TLSMinVersion.Get(v)},
+		Auth:  boot.Auth(v),
+		Embed: config.APIEmbedWorker.Get(v),
 	}
 	c.Worker = workerFrom(v)
 	c.Worker.Boot = c.Boot
@@ -118,7 +119,8 @@ func loadWorker(lookup env) (workerConfig, *config.Values) {
 		SMTPPort: config.SMTPPort.Get(v), SMTPUsername: config.SMTPUsername.Get(v), SMTPPassword: config.SMTPPassword.Get(v),
 		SMTPTLS: config.SMTPTLS.Get(v), MailFrom: config.MailFrom.Get(v), NATSURL: strings.Join(config.NATSURL.Get(v), ","),
 		EventsReplicas: config.EventsReplicas.Get(v), EventsMaxAge: config.EventsMaxAge.Get(v),
-		EventsDuplicateWindow: config.EventsDuplicateWindow.Get(v), Analytics: config.EventsAnalytics.Get(v)}
+		EventsDuplicateWindow: config.EventsDuplicateWindow.Get(v), Analytics: config.EventsAnalytics.Get(v),
+		TLSMinVersion: config.TLSMinVersion.Get(v)}
 	return c, v
 }
 
@@ -153,7 +155,7 @@ func breaker(v *config.Values) payment.BreakerSettings {
 // seal what is stored in the clear.
 func loadMigrate(lookup env) (boot.Config, *config.Values) {
 	v := config.Load(lookup, config.Migrate)
-	return boot.Config{DatabaseURL: config.DatabaseURL.Get(v), PII: boot.PII(v)}, v
+	return boot.Config{DatabaseURL: config.DatabaseURL.Get(v), PII: boot.PII(v), TLSMinVersion: config.TLSMinVersion.Get(v)}, v
 }
 
 func loadReplay(lookup env) (pii.Config, *config.Values) {

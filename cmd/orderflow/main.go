@@ -196,7 +196,7 @@ func newWorker(cl *boot.Clients, cfg workerConfig, log *zap.Logger, standalone b
 }
 
 func runMigrate(ctx context.Context, cfg boot.Config) error {
-	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	pool, err := db.Open(ctx, cfg.DatabaseURL, db.WithTLSMinVersion(cfg.TLSMinVersion))
 	if err != nil {
 		return err
 	}

@@ -87,7 +87,7 @@ func Open(ctx context.Context, c Config, log *zap.Logger, o ClientOptions) (*Cli
 	if keys == nil && o.NeedKeys {
 		return nil, pii.ErrNoKeys
 	}
-	pool, err := db.Open(ctx, c.DatabaseURL, db.WithTracing(o.Tracer))
+	pool, err := db.Open(ctx, c.DatabaseURL, db.WithTracing(o.Tracer), db.WithTLSMinVersion(c.TLSMinVersion))
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +96,7 @@ func Open(ctx context.Context, c Config, log *zap.Logger, o ClientOptions) (*Cli
 		return nil, err
 	}
 	rc, err := cache.Connect(cache.Config{URL: c.RedisURL, Sentinels: c.RedisSentinels,
-		MasterName: c.RedisMasterName, Timeout: c.CacheTimeout})
+		MasterName: c.RedisMasterName, Timeout: c.CacheTimeout, TLSMinVersion: c.TLSMinVersion})
 	if err == nil {
 		err = cache.Trace(rc, o.Tracer)
 	}

@@ -23,6 +23,10 @@ const (
 	// so that server and client (nats.go's jetstream package) are of one
 	// generation.
 	NATSServerVersion = "2.15.3"
+	// StaticcheckVersion and GosecVersion: make lint's analyzers
+	// (devtools/lint.sh).
+	StaticcheckVersion = "0.8.2"
+	GosecVersion       = "2.30.0"
 )
 
 // GoTools are the pinned Go tools by name: module and version.
@@ -31,6 +35,8 @@ var GoTools = map[string][2]string{
 	"workflowcheck": {"go.temporal.io/sdk/contrib/tools/workflowcheck", WorkflowcheckVersion},
 	"mailpit":       {"github.com/axllent/mailpit", MailpitVersion},
 	"nats-server":   {"github.com/nats-io/nats-server/v2", NATSServerVersion},
+	"staticcheck":   {"honnef.co/go/tools/cmd/staticcheck", StaticcheckVersion},
+	"gosec":         {"github.com/securego/gosec/v2/cmd/gosec", GosecVersion},
 }
 
 // CacheDir is where built tools are kept: ORDERFLOW_CACHE, else

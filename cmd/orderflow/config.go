@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -146,6 +145,7 @@ func shares(v *config.Values) bulkhead.Shares {
 }
 
 func breaker(v *config.Values) payment.BreakerSettings {
+	// #nosec G115 -- both counts are declared 1 to MaxUint32 (internal/config).
 	return payment.BreakerSettings{Window: config.PaymentBreakerWindow.Get(v), FailureRatio: config.PaymentBreakerFailureRatio.Get(v),
 		MinRequests: uint32(config.PaymentBreakerMinRequests.Get(v)), OpenTimeout: config.PaymentBreakerOpenTimeout.Get(v),
 		HalfOpenSuccesses: uint32(config.PaymentBreakerHalfOpenSuccesses.Get(v))}
@@ -198,7 +198,7 @@ func runConfig(out io.Writer, lookup env, args []string) error {
 		_, err := fmt.Fprint(out, configUsage)
 		return err
 	case len(args) > 1:
-		return errors.New("config: too many arguments\n" + configUsage)
+		return fmt.Errorf("config: too many arguments\n%s", configUsage)
 	}
 	which := config.All
 	if len(args) == 1 {

@@ -53,6 +53,7 @@ var (
 
 // PostgreSQL, Redis and Temporal.
 var (
+	// #nosec G101 -- the local development database's well-known password; production sets DATABASE_URL.
 	DatabaseURL = declare(Setting{Name: "DATABASE_URL", Default: "postgres://orderflow:orderflow@127.0.0.1:5432/orderflow?sslmode=disable",
 		Used: withStore, Secret: Password, Section: secDeps,
 		Doc: "the PostgreSQL database, system of record; sslmode=verify-full (TLS, the server's certificate and name checked, with sslrootcert) or sslmode=disable, never a mode that encrypts without checking"},

@@ -3,6 +3,8 @@ package db_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"net"
 	"net/url"
 	"testing"
@@ -55,5 +57,6 @@ func TestPostgresOverTLSChecksTheServersNameAndTheMinimumVersion(t *testing.T) {
 		pool.Close()
 		t.Fatal("a certificate for localhost was accepted for 127.0.0.1")
 	}
-	assert.Contains(t, err.Error(), "certificate is valid for localhost, not 127.0.0.1")
+	var name x509.HostnameError
+	assert.True(t, errors.As(err, &name), "refused for another reason than the name: %v", err)
 }

@@ -202,7 +202,13 @@ func (rep Report) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%-20s %6s %10d %10d %8d\n", "(no fault)", "", rep.Errors["5xx"], rep.Errors["timeout"], rep.Errors["other"])
 	fmt.Fprintln(w)
-	for _, inv := range rep.Invariants {
+	PrintInvariants(w, rep.Invariants)
+}
+
+// PrintInvariants writes each invariant's verdict and its first ten
+// counterexamples.
+func PrintInvariants(w io.Writer, invs []Invariant) {
+	for _, inv := range invs {
 		verdict := "PASS"
 		if !inv.Passed {
 			verdict = "FAIL"

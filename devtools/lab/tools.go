@@ -23,6 +23,9 @@ const (
 	// so that server and client (nats.go's jetstream package) are of one
 	// generation.
 	NATSServerVersion = "2.15.3"
+	// VegetaVersion: the open-loop HTTP load generator the bench's overload
+	// phase is cross-checked with, a generator nobody here wrote.
+	VegetaVersion = "12.13.0"
 	// StaticcheckVersion and GosecVersion: make lint's analyzers
 	// (devtools/lint.sh).
 	StaticcheckVersion = "0.8.2"
@@ -35,6 +38,7 @@ var GoTools = map[string][2]string{
 	"workflowcheck": {"go.temporal.io/sdk/contrib/tools/workflowcheck", WorkflowcheckVersion},
 	"mailpit":       {"github.com/axllent/mailpit", MailpitVersion},
 	"nats-server":   {"github.com/nats-io/nats-server/v2", NATSServerVersion},
+	"vegeta":        {"github.com/tsenart/vegeta/v12", VegetaVersion},
 	"staticcheck":   {"honnef.co/go/tools/cmd/staticcheck", StaticcheckVersion},
 	"gosec":         {"github.com/securego/gosec/v2/cmd/gosec", GosecVersion},
 }

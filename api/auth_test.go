@@ -39,8 +39,9 @@ func TestGatewayVerifiesJWKSTokensThroughRotationAndCachesSessionsInRedis(t *tes
 		defer mu.Unlock()
 		keys := []map[string]string{}
 		for kid, k := range published {
+			point, _ := k.Bytes() // 0x04 || x || y
 			keys = append(keys, map[string]string{"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig",
-				"x": base64.RawURLEncoding.EncodeToString(k.X.Bytes()), "y": base64.RawURLEncoding.EncodeToString(k.Y.Bytes())})
+				"x": base64.RawURLEncoding.EncodeToString(point[1:33]), "y": base64.RawURLEncoding.EncodeToString(point[33:])})
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"keys": keys})
 	}))

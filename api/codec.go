@@ -145,6 +145,7 @@ func (s *Server) codecSession(c echo.Context) error {
 	if exp := claims.ExpiresAt; !exp.IsZero() && exp.Before(until) {
 		until = exp
 	}
+	// #nosec G124 -- HttpOnly and SameSite=Strict always; Secure when this gateway serves TLS (a browser drops a Secure cookie sent over make run's plain HTTP).
 	c.SetCookie(&http.Cookie{
 		Name: codecCookie, Value: token, Path: "/codec/", Expires: until, MaxAge: int(time.Until(until).Seconds()),
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,

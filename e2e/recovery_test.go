@@ -108,9 +108,9 @@ func (s *stack) waitNewRunCompleted(orderID, failedRun string) string {
 	defer cancel()
 	wid := order.WorkflowID(orderID)
 	for {
-		d, err := s.temporal.DescribeWorkflowExecution(ctx, wid, "")
+		d, err := s.temporal.DescribeWorkflow(ctx, wid, "")
 		require.NoError(s.t, err)
-		if run := d.WorkflowExecutionInfo.Execution.RunId; run != failedRun {
+		if run := d.RawResponse.WorkflowExecutionInfo.Execution.RunId; run != failedRun {
 			var v order.View
 			require.NoError(s.t, s.temporal.GetWorkflow(ctx, wid, run).Get(ctx, &v), "the reset run of %s", wid)
 			require.Equal(s.t, orderflow.StatusConfirmed, v.Status)
@@ -296,11 +296,11 @@ func TestRecovery_ConfirmFaultHeldThenCLIResetConfirmsOnceWithoutASecondCharge(t
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, id := range []string{single, batched} {
-		d, err := s.temporal.DescribeWorkflowExecution(ctx, order.WorkflowID(id), failedRun[id])
+		d, err := s.temporal.DescribeWorkflow(ctx, order.WorkflowID(id), failedRun[id])
 		require.NoError(t, err)
-		assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, d.WorkflowExecutionInfo.Status)
-		d, err = s.temporal.DescribeWorkflowExecution(ctx, order.WorkflowID(id), "")
+		assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, d.RawResponse.WorkflowExecutionInfo.Status)
+		d, err = s.temporal.DescribeWorkflow(ctx, order.WorkflowID(id), "")
 		require.NoError(t, err)
-		assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, d.WorkflowExecutionInfo.Status)
+		assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, d.RawResponse.WorkflowExecutionInfo.Status)
 	}
 }

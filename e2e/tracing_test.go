@@ -240,7 +240,7 @@ func spanTree(spans []sdktrace.ReadOnlySpan) string {
 func attr(sp sdktrace.ReadOnlySpan, key attribute.Key) string {
 	for _, a := range sp.Attributes() {
 		if a.Key == key {
-			return a.Value.Emit()
+			return a.Value.String()
 		}
 	}
 	return ""

@@ -30,9 +30,9 @@ go build -trimpath -o "$ORDERFLOW_BIN" ./cmd/orderflow
 go build -trimpath -o "$ORDERFLOW_DEV_BIN" ./devtools/cmd/orderflow-dev
 lab() { "$ORDERFLOW_DEV_BIN" lab "$@"; }
 # On the way out (an error included): let a start in progress finish, stop
-# a vulncheck still running, stop the test servers; the exit status stays
-# the script's.
-servers="" vulncheck="" overload=""
+# a vulncheck or lint still running, stop the test servers; the exit status
+# stays the script's.
+servers="" vulncheck="" overload="" lint=""
 cleanup() {
   set +e
   [ -z "$servers" ] || wait "$servers" 2>/dev/null
@@ -41,6 +41,7 @@ cleanup() {
   [ -z "$vulncheck" ] || kill "$vulncheck" 2>/dev/null
   # The drill stops its stack itself on the way out (SIGTERM ends it cleanly).
   [ -z "${drill:-}" ] || { kill "$drill" 2>/dev/null; wait "$drill" 2>/dev/null; }
+  [ -z "$lint" ] || kill "$lint" 2>/dev/null
   lab down --profile test --data "$DATA" 2>/dev/null
   return 0
 }
@@ -54,6 +55,10 @@ servers=$!
 log "vulncheck (beside the checks and tests; output in $DATA/vulncheck.log)"
 devtools/vulncheck.sh >"$DATA/vulncheck.log" 2>&1 &
 vulncheck=$!
+# staticcheck and gosec (devtools/lint.sh, minutes of analysis) likewise.
+log "staticcheck and gosec (beside the checks and tests; output in $DATA/lint.log)"
+devtools/lint.sh >"$DATA/lint.log" 2>&1 &
+lint=$!
 # The browser test's screenshots go to $DATA/ui/. The key the tests'
 # workers, and the processes they start, encrypt e-mails with: fresh per
 # run, like the database.
@@ -123,4 +128,5 @@ if [ -n "$overload" ]; then
   grep -A12 '^overload:' "$DATA/overload.log" || tail -50 "$DATA/overload.log"
 fi
 if wait "$vulncheck"; then log "vulncheck: passed"; else cat "$DATA/vulncheck.log"; log "vulncheck: failed"; status=1; fi
+if wait "$lint"; then log "lint: staticcheck and gosec passed"; else cat "$DATA/lint.log"; log "lint: failed"; status=1; fi
 exit "$status"

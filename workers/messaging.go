@@ -41,6 +41,9 @@ type MessagingConfig struct {
 	EventsMaxAge          time.Duration
 	EventsDuplicateWindow time.Duration
 	Analytics             bool
+	// TLSMinVersion is the oldest TLS version the SMTP client offers
+	// (TLS_MIN_VERSION).
+	TLSMinVersion uint16
 }
 
 // Messaging builds the mailer and the event stream cfg describes: the SMTP
@@ -58,7 +61,7 @@ func Messaging(cfg MessagingConfig) (notify.Mailer, *EventStream, error) {
 				return nil, nil, err
 			}
 		}
-		smtp.From = cfg.MailFrom
+		smtp.From, smtp.TLSMinVersion = cfg.MailFrom, cfg.TLSMinVersion
 		m, err := notify.NewSMTPMailer(smtp)
 		if err != nil {
 			return nil, nil, err

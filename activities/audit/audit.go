@@ -85,7 +85,7 @@ func Hash(e Entry) []byte {
 		h.Write(n[:])
 		h.Write(b)
 	}
-	binary.BigEndian.PutUint64(n[:], uint64(e.ID))
+	binary.BigEndian.PutUint64(n[:], uint64(e.ID)) // #nosec G115 -- a bigserial id, positive; its bits hashed as they are
 	h.Write(n[:])
 	binary.BigEndian.PutUint64(n[:], uint64(e.At.UnixMicro()))
 	h.Write(n[:])

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/wneessen/go-mail"
+
+	"github.com/orderflow/orderflow/internal/tlsconf"
 )
 
 // SMTPConfig says how to reach the mail server.
@@ -29,6 +31,9 @@ type SMTPConfig struct {
 	MessageIDDomain string
 	// Timeout bounds a connection's dial and each command (default 15 s).
 	Timeout time.Duration
+	// TLSMinVersion is the oldest TLS version offered (TLS_MIN_VERSION;
+	// zero: tlsconf's default, TLS 1.3).
+	TLSMinVersion uint16
 }
 
 // ParseSMTPURL reads smtp://[user:password@]host[:port][?tls=mandatory|opportunistic|none]
@@ -102,7 +107,7 @@ func NewSMTPMailer(cfg SMTPConfig) (*SMTPMailer, error) {
 		cfg.Timeout = 15 * time.Second
 	}
 	opts := []mail.Option{mail.WithPort(cfg.Port), mail.WithTimeout(cfg.Timeout),
-		mail.WithTLSConfig(&tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12})}
+		mail.WithTLSConfig(&tls.Config{ServerName: cfg.Host, MinVersion: tlsconf.Min(cfg.TLSMinVersion)})}
 	switch cfg.TLS {
 	case "", "mandatory":
 		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))

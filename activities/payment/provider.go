@@ -14,6 +14,8 @@ import (
 
 // Test tokens every provider orderflow runs against understands, after
 // Stripe's. The simulated provider adds tok_flaky and tok_unavailable.
+//
+// #nosec G101 -- Stripe's published test card tokens, not credentials.
 const (
 	TokenVisa           = "tok_visa"           // charges succeed
 	TokenMastercard     = "tok_mastercard"     // charges succeed

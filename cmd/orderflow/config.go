@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -100,9 +99,10 @@ func loadGateway(lookup env) (gatewayConfig, *config.Values) {
 		Addr:         config.APIAddr.Get(v),
 		OperatorAddr: config.OperatorAddr.Get(v),
 		DrainDelay:   config.APIDrainDelay.Get(v),
-		TLS:          tlsconf.ServerConfig{CertFile: config.APITLSCertFile.Get(v), KeyFile: config.APITLSKeyFile.Get(v)},
-		Auth:         boot.Auth(v),
-		Embed:        config.APIEmbedWorker.Get(v),
+		TLS: tlsconf.ServerConfig{CertFile: config.APITLSCertFile.Get(v), KeyFile: config.APITLSKeyFile.Get(v),
+			MinVersion: config.TLSMinVersion.Get(v)},
+		Auth:  boot.Auth(v),
+		Embed: config.APIEmbedWorker.Get(v),
 	}
 	c.Worker = workerFrom(v)
 	c.Worker.Boot = c.Boot
@@ -118,7 +118,8 @@ func loadWorker(lookup env) (workerConfig, *config.Values) {
 		SMTPPort: config.SMTPPort.Get(v), SMTPUsername: config.SMTPUsername.Get(v), SMTPPassword: config.SMTPPassword.Get(v),
 		SMTPTLS: config.SMTPTLS.Get(v), MailFrom: config.MailFrom.Get(v), NATSURL: strings.Join(config.NATSURL.Get(v), ","),
 		EventsReplicas: config.EventsReplicas.Get(v), EventsMaxAge: config.EventsMaxAge.Get(v),
-		EventsDuplicateWindow: config.EventsDuplicateWindow.Get(v), Analytics: config.EventsAnalytics.Get(v)}
+		EventsDuplicateWindow: config.EventsDuplicateWindow.Get(v), Analytics: config.EventsAnalytics.Get(v),
+		TLSMinVersion: config.TLSMinVersion.Get(v)}
 	return c, v
 }
 
@@ -144,6 +145,7 @@ func shares(v *config.Values) bulkhead.Shares {
 }
 
 func paymentBreaker(v *config.Values) payment.BreakerSettings {
+	// #nosec G115 -- both counts are declared 1 to MaxUint32 (internal/config).
 	return payment.BreakerSettings{Window: config.PaymentBreakerWindow.Get(v), FailureRatio: config.PaymentBreakerFailureRatio.Get(v),
 		MinRequests: uint32(config.PaymentBreakerMinRequests.Get(v)), OpenTimeout: config.PaymentBreakerOpenTimeout.Get(v),
 		HalfOpenSuccesses: uint32(config.PaymentBreakerHalfOpenSuccesses.Get(v))}
@@ -153,7 +155,7 @@ func paymentBreaker(v *config.Values) payment.BreakerSettings {
 // seal what is stored in the clear.
 func loadMigrate(lookup env) (boot.Config, *config.Values) {
 	v := config.Load(lookup, config.Migrate)
-	return boot.Config{DatabaseURL: config.DatabaseURL.Get(v), PII: boot.PII(v)}, v
+	return boot.Config{DatabaseURL: config.DatabaseURL.Get(v), PII: boot.PII(v), TLSMinVersion: config.TLSMinVersion.Get(v)}, v
 }
 
 func loadReplay(lookup env) (pii.Config, *config.Values) {
@@ -196,7 +198,7 @@ func runConfig(out io.Writer, lookup env, args []string) error {
 		_, err := fmt.Fprint(out, configUsage)
 		return err
 	case len(args) > 1:
-		return errors.New("config: too many arguments\n" + configUsage)
+		return fmt.Errorf("config: too many arguments\n%s", configUsage)
 	}
 	which := config.All
 	if len(args) == 1 {

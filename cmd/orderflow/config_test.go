@@ -82,7 +82,7 @@ func TestBadValueStopsStartUpNamingTheSetting(t *testing.T) {
 func TestConfigCommandPrintsEffectiveValuesWithSecretsMasked(t *testing.T) {
 	key := pii.NewKey()
 	e := envOf(map[string]string{
-		"DATABASE_URL":      "postgres://orderflow:pg-s3cret@db:5432/orderflow",
+		"DATABASE_URL":      "postgres://orderflow:pg-s3cret@db:5432/orderflow?sslmode=verify-full",
 		"STRIPE_API_KEY":    "sk_live_s3cret",
 		"AUTH_HS256_SECRET": "hs256-s3cret-of-at-least-thirty-two-bytes",
 		"PII_KEYS":          "k1:" + key,
@@ -94,7 +94,7 @@ func TestConfigCommandPrintsEffectiveValuesWithSecretsMasked(t *testing.T) {
 	for _, secret := range []string{"pg-s3cret", "sk_live_s3cret", "hs256-s3cret", key} {
 		assert.NotContains(t, got, secret)
 	}
-	assert.Regexp(t, `DATABASE_URL +postgres://orderflow:xxxxx@db:5432/orderflow +env`, got)
+	assert.Regexp(t, `DATABASE_URL +postgres://orderflow:xxxxx@db:5432/orderflow\?sslmode=verify-full +env`, got)
 	assert.Regexp(t, `AUTH_HS256_SECRET +\(set\) +env`, got)
 	assert.Regexp(t, `API_ADDR +:9090 +env`, got)
 	assert.Regexp(t, `RATE_LIMIT_PER_USER +100 +default`, got)

@@ -5,7 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
-	_ "net/http/pprof" // served only on PPROF_ADDR
+	_ "net/http/pprof" // #nosec G108 -- on http.DefaultServeMux, which only PPROF_ADDR (off by default) serves
 	"os"
 
 	"go.uber.org/zap"
@@ -218,7 +218,7 @@ func newWorker(cl *boot.Clients, cfg workerConfig, log *zap.Logger, standalone b
 }
 
 func runMigrate(ctx context.Context, cfg boot.Config) error {
-	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	pool, err := db.Open(ctx, cfg.DatabaseURL, db.WithTLSMinVersion(cfg.TLSMinVersion))
 	if err != nil {
 		return err
 	}

@@ -634,7 +634,7 @@ func (d *Drill) check(ctx context.Context, pool *pgxpool.Pool, tc client.Client,
 			inv.Counterexamples = append(inv.Counterexamples, id+": acceptance record")
 		}
 		// Temporal's own record, not visibility (which trails it).
-		_, err := tc.DescribeWorkflowExecution(ctx, "order-"+id, "")
+		_, err := tc.DescribeWorkflow(ctx, "order-"+id, "")
 		var nf *serviceerror.NotFound
 		switch {
 		case err == nil:

@@ -440,11 +440,11 @@ func orderWorkflowIDs(samples []*sample, n int) []string {
 func eventsPer(ctx context.Context, c Config, ids []string) float64 {
 	total, n := 0, 0
 	for _, id := range ids {
-		d, err := c.Temporal.DescribeWorkflowExecution(ctx, id, "")
+		d, err := c.Temporal.DescribeWorkflow(ctx, id, "")
 		if err != nil {
 			continue
 		}
-		total += int(d.GetWorkflowExecutionInfo().GetHistoryLength())
+		total += int(d.RawResponse.GetWorkflowExecutionInfo().GetHistoryLength())
 		n++
 	}
 	if n == 0 {

@@ -26,6 +26,10 @@ const (
 	// VegetaVersion: the open-loop HTTP load generator the bench's overload
 	// phase is cross-checked with, a generator nobody here wrote.
 	VegetaVersion = "12.13.0"
+	// StaticcheckVersion and GosecVersion: make lint's analyzers
+	// (devtools/lint.sh).
+	StaticcheckVersion = "0.8.2"
+	GosecVersion       = "2.30.0"
 )
 
 // GoTools are the pinned Go tools by name: module and version.
@@ -35,6 +39,8 @@ var GoTools = map[string][2]string{
 	"mailpit":       {"github.com/axllent/mailpit", MailpitVersion},
 	"nats-server":   {"github.com/nats-io/nats-server/v2", NATSServerVersion},
 	"vegeta":        {"github.com/tsenart/vegeta/v12", VegetaVersion},
+	"staticcheck":   {"honnef.co/go/tools/cmd/staticcheck", StaticcheckVersion},
+	"gosec":         {"github.com/securego/gosec/v2/cmd/gosec", GosecVersion},
 }
 
 // CacheDir is where built tools are kept: ORDERFLOW_CACHE, else

@@ -232,8 +232,9 @@ func newJWKSB(t testing.TB) *jwksServer {
 				set.Keys = append(set.Keys, map[string]string{"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
 					"n": b64(k.N), "e": b64(big.NewInt(int64(k.E)))})
 			case *ecdsa.PublicKey:
+				point, _ := k.Bytes() // 0x04 || x || y
 				set.Keys = append(set.Keys, map[string]string{"kty": "EC", "kid": kid, "use": "sig", "alg": "ES256", "crv": "P-256",
-					"x": b64(k.X), "y": b64(k.Y)})
+					"x": base64.RawURLEncoding.EncodeToString(point[1:33]), "y": base64.RawURLEncoding.EncodeToString(point[33:])})
 			}
 		}
 		_ = json.NewEncoder(w).Encode(set)

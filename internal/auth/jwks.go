@@ -247,13 +247,19 @@ func (j jwk) publicKey() (any, error) {
 		if j.Crv != "P-256" {
 			return nil, fmt.Errorf("curve %q, want P-256", j.Crv)
 		}
-		x, errX := b64int(j.X)
-		y, errY := b64int(j.Y)
-		if errX != nil || errY != nil {
+		// The point in its uncompressed encoding, 0x04 || x || y, each
+		// coordinate 32 bytes (left-padded: some issuers drop leading zeros).
+		point := make([]byte, 65)
+		point[0] = 4
+		x, errX := base64.RawURLEncoding.DecodeString(j.X)
+		y, errY := base64.RawURLEncoding.DecodeString(j.Y)
+		if errX != nil || errY != nil || len(x) > 32 || len(y) > 32 {
 			return nil, errors.New("bad coordinates")
 		}
-		pk := &ecdsa.PublicKey{Curve: elliptic.P256(), X: x, Y: y}
-		if _, err := pk.ECDH(); err != nil { // refuses a point off the curve
+		copy(point[33-len(x):33], x)
+		copy(point[65-len(y):], y)
+		pk, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point) // refuses a point off the curve
+		if err != nil {
 			return nil, fmt.Errorf("bad point: %w", err)
 		}
 		return pk, nil

@@ -12,7 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	_ "net/http/pprof" // served only on the pprof address
+	_ "net/http/pprof" // #nosec G108 -- on http.DefaultServeMux, which only the pprof address (off by default) serves
 	"os"
 	"os/signal"
 	"syscall"
@@ -49,7 +49,8 @@ func Pprof(log *zap.Logger, addr string) {
 	}
 	go func() {
 		log.Info("pprof listening", zap.String("addr", addr))
-		if err := http.ListenAndServe(addr, nil); err != nil {
+		hs := &http.Server{Addr: addr, ReadHeaderTimeout: 5 * time.Second} // profiles stream for as long as asked: no write timeout
+		if err := hs.ListenAndServe(); err != nil {
 			log.Warn("pprof stopped", zap.Error(err))
 		}
 	}()
@@ -87,7 +88,7 @@ func Open(ctx context.Context, c Config, log *zap.Logger, o ClientOptions) (*Cli
 	if keys == nil && o.NeedKeys {
 		return nil, pii.ErrNoKeys
 	}
-	pool, err := db.Open(ctx, c.DatabaseURL, db.WithTracing(o.Tracer))
+	pool, err := db.Open(ctx, c.DatabaseURL, db.WithTracing(o.Tracer), db.WithTLSMinVersion(c.TLSMinVersion))
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +97,7 @@ func Open(ctx context.Context, c Config, log *zap.Logger, o ClientOptions) (*Cli
 		return nil, err
 	}
 	rc, err := cache.Connect(cache.Config{URL: c.RedisURL, Sentinels: c.RedisSentinels,
-		MasterName: c.RedisMasterName, Timeout: c.CacheTimeout})
+		MasterName: c.RedisMasterName, Timeout: c.CacheTimeout, TLSMinVersion: c.TLSMinVersion})
 	if err == nil {
 		err = cache.Trace(rc, o.Tracer)
 	}

@@ -31,6 +31,10 @@ type Config struct {
 	PII pii.Config
 	// PprofAddr serves net/http/pprof when set.
 	PprofAddr string
+	// TLSMinVersion is the oldest TLS version the PostgreSQL and Redis
+	// clients accept when their URLs turn TLS on (TLS_MIN_VERSION; the
+	// Temporal client's is in Temporal.TLS).
+	TLSMinVersion uint16
 }
 
 // Common builds the start-up's Config from the declared settings; pprof is
@@ -41,7 +45,7 @@ func Common(v *config.Values, pprof *config.Var[string]) Config {
 		LogFormat: config.LogFormat.Get(v), LogLevel: config.LogLevel.Get(v),
 		DatabaseURL: config.DatabaseURL.Get(v), RedisURL: config.RedisURL.Get(v), CacheTimeout: config.CacheCallTimeout.Get(v),
 		RedisSentinels: config.RedisSentinels.Get(v), RedisMasterName: config.RedisMasterName.Get(v),
-		Temporal: Temporal(v), PII: PII(v),
+		Temporal: Temporal(v), PII: PII(v), TLSMinVersion: config.TLSMinVersion.Get(v),
 	}
 	if pprof != nil {
 		c.PprofAddr = pprof.Get(v)
@@ -53,7 +57,8 @@ func Common(v *config.Values, pprof *config.Var[string]) Config {
 func Temporal(v *config.Values) temporal.Config {
 	return temporal.Config{Address: config.TemporalAddress.Get(v), Namespace: config.TemporalNamespace.Get(v),
 		TLS: tlsconf.ClientConfig{CAFile: config.TemporalTLSCAFile.Get(v), CertFile: config.TemporalTLSCertFile.Get(v),
-			KeyFile: config.TemporalTLSKeyFile.Get(v), ServerName: config.TemporalTLSServerName.Get(v)}}
+			KeyFile: config.TemporalTLSKeyFile.Get(v), ServerName: config.TemporalTLSServerName.Get(v),
+			MinVersion: config.TLSMinVersion.Get(v)}}
 }
 
 // PII is the key settings.

@@ -13,6 +13,8 @@ import (
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orderflow/orderflow/internal/tlsconf"
 )
 
 // Timeout is the default bound on every cache call (a setting sets it per
@@ -48,6 +50,9 @@ type Config struct {
 	Sentinels  []string // host:port of each Sentinel (REDIS_SENTINELS)
 	MasterName string   // the master they monitor (REDIS_MASTER_NAME)
 	Timeout    time.Duration
+	// TLSMinVersion is the oldest TLS version offered with a rediss:// URL
+	// (TLS_MIN_VERSION; zero: tlsconf's default, TLS 1.3).
+	TLSMinVersion uint16
 }
 
 // Connect returns a client whose every call (dial, read, write and the whole
@@ -61,6 +66,9 @@ func Connect(cfg Config) (*redis.Client, error) {
 	opt, err := redis.ParseURL(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("parse redis url: %w", err)
+	}
+	if opt.TLSConfig != nil {
+		opt.TLSConfig.MinVersion = tlsconf.Min(cfg.TLSMinVersion)
 	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
 	"net/netip"
 	"os"
 	"strings"
@@ -51,6 +52,15 @@ func TestParsersAcceptGoodValuesAndRefuseBadOnes(t *testing.T) {
 		{"URL", wrap(urlOf("postgres")), "postgres://u:p@db:5432/x", "postgres://u:p@db:5432/x", ""},
 		{"URL of another scheme", wrap(urlOf("postgres")), "mysql://u:p@db/x", nil, "the scheme must be postgres"},
 		{"URL without host", wrap(urlOf("redis")), "redis:///0", nil, "names no host"},
+		{"PostgreSQL URL checking the server's name", wrap(postgresURL), "postgres://db/x?sslmode=verify-full", "postgres://db/x?sslmode=verify-full", ""},
+		{"PostgreSQL URL without TLS", wrap(postgresURL), "postgres://db/x?sslmode=disable", "postgres://db/x?sslmode=disable", ""},
+		{"PostgreSQL URL without sslmode", wrap(postgresURL), "postgres://db/x", nil, "names no sslmode"},
+		{"PostgreSQL URL with TLS, unchecked", wrap(postgresURL), "postgres://db/x?sslmode=require", nil, "sslmode=require does not check the server's name"},
+		{"PostgreSQL URL with the CA only", wrap(postgresURL), "postgresql://db/x?sslmode=verify-ca", nil, "sslmode=verify-ca does not check"},
+		{"PostgreSQL URL of another scheme", wrap(postgresURL), "mysql://db/x?sslmode=disable", nil, "the scheme must be postgres"},
+		{"TLS 1.3", wrap(tlsVersion), "1.3", uint16(tls.VersionTLS13), ""},
+		{"TLS 1.2", wrap(tlsVersion), "1.2", uint16(tls.VersionTLS12), ""},
+		{"TLS 1.1", wrap(tlsVersion), "1.1", nil, "must be 1.2 or 1.3"},
 		{"one of", wrap(oneOf("console", "json")), "json", "json", ""},
 		{"one of, misspelt", wrap(oneOf("console", "json")), "jsno", nil, "must be one of console, json"},
 		{"origins", wrap(list("origins", origin)), " http://a:8233, ,https://b ", []string{"http://a:8233", "https://b"}, ""},
@@ -205,7 +215,7 @@ func TestRulesTieSettingsTogether(t *testing.T) {
 
 func TestPrintMasksSecretsAndGivesEachSource(t *testing.T) {
 	env := map[string]string{
-		"DATABASE_URL":          "postgres://orderflow:pg-s3cret@db:5432/orderflow",
+		"DATABASE_URL":          "postgres://orderflow:pg-s3cret@db:5432/orderflow?sslmode=verify-full",
 		"REDIS_URL":             "redis://:redis-s3cret@cache:6379/0",
 		"STRIPE_API_KEY":        "sk_live_s3cret",
 		"AUTH_HS256_SECRET":     "hs256-s3cret-of-at-least-thirty-two-bytes",
@@ -219,7 +229,7 @@ func TestPrintMasksSecretsAndGivesEachSource(t *testing.T) {
 	for _, secret := range []string{"pg-s3cret", "redis-s3cret", "sk_live_s3cret", "hs256-s3cret", goodKey} {
 		assert.NotContains(t, got, secret)
 	}
-	assert.Contains(t, got, "postgres://orderflow:xxxxx@db:5432/orderflow")
+	assert.Contains(t, got, "postgres://orderflow:xxxxx@db:5432/orderflow?sslmode=verify-full")
 	assert.Regexp(t, `STRIPE_API_KEY +\(set\) +env`, got)
 	assert.Regexp(t, `AUTH_HS256_SECRET +\(set\) +env`, got)
 	assert.Regexp(t, `LOG_FORMAT +console +default`, got)

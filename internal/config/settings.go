@@ -46,12 +46,18 @@ var (
 	Region = declare(Setting{Name: "ORDERFLOW_REGION", Default: "local", Used: services, Section: secProcess,
 		Doc: "the region whose task queues (orders-<region>, notify-<region>, admin-<region>) this process serves; `orderflow worker --region` overrides it"},
 		text(name))
+	TLSMinVersion = declare(Setting{Name: "TLS_MIN_VERSION", Default: "1.3", Used: withStore, Section: secProcess,
+		Doc: "the oldest TLS version the gateway's and operator listeners accept and the clients of PostgreSQL, Redis, Temporal and SMTP offer; 1.2 only for an old load balancer or server (docs/security.md)"},
+		tlsVersion)
 )
 
 // PostgreSQL, Redis and Temporal.
 var (
+	// #nosec G101 -- the local development database's well-known password; production sets DATABASE_URL.
 	DatabaseURL = declare(Setting{Name: "DATABASE_URL", Default: "postgres://orderflow:orderflow@127.0.0.1:5432/orderflow?sslmode=disable",
-		Used: withStore, Secret: Password, Section: secDeps, Doc: "the PostgreSQL database, system of record"}, urlOf("postgres", "postgresql"))
+		Used: withStore, Secret: Password, Section: secDeps,
+		Doc: "the PostgreSQL database, system of record; sslmode=verify-full (TLS, the server's certificate and name checked, with sslrootcert) or sslmode=disable, never a mode that encrypts without checking"},
+		postgresURL)
 	RedisURL = declare(Setting{Name: "REDIS_URL", Default: "redis://127.0.0.1:6379/0", Used: services, Secret: Password, Section: secDeps,
 		Doc: "Redis: cache tiers and rate limits only (losing it loses nothing)"}, urlOf("redis", "rediss", "unix"))
 	RedisSentinels = declare(Setting{Name: "REDIS_SENTINELS", Used: services, Section: secDeps,

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -82,6 +83,38 @@ func number(lo, hi float64) parser[float64] {
 		return f, nil
 	}}
 }
+
+// tlsVersion is the oldest TLS version accepted: 1.2 or 1.3, as crypto/tls
+// numbers them.
+var tlsVersion = parser[uint16]{kind: "1.2 | 1.3", parse: func(raw string) (uint16, error) {
+	switch raw {
+	case "1.2":
+		return tls.VersionTLS12, nil
+	case "1.3":
+		return tls.VersionTLS13, nil
+	}
+	return 0, errors.New("must be 1.2 or 1.3")
+}}
+
+// postgresURL is a PostgreSQL URL whose sslmode either turns TLS off
+// (disable) or checks the server's certificate and its name (verify-full):
+// the modes between (allow, prefer, the default when sslmode is absent,
+// require, verify-ca) encrypt without knowing whom to, which only looks
+// safe.
+var postgresURL = parser[string]{kind: "URL (postgres, postgresql; sslmode=verify-full or disable)", parse: func(raw string) (string, error) {
+	if err := checkURL(raw, "postgres", "postgresql"); err != nil {
+		return "", err
+	}
+	u, _ := url.Parse(raw)
+	switch mode := u.Query().Get("sslmode"); mode {
+	case "disable", "verify-full":
+		return raw, nil
+	case "":
+		return "", errors.New("names no sslmode: set sslmode=verify-full (TLS, with sslrootcert) or sslmode=disable")
+	default:
+		return "", fmt.Errorf("sslmode=%s does not check the server's name: use sslmode=verify-full (TLS, with sslrootcert) or sslmode=disable", mode)
+	}
+}}
 
 // boolean is true or false (also 1, 0, t, f, TRUE, FALSE as strconv reads them).
 var boolean = parser[bool]{kind: "boolean", parse: func(raw string) (bool, error) {

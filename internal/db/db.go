@@ -16,6 +16,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orderflow/orderflow/internal/tlsconf"
 )
 
 // StatementTimeout bounds every database call an activity or handler makes.
@@ -33,6 +35,22 @@ func WithTracing(tp trace.TracerProvider) Option {
 		if tp != nil {
 			// The pool's metrics are exported on their own.
 			cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(tp), otelpgx.WithMeterProvider(noop.NewMeterProvider()))
+		}
+	}
+}
+
+// WithTLSMinVersion makes v (TLS_MIN_VERSION; zero: tlsconf's default, TLS
+// 1.3) the oldest TLS version offered to the server, on the URL's every
+// host, when its sslmode turns TLS on; sslmode=disable stays plain.
+func WithTLSMinVersion(v uint16) Option {
+	return func(cfg *pgxpool.Config) {
+		if c := cfg.ConnConfig.TLSConfig; c != nil {
+			c.MinVersion = tlsconf.Min(v)
+		}
+		for _, fb := range cfg.ConnConfig.Fallbacks {
+			if fb.TLSConfig != nil {
+				fb.TLSConfig.MinVersion = tlsconf.Min(v)
+			}
 		}
 	}
 }

@@ -144,8 +144,11 @@ func constant(e ast.Expr, pkgConsts map[string]bool) bool {
 
 // assignments records every plain assignment (=, +=) to a local variable,
 // filled as files are parsed.
+//
+//lint:ignore SA1019 the check parses without type-checking, and the parser's objects resolve a function's locals, all it needs
 var assignments = map[*ast.Object]bool{}
 
+//lint:ignore SA1019 as above
 func reassigned(obj *ast.Object) bool { return assignments[obj] }
 
 func recordAssignments(f *ast.File) {

@@ -71,7 +71,7 @@ func Disk(path string, minFreeMB int) Check {
 		if err := syscall.Statfs(path, &st); err != nil {
 			return "", fmt.Errorf("statfs %s: %w", path, err)
 		}
-		free := st.Bavail * uint64(st.Bsize) >> 20
+		free := st.Bavail * uint64(st.Bsize) >> 20 // #nosec G115 -- a file system's block size is positive
 		detail := fmt.Sprintf("%d MB free on %s", free, path)
 		if free < uint64(max(minFreeMB, 0)) {
 			return detail, fmt.Errorf("%d MB free on %s, below the %d MB minimum", free, path, minFreeMB)
@@ -122,7 +122,7 @@ func RSSBytes() (uint64, bool) {
 	if err != nil {
 		return 0, false
 	}
-	return pages * uint64(os.Getpagesize()), true
+	return pages * uint64(os.Getpagesize()), true // #nosec G115 -- the page size is positive
 }
 
 // Reachable checks that an HTTP service answers GET url with a status below

@@ -34,6 +34,7 @@ func Listen(ctx context.Context, addr string, c *Checker, metrics http.Handler, 
 			log.Error("health listener stopped", zap.String("addr", addr), zap.Error(err))
 		}
 	}()
+	// #nosec G118 -- ctx has ended: the shutdown's grace needs a context of its own.
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

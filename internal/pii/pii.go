@@ -262,7 +262,7 @@ func (k *Keyring) ids() string {
 }
 
 func header(id string) []byte {
-	return append([]byte{version, byte(len(id))}, id...)
+	return append([]byte{version, byte(len(id))}, id...) // #nosec G115 -- key ids are 1 to maxKID (64) bytes, checked when loaded
 }
 
 func split(c []byte) (id string, rest []byte, err error) {

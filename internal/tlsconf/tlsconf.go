@@ -1,8 +1,10 @@
 // Package tlsconf builds the TLS configurations orderflow uses from PEM
-// files: the gateway's HTTPS listener and the Temporal client's TLS or
-// mutual TLS. Both refuse anything below TLS 1.2 and otherwise keep Go's
-// defaults (its cipher suites and curves, which track current advice).
-// Every error names the file and the variable that set it.
+// files: the gateway's HTTPS listeners and the Temporal client's TLS or
+// mutual TLS, and holds the oldest protocol version every listener and
+// client of the project accepts (TLS_MIN_VERSION: 1.3 unless set to 1.2 for
+// an old load balancer). Otherwise they keep Go's defaults (its cipher
+// suites and curves, which track current advice). Every error names the
+// file and the variable that set it.
 package tlsconf
 
 import (
@@ -20,6 +22,9 @@ import (
 type ServerConfig struct {
 	CertFile string
 	KeyFile  string
+	// MinVersion is the oldest TLS version served (TLS_MIN_VERSION); zero
+	// means DefaultMinVersion.
+	MinVersion uint16
 }
 
 // Enabled reports whether the gateway serves HTTPS. One of the two files
@@ -49,13 +54,30 @@ type ClientConfig struct {
 	// ServerName overrides the name the frontend's certificate is checked
 	// against, when the address is an IP or another name.
 	ServerName string
+	// MinVersion is the oldest TLS version offered (TLS_MIN_VERSION); zero
+	// means DefaultMinVersion. It does not turn TLS on.
+	MinVersion uint16
 }
 
-// Enabled reports whether the Temporal client dials with TLS.
-func (c ClientConfig) Enabled() bool { return c != ClientConfig{} }
+// Enabled reports whether the Temporal client dials with TLS: any of the
+// files or the server name is set.
+func (c ClientConfig) Enabled() bool {
+	return c.CAFile != "" || c.CertFile != "" || c.KeyFile != "" || c.ServerName != ""
+}
 
-// MinVersion is the oldest protocol version either side accepts.
-const MinVersion = tls.VersionTLS12
+// DefaultMinVersion is the oldest protocol version accepted when
+// TLS_MIN_VERSION is not set: TLS 1.3, which every supported Temporal,
+// PostgreSQL, Redis and browser speaks. TLS 1.2 (TLS_MIN_VERSION=1.2) is
+// the documented switch for an old load balancer in front of the gateway.
+const DefaultMinVersion = tls.VersionTLS13
+
+// Min returns v, or DefaultMinVersion when v is zero (not configured).
+func Min(v uint16) uint16 {
+	if v == 0 {
+		return DefaultMinVersion
+	}
+	return v
+}
 
 // Server returns the gateway's listener configuration with the certificate
 // and key of c loaded, or nil when c is not enabled. A certificate and key
@@ -74,7 +96,7 @@ func Server(c ServerConfig) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway TLS: load API_TLS_CERT_FILE %s and API_TLS_KEY_FILE %s: %w", c.CertFile, c.KeyFile, err)
 	}
-	return &tls.Config{MinVersion: MinVersion, Certificates: []tls.Certificate{cert}}, nil
+	return &tls.Config{MinVersion: Min(c.MinVersion), Certificates: []tls.Certificate{cert}}, nil
 }
 
 // Client returns the Temporal client's TLS configuration for c, or nil when
@@ -86,7 +108,7 @@ func Client(c ClientConfig) (*tls.Config, error) {
 	if !c.Enabled() {
 		return nil, nil
 	}
-	cfg := &tls.Config{MinVersion: MinVersion, ServerName: c.ServerName}
+	cfg := &tls.Config{MinVersion: Min(c.MinVersion), ServerName: c.ServerName}
 	if c.CAFile != "" {
 		pem, err := os.ReadFile(c.CAFile)
 		if err != nil {

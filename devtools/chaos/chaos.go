@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -59,6 +60,7 @@ type Runner struct {
 	db       *pgxpool.Pool
 	temporal client.Client
 	out      io.Writer
+	http     *http.Client // the load's (the HA run records placements through it)
 	rnd      *rand.Rand
 	rndMu    sync.Mutex
 
@@ -75,7 +77,7 @@ func New(cfg Config, db *pgxpool.Pool, tc client.Client, out io.Writer) *Runner 
 	if cfg.Seed == 0 {
 		cfg.Seed = uint64(time.Now().UnixNano())
 	}
-	return &Runner{cfg: cfg, db: db, temporal: tc, out: out, rnd: rand.New(rand.NewPCG(cfg.Seed, 42)),
+	return &Runner{cfg: cfg, db: db, temporal: tc, out: out, http: httpClient, rnd: rand.New(rand.NewPCG(cfg.Seed, 42)),
 		clientEr: map[string]int{}}
 }
 
@@ -220,11 +222,16 @@ func (rep Report) Print(w io.Writer) {
 
 // Write stores the report as JSON under dir and returns the file's path.
 func (rep Report) Write(dir string) (string, error) {
+	return writeJSON(dir, rep.Started.Format("20060102T150405Z")+".json", rep)
+}
+
+// writeJSON stores v as indented JSON in dir/name and returns the path.
+func writeJSON(dir, name string, v any) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("results dir: %w", err)
 	}
-	path := filepath.Join(dir, rep.Started.Format("20060102T150405Z")+".json")
-	b, err := json.MarshalIndent(rep, "", "  ")
+	path := filepath.Join(dir, name)
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return "", err
 	}

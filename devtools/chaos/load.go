@@ -40,7 +40,7 @@ var httpClient = &http.Client{Timeout: 10 * time.Second}
 
 // gateway is the API as sub with role sees it.
 func (r *Runner) gateway(sub string, role auth.Role) *apiclient.Client {
-	return apiclient.New(r.cfg.APIURL, apiclient.WithHTTPClient(httpClient), apiclient.WithToken(r.cfg.Tokens.Bearer(sub, role)))
+	return apiclient.New(r.cfg.APIURL, apiclient.WithHTTPClient(r.http), apiclient.WithToken(r.cfg.Tokens.Bearer(sub, role)))
 }
 
 // setupCatalog creates the run's products through the admin API: plenty of

@@ -1,0 +1,408 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
+
+	"github.com/orderflow/orderflow/devtools/lab"
+)
+
+// Host faults of the HA run: a host killed (SIGKILL of everything on it,
+// started again to heal) or cut off (its link down, so it runs on,
+// unreachable, until its link comes up again).
+const (
+	ModeKill = "kill"
+	ModeCut  = "cut"
+)
+
+// Hosts are the HA topology's hosts as the run breaks them, by node name.
+type Hosts interface {
+	// Kill ends every process of the host with SIGKILL; Start starts them
+	// again and returns once the node is ready.
+	Kill(ctx context.Context, node string) error
+	Start(ctx context.Context, node string) error
+	// Cut takes the host's link down; Heal brings it up again and returns
+	// once the node answers.
+	Cut(ctx context.Context, node string) error
+	Heal(ctx context.Context, node string) error
+}
+
+// A Tier is one kind of host the run loses, one at a time: the PostgreSQL
+// primary, the Redis master, one Temporal server, one gateway, one worker.
+type Tier struct {
+	Kind  string   // the fault's kind in the report: pg_primary, redis_master...
+	Nodes []string // the tier's hosts
+	// Target names the host to lose now (the primary, as Patroni says; the
+	// master, as a Sentinel says); nil takes Nodes in turn.
+	Target func(ctx context.Context) (string, error)
+	// Objective is the recovery time the design promises for this loss,
+	// reported beside the measure; never asserted.
+	Objective time.Duration
+	// MinOutage is how long the host stays lost at least, even when orders
+	// never failed (a worker's loss is felt by sagas, not by placements).
+	MinOutage time.Duration
+	// Whole passes once the tier is whole again after the heal: a primary
+	// with its synchronous standby, a master with its replica in sync, the
+	// host back in the balancer's rotation.
+	Whole lab.Check
+}
+
+// HAConfig is the HA part of a run; Config says the rest (rate, duration,
+// quiescence, results).
+type HAConfig struct {
+	Hosts Hosts
+	Tiers []Tier
+	// Modes are how hosts are lost, in turn per tier (default kill, cut).
+	Modes []string
+	// Rounds: every tier is lost at least this many times; the run outlasts
+	// Config.Duration when it must.
+	Rounds int
+	// Quiet is plain load before each fault (default 5 s).
+	Quiet time.Duration
+	// Settle: an outage is over once orders have succeeded, and none
+	// failed, for this long (default 5 s); the host stays lost until then,
+	// or until MaxOutage (default 90 s).
+	Settle    time.Duration
+	MaxOutage time.Duration
+	// WholeTimeout bounds the wait for a healed tier to be whole (default 3 min).
+	WholeTimeout time.Duration
+}
+
+func (c *HAConfig) defaults() {
+	if len(c.Modes) == 0 {
+		c.Modes = []string{ModeKill, ModeCut}
+	}
+	if c.Rounds == 0 {
+		c.Rounds = 3
+	}
+	if c.Quiet == 0 {
+		c.Quiet = 5 * time.Second
+	}
+	if c.Settle == 0 {
+		c.Settle = 5 * time.Second
+	}
+	if c.MaxOutage == 0 {
+		c.MaxOutage = 90 * time.Second
+	}
+	if c.WholeTimeout == 0 {
+		c.WholeTimeout = 3 * time.Minute
+	}
+}
+
+// HARunner is a chaos run on the HA topology: the load, the final checks
+// and the five invariants of Runner, with host faults instead of process
+// and provider faults, and every placement recorded to measure recovery.
+type HARunner struct {
+	*Runner
+	ha     HAConfig
+	rec    *recorder
+	faults []*hostFault
+}
+
+// NewHA returns an HA run; cfg.Faults, Hold, Stack and Providers are not
+// used (the faults are ha's).
+func NewHA(cfg Config, ha HAConfig, db *pgxpool.Pool, tc client.Client, out io.Writer) *HARunner {
+	ha.defaults()
+	r := New(cfg, db, tc, out)
+	rec := &recorder{next: http.DefaultTransport}
+	r.http = &http.Client{Timeout: httpClient.Timeout, Transport: rec}
+	return &HARunner{Runner: r, ha: ha, rec: rec}
+}
+
+// hostFault is one host lost and what the run saw around it.
+type hostFault struct {
+	w         *window // the client errors counted while it lasted
+	Kind      string
+	Mode      string
+	Node      string
+	Objective time.Duration
+	Injected  time.Time // the fault
+	Healed    time.Time // the host started again, or its link up
+	Whole     time.Time // the tier whole again; the window ends 10 s later
+	// Recovered: orders succeeded again, with none failing for Settle,
+	// while the host was still lost.
+	Recovered bool
+	Err       string
+}
+
+// Run places orders while hosts are lost one at a time, each healed and its
+// tier whole again before the next; then it waits for the orders to settle
+// and checks the invariants and every fault's recovery.
+func (h *HARunner) Run(ctx context.Context) (HAReport, error) {
+	rep := HAReport{Report: Report{Started: time.Now().UTC(), Seed: h.cfg.Seed}, Rounds: h.ha.Rounds}
+	skus, err := h.setupCatalog(ctx)
+	if err != nil {
+		return rep, err
+	}
+	var kinds []string
+	for _, t := range h.ha.Tiers {
+		kinds = append(kinds, t.Kind)
+	}
+	fmt.Fprintf(h.out, "chaos-ha: at least %s of load at %.0f orders/s; hosts lost one at a time (%v, %d rounds at least, modes %v), seed %d\n",
+		h.cfg.Duration, h.cfg.Rate, kinds, h.ha.Rounds, h.ha.Modes, h.cfg.Seed)
+
+	start := time.Now()
+	lctx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	injected := make(chan struct{})
+	go func() {
+		defer close(injected)
+		h.injectHostFaults(ctx, start)
+	}()
+	// Load runs for the duration and until the last fault's window closed.
+	go func() {
+		select {
+		case <-injected:
+		case <-ctx.Done():
+		}
+		select {
+		case <-time.After(time.Until(start.Add(h.cfg.Duration))):
+		case <-ctx.Done():
+		}
+		stopLoad()
+	}()
+	h.load(lctx, skus)
+	<-injected
+	rep.Duration = time.Since(start).Round(time.Second).String()
+	fmt.Fprintf(h.out, "chaos-ha: load stopped after %d orders (%s); waiting up to %s for every order to settle\n", h.sent, rep.Duration, h.cfg.Quiesce)
+
+	statuses, err := h.quiesce(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.Sent, rep.Statuses = h.sent, statuses
+	for _, p := range h.placed {
+		if p.orderID != "" {
+			rep.Accepted++
+		}
+	}
+	rep.Faults = map[string]int{}
+	for _, w := range h.windows {
+		rep.Faults[w.Kind]++
+	}
+	rep.Windows, rep.Errors = h.windows, h.clientEr
+	rep.Invariants, err = h.check(ctx, skus)
+	if err != nil {
+		return rep, err
+	}
+	rep.HostFaults = measure(h.faults, h.rec.snapshot())
+	rep.Kinds = summarize(h.ha.Tiers, rep.HostFaults)
+	rep.Invariants = append(rep.Invariants, h.haInvariants(rep)...)
+	rep.Passed = true
+	for _, inv := range rep.Invariants {
+		rep.Passed = rep.Passed && inv.Passed
+	}
+	return rep, nil
+}
+
+// injectHostFaults loses one host after another, tier after tier, until
+// every tier was lost Rounds times and the duration has passed. A fault
+// under way always runs to its heal, even when ctx ends.
+func (h *HARunner) injectHostFaults(ctx context.Context, start time.Time) {
+	turns := map[string]int{}
+	for round := 0; ; round++ {
+		for _, t := range h.ha.Tiers {
+			if round >= h.ha.Rounds && time.Since(start)+h.ha.Quiet >= h.cfg.Duration {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(h.ha.Quiet):
+			}
+			n := turns[t.Kind]
+			turns[t.Kind]++
+			h.loseHost(t, n)
+		}
+	}
+}
+
+// loseHost loses one host of tier t (its n-th loss), keeps it lost until
+// orders flow again or MaxOutage, heals it and waits for the tier to be
+// whole again.
+func (h *HARunner) loseHost(t Tier, n int) {
+	ctx := context.Background()
+	mode := h.ha.Modes[n%len(h.ha.Modes)]
+	f := &hostFault{Kind: t.Kind, Mode: mode, Objective: t.Objective}
+	node, err := h.target(ctx, t, n)
+	f.Node = node
+	f.w = &window{Kind: t.Kind, Detail: mode + " " + node, Start: time.Now(), Errors: map[string]int{}}
+	f.Injected = f.w.Start
+	h.mu.Lock()
+	h.windows = append(h.windows, f.w)
+	h.faults = append(h.faults, f)
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		f.w.End = time.Now()
+		if f.Err != "" {
+			f.w.Err = f.Err
+		}
+		h.mu.Unlock()
+		if f.Err != "" {
+			fmt.Fprintf(h.out, "chaos-ha: %-15s %s %s: %s\n", t.Kind, mode, node, f.Err)
+			return
+		}
+		fmt.Fprintf(h.out, "chaos-ha: %-15s %-4s %-12s lost %5.1fs, whole %5.1fs after the heal, service back while lost: %t\n",
+			t.Kind, mode, node, f.Healed.Sub(f.Injected).Seconds(), f.Whole.Sub(f.Healed).Seconds(), f.Recovered)
+	}()
+	if err != nil {
+		f.Err = err.Error()
+		return
+	}
+	if err := h.breakHost(ctx, mode, node); err != nil {
+		// Whatever half happened is undone.
+		f.Err = err.Error()
+		if herr := h.healHost(ctx, mode, node); herr != nil {
+			f.Err += "; heal: " + herr.Error()
+		}
+		return
+	}
+	f.Recovered = h.awaitService(f.Injected, t.MinOutage)
+	f.Healed = time.Now()
+	if err := h.healHost(ctx, mode, node); err != nil {
+		f.Err = "heal: " + err.Error()
+		return
+	}
+	if t.Whole != nil {
+		if err := lab.Wait(ctx, t.Whole, h.ha.WholeTimeout, nil); err != nil {
+			f.Err = "not whole after the heal: " + err.Error()
+			return
+		}
+	}
+	f.Whole = time.Now()
+}
+
+// target is the host of tier t to lose the n-th time.
+func (h *HARunner) target(ctx context.Context, t Tier, n int) (string, error) {
+	if t.Target != nil {
+		var node string
+		err := lab.Wait(ctx, checkFunc{t.Kind + " target", func(ctx context.Context) error {
+			var err error
+			node, err = t.Target(ctx)
+			return err
+		}}, 30*time.Second, nil)
+		return node, err
+	}
+	if len(t.Nodes) == 0 {
+		return "", fmt.Errorf("%s: no hosts", t.Kind)
+	}
+	return t.Nodes[n%len(t.Nodes)], nil
+}
+
+func (h *HARunner) breakHost(ctx context.Context, mode, node string) error {
+	switch mode {
+	case ModeKill:
+		return h.ha.Hosts.Kill(ctx, node)
+	case ModeCut:
+		return h.ha.Hosts.Cut(ctx, node)
+	}
+	return fmt.Errorf("unknown mode %q", mode)
+}
+
+func (h *HARunner) healHost(ctx context.Context, mode, node string) error {
+	if mode == ModeCut {
+		return h.ha.Hosts.Heal(ctx, node)
+	}
+	return h.ha.Hosts.Start(ctx, node)
+}
+
+// awaitService waits, at least min and at most MaxOutage from since, until
+// placements have succeeded and none failed for Settle; it says whether
+// they did.
+func (h *HARunner) awaitService(since time.Time, min time.Duration) bool {
+	for {
+		now := time.Now()
+		steady := h.rec.steady(since, now, h.ha.Settle)
+		if steady && now.Sub(since) >= min {
+			return true
+		}
+		if now.Sub(since) >= h.ha.MaxOutage {
+			return steady
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// checkFunc is a lab.Check made of a function.
+type checkFunc struct {
+	name string
+	f    func(ctx context.Context) error
+}
+
+func (c checkFunc) Check(ctx context.Context) error { return c.f(ctx) }
+func (c checkFunc) String() string                  { return c.name }
+
+// attempt is one placement sent (POST /v1/orders) and its answer.
+type attempt struct {
+	key        string
+	start, end time.Time
+	status     int // 0: no answer
+}
+
+// failed: no answer, or a 5xx (a 429 is the limiter's, never a fault's).
+func (a attempt) failed() bool { return a.status == 0 || a.status >= 500 }
+
+// answered: the order was decided, accepted or refused for good.
+func (a attempt) answered() bool {
+	return a.status >= 200 && a.status < 500 && a.status != http.StatusTooManyRequests && a.status != http.StatusRequestTimeout
+}
+
+// recorder is the load's transport: it records every placement's start,
+// end and status, to measure recovery.
+type recorder struct {
+	next     http.RoundTripper
+	mu       sync.Mutex
+	attempts []attempt
+}
+
+// RoundTrip implements http.RoundTripper.
+func (rec *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodPost || req.URL.Path != "/v1/orders" {
+		return rec.next.RoundTrip(req)
+	}
+	a := attempt{key: req.Header.Get("Idempotency-Key"), start: time.Now()}
+	res, err := rec.next.RoundTrip(req)
+	a.end = time.Now()
+	if err == nil {
+		a.status = res.StatusCode
+	}
+	rec.mu.Lock()
+	rec.attempts = append(rec.attempts, a)
+	rec.mu.Unlock()
+	return res, err
+}
+
+// steady says whether, between since and now, placements succeeded and none
+// failed for the last settle: the last failure (if any) ended at least
+// settle ago and a success ended after it.
+func (rec *recorder) steady(since, now time.Time, settle time.Duration) bool {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	lastFail, lastOK := since, time.Time{}
+	for _, a := range rec.attempts {
+		if a.start.Before(since) {
+			continue
+		}
+		switch {
+		case a.failed() && a.end.After(lastFail):
+			lastFail = a.end
+		case a.answered() && a.end.After(lastOK):
+			lastOK = a.end
+		}
+	}
+	return lastOK.After(lastFail) && now.Sub(lastFail) >= settle
+}
+
+func (rec *recorder) snapshot() []attempt {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return append([]attempt(nil), rec.attempts...)
+}

@@ -20,7 +20,7 @@ func at(key string, s, d float64, status int) attempt {
 
 func TestRecoveryIsZeroWhenNoPlacementFailedWhileTheHostWasLost(t *testing.T) {
 	attempts := []attempt{at("a", -1, 0.1, 202), at("b", 0.5, 0.1, 202), at("c", 3, 0.1, 202),
-		at("d", -0.5, 1, 0), // failed, but sent before the fault
+		at("d", -0.5, 1, 0),   // failed, but sent before the fault
 		at("e", 30, 0.1, 503)} // failed, but sent after the heal
 	first, last, lastFail, failed, keys, never := recovery(attempts, t0, t0.Add(20*time.Second))
 	assert.Equal(t, []float64{0, 0, 0}, []float64{first, last, lastFail})
@@ -115,7 +115,9 @@ func TestTheRecorderKeepsEveryPlacementWithItsKeyAndStatusAndNothingElse(t *test
 }
 
 func TestSummarizeComparesTheWorstLastRecoveryWithTheObjective(t *testing.T) {
-	f := func(kind, mode string, last *float64) HAFault { return HAFault{Kind: kind, Mode: mode, RTOLast: last, RTOFirst: last} }
+	f := func(kind, mode string, last *float64) HAFault {
+		return HAFault{Kind: kind, Mode: mode, RTOLast: last, RTOFirst: last}
+	}
 	v := func(x float64) *float64 { return &x }
 	tiers := []Tier{{Kind: "pg_primary", Objective: 30 * time.Second}, {Kind: "gateway"}, {Kind: "redis_master", Objective: 15 * time.Second}}
 	kinds := summarize(tiers, []HAFault{f("pg_primary", ModeKill, v(12)), f("pg_primary", ModeCut, v(31)), f("pg_primary", ModeKill, v(20)),

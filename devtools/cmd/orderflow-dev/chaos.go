@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
+
 	"github.com/orderflow/orderflow/devtools/chaos"
 	"github.com/orderflow/orderflow/devtools/lab"
 	"github.com/orderflow/orderflow/internal/auth"
@@ -57,34 +60,13 @@ func runChaos(ctx context.Context, args []string) error {
 		*providers = fmt.Sprintf("http://127.0.0.1:%d,http://127.0.0.1:%d", d.Config.Ports["paysim-a"], d.Config.Ports["paysim-b"])
 	}
 	c.Providers = strings.Split(*providers, ",")
-	// The clients below reach the stack as its processes do.
-	for _, kv := range d.Environ() {
-		k, v, _ := strings.Cut(kv, "=")
-		_ = os.Setenv(k, v)
-	}
-	v := product()
-	dbURL, temporalCfg, authCfg := config.DatabaseURL.Get(v), boot.Temporal(v), boot.Auth(v)
-	if err := v.Err(); err != nil {
-		return err
-	}
-	// The load carries tokens minted in process from the stack's
-	// development secret.
-	tokens, err := auth.NewMinter(authCfg)
-	if err != nil {
-		return fmt.Errorf("chaos: %w", err)
-	}
-	c.Tokens = tokens
-
-	pool, err := db.Open(ctx, dbURL)
+	tokens, pool, tc, err := stackClients(ctx, d.Environ())
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	tc, err := temporal.Dial(temporalCfg, temporal.Options{OrderIDOf: order.IDOf}) // visibility only: no payload to open
-	if err != nil {
-		return err
-	}
 	defer tc.Close()
+	c.Tokens = tokens
 	rep, err := chaos.New(c, pool, tc, os.Stdout).Run(ctx)
 	if err != nil {
 		return fmt.Errorf("chaos: %w", err)
@@ -99,4 +81,35 @@ func runChaos(ctx context.Context, args []string) error {
 		return errors.New("chaos: an invariant does not hold")
 	}
 	return nil
+}
+
+// stackClients reach a stack as its processes do, from its environment:
+// the minter of its development tokens, its database and Temporal (for
+// visibility only: no payload to open). The caller closes pool and tc.
+func stackClients(ctx context.Context, environ []string) (*auth.Minter, *pgxpool.Pool, client.Client, error) {
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		_ = os.Setenv(k, v)
+	}
+	v := product()
+	dbURL, temporalCfg, authCfg := config.DatabaseURL.Get(v), boot.Temporal(v), boot.Auth(v)
+	if err := v.Err(); err != nil {
+		return nil, nil, nil, err
+	}
+	// The load carries tokens minted in process from the stack's
+	// development secret.
+	tokens, err := auth.NewMinter(authCfg)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("chaos: %w", err)
+	}
+	pool, err := db.Open(ctx, dbURL)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tc, err := temporal.Dial(temporalCfg, temporal.Options{OrderIDOf: order.IDOf})
+	if err != nil {
+		pool.Close()
+		return nil, nil, nil, err
+	}
+	return tokens, pool, tc, nil
 }

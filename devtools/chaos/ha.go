@@ -129,7 +129,10 @@ type hostFault struct {
 	// Recovered: orders succeeded again, with none failing for Settle,
 	// while the host was still lost.
 	Recovered bool
-	Err       string
+	// Promoted: when the tier's Target first named another host (the
+	// standby promoted, the replica made master); zero when it has none.
+	Promoted time.Time
+	Err      string
 }
 
 // Run places orders while hosts are lost one at a time, each healed and its
@@ -265,7 +268,7 @@ func (h *HARunner) loseHost(t Tier, n int) {
 		}
 		return
 	}
-	f.Recovered = h.awaitService(f.Injected, t.MinOutage)
+	f.Recovered, f.Promoted = h.awaitService(ctx, t, node, f.Injected)
 	f.Healed = time.Now()
 	if err := h.healHost(ctx, mode, node); err != nil {
 		f.Err = "heal: " + err.Error()
@@ -314,18 +317,29 @@ func (h *HARunner) healHost(ctx context.Context, mode, node string) error {
 	return h.ha.Hosts.Start(ctx, node)
 }
 
-// awaitService waits, at least min and at most MaxOutage from since, until
-// placements have succeeded and none failed for Settle; it says whether
-// they did.
-func (h *HARunner) awaitService(since time.Time, min time.Duration) bool {
+// awaitService waits, at least t.MinOutage and at most MaxOutage from
+// since, until placements have succeeded and none failed for Settle and,
+// for a tier with a Target, until it names another host than lost (the
+// engine failed over). It says whether service came back, and when the
+// failover was seen.
+func (h *HARunner) awaitService(ctx context.Context, t Tier, lost string, since time.Time) (bool, time.Time) {
+	var promoted time.Time
 	for {
 		now := time.Now()
+		if t.Target != nil && promoted.IsZero() {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			if node, err := t.Target(cctx); err == nil && node != lost {
+				promoted = time.Now()
+			}
+			cancel()
+		}
+		failedOver := t.Target == nil || !promoted.IsZero()
 		steady := h.rec.steady(since, now, h.ha.Settle)
-		if steady && now.Sub(since) >= min {
-			return true
+		if steady && failedOver && now.Sub(since) >= t.MinOutage {
+			return true, promoted
 		}
 		if now.Sub(since) >= h.ha.MaxOutage {
-			return steady
+			return steady && failedOver, promoted
 		}
 		time.Sleep(250 * time.Millisecond)
 	}

@@ -30,6 +30,7 @@ type HAFault struct {
 	Lost      float64   `json:"lost_s"`             // until the heal
 	Whole     float64   `json:"whole_after_heal_s"` // the heal until the tier was whole
 	Recovered bool      `json:"service_back_while_lost"`
+	Promoted  *float64  `json:"promoted_s,omitempty"`  // when the engine named a new primary/master
 	Failed    int       `json:"placements_failed"`     // attempts with a 5xx or no answer while lost
 	Orders    int       `json:"orders_failed"`         // orders (keys) among them
 	Unanswer  int       `json:"orders_never_answered"` // of those, never answered afterwards
@@ -68,6 +69,10 @@ func measure(faults []*hostFault, attempts []attempt) []HAFault {
 			healed = f.w.End
 		}
 		m.Lost = healed.Sub(f.Injected).Seconds()
+		if !f.Promoted.IsZero() {
+			p := f.Promoted.Sub(f.Injected).Seconds()
+			m.Promoted = &p
+		}
 		if !f.Whole.IsZero() {
 			m.Whole = f.Whole.Sub(f.Healed).Seconds()
 		}
@@ -186,7 +191,7 @@ func (h *HARunner) haInvariants(rep HAReport) []Invariant {
 		case f.Err != "":
 			rec.Counterexamples = append(rec.Counterexamples, fmt.Sprintf("%s %s %s: %s", f.Kind, f.Mode, f.Node, f.Err))
 		case !f.Recovered:
-			rec.Counterexamples = append(rec.Counterexamples, fmt.Sprintf("%s %s %s: placements still failing after %.0f s", f.Kind, f.Mode, f.Node, f.Lost))
+			rec.Counterexamples = append(rec.Counterexamples, fmt.Sprintf("%s %s %s: placements still failing, or no failover, after %.0f s", f.Kind, f.Mode, f.Node, f.Lost))
 		case f.Unanswer > 0:
 			rec.Counterexamples = append(rec.Counterexamples, fmt.Sprintf("%s %s %s: %d of %d failed orders never answered", f.Kind, f.Mode, f.Node, f.Unanswer, f.Orders))
 		}
@@ -208,10 +213,14 @@ func (h *HARunner) haInvariants(rep HAReport) []Invariant {
 // the recovery per kind.
 func (rep HAReport) Print(w io.Writer) {
 	rep.Report.Print(w)
-	fmt.Fprintf(w, "\n%-14s %-4s %-12s %7s %7s %6s %9s %9s %9s %5s %8s\n",
-		"host lost", "how", "node", "lost s", "whole s", "failed", "RTO 1st", "RTO last", "last err", "5xx", "timeouts")
+	fmt.Fprintf(w, "\n%-14s %-4s %-12s %8s %7s %7s %6s %9s %9s %9s %5s %8s\n",
+		"host lost", "how", "node", "promoted", "lost s", "whole s", "failed", "RTO 1st", "RTO last", "last err", "5xx", "timeouts")
 	for _, f := range rep.HostFaults {
-		fmt.Fprintf(w, "%-14s %-4s %-12s %7.1f %7.1f %6d %9s %9s %9.1f %5d %8d", f.Kind, f.Mode, f.Node, f.Lost, f.Whole,
+		promoted := "-"
+		if f.Promoted != nil {
+			promoted = fmt.Sprintf("%.1f", *f.Promoted)
+		}
+		fmt.Fprintf(w, "%-14s %-4s %-12s %8s %7.1f %7.1f %6d %9s %9s %9.1f %5d %8d", f.Kind, f.Mode, f.Node, promoted, f.Lost, f.Whole,
 			f.Failed, seconds(f.RTOFirst), seconds(f.RTOLast), f.LastFail, f.E5xx, f.Timeouts)
 		if f.Err != "" {
 			fmt.Fprintf(w, "  %s", f.Err)

@@ -19,11 +19,19 @@ dev-bin:
 run: dev-bin ## the whole local stack in the foreground; Ctrl-C stops it
 	@$(DEV) lab run
 
-up: dev-bin ## the whole local stack in the background
-	@$(DEV) lab up
+# TOPOLOGY=ha: the production topology inside a region, each node a host
+# (network namespace) of its own behind HAProxy on the ports above (root
+# only; docs/ha.md). TEMPORAL_BACKEND=cluster (read by the lab from the
+# environment, for up, run, bench...): Temporal as a two-server cluster on
+# PostgreSQL instead of the dev server; TOPOLOGY=ha always runs it.
+TOPOLOGY ?=
+LAB_PROFILE = $(if $(filter-out ha,$(TOPOLOGY)),$(error TOPOLOGY=$(TOPOLOGY): the only topology is ha),$(if $(TOPOLOGY),--profile $(TOPOLOGY)))
 
-down: dev-bin ## stop what `make up` started
-	@$(DEV) lab down
+up: dev-bin ## the whole local stack in the background (TOPOLOGY=ha, TEMPORAL_BACKEND=cluster: see above)
+	@$(DEV) lab up $(LAB_PROFILE)
+
+down: dev-bin ## stop what `make up` started (with the same TOPOLOGY)
+	@$(DEV) lab down $(LAB_PROFILE)
 
 # Binaries are built with -trimpath: their stack traces name packages, not
 # the build machine's paths (with go.mod's toolchain, GOROOT sits in the

@@ -11,6 +11,7 @@
 #   patroni   Patroni with its etcd client library (PostgreSQL HA: deploy/postgres/)
 #   etcd      etcd and etcdctl (Patroni's consensus store)
 #   haproxy   HAProxy (deploy/haproxy/, deploy/postgres/)
+#   iproute2  ip, nsenter, setpriv (the ha profile's hosts: network namespaces)
 set -euo pipefail
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2 || true; }
@@ -54,7 +55,11 @@ for name in "$@"; do
     haproxy)
       have haproxy || pkgs+=(haproxy)
       ;;
-    *) die "install.sh: unknown name $name (tools, postgres, redis, promtool, chromium, sentinel, patroni, etcd, haproxy)" ;;
+    iproute2)
+      have ip || pkgs+=(iproute2)
+      have nsenter && have setpriv || pkgs+=(util-linux)
+      ;;
+    *) die "install.sh: unknown name $name (tools, postgres, redis, promtool, chromium, sentinel, patroni, etcd, haproxy, iproute2)" ;;
   esac
 done
 [ ${#pkgs[@]} -gt 0 ] || exit 0

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/orderflow/orderflow/devtools/lab"
 )
 
 // patroniMember is a member as Patroni's GET /cluster lists it.
@@ -81,7 +83,7 @@ func leaderOf(members []patroniMember) (string, error) {
 // PatroniWhole returns a check that passes when Patroni lists a running
 // leader and a synchronous standby that streams from it: a failover can
 // happen again without losing a commit.
-func PatroniWhole(rest []string) checkFunc {
+func PatroniWhole(rest []string) lab.Check {
 	return checkFunc{"a Patroni leader and its synchronous standby", func(ctx context.Context) error {
 		members, err := patroniCluster(ctx, rest)
 		if err != nil {
@@ -104,19 +106,15 @@ func wholeCluster(members []patroniMember) error {
 }
 
 // SentinelMaster returns a Tier.Target: the node whose Redis the Sentinels
-// (the first that answers) name the master of name; nodeOf maps a Redis
-// address (host:port) to its node.
-func SentinelMaster(sentinels []string, name string, nodeOf map[string]string) func(context.Context) (string, error) {
+// (the first that answers) name the master of name; nodeOf names the node
+// of a Redis address (host:port).
+func SentinelMaster(sentinels []string, name string, nodeOf func(addr string) (string, error)) func(context.Context) (string, error) {
 	return func(ctx context.Context) (string, error) {
 		addr, _, err := sentinelView(ctx, sentinels, name)
 		if err != nil {
 			return "", err
 		}
-		node, ok := nodeOf[addr]
-		if !ok {
-			return "", fmt.Errorf("the master %s is no node of the topology", addr)
-		}
-		return node, nil
+		return nodeOf(addr)
 	}
 }
 
@@ -143,7 +141,7 @@ func sentinelView(ctx context.Context, sentinels []string, name string) (string,
 // SentinelWhole returns a check that passes when every Sentinel names the
 // same master and sees a replica of it up and in sync: a failover can
 // happen again.
-func SentinelWhole(sentinels []string, name string) checkFunc {
+func SentinelWhole(sentinels []string, name string) lab.Check {
 	return checkFunc{"every Sentinel agrees on the master, which has its replica in sync", func(ctx context.Context) error {
 		master := ""
 		for _, s := range sentinels {

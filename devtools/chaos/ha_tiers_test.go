@@ -47,11 +47,7 @@ func TestSentinelMasterFollowsAFailoverAndWholeWaitsForTheOldMasterToReplicate(t
 	r := &ha.RedisHA{Root: root, Data: t.TempDir(), PortBase: base + 200}
 	t.Cleanup(func() { assert.NoError(t, r.Down()) })
 	require.NoError(t, r.Up(ctx))
-	nodeOf := map[string]string{}
-	for i := range 2 {
-		nodeOf["127.0.0.1:"+strconv.Itoa(base+200+i)] = "redis-" + strconv.Itoa(i+1)
-	}
-	target := SentinelMaster(r.Sentinels(), "orderflow", nodeOf)
+	target := SentinelMaster(r.Sentinels(), "orderflow", r.NodeOf)
 	whole := SentinelWhole(r.Sentinels(), "orderflow")
 	first, err := target(ctx)
 	require.NoError(t, err)

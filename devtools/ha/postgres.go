@@ -119,7 +119,10 @@ func (p *PostgresHA) config() string {
 }
 
 // writeConfig writes config's copy: each pg_hba line for 127.0.0.1/32
-// followed by the same line for Network.
+// followed by the same line for Network, and the members' sockets in a
+// directory of their own (socketDir): a host's network is its own, the
+// file system is shared, and another stack's members may use the same
+// ports.
 func (p *PostgresHA) writeConfig() error {
 	if p.Network == "" {
 		return nil
@@ -130,6 +133,9 @@ func (p *PostgresHA) writeConfig() error {
 	}
 	var out []string
 	for _, l := range strings.Split(string(b), "\n") {
+		if k, _, ok := strings.Cut(l, "unix_socket_directories:"); ok {
+			l = k + "unix_socket_directories: " + p.socketDir()
+		}
 		out = append(out, l)
 		if t := strings.TrimSpace(l); strings.HasPrefix(t, "- host ") && strings.Contains(t, " 127.0.0.1/32 ") {
 			out = append(out, strings.Replace(l, "127.0.0.1/32", p.Network, 1))
@@ -140,6 +146,9 @@ func (p *PostgresHA) writeConfig() error {
 	}
 	return os.WriteFile(p.config(), []byte(strings.Join(out, "\n")), 0o644)
 }
+
+// socketDir holds the members' Unix sockets when they have hosts of their own.
+func (p *PostgresHA) socketDir() string { return filepath.Join(p.Data, "sockets") }
 
 // Stack is the three etcd members and the two Patroni members as lab
 // nodes; the last member's After waits until one member is the primary and
@@ -203,6 +212,11 @@ func (p *PostgresHA) Stack() *lab.Stack {
 			Before: func(ctx context.Context) error {
 				if err := p.writeConfig(); err != nil {
 					return err
+				}
+				if p.Network != "" {
+					if err := ownedDir(p.socketDir(), uid)(ctx); err != nil {
+						return err
+					}
 				}
 				return ownedDir(dir, uid)(ctx)
 			},

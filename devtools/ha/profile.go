@@ -29,7 +29,7 @@ func init() {
 }
 
 // ProfileHosts are the ha profile's hosts, each a network namespace
-// ofn-<name>, at 10.201.1.<n> (n = 1, 2, ... in this order) of the
+// ofn-<name> (LAB_NETWORK names another prefix), at 10.201.1.<n> (n = 1, 2, ... in this order) of the
 // profile's network.
 var ProfileHosts = []string{"etcd1", "etcd2", "etcd3", "pg1", "pg2", "redis-1", "redis-2", "sentinel-1", "sentinel-2",
 	"sentinel-3", "temporal-1", "temporal-2", "gateway-1", "gateway-2", "worker-1", "worker-2"}
@@ -89,7 +89,7 @@ func hostsOf(nw lab.Network) (map[string]lab.Host, error) {
 		if !ipn.Contains(ip) {
 			return nil, fmt.Errorf("ha: network %s is too small for %d hosts", nw.Subnet, len(ProfileHosts))
 		}
-		out[name] = lab.Host{Addr: ip.String(), Netns: "ofn-" + name}
+		out[name] = lab.Host{Addr: ip.String(), Netns: nw.HostName(name)}
 	}
 	return out, nil
 }

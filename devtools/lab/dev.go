@@ -198,6 +198,11 @@ func NewDev(o Options) (*Dev, error) {
 	root := Loopback
 	if prof.Topology != "" {
 		nw := DefaultNetwork
+		if v := getenv("LAB_NETWORK"); v != "" {
+			if nw, err = ParseNetwork(v); err != nil {
+				return nil, err
+			}
+		}
 		network, root = &nw, nw.Gateway
 	}
 	if mode.Kind == "base" {

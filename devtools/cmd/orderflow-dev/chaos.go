@@ -40,8 +40,17 @@ func runChaos(ctx context.Context, args []string) error {
 	providers := fs.String("providers", envOr("CHAOS_PROVIDERS", ""), "paysim base URLs, primary first (default: the stack's)")
 	fs.StringVar(&c.ResultsDir, "results", "chaos/results", "directory for the JSON report")
 	fs.Uint64Var(&c.Seed, "seed", 0, "random seed (0: from the clock)")
+	haRun := fs.Bool("ha", false, "the ha profile's hosts lost one at a time instead of --faults (make chaos-ha)")
+	var ho haOptions
+	fs.IntVar(&ho.rounds, "rounds", 3, "with --ha: every kind of host lost at least this many times (the run outlasts --duration if it must)")
+	fs.StringVar(&ho.modes, "modes", chaos.ModeKill+","+chaos.ModeCut, "with --ha: how hosts are lost, in turn per kind (kill, cut)")
+	fs.DurationVar(&ho.quiet, "quiet", 5*time.Second, "with --ha: plain load before each fault")
+	fs.DurationVar(&ho.maxOutage, "max-outage", 90*time.Second, "with --ha: bound on a host's loss while orders fail")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *haRun {
+		return runChaosHA(ctx, *data, c, ho)
 	}
 	for _, f := range strings.Split(*faults, ",") {
 		if f = strings.TrimSpace(f); f != "" {

@@ -211,7 +211,7 @@ func (h *HARunner) Run(ctx context.Context) (HAReport, error) {
 func (h *HARunner) injectHostFaults(ctx context.Context, start time.Time) {
 	turns := map[string]int{}
 	for round := 0; ; round++ {
-		for _, t := range h.ha.Tiers {
+		for i, t := range h.ha.Tiers {
 			if round >= h.ha.Rounds && time.Since(start)+h.ha.Quiet >= h.cfg.Duration {
 				return
 			}
@@ -220,19 +220,26 @@ func (h *HARunner) injectHostFaults(ctx context.Context, start time.Time) {
 				return
 			case <-time.After(h.ha.Quiet):
 			}
+			// Each fault starts from a steady service, so that what it
+			// measures is its own (a backlog left by the last one drains
+			// first).
+			if !h.awaitCalm(ctx, h.ha.MaxOutage) {
+				fmt.Fprintf(h.out, "chaos-ha: placements still failing %s after the last fault; losing the next host anyway\n", h.ha.MaxOutage)
+			}
 			n := turns[t.Kind]
 			turns[t.Kind]++
-			h.loseHost(t, n)
+			// Modes alternate along the sequence, so that a single round
+			// kills some hosts and cuts others, and each tier gets both.
+			h.loseHost(t, n, h.ha.Modes[(n+i)%len(h.ha.Modes)])
 		}
 	}
 }
 
-// loseHost loses one host of tier t (its n-th loss), keeps it lost until
-// orders flow again or MaxOutage, heals it and waits for the tier to be
-// whole again.
-func (h *HARunner) loseHost(t Tier, n int) {
+// loseHost loses one host of tier t (its n-th loss) as mode says, keeps
+// it lost until orders flow again or MaxOutage, heals it and waits for the
+// tier to be whole again.
+func (h *HARunner) loseHost(t Tier, n int, mode string) {
 	ctx := context.Background()
-	mode := h.ha.Modes[n%len(h.ha.Modes)]
 	f := &hostFault{Kind: t.Kind, Mode: mode, Objective: t.Objective}
 	node, err := h.target(ctx, t, n)
 	f.Node = node
@@ -340,6 +347,21 @@ func (h *HARunner) awaitService(ctx context.Context, t Tier, lost string, since 
 		}
 		if now.Sub(since) >= h.ha.MaxOutage {
 			return steady && failedOver, promoted
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// awaitCalm waits, at most bound, until placements have succeeded and none
+// failed for Settle; it says whether they did.
+func (h *HARunner) awaitCalm(ctx context.Context, bound time.Duration) bool {
+	for deadline := time.Now().Add(bound); ; {
+		now := time.Now()
+		if h.rec.steady(now.Add(-h.ha.Settle), now, h.ha.Settle) {
+			return true
+		}
+		if now.After(deadline) || ctx.Err() != nil {
+			return false
 		}
 		time.Sleep(250 * time.Millisecond)
 	}

@@ -129,6 +129,9 @@ type hostFault struct {
 	// Recovered: orders succeeded again, with none failing for Settle,
 	// while the host was still lost.
 	Recovered bool
+	// Calm: the service was steady again after the heal (the window
+	// closed then), before MaxOutage.
+	Calm bool
 	// Promoted: when the tier's Target first named another host (the
 	// standby promoted, the replica made master); zero when it has none.
 	Promoted time.Time
@@ -260,8 +263,8 @@ func (h *HARunner) loseHost(t Tier, n int, mode string) {
 			fmt.Fprintf(h.out, "chaos-ha: %-15s %s %s: %s\n", t.Kind, mode, node, f.Err)
 			return
 		}
-		fmt.Fprintf(h.out, "chaos-ha: %-15s %-4s %-12s lost %5.1fs, whole %5.1fs after the heal, service back while lost: %t\n",
-			t.Kind, mode, node, f.Healed.Sub(f.Injected).Seconds(), f.Whole.Sub(f.Healed).Seconds(), f.Recovered)
+		fmt.Fprintf(h.out, "chaos-ha: %-15s %-4s %-12s lost %5.1fs, whole %5.1fs after the heal, window %5.1fs; service back while lost: %t, steady after: %t\n",
+			t.Kind, mode, node, f.Healed.Sub(f.Injected).Seconds(), f.Whole.Sub(f.Healed).Seconds(), f.w.End.Sub(f.Injected).Seconds(), f.Recovered, f.Calm)
 	}()
 	if err != nil {
 		f.Err = err.Error()
@@ -288,6 +291,9 @@ func (h *HARunner) loseHost(t Tier, n int, mode string) {
 		}
 	}
 	f.Whole = time.Now()
+	// The window closes once the service is steady again: a backlog the
+	// loss left (placements refused while it drains) is the loss's too.
+	f.Calm = h.awaitCalm(ctx, h.ha.MaxOutage)
 }
 
 // target is the host of tier t to lose the n-th time.

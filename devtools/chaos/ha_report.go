@@ -30,6 +30,8 @@ type HAFault struct {
 	Lost      float64   `json:"lost_s"`             // until the heal
 	Whole     float64   `json:"whole_after_heal_s"` // the heal until the tier was whole
 	Recovered bool      `json:"service_back_while_lost"`
+	Calm      bool      `json:"steady_after_heal"`
+	Window    float64   `json:"window_s"`              // the fault until the service was steady again
 	Promoted  *float64  `json:"promoted_s,omitempty"`  // when the engine named a new primary/master
 	Failed    int       `json:"placements_failed"`     // attempts with a 5xx or no answer while lost
 	Orders    int       `json:"orders_failed"`         // orders (keys) among them
@@ -62,7 +64,8 @@ type HAKind struct {
 func measure(faults []*hostFault, attempts []attempt) []HAFault {
 	out := make([]HAFault, 0, len(faults))
 	for _, f := range faults {
-		m := HAFault{Kind: f.Kind, Mode: f.Mode, Node: f.Node, Injected: f.Injected, Recovered: f.Recovered,
+		m := HAFault{Kind: f.Kind, Mode: f.Mode, Node: f.Node, Injected: f.Injected, Recovered: f.Recovered, Calm: f.Calm,
+			Window:    f.w.End.Sub(f.Injected).Seconds(),
 			Objective: f.Objective.Seconds(), E5xx: f.w.Errors["5xx"], Timeouts: f.w.Errors["timeout"], Err: f.Err}
 		healed := f.Healed
 		if healed.IsZero() {
@@ -184,7 +187,7 @@ func summarize(tiers []Tier, faults []HAFault) []HAKind {
 // haInvariants are the HA run's own: every host's loss recovered, every
 // tier lost often enough, no 5xx outside the fault windows.
 func (h *HARunner) haInvariants(rep HAReport) []Invariant {
-	rec := Invariant{Name: "every lost host: orders flowed again while it was lost, each failed order answered later, its tier whole after the heal",
+	rec := Invariant{Name: "every lost host: orders flowed again while it was lost, each failed order answered later, its tier whole and the service steady after the heal",
 		Checked: len(rep.HostFaults)}
 	for _, f := range rep.HostFaults {
 		switch {
@@ -192,6 +195,8 @@ func (h *HARunner) haInvariants(rep HAReport) []Invariant {
 			rec.Counterexamples = append(rec.Counterexamples, fmt.Sprintf("%s %s %s: %s", f.Kind, f.Mode, f.Node, f.Err))
 		case !f.Recovered:
 			rec.Counterexamples = append(rec.Counterexamples, fmt.Sprintf("%s %s %s: placements still failing, or no failover, after %.0f s", f.Kind, f.Mode, f.Node, f.Lost))
+		case !f.Calm:
+			rec.Counterexamples = append(rec.Counterexamples, fmt.Sprintf("%s %s %s: placements still failing %.0f s after the heal", f.Kind, f.Mode, f.Node, f.Window-f.Lost))
 		case f.Unanswer > 0:
 			rec.Counterexamples = append(rec.Counterexamples, fmt.Sprintf("%s %s %s: %d of %d failed orders never answered", f.Kind, f.Mode, f.Node, f.Unanswer, f.Orders))
 		}
@@ -213,27 +218,27 @@ func (h *HARunner) haInvariants(rep HAReport) []Invariant {
 // the recovery per kind.
 func (rep HAReport) Print(w io.Writer) {
 	rep.Report.Print(w)
-	fmt.Fprintf(w, "\n%-14s %-4s %-12s %8s %7s %7s %6s %9s %9s %9s %5s %8s\n",
-		"host lost", "how", "node", "promoted", "lost s", "whole s", "failed", "RTO 1st", "RTO last", "last err", "5xx", "timeouts")
+	fmt.Fprintf(w, "\n%-15s %-4s %-10s %8s %7s %7s %8s %6s %8s %8s %8s %5s %8s\n",
+		"host lost", "how", "node", "promoted", "lost s", "whole s", "window s", "failed", "RTO 1st", "RTO last", "last err", "5xx", "timeouts")
 	for _, f := range rep.HostFaults {
 		promoted := "-"
 		if f.Promoted != nil {
 			promoted = fmt.Sprintf("%.1f", *f.Promoted)
 		}
-		fmt.Fprintf(w, "%-14s %-4s %-12s %8s %7.1f %7.1f %6d %9s %9s %9.1f %5d %8d", f.Kind, f.Mode, f.Node, promoted, f.Lost, f.Whole,
-			f.Failed, seconds(f.RTOFirst), seconds(f.RTOLast), f.LastFail, f.E5xx, f.Timeouts)
+		fmt.Fprintf(w, "%-15s %-4s %-10s %8s %7.1f %7.1f %8.1f %6d %8s %8s %8.1f %5d %8d", f.Kind, f.Mode, f.Node, promoted, f.Lost, f.Whole,
+			f.Window, f.Failed, seconds(f.RTOFirst), seconds(f.RTOLast), f.LastFail, f.E5xx, f.Timeouts)
 		if f.Err != "" {
 			fmt.Fprintf(w, "  %s", f.Err)
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "\n%-14s %5s %9s %13s %13s %13s %10s %6s %5s %8s\n",
+	fmt.Fprintf(w, "\n%-15s %5s %9s %13s %13s %13s %10s %6s %5s %8s\n",
 		"kind", "times", "kill/cut", "RTO 1st max", "RTO last med", "RTO last max", "objective", "met", "5xx", "timeouts")
 	for _, k := range rep.Kinds {
-		fmt.Fprintf(w, "%-14s %5d %9s %12.1fs %12.1fs %12.1fs %9.0fs %6t %5d %8d\n", k.Kind, k.Times, fmt.Sprintf("%d/%d", k.Kills, k.Cuts),
+		fmt.Fprintf(w, "%-15s %5d %9s %12.1fs %12.1fs %12.1fs %9.0fs %6t %5d %8d\n", k.Kind, k.Times, fmt.Sprintf("%d/%d", k.Kills, k.Cuts),
 			k.RTOFirstMax, k.RTOLastMed, k.RTOLastMax, k.Objective, k.Met, k.E5xx, k.Timeouts)
 	}
-	fmt.Fprintf(w, "%-14s %5s %9s %13s %13s %13s %10s %6s %5d %8d\n", "(no fault)", "", "", "", "", "", "", "",
+	fmt.Fprintf(w, "%-15s %5s %9s %13s %13s %13s %10s %6s %5d %8d\n", "(no fault)", "", "", "", "", "", "", "",
 		rep.Errors["5xx"], rep.Errors["timeout"])
 }
 

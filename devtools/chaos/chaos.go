@@ -137,9 +137,19 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	wg.Wait()
 	fmt.Fprintf(r.out, "chaos: load stopped after %d orders; waiting up to %s for every order to end\n", r.sent, r.cfg.Quiesce)
 
+	if err := r.settle(ctx, &rep, skus); err != nil {
+		return rep, err
+	}
+	rep.Passed = passed(rep.Invariants)
+	return rep, nil
+}
+
+// settle waits for the orders to settle once load stopped, then fills in
+// what the run observed and the invariants over the final state.
+func (r *Runner) settle(ctx context.Context, rep *Report, skus []sku) error {
 	statuses, err := r.quiesce(ctx)
 	if err != nil {
-		return rep, err
+		return err
 	}
 	rep.Sent, rep.Statuses = r.sent, statuses
 	for _, p := range r.placed {
@@ -153,14 +163,17 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	}
 	rep.Windows, rep.Errors = r.windows, r.clientEr
 	rep.Invariants, err = r.check(ctx, skus)
-	if err != nil {
-		return rep, err
+	return err
+}
+
+// passed says whether every invariant held.
+func passed(invs []Invariant) bool {
+	for _, inv := range invs {
+		if !inv.Passed {
+			return false
+		}
 	}
-	rep.Passed = true
-	for _, inv := range rep.Invariants {
-		rep.Passed = rep.Passed && inv.Passed
-	}
-	return rep, nil
+	return true
 }
 
 // faultEvery spaces the faults so that every kind runs as often as the

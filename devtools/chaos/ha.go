@@ -179,32 +179,13 @@ func (h *HARunner) Run(ctx context.Context) (HAReport, error) {
 	rep.Duration = time.Since(start).Round(time.Second).String()
 	fmt.Fprintf(h.out, "chaos-ha: load stopped after %d orders (%s); waiting up to %s for every order to settle\n", h.sent, rep.Duration, h.cfg.Quiesce)
 
-	statuses, err := h.quiesce(ctx)
-	if err != nil {
-		return rep, err
-	}
-	rep.Sent, rep.Statuses = h.sent, statuses
-	for _, p := range h.placed {
-		if p.orderID != "" {
-			rep.Accepted++
-		}
-	}
-	rep.Faults = map[string]int{}
-	for _, w := range h.windows {
-		rep.Faults[w.Kind]++
-	}
-	rep.Windows, rep.Errors = h.windows, h.clientEr
-	rep.Invariants, err = h.check(ctx, skus)
-	if err != nil {
+	if err := h.settle(ctx, &rep.Report, skus); err != nil {
 		return rep, err
 	}
 	rep.HostFaults = measure(h.faults, h.rec.snapshot())
 	rep.Kinds = summarize(h.ha.Tiers, rep.HostFaults)
 	rep.Invariants = append(rep.Invariants, h.haInvariants(rep)...)
-	rep.Passed = true
-	for _, inv := range rep.Invariants {
-		rep.Passed = rep.Passed && inv.Passed
-	}
+	rep.Passed = passed(rep.Invariants)
 	return rep, nil
 }
 
@@ -299,13 +280,13 @@ func (h *HARunner) loseHost(t Tier, n int, mode string) {
 // target is the host of tier t to lose the n-th time.
 func (h *HARunner) target(ctx context.Context, t Tier, n int) (string, error) {
 	if t.Target != nil {
-		var node string
-		err := lab.Wait(ctx, checkFunc{t.Kind + " target", func(ctx context.Context) error {
-			var err error
-			node, err = t.Target(ctx)
-			return err
-		}}, 30*time.Second, nil)
-		return node, err
+		// The engine may be between two leaders still: ask again a while.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+			node, err := t.Target(ctx)
+			if err == nil || time.Now().After(deadline) {
+				return node, err
+			}
+		}
 	}
 	if len(t.Nodes) == 0 {
 		return "", fmt.Errorf("%s: no hosts", t.Kind)
@@ -372,15 +353,6 @@ func (h *HARunner) awaitCalm(ctx context.Context, bound time.Duration) bool {
 		time.Sleep(250 * time.Millisecond)
 	}
 }
-
-// checkFunc is a lab.Check made of a function.
-type checkFunc struct {
-	name string
-	f    func(ctx context.Context) error
-}
-
-func (c checkFunc) Check(ctx context.Context) error { return c.f(ctx) }
-func (c checkFunc) String() string                  { return c.name }
 
 // attempt is one placement sent (POST /v1/orders) and its answer.
 type attempt struct {

@@ -26,9 +26,10 @@ type patroniMember struct {
 func patroniCluster(ctx context.Context, rest []string) ([]patroniMember, error) {
 	var last error
 	for _, base := range rest {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		members, err := getCluster(cctx, base)
-		cancel()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		members, err := getCluster(base)
 		if err == nil {
 			return members, nil
 		}
@@ -37,21 +38,20 @@ func patroniCluster(ctx context.Context, rest []string) ([]patroniMember, error)
 	return nil, fmt.Errorf("no Patroni REST API answered: %w", last)
 }
 
-func getCluster(ctx context.Context, base string) ([]patroniMember, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/cluster", nil)
-	if err != nil {
-		return nil, err
-	}
-	res, err := http.DefaultClient.Do(req)
+// patroniHTTP bounds each question to a member: one cut off never answers.
+var patroniHTTP = &http.Client{Timeout: 2 * time.Second}
+
+func getCluster(base string) ([]patroniMember, error) {
+	res, err := patroniHTTP.Get(base + "/cluster")
 	if err != nil {
 		return nil, err
 	}
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s/cluster: status %d", base, res.StatusCode)
-	}
 	var c struct {
 		Members []patroniMember `json:"members"`
+	}
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s/cluster: status %d", base, res.StatusCode)
 	}
 	if err := json.NewDecoder(res.Body).Decode(&c); err != nil {
 		return nil, fmt.Errorf("GET %s/cluster: %w", base, err)
@@ -80,18 +80,22 @@ func leaderOf(members []patroniMember) (string, error) {
 	return "", fmt.Errorf("no running leader among %v", members)
 }
 
-// PatroniWhole returns a check that passes when Patroni lists a running
-// leader and a synchronous standby that streams from it: a failover can
-// happen again without losing a commit.
-func PatroniWhole(rest []string) lab.Check {
-	return checkFunc{"a Patroni leader and its synchronous standby", func(ctx context.Context) error {
-		members, err := patroniCluster(ctx, rest)
-		if err != nil {
-			return err
-		}
-		return wholeCluster(members)
-	}}
+// PatroniWhole returns a check that passes when Patroni (any member's REST
+// API, rest) lists a running leader and a synchronous standby that streams
+// from it: a failover can happen again without losing a commit.
+func PatroniWhole(rest []string) lab.Check { return patroniWhole(rest) }
+
+type patroniWhole []string
+
+func (p patroniWhole) Check(ctx context.Context) error {
+	members, err := patroniCluster(ctx, p)
+	if err != nil {
+		return err
+	}
+	return wholeCluster(members)
 }
+
+func (p patroniWhole) String() string { return "a Patroni leader and its synchronous standby" }
 
 func wholeCluster(members []patroniMember) error {
 	if _, err := leaderOf(members); err != nil {
@@ -139,26 +143,37 @@ func sentinelView(ctx context.Context, sentinels []string, name string) (string,
 }
 
 // SentinelWhole returns a check that passes when every Sentinel names the
-// same master and sees a replica of it up and in sync: a failover can
-// happen again.
+// same master of name and sees a replica of it up and in sync: a failover
+// can happen again.
 func SentinelWhole(sentinels []string, name string) lab.Check {
-	return checkFunc{"every Sentinel agrees on the master, which has its replica in sync", func(ctx context.Context) error {
-		master := ""
-		for _, s := range sentinels {
-			addr, replicas, err := sentinelView(ctx, []string{s}, name)
-			if err != nil {
-				return err
-			}
-			if master != "" && addr != master {
-				return fmt.Errorf("sentinels disagree: %s and %s", master, addr)
-			}
-			master = addr
-			if !replicaInSync(replicas) {
-				return fmt.Errorf("sentinel %s: no replica of %s in sync: %v", s, addr, replicas)
-			}
+	return sentinelWhole{sentinels: sentinels, name: name}
+}
+
+type sentinelWhole struct {
+	sentinels []string
+	name      string
+}
+
+func (s sentinelWhole) Check(ctx context.Context) error {
+	master := ""
+	for _, addr := range s.sentinels {
+		got, replicas, err := sentinelView(ctx, []string{addr}, s.name)
+		if err != nil {
+			return err
 		}
-		return nil
-	}}
+		if master != "" && got != master {
+			return fmt.Errorf("sentinels disagree: %s and %s", master, got)
+		}
+		master = got
+		if !replicaInSync(replicas) {
+			return fmt.Errorf("sentinel %s: no replica of %s in sync: %v", addr, got, replicas)
+		}
+	}
+	return nil
+}
+
+func (s sentinelWhole) String() string {
+	return "every Sentinel agrees on the master, which has its replica in sync"
 }
 
 func replicaInSync(replicas []map[string]string) bool {

@@ -55,12 +55,8 @@ func TestSentinelMasterFollowsAFailoverAndWholeWaitsForTheOldMasterToReplicate(t
 	require.NoError(t, lab.Wait(ctx, whole, 30*time.Second, nil))
 
 	require.NoError(t, r.Stack().Kill(first))
-	require.NoError(t, lab.Wait(ctx, checkFunc{"the replica promoted", func(ctx context.Context) error {
-		if m, err := target(ctx); err != nil || m != "redis-2" {
-			return assert.AnError
-		}
-		return nil
-	}}, time.Minute, nil))
+	require.Eventually(t, func() bool { m, err := target(ctx); return err == nil && m == "redis-2" }, time.Minute, 200*time.Millisecond,
+		"the replica promoted")
 	assert.Error(t, whole.Check(ctx), "a master without its replica is not whole")
 	require.NoError(t, r.Stack().Start(ctx, first))
 	require.NoError(t, lab.Wait(ctx, whole, time.Minute, nil), "the old master back as the new one's replica")
@@ -88,12 +84,8 @@ func TestPatroniLeaderFollowsAFailoverAndWholeWaitsForTheOldPrimaryToStream(t *t
 	require.NoError(t, lab.Wait(ctx, whole, time.Minute, nil))
 
 	require.NoError(t, p.KillMember(primary))
-	require.NoError(t, lab.Wait(ctx, checkFunc{"the standby promoted", func(ctx context.Context) error {
-		if m, err := target(ctx); err != nil || m != ha.MemberName(1-primary) {
-			return assert.AnError
-		}
-		return nil
-	}}, time.Minute, nil))
+	require.Eventually(t, func() bool { m, err := target(ctx); return err == nil && m == ha.MemberName(1-primary) }, time.Minute,
+		200*time.Millisecond, "the standby promoted")
 	assert.Error(t, whole.Check(ctx), "a primary without its standby is not whole")
 	require.NoError(t, p.Stack().Start(ctx, ha.MemberName(primary)))
 	require.NoError(t, lab.Wait(ctx, whole, 2*time.Minute, nil), "the old primary back as the synchronous standby")

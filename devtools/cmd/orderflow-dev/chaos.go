@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -80,14 +81,23 @@ func runChaos(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("chaos: %w", err)
 	}
+	return finish("chaos", rep, rep.Passed, c.ResultsDir)
+}
+
+// finish prints a run's report, writes it as JSON under dir, and fails
+// when an invariant did not hold.
+func finish(what string, rep interface {
+	Print(io.Writer)
+	Write(dir string) (string, error)
+}, passed bool, dir string) error {
 	rep.Print(os.Stdout)
-	path, err := rep.Write(c.ResultsDir)
+	path, err := rep.Write(dir)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("\nwrote %s\n", path)
-	if !rep.Passed {
-		return errors.New("chaos: an invariant does not hold")
+	if !passed {
+		return errors.New(what + ": an invariant does not hold")
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -50,16 +49,7 @@ func runChaosHA(ctx context.Context, data string, c chaos.Config, o haOptions) e
 	if err != nil {
 		return fmt.Errorf("chaos --ha: %w", err)
 	}
-	rep.Print(os.Stdout)
-	path, err := rep.Write(c.ResultsDir)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("\nwrote %s\n", path)
-	if !rep.Passed {
-		return errors.New("chaos --ha: an invariant does not hold")
-	}
-	return nil
+	return finish("chaos --ha", rep, rep.Passed, c.ResultsDir)
 }
 
 // haTiers are the hosts the run loses, with the design's recovery

@@ -109,21 +109,20 @@ func (p *PostgresHA) etcdHosts() string {
 
 func etcdName(i int) string { return fmt.Sprintf("etcd%d", i+1) }
 
-// config is the Patroni configuration the members run: deploy's, or with
-// Network a copy whose pg_hba also admits that network.
-func (p *PostgresHA) config() string {
+// config is the Patroni configuration member i runs: deploy's, or with
+// Network a copy of its own whose pg_hba also admits that network and
+// whose socket is in the member's directory (members on hosts of their
+// own may share a port, not /var/run/postgresql).
+func (p *PostgresHA) config(i int) string {
 	if p.Network == "" {
 		return filepath.Join(p.Root, "deploy", "postgres", "patroni.yml")
 	}
-	return filepath.Join(p.Data, "patroni.yml")
+	return filepath.Join(p.Data, MemberName(i), "patroni.yml")
 }
 
-// writeConfig writes config's copy: each pg_hba line for 127.0.0.1/32
-// followed by the same line for Network, and the members' sockets in a
-// directory of their own (socketDir): a host's network is its own, the
-// file system is shared, and another stack's members may use the same
-// ports.
-func (p *PostgresHA) writeConfig() error {
+// writeConfig writes member i's copy: each pg_hba line for 127.0.0.1/32
+// followed by the same line for Network, the socket in its directory.
+func (p *PostgresHA) writeConfig(i int) error {
 	if p.Network == "" {
 		return nil
 	}
@@ -133,22 +132,17 @@ func (p *PostgresHA) writeConfig() error {
 	}
 	var out []string
 	for _, l := range strings.Split(string(b), "\n") {
-		if k, _, ok := strings.Cut(l, "unix_socket_directories:"); ok {
-			l = k + "unix_socket_directories: " + p.socketDir()
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "unix_socket_directories:") {
+			l = strings.Replace(l, strings.TrimSpace(strings.TrimPrefix(t, "unix_socket_directories:")), filepath.Join(p.Data, MemberName(i)), 1)
 		}
 		out = append(out, l)
-		if t := strings.TrimSpace(l); strings.HasPrefix(t, "- host ") && strings.Contains(t, " 127.0.0.1/32 ") {
+		if strings.HasPrefix(t, "- host ") && strings.Contains(t, " 127.0.0.1/32 ") {
 			out = append(out, strings.Replace(l, "127.0.0.1/32", p.Network, 1))
 		}
 	}
-	if err := os.MkdirAll(p.Data, 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(p.config(), []byte(strings.Join(out, "\n")), 0o644)
+	return os.WriteFile(p.config(i), []byte(strings.Join(out, "\n")), 0o644)
 }
-
-// socketDir holds the members' Unix sockets when they have hosts of their own.
-func (p *PostgresHA) socketDir() string { return filepath.Join(p.Data, "sockets") }
 
 // Stack is the three etcd members and the two Patroni members as lab
 // nodes; the last member's After waits until one member is the primary and
@@ -196,7 +190,7 @@ func (p *PostgresHA) Stack() *lab.Stack {
 		nodes = append(nodes, place(&lab.Node{
 			Name: name, Ports: lab.Ports{"postgres": p.PortBase + 20 + i, "rest": p.PortBase + 30 + i},
 			Proc: lab.Process{
-				Command: []string{"patroni", p.config()},
+				Command: []string{"patroni", p.config(i)},
 				Env: []string{
 					"PATRONI_NAME=" + name,
 					"PATRONI_RESTAPI_LISTEN=" + rest, "PATRONI_RESTAPI_CONNECT_ADDRESS=" + rest,
@@ -210,15 +204,10 @@ func (p *PostgresHA) Stack() *lab.Stack {
 				Log: filepath.Join(p.Data, name+".log"), Credential: cred, Grace: 30 * time.Second,
 			},
 			Before: func(ctx context.Context) error {
-				if err := p.writeConfig(); err != nil {
+				if err := ownedDir(dir, uid)(ctx); err != nil {
 					return err
 				}
-				if p.Network != "" {
-					if err := ownedDir(p.socketDir(), uid)(ctx); err != nil {
-						return err
-					}
-				}
-				return ownedDir(dir, uid)(ctx)
+				return p.writeConfig(i)
 			},
 			Ready:        lab.HTTPGet{URL: p.RESTURL(i) + "/health"},
 			ReadyTimeout: 2 * time.Minute,

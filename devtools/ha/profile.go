@@ -29,7 +29,7 @@ func init() {
 }
 
 // ProfileHosts are the ha profile's hosts, each a network namespace
-// ofn-<name> (LAB_NETWORK names another prefix), at 10.201.1.<n> (n = 1, 2, ... in this order) of the
+// <prefix><name> (ofn-pg1), at 10.201.1.<n> (n = 1, 2, ... in this order) of the
 // profile's network.
 var ProfileHosts = []string{"etcd1", "etcd2", "etcd3", "pg1", "pg2", "redis-1", "redis-2", "sentinel-1", "sentinel-2",
 	"sentinel-3", "temporal-1", "temporal-2", "gateway-1", "gateway-2", "worker-1", "worker-2"}
@@ -83,13 +83,17 @@ func hostsOf(nw lab.Network) (map[string]lab.Host, error) {
 	if base == nil {
 		return nil, fmt.Errorf("ha: network %s is not IPv4", nw.Subnet)
 	}
+	prefix := nw.Prefix
+	if prefix == "" {
+		prefix = lab.DefaultNetwork.Prefix
+	}
 	out := map[string]lab.Host{}
 	for i, name := range ProfileHosts {
 		ip := net.IPv4(base[0], base[1], base[2]+1, base[3]+byte(i+1))
 		if !ipn.Contains(ip) {
 			return nil, fmt.Errorf("ha: network %s is too small for %d hosts", nw.Subnet, len(ProfileHosts))
 		}
-		out[name] = lab.Host{Addr: ip.String(), Netns: nw.HostName(name)}
+		out[name] = lab.Host{Addr: ip.String(), Netns: prefix + name}
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -106,12 +107,13 @@ const slotPorts = 16
 // DefaultPorts are make run's ports (README).
 var DefaultPorts = Ports{"api": 8080, "worker": 8081, "paysim-a": 8090, "paysim-b": 8093,
 	"temporal": 7233, "temporal-ui": 8233, "redis": 6379, "postgres": 5432, "carrier": 8096,
-	"mailpit-smtp": 1025, "mailpit-ui": 8025, "nats": 4222, "nats-monitor": 8222,
-	// TEMPORAL_BACKEND=cluster: the balancer's status page, and the first
-	// of the servers' 20 ports (on loopback; the ha profile's servers
-	// have hosts of their own). The ha profile: the gateways' balancer's
-	// status page.
-	"temporal-lb-stats": 8404, "temporal-cluster": 7300, "api-lb-stats": 8405}
+	"mailpit-smtp": 1025, "mailpit-ui": 8025, "nats": 4222, "nats-monitor": 8222}
+
+// ClusterPorts are the defaults of the ports TEMPORAL_BACKEND=cluster and
+// topologies add: the Temporal balancer's status page and the first of the
+// servers' 20 ports (on loopback; the ha profile's servers have hosts of
+// their own); the gateways' balancer's status page.
+var ClusterPorts = Ports{"temporal-lb-stats": 8404, "temporal-cluster": 7300, "api-lb-stats": 8405}
 
 // clusterPorts is how many ports from "temporal-cluster" the two servers
 // of TEMPORAL_BACKEND=cluster use.
@@ -135,6 +137,9 @@ type Options struct {
 	// TemporalBackend is "dev" or "cluster" (TEMPORAL_BACKEND too; default
 	// the profile's, else dev).
 	TemporalBackend string
+	// Network overrides the network of a topology with hosts (the ha
+	// profile's test runs beside a stack that is up).
+	Network *Network
 }
 
 // Dev is a single-node stack: the topology of make run, or of one of the
@@ -189,7 +194,7 @@ func NewDev(o Options) (*Dev, error) {
 	if backend == "cluster" {
 		names = append(names[:len(names):len(names)], "temporal-lb-stats")
 	}
-	if prof.Topology == "ha" {
+	if prof.Topology != "" {
 		names = append(names, "api-lb-stats")
 	}
 	// The lab's own address: loopback, or with hosts of their own the
@@ -198,7 +203,10 @@ func NewDev(o Options) (*Dev, error) {
 	root := Loopback
 	if prof.Topology != "" {
 		nw := DefaultNetwork
-		if v := getenv("LAB_NETWORK"); v != "" {
+		switch v := getenv("LAB_NETWORK"); {
+		case o.Network != nil:
+			nw = *o.Network
+		case v != "":
 			if nw, err = ParseNetwork(v); err != nil {
 				return nil, err
 			}
@@ -245,12 +253,18 @@ func NewDev(o Options) (*Dev, error) {
 	if v := env("WORKER_HEALTH_ADDR"); v != "" {
 		over["worker"] = portOf("http://"+v, 8081)
 	}
-	ports, err := Allocate(names, DefaultPorts, mode, over)
+	defaults := Ports{}
+	for _, m := range []Ports{DefaultPorts, ClusterPorts} {
+		for k, v := range m {
+			defaults[k] = v
+		}
+	}
+	ports, err := Allocate(names, defaults, mode, over)
 	if err != nil {
 		return nil, err
 	}
 	if backend == "cluster" && prof.Topology == "" {
-		ports["temporal-cluster"] = DefaultPorts["temporal-cluster"]
+		ports["temporal-cluster"] = ClusterPorts["temporal-cluster"]
 		if mode.Kind != "default" {
 			if ports["temporal-cluster"], err = freeRange(clusterPorts); err != nil {
 				return nil, err
@@ -536,18 +550,16 @@ func Services(cfg Config) ([]*Node, error) {
 	return append(nodes, mailpit, nats), nil
 }
 
-// freeRange is the first of n consecutive ports the kernel reports free
-// (one it gave, and the n-1 after it).
+// freeRange is the first of n consecutive ports that are free on
+// loopback, picked at random in the kernel's ephemeral range (a busy
+// machine has few runs of n from one port the kernel gives).
 func freeRange(n int) (int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		held := []net.Listener{l}
-		ok := base+n < 65536
-		for p := base + 1; ok && p < base+n; p++ {
+	const lo, hi = 32768, 60999
+	for range 200 {
+		base := lo + mrand.IntN(hi-lo-n)
+		var held []net.Listener
+		ok := true
+		for p := base; p < base+n; p++ {
 			h, err := net.Listen("tcp", net.JoinHostPort(Loopback, strconv.Itoa(p)))
 			if err != nil {
 				ok = false
@@ -645,7 +657,15 @@ func (d *Dev) writeTokens(ctx context.Context) error {
 		}
 		fmt.Fprintf(&b, "export %s=%s\n", t[0], strings.TrimSpace(string(out)))
 	}
-	return os.WriteFile(d.TokensFile(), []byte(b.String()), 0o600)
+	if err := os.WriteFile(d.TokensFile(), []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	// A topology on make run's ports stands in for make run: the README's
+	// walk-through sources make run's tokens file (make up rewrites it).
+	if d.Config.Topology != "" && d.Config.Ports["api"] == DefaultPorts["api"] {
+		return os.WriteFile(filepath.Join(d.Config.Root, Profiles["dev"].Data, "tokens.env"), []byte(b.String()), 0o600)
+	}
+	return nil
 }
 
 // TokensFile is where the stack's development tokens are written.

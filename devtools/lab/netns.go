@@ -29,16 +29,8 @@ type Network struct {
 	// Subnet holds every address, Gateway included (10.201.0.0/16).
 	Subnet  string `json:"subnet"`
 	Gateway string `json:"gateway"` // the bridge's address, e.g. 10.201.0.1
-	// Prefix names the hosts' namespaces: <Prefix>-<node> (default ofn).
-	Prefix string `json:"prefix,omitempty"`
-}
-
-// HostName is the namespace of the host called name on this network.
-func (n Network) HostName(name string) string {
-	if n.Prefix == "" {
-		return "ofn-" + name
-	}
-	return n.Prefix + "-" + name
+	// Prefix begins the names of the topology's namespaces (ofn-).
+	Prefix string `json:"prefix"`
 }
 
 // ParseNetwork reads LAB_NETWORK, PREFIX:SUBNET (ofc:10.202.0.0/16): the
@@ -52,7 +44,7 @@ func ParseNetwork(s string) (Network, error) {
 	}
 	gw := ipn.IP.To4()
 	gw = net.IPv4(gw[0], gw[1], gw[2], gw[3]+1)
-	return Network{Bridge: prefix + "-br0", Subnet: subnet, Gateway: gw.String(), Prefix: prefix}, nil
+	return Network{Bridge: prefix + "-br0", Subnet: subnet, Gateway: gw.String(), Prefix: prefix + "-"}, nil
 }
 
 // Host is where a node runs: its address and, for a host of its own,
@@ -63,17 +55,18 @@ type Host struct {
 }
 
 // DefaultNetwork is the ha profile's network.
-var DefaultNetwork = Network{Bridge: "ofn-br0", Subnet: "10.201.0.0/16", Gateway: "10.201.0.1"}
+var DefaultNetwork = Network{Bridge: "ofn-br0", Subnet: "10.201.0.0/16", Gateway: "10.201.0.1", Prefix: "ofn-"}
 
 // maxIfName is Linux's limit on an interface name (IFNAMSIZ-1).
 const maxIfName = 15
 
 // Link is the name of a host's veth end in the root namespace: the
-// namespace's name with its first "n-" made "v-" (ofn-pg1: ofv-pg1), else
-// with a "v" after its first "-" (ofc-pg1: ofc-vpg1), or with "v-" in front.
+// namespace's name with its leading "ofn" made "ofv" (ofn-pg1: ofv-pg1),
+// else with a "v" after its first "-" (ofc-pg1: ofc-vpg1), or with "v-" in
+// front.
 func Link(netns string) string {
-	if i := strings.Index(netns, "n-"); i >= 0 {
-		return netns[:i] + "v-" + netns[i+2:]
+	if rest, ok := strings.CutPrefix(netns, "ofn"); ok {
+		return "ofv" + rest
 	}
 	if i := strings.Index(netns, "-"); i >= 0 {
 		return netns[:i+1] + "v" + netns[i+1:]

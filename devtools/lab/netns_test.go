@@ -16,7 +16,7 @@ import (
 
 // testNetwork is apart from the ha profile's hosts (10.201.1.x) and
 // bridge, so the test runs beside a stack that is up.
-var testNetwork = Network{Bridge: "ofn-brt", Subnet: "10.201.250.0/24", Gateway: "10.201.250.1"}
+var testNetwork = Network{Bridge: "ofn-brt", Subnet: "10.201.250.0/24", Gateway: "10.201.250.1", Prefix: "ofn-t"}
 
 func needNetns(t *testing.T) {
 	t.Helper()
@@ -51,7 +51,9 @@ func TestNetnsHostsReachEachOtherAndTheRootAndAreCutKilledAndHealed(t *testing.T
 		return &Node{Name: name, Host: addr, Netns: "ofn-t" + name, Ports: Ports{"http": 8000},
 			// http.server's own main looks its address up in the DNS, which
 			// a host without a route to a resolver waits out.
-			Proc: Process{Command: []string{"python3", "-c", serveHTTP, addr}, Dir: dir,
+			// A process in a session of its own stays behind a kill of the
+			// group (as Patroni's PostgreSQL does): the host's loss ends it.
+			Proc: Process{Command: []string{"sh", "-c", `setsid sleep 300 & exec python3 -c "$0" "$1"`, serveHTTP, addr}, Dir: dir,
 				Log: filepath.Join(dir, name+".log"), Grace: 2 * time.Second},
 			Ready: HTTPGet{URL: "http://" + addr + ":8000/"}}
 	}
@@ -133,6 +135,9 @@ func TestNetnsHostsReachEachOtherAndTheRootAndAreCutKilledAndHealed(t *testing.T
 	if Alive(pid) {
 		t.Fatal("a's process outlived Kill")
 	}
+	if out, err := exec.Command("ip", "netns", "pids", "ofn-ta").Output(); err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("processes left on a's host after Kill: %q (%v)", out, err)
+	}
 	if err := reach("http://" + a.Addr("http") + "/"); err == nil {
 		t.Error("a answers after Kill")
 	}
@@ -153,7 +158,8 @@ func TestNetnsHostsReachEachOtherAndTheRootAndAreCutKilledAndHealed(t *testing.T
 }
 
 func TestLinkNamesFitLinux(t *testing.T) {
-	for netns, want := range map[string]string{"ofn-pg1": "ofv-pg1", "ofn-temporal-2": "ofv-temporal-2", "x": "v-x"} {
+	for netns, want := range map[string]string{"ofn-pg1": "ofv-pg1", "ofn-temporal-2": "ofv-temporal-2", "ofn2-sentinel-1": "ofv2-sentinel-1",
+		"ofc-sentinel-1": "ofc-vsentinel-1", "x": "v-x"} {
 		if got := Link(netns); got != want {
 			t.Errorf("Link(%q) = %q, want %q", netns, got, want)
 		}
@@ -169,4 +175,19 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+func TestLabNetworkNamesTheBridgeTheGatewayAndTheHostsPrefix(t *testing.T) {
+	nw, err := ParseNetwork("ofc:10.202.0.0/16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Network{Bridge: "ofc-br0", Subnet: "10.202.0.0/16", Gateway: "10.202.0.1", Prefix: "ofc-"}); nw != want {
+		t.Errorf("ParseNetwork = %+v, want %+v", nw, want)
+	}
+	for _, bad := range []string{"10.202.0.0/16", "ofc:", "ofc:10.202.0.0", ":10.202.0.0/16", "ofc:fd00::/64"} {
+		if _, err := ParseNetwork(bad); err == nil {
+			t.Errorf("ParseNetwork(%q) took it", bad)
+		}
+	}
 }

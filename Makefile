@@ -78,7 +78,7 @@ chaos: dev-bin ## faults against a fresh stack under load, then the invariants (
 # the least the load runs: every kind of host is lost at least 3 times.
 # CHAOS_HA_ARGS: more flags (orderflow-dev chaos -h: --rounds, --modes ...).
 CHAOS_HA_DURATION ?= 10m
-CHAOS_HA_RATE ?= 10
+CHAOS_HA_RATE ?= 3
 chaos-ha: dev-bin ## hosts of the HA topology lost one at a time under load: RTO per fault kind, the invariants (CHAOS_HA_DURATION, default 10m); writes chaos/results/ha-*.json
 	@$(DEV) lab with --profile ha -- $(DEV) chaos --ha --duration $(CHAOS_HA_DURATION) --rate $(CHAOS_HA_RATE) $(CHAOS_HA_ARGS)
 

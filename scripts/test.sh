@@ -85,7 +85,9 @@ if [ -z "${TEST_PKGS:-}" ]; then
   # invariants and every loss recovered. Its hosts live on a network of
   # their own (CHAOS_HA_NETWORK), its balancers on the lab's free ports.
   log "chaos-ha: the ha profile's hosts lost one at a time, one of each kind, then the invariants (output in $DATA/chaos-ha.log)"
-  if LAB_NETWORK="${CHAOS_HA_NETWORK:-oft:10.203.0.0/16}" lab with --profile ha --ports "${CHAOS_HA_PORTS:-free}" --data "$DATA/ha" -- \
+  if [ "$(id -u)" != 0 ]; then
+    log "chaos-ha: not run: its hosts are network namespaces, which only root makes"; status=1
+  elif LAB_NETWORK="${CHAOS_HA_NETWORK:-oft:10.203.0.0/16}" lab with --profile ha --ports "${CHAOS_HA_PORTS:-free}" --data "$DATA/ha" -- \
     "$ORDERFLOW_DEV_BIN" chaos --ha --rounds 1 --duration "${CHAOS_HA_DURATION:-60s}" --rate "${CHAOS_HA_RATE:-3}" >"$DATA/chaos-ha.log" 2>&1; then
     sed -n '/^host lost/,$p' "$DATA/chaos-ha.log"
   else

@@ -214,7 +214,7 @@ func (h *HARunner) injectHostFaults(ctx context.Context, start time.Time) {
 			turns[t.Kind]++
 			// Modes alternate along the sequence, so that a single round
 			// kills some hosts and cuts others, and each tier gets both.
-			h.loseHost(t, n, h.ha.Modes[(n+i)%len(h.ha.Modes)])
+			h.loseHost(ctx, t, n, h.ha.Modes[(n+i)%len(h.ha.Modes)])
 		}
 	}
 }
@@ -222,7 +222,9 @@ func (h *HARunner) injectHostFaults(ctx context.Context, start time.Time) {
 // loseHost loses one host of tier t (its n-th loss) as mode says, keeps
 // it lost until orders flow again or MaxOutage, heals it and waits for the
 // tier to be whole again.
-func (h *HARunner) loseHost(t Tier, n int, mode string) {
+//
+// When run ends (an interrupt) it stops waiting, but the host is healed.
+func (h *HARunner) loseHost(run context.Context, t Tier, n int, mode string) {
 	ctx := context.Background()
 	f := &hostFault{Kind: t.Kind, Mode: mode, Objective: t.Objective}
 	node, err := h.target(ctx, t, n)
@@ -259,7 +261,7 @@ func (h *HARunner) loseHost(t Tier, n int, mode string) {
 		}
 		return
 	}
-	f.Recovered, f.Promoted = h.awaitService(ctx, t, node, f.Injected)
+	f.Recovered, f.Promoted = h.awaitService(run, t, node, f.Injected)
 	f.Healed = time.Now()
 	if err := h.healHost(ctx, mode, node); err != nil {
 		f.Err = "heal: " + err.Error()
@@ -274,7 +276,7 @@ func (h *HARunner) loseHost(t Tier, n int, mode string) {
 	f.Whole = time.Now()
 	// The window closes once the service is steady again: a backlog the
 	// loss left (placements refused while it drains) is the loss's too.
-	f.Calm = h.awaitCalm(ctx, h.ha.MaxOutage)
+	f.Calm = h.awaitCalm(run, h.ha.MaxOutage)
 }
 
 // target is the host of tier t to lose the n-th time.
@@ -332,7 +334,7 @@ func (h *HARunner) awaitService(ctx context.Context, t Tier, lost string, since 
 		if steady && failedOver && now.Sub(since) >= t.MinOutage {
 			return true, promoted
 		}
-		if now.Sub(since) >= h.ha.MaxOutage {
+		if now.Sub(since) >= h.ha.MaxOutage || ctx.Err() != nil {
 			return steady && failedOver, promoted
 		}
 		time.Sleep(250 * time.Millisecond)

@@ -207,7 +207,7 @@ func (h *HARunner) injectHostFaults(ctx context.Context, start time.Time) {
 			// Each fault starts from a steady service, so that what it
 			// measures is its own (a backlog left by the last one drains
 			// first).
-			if !h.awaitCalm(ctx, h.ha.MaxOutage) {
+			if !h.awaitCalm(ctx, time.Time{}, h.ha.MaxOutage) {
 				fmt.Fprintf(h.out, "chaos-ha: placements still failing %s after the last fault; losing the next host anyway\n", h.ha.MaxOutage)
 			}
 			n := turns[t.Kind]
@@ -274,9 +274,11 @@ func (h *HARunner) loseHost(run context.Context, t Tier, n int, mode string) {
 		}
 	}
 	f.Whole = time.Now()
-	// The window closes once the service is steady again: a backlog the
-	// loss left (placements refused while it drains) is the loss's too.
-	f.Calm = h.awaitCalm(run, h.ha.MaxOutage)
+	// The window closes once the service is steady again with the host
+	// back: a backlog the loss left (placements refused while it drains),
+	// or a healed gateway refusing while its breaker is still open, is the
+	// loss's too.
+	f.Calm = h.awaitCalm(run, f.Whole, h.ha.MaxOutage)
 }
 
 // target is the host of tier t to lose the n-th time.
@@ -342,11 +344,17 @@ func (h *HARunner) awaitService(ctx context.Context, t Tier, lost string, since 
 }
 
 // awaitCalm waits, at most bound, until placements have succeeded and none
-// failed for Settle; it says whether they did.
-func (h *HARunner) awaitCalm(ctx context.Context, bound time.Duration) bool {
+// failed for Settle: since a moment (the tier whole again, so that the
+// healed host takes its share of the traffic before the service counts as
+// steady), or zero for the last Settle. It says whether they did.
+func (h *HARunner) awaitCalm(ctx context.Context, since time.Time, bound time.Duration) bool {
 	for deadline := time.Now().Add(bound); ; {
 		now := time.Now()
-		if h.rec.steady(now.Add(-h.ha.Settle), now, h.ha.Settle) {
+		from := since
+		if from.IsZero() {
+			from = now.Add(-h.ha.Settle)
+		}
+		if h.rec.steady(from, now, h.ha.Settle) {
 			return true
 		}
 		if now.After(deadline) || ctx.Err() != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/orderflow/orderflow/devtools/lab"
@@ -179,6 +180,10 @@ func (h *HARunner) Run(ctx context.Context) (HAReport, error) {
 	rep.Duration = time.Since(start).Round(time.Second).String()
 	fmt.Fprintf(h.out, "chaos-ha: load stopped after %d orders (%s); waiting up to %s for every order to settle\n", h.sent, rep.Duration, h.cfg.Quiesce)
 
+	// An order's row may say it ended while its saga still finishes its
+	// compensations (a release retried after the worker that ran it was
+	// lost): the checks wait for the sagas too, within the same bound.
+	h.awaitSagas(ctx, time.Now().Add(h.cfg.Quiesce))
 	if err := h.settle(ctx, &rep.Report, skus); err != nil {
 		return rep, err
 	}
@@ -187,6 +192,18 @@ func (h *HARunner) Run(ctx context.Context) (HAReport, error) {
 	rep.Invariants = append(rep.Invariants, h.haInvariants(rep)...)
 	rep.Passed = passed(rep.Invariants)
 	return rep, nil
+}
+
+// awaitSagas waits, until deadline, for no Order workflow to be running but
+// those waiting on their carrier (the invariant checks it again after).
+func (h *HARunner) awaitSagas(ctx context.Context, deadline time.Time) {
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		res, err := h.temporal.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: runningSagas})
+		if err == nil && res.GetCount() == 0 {
+			return
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // injectHostFaults loses one host after another, tier after tier, until

@@ -180,7 +180,8 @@ func NewProfile(cfg lab.Config) (*Profile, error) {
 }
 
 // ClusterBackend is TEMPORAL_BACKEND=cluster for the single-node stack:
-// the two-server cluster on loopback (ports from cfg.Ports["temporal-cluster"]),
+// the two-server cluster on loopback (ports from cfg.Ports["temporal-cluster"],
+// at lab.ClusterHost),
 // its persistence and visibility in <database>_temporal and
 // <database>_temporal_vis beside orderflow's on the stack's PostgreSQL,
 // its balancer on the stack's temporal port and the Web UI on its
@@ -198,8 +199,9 @@ func ClusterBackend(cfg lab.Config) ([]*lab.Node, error) {
 	pass, _ := u.User.Password()
 	db := strings.TrimPrefix(u.Path, "/")
 	tc := &TemporalCluster{Root: cfg.Root, Data: filepath.Join(cfg.Data, "run"), Bin: bin, PortBase: cfg.Ports["temporal-cluster"],
-		DB: Postgres{Addr: u.Host, User: u.User.Username(), Password: pass, Database: db + "_temporal", Visibility: db + "_temporal_vis"},
-		UI: true, CodecEndpoint: e["TEMPORAL_UI_CODEC_ENDPOINT"],
+		Host: lab.ClusterHost(cfg.Ports),
+		DB:   Postgres{Addr: u.Host, User: u.User.Username(), Password: pass, Database: db + "_temporal", Visibility: db + "_temporal_vis"},
+		UI:   true, CodecEndpoint: e["TEMPORAL_UI_CODEC_ENDPOINT"],
 		Front: &Front{Host: lab.Loopback, Port: cfg.Ports["temporal"], UI: cfg.Ports["temporal-ui"], Stats: cfg.Ports["temporal-lb-stats"]}}
 	// The stack's role may not create databases: the lab creates both,
 	// owned by it, as it creates orderflow's.

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -114,10 +113,6 @@ var DefaultPorts = Ports{"api": 8080, "worker": 8081, "paysim-a": 8090, "paysim-
 // servers' 20 ports (on loopback; the ha profile's servers have hosts of
 // their own); the gateways' balancer's status page.
 var ClusterPorts = Ports{"temporal-lb-stats": 8404, "temporal-cluster": 7300, "api-lb-stats": 8405}
-
-// clusterPorts is how many ports from "temporal-cluster" the two servers
-// of TEMPORAL_BACKEND=cluster use.
-const clusterPorts = 20
 
 // TemporalBackends are what TEMPORAL_BACKEND may name.
 var TemporalBackends = []string{"dev", "cluster"}
@@ -264,12 +259,11 @@ func NewDev(o Options) (*Dev, error) {
 		return nil, err
 	}
 	if backend == "cluster" && prof.Topology == "" {
+		// Always 7300: Temporal keeps membership ports in a smallint, so
+		// no kernel-given port (32768 and up) will do; the servers of a
+		// stack not on make run's ports bind an address of their own
+		// instead (ClusterHost).
 		ports["temporal-cluster"] = ClusterPorts["temporal-cluster"]
-		if mode.Kind != "default" {
-			if ports["temporal-cluster"], err = freeRange(clusterPorts); err != nil {
-				return nil, err
-			}
-		}
 	}
 	if prof.PrivatePostgres {
 		u, _ := url.Parse(dbURL)
@@ -550,31 +544,16 @@ func Services(cfg Config) ([]*Node, error) {
 	return append(nodes, mailpit, nats), nil
 }
 
-// freeRange is the first of n consecutive ports that are free on
-// loopback, picked at random in the kernel's ephemeral range (a busy
-// machine has few runs of n from one port the kernel gives).
-func freeRange(n int) (int, error) {
-	const lo, hi = 32768, 60999
-	for range 200 {
-		base := lo + mrand.IntN(hi-lo-n)
-		var held []net.Listener
-		ok := true
-		for p := base; p < base+n; p++ {
-			h, err := net.Listen("tcp", net.JoinHostPort(Loopback, strconv.Itoa(p)))
-			if err != nil {
-				ok = false
-				break
-			}
-			held = append(held, h)
-		}
-		for _, h := range held {
-			_ = h.Close()
-		}
-		if ok {
-			return base, nil
-		}
+// ClusterHost is the loopback address the servers of TEMPORAL_BACKEND=cluster
+// bind: 127.0.0.1 on make run's ports, else one made of the stack's
+// temporal port (127.<port/256>.<port%256>.1), unique as that port is, so
+// stacks side by side share no server port.
+func ClusterHost(ports Ports) string {
+	p := ports["temporal"]
+	if p == DefaultPorts["temporal"] {
+		return Loopback
 	}
-	return 0, fmt.Errorf("ports: no %d consecutive free ports", n)
+	return fmt.Sprintf("127.%d.%d.1", p>>8&255, p&255)
 }
 
 // Environ is the stack's environment as KEY=VALUE lines, for a command run
@@ -706,12 +685,21 @@ func (d *Dev) Banner(w io.Writer) {
     events         %[18]s (NATS JetStream: order.*, payment.*, inventory.*; docs/events.md)
     PostgreSQL     %[10]s
     Redis          %[11]s
-    logs           %[12]s/ (api, worker, paysim-a, paysim-b, carrier, mailpit, nats), %[13]s/temporal.log
+    logs           %[12]s/ (%[20]s), %[13]s/temporal.log
     state          %[14]s (orderflow-dev lab status)
 %[19]s
 `, api, d.TokensFile(), secretRef, tokens, p["temporal-ui"], e["TEMPORAL_UI_CODEC_ENDPOINT"], e["TEMPORAL_ADDRESS"],
 		p["paysim-a"], p["paysim-b"], strings.SplitN(e["DATABASE_URL"], "?", 2)[0], e["REDIS_URL"], logs, run, StatePath(d.Config.Data), p["carrier"],
-		p["mailpit-ui"], strings.TrimPrefix(strings.SplitN(e["SMTP_URL"], "?", 2)[0], "smtp://"), e["NATS_URL"], d.topologyLines())
+		p["mailpit-ui"], strings.TrimPrefix(strings.SplitN(e["SMTP_URL"], "?", 2)[0], "smtp://"), e["NATS_URL"], d.topologyLines(), d.logNames())
+}
+
+// logNames are the nodes whose logs are in logs/: make run's, or every
+// node's of a topology (lab status names each log).
+func (d *Dev) logNames() string {
+	if d.Config.Topology != "" || d.Config.TemporalBackend == "cluster" {
+		return "each node's: orderflow-dev lab status"
+	}
+	return "api, worker, paysim-a, paysim-b, carrier, mailpit, nats"
 }
 
 // topologyLines are the banner's lines on what is not make run's: the

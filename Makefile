@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 # go.mod's toolchain line (the installed Go's go.env says local).
 export GOTOOLCHAIN ?= auto
 
-.PHONY: run up down test vulncheck alerts-test fuzz bench chaos build fmt lint sbom temporal-cli clean dev-bin
+.PHONY: run up down test vulncheck alerts-test fuzz bench chaos chaos-ha build fmt lint sbom temporal-cli clean dev-bin
 
 # The lab (devtools/lab) runs every stack from its typed topology; its
 # command is orderflow-dev lab (orderflow-dev lab help). Environment
@@ -95,6 +95,16 @@ chaos: dev-bin ## faults against a fresh stack under load, then the invariants (
 	@go build -trimpath -tags chaoshooks -o $(CHAOS_BIN) ./cmd/orderflow
 	@ORDERFLOW_BIN=$(CURDIR)/$(CHAOS_BIN) ORDERFLOW_DEV_BIN=$(CURDIR)/$(DEV) \
 		$(DEV) lab with --profile chaos -- $(DEV) chaos --duration $(CHAOS_DURATION) --rate $(CHAOS_RATE) $(CHAOS_ARGS)
+
+# The ha profile's hosts (docs/ha.md) killed or cut off one at a time under
+# load: the invariants of make chaos, and the recovery of each fault kind
+# (docs/resilience.md). Root only (network namespaces). CHAOS_HA_DURATION is
+# the least the load runs: every kind of host is lost at least 3 times.
+# CHAOS_HA_ARGS: more flags (orderflow-dev chaos -h: --rounds, --modes ...).
+CHAOS_HA_DURATION ?= 10m
+CHAOS_HA_RATE ?= 3
+chaos-ha: dev-bin ## hosts of the HA topology lost one at a time under load: RTO per fault kind, the invariants (CHAOS_HA_DURATION, default 10m); writes chaos/results/ha-*.json
+	@$(DEV) lab with --profile ha -- $(DEV) chaos --ha --duration $(CHAOS_HA_DURATION) --rate $(CHAOS_HA_RATE) $(CHAOS_HA_ARGS)
 
 build:
 	go build -trimpath -o bin/orderflow ./cmd/orderflow

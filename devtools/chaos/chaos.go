@@ -89,6 +89,7 @@ type Runner struct {
 	db       *pgxpool.Pool
 	temporal client.Client
 	out      io.Writer
+	http     *http.Client // the load's (the HA run records placements through it)
 	rnd      *rand.Rand
 	rndMu    sync.Mutex
 
@@ -109,7 +110,7 @@ func New(cfg Config, db *pgxpool.Pool, tc client.Client, out io.Writer) *Runner 
 	if cfg.Seed == 0 {
 		cfg.Seed = uint64(time.Now().UnixNano())
 	}
-	return &Runner{cfg: cfg, db: db, temporal: tc, out: out, rnd: rand.New(rand.NewPCG(cfg.Seed, 42)),
+	return &Runner{cfg: cfg, db: db, temporal: tc, out: out, http: httpClient, rnd: rand.New(rand.NewPCG(cfg.Seed, 42)),
 		clientEr: map[string]int{}}
 }
 
@@ -192,9 +193,34 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	wg.Wait()
 	fmt.Fprintf(r.out, "chaos: load stopped after %d orders; waiting up to %s for every order to end\n", r.sent, r.cfg.Quiesce)
 
+	if err := r.settle(ctx, &rep, skus); err != nil {
+		return rep, err
+	}
+	// The last scrape sees the breakers' final counts.
+	r.metrics.scrape()
+	stopWatching()
+	watchers.Wait()
+	if rep.Paths, err = r.paths(ctx); err != nil {
+		return rep, err
+	}
+	rep.Breaker = r.breakerCase()
+	rep.Extra = map[string]string{"order task queue backlog age": r.metrics.backlog(), "gateway 503s to placements": r.refusalCodes()}
+	rep.Passed = passed(rep.Invariants)
+	for _, p := range rep.Paths {
+		rep.Passed = rep.Passed && (!p.Required || p.Count > 0)
+	}
+	if rep.Breaker != nil {
+		rep.Passed = rep.Passed && rep.Breaker.Passed
+	}
+	return rep, nil
+}
+
+// settle waits for the orders to settle once load stopped, then fills in
+// what the run observed and the invariants over the final state.
+func (r *Runner) settle(ctx context.Context, rep *Report, skus []sku) error {
 	statuses, err := r.quiesce(ctx)
 	if err != nil {
-		return rep, err
+		return err
 	}
 	rep.Sent, rep.Statuses = r.sent, statuses
 	for _, p := range r.placed {
@@ -208,29 +234,17 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	}
 	rep.Windows, rep.Errors = r.windows, r.clientEr
 	rep.Invariants, err = r.check(ctx, skus)
-	if err != nil {
-		return rep, err
+	return err
+}
+
+// passed says whether every invariant held.
+func passed(invs []Invariant) bool {
+	for _, inv := range invs {
+		if !inv.Passed {
+			return false
+		}
 	}
-	// The last scrape sees the breakers' final counts.
-	r.metrics.scrape()
-	stopWatching()
-	watchers.Wait()
-	if rep.Paths, err = r.paths(ctx); err != nil {
-		return rep, err
-	}
-	rep.Breaker = r.breakerCase()
-	rep.Extra = map[string]string{"order task queue backlog age": r.metrics.backlog(), "gateway 503s to placements": r.refusalCodes()}
-	rep.Passed = true
-	for _, inv := range rep.Invariants {
-		rep.Passed = rep.Passed && inv.Passed
-	}
-	for _, p := range rep.Paths {
-		rep.Passed = rep.Passed && (!p.Required || p.Count > 0)
-	}
-	if rep.Breaker != nil {
-		rep.Passed = rep.Passed && rep.Breaker.Passed
-	}
-	return rep, nil
+	return true
 }
 
 // faultEvery spaces the faults so that every kind runs as often as the
@@ -332,11 +346,16 @@ func PrintInvariants(w io.Writer, invs []Invariant) {
 
 // Write stores the report as JSON under dir and returns the file's path.
 func (rep Report) Write(dir string) (string, error) {
+	return writeJSON(dir, rep.Started.Format("20060102T150405Z")+".json", rep)
+}
+
+// writeJSON stores v as indented JSON in dir/name and returns the path.
+func writeJSON(dir, name string, v any) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("results dir: %w", err)
 	}
-	path := filepath.Join(dir, rep.Started.Format("20060102T150405Z")+".json")
-	b, err := json.MarshalIndent(rep, "", "  ")
+	path := filepath.Join(dir, name)
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return "", err
 	}

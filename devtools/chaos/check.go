@@ -48,9 +48,7 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 	out = append(out, done(inv))
 
 	// 2. No saga left running but those waiting on their carrier.
-	res, err := r.temporal.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
-		Query: `WorkflowType = "Order" AND ExecutionStatus = "Running" AND OrderStatus NOT IN ("` +
-			strings.Join([]string{orderflow.StatusFulfilling, orderflow.StatusFulfillmentOverdue, orderflow.StatusPartiallyShipped, orderflow.StatusShipped}, `", "`) + `")`})
+	res, err := r.temporal.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: runningSagas})
 	if err != nil {
 		return nil, fmt.Errorf("count running sagas: %w", err)
 	}
@@ -334,6 +332,11 @@ type orderRow struct {
 	status string
 	total  int64
 }
+
+// runningSagas finds, in visibility, the Order workflows still running but
+// those waiting on their carrier.
+var runningSagas = `WorkflowType = "Order" AND ExecutionStatus = "Running" AND OrderStatus NOT IN ("` +
+	strings.Join([]string{orderflow.StatusFulfilling, orderflow.StatusFulfillmentOverdue, orderflow.StatusPartiallyShipped, orderflow.StatusShipped}, `", "`) + `")`
 
 func done(inv Invariant) Invariant {
 	inv.Passed = len(inv.Counterexamples) == 0

@@ -51,7 +51,12 @@ var httpClient = &http.Client{Timeout: 10 * time.Second}
 func (r *Runner) gateway(sub string, role auth.Role) *apiclient.Client {
 	r.mu.Lock()
 	if r.api == nil {
-		r.api = &http.Client{Timeout: httpClient.Timeout, Transport: recorder{next: http.DefaultTransport, r: r}}
+		// Over the run's own transport (the HA run records every placement).
+		next := http.DefaultTransport
+		if r.http != nil && r.http.Transport != nil {
+			next = r.http.Transport
+		}
+		r.api = &http.Client{Timeout: httpClient.Timeout, Transport: recorder{next: next, r: r}}
 	}
 	c := r.api
 	r.mu.Unlock()

@@ -361,7 +361,15 @@ func (c *TemporalCluster) register(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// A namespace just created reaches the frontends' caches within seconds.
+	// A namespace just created reaches the frontends' caches within
+	// seconds: the attributes are created once every frontend knows it
+	// (the balancer may send each call to either).
+	for i := range c.Servers {
+		argv := []string{c.Bin.CLI, "operator", "namespace", "describe", "--address", c.FrontendAddr(i), "--namespace", c.Namespace}
+		if err := waitFor(ctx, lab.Command{Argv: argv}, time.Minute); err != nil {
+			return fmt.Errorf("namespace %s on %s: %w", c.Namespace, ServerName(i), err)
+		}
+	}
 	var have string
 	if err := waitFor(ctx, checkFunc{"search-attribute list", func(context.Context) error {
 		have, err = cli("operator", "search-attribute", "list")

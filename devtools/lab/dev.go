@@ -198,8 +198,13 @@ func NewDev(o Options) (*Dev, error) {
 	root := Loopback
 	if prof.Topology != "" {
 		nw := DefaultNetwork
-		if o.Network != nil {
+		switch v := getenv("LAB_NETWORK"); {
+		case o.Network != nil:
 			nw = *o.Network
+		case v != "":
+			if nw, err = ParseNetwork(v); err != nil {
+				return nil, err
+			}
 		}
 		network, root = &nw, nw.Gateway
 	}

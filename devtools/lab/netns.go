@@ -33,6 +33,20 @@ type Network struct {
 	Prefix string `json:"prefix"`
 }
 
+// ParseNetwork reads LAB_NETWORK, PREFIX:SUBNET (ofc:10.202.0.0/16): the
+// bridge PREFIX-br0 at the subnet's first address, hosts PREFIX-<node>. Two
+// such stacks, on networks of their own, run side by side.
+func ParseNetwork(s string) (Network, error) {
+	prefix, subnet, ok := strings.Cut(s, ":")
+	ip, ipn, err := net.ParseCIDR(subnet)
+	if !ok || prefix == "" || err != nil || ip.To4() == nil {
+		return Network{}, fmt.Errorf("LAB_NETWORK=%q: want PREFIX:SUBNET, e.g. ofc:10.202.0.0/16", s)
+	}
+	gw := ipn.IP.To4()
+	gw = net.IPv4(gw[0], gw[1], gw[2], gw[3]+1)
+	return Network{Bridge: prefix + "-br0", Subnet: subnet, Gateway: gw.String(), Prefix: prefix + "-"}, nil
+}
+
 // Host is where a node runs: its address and, for a host of its own,
 // its network namespace.
 type Host struct {
@@ -48,10 +62,14 @@ const maxIfName = 15
 
 // Link is the name of a host's veth end in the root namespace: the
 // namespace's name with its leading "ofn" made "ofv" (ofn-pg1: ofv-pg1),
-// or with "v-" in front.
+// else with a "v" after its first "-" (ofc-pg1: ofc-vpg1), or with "v-" in
+// front.
 func Link(netns string) string {
 	if rest, ok := strings.CutPrefix(netns, "ofn"); ok {
 		return "ofv" + rest
+	}
+	if i := strings.Index(netns, "-"); i >= 0 {
+		return netns[:i+1] + "v" + netns[i+1:]
 	}
 	return "v-" + netns
 }

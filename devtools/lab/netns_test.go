@@ -158,7 +158,8 @@ func TestNetnsHostsReachEachOtherAndTheRootAndAreCutKilledAndHealed(t *testing.T
 }
 
 func TestLinkNamesFitLinux(t *testing.T) {
-	for netns, want := range map[string]string{"ofn-pg1": "ofv-pg1", "ofn-temporal-2": "ofv-temporal-2", "ofn2-sentinel-1": "ofv2-sentinel-1", "x": "v-x"} {
+	for netns, want := range map[string]string{"ofn-pg1": "ofv-pg1", "ofn-temporal-2": "ofv-temporal-2", "ofn2-sentinel-1": "ofv2-sentinel-1",
+		"ofc-sentinel-1": "ofc-vsentinel-1", "x": "v-x"} {
 		if got := Link(netns); got != want {
 			t.Errorf("Link(%q) = %q, want %q", netns, got, want)
 		}
@@ -174,4 +175,19 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+func TestLabNetworkNamesTheBridgeTheGatewayAndTheHostsPrefix(t *testing.T) {
+	nw, err := ParseNetwork("ofc:10.202.0.0/16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Network{Bridge: "ofc-br0", Subnet: "10.202.0.0/16", Gateway: "10.202.0.1", Prefix: "ofc-"}); nw != want {
+		t.Errorf("ParseNetwork = %+v, want %+v", nw, want)
+	}
+	for _, bad := range []string{"10.202.0.0/16", "ofc:", "ofc:10.202.0.0", ":10.202.0.0/16", "ofc:fd00::/64"} {
+		if _, err := ParseNetwork(bad); err == nil {
+			t.Errorf("ParseNetwork(%q) took it", bad)
+		}
+	}
 }

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
 
 	"github.com/orderflow/orderflow/devtools/chaos"
 	"github.com/orderflow/orderflow/devtools/lab"
@@ -40,8 +44,20 @@ func runChaos(ctx context.Context, args []string) error {
 	fs.Float64Var(&c.HookShare, "hook-share", 0.04, "share of orders whose confirm or notify step fails for good after the charge (needs a worker built with -tags "+chaos.HookTag+")")
 	fs.Float64Var(&c.ReturnShare, "return-share", 0.10, "share of orders returned in part once delivered")
 	fs.Float64Var(&c.LostRate, "lost-rate", 0.05, "share of parcels the simulated carrier loses")
+	haRun := fs.Bool("ha", false, "the ha profile's hosts lost one at a time instead of --faults (make chaos-ha)")
+	var ho haOptions
+	fs.IntVar(&ho.rounds, "rounds", 3, "with --ha: every kind of host lost at least this many times (the run outlasts --duration if it must)")
+	fs.StringVar(&ho.modes, "modes", chaos.ModeKill+","+chaos.ModeCut, "with --ha: how hosts are lost, in turn per kind (kill, cut)")
+	fs.DurationVar(&ho.quiet, "quiet", 5*time.Second, "with --ha: plain load before each fault")
+	fs.DurationVar(&ho.maxOutage, "max-outage", 90*time.Second, "with --ha: bound on a host's loss while orders fail")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *haRun {
+		// Hosts lost are the faults: the ha stack runs the product build
+		// (no hooks) and the plain order mix.
+		c.HookShare, c.ReturnShare, c.LostRate = 0, 0, 0
+		return runChaosHA(ctx, *data, c, ho)
 	}
 	for _, f := range strings.Split(*faults, ",") {
 		if f = strings.TrimSpace(f); f != "" {
@@ -66,46 +82,65 @@ func runChaos(ctx context.Context, args []string) error {
 	c.WorkerBin = d.Config.Env["ORDERFLOW_BIN"]
 	// The payments table names providers as PAYMENT_PROVIDERS does.
 	c.PrimaryProvider, _, _ = strings.Cut(d.Config.Env["PAYMENT_PROVIDERS"], "=")
-	// The clients below reach the stack as its processes do.
-	for _, kv := range d.Environ() {
+	tokens, pool, tc, err := stackClients(ctx, d.Environ())
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	defer tc.Close()
+	c.Tokens = tokens
+	rep, err := chaos.New(c, pool, tc, os.Stdout).Run(ctx)
+	if err != nil {
+		return fmt.Errorf("chaos: %w", err)
+	}
+	return finish("chaos", rep, rep.Passed, c.ResultsDir)
+}
+
+// finish prints a run's report, writes it as JSON under dir, and fails
+// when an invariant did not hold.
+func finish(what string, rep interface {
+	Print(io.Writer)
+	Write(dir string) (string, error)
+}, passed bool, dir string) error {
+	rep.Print(os.Stdout)
+	path, err := rep.Write(dir)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nwrote %s\n", path)
+	if !passed {
+		return errors.New(what + ": an invariant does not hold")
+	}
+	return nil
+}
+
+// stackClients reach a stack as its processes do, from its environment:
+// the minter of its development tokens, its database and Temporal (for
+// visibility only: no payload to open). The caller closes pool and tc.
+func stackClients(ctx context.Context, environ []string) (*auth.Minter, *pgxpool.Pool, client.Client, error) {
+	for _, kv := range environ {
 		k, v, _ := strings.Cut(kv, "=")
 		_ = os.Setenv(k, v)
 	}
 	v := product()
 	dbURL, temporalCfg, authCfg := config.DatabaseURL.Get(v), boot.Temporal(v), boot.Auth(v)
 	if err := v.Err(); err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	// The load carries tokens minted in process from the stack's
 	// development secret.
 	tokens, err := auth.NewMinter(authCfg)
 	if err != nil {
-		return fmt.Errorf("chaos: %w", err)
+		return nil, nil, nil, fmt.Errorf("chaos: %w", err)
 	}
-	c.Tokens = tokens
-
 	pool, err := db.Open(ctx, dbURL)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	defer pool.Close()
-	tc, err := temporal.Dial(temporalCfg, temporal.Options{OrderIDOf: order.IDOf}) // visibility only: no payload to open
+	tc, err := temporal.Dial(temporalCfg, temporal.Options{OrderIDOf: order.IDOf})
 	if err != nil {
-		return err
+		pool.Close()
+		return nil, nil, nil, err
 	}
-	defer tc.Close()
-	rep, err := chaos.New(c, pool, tc, os.Stdout).Run(ctx)
-	if err != nil {
-		return fmt.Errorf("chaos: %w", err)
-	}
-	rep.Print(os.Stdout)
-	path, err := rep.Write(c.ResultsDir)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("\nwrote %s\n", path)
-	if !rep.Passed {
-		return errors.New("chaos: an invariant does not hold")
-	}
-	return nil
+	return tokens, pool, tc, nil
 }

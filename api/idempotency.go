@@ -26,6 +26,12 @@ const keyLease = 6 * requestTimeout
 // for its answer.
 const keyPoll = 25 * time.Millisecond
 
+// keyWait is how long a duplicate waits for the first request's answer
+// before it is told the key is in use: a second less than the request's
+// budget, which the look-ups keep, so a wait that runs out ends in a 409
+// and never in a look-up cut off by the deadline (a 503).
+const keyWait = requestTimeout - time.Second
+
 // requestKey names one idempotent request: the scope keys live in (the
 // token's subject, or the carrier's shipment), the operation (the route),
 // the key and the request's fingerprint.
@@ -97,6 +103,7 @@ func (s *Server) once(c echo.Context, k requestKey, run func() error) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
 	store := s.ordersStore()
+	waitUntil := time.Now().Add(keyWait)
 	for {
 		claimed, err := store.ClaimRequest(ctx, k.scope, k.operation, k.key, k.hash, keyLease, s.IdempotencyTTL)
 		if err != nil {
@@ -122,10 +129,14 @@ func (s *Server) once(c echo.Context, k requestKey, run func() error) error {
 			return replay(c, first)
 		}
 		// The first request is still running: wait for its answer.
+		inUse := &Error{Status: http.StatusConflict, Code: "idempotency_key_in_use", RetryAfter: "1",
+			Message: "a request with this Idempotency-Key is still running; retry after the Retry-After seconds"}
+		if time.Now().After(waitUntil) {
+			return inUse
+		}
 		select {
 		case <-ctx.Done():
-			return &Error{Status: http.StatusConflict, Code: "idempotency_key_in_use", RetryAfter: "1",
-				Message: "a request with this Idempotency-Key is still running; retry after the Retry-After seconds"}
+			return inUse
 		case <-time.After(keyPoll):
 		}
 	}

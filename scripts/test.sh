@@ -30,11 +30,12 @@ lab() { "$ORDERFLOW_DEV_BIN" lab "$@"; }
 # On the way out (an error included): let a start in progress finish, stop
 # a vulncheck still running, stop the test servers; the exit status stays
 # the script's.
-servers="" vulncheck=""
+servers="" vulncheck="" deploycheck=""
 cleanup() {
   set +e
   [ -z "$servers" ] || wait "$servers" 2>/dev/null
   [ -z "$vulncheck" ] || kill "$vulncheck" 2>/dev/null
+  [ -z "$deploycheck" ] || kill "$deploycheck" 2>/dev/null
   lab down --profile test --data "$DATA" 2>/dev/null
   return 0
 }
@@ -48,6 +49,11 @@ servers=$!
 log "vulncheck (beside the checks and tests; output in $DATA/vulncheck.log)"
 devtools/vulncheck.sh >"$DATA/vulncheck.log" 2>&1 &
 vulncheck=$!
+# make deploy-check (the Helm chart and compose.yaml, deploy/check's own
+# module) needs no server either; its verdict is read at the end too.
+log "deploy-check (beside the checks and tests; output in $DATA/deploy-check.log)"
+(cd deploy/check && go test -count=1 ./...) >"$DATA/deploy-check.log" 2>&1 &
+deploycheck=$!
 # The browser test's screenshots go to $DATA/ui/. The key the tests'
 # workers, and the processes they start, encrypt e-mails with: fresh per
 # run, like the database.
@@ -83,4 +89,5 @@ if [ -z "${TEST_PKGS:-}" ]; then
   log "done"
 fi
 if wait "$vulncheck"; then log "vulncheck: passed"; else cat "$DATA/vulncheck.log"; log "vulncheck: failed"; status=1; fi
+if wait "$deploycheck"; then log "deploy-check: passed"; else cat "$DATA/deploy-check.log"; log "deploy-check: failed"; status=1; fi
 exit "$status"

@@ -297,6 +297,8 @@ func TestRenderedManifestsFollowTheDesign(t *testing.T) {
 					assert.GreaterOrEqual(t, *pod.TerminationGracePeriodSeconds, drain+design.gatewayShutdownTimeoutSecs,
 						"%s: the grace period covers the drain and the requests in flight", dn)
 					assert.Equal(t, []string{"api"}, c.Args, dn)
+					region := env["ORDERFLOW_REGION"].Value
+					assert.Contains(t, deps, fmt.Sprintf("orderflow-worker-%s", region), "%s: its region %q has workers", dn, region)
 				} else {
 					assert.Equal(t, "worker", c.Args[0], dn)
 					assert.Equal(t, env["ORDERFLOW_REGION"].Value, c.Args[2], "%s: --region and ORDERFLOW_REGION agree", dn)

@@ -277,16 +277,19 @@ type SearchPage struct {
 const searchWindow = "2000"
 
 // searchTierQuery is a tier's statement: window is its match on a product p
-// read in SKU order, index the same match as a GIN index answers it.
+// read in SKU order, index the same match as a GIN index answers it. The
+// index's matches (g) are read, only when the window fell short, without
+// the cursor: with it, a plan could trade the GIN index for a range of the
+// primary key, which is the window's way, not the rare match's.
 func searchTierQuery(window, index string) string {
 	return `WITH w AS MATERIALIZED (
 		SELECT p.sku FROM (SELECT sku, search, synthetic FROM products WHERE sku > $1 ORDER BY sku LIMIT ` + searchWindow + `) p
 		WHERE NOT p.synthetic AND ` + window + ` ORDER BY p.sku LIMIT $2),
+	g AS MATERIALIZED (SELECT p.sku FROM products p WHERE NOT p.synthetic AND ` + index + `),
 	m AS (
 		SELECT sku FROM w WHERE (SELECT count(*) FROM w) >= $2
 		UNION ALL
-		(SELECT f.sku FROM (SELECT p.sku FROM products p WHERE p.sku > $1 AND NOT p.synthetic AND ` + index + ` OFFSET 0) f
-		WHERE (SELECT count(*) FROM w) < $2 ORDER BY f.sku LIMIT $2))
+		(SELECT g.sku FROM g WHERE g.sku > $1 AND (SELECT count(*) FROM w) < $2 ORDER BY g.sku LIMIT $2))
 	SELECT p.sku, p.name, p.price_cents, p.currency, i.on_hand, i.reserved, i.on_hand - i.reserved
 	FROM m JOIN products p USING (sku) JOIN inventory i USING (sku)
 	ORDER BY p.sku LIMIT $2`

@@ -19,11 +19,19 @@ dev-bin:
 run: dev-bin ## the whole local stack in the foreground; Ctrl-C stops it
 	@$(DEV) lab run
 
-up: dev-bin ## the whole local stack in the background
-	@$(DEV) lab up
+# TOPOLOGY=ha: the production topology inside a region, each node a host
+# (network namespace) of its own behind HAProxy on the ports above (root
+# only; docs/ha.md). TEMPORAL_BACKEND=cluster (read by the lab from the
+# environment, for up, run, bench...): Temporal as a two-server cluster on
+# PostgreSQL instead of the dev server; TOPOLOGY=ha always runs it.
+TOPOLOGY ?=
+LAB_PROFILE = $(if $(filter-out ha,$(TOPOLOGY)),$(error TOPOLOGY=$(TOPOLOGY): the only topology is ha),$(if $(TOPOLOGY),--profile $(TOPOLOGY)))
 
-down: dev-bin ## stop what `make up` started
-	@$(DEV) lab down
+up: dev-bin ## the whole local stack in the background (TOPOLOGY=ha, TEMPORAL_BACKEND=cluster: see above)
+	@$(DEV) lab up $(LAB_PROFILE)
+
+down: dev-bin ## stop what `make up` started (with the same TOPOLOGY)
+	@$(DEV) lab down $(LAB_PROFILE)
 
 # Binaries are built with -trimpath: their stack traces name packages, not
 # the build machine's paths (with go.mod's toolchain, GOROOT sits in the
@@ -63,14 +71,38 @@ fuzz: ## run every fuzz target in FUZZ_PKGS for FUZZTIME each (default 60s); nee
 		done; \
 	done
 
-bench: ## load-test a fresh stack: step search, baseline, fixed-rate run; writes bench/results/
+# Backups of the stack's PostgreSQL with pgBackRest (docs/operations.md,
+# Backups): BACKUP_TYPE auto (default: full when the last full is 7 days
+# old, else incremental), full, incr or diff; the repository is
+# <data>/backup/repo unless BACKUP_REPO_PATH or BACKUP_S3_BUCKET say.
+BACKUP_TYPE ?= auto
+.PHONY: backup restore drill
+backup: dev-bin ## back up the running stack's PostgreSQL (WAL archiving turned on the first time)
+	@devtools/install.sh pgbackrest
+	@$(DEV) backup --type $(BACKUP_TYPE)
+
+restore: dev-bin ## restore the stack's PostgreSQL to TARGET_TIME (RFC 3339, or latest) and start the stack on it
+	@devtools/install.sh pgbackrest
+	@$(DEV) restore --target-time "$(TARGET_TIME)"
+
+drill: dev-bin ## the restore drill on a stack of its own (make test runs it too); writes backup/results/
+	@devtools/install.sh pgbackrest haproxy
+	@$(DEV) drill
+
+bench: ## load-test a fresh stack: step search, baseline, fixed-rate run, overload (with vegeta); writes bench/results/
 	@scripts/bench.sh
 
 # CHAOS_ARGS: extra flags for `orderflow-dev chaos` (orderflow-dev chaos -h).
 CHAOS_DURATION ?= 10m
 CHAOS_RATE ?= 10
+# The chaos stack runs a binary built with the chaos hooks (-tags chaoshooks:
+# a step after the charge fails for good for the orders the run marks); the
+# product binary never carries them.
+CHAOS_BIN := bin/orderflow-chaoshooks
 chaos: dev-bin ## faults against a fresh stack under load, then the invariants (CHAOS_DURATION, default 10m); writes chaos/results/
-	@$(DEV) lab with --profile chaos -- $(DEV) chaos --duration $(CHAOS_DURATION) --rate $(CHAOS_RATE) $(CHAOS_ARGS)
+	@go build -trimpath -tags chaoshooks -o $(CHAOS_BIN) ./cmd/orderflow
+	@ORDERFLOW_BIN=$(CURDIR)/$(CHAOS_BIN) ORDERFLOW_DEV_BIN=$(CURDIR)/$(DEV) \
+		$(DEV) lab with --profile chaos -- $(DEV) chaos --duration $(CHAOS_DURATION) --rate $(CHAOS_RATE) $(CHAOS_ARGS)
 
 build:
 	go build -trimpath -o bin/orderflow ./cmd/orderflow

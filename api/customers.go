@@ -42,7 +42,14 @@ func (s *Server) eraseCustomerPII(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
-	e, err := s.ordersStore().ErasePII(ctx, id)
+	actx, act, err := s.auditInTx(c, ctx, actionErasePII, "customer:"+id, nil)
+	if err != nil {
+		return err
+	}
+	e, err := s.ordersStore().ErasePII(actx, id)
+	if err == nil {
+		err = act.Done(ctx)
+	}
 	if err != nil {
 		return err
 	}

@@ -448,6 +448,9 @@ func (s *Server) cancelOrder(c echo.Context) error {
 		if owner == "" || owner != claims.Subject {
 			return errOrderNotFound
 		}
+	} else if err := s.auditFirst(c, ctx, actionOrderCancel, "order:"+oid, nil); err != nil {
+		// An operator's cancel is on record before the saga hears of it.
+		return err
 	}
 	// Wait until the saga accepted (or its validator refused) the cancel.
 	// Its completion is reported with the workflow task that ran it, which

@@ -200,7 +200,14 @@ func (s *Server) putProduct(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
-	created, reserved, err := s.catalogStore().Put(ctx, catalog.Product{SKU: sku, Name: *req.Name, PriceCents: *req.PriceCents, Currency: currency}, *req.OnHand)
+	actx, act, err := s.auditInTx(c, ctx, actionProductPut, "product:"+sku, req)
+	if err != nil {
+		return err
+	}
+	created, reserved, err := s.catalogStore().Put(actx, catalog.Product{SKU: sku, Name: *req.Name, PriceCents: *req.PriceCents, Currency: currency}, *req.OnHand)
+	if err == nil {
+		err = act.Done(ctx)
+	}
 	var refused *catalog.ReservedError
 	if errors.As(err, &refused) {
 		return newError(http.StatusConflict, "stock_reserved", refused.Error())

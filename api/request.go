@@ -198,10 +198,13 @@ func idempotencyKey(h http.Header) (string, error) {
 		return "", newError(http.StatusBadRequest, "idempotency_key_required", "the Idempotency-Key header is required")
 	}
 	if len(key) > 1 || !ValidIdempotencyKey(key[0]) {
-		return "", newError(http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key must be one value of 1-255 printable ASCII characters")
+		return "", errInvalidIdempotencyKey
 	}
 	return key[0], nil
 }
+
+var errInvalidIdempotencyKey = newError(http.StatusBadRequest, "invalid_idempotency_key",
+	"Idempotency-Key must be one value of 1-255 printable ASCII characters")
 
 // ValidIdempotencyKey reports whether k is 1-255 printable ASCII characters.
 func ValidIdempotencyKey(k string) bool {

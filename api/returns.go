@@ -202,6 +202,10 @@ func (s *Server) receiveReturn(c echo.Context) error {
 	if r.Status == returns.StatusRefunded {
 		return c.JSON(http.StatusOK, r)
 	}
+	// Receiving restocks and refunds: on record before the workflow starts.
+	if err := s.auditFirst(c, ctx, actionReturnReceived, "return:"+r.ReturnID, map[string]string{"order_id": r.OrderID}); err != nil {
+		return err
+	}
 	_, err = s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: returnflow.WorkflowID(r.ReturnID), TaskQueue: order.TaskQueue(s.Region),
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,

@@ -144,18 +144,20 @@ func (s *Server) customerEcho() *echo.Echo {
 	e.GET("/health/live", echo.WrapHandler(http.HandlerFunc(health.Live)))
 
 	// Every /v1 route, unknown ones included, needs a valid token; the role
-	// each route needs is beside it (admin has every role). Customers see
+	// each route needs is beside it (admin has every role). Every mutating
+	// route takes an Idempotency-Key (s.idempotent; placement its own). Customers see
 	// only their own orders: the handlers answer 404 for anyone else's.
 	anyone := auth.RequireRole(auth.RoleCustomer, auth.RoleOperator)
 	v1 := e.Group("/v1", auth.Required)
 	v1.POST("/orders", s.placeOrder, auth.RequireRole(auth.RoleCustomer))
 	v1.GET("/orders", s.listOrders, anyone)
 	v1.GET("/orders/:id", s.getOrder, anyone)
-	v1.POST("/orders/:id/cancel", s.cancelOrder, anyone)
+	v1.POST("/orders/:id/cancel", s.cancelOrder, anyone, s.idempotent)
 	v1.GET("/products", s.listProducts, anyone)
 	v1.GET("/products/:sku", s.getProduct, anyone)
-	v1.PUT("/products/:sku", s.putProduct, auth.RequireRole(auth.RoleOperator))
-	v1.DELETE("/customers/:id/pii", s.eraseCustomerPII, auth.RequireRole(auth.RoleAdmin))
+	v1.PUT("/products/:sku", s.putProduct, auth.RequireRole(auth.RoleOperator), s.idempotent)
+	v1.DELETE("/customers/:id/pii", s.eraseCustomerPII, auth.RequireRole(auth.RoleAdmin), s.idempotent)
+	v1.GET("/audit", s.listAudit, auth.RequireRole(auth.RoleAdmin))
 	s.fulfillmentRoutes(e, v1, anyone)
 	// The API's contract is public: no token needed to read it.
 	e.GET(OpenAPIPath, s.openAPI)

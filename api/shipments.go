@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -31,11 +32,11 @@ import (
 func (s *Server) fulfillmentRoutes(e *echo.Echo, v1 *echo.Group, anyone echo.MiddlewareFunc) {
 	e.POST("/v1/shipments/:id/events", s.carrierEvent)
 	v1.GET("/orders/:id/shipments", s.orderShipments, anyone)
-	v1.POST("/stock/transfers", s.transferStock, auth.RequireRole(auth.RoleOperator))
-	v1.POST("/orders/:id/returns", s.createReturn, anyone)
+	v1.POST("/stock/transfers", s.transferStock, auth.RequireRole(auth.RoleOperator), s.idempotent)
+	v1.POST("/orders/:id/returns", s.createReturn, anyone, s.idempotent)
 	v1.GET("/orders/:id/returns", s.orderReturns, anyone)
 	v1.GET("/returns/:id", s.getReturn, anyone)
-	v1.POST("/returns/:id/receive", s.receiveReturn, auth.RequireRole(auth.RoleOperator))
+	v1.POST("/returns/:id/receive", s.receiveReturn, auth.RequireRole(auth.RoleOperator), s.idempotent)
 }
 
 // alreadyShipped answers a cancel once a shipment of the order has left:
@@ -99,6 +100,31 @@ func (s *Server) carrierEvent(c echo.Context) error {
 	if err := req.validate(); err != nil {
 		return err
 	}
+	// The event id is the carrier's Idempotency-Key: a re-sent event gets
+	// the first one's answer, marked as a duplicate; another event under
+	// its id is 422.
+	k := requestKey{scope: "carrier:" + id.String(), operation: "carrier_event", key: req.EventID,
+		hash: fingerprint(http.MethodPost, c.Request().URL.Path, body), replayed: markDuplicate}
+	return s.once(c, k, func() error { return s.handCarrierEvent(c, id, req) })
+}
+
+// markDuplicate sets duplicate in a stored carrier event answer.
+func markDuplicate(body []byte) []byte {
+	var a CarrierEventAccepted
+	if json.Unmarshal(body, &a) != nil {
+		return body
+	}
+	a.Duplicate = true
+	out, err := json.Marshal(a)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+// handCarrierEvent records a verified carrier event and hands it to the
+// order's saga.
+func (s *Server) handCarrierEvent(c echo.Context, id uuid.UUID, req CarrierEventRequest) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
 	store := fulfillment.Store{DB: s.DB}
@@ -241,8 +267,15 @@ func (s *Server) transferStock(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
+	actx, act, err := s.auditInTx(c, ctx, actionStockTransfer, "product:"+req.SKU, req)
+	if err != nil {
+		return err
+	}
 	store := s.catalogStore()
-	err := store.Transfer(ctx, req.SKU, req.From, req.To, req.Quantity)
+	err = store.Transfer(actx, req.SKU, req.From, req.To, req.Quantity)
+	if err == nil {
+		err = act.Done(ctx)
+	}
 	switch {
 	case errors.Is(err, catalog.ErrNoSuchSKU):
 		return newError(http.StatusNotFound, "product_not_found", "no such product")

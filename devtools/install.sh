@@ -6,11 +6,13 @@
 #   postgres  the PostgreSQL server and psql
 #   redis     redis-server and redis-cli
 #   promtool  Prometheus's promtool (deploy/observability's alert rules)
+#   pgbackrest  pgBackRest: PostgreSQL backups, WAL archive, point-in-time restore (devtools/backup)
 #   chromium  /usr/bin/chromium, node and npm (the Web UI's browser test)
 #   sentinel  redis-sentinel (Redis HA: deploy/redis/), with redis
 #   patroni   Patroni with its etcd client library (PostgreSQL HA: deploy/postgres/)
 #   etcd      etcd and etcdctl (Patroni's consensus store)
 #   haproxy   HAProxy (deploy/haproxy/, deploy/postgres/)
+#   iproute2  ip, nsenter, setpriv (the ha profile's hosts: network namespaces)
 set -euo pipefail
 
 log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2 || true; }
@@ -35,6 +37,9 @@ for name in "$@"; do
     promtool)
       have promtool || pkgs+=(prometheus)
       ;;
+    pgbackrest)
+      have pgbackrest || pkgs+=(pgbackrest)
+      ;;
     chromium)
       [ -x /usr/bin/chromium ] || pkgs+=(chromium)
       have node || pkgs+=(nodejs)
@@ -54,7 +59,11 @@ for name in "$@"; do
     haproxy)
       have haproxy || pkgs+=(haproxy)
       ;;
-    *) die "install.sh: unknown name $name (tools, postgres, redis, promtool, chromium, sentinel, patroni, etcd, haproxy)" ;;
+    iproute2)
+      have ip || pkgs+=(iproute2)
+      have nsenter && have setpriv || pkgs+=(util-linux)
+      ;;
+    *) die "install.sh: unknown name $name (tools, postgres, redis, promtool, chromium, sentinel, patroni, etcd, haproxy, iproute2)" ;;
   esac
 done
 [ ${#pkgs[@]} -gt 0 ] || exit 0

@@ -204,6 +204,14 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 	_, err = admin.EraseCustomerPII(ctx, cust)
 	require.NoError(t, err)
 
+	// The audit log of the acts above: admins only; a bad query is 400.
+	status, _ = c.get(s, s.tok.Bearer("dpo", auth.RoleAdmin), "/v1/audit?target=product:"+sku+"&limit=1")
+	require.Equal(t, http.StatusOK, status)
+	status, _ = c.get(s, s.tok.Operator(), "/v1/audit")
+	require.Equal(t, http.StatusForbidden, status)
+	status, code := c.get(s, s.tok.Bearer("dpo", auth.RoleAdmin), "/v1/audit?limit=0")
+	require.Equal(t, http.StatusBadRequest, status, code)
+
 	// The fulfillment routes answer on a stack that fulfils its orders:
 	// TestEveryFulfillmentRouteAnswersAsTheOpenAPIDocumentSays.
 	c.answeredEvery2xx(func(tags []string) bool { return !slices.Contains(tags, fulfillmentTag) })
@@ -289,6 +297,10 @@ func TestEveryFulfillmentRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, first.Duplicate)
 	assert.True(t, again.Duplicate)
+	other := late
+	other.Type = wire.EventDelivered
+	_, err = carrier.PostCarrierEvent(ctx, ship, other, secret, time.Now())
+	require.Equal(t, http.StatusUnprocessableEntity, client.StatusOf(err), "another event under a recorded event id")
 	_, err = carrier.PostCarrierEvent(ctx, ship, late, []byte("not-the-secret"), time.Now())
 	require.Equal(t, http.StatusUnauthorized, client.StatusOf(err))
 	_, err = carrier.PostCarrierEvent(ctx, uuid.NewString(), late, secret, time.Now())

@@ -5,14 +5,16 @@
 # Redis, an in-memory Temporal dev server with its Web UI, stripe-mock; on
 # free ports unless ORDERFLOW_TEST_REDIS_URL, TEST_TEMPORAL_PORT,
 # TEST_TEMPORAL_UI_PORT, TEST_STRIPE_MOCK_PORT or LAB_PORTS say), runs the
-# checks and every Go test against them, then the smoke test and a short
-# chaos run on stacks the lab starts for each, and stops what it started.
+# checks and every Go test against them, then the smoke test, a short
+# chaos run and the restore drill on stacks the lab starts for each (side by
+# side), and stops what it started. TEST_DRILL=1 runs the drill with
+# TEST_PKGS too.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 log() { printf '\033[1;34m==>\033[0m [%ss] %s\n' "$SECONDS" "$*" >&2 || true; }
 
-devtools/install.sh tools postgres redis promtool chromium
+devtools/install.sh tools postgres redis promtool chromium pgbackrest haproxy
 if ! cmp -s e2e/ui/package-lock.json e2e/ui/node_modules/.orderflow-lock; then
   log "npm ci in e2e/ui (playwright-core, no browser download)"
   (cd e2e/ui && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) >&2
@@ -30,12 +32,16 @@ lab() { "$ORDERFLOW_DEV_BIN" lab "$@"; }
 # On the way out (an error included): let a start in progress finish, stop
 # a vulncheck still running, stop the test servers; the exit status stays
 # the script's.
-servers="" vulncheck="" deploycheck=""
+servers="" vulncheck="" overload="" deploycheck=""
 cleanup() {
   set +e
   [ -z "$servers" ] || wait "$servers" 2>/dev/null
+  # The overload check's lab stops its own stack when its run ends.
+  [ -z "$overload" ] || wait "$overload" 2>/dev/null
   [ -z "$vulncheck" ] || kill "$vulncheck" 2>/dev/null
   [ -z "$deploycheck" ] || kill "$deploycheck" 2>/dev/null
+  # The drill stops its stack itself on the way out (SIGTERM ends it cleanly).
+  [ -z "${drill:-}" ] || { kill "$drill" 2>/dev/null; wait "$drill" 2>/dev/null; }
   lab down --profile test --data "$DATA" 2>/dev/null
   return 0
 }
@@ -75,18 +81,52 @@ go test -count=1 -timeout 20m "$@" ${TEST_PKGS:-./...} 2>&1 | tee "$DATA/go-test
 status=${PIPESTATUS[0]}
 set -e
 if [ -f "$DATA/ui/confirmed-order.png" ]; then log "Web UI screenshot: $DATA/ui/confirmed-order.png"; fi
+drill=""
+if [ -z "${TEST_PKGS:-}" ] || [ "${TEST_DRILL:-}" = 1 ]; then
+  # The restore drill: a private PostgreSQL (orderflow's data and Temporal's
+  # persistence) archived by pgBackRest, orders, backups, the server lost,
+  # a restore to a time T checked; on ports the kernel gives out.
+  log "restore drill (beside the rest; output in $DATA/drill.log)"
+  "$ORDERFLOW_DEV_BIN" drill --data "$ROOT/.data/drill" >"$DATA/drill.log" 2>&1 &
+  drill=$!
+fi
+# The overload check: 30 s of orders at 3x what this 2-core machine
+# sustains (OVERLOAD_CAPACITY, 100/s: make bench measures 55-100), on a bench
+# stack of its own, beside the smoke test and the chaos run. It asserts no
+# timing: every accepted order ended, none was charged twice, and every
+# refusal carried Retry-After. TEST_OVERLOAD=1 runs it with TEST_PKGS too.
+if [ -z "${TEST_PKGS:-}" ] || [ "${TEST_OVERLOAD:-}" = 1 ]; then
+  lab down --profile test --data "$DATA" 2>/dev/null || true
+  log "overload: 30 s at 3x ${OVERLOAD_CAPACITY:-100} orders/s, no order lost or charged twice, Retry-After on every refusal (output in $DATA/overload.log)"
+  lab with --profile bench --data "$DATA/overload" -- "$ORDERFLOW_DEV_BIN" bench --phase overload --check \
+    --capacity "${OVERLOAD_CAPACITY:-100}" --factors 3 --retry-factors "" --overload-step 30s \
+    --results "$DATA/overload-results" >"$DATA/overload.log" 2>&1 &
+  overload=$!
+fi
 if [ -z "${TEST_PKGS:-}" ]; then
-  # Neither uses the test servers: stop them first.
+  # None uses the test servers: stop them first.
   lab down --profile test --data "$DATA" 2>/dev/null || true
   # Side by side, each on a stack and ports of its own (the lab's profiles).
   log "smoke: the stack as make run starts it, on ports of its own (output in $DATA/smoke.log)"
   "$ORDERFLOW_DEV_BIN" smoke >"$DATA/smoke.log" 2>&1 &
   smoke=$!
-  log "chaos: a short run (every fault kind at least once), then the invariants"
-  lab with --profile chaos -- "$ORDERFLOW_DEV_BIN" chaos --duration "${CHAOS_DURATION:-150s}" --rate "${CHAOS_RATE:-8}" || status=1
+  log "chaos: a short run (every fault kind at least once, every recovery path reached), then the invariants"
+  # Its stack runs a binary with the chaos hooks (a step after the charge
+  # fails for good for the orders the run marks); the suite's is the product's.
+  go build -trimpath -tags chaoshooks -o "$DATA/orderflow-chaoshooks" ./cmd/orderflow
+  ORDERFLOW_BIN="$DATA/orderflow-chaoshooks" lab with --profile chaos -- "$ORDERFLOW_DEV_BIN" chaos --duration "${CHAOS_DURATION:-150s}" --rate "${CHAOS_RATE:-8}" || status=1
   wait "$smoke" || status=1
   grep '^smoke:' "$DATA/smoke.log" || tail -50 "$DATA/smoke.log"
   log "done"
+fi
+if [ -n "$drill" ]; then
+  if wait "$drill"; then grep -A30 '^restore drill' "$DATA/drill.log"; log "restore drill: passed"
+  else tail -60 "$DATA/drill.log"; log "restore drill: failed"; status=1; fi
+  drill=""
+fi
+if [ -n "$overload" ]; then
+  if wait "$overload"; then log "overload: passed"; else status=1; log "overload: failed"; fi
+  grep -A12 '^overload:' "$DATA/overload.log" || tail -50 "$DATA/overload.log"
 fi
 if wait "$vulncheck"; then log "vulncheck: passed"; else cat "$DATA/vulncheck.log"; log "vulncheck: failed"; status=1; fi
 if wait "$deploycheck"; then log "deploy-check: passed"; else cat "$DATA/deploy-check.log"; log "deploy-check: failed"; status=1; fi

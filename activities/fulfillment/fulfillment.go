@@ -82,7 +82,13 @@ func (a *Activities) StartFulfillment(ctx context.Context, in StartInput) (Start
 		if !held {
 			return nil, activities.Business(orderflow.InvalidOrder, "order "+in.OrderID+" holds no stock to fulfil")
 		}
+		if err := chaosFault(ctx, tx, in.OrderID, "confirm"); err != nil {
+			return nil, err
+		}
 		if err := orders.RecordStatus(ctx, tx, in.OrderID, orderflow.StatusConfirmed, ""); err != nil {
+			return nil, err
+		}
+		if err := chaosFault(ctx, tx, in.OrderID, "notify"); err != nil {
 			return nil, err
 		}
 		if err := notify.Enqueue(ctx, tx, in.OrderID, notify.OrderConfirmed, "Your order is confirmed"); err != nil {

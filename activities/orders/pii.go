@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orderflow/orderflow/internal/db"
 	"github.com/orderflow/orderflow/internal/pii"
 )
 
@@ -196,9 +197,14 @@ func (s Store) ErasePII(ctx context.Context, customerID string) (Erasure, error)
 			RETURNING n.status)
 		SELECT (SELECT count(*) FROM scrubbed), (SELECT count(*) FROM orders WHERE customer_id = $1),
 			(SELECT count(*) FROM notes WHERE status = 'cancelled'), (SELECT count(*) FROM notes)`
+	// One statement, in a transaction of its own so a write the caller
+	// hooked on it (db.OnCommit: the audit log's row) commits with it.
 	var e Erasure
-	if err := s.DB.QueryRow(ctx, q, customerID).Scan(&e.OrdersScrubbed, &e.OrdersRetained, &e.NotificationsCancelled,
-		&e.NotificationsScrubbed); err != nil {
+	err := db.InTx(ctx, s.DB, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, q, customerID).Scan(&e.OrdersScrubbed, &e.OrdersRetained, &e.NotificationsCancelled,
+			&e.NotificationsScrubbed)
+	})
+	if err != nil {
 		return Erasure{}, fmt.Errorf("erase personal data of %s: %w", customerID, err)
 	}
 	return e, nil

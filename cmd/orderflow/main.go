@@ -38,6 +38,8 @@ orderflow-dev, built from devtools/cmd/orderflow-dev):
             (a check before deploying workflow changes; see docs/operations.md)
   token     mint a development token: orderflow token --sub <customer> --role customer|operator|admin [--ttl 1h]
             (HS256 with AUTH_HS256_SECRET; make run prints a customer and an operator token)
+  audit     check the audit log's hash chain: orderflow audit verify (prints the first broken
+            link and fails; reads DATABASE_URL as migrate does; see docs/security.md)
   config    print the effective configuration, secrets masked: orderflow config [api|worker|migrate|replay|token]
             (--markdown prints the configuration reference)
 
@@ -86,6 +88,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runToken(os.Stdout, os.LookupEnv, args)
 	case "config":
 		return runConfig(os.Stdout, os.LookupEnv, args)
+	case "audit":
+		return runAudit(ctx, os.Stdout, os.LookupEnv, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

@@ -173,19 +173,11 @@ func Run(ctx context.Context, c Config, baselines []Baseline) (*Result, error) {
 		Config: map[string]any{"step_start": c.StepStart, "step_factor": c.StepFactor, "step_seconds": c.StepDuration.Seconds(),
 			"slo_complete_p99_ms": ms(c.SLO), "fixed_seconds": c.FixedDuration.Seconds(), "lines": c.Lines,
 			"decline_ratio": c.DeclineRatio, "scarce_ratio": c.ScarceRatio, "eager_start": c.BaselineEager}}
-	run := "bench-" + uuid.NewString()[:8]
-	httpc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, IdleConnTimeout: time.Minute}}
-
-	if c.Tokens == nil {
-		return nil, errors.New("bench: no token minter (AUTH_HS256_SECRET)")
-	}
-	gateway := apiclient.New(c.APIURL, apiclient.WithHTTPClient(httpc))
-	skus, scarce, err := setupCatalog(ctx, gateway.With(apiclient.WithToken(c.Tokens.Bearer("bench-operator", auth.RoleOperator))), run)
+	orders, err := newOrderTarget(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	orders := &orderTarget{api: gateway, db: c.DB, skus: skus, scarce: scarce, lines: c.Lines,
-		decline: c.DeclineRatio, scarceP: c.ScarceRatio, run: run, tokens: c.Tokens}
+	run := orders.run
 
 	if c.Baseline {
 		b, err := RunBaseline(ctx, c, c.BaselineEager)
@@ -239,6 +231,23 @@ func Run(ctx context.Context, c Config, baselines []Baseline) (*Result, error) {
 	}
 	res.EventsPerOrder = eventsPer(ctx, c, orderWorkflowIDs(samples, c.EventSamples))
 	return res, nil
+}
+
+// newOrderTarget creates a run's catalog through the API and returns the
+// target that places its orders.
+func newOrderTarget(ctx context.Context, c Config) (*orderTarget, error) {
+	run := "bench-" + uuid.NewString()[:8]
+	httpc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, IdleConnTimeout: time.Minute}}
+	if c.Tokens == nil {
+		return nil, errors.New("bench: no token minter (AUTH_HS256_SECRET)")
+	}
+	gateway := apiclient.New(c.APIURL, apiclient.WithHTTPClient(httpc))
+	skus, scarce, err := setupCatalog(ctx, gateway.With(apiclient.WithToken(c.Tokens.Bearer("bench-operator", auth.RoleOperator))), run)
+	if err != nil {
+		return nil, err
+	}
+	return &orderTarget{api: gateway, db: c.DB, skus: skus, scarce: scarce, lines: c.Lines,
+		decline: c.DeclineRatio, scarceP: c.ScarceRatio, run: run, tokens: c.Tokens}, nil
 }
 
 // setupCatalog creates the run's products through the API as an operator:

@@ -49,7 +49,10 @@ func Groups(s *lab.Stack) []procGroup {
 		{"gateway", node("api")},
 		{"worker", node("worker")},
 		{"paysim", node("paysim-a", "paysim-b")},
-		{"temporal", node("temporal")},
+		// The dev server, or the two servers of TEMPORAL_BACKEND=cluster
+		// (its HAProxy apart).
+		{"temporal", node("temporal", "temporal-1", "temporal-2")},
+		{"temporal-lb", node("temporal-lb")},
 		{"postgres", node("postgres")},
 		{"redis", node("redis")},
 		{"bench", func() []int { return []int{self} }},

@@ -42,8 +42,28 @@ type orderTarget struct {
 }
 
 func (t *orderTarget) fire(ctx context.Context, s *sample) {
-	customer := fmt.Sprintf("bench-%d", rand.IntN(100000))
-	req := apiclient.OrderRequest{CustomerID: customer, PaymentToken: "tok_visa", Email: "bench@example.com",
+	customer, req := t.newOrder(s)
+	as := t.api.With(apiclient.WithToken(t.tokens.Bearer(customer, auth.RoleCustomer)))
+	acc, status, err := as.PlaceOrder(ctx, req, t.run+"-"+uuid.NewString())
+	switch {
+	case status == 0:
+		s.errKind = "transport"
+		return
+	case status != http.StatusAccepted:
+		s.errKind = fmt.Sprintf("http_%d", status)
+		return
+	case err != nil || acc.OrderID == "":
+		s.errKind = "bad_response"
+		return
+	}
+	s.accepted, s.id = time.Now(), acc.OrderID
+}
+
+// newOrder draws one order of the mix: a random customer, t.lines distinct
+// lines, a declined card for a share of them (marked on s).
+func (t *orderTarget) newOrder(s *sample) (customer string, req apiclient.OrderRequest) {
+	customer = fmt.Sprintf("bench-%d", rand.IntN(100000))
+	req = apiclient.OrderRequest{CustomerID: customer, PaymentToken: "tok_visa", Email: "bench@example.com",
 		ShippingAddress: &apiclient.Address{Name: "Bench Buyer", Line1: "1 Load Street", City: "Springfield", PostalCode: "62701", State: "IL", Country: "US"}}
 	if rand.Float64() < t.decline {
 		req.PaymentToken, s.declined = "tok_chargeDeclined", true
@@ -60,20 +80,7 @@ func (t *orderTarget) fire(ctx context.Context, s *sample) {
 		used[sku] = true
 		req.Items = append(req.Items, apiclient.Item{SKU: sku, Quantity: 1 + rand.IntN(3)})
 	}
-	as := t.api.With(apiclient.WithToken(t.tokens.Bearer(customer, auth.RoleCustomer)))
-	acc, status, err := as.PlaceOrder(ctx, req, t.run+"-"+uuid.NewString())
-	switch {
-	case status == 0:
-		s.errKind = "transport"
-		return
-	case status != http.StatusAccepted:
-		s.errKind = fmt.Sprintf("http_%d", status)
-		return
-	case err != nil || acc.OrderID == "":
-		s.errKind = "bad_response"
-		return
-	}
-	s.accepted, s.id = time.Now(), acc.OrderID
+	return customer, req
 }
 
 func (t *orderTarget) complete(ctx context.Context, samples []*sample) error {

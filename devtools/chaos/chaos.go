@@ -9,9 +9,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -45,12 +48,39 @@ type Config struct {
 	// Tokens mints the bearer tokens of the run's customers and of the
 	// operator that creates its catalog (the stack's AUTH_HS256_SECRET).
 	Tokens *auth.Minter
+
+	// The fields below reach the rest of the recovery paths; each left
+	// zero leaves its part out of the run (and out of the paths it must
+	// reach).
+
+	// WorkerURL is the worker's health listener (its /metrics: payment
+	// breakers); the gateway's /metrics is read at APIURL.
+	WorkerURL string
+	// PrimaryProvider names the first provider of PAYMENT_PROVIDERS, as
+	// the payments table records it: charges elsewhere are failovers.
+	PrimaryProvider string
+	// NATSURL is the stack's NATS: a consumer of the run's own records
+	// every event the outbox relay publishes (events.go).
+	NATSURL string
+	// CarrierURL is the simulated carrier, told to lose LostRate of the
+	// parcels it takes.
+	CarrierURL string
+	LostRate   float64
+	// HookShare of the orders have a step after their charge fail for
+	// good through the worker's chaos hooks (a binary built with -tags
+	// chaoshooks; WorkerBin, when set, is checked to carry them).
+	HookShare float64
+	WorkerBin string
+	// ReturnShare of the orders are returned in part once delivered: one
+	// unit of a line, received by the operator and refunded.
+	ReturnShare float64
 }
 
 // FaultKinds are every kind of fault a run can inject.
 var FaultKinds = []string{
 	"worker_kill", "temporal_kill", "redis_restart", "postgres_restart",
 	"provider_outage", "provider_latency", "provider_errors",
+	"provider_primary_outage", "smtp_restart", "nats_restart", "temporal_outage",
 }
 
 // Runner holds a run's clients and what it observed.
@@ -63,6 +93,10 @@ type Runner struct {
 	rndMu    sync.Mutex
 
 	mu       sync.Mutex
+	api      *http.Client
+	metrics  *scraper
+	events   *eventWatch
+	refusals []refusal
 	placed   []*placed
 	windows  []*window
 	sent     int
@@ -93,18 +127,23 @@ func (r *Runner) intn(n int) int {
 
 // Report is what a run prints and writes.
 type Report struct {
-	Started    time.Time         `json:"started"`
-	Seed       uint64            `json:"seed"`
-	Duration   string            `json:"duration"`
-	Sent       int               `json:"orders_sent"`
-	Accepted   int               `json:"orders_accepted"`
-	Statuses   map[string]int    `json:"statuses"`
-	Faults     map[string]int    `json:"faults"`
-	Windows    []*window         `json:"fault_windows"`
-	Errors     map[string]int    `json:"client_errors_outside_faults"`
-	Invariants []Invariant       `json:"invariants"`
-	Passed     bool              `json:"passed"`
-	Extra      map[string]string `json:"extra,omitempty"`
+	Started    time.Time      `json:"started"`
+	Seed       uint64         `json:"seed"`
+	Duration   string         `json:"duration"`
+	Sent       int            `json:"orders_sent"`
+	Accepted   int            `json:"orders_accepted"`
+	Statuses   map[string]int `json:"statuses"`
+	Faults     map[string]int `json:"faults"`
+	Windows    []*window      `json:"fault_windows"`
+	Errors     map[string]int `json:"client_errors_outside_faults"`
+	Invariants []Invariant    `json:"invariants"`
+	// Paths counts how often each recovery path ran; a required one that
+	// never ran fails the run.
+	Paths []Path `json:"recovery_paths"`
+	// Breaker is the breaker chaos case (temporal_outage), when it ran.
+	Breaker *BreakerCase      `json:"breaker_case,omitempty"`
+	Passed  bool              `json:"passed"`
+	Extra   map[string]string `json:"extra,omitempty"`
 }
 
 // Invariant is one check over the final state.
@@ -119,9 +158,27 @@ type Invariant struct {
 // waits for the orders to end, and checks the invariants.
 func (r *Runner) Run(ctx context.Context) (Report, error) {
 	rep := Report{Started: time.Now().UTC(), Seed: r.cfg.Seed, Duration: r.cfg.Duration.String()}
+	if err := r.checkHooks(); err != nil {
+		return rep, err
+	}
 	skus, err := r.setupCatalog(ctx)
 	if err != nil {
 		return rep, err
+	}
+	if err := r.setLostRate(ctx); err != nil {
+		return rep, err
+	}
+	wctx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	var watchers sync.WaitGroup
+	r.metrics = newScraper(r.metricsURLs())
+	watchers.Add(1)
+	go func() { defer watchers.Done(); r.metrics.run(wctx, time.Second) }()
+	if r.cfg.NATSURL != "" {
+		if r.events, err = watchEvents(wctx, r.cfg.NATSURL, r.cfg.Seed, r.out); err != nil {
+			return rep, err
+		}
+		defer r.events.close()
 	}
 	fmt.Fprintf(r.out, "chaos: %s of load at %.0f orders/s, faults %s every %s, seed %d\n",
 		r.cfg.Duration, r.cfg.Rate, strings.Join(r.cfg.Faults, ","), r.faultEvery(), r.cfg.Seed)
@@ -154,9 +211,24 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
+	// The last scrape sees the breakers' final counts.
+	r.metrics.scrape()
+	stopWatching()
+	watchers.Wait()
+	if rep.Paths, err = r.paths(ctx); err != nil {
+		return rep, err
+	}
+	rep.Breaker = r.breakerCase()
+	rep.Extra = map[string]string{"order task queue backlog age": r.metrics.backlog(), "gateway 503s to placements": r.refusalCodes()}
 	rep.Passed = true
 	for _, inv := range rep.Invariants {
 		rep.Passed = rep.Passed && inv.Passed
+	}
+	for _, p := range rep.Paths {
+		rep.Passed = rep.Passed && (!p.Required || p.Count > 0)
+	}
+	if rep.Breaker != nil {
+		rep.Passed = rep.Passed && rep.Breaker.Passed
 	}
 	return rep, nil
 }
@@ -167,11 +239,17 @@ func (r *Runner) faultEvery() time.Duration {
 	if len(r.cfg.Faults) == 0 {
 		return r.cfg.Duration
 	}
-	// n faults of about Hold each, with at least 8 s of plain load around
-	// each; the wait between them leaves room for the faults themselves.
-	n := int(r.cfg.Duration / (r.cfg.Hold + 8*time.Second))
+	// n faults of about their hold each, with at least 8 s of plain load
+	// around each; the wait between them leaves room for the faults
+	// themselves. The kinds hold for different times: take their mean.
+	var total time.Duration
+	for _, k := range r.cfg.Faults {
+		total += r.holdOf(k)
+	}
+	hold := total / time.Duration(len(r.cfg.Faults))
+	n := int(r.cfg.Duration / (hold + 8*time.Second))
 	n = max(n, len(r.cfg.Faults))
-	return max((r.cfg.Duration-time.Duration(n)*r.cfg.Hold)/time.Duration(n+1), time.Second)
+	return max((r.cfg.Duration-time.Duration(n)*hold)/time.Duration(n+1), time.Second)
 }
 
 // Print writes the report as a table.
@@ -201,8 +279,42 @@ func (rep Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "%-20s %6d %10d %10d %8d\n", k, rep.Faults[k], e5, to, other)
 	}
 	fmt.Fprintf(w, "%-20s %6s %10d %10d %8d\n", "(no fault)", "", rep.Errors["5xx"], rep.Errors["timeout"], rep.Errors["other"])
+	if len(rep.Paths) > 0 {
+		fmt.Fprintf(w, "\n%-4s  %-66s %6s\n", "", "recovery path", "times")
+		for _, p := range rep.Paths {
+			verdict := "ok"
+			if p.Required && p.Count == 0 {
+				verdict = "FAIL"
+			} else if !p.Required {
+				verdict = "-"
+			}
+			note := ""
+			if p.Note != "" {
+				note = "  (" + p.Note + ")"
+			}
+			fmt.Fprintf(w, "%-4s  %-66s %6d%s\n", verdict, p.Name, p.Count, note)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(rep.Extra)) {
+		fmt.Fprintf(w, "%-30s %s\n", k, rep.Extra[k])
+	}
+	if b := rep.Breaker; b != nil {
+		verdict := "PASS"
+		if !b.Passed {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(w, "\n%-4s  breaker case (Temporal frontend down %d times): breaker opened %d times; %d fast 503s, %d without Retry-After;\n"+
+			"      first refusal %.1f s after the frontend went down; refusal latency p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+			verdict, b.Outages, b.Opened, b.Refusals, b.NoRetryAfter, b.FirstAfterSec, b.P50Ms, b.P99Ms, b.MaxMs)
+	}
 	fmt.Fprintln(w)
-	for _, inv := range rep.Invariants {
+	PrintInvariants(w, rep.Invariants)
+}
+
+// PrintInvariants writes each invariant's verdict and its first ten
+// counterexamples.
+func PrintInvariants(w io.Writer, invs []Invariant) {
+	for _, inv := range invs {
 		verdict := "PASS"
 		if !inv.Passed {
 			verdict = "FAIL"

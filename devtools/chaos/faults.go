@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/orderflow/orderflow/devtools/lab"
@@ -67,12 +68,15 @@ func (r *Runner) fault(kind string, w *window) error {
 	case "temporal_kill":
 		return r.killFor("temporal", time.Second)
 	case "redis_restart":
-		return r.killFor("redis", hold/2)
+		return r.killFor("redis", r.holdOf(kind))
 	case "postgres_restart":
 		return r.inject(lab.RestartNode{Stack: r.cfg.Stack, Name: "postgres"}, 0)
 	case "provider_outage":
 		w.Detail = "every provider"
-		return r.providerFaults(`{"outage":true}`, hold, true)
+		// Held until an order parked (or 30 s): on a loaded stack few
+		// orders may reach their charge in the hold.
+		return r.providerFaultsUntil(`{"outage":true}`, r.holdOf(kind), true,
+			`SELECT EXISTS (SELECT 1 FROM order_status_history WHERE status = 'PAYMENT_PENDING' AND at >= $1)`, w)
 	case "provider_latency":
 		lat := 200*time.Millisecond + time.Duration(r.intn(1800))*time.Millisecond
 		w.Detail = "primary +" + lat.String()
@@ -80,8 +84,54 @@ func (r *Runner) fault(kind string, w *window) error {
 	case "provider_errors":
 		w.Detail = "primary answers 30% 500"
 		return r.providerFaults(`{"error_rate":0.3}`, hold, false)
+	case "provider_primary_outage":
+		// The secondary stays up: the router fails over to it once the
+		// primary's breaker opens, and back when the primary answers.
+		w.Detail = "primary only"
+		// Held until a charge failed over (or 30 s).
+		return r.providerFaultsUntil(`{"outage":true}`, r.holdOf(kind), false,
+			`SELECT EXISTS (SELECT 1 FROM payments WHERE provider <> '`+strings.ReplaceAll(r.primary(), "'", "''")+`' AND created_at >= $1)`, w)
+	case "smtp_restart":
+		// Mails wait in the outbox and are delivered once, after.
+		return r.killFor("mailpit", r.holdOf(kind))
+	case "nats_restart":
+		// Events wait in the outbox; the relay and the consumers
+		// reconnect, and JetStream drops what the relay publishes twice.
+		return r.killFor("nats", r.holdOf(kind))
+	case "temporal_outage":
+		// The breaker case: the gateway's Temporal breaker opens and
+		// placements are refused at once with Retry-After (BreakerCase).
+		w.Detail = "frontend down " + r.holdOf(kind).String()
+		return r.killFor("temporal", r.holdOf(kind))
 	}
 	return fmt.Errorf("unknown fault %q", kind)
+}
+
+// holdOf is how long a fault kind keeps its dependency down.
+func (r *Runner) holdOf(kind string) time.Duration {
+	switch kind {
+	case "temporal_kill":
+		return time.Second
+	case "worker_kill":
+		return r.cfg.Hold / 2
+	case "redis_restart", "smtp_restart", "nats_restart":
+		// A breaker opens at half of a rolling 10 s window's calls
+		// failed: down for less than half the window, it never does.
+		return max(r.cfg.Hold, 8*time.Second)
+	case "postgres_restart":
+		return 0
+	case "provider_outage":
+		// Long enough for orders reaching their charge to park.
+		return max(r.cfg.Hold, 8*time.Second)
+	case "provider_primary_outage":
+		// Long enough for the primary's breaker to open and charges to
+		// go to the secondary for a while.
+		return max(r.cfg.Hold, 8*time.Second)
+	case "temporal_outage":
+		// Long enough for the breaker to open and refuse.
+		return max(r.cfg.Hold, 10*time.Second)
+	}
+	return r.cfg.Hold
 }
 
 // killFor kills a node of the stack and starts it again after down.
@@ -105,9 +155,41 @@ func (r *Runner) inject(f lab.Fault, d time.Duration) error {
 	return nil
 }
 
+// providerFaultsUntil is providerFaults held at least hold and then until
+// the query (given the fault's start) says its recovery path ran, for at
+// most 30 s in all: the path a fault stands for must be reached, however
+// few orders a loaded stack lets through.
+func (r *Runner) providerFaultsUntil(faults string, hold time.Duration, all bool, reached string, w *window) error {
+	if r.db == nil {
+		return r.providerFaults(faults, hold, all)
+	}
+	return r.providerFaultsWhile(faults, all, func() {
+		time.Sleep(hold)
+		for deadline := w.Start.Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+			var ok bool
+			if err := r.db.QueryRow(context.Background(), reached, w.Start).Scan(&ok); err == nil && ok {
+				return
+			}
+		}
+	})
+}
+
+// primary is the primary provider's name.
+func (r *Runner) primary() string {
+	if r.cfg.PrimaryProvider == "" {
+		return "paysim-a"
+	}
+	return r.cfg.PrimaryProvider
+}
+
 // providerFaults sets faults on the primary provider, or on every provider,
 // for hold, then clears them.
 func (r *Runner) providerFaults(faults string, hold time.Duration, all bool) error {
+	return r.providerFaultsWhile(faults, all, func() { time.Sleep(hold) })
+}
+
+// providerFaultsWhile sets faults while hold runs, then clears them.
+func (r *Runner) providerFaultsWhile(faults string, all bool, hold func()) error {
 	targets := r.cfg.Providers
 	if !all && len(targets) > 1 {
 		targets = targets[:1]
@@ -130,6 +212,6 @@ func (r *Runner) providerFaults(faults string, hold time.Duration, all bool) err
 	if err := set(faults); err != nil {
 		return err
 	}
-	time.Sleep(hold)
+	hold()
 	return set(`{}`)
 }

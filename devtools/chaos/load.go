@@ -30,17 +30,32 @@ type placed struct {
 	orderID  string // set once a 2xx came back
 	resent   string // the order id a re-send with the same key got
 	resend   bool
-	cancel   bool
+	// resentAnswered: the re-send got a final answer (2xx or 4xx) before
+	// its bound; one refused with 503s throughout says nothing of the key.
+	resentAnswered bool
+	cancel         bool
 	// cancelLate: cancelled once confirmed and fulfilling, racing the
 	// carrier's pickup (202, or 409 already_shipped once a parcel left).
 	cancelLate bool
+	// hook: the step after the charge that fails for good for this order
+	// (its customer id names it; chaoshook.go), "" for none.
+	hook string
+	// giveBack: one unit of its first line is returned once delivered.
+	giveBack bool
 }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
-// gateway is the API as sub with role sees it.
+// gateway is the API as sub with role sees it, through the transport that
+// records the gateway's 503s.
 func (r *Runner) gateway(sub string, role auth.Role) *apiclient.Client {
-	return apiclient.New(r.cfg.APIURL, apiclient.WithHTTPClient(httpClient), apiclient.WithToken(r.cfg.Tokens.Bearer(sub, role)))
+	r.mu.Lock()
+	if r.api == nil {
+		r.api = &http.Client{Timeout: httpClient.Timeout, Transport: recorder{next: http.DefaultTransport, r: r}}
+	}
+	c := r.api
+	r.mu.Unlock()
+	return apiclient.New(r.cfg.APIURL, apiclient.WithHTTPClient(c), apiclient.WithToken(r.cfg.Tokens.Bearer(sub, role)))
 }
 
 // setupCatalog creates the run's products through the admin API: plenty of
@@ -113,14 +128,21 @@ func (r *Runner) newOrder(skus []sku) *placed {
 		token = "tok_mastercard"
 	}
 	customer := "chaos-" + uuid.NewString()[:8]
+	hook := ""
+	if r.float() < r.cfg.HookShare {
+		hook = hookSteps[r.intn(len(hookSteps))]
+		customer = hookPrefix + hook + "-" + uuid.NewString()[:8]
+	}
 	req := apiclient.OrderRequest{CustomerID: customer, Email: "chaos@example.com", PaymentToken: token, Items: items,
 		ShippingAddress: &apiclient.Address{Name: "Chaos Buyer", Line1: "2 Fault Lane", City: "Lyon", PostalCode: "69001", Country: "FR"}}
-	p := &placed{key: "chaos-" + uuid.NewString(), customer: customer, req: req, resend: r.float() < 0.05}
+	p := &placed{key: "chaos-" + uuid.NewString(), customer: customer, req: req, resend: r.float() < 0.05, hook: hook}
 	switch x := r.float(); {
 	case x < 0.05:
 		p.cancel = true
 	case x < 0.10:
 		p.cancelLate = true
+	case x < 0.10+r.cfg.ReturnShare && hook == "" && len(items) > 0:
+		p.giveBack = true
 	}
 	return p
 }
@@ -143,10 +165,13 @@ func (r *Runner) drive(p *placed) {
 	if p.cancelLate {
 		r.cancelWhenFulfilling(p.customer, id)
 	}
+	if p.giveBack {
+		r.returnWhenDelivered(p, id)
+	}
 	if p.resend {
-		again := r.place(p)
+		again, answered := r.placeWithin(p, 90*time.Second)
 		r.mu.Lock()
-		p.resent = again
+		p.resent, p.resentAnswered = again, answered
 		r.mu.Unlock()
 	}
 }
@@ -169,22 +194,82 @@ func (r *Runner) cancelWhenFulfilling(customer, id string) {
 	r.count(err)
 }
 
-// place sends the order until it gets a final answer; it returns the order
-// id of a 2xx, "" otherwise.
-func (r *Runner) place(p *placed) string {
+// returnWhenDelivered waits, for up to two minutes, until the order is
+// delivered, then returns one unit of its first line as the customer does
+// and receives it as the operator does: the goods are restocked and their
+// amount refunded (a partial refund). Each request is retried on a 5xx or
+// no answer for up to a minute; a 4xx is final (the line's parcel was
+// lost, say: nothing delivered to return).
+func (r *Runner) returnWhenDelivered(p *placed, id string) {
 	gw := r.gateway(p.customer, auth.RoleCustomer)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	o, err := gw.AwaitStatus(ctx, id, time.Second, func(s string) bool {
+		return s == orderflow.StatusDelivered || orderflow.Terminal(s)
+	})
+	if err != nil || o.Status != orderflow.StatusDelivered {
+		return
+	}
+	line := p.req.Items[0]
+	var ret apiclient.Return
+	if !r.retry(func() error {
+		ret, err = gw.CreateReturn(context.Background(), id, []orderflow.Item{{SKU: line.SKU, Quantity: 1}}, "chaos: changed my mind")
+		return err
+	}) {
+		return
+	}
+	operator := r.gateway("chaos-operator", auth.RoleOperator)
+	r.retry(func() error { return operator.ReceiveReturn(context.Background(), ret.ReturnID) })
+}
+
+// retry calls f until it succeeds (true), answers a 4xx (false), or a
+// minute of 5xx and no answers passed (false).
+func (r *Runner) retry(f func() error) bool {
 	deadline := time.Now().Add(time.Minute)
+	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 3*time.Second) {
+		err := f()
+		r.count(err)
+		status := apiclient.StatusOf(err)
+		switch {
+		case err == nil:
+			return true
+		case status/100 == 4 && status != http.StatusTooManyRequests, time.Now().After(deadline):
+			return false
+		}
+		time.Sleep(backoff)
+	}
+}
+
+// place sends the order until it gets a final answer, for up to a minute;
+// it returns the order id of a 2xx, "" otherwise. Between tries it waits
+// as a careful client does: its own backoff, or the Retry-After the
+// gateway asked for when that is longer.
+func (r *Runner) place(p *placed) string {
+	id, _ := r.placeWithin(p, time.Minute)
+	return id
+}
+
+// placeWithin is place with its bound; answered says whether a final
+// answer (2xx or 4xx) came before it.
+func (r *Runner) placeWithin(p *placed, bound time.Duration) (id string, answered bool) {
+	gw := r.gateway(p.customer, auth.RoleCustomer)
+	deadline := time.Now().Add(bound)
 	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 3*time.Second) {
 		acc, status, err := gw.PlaceOrder(context.Background(), p.req, p.key)
 		r.count(err)
 		if err == nil && acc.OrderID != "" {
-			return acc.OrderID
+			return acc.OrderID, true
 		}
 		if status/100 == 4 && status != http.StatusTooManyRequests {
-			return "" // a final answer: the order was refused
+			return "", true // a final answer: the order was refused
 		}
 		if time.Now().After(deadline) {
-			return ""
+			return "", false
+		}
+		var e *apiclient.Error
+		if errors.As(err, &e) && e.RetryAfter > backoff {
+			time.Sleep(min(e.RetryAfter, time.Until(deadline)+time.Millisecond))
+			continue
 		}
 		time.Sleep(backoff)
 	}
@@ -233,9 +318,17 @@ func (r *Runner) quiesce(ctx context.Context) (map[string]int, error) {
 	ids := r.acceptedIDs()
 	deadline := time.Now().Add(r.cfg.Quiesce)
 	for {
-		counts, open, err := r.statuses(ctx, ids)
+		counts, open, err := r.statuses(ctx, ids, deadline.Add(-r.cfg.Quiesce/3))
 		if err != nil && time.Now().After(deadline) {
 			return nil, err
+		}
+		if err == nil && open == 0 {
+			// Received returns are refunded by their own workflows.
+			var refunding int
+			err = r.db.QueryRow(ctx, `SELECT count(*) FROM returns WHERE order_id = ANY($1::uuid[]) AND status = 'received'`, ids).Scan(&refunding)
+			if err == nil && refunding > 0 && time.Now().Before(deadline) {
+				open = refunding
+			}
 		}
 		if err == nil && (open == 0 || time.Now().After(deadline)) {
 			return counts, nil
@@ -260,7 +353,7 @@ func (r *Runner) acceptedIDs() []string {
 	return ids
 }
 
-func (r *Runner) statuses(ctx context.Context, ids []string) (map[string]int, int, error) {
+func (r *Runner) statuses(ctx context.Context, ids []string, settleBy time.Time) (map[string]int, int, error) {
 	rows, err := r.db.Query(ctx, `SELECT status, count(*) FROM orders WHERE order_id = ANY($1::uuid[]) GROUP BY status`, ids)
 	if err != nil {
 		return nil, 0, err
@@ -276,7 +369,10 @@ func (r *Runner) statuses(ctx context.Context, ids []string) (map[string]int, in
 		}
 		counts[s] = n
 		seen += n
-		if orderflow.Settled(s) {
+		// Orders on their carrier's way end within seconds (the simulated
+		// carrier's schedule): wait for them too, so the checks do not
+		// race a lost parcel's refund; past the bound, settled is enough.
+		if orderflow.Terminal(s) || orderflow.Settled(s) && time.Now().After(settleBy) {
 			ended += n
 		}
 	}

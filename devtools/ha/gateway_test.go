@@ -2,6 +2,9 @@ package ha
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -118,5 +121,33 @@ func TestGatewaysBehindHAProxyDrainWithoutErrorsAndRouteAroundALostOne(t *testin
 	t.Logf("gateway-2 killed under load: %d ok, %d failed; out of rotation after %s", ok, bad, out.Round(100*time.Millisecond))
 	if bad != 0 {
 		t.Errorf("%d requests failed though the balancer retries a refused connection", bad)
+	}
+
+	// No gateway left: the balancer's own answer is the gateways' JSON 503
+	// with Retry-After, not HAProxy's page.
+	if err := g.Stack().Kill(GatewayName(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(ctx, checkFunc{"no gateway in rotation", func(context.Context) error {
+		res, err := http.Get(g.URL() + "/v1/orders/none")
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		var body struct {
+			Error struct{ Code string } `json:"error"`
+		}
+		if res.StatusCode != http.StatusServiceUnavailable {
+			return fmt.Errorf("status %d", res.StatusCode)
+		}
+		if err := json.NewDecoder(res.Body).Decode(&body); err != nil || body.Error.Code == "" {
+			return fmt.Errorf("503 without the JSON error body (%v)", err)
+		}
+		if res.Header.Get("Retry-After") == "" {
+			return errors.New("503 without Retry-After")
+		}
+		return nil
+	}}, 30*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -8,14 +8,18 @@
 // conditions that say they serve, and breaks them on purpose.
 //
 // Every part takes a port base and lays its ports out from it (see each
-// part's Ports), so several stacks can run side by side.
+// part's Ports), so several stacks can run side by side. A part's Hosts
+// may give each node a host of its own (an address and a network
+// namespace: the lab's ha profile); the port layout stays the same.
 package ha
 
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,3 +68,36 @@ type checkFunc struct {
 
 func (c checkFunc) Check(ctx context.Context) error { return c.f(ctx) }
 func (c checkFunc) String() string                  { return c.name }
+
+// Front is where a part's entry points listen when they take the
+// single-node stack's ports (the lab's ha profile, TEMPORAL_BACKEND=cluster)
+// instead of ports from the part's base. Host is the address clients dial;
+// the processes bind every interface, so both the lab's loopback (the
+// README's curl, the CLI) and the hosts behind the bridge reach them.
+type Front struct {
+	Host  string
+	Port  int // the load balancer
+	UI    int // Temporal's Web UI
+	Stats int // the load balancer's status page
+}
+
+// hostOf is where the node called name runs: its entry in hosts, else
+// def (a part's Host) in the lab's own namespace.
+func hostOf(hosts map[string]lab.Host, def, name string) lab.Host {
+	if h, ok := hosts[name]; ok {
+		return h
+	}
+	return lab.Host{Addr: def}
+}
+
+// place puts a node on its host.
+func place(n *lab.Node, h lab.Host) *lab.Node { n.Host, n.Netns = h.Addr, h.Netns; return n }
+
+// bind is the address an entry point behind f binds port at: every
+// interface, or loopback only when clients dial it there.
+func (f *Front) bind(port int) string {
+	if f.Host == lab.Loopback {
+		return net.JoinHostPort(lab.Loopback, strconv.Itoa(port))
+	}
+	return net.JoinHostPort("0.0.0.0", strconv.Itoa(port))
+}

@@ -39,7 +39,12 @@ type PostgresHA struct {
 	// "replicator": a lab's).
 	SuperuserPassword   string
 	ReplicationPassword string
-	Out                 io.Writer
+	// Hosts, when set, gives nodes (etcd1..3, pg1, pg2) hosts of their
+	// own; Network is then the CIDR the members accept clients and
+	// replication from, besides loopback (pg_hba).
+	Hosts   map[string]lab.Host
+	Network string
+	Out     io.Writer
 
 	stack *lab.Stack
 }
@@ -58,16 +63,25 @@ func (p *PostgresHA) defaults() {
 	}
 }
 
-func (p *PostgresHA) addr(port int) string { return net.JoinHostPort(p.Host, strconv.Itoa(port)) }
+// at is the address of port on the host of the node called name.
+func (p *PostgresHA) at(name string, port int) string {
+	return net.JoinHostPort(hostOf(p.Hosts, p.Host, name).Addr, strconv.Itoa(port))
+}
 
 // MemberName is member i's name: pg1, pg2.
 func MemberName(i int) string { return fmt.Sprintf("pg%d", i+1) }
 
 // MemberAddr is member i's PostgreSQL address.
-func (p *PostgresHA) MemberAddr(i int) string { p.defaults(); return p.addr(p.PortBase + 20 + i) }
+func (p *PostgresHA) MemberAddr(i int) string {
+	p.defaults()
+	return p.at(MemberName(i), p.PortBase+20+i)
+}
 
 // RESTURL is member i's Patroni REST API.
-func (p *PostgresHA) RESTURL(i int) string { p.defaults(); return "http://" + p.addr(p.PortBase+30+i) }
+func (p *PostgresHA) RESTURL(i int) string {
+	p.defaults()
+	return "http://" + p.at(MemberName(i), p.PortBase+30+i)
+}
 
 // Addrs is every member's address, the multi-host list: host1:p1,host2:p2.
 func (p *PostgresHA) Addrs() string {
@@ -88,9 +102,46 @@ func (p *PostgresHA) DSN(user, password, db string) string {
 func (p *PostgresHA) etcdHosts() string {
 	var a []string
 	for i := range 3 {
-		a = append(a, p.addr(p.PortBase+i))
+		a = append(a, p.at(etcdName(i), p.PortBase+i))
 	}
 	return strings.Join(a, ",")
+}
+
+func etcdName(i int) string { return fmt.Sprintf("etcd%d", i+1) }
+
+// config is the Patroni configuration member i runs: deploy's, or with
+// Network a copy of its own whose pg_hba also admits that network and
+// whose socket is in the member's directory (members on hosts of their
+// own may share a port, not /var/run/postgresql).
+func (p *PostgresHA) config(i int) string {
+	if p.Network == "" {
+		return filepath.Join(p.Root, "deploy", "postgres", "patroni.yml")
+	}
+	return filepath.Join(p.Data, MemberName(i), "patroni.yml")
+}
+
+// writeConfig writes member i's copy: each pg_hba line for 127.0.0.1/32
+// followed by the same line for Network, the socket in its directory.
+func (p *PostgresHA) writeConfig(i int) error {
+	if p.Network == "" {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(p.Root, "deploy", "postgres", "patroni.yml"))
+	if err != nil {
+		return err
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "unix_socket_directories:") {
+			l = strings.Replace(l, strings.TrimSpace(strings.TrimPrefix(t, "unix_socket_directories:")), filepath.Join(p.Data, MemberName(i)), 1)
+		}
+		out = append(out, l)
+		if strings.HasPrefix(t, "- host ") && strings.Contains(t, " 127.0.0.1/32 ") {
+			out = append(out, strings.Replace(l, "127.0.0.1/32", p.Network, 1))
+		}
+	}
+	return os.WriteFile(p.config(i), []byte(strings.Join(out, "\n")), 0o644)
 }
 
 // Stack is the three etcd members and the two Patroni members as lab
@@ -104,26 +155,26 @@ func (p *PostgresHA) Stack() *lab.Stack {
 	var nodes []*lab.Node
 	var initial []string
 	for i := range 3 {
-		initial = append(initial, fmt.Sprintf("etcd%d=http://%s", i+1, p.addr(p.PortBase+10+i)))
+		initial = append(initial, fmt.Sprintf("%s=http://%s", etcdName(i), p.at(etcdName(i), p.PortBase+10+i)))
 	}
 	for i := range 3 {
-		name := fmt.Sprintf("etcd%d", i+1)
+		name := etcdName(i)
 		dir := filepath.Join(p.Data, name)
 		conf := filepath.Join(dir, "etcd.yml")
-		client, peer := "http://"+p.addr(p.PortBase+i), "http://"+p.addr(p.PortBase+10+i)
+		client, peer := "http://"+p.at(name, p.PortBase+i), "http://"+p.at(name, p.PortBase+10+i)
 		extra := fmt.Sprintf("name: %s\ndata-dir: %s\nlisten-client-urls: %s\nadvertise-client-urls: %s\n"+
 			"listen-peer-urls: %s\ninitial-advertise-peer-urls: %s\ninitial-cluster: %s\ninitial-cluster-state: new\n",
 			name, filepath.Join(dir, "data"), client, client, peer, peer, strings.Join(initial, ","))
-		nodes = append(nodes, &lab.Node{
-			Name: name, Host: p.Host, Ports: lab.Ports{"client": p.PortBase + i, "peer": p.PortBase + 10 + i},
+		nodes = append(nodes, place(&lab.Node{
+			Name: name, Ports: lab.Ports{"client": p.PortBase + i, "peer": p.PortBase + 10 + i},
 			Proc:   lab.Process{Command: []string{"etcd", "--config-file", conf}, Log: filepath.Join(p.Data, name+".log")},
 			Before: writeWithHeader(conf, filepath.Join(p.Root, "deploy", "postgres", "etcd.yml"), extra),
-		})
+		}, hostOf(p.Hosts, p.Host, name)))
 	}
 	// etcd members need each other for a quorum: the health wait is on the
 	// last one, once all three run.
-	nodes[2].Ready = lab.All{lab.HTTPGet{URL: "http://" + p.addr(p.PortBase) + "/health"},
-		lab.HTTPGet{URL: "http://" + p.addr(p.PortBase+2) + "/health"}}
+	nodes[2].Ready = lab.All{lab.HTTPGet{URL: "http://" + p.at(etcdName(0), p.PortBase) + "/health"},
+		lab.HTTPGet{URL: "http://" + p.at(etcdName(2), p.PortBase+2) + "/health"}}
 	pgUser, _ := user.Lookup("postgres")
 	var cred *syscall.Credential
 	var uid int
@@ -135,13 +186,14 @@ func (p *PostgresHA) Stack() *lab.Stack {
 	for i := range pgMembers {
 		name := MemberName(i)
 		dir := filepath.Join(p.Data, name)
-		nodes = append(nodes, &lab.Node{
-			Name: name, Host: p.Host, Ports: lab.Ports{"postgres": p.PortBase + 20 + i, "rest": p.PortBase + 30 + i},
+		rest := p.at(name, p.PortBase+30+i)
+		nodes = append(nodes, place(&lab.Node{
+			Name: name, Ports: lab.Ports{"postgres": p.PortBase + 20 + i, "rest": p.PortBase + 30 + i},
 			Proc: lab.Process{
-				Command: []string{"patroni", filepath.Join(p.Root, "deploy", "postgres", "patroni.yml")},
+				Command: []string{"patroni", p.config(i)},
 				Env: []string{
 					"PATRONI_NAME=" + name,
-					"PATRONI_RESTAPI_LISTEN=" + p.addr(p.PortBase+30+i), "PATRONI_RESTAPI_CONNECT_ADDRESS=" + p.addr(p.PortBase+30+i),
+					"PATRONI_RESTAPI_LISTEN=" + rest, "PATRONI_RESTAPI_CONNECT_ADDRESS=" + rest,
 					"PATRONI_POSTGRESQL_LISTEN=" + p.MemberAddr(i), "PATRONI_POSTGRESQL_CONNECT_ADDRESS=" + p.MemberAddr(i),
 					"PATRONI_POSTGRESQL_DATA_DIR=" + filepath.Join(dir, "data"), "PATRONI_POSTGRESQL_BIN_DIR=" + pgBinDir(),
 					"PATRONI_POSTGRESQL_PGPASS=" + filepath.Join(dir, "pgpass"),
@@ -151,10 +203,15 @@ func (p *PostgresHA) Stack() *lab.Stack {
 				},
 				Log: filepath.Join(p.Data, name+".log"), Credential: cred, Grace: 30 * time.Second,
 			},
-			Before:       ownedDir(dir, uid),
+			Before: func(ctx context.Context) error {
+				if err := ownedDir(dir, uid)(ctx); err != nil {
+					return err
+				}
+				return p.writeConfig(i)
+			},
 			Ready:        lab.HTTPGet{URL: p.RESTURL(i) + "/health"},
 			ReadyTimeout: 2 * time.Minute,
-		})
+		}, hostOf(p.Hosts, p.Host, name)))
 	}
 	nodes[len(nodes)-1].After = func(ctx context.Context) error {
 		return waitFor(ctx, checkFunc{"a primary and a synchronous standby", func(ctx context.Context) error {

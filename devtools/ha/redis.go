@@ -27,7 +27,10 @@ type RedisHA struct {
 	Host       string // default 127.0.0.1
 	PortBase   int
 	MasterName string // default "orderflow", as deploy/redis/sentinel.conf
-	Out        io.Writer
+	// Hosts, when set, gives nodes (redis-1, redis-2, sentinel-1..3)
+	// hosts of their own.
+	Hosts map[string]lab.Host
+	Out   io.Writer
 
 	stack *lab.Stack
 }
@@ -41,19 +44,27 @@ func (r *RedisHA) defaults() {
 	}
 }
 
-func (r *RedisHA) addr(port int) string { return net.JoinHostPort(r.Host, strconv.Itoa(port)) }
+// at is the address of port on the host of the node called name.
+func (r *RedisHA) at(name string, port int) string {
+	return net.JoinHostPort(r.host(name), strconv.Itoa(port))
+}
+
+func (r *RedisHA) host(name string) string { return hostOf(r.Hosts, r.Host, name).Addr }
+
+func redisName(i int) string    { return fmt.Sprintf("redis-%d", i+1) }
+func sentinelName(i int) string { return fmt.Sprintf("sentinel-%d", i+1) }
 
 // Sentinels are the Sentinels' addresses (REDIS_SENTINELS).
 func (r *RedisHA) Sentinels() []string {
 	r.defaults()
-	return []string{r.addr(r.PortBase + 10), r.addr(r.PortBase + 11), r.addr(r.PortBase + 12)}
+	return []string{r.at(sentinelName(0), r.PortBase+10), r.at(sentinelName(1), r.PortBase+11), r.at(sentinelName(2), r.PortBase+12)}
 }
 
 // NodeOf names the Redis node listening on addr (redis-1, redis-2).
 func (r *RedisHA) NodeOf(addr string) (string, error) {
 	for i := range 2 {
-		if addr == r.addr(r.PortBase+i) {
-			return fmt.Sprintf("redis-%d", i+1), nil
+		if addr == r.at(redisName(i), r.PortBase+i) {
+			return redisName(i), nil
 		}
 	}
 	return "", fmt.Errorf("redis: no node at %s", addr)
@@ -68,32 +79,32 @@ func (r *RedisHA) Stack() *lab.Stack {
 	}
 	r.defaults()
 	var nodes []*lab.Node
-	master := r.addr(r.PortBase)
+	master := r.at(redisName(0), r.PortBase)
 	for i := range 2 {
-		name, port := fmt.Sprintf("redis-%d", i+1), r.PortBase+i
+		name, port := redisName(i), r.PortBase+i
 		conf := filepath.Join(r.Data, name, "redis.conf")
-		extra := fmt.Sprintf("port %d\nbind %s\ndir %s\n", port, r.Host, filepath.Dir(conf))
+		extra := fmt.Sprintf("port %d\nbind %s\ndir %s\n", port, r.host(name), filepath.Dir(conf))
 		if i > 0 {
-			extra += fmt.Sprintf("replicaof %s %d\n", r.Host, r.PortBase)
+			extra += fmt.Sprintf("replicaof %s %d\n", r.host(redisName(0)), r.PortBase)
 		}
-		nodes = append(nodes, &lab.Node{
-			Name: name, Host: r.Host, Ports: lab.Ports{"redis": port},
+		nodes = append(nodes, place(&lab.Node{
+			Name: name, Ports: lab.Ports{"redis": port},
 			Proc:   lab.Process{Command: []string{"redis-server", conf}, Log: filepath.Join(r.Data, name+".log")},
-			Ready:  lab.RedisPing{Addr: r.addr(port)},
+			Ready:  lab.RedisPing{Addr: r.at(name, port)},
 			Before: writeWithHeader(conf, filepath.Join(r.Root, "deploy", "redis", "redis.conf"), extra),
-		})
+		}, hostOf(r.Hosts, r.Host, name)))
 	}
 	for i, addr := range r.Sentinels() {
-		name, port := fmt.Sprintf("sentinel-%d", i+1), r.PortBase+10+i
+		name, port := sentinelName(i), r.PortBase+10+i
 		conf := filepath.Join(r.Data, name, "sentinel.conf")
-		extra := fmt.Sprintf("port %d\nbind %s\ndir %s\nsentinel monitor %s %s %d 2\n", port, r.Host, filepath.Dir(conf),
-			r.MasterName, r.Host, r.PortBase)
-		nodes = append(nodes, &lab.Node{
-			Name: name, Host: r.Host, Ports: lab.Ports{"sentinel": port},
+		extra := fmt.Sprintf("port %d\nbind %s\ndir %s\nsentinel monitor %s %s %d 2\n", port, r.host(name), filepath.Dir(conf),
+			r.MasterName, r.host(redisName(0)), r.PortBase)
+		nodes = append(nodes, place(&lab.Node{
+			Name: name, Ports: lab.Ports{"sentinel": port},
 			Proc:   lab.Process{Command: []string{"redis-sentinel", conf}, Log: filepath.Join(r.Data, name+".log")},
 			Ready:  lab.RedisPing{Addr: addr},
 			Before: writeWithHeader(conf, filepath.Join(r.Root, "deploy", "redis", "sentinel.conf"), extra),
-		})
+		}, hostOf(r.Hosts, r.Host, name)))
 	}
 	last := nodes[len(nodes)-1]
 	last.After = func(ctx context.Context) error {

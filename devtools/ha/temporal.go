@@ -60,7 +60,16 @@ type TemporalCluster struct {
 	// Retention of closed workflows in the namespace (default 72h: long
 	// enough to look into a failed saga after a weekend).
 	Retention string
-	Out       io.Writer
+	// Hosts, when set, gives the servers (temporal-1, temporal-2...) hosts
+	// of their own; the balancer and the Web UI stay on Host, or on Front.
+	Hosts map[string]lab.Host
+	// Front, when set, is where the balancer, its status page and the Web
+	// UI listen instead of the ports after the servers'.
+	Front *Front
+	// Before runs before each server starts (the lab's profiles create
+	// the databases there).
+	Before func(ctx context.Context) error
+	Out    io.Writer
 
 	stack *lab.Stack
 }
@@ -86,25 +95,63 @@ func ServerName(i int) string { return fmt.Sprintf("temporal-%d", i+1) }
 // FrontendAddr is server i's own frontend (gRPC).
 func (c *TemporalCluster) FrontendAddr(i int) string {
 	c.defaults()
-	return net.JoinHostPort(c.Host, strconv.Itoa(c.PortBase+10*i))
+	return net.JoinHostPort(hostOf(c.Hosts, c.Host, ServerName(i)).Addr, strconv.Itoa(c.PortBase+10*i))
+}
+
+func (c *TemporalCluster) lbPort() int {
+	if c.Front != nil {
+		return c.Front.Port
+	}
+	return c.PortBase + 10*c.Servers
+}
+
+func (c *TemporalCluster) uiPort() int {
+	if c.Front != nil {
+		return c.Front.UI
+	}
+	return c.PortBase + 10*c.Servers + 1
+}
+
+func (c *TemporalCluster) statsPort() int {
+	if c.Front != nil {
+		return c.Front.Stats
+	}
+	return c.PortBase + 10*c.Servers + 2
+}
+
+// frontHost is the address the balancer and the Web UI are dialled at.
+func (c *TemporalCluster) frontHost() string {
+	if c.Front != nil {
+		return c.Front.Host
+	}
+	return c.Host
+}
+
+// bind is the address an entry point on port binds: every interface
+// behind a Front, else its address.
+func (c *TemporalCluster) bind(port int) string {
+	if c.Front != nil {
+		return c.Front.bind(port)
+	}
+	return net.JoinHostPort(c.Host, strconv.Itoa(port))
 }
 
 // Address is the load balancer's address, the one clients use.
 func (c *TemporalCluster) Address() string {
 	c.defaults()
-	return net.JoinHostPort(c.Host, strconv.Itoa(c.PortBase+10*c.Servers))
+	return net.JoinHostPort(c.frontHost(), strconv.Itoa(c.lbPort()))
 }
 
 // StatsAddr is the load balancer's status page (GET /stats;csv).
 func (c *TemporalCluster) StatsAddr() string {
 	c.defaults()
-	return net.JoinHostPort(c.Host, strconv.Itoa(c.PortBase+10*c.Servers+2))
+	return net.JoinHostPort(c.frontHost(), strconv.Itoa(c.statsPort()))
 }
 
 // UIURL is the Web UI's base URL.
 func (c *TemporalCluster) UIURL() string {
 	c.defaults()
-	return fmt.Sprintf("http://%s:%d", c.Host, c.PortBase+10*c.Servers+1)
+	return fmt.Sprintf("http://%s", net.JoinHostPort(c.frontHost(), strconv.Itoa(c.uiPort())))
 }
 
 // Stack is the cluster as lab nodes: the servers, the load balancer (whose
@@ -116,29 +163,31 @@ func (c *TemporalCluster) Stack() *lab.Stack {
 	c.defaults()
 	cfgDir := filepath.Join(c.Root, "temporal-config", "cluster")
 	var nodes []*lab.Node
-	lbEnv := []string{"TEMPORAL_LB_ADDR=" + c.Address(), "TEMPORAL_LB_STATS_ADDR=" + c.StatsAddr()}
+	lbEnv := []string{"TEMPORAL_LB_ADDR=" + c.bind(c.lbPort()), "TEMPORAL_LB_STATS_ADDR=" + c.bind(c.statsPort())}
 	for i := range c.Servers {
 		name := ServerName(i)
-		nodes = append(nodes, &lab.Node{
-			Name: name, Host: c.Host, Ports: lab.Ports{"frontend": c.PortBase + 10*i},
+		h := hostOf(c.Hosts, c.Host, name)
+		nodes = append(nodes, place(&lab.Node{
+			Name: name, Ports: lab.Ports{"frontend": c.PortBase + 10*i},
 			Proc: lab.Process{
 				Command: []string{c.Bin.Server, "--root", "/", "--config", cfgDir, "--env", "cluster", "--allow-no-auth", "start"},
 				Env: []string{
 					"TEMPORAL_DB_ADDR=" + c.DB.Addr, "TEMPORAL_DB_USER=" + c.DB.User, "TEMPORAL_DB_PASSWORD=" + c.DB.Password,
 					"TEMPORAL_DB_NAME=" + c.DB.Database, "TEMPORAL_VIS_DB_NAME=" + c.DB.Visibility,
-					"TEMPORAL_BIND_IP=" + c.Host, "TEMPORAL_PORT_BASE=" + strconv.Itoa(c.PortBase+10*i),
+					"TEMPORAL_BIND_IP=" + h.Addr, "TEMPORAL_PORT_BASE=" + strconv.Itoa(c.PortBase+10*i),
 					"TEMPORAL_DYNAMIC_CONFIG=" + filepath.Join(cfgDir, "dynamic-config.yaml"),
 				},
 				Log:   filepath.Join(c.Data, name+".log"),
 				Grace: 20 * time.Second,
 			},
+			Before:       c.Before,
 			Ready:        c.health(c.FrontendAddr(i)),
 			ReadyTimeout: 2 * time.Minute,
-		})
+		}, h))
 		lbEnv = append(lbEnv, fmt.Sprintf("TEMPORAL_FRONTEND_%d=%s", i+1, c.FrontendAddr(i)))
 	}
 	nodes = append(nodes, &lab.Node{
-		Name: "temporal-lb", Host: c.Host, Ports: lab.Ports{"grpc": c.PortBase + 10*c.Servers},
+		Name: "temporal-lb", Host: c.frontHost(), Ports: lab.Ports{"grpc": c.lbPort(), "stats": c.statsPort()},
 		Proc: lab.Process{
 			Command: []string{"haproxy", "-db", "-f", filepath.Join(c.Root, "deploy", "haproxy", "temporal.cfg")},
 			Env:     lbEnv, Log: filepath.Join(c.Data, "temporal-lb.log"),
@@ -148,11 +197,11 @@ func (c *TemporalCluster) Stack() *lab.Stack {
 	})
 	if c.UI {
 		nodes = append(nodes, &lab.Node{
-			Name: "temporal-ui", Host: c.Host, Ports: lab.Ports{"http": c.PortBase + 10*c.Servers + 1},
+			Name: "temporal-ui", Host: c.frontHost(), Ports: lab.Ports{"http": c.uiPort()},
 			Proc: lab.Process{
 				Command: []string{c.Bin.UI, "--root", "/", "--config", cfgDir, "--env", "ui", "start"},
-				Env: []string{"TEMPORAL_ADDRESS=" + c.Address(), "TEMPORAL_UI_IP=" + c.Host,
-					"TEMPORAL_UI_PORT=" + strconv.Itoa(c.PortBase+10*c.Servers+1), "TEMPORAL_UI_CODEC_ENDPOINT=" + c.CodecEndpoint},
+				Env: []string{"TEMPORAL_ADDRESS=" + c.Address(), "TEMPORAL_UI_IP=" + uiIP(c.bind(c.uiPort())),
+					"TEMPORAL_UI_PORT=" + strconv.Itoa(c.uiPort()), "TEMPORAL_UI_CODEC_ENDPOINT=" + c.CodecEndpoint},
 				Log: filepath.Join(c.Data, "temporal-ui.log"),
 			},
 			Ready: lab.HTTPGet{URL: c.UIURL() + "/"},
@@ -162,6 +211,8 @@ func (c *TemporalCluster) Stack() *lab.Stack {
 	c.stack.Out = c.Out
 	return c.stack
 }
+
+func uiIP(bind string) string { h, _, _ := net.SplitHostPort(bind); return h }
 
 func (c *TemporalCluster) health(addr string) lab.Check {
 	return lab.Command{Argv: []string{c.Bin.CLI, "operator", "cluster", "health", "--address", addr}}

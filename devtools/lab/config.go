@@ -13,6 +13,15 @@ type Config struct {
 	// the lab's own (DATABASE_URL, REDIS_URL, ...), so that a node started
 	// again from another process runs as it first did.
 	Env map[string]string `json:"env,omitempty"`
+	// Network, when set, is where the nodes that name a namespace (Node.Netns)
+	// live.
+	Network *Network `json:"network,omitempty"`
+	// TemporalBackend is "dev" (the CLI's dev server, make run's) or
+	// "cluster" (two servers on PostgreSQL behind HAProxy: devtools/ha).
+	TemporalBackend string `json:"temporal_backend,omitempty"`
+	// Topology is empty for the single-node stack, or a topology devtools/ha
+	// registered ("ha": every node a host of its own).
+	Topology string `json:"topology,omitempty"`
 }
 
 func sortedKeys[V any](m map[string]V) []string {

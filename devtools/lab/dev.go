@@ -11,8 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -41,6 +43,10 @@ type Profile struct {
 	// profile's ports start at N+10*Slot, so the smoke test and the chaos
 	// run can run side by side.
 	Slot int
+	// Topology names a topology other than the single-node one (Config.Topology);
+	// TemporalBackend, when set, is the only backend the profile runs.
+	Topology        string
+	TemporalBackend string
 }
 
 // noLimits: one client address sends everything; limits far above it, the
@@ -79,6 +85,10 @@ var Profiles = map[string]Profile{
 	// The bench measures the stack, not the limiter; the gateway starts
 	// sagas eagerly as make run does. Its orders end CONFIRMED, as the
 	// results in docs/performance.md were measured.
+	// The production topology inside a region (docs/ha.md): every node a
+	// host (network namespace) of its own, HAProxy in the lab's namespace
+	// on make run's ports. Built by devtools/ha.
+	"ha": {Name: "ha", Data: ".data/ha-profile", Ports: "default", Fresh: true, Slot: 4, Topology: "ha", TemporalBackend: "cluster"},
 	"bench": {Name: "bench", Data: ".data/bench", Ports: "free", Fresh: true, Database: "bench", Slot: 3,
 		Defaults: merge(noLimits, map[string]string{"LOG_LEVEL": "warn", "API_EMBED_WORKER": "true", "FULFILLMENT_ENABLED": "false",
 			// Nor do they mail or relay events: the bench measures taking orders.
@@ -98,6 +108,15 @@ var DefaultPorts = Ports{"api": 8080, "worker": 8081, "paysim-a": 8090, "paysim-
 	"temporal": 7233, "temporal-ui": 8233, "redis": 6379, "postgres": 5432, "carrier": 8096,
 	"mailpit-smtp": 1025, "mailpit-ui": 8025, "nats": 4222, "nats-monitor": 8222}
 
+// ClusterPorts are the defaults of the ports TEMPORAL_BACKEND=cluster and
+// topologies add: the Temporal balancer's status page and the first of the
+// servers' 20 ports (on loopback; the ha profile's servers have hosts of
+// their own); the gateways' balancer's status page.
+var ClusterPorts = Ports{"temporal-lb-stats": 8404, "temporal-cluster": 7300, "api-lb-stats": 8405}
+
+// TemporalBackends are what TEMPORAL_BACKEND may name.
+var TemporalBackends = []string{"dev", "cluster"}
+
 const defaultDatabaseURL = "postgres://orderflow:orderflow@127.0.0.1:5432/orderflow?sslmode=disable"
 
 // Options say which single-node stack to build.
@@ -110,6 +129,12 @@ type Options struct {
 	Ports string
 	// Getenv reads the lab's environment (os.Getenv when nil).
 	Getenv func(string) string
+	// TemporalBackend is "dev" or "cluster" (TEMPORAL_BACKEND too; default
+	// the profile's, else dev).
+	TemporalBackend string
+	// Network overrides the network of a topology with hosts (the ha
+	// profile's test runs beside a stack that is up).
+	Network *Network
 }
 
 // Dev is a single-node stack: the topology of make run, or of one of the
@@ -132,7 +157,7 @@ func NewDev(o Options) (*Dev, error) {
 	}
 	prof, ok := Profiles[o.Profile]
 	if !ok {
-		return nil, fmt.Errorf("lab: no profile %q (dev, smoke, chaos, bench)", o.Profile)
+		return nil, fmt.Errorf("lab: no profile %q (dev, smoke, chaos, bench, ha)", o.Profile)
 	}
 	dev := prof.Name == "dev"
 	env := func(k string) string {
@@ -152,6 +177,31 @@ func NewDev(o Options) (*Dev, error) {
 	mode, err := ParsePortMode(firstOf(o.Ports, getenv("LAB_PORTS"), prof.Ports))
 	if err != nil {
 		return nil, err
+	}
+	backend := firstOf(o.TemporalBackend, getenv("TEMPORAL_BACKEND"), prof.TemporalBackend, "dev")
+	if !slices.Contains(TemporalBackends, backend) {
+		return nil, fmt.Errorf("lab: TEMPORAL_BACKEND=%q: want dev or cluster", backend)
+	}
+	if prof.TemporalBackend != "" && backend != prof.TemporalBackend {
+		return nil, fmt.Errorf("lab: the %s profile runs Temporal as a %s, not %s", prof.Name, prof.TemporalBackend, backend)
+	}
+	names := PortNames
+	if backend == "cluster" {
+		names = append(names[:len(names):len(names)], "temporal-lb-stats")
+	}
+	if prof.Topology != "" {
+		names = append(names, "api-lb-stats")
+	}
+	// The lab's own address: loopback, or with hosts of their own the
+	// bridge's, which they reach.
+	var network *Network
+	root := Loopback
+	if prof.Topology != "" {
+		nw := DefaultNetwork
+		if o.Network != nil {
+			nw = *o.Network
+		}
+		network, root = &nw, nw.Gateway
 	}
 	if mode.Kind == "base" {
 		mode.Base += slotPorts * prof.Slot
@@ -193,9 +243,22 @@ func NewDev(o Options) (*Dev, error) {
 	if v := env("WORKER_HEALTH_ADDR"); v != "" {
 		over["worker"] = portOf("http://"+v, 8081)
 	}
-	ports, err := Allocate(PortNames, DefaultPorts, mode, over)
+	defaults := Ports{}
+	for _, m := range []Ports{DefaultPorts, ClusterPorts} {
+		for k, v := range m {
+			defaults[k] = v
+		}
+	}
+	ports, err := Allocate(names, defaults, mode, over)
 	if err != nil {
 		return nil, err
+	}
+	if backend == "cluster" && prof.Topology == "" {
+		// Always 7300: Temporal keeps membership ports in a smallint, so
+		// no kernel-given port (32768 and up) will do; the servers of a
+		// stack not on make run's ports bind an address of their own
+		// instead (ClusterHost).
+		ports["temporal-cluster"] = ClusterPorts["temporal-cluster"]
 	}
 	if prof.PrivatePostgres {
 		u, _ := url.Parse(dbURL)
@@ -212,7 +275,7 @@ func NewDev(o Options) (*Dev, error) {
 		e[k] = v
 		return v
 	}
-	lo := func(name string) string { return net.JoinHostPort(Loopback, strconv.Itoa(ports[name])) }
+	lo := func(name string) string { return net.JoinHostPort(root, strconv.Itoa(ports[name])) }
 	e["DATABASE_URL"] = dbURL
 	set("REDIS_URL", "redis://"+lo("redis")+"/0")
 	set("TEMPORAL_ADDRESS", lo("temporal"))
@@ -289,7 +352,8 @@ func NewDev(o Options) (*Dev, error) {
 	if prof.PrivatePostgres {
 		e["LAB_POSTGRES"] = "private"
 	}
-	cfg := Config{Profile: prof.Name, Root: o.Root, Data: data, Ports: ports, Env: e}
+	cfg := Config{Profile: prof.Name, Root: o.Root, Data: data, Ports: ports, Env: e, Network: network,
+		TemporalBackend: backend, Topology: prof.Topology}
 	return BuildDev(cfg)
 }
 
@@ -304,17 +368,61 @@ func LoadDev(data string) (*Dev, error) {
 	return BuildDev(st.Config)
 }
 
-// BuildDev builds the single-node topology from a resolved configuration:
-// postgres, redis, temporal, migrate, seed, paysim-a, paysim-b, carrier,
-// worker, api.
-func BuildDev(cfg Config) (*Dev, error) {
-	prof := Profiles[cfg.Profile]
-	e := cfg.Env
-	run, logs := filepath.Join(cfg.Data, "run"), filepath.Join(cfg.Data, "logs")
-	cli, err := TemporalCLI(cfg.Root)
-	if err != nil {
-		return nil, err
+// Builders of what the lab cannot build itself: devtools/ha's engines
+// (it imports the lab, so the lab cannot import it). devtools/ha registers
+// them when it is imported; a program that brings such a stack up, or
+// loads one, imports devtools/ha.
+var (
+	buildersMu       sync.Mutex
+	topologies       = map[string]func(Config) (*Dev, error){}
+	temporalBackends = map[string]func(Config) ([]*Node, error){}
+)
+
+// RegisterTopology makes Config.Topology name build the stack.
+func RegisterTopology(name string, build func(Config) (*Dev, error)) {
+	buildersMu.Lock()
+	defer buildersMu.Unlock()
+	topologies[name] = build
+}
+
+// RegisterTemporalBackend makes TEMPORAL_BACKEND=name put nodes in the
+// single-node stack in place of the dev server; they answer gRPC at
+// Loopback:Ports["temporal"] and serve the Web UI at Ports["temporal-ui"].
+func RegisterTemporalBackend(name string, nodes func(Config) ([]*Node, error)) {
+	buildersMu.Lock()
+	defer buildersMu.Unlock()
+	temporalBackends[name] = nodes
+}
+
+func builder[F any](m map[string]F, kind, name string) (F, error) {
+	buildersMu.Lock()
+	defer buildersMu.Unlock()
+	f, ok := m[name]
+	if !ok {
+		return f, fmt.Errorf("lab: no %s %q: it is built by devtools/ha, which this program does not import", kind, name)
 	}
+	return f, nil
+}
+
+// NewDevStack is a stack of nodes of cfg's profile (a registered topology's).
+func NewDevStack(cfg Config, nodes []*Node) *Dev {
+	return &Dev{Stack: NewStack(cfg, nodes), Profile: Profiles[cfg.Profile]}
+}
+
+// BuildDev builds the topology from a resolved configuration: a registered
+// topology's, or the single node's: postgres, redis, temporal (or the
+// cluster's nodes), migrate, seed, paysim-a, paysim-b, carrier, mailpit,
+// nats, worker, api.
+func BuildDev(cfg Config) (*Dev, error) {
+	if cfg.Topology != "" {
+		build, err := builder(topologies, "topology", cfg.Topology)
+		if err != nil {
+			return nil, err
+		}
+		return build(cfg)
+	}
+	e := cfg.Env
+	run := filepath.Join(cfg.Data, "run")
 	pg, err := Postgres{URL: e["DATABASE_URL"], Private: e["LAB_POSTGRES"] == "private",
 		Dir: filepath.Join(cfg.Data, "postgres"), Log: filepath.Join(run, "postgres.log")}.Node()
 	if err != nil {
@@ -324,64 +432,123 @@ func BuildDev(cfg Config) (*Dev, error) {
 	if err != nil {
 		return nil, err
 	}
-	tp, err := TemporalDev{Port: cfg.Ports["temporal"], UIPort: cfg.Ports["temporal-ui"], DBFile: filepath.Join(cfg.Data, "temporal.db"),
-		CodecEndpoint: e["TEMPORAL_UI_CODEC_ENDPOINT"], GOGC: e["TEMPORAL_GOGC"], CLI: cli, Root: cfg.Root,
-		Log: filepath.Join(run, "temporal.log")}.Node()
+	nodes := []*Node{pg, rd}
+	if cfg.TemporalBackend == "cluster" {
+		cluster, err := builder(temporalBackends, "Temporal backend", cfg.TemporalBackend)
+		if err != nil {
+			return nil, err
+		}
+		tn, err := cluster(cfg)
+		if err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, tn...)
+	} else {
+		cli, err := TemporalCLI(cfg.Root)
+		if err != nil {
+			return nil, err
+		}
+		tp, err := TemporalDev{Port: cfg.Ports["temporal"], UIPort: cfg.Ports["temporal-ui"], DBFile: filepath.Join(cfg.Data, "temporal.db"),
+			CodecEndpoint: e["TEMPORAL_UI_CODEC_ENDPOINT"], GOGC: e["TEMPORAL_GOGC"], CLI: cli, Root: cfg.Root,
+			Log: filepath.Join(run, "temporal.log")}.Node()
+		if err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, tp)
+	}
+	svc, err := Services(cfg)
 	if err != nil {
 		return nil, err
 	}
-	environ := make([]string, 0, len(e))
-	for _, k := range sortedKeys(e) {
-		environ = append(environ, k+"="+e[k])
+	nodes = append(nodes, svc...)
+	bin := e["ORDERFLOW_BIN"]
+	worker := &Node{Name: "worker", Ports: Ports{"health": cfg.Ports["worker"]}, Proc: App(cfg, "worker", bin, "worker")}
+	worker.Ready = TCP{Addr: worker.Addr("health")}
+	api := &Node{Name: "api", Ports: Ports{"http": cfg.Ports["api"]}, Proc: App(cfg, "api", bin, "api")}
+	api.Ready = HTTPGet{URL: "http://" + api.Addr("http") + "/health/ready"}
+	nodes = append(nodes, worker, api)
+	return NewDevStack(cfg, nodes), nil
+}
+
+// App is a process of the stack: argv with the stack's environment, its
+// output in logs/<name>.log.
+func App(cfg Config, name string, argv ...string) Process {
+	environ := make([]string, 0, len(cfg.Env))
+	for _, k := range sortedKeys(cfg.Env) {
+		environ = append(environ, k+"="+cfg.Env[k])
 	}
-	app := func(name string, argv ...string) Process {
-		return Process{Command: argv, Env: environ, Dir: cfg.Root, Log: filepath.Join(logs, name+".log")}
+	return Process{Command: argv, Env: environ, Dir: cfg.Root, Log: filepath.Join(cfg.Data, "logs", name+".log")}
+}
+
+// Services are the nodes every topology runs once beside its data stores,
+// Temporal and orderflow's own processes: the migrate and seed jobs, the
+// payment simulators, the carrier, mailpit and NATS. With a Network they
+// run in the lab's namespace at its bridge address and bind every
+// interface, so the hosts behind the bridge and the lab's loopback (the
+// banner's addresses, the README's curl) both reach them.
+func Services(cfg Config) ([]*Node, error) {
+	e := cfg.Env
+	host, root := "", Loopback
+	if cfg.Network != nil {
+		host, root = cfg.Network.Gateway, cfg.Network.Gateway
+	}
+	bind := func(n *Node, port string) string {
+		if cfg.Network != nil {
+			return net.JoinHostPort("0.0.0.0", strconv.Itoa(n.Ports[port]))
+		}
+		return n.Addr(port)
 	}
 	bin, devBin := e["ORDERFLOW_BIN"], e["ORDERFLOW_DEV_BIN"]
-	nodes := []*Node{pg, rd, tp,
-		{Name: "migrate", Job: true, Proc: app("migrate", bin, "migrate")},
-		{Name: "seed", Job: true, Proc: app("seed", devBin, "seed")},
+	nodes := []*Node{
+		{Name: "migrate", Job: true, Proc: App(cfg, "migrate", bin, "migrate")},
+		{Name: "seed", Job: true, Proc: App(cfg, "seed", devBin, "seed")},
 	}
 	for _, name := range []string{"paysim-a", "paysim-b"} {
-		n := &Node{Name: name, Ports: Ports{"http": cfg.Ports[name]}}
-		n.Proc = app(name, devBin, "paysim")
-		n.Proc.Env = append(n.Proc.Env[:len(n.Proc.Env):len(n.Proc.Env)], "PAYSIM_NAME="+name, "PAYSIM_ADDR="+n.Addr("http"))
+		n := &Node{Name: name, Host: host, Ports: Ports{"http": cfg.Ports[name]}}
+		n.Proc = App(cfg, name, devBin, "paysim")
+		n.Proc.Env = append(n.Proc.Env, "PAYSIM_NAME="+name, "PAYSIM_ADDR="+bind(n, "http"))
 		n.Ready = HTTPGet{URL: "http://" + n.Addr("http") + "/health"}
 		nodes = append(nodes, n)
 	}
 	// The carrier posts to the gateway, re-sending each event until it
 	// answers, so it may start before the gateway is up.
-	carrier := &Node{Name: "carrier", Ports: Ports{"http": cfg.Ports["carrier"]}}
-	carrier.Proc = app("carrier", devBin, "carrier", "--addr", carrier.Addr("http"),
-		"--gateway", "http://"+net.JoinHostPort(Loopback, strconv.Itoa(cfg.Ports["api"])))
+	carrier := &Node{Name: "carrier", Host: host, Ports: Ports{"http": cfg.Ports["carrier"]}}
+	carrier.Proc = App(cfg, "carrier", devBin, "carrier", "--addr", bind(carrier, "http"),
+		"--gateway", "http://"+net.JoinHostPort(root, strconv.Itoa(cfg.Ports["api"])))
 	carrier.Ready = HTTPGet{URL: "http://" + carrier.Addr("http") + "/health"}
 	nodes = append(nodes, carrier)
 	mailpitBin, err := GoTool(cfg.Root, "mailpit")
 	if err != nil {
 		return nil, err
 	}
-	mailpit := &Node{Name: "mailpit", Ports: Ports{"smtp": cfg.Ports["mailpit-smtp"], "http": cfg.Ports["mailpit-ui"]}}
-	mailpit.Proc = app("mailpit", append([]string{mailpitBin},
-		MailpitArgs(mailpit.Addr("smtp"), mailpit.Addr("http"), filepath.Join(cfg.Data, "mailpit.db"))...)...)
+	mailpit := &Node{Name: "mailpit", Host: host, Ports: Ports{"smtp": cfg.Ports["mailpit-smtp"], "http": cfg.Ports["mailpit-ui"]}}
+	mailpit.Proc = App(cfg, "mailpit", append([]string{mailpitBin},
+		MailpitArgs(bind(mailpit, "smtp"), bind(mailpit, "http"), filepath.Join(cfg.Data, "mailpit.db"))...)...)
 	mailpit.Ready = HTTPGet{URL: "http://" + mailpit.Addr("http") + "/readyz"}
 	natsBin, err := GoTool(cfg.Root, "nats-server")
 	if err != nil {
 		return nil, err
 	}
-	nats := &Node{Name: "nats", Ports: Ports{"client": cfg.Ports["nats"], "monitor": cfg.Ports["nats-monitor"]}}
+	nats := &Node{Name: "nats", Host: host, Ports: Ports{"client": cfg.Ports["nats"], "monitor": cfg.Ports["nats-monitor"]}}
 	natsConf := filepath.Join(cfg.Data, "nats.conf")
-	nats.Proc = app("nats", natsBin, "-c", natsConf)
+	nats.Proc = App(cfg, "nats", natsBin, "-c", natsConf)
 	nats.Before = func(context.Context) error {
-		return WriteNATSConfig(natsConf, nats.Addr("client"), nats.Addr("monitor"), filepath.Join(cfg.Data, "nats"))
+		return WriteNATSConfig(natsConf, bind(nats, "client"), bind(nats, "monitor"), filepath.Join(cfg.Data, "nats"))
 	}
 	nats.Ready = HTTPGet{URL: NATSHealthURL(nats.Addr("monitor"))}
-	nodes = append(nodes, mailpit, nats)
-	worker := &Node{Name: "worker", Ports: Ports{"health": cfg.Ports["worker"]}, Proc: app("worker", bin, "worker")}
-	worker.Ready = TCP{Addr: worker.Addr("health")}
-	api := &Node{Name: "api", Ports: Ports{"http": cfg.Ports["api"]}, Proc: app("api", bin, "api")}
-	api.Ready = HTTPGet{URL: "http://" + api.Addr("http") + "/health/ready"}
-	nodes = append(nodes, worker, api)
-	return &Dev{Stack: NewStack(cfg, nodes), Profile: prof}, nil
+	return append(nodes, mailpit, nats), nil
+}
+
+// ClusterHost is the loopback address the servers of TEMPORAL_BACKEND=cluster
+// bind: 127.0.0.1 on make run's ports, else one made of the stack's
+// temporal port (127.<port/256>.<port%256>.1), unique as that port is, so
+// stacks side by side share no server port.
+func ClusterHost(ports Ports) string {
+	p := ports["temporal"]
+	if p == DefaultPorts["temporal"] {
+		return Loopback
+	}
+	return fmt.Sprintf("127.%d.%d.1", p>>8&255, p&255)
 }
 
 // Environ is the stack's environment as KEY=VALUE lines, for a command run
@@ -428,7 +595,7 @@ func (d *Dev) Build() error {
 // UpFresh brings the stack up; a fresh profile's database is emptied first
 // (its files were removed by Wipe before NewDev).
 func (d *Dev) UpFresh(ctx context.Context) error {
-	if d.Profile.Fresh && d.Config.Env["LAB_POSTGRES"] != "private" {
+	if d.Profile.Fresh && d.Config.Env["LAB_POSTGRES"] != "private" && d.Config.Topology == "" {
 		n, err := d.Node("postgres")
 		if err != nil {
 			return err
@@ -464,7 +631,15 @@ func (d *Dev) writeTokens(ctx context.Context) error {
 		}
 		fmt.Fprintf(&b, "export %s=%s\n", t[0], strings.TrimSpace(string(out)))
 	}
-	return os.WriteFile(d.TokensFile(), []byte(b.String()), 0o600)
+	if err := os.WriteFile(d.TokensFile(), []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	// A topology on make run's ports stands in for make run: the README's
+	// walk-through sources make run's tokens file (make up rewrites it).
+	if d.Config.Topology != "" && d.Config.Ports["api"] == DefaultPorts["api"] {
+		return os.WriteFile(filepath.Join(d.Config.Root, Profiles["dev"].Data, "tokens.env"), []byte(b.String()), 0o600)
+	}
+	return nil
 }
 
 // TokensFile is where the stack's development tokens are written.
@@ -505,12 +680,39 @@ func (d *Dev) Banner(w io.Writer) {
     events         %[18]s (NATS JetStream: order.*, payment.*, inventory.*; docs/events.md)
     PostgreSQL     %[10]s
     Redis          %[11]s
-    logs           %[12]s/ (api, worker, paysim-a, paysim-b, carrier, mailpit, nats), %[13]s/temporal.log
+    logs           %[12]s/ (%[20]s), %[13]s/temporal.log
     state          %[14]s (orderflow-dev lab status)
-
+%[19]s
 `, api, d.TokensFile(), secretRef, tokens, p["temporal-ui"], e["TEMPORAL_UI_CODEC_ENDPOINT"], e["TEMPORAL_ADDRESS"],
 		p["paysim-a"], p["paysim-b"], strings.SplitN(e["DATABASE_URL"], "?", 2)[0], e["REDIS_URL"], logs, run, StatePath(d.Config.Data), p["carrier"],
-		p["mailpit-ui"], strings.TrimPrefix(strings.SplitN(e["SMTP_URL"], "?", 2)[0], "smtp://"), e["NATS_URL"])
+		p["mailpit-ui"], strings.TrimPrefix(strings.SplitN(e["SMTP_URL"], "?", 2)[0], "smtp://"), e["NATS_URL"], d.topologyLines(), d.logNames())
+}
+
+// logNames are the nodes whose logs are in logs/: make run's, or every
+// node's of a topology (lab status names each log).
+func (d *Dev) logNames() string {
+	if d.Config.Topology != "" || d.Config.TemporalBackend == "cluster" {
+		return "each node's: orderflow-dev lab status"
+	}
+	return "api, worker, paysim-a, paysim-b, carrier, mailpit, nats"
+}
+
+// topologyLines are the banner's lines on what is not make run's: the
+// Temporal cluster, the hosts of the ha profile.
+func (d *Dev) topologyLines() string {
+	var b strings.Builder
+	if d.Config.TemporalBackend == "cluster" {
+		b.WriteString("    Temporal       a cluster of two servers on PostgreSQL behind HAProxy (TEMPORAL_BACKEND=cluster; docs/ha.md)\n")
+	}
+	if d.Config.Topology != "" {
+		fmt.Fprintf(&b, "    topology       %s: each node a host (network namespace) on %s, balancers on the ports above;\n"+
+			"                   hosts and addresses: orderflow-dev lab status --profile %s (docs/ha.md)\n",
+			d.Config.Topology, d.Config.Network.Subnet, d.Config.Profile)
+	}
+	if b.Len() > 0 {
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 func fileHas(path string) bool { fi, err := os.Stat(path); return err == nil && fi.Size() > 0 }

@@ -410,3 +410,43 @@ func TestPrivatePostgresStartsRestartsAndStops(t *testing.T) {
 		t.Fatalf("down: %v, alive %v", err, Alive(pid))
 	}
 }
+
+func TestTemporalBackendAndTopologyAreCheckedAndBuiltByWhatRegisteredThem(t *testing.T) {
+	fakeCLI(t)
+	env := envOf(map[string]string{"TEMPORAL_BACKEND": "sqlite"})
+	if _, err := NewDev(Options{Profile: "smoke", Root: checkoutRoot(t), Data: t.TempDir(), Getenv: env}); err == nil ||
+		!strings.Contains(err.Error(), "TEMPORAL_BACKEND") {
+		t.Errorf("an unknown backend: %v", err)
+	}
+	if _, err := NewDev(Options{Profile: "ha", Root: checkoutRoot(t), Data: t.TempDir(), TemporalBackend: "dev"}); err == nil {
+		t.Error("the ha profile took the dev server")
+	}
+	// devtools/ha is not linked into this test: both fail, naming it.
+	for _, o := range []Options{{Profile: "ha"}, {Profile: "smoke", TemporalBackend: "cluster"}} {
+		o.Root, o.Data, o.Getenv = checkoutRoot(t), t.TempDir(), envOf(nil)
+		if _, err := NewDev(o); err == nil || !strings.Contains(err.Error(), "devtools/ha") {
+			t.Errorf("%+v without devtools/ha: %v", o, err)
+		}
+	}
+	var got Config
+	RegisterTopology("test-topology", func(cfg Config) (*Dev, error) { got = cfg; return NewDevStack(cfg, nil), nil })
+	t.Cleanup(func() { buildersMu.Lock(); delete(topologies, "test-topology"); buildersMu.Unlock() })
+	Profiles["test-topology"] = Profile{Name: "test-topology", Ports: "free", Topology: "test-topology", TemporalBackend: "cluster"}
+	t.Cleanup(func() { delete(Profiles, "test-topology") })
+	nw := Network{Bridge: "ofn-brx", Subnet: "10.201.240.0/24", Gateway: "10.201.240.1", Prefix: "ofn-x"}
+	if _, err := NewDev(Options{Profile: "test-topology", Root: checkoutRoot(t), Data: t.TempDir(), Getenv: envOf(nil), Network: &nw}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Network == nil || *got.Network != nw || got.TemporalBackend != "cluster" {
+		t.Errorf("the topology was built from network %v, backend %q", got.Network, got.TemporalBackend)
+	}
+	// Its processes reach the lab's own services at the bridge's address.
+	if !strings.Contains(got.Env["PAYMENT_PROVIDERS"], "http://10.201.240.1:") || !strings.HasPrefix(got.Env["TEMPORAL_ADDRESS"], "10.201.240.1:") {
+		t.Errorf("env of a topology with hosts: %v", got.Env)
+	}
+	for _, name := range []string{"temporal-lb-stats", "api-lb-stats"} {
+		if got.Ports[name] == 0 {
+			t.Errorf("no %s port", name)
+		}
+	}
+}

@@ -75,7 +75,7 @@ func (p Postgres) Node() (*Node, error) {
 		n.Before = func(context.Context) error { return err }
 		return n, nil
 	}
-	cred, err := postgresUser()
+	cred, err := PostgresUser()
 	if err != nil {
 		return nil, err
 	}
@@ -110,9 +110,10 @@ func (p Postgres) Node() (*Node, error) {
 	return n, nil
 }
 
-// postgresUser is the postgres account when the lab runs as root
-// (PostgreSQL refuses to run as root), else nil.
-func postgresUser() (*syscall.Credential, error) {
+// PostgresUser is the postgres account when the lab runs as root
+// (PostgreSQL refuses to run as root), else nil: the credential of its
+// processes and of the tools that write its files (pgBackRest).
+func PostgresUser() (*syscall.Credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}

@@ -23,7 +23,7 @@ func TestPostgresUserKeepsItsGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cred, err := postgresUser()
+	cred, err := PostgresUser()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,8 +18,10 @@ type Node struct {
 	// (issue 13's hosts) gets that namespace's address here and its name
 	// in Netns.
 	Host string
-	// Netns names the Linux network namespace the node runs in; empty is
-	// the lab's own. Reserved: no topology sets it yet.
+	// Netns names the Linux network namespace the node runs in (its
+	// host; several nodes may share one); empty is the lab's own. The lab
+	// makes it, with Host as its address on the stack's Network, before
+	// the node starts, and removes it at Down.
 	Netns string
 	Ports Ports // the ports it listens on, by name
 	Proc  Process
@@ -161,7 +163,14 @@ func (s *Stack) Start(ctx context.Context, name string) error {
 	} else {
 		s.logf("starting %s%s", n.Name, describePorts(n))
 	}
-	r, err := n.Proc.Start()
+	if err := s.ensureHost(ctx, n); err != nil {
+		return fmt.Errorf("%s: %w", n.Name, err)
+	}
+	proc := n.Proc
+	if n.Netns != "" {
+		proc.Command, proc.Credential = inNetns(n.Netns, proc.Credential, proc.Command), nil
+	}
+	r, err := proc.Start()
 	if err != nil {
 		return fmt.Errorf("%s: %w", n.Name, err)
 	}
@@ -217,9 +226,12 @@ func (s *Stack) Stop(name string) error {
 	return s.save()
 }
 
-// Kill ends one node with SIGKILL, as a crash would, and waits until it is gone.
+// Kill ends one node with SIGKILL, as a crash would, and waits until it is
+// gone. A node on a host of its own (Netns) takes its host down with it:
+// every process in the namespace gets SIGKILL too.
 func (s *Stack) Kill(name string) error {
-	if _, err := s.Node(name); err != nil {
+	n, err := s.Node(name)
+	if err != nil {
 		return err
 	}
 	s.sync()
@@ -230,6 +242,11 @@ func (s *Stack) Kill(name string) error {
 	signalGroup(st.Pid, 9)
 	if !waitGone(st.Pid, 5*time.Second) {
 		return fmt.Errorf("lab: %s (pid %d) outlived SIGKILL", name, st.Pid)
+	}
+	if n.Netns != "" {
+		if err := killHost(n.Netns); err != nil {
+			return fmt.Errorf("lab: %s: %w", name, err)
+		}
 	}
 	delete(s.state.Nodes, name)
 	return s.save()
@@ -248,7 +265,8 @@ func (s *Stack) Restart(ctx context.Context, name string) error {
 	return s.Start(ctx, name)
 }
 
-// Down stops, in reverse order, every node the lab started.
+// Down stops, in reverse order, every node the lab started, then removes
+// the stack's hosts (network namespaces) and their bridge.
 func (s *Stack) Down() error {
 	s.sync()
 	var errs []error
@@ -262,6 +280,9 @@ func (s *Stack) Down() error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	if err := s.removeHosts(context.Background()); err != nil {
+		return err
+	}
 	s.state.Nodes = map[string]*NodeState{}
 	return s.save()
 }
@@ -269,6 +290,8 @@ func (s *Stack) Down() error {
 // Status is one line of `orderflow-dev lab status`.
 type Status struct {
 	Name    string
+	Host    string // the node's address
+	Netns   string // its host's namespace, when it has one
 	Ports   Ports
 	Pid     int
 	Started bool
@@ -285,14 +308,14 @@ func (s *Stack) Status() []Status {
 			continue
 		}
 		st := s.State(n.Name)
-		out = append(out, Status{Name: n.Name, Ports: n.Ports, Pid: st.Pid, Started: st.Started,
+		out = append(out, Status{Name: n.Name, Host: n.HostAddr(), Netns: n.Netns, Ports: n.Ports, Pid: st.Pid, Started: st.Started,
 			Running: st.Started && Alive(st.Pid), Log: n.Proc.Log})
 	}
 	return out
 }
 
-// A Fault breaks part of a stack and undoes it: today a process killed or
-// restarted; later a link cut between network namespaces.
+// A Fault breaks part of a stack and undoes it: a process killed or
+// restarted, a host cut off the network (CutNode).
 type Fault interface {
 	Inject(ctx context.Context) error
 	// Heal undoes Inject; a fault that heals by itself returns nil.

@@ -23,6 +23,9 @@ const (
 	// so that server and client (nats.go's jetstream package) are of one
 	// generation.
 	NATSServerVersion = "2.15.3"
+	// VegetaVersion: the open-loop HTTP load generator the bench's overload
+	// phase is cross-checked with, a generator nobody here wrote.
+	VegetaVersion = "12.13.0"
 )
 
 // GoTools are the pinned Go tools by name: module and version.
@@ -31,6 +34,7 @@ var GoTools = map[string][2]string{
 	"workflowcheck": {"go.temporal.io/sdk/contrib/tools/workflowcheck", WorkflowcheckVersion},
 	"mailpit":       {"github.com/axllent/mailpit", MailpitVersion},
 	"nats-server":   {"github.com/nats-io/nats-server/v2", NATSServerVersion},
+	"vegeta":        {"github.com/tsenart/vegeta/v12", VegetaVersion},
 }
 
 // CacheDir is where built tools are kept: ORDERFLOW_CACHE, else

@@ -132,6 +132,12 @@ type Limiter struct {
 	shortRTT time.Duration
 	longRTT  float64
 	longN    int
+
+	// Admissions and refusals of the current second, and the last full
+	// second's ratio of refusals to admissions (RetryAfter).
+	rateStart         time.Time
+	admitted, refused int
+	backlogSeconds    float64
 }
 
 type waiter struct {
@@ -192,6 +198,7 @@ type Ticket struct {
 func (l *Limiter) Acquire(ctx context.Context, p Priority) (*Ticket, error) {
 	l.mu.Lock()
 	now := l.clock.Now()
+	l.roll(now)
 	if float64(l.inFlight) < math.Floor(l.limit) && l.ahead(p) == 0 {
 		t := l.admit(now, 0)
 		l.mu.Unlock()
@@ -200,6 +207,7 @@ func (l *Limiter) Acquire(ctx context.Context, p Priority) (*Ticket, error) {
 	// Slots free at about limit per short RTT; the waiters ahead take the
 	// first of them.
 	if est := time.Duration(float64(l.ahead(p)+1) * float64(l.shortRTT) / math.Max(l.limit, 1)); est > l.cfg.QueueWait {
+		l.refused++
 		l.mu.Unlock()
 		return nil, ErrQueueFull
 	}
@@ -238,6 +246,9 @@ func (l *Limiter) Acquire(ctx context.Context, p Priority) (*Ticket, error) {
 		return nil, ctx.Err()
 	}
 	if !w.granted {
+		l.mu.Lock()
+		l.refused++
+		l.mu.Unlock()
 		return nil, ErrWaitExceeded
 	}
 	w.stop()
@@ -246,6 +257,7 @@ func (l *Limiter) Acquire(ctx context.Context, p Priority) (*Ticket, error) {
 
 // admit takes a slot; l.mu is held.
 func (l *Limiter) admit(now time.Time, waited time.Duration) *Ticket {
+	l.admitted++
 	l.inFlight++
 	l.winMaxInFlight = max(l.winMaxInFlight, l.inFlight)
 	return &Ticket{l: l, start: now, Waited: waited}
@@ -266,6 +278,7 @@ func (l *Limiter) grant() {
 		w.elem = nil
 		w.granted = true
 		w.grantAt = l.clock.Now()
+		l.admitted++
 		l.inFlight++
 		l.winMaxInFlight = max(l.winMaxInFlight, l.inFlight)
 		close(w.ready)
@@ -326,15 +339,41 @@ func (l *Limiter) sample(rtt time.Duration) {
 	l.limit = math.Max(float64(l.cfg.MinLimit), math.Min(float64(l.cfg.MaxLimit), next))
 }
 
+// roll closes the second of admissions and refusals that began at
+// rateStart once now is past it; l.mu is held.
+func (l *Limiter) roll(now time.Time) {
+	if l.rateStart.IsZero() {
+		l.rateStart = now
+		return
+	}
+	if el := now.Sub(l.rateStart); el >= time.Second {
+		// Refused per admitted: the seconds the admission rate of that
+		// second takes to serve the clients it refused. A second with
+		// none of either (or one long past) says nothing is waiting.
+		l.backlogSeconds = 0
+		if el < 2*time.Second && l.refused > 0 {
+			l.backlogSeconds = float64(l.refused) / float64(max(l.admitted, 1))
+		}
+		l.rateStart, l.admitted, l.refused = now, 0, 0
+	}
+}
+
+// maxRetryAfter bounds RetryAfter: a client told to wait longer would
+// rather go elsewhere.
+const maxRetryAfter = 30 * time.Second
+
 // RetryAfter suggests how long a refused request should wait before trying
-// again: the time the requests in flight and waiting take to drain at the
-// measured latency, at least a second.
+// again: the longer of the time the requests in flight and waiting take to
+// drain at the measured latency, and the time the last second's admission
+// rate takes to serve the clients that second refused (so that under a
+// lasting overload the refused clients, told to come back at once, do not
+// return in a flood that only earns them more refusals); at least a second,
+// at most 30.
 func (l *Limiter) RetryAfter() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.roll(l.clock.Now())
 	d := time.Duration(float64(l.inFlight+l.ahead(Normal)) * float64(l.shortRTT) / math.Max(l.limit, 1))
-	if d < time.Second {
-		return time.Second
-	}
-	return d.Round(time.Second)
+	d = max(d, time.Duration(l.backlogSeconds*float64(time.Second)))
+	return min(max(d, time.Second), maxRetryAfter).Round(time.Second)
 }

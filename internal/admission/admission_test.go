@@ -219,3 +219,33 @@ func TestCallerLeavingTheQueueGivesUpItsPlace(t *testing.T) {
 	assert.True(t, errors.Is(<-errc, context.Canceled))
 	assert.Equal(t, Stats{Limit: 4, InFlight: 4, Queued: 0}, l.Stats())
 }
+
+// Under a lasting overload, refused clients told to come back in a second
+// return in a flood that earns them more refusals: Retry-After covers the
+// time the admission rate takes to serve the clients refused in the last
+// second, and falls back once a second passes without refusals.
+func TestRetryAfterCoversTheClientsRefusedInTheLastSecond(t *testing.T) {
+	c := newFakeClock()
+	l := NewWithClock(Config{InitialLimit: 4, MinLimit: 4, MaxLimit: 4, Window: 4, QueueWait: 10 * time.Millisecond}, c)
+	run(t, l, c, 4, 100*time.Millisecond) // a measured latency: a full limit is refused at once
+	c.Advance(time.Second)
+
+	var held []*Ticket
+	for range 4 {
+		tk, err := l.Acquire(context.Background(), Normal)
+		require.NoError(t, err)
+		held = append(held, tk)
+	}
+	for range 20 {
+		_, err := l.Acquire(context.Background(), Normal)
+		require.ErrorIs(t, err, ErrQueueFull)
+	}
+	assert.Equal(t, time.Second, l.RetryAfter(), "within the second: the drain of the 4 in flight, at least 1 s")
+	c.Advance(time.Second)
+	assert.Equal(t, 5*time.Second, l.RetryAfter(), "20 refused for 4 admitted: 5 s of admissions")
+	for _, tk := range held {
+		tk.Release()
+	}
+	c.Advance(time.Second)
+	assert.Equal(t, time.Second, l.RetryAfter(), "a second without refusals: nothing waits")
+}

@@ -75,11 +75,43 @@ func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error 
 	if err := fn(tx); err != nil {
 		return err
 	}
+	h, _ := ctx.Value(commitHookKey{}).(*CommitHook)
+	if h != nil && !h.ran {
+		if err := h.fn(ctx, tx); err != nil {
+			return err
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	if h != nil {
+		h.ran = true
+	}
 	return nil
 }
+
+// CommitHook is a write that must commit together with the write a
+// context's caller is about to make (the audit log's row of an operator's
+// act): the first InTx run with the context runs it last, inside the same
+// transaction, so both commit or neither does.
+type CommitHook struct {
+	fn  func(context.Context, pgx.Tx) error
+	ran bool
+}
+
+type commitHookKey struct{}
+
+// OnCommit returns a context whose first transaction (InTx) runs fn just
+// before it commits; fn's error rolls the transaction back and is InTx's.
+// Ran tells afterwards whether a transaction committed with it, so a caller
+// whose write took no transaction can make the write on its own.
+func OnCommit(ctx context.Context, fn func(context.Context, pgx.Tx) error) (context.Context, *CommitHook) {
+	h := &CommitHook{fn: fn}
+	return context.WithValue(ctx, commitHookKey{}, h), h
+}
+
+// Ran reports whether a transaction ran the hook and committed.
+func (h *CommitHook) Ran() bool { return h.ran }
 
 // IsUniqueViolation reports whether err is PostgreSQL's unique_violation.
 func IsUniqueViolation(err error) bool {

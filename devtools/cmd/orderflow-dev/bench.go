@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,6 +58,16 @@ func runBench(ctx context.Context, args []string) error {
 	saveBaseline := fs.String("save-baseline", "", "with --phase baseline: where to save the baseline")
 	baselineFiles := fs.String("baselines", "", "with --phase orders: comma-separated baselines saved by earlier phases")
 	preload := fs.Int("preload", 0, "insert this many stored orders before the run (growth check)")
+	saveCapacity := fs.String("save-capacity", "", "with --phase orders: where to save the sustained orders/s the step search found")
+	var oc bench.OverloadConfig
+	fs.Float64Var(&oc.Capacity, "capacity", 0, "with --phase overload: the orders/s the multiples are taken of (default: --capacity-file)")
+	capacityFile := fs.String("capacity-file", "", "with --phase overload: a file saved by --save-capacity")
+	factors := fs.String("factors", "0.5,1,2,5", "with --phase overload: multiples of the capacity offered by clients that take a refusal as final")
+	retryFactors := fs.String("retry-factors", "2", "with --phase overload: multiples offered by clients that honour Retry-After")
+	vegetaFactors := fs.String("vegeta-factors", "", "with --phase overload: multiples offered by vegeta (the pinned build), the independent cross-check")
+	fs.DurationVar(&oc.Step, "overload-step", 30*time.Second, "with --phase overload: how long each multiple is offered")
+	fs.DurationVar(&oc.DrainLimit, "drain-limit", 3*time.Minute, "with --phase overload: how long accepted orders may take to end after a step before they count as lost")
+	check := fs.Bool("check", false, "with --phase overload: fail unless every accepted order ended, none was charged twice and every refusal carried Retry-After")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -111,6 +124,8 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	var baselines []bench.Baseline
 	switch *phase {
+	case "overload":
+		return runOverload(ctx, c, oc, *capacityFile, *factors, *retryFactors, *vegetaFactors, *data, *check)
 	case "baseline":
 		b, err := bench.RunBaseline(ctx, c, c.BaselineEager)
 		if err != nil {
@@ -152,7 +167,85 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("\nwrote %s and %s\n", jsonPath, chartPath)
+	if *saveCapacity != "" {
+		// On a machine too busy for any step to pass, the overload phase
+		// still needs a capacity: the most any step completed.
+		capacity := res.OrdersPerSec
+		if capacity == 0 {
+			for _, st := range res.OrderSteps {
+				capacity = max(capacity, st.Achieved)
+			}
+			fmt.Printf("no step passed: the overload phase takes the best completed rate, %.1f orders/s, as the capacity\n", capacity)
+		}
+		return os.WriteFile(*saveCapacity, []byte(strconv.FormatFloat(capacity, 'f', 1, 64)+"\n"), 0o644)
+	}
 	return nil
+}
+
+// runOverload runs the overload phase and writes its JSON beside the
+// bench's other results; with check, a lost or doubled order or a refusal
+// without Retry-After fails it (timings are reported, never asserted).
+func runOverload(ctx context.Context, c bench.Config, oc bench.OverloadConfig, capacityFile, factors, retryFactors, vegetaFactors, data string, check bool) error {
+	if oc.Capacity <= 0 && capacityFile != "" {
+		raw, err := os.ReadFile(capacityFile)
+		if err != nil {
+			return fmt.Errorf("bench: capacity: %w", err)
+		}
+		if oc.Capacity, err = strconv.ParseFloat(strings.TrimSpace(string(raw)), 64); err != nil {
+			return fmt.Errorf("bench: capacity in %s: %w", capacityFile, err)
+		}
+	}
+	var err error
+	if oc.Factors, err = floats(factors); err != nil {
+		return err
+	}
+	if oc.RetryFactors, err = floats(retryFactors); err != nil {
+		return err
+	}
+	if oc.VegetaFactors, err = floats(vegetaFactors); err != nil {
+		return err
+	}
+	if len(oc.VegetaFactors) > 0 {
+		root, err := checkout()
+		if err != nil {
+			return err
+		}
+		if oc.Vegeta, err = lab.GoTool(root, "vegeta"); err != nil {
+			return err
+		}
+		oc.WorkDir = filepath.Join(data, "vegeta")
+	}
+	res, err := bench.RunOverload(ctx, c, oc)
+	if err != nil {
+		return err
+	}
+	res.Backend = envOr("TEMPORAL_BACKEND", "dev")
+	fmt.Print(bench.OverloadTable(res))
+	path, err := bench.WriteOverload(res, c.ResultsDir)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nwrote %s\n", path)
+	if check && !res.Holds() {
+		return errors.New("bench: overload: an accepted order was lost or charged twice, a key split, or a refusal came without Retry-After (see above)")
+	}
+	return nil
+}
+
+// floats parses a comma-separated list of numbers; "" is none.
+func floats(list string) ([]float64, error) {
+	out := []float64{}
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("bench: %q is not a positive number", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // preloadOrders stores n finished orders, with their lines, history,

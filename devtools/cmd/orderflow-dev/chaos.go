@@ -37,6 +37,9 @@ func runChaos(ctx context.Context, args []string) error {
 	providers := fs.String("providers", envOr("CHAOS_PROVIDERS", ""), "paysim base URLs, primary first (default: the stack's)")
 	fs.StringVar(&c.ResultsDir, "results", "chaos/results", "directory for the JSON report")
 	fs.Uint64Var(&c.Seed, "seed", 0, "random seed (0: from the clock)")
+	fs.Float64Var(&c.HookShare, "hook-share", 0.04, "share of orders whose confirm or notify step fails for good after the charge (needs a worker built with -tags "+chaos.HookTag+")")
+	fs.Float64Var(&c.ReturnShare, "return-share", 0.10, "share of orders returned in part once delivered")
+	fs.Float64Var(&c.LostRate, "lost-rate", 0.05, "share of parcels the simulated carrier loses")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,6 +60,12 @@ func runChaos(ctx context.Context, args []string) error {
 		*providers = fmt.Sprintf("http://127.0.0.1:%d,http://127.0.0.1:%d", d.Config.Ports["paysim-a"], d.Config.Ports["paysim-b"])
 	}
 	c.Providers = strings.Split(*providers, ",")
+	c.WorkerURL = fmt.Sprintf("http://127.0.0.1:%d", d.Config.Ports["worker"])
+	c.CarrierURL = fmt.Sprintf("http://127.0.0.1:%d", d.Config.Ports["carrier"])
+	c.NATSURL = d.Config.Env["NATS_URL"]
+	c.WorkerBin = d.Config.Env["ORDERFLOW_BIN"]
+	// The payments table names providers as PAYMENT_PROVIDERS does.
+	c.PrimaryProvider, _, _ = strings.Cut(d.Config.Env["PAYMENT_PROVIDERS"], "=")
 	// The clients below reach the stack as its processes do.
 	for _, kv := range d.Environ() {
 		k, v, _ := strings.Cut(kv, "=")

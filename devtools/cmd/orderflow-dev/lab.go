@@ -14,6 +14,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	// The ha profile and TEMPORAL_BACKEND=cluster are built by devtools/ha,
+	// which registers them with the lab.
+	_ "github.com/orderflow/orderflow/devtools/ha"
 	"github.com/orderflow/orderflow/devtools/lab"
 )
 
@@ -24,18 +27,22 @@ commands:
   run                start it in the foreground, following the gateway's and worker's logs; Ctrl-C stops it (make run)
   down               stop what up started (make down)
   status             each node: ports, pid, running
-  kill NODE          SIGKILL one node, as a crash would
+  kill NODE          SIGKILL one node, as a crash would (a node on a host of its own: every process on that host)
   start NODE         start one node again, as up started it
+  cut NODE           take the node's host off the network (its link down; ha profile)
+  heal NODE          put it back
   restart NODE       stop and start one node the lab started
   with -- CMD ARGS   a fresh stack up, CMD run with its environment (STACK_DATA_DIR names it), the stack down
   env                print the environment of a running stack as export lines
   tool NAME          print the path of a pinned tool (temporal, workflowcheck, stripe-mock), building it once
 
 flags (before the node or the --):
-  --profile dev|smoke|chaos|bench|test   which stack (default dev: make run's ports and .data/)
+  --profile dev|smoke|chaos|bench|ha|test  which stack (default dev: make run's ports and .data/; ha: docs/ha.md)
   --data DIR                             its files and state (default: the profile's, or STACK_DATA_DIR for dev)
   --ports default|free|base:N            how ports are picked (default: the profile's, or LAB_PORTS)
   --print-env                            with up: print the stack's environment as export lines on stdout
+
+environment: TEMPORAL_BACKEND=dev|cluster  Temporal as the dev server (default) or a two-server cluster on PostgreSQL
 `
 
 // labStack is a stack the lab command drives: the single-node stack of a
@@ -62,7 +69,7 @@ func runLab(ctx context.Context, args []string) error {
 	}
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet("lab "+cmd, flag.ContinueOnError)
-	profile := fs.String("profile", "dev", "dev, smoke, chaos, bench or test")
+	profile := fs.String("profile", "dev", "dev, smoke, chaos, bench, ha or test")
 	data := fs.String("data", "", "the stack's directory")
 	ports := fs.String("ports", "", "default, free or base:N")
 	printEnv := fs.Bool("print-env", false, "with up: print the environment as export lines")
@@ -124,7 +131,7 @@ func runLab(ctx context.Context, args []string) error {
 		return nil
 	case "status":
 		w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "NODE\tPORTS\tPID\tSTATE\tLOG")
+		fmt.Fprintln(w, "NODE\tHOST\tPORTS\tPID\tSTATE\tLOG")
 		for _, n := range st.Status() {
 			state := "not started by the lab"
 			switch {
@@ -137,10 +144,17 @@ func runLab(ctx context.Context, args []string) error {
 			for k, v := range n.Ports {
 				ps = append(ps, fmt.Sprintf("%s=%d", k, v))
 			}
-			fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\n", n.Name, strings.Join(ps, ","), n.Pid, state, n.Log)
+			host := n.Host
+			if n.Netns != "" {
+				host += " (" + n.Netns + ")"
+				if up, err := lab.LinkUp(n.Netns); err == nil && !up {
+					host += " cut"
+				}
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", n.Name, host, strings.Join(ps, ","), n.Pid, state, n.Log)
 		}
 		return w.Flush()
-	case "kill", "start", "restart":
+	case "kill", "start", "restart", "cut", "heal":
 		if fs.NArg() != 1 {
 			return fmt.Errorf("lab %s: name one node", cmd)
 		}
@@ -149,6 +163,10 @@ func runLab(ctx context.Context, args []string) error {
 			return st.Kill(fs.Arg(0))
 		case "start":
 			return st.Start(ctx, fs.Arg(0))
+		case "cut":
+			return st.Cut(ctx, fs.Arg(0))
+		case "heal":
+			return st.Heal(ctx, fs.Arg(0))
 		}
 		return st.Restart(ctx, fs.Arg(0))
 	}
@@ -190,7 +208,13 @@ func freshStack(root, profile, data, ports string) (labStack, error) {
 	}
 	// What a stack runs and is missing is installed first, as on a fresh
 	// machine (the install script skips what is there).
-	if err := install(root, "tools", "postgres", "redis"); err != nil {
+	need := []string{"tools", "postgres", "redis"}
+	if p := lab.Profiles[profile]; p.Topology == "ha" {
+		need = append(need, "sentinel", "patroni", "etcd", "haproxy", "iproute2")
+	} else if os.Getenv("TEMPORAL_BACKEND") == "cluster" {
+		need = append(need, "haproxy")
+	}
+	if err := install(root, need...); err != nil {
 		return nil, err
 	}
 	if p, ok := lab.Profiles[profile]; ok && p.Fresh {
@@ -250,9 +274,10 @@ func runForeground(ctx context.Context, s labStack) error {
 	d := s.(devStack)
 	d.Banner(os.Stdout)
 	fmt.Fprintln(os.Stderr, "==> Ctrl-C stops everything started here; following the gateway and worker logs")
-	for _, name := range []string{"api", "worker"} {
-		n, _ := d.Node(name)
-		go follow(ctx, n.Proc.Log, os.Stdout)
+	for _, name := range []string{"api", "worker", "gateway-1", "gateway-2", "worker-1", "worker-2"} {
+		if n, err := d.Node(name); err == nil {
+			go follow(ctx, n.Proc.Log, os.Stdout)
+		}
 	}
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "==> stopping")

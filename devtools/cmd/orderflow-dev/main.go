@@ -24,6 +24,9 @@ commands:
   bench     load-test a running stack (make bench; docs/performance.md)
   chaos     drive orders while killing and restarting the stack's processes, then check the invariants (make chaos)
   lab       run a stack from its typed topology: up, run, down, status, kill/start/restart NODE, with (make run/up/down)
+  backup    back up the stack's PostgreSQL with pgBackRest (make backup; docs/operations.md)
+  restore   restore the stack's PostgreSQL to a point in time (make restore TARGET_TIME=...)
+  drill     the restore drill: orders, backups, a loss, a restore to a time T, the restored stack checked (make test)
   smoke     a fresh stack as make run starts it, an order to CONFIRMED and the stack's promises checked (make test)
 `
 
@@ -45,6 +48,12 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runLab(ctx, args)
 	case "smoke":
 		return runSmoke(ctx, args)
+	case "drill":
+		return runDrill(ctx, args)
+	case "backup":
+		return runBackup(ctx, args)
+	case "restore":
+		return runRestore(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 # go.mod's toolchain line (the installed Go's go.env says local).
 export GOTOOLCHAIN ?= auto
 
-.PHONY: run up down test vulncheck alerts-test fuzz bench chaos chaos-ha build fmt lint sbom temporal-cli clean dev-bin
+.PHONY: run up down test vulncheck alerts-test deploy-check fuzz bench chaos chaos-ha build fmt lint sbom temporal-cli clean dev-bin
 
 # The lab (devtools/lab) runs every stack from its typed topology; its
 # command is orderflow-dev lab (orderflow-dev lab help). Environment
@@ -47,6 +47,14 @@ alerts-test: ## promtool: check deploy/observability's scrape config and alert r
 	@devtools/install.sh promtool
 	@cd deploy/observability && promtool check rules alerts.yml && promtool check config prometheus.yml && \
 		promtool test rules alerts_test.yml
+
+# deploy/check is a module of its own (Helm's and Kubernetes' dependencies
+# stay out of the product's): helm lint and the chart rendered for its
+# defaults and deploy/helm/values-production.yaml, every manifest decoded
+# strictly into the typed Kubernetes API and checked against the design's
+# scaling, disruption and probe rules; compose.yaml loaded by compose-go.
+deploy-check: ## validate deploy/helm and deploy/compose.yaml without a cluster or Docker
+	@cd deploy/check && go test -count=1 ./...
 
 # Fuzz targets run their seed corpora in `make test`; `make fuzz` explores
 # past them, each target for FUZZTIME. New failing inputs land in

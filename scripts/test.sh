@@ -30,15 +30,16 @@ go build -trimpath -o "$ORDERFLOW_BIN" ./cmd/orderflow
 go build -trimpath -o "$ORDERFLOW_DEV_BIN" ./devtools/cmd/orderflow-dev
 lab() { "$ORDERFLOW_DEV_BIN" lab "$@"; }
 # On the way out (an error included): let a start in progress finish, stop
-# a vulncheck or lint still running, stop the test servers; the exit status
-# stays the script's.
-servers="" vulncheck="" overload="" lint=""
+# a vulncheck, lint or deploy-check still running, stop the test servers;
+# the exit status stays the script's.
+servers="" vulncheck="" overload="" lint="" deploycheck=""
 cleanup() {
   set +e
   [ -z "$servers" ] || wait "$servers" 2>/dev/null
   # The overload check's lab stops its own stack when its run ends.
   [ -z "$overload" ] || wait "$overload" 2>/dev/null
   [ -z "$vulncheck" ] || kill "$vulncheck" 2>/dev/null
+  [ -z "$deploycheck" ] || kill "$deploycheck" 2>/dev/null
   # The drill stops its stack itself on the way out (SIGTERM ends it cleanly).
   [ -z "${drill:-}" ] || { kill "$drill" 2>/dev/null; wait "$drill" 2>/dev/null; }
   [ -z "$lint" ] || kill "$lint" 2>/dev/null
@@ -59,6 +60,11 @@ vulncheck=$!
 log "staticcheck and gosec (beside the checks and tests; output in $DATA/lint.log)"
 devtools/lint.sh >"$DATA/lint.log" 2>&1 &
 lint=$!
+# make deploy-check (the Helm chart and compose.yaml, deploy/check's own
+# module) needs no server either; its verdict is read at the end too.
+log "deploy-check (beside the checks and tests; output in $DATA/deploy-check.log)"
+(cd deploy/check && go test -count=1 ./...) >"$DATA/deploy-check.log" 2>&1 &
+deploycheck=$!
 # The browser test's screenshots go to $DATA/ui/. The key the tests'
 # workers, and the processes they start, encrypt e-mails with: fresh per
 # run, like the database.
@@ -142,4 +148,5 @@ if [ -n "$overload" ]; then
 fi
 if wait "$vulncheck"; then log "vulncheck: passed"; else cat "$DATA/vulncheck.log"; log "vulncheck: failed"; status=1; fi
 if wait "$lint"; then log "lint: staticcheck and gosec passed"; else cat "$DATA/lint.log"; log "lint: failed"; status=1; fi
+if wait "$deploycheck"; then log "deploy-check: passed"; else cat "$DATA/deploy-check.log"; log "deploy-check: failed"; status=1; fi
 exit "$status"

@@ -1,4 +1,8 @@
 package catalog
 
-// QSearch is the search statement, for the test that reads its plan.
-const QSearch = qSearch
+// The search statements of the tiers the GIN indexes answer, for the test
+// that reads their plans.
+var (
+	QSearchSKU  = qSearchSKU
+	QSearchName = qSearchName
+)

@@ -2,7 +2,6 @@ package catalog_test
 
 import (
 	"context"
-	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -91,30 +90,65 @@ func TestSearchMatchesEveryWordRanksAndPages(t *testing.T) {
 	assert.Error(t, err)
 }
 
-func TestSearchFindsItsMatchesThroughTheGINIndex(t *testing.T) {
+func TestSearchFindsItsMatchesThroughTheGINIndexes(t *testing.T) {
 	pool := testkit.DB(t)
 	ctx := context.Background()
-	conn, err := pool.Acquire(ctx)
-	require.NoError(t, err)
-	defer conn.Release()
-	tx, err := conn.Begin(ctx)
-	require.NoError(t, err)
-	defer func() { _ = tx.Rollback(ctx) }()
-	// With sequential and plain index scans off, a bitmap scan remains:
-	// only on an index the match can use (the primary key's has no
-	// condition to offer), whatever the few rows of the test database.
-	_, err = tx.Exec(ctx, `SET LOCAL enable_seqscan = off`)
-	require.NoError(t, err)
-	_, err = tx.Exec(ctx, `SET LOCAL enable_indexscan = off`)
-	require.NoError(t, err)
-	rows, err := tx.Query(ctx, "EXPLAIN "+catalog.QSearch, "boot:*", "boot", "boot", float32(math.Inf(1)), "", 21)
-	require.NoError(t, err)
-	var plan []string
-	for rows.Next() {
-		var l string
-		require.NoError(t, rows.Scan(&l))
-		plan = append(plan, l)
+	for _, tc := range []struct {
+		name, q, index string
+		args           []any
+	}{
+		{"the SKU's words", catalog.QSearchSKU, "products_sku_words", []any{"", 21, "boot:*A", "boot:*", "boot"}},
+		{"the SKU's and name's words", catalog.QSearchName, "products_search", []any{"", 21, "boot:*A", "boot:*"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := pool.Acquire(ctx)
+			require.NoError(t, err)
+			defer conn.Release()
+			tx, err := conn.Begin(ctx)
+			require.NoError(t, err)
+			defer func() { _ = tx.Rollback(ctx) }()
+			// With sequential and plain index scans off, a bitmap scan
+			// remains: only on an index the match can use (the primary
+			// key's has no condition to offer), whatever the few rows of
+			// the test database.
+			_, err = tx.Exec(ctx, `SET LOCAL enable_seqscan = off`)
+			require.NoError(t, err)
+			_, err = tx.Exec(ctx, `SET LOCAL enable_indexscan = off`)
+			require.NoError(t, err)
+			rows, err := tx.Query(ctx, "EXPLAIN "+tc.q, tc.args...)
+			require.NoError(t, err)
+			var plan []string
+			for rows.Next() {
+				var l string
+				require.NoError(t, rows.Scan(&l))
+				plan = append(plan, l)
+			}
+			require.NoError(t, rows.Err())
+			assert.Contains(t, strings.Join(plan, "\n"), "Bitmap Index Scan on "+tc.index, strings.Join(plan, "\n"))
+		})
 	}
-	require.NoError(t, rows.Err())
-	assert.Contains(t, strings.Join(plan, "\n"), "Bitmap Index Scan on products_search", strings.Join(plan, "\n"))
+}
+
+func TestSearchRanksTheSKUThenItsWordsThenTheNameThenStems(t *testing.T) {
+	pool := testkit.DB(t)
+	store := catalog.Store{DB: pool}
+	tag := "r" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
+	// The name-only matches sort before the SKU matches by SKU, so only
+	// the ranking puts the SKU's first.
+	putProducts(t, pool, map[string]string{
+		"Z-" + tag + "-BOOTS": "Plain item",
+		"Z-" + tag:            "Waterproof boots",
+		"A-" + tag + "-1":     tag + " boots",
+		"A-" + tag + "-2":     tag + " boot",
+		"A-" + tag + "-3":     tag + " bootees",
+		"A-" + tag + "-4":     tag + " booting",
+	})
+	text := tag + " boots"
+	got := searchAll(t, store, catalog.SearchQuery{Words: []string{tag, "boots"}, Text: text, Limit: 2})
+	// Z-..-BOOTS has every word in its SKU; A-..-1 and Z-.. have them in
+	// SKU and name together (by SKU within the tier); A-..-2 (boot) and
+	// A-..-4 (booting) only stemmed; bootees has "boots" neither way.
+	assert.Equal(t, []string{"Z-" + tag + "-BOOTS", "A-" + tag + "-1", "Z-" + tag, "A-" + tag + "-2", "A-" + tag + "-4"}, got)
+	got = searchAll(t, store, catalog.SearchQuery{Words: []string{"z", tag}, Text: "z-" + tag, Limit: 1})
+	assert.Equal(t, []string{"Z-" + tag, "Z-" + tag + "-BOOTS"}, got, "the SKU itself, in any case, before the SKUs with its words")
 }

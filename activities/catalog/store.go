@@ -260,25 +260,83 @@ type SearchPage struct {
 	Next     *Rank
 }
 
-// qSearch ranks the products whose search column (migration 0009) matches
-// the words and returns a page of them. $1 is the words as prefixes of the
-// SKU's and name's words ('simple'), $2 the same words stemmed ('english');
-// a product matching either is found, ranked by ts_rank with the SKU's
-// words weighing most, and a product whose SKU is the search text itself,
-// any case ($3), first of all. The GIN index finds the matches; only they are
-// ranked and sorted.
-const qSearch = `WITH q AS (SELECT to_tsquery('simple', $1) || to_tsquery('english', $2) AS query),
-	m AS (
-		SELECT p.sku, p.name, p.price_cents, p.currency,
-			(ts_rank(p.search, q.query) + CASE WHEN lower(p.sku) = lower($3) THEN 10 ELSE 0 END)::real AS score
-		FROM products p, q WHERE p.search @@ q.query AND NOT p.synthetic)
-	SELECT m.sku, m.name, m.price_cents, m.currency, i.on_hand, i.reserved, i.on_hand - i.reserved, m.score
-	FROM m JOIN inventory i USING (sku)
-	WHERE m.score < $4::real OR (m.score = $4::real AND m.sku > $5)
-	ORDER BY m.score DESC, m.sku LIMIT $6`
+// A match's rank is its tier (Score): the product whose SKU is the search
+// text in any case (4), then the products whose SKU has every word as a
+// prefix of its words (3), then those whose SKU and name together have them
+// (2), then those whose name has them only stemmed (1); within a tier, by
+// SKU. No match is ranked by reading every other: the tiers run best first
+// until the page is full, each reading its page in SKU order from the
+// cursor. A tier's statement first looks at the next searchWindow products
+// in SKU order (the primary key) for the page: a word in many names (one in
+// 12, or in every SKU) fills it there, reading a few hundred rows at most.
+// Only a rarer match, short of a page there, is looked up in a GIN index
+// (search, migration 0009; the SKU's words, 0016) and its few matches
+// sorted; the planner never has to guess which of the two a word is. Every
+// statement reads $1, the SKU after which the page starts in that tier (”
+// from its start), and $2, how many rows are still wanted.
+const searchWindow = "2000"
 
-// Search finds products whose SKU or name has every word, best first, a
-// page at a time. No words finds nothing.
+// searchTierQuery is a tier's statement: window is its match on a product p
+// read in SKU order, index the same match as a GIN index answers it. The
+// index's matches (g) are read, only when the window fell short, without
+// the cursor: with it, a plan could trade the GIN index for a range of the
+// primary key, which is the window's way, not the rare match's.
+func searchTierQuery(window, index string) string {
+	return `WITH w AS MATERIALIZED (
+		SELECT p.sku FROM (SELECT sku, search, synthetic FROM products WHERE sku > $1 ORDER BY sku LIMIT ` + searchWindow + `) p
+		WHERE NOT p.synthetic AND ` + window + ` ORDER BY p.sku LIMIT $2),
+	g AS MATERIALIZED (SELECT p.sku FROM products p WHERE NOT p.synthetic AND ` + index + `),
+	m AS (
+		SELECT sku FROM w WHERE (SELECT count(*) FROM w) >= $2
+		UNION ALL
+		(SELECT g.sku FROM g WHERE g.sku > $1 AND (SELECT count(*) FROM w) < $2 ORDER BY g.sku LIMIT $2))
+	SELECT p.sku, p.name, p.price_cents, p.currency, i.on_hand, i.reserved, i.on_hand - i.reserved
+	FROM m JOIN products p USING (sku) JOIN inventory i USING (sku)
+	ORDER BY p.sku LIMIT $2`
+}
+
+// The tiers' matches. $3 is the words as prefixes of the SKU's words (the
+// 'simple' configuration, weight A in the search column), $4 the words as
+// prefixes, $5 the words stemmed ('english'), $6 the search text.
+const (
+	// skuWords is the SKU split into words as migration 0009 splits it,
+	// the expression of the products_sku_words index.
+	skuWords = `to_tsvector('simple', regexp_replace(p.sku, '[^[:alnum:]]+', ' ', 'g'))`
+	// $3: the search text.
+	qSearchExact = `SELECT p.sku, p.name, p.price_cents, p.currency, i.on_hand, i.reserved, i.on_hand - i.reserved
+	FROM products p JOIN inventory i USING (sku)
+	WHERE p.sku > $1 AND NOT p.synthetic AND lower(p.sku) = lower($3) ORDER BY p.sku LIMIT $2`
+)
+
+var (
+	// $3: the words as prefixes of the SKU's, $4: as prefixes, $5: the text.
+	qSearchSKU = searchTierQuery(`p.search @@ to_tsquery('simple', $3) AND lower(p.sku) <> lower($5)`,
+		skuWords+` @@ to_tsquery('simple', $4) AND lower(p.sku) <> lower($5)`)
+	// $3: the words as prefixes of the SKU's, $4: as prefixes.
+	qSearchName = searchTierQuery(`p.search @@ to_tsquery('simple', $4) AND NOT p.search @@ to_tsquery('simple', $3)`,
+		`p.search @@ to_tsquery('simple', $4) AND NOT p.search @@ to_tsquery('simple', $3)`)
+	// $3: the words as prefixes, $4: stemmed.
+	qSearchStem = searchTierQuery(`p.search @@ to_tsquery('english', $4) AND NOT p.search @@ to_tsquery('simple', $3)`,
+		`p.search @@ to_tsquery('english', $4) AND NOT p.search @@ to_tsquery('simple', $3)`)
+)
+
+// searchTier is one rank of matches and the arguments of its statement
+// after the cursor's SKU and the row count.
+type searchTier struct {
+	score float32
+	q     string
+	args  func(skuPrefixes, prefixes, stems, text string) []any
+}
+
+var searchTiers = []searchTier{
+	{4, qSearchExact, func(_, _, _, text string) []any { return []any{text} }},
+	{3, qSearchSKU, func(sku, pre, _, text string) []any { return []any{sku, pre, text} }},
+	{2, qSearchName, func(sku, pre, _, _ string) []any { return []any{sku, pre} }},
+	{1, qSearchStem, func(_, pre, stem, _ string) []any { return []any{pre, stem} }},
+}
+
+// Search finds products whose SKU or name has every word, best first (see
+// searchTiers), a page at a time. No words finds nothing.
 func (s Store) Search(ctx context.Context, q SearchQuery) (SearchPage, error) {
 	if q.Limit < 1 {
 		return SearchPage{}, fmt.Errorf("search products: limit %d", q.Limit)
@@ -286,31 +344,48 @@ func (s Store) Search(ctx context.Context, q SearchQuery) (SearchPage, error) {
 	if len(q.Words) == 0 {
 		return SearchPage{}, nil
 	}
-	prefixes, stems := make([]string, len(q.Words)), make([]string, len(q.Words))
+	skuPrefixes, prefixes, stems := make([]string, len(q.Words)), make([]string, len(q.Words)), make([]string, len(q.Words))
 	for i, w := range q.Words {
 		// A word of letters and digits only needs no quoting in a tsquery;
 		// anything else is refused rather than risk its syntax.
 		if !searchWord(w) {
 			return SearchPage{}, fmt.Errorf("search products: %q is not a word of letters and digits", w)
 		}
-		prefixes[i], stems[i] = w+":*", w
+		skuPrefixes[i], prefixes[i], stems[i] = w+":*A", w+":*", w
 	}
 	after := Rank{Score: float32(math.Inf(1))}
 	if q.After != nil {
 		after = *q.After
 	}
-	rows, err := s.DB.Query(ctx, qSearch, strings.Join(prefixes, " & "), strings.Join(stems, " & "), q.Text,
-		after.Score, after.SKU, q.Limit+1)
-	if err != nil {
-		return SearchPage{}, fmt.Errorf("search products: %w", err)
-	}
-	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Found, error) {
-		var f Found
-		err := row.Scan(&f.SKU, &f.Name, &f.PriceCents, &f.Currency, &f.OnHand, &f.Reserved, &f.Available, &f.Score)
-		return f, err
-	})
-	if err != nil {
-		return SearchPage{}, fmt.Errorf("search products: %w", err)
+	sku, pre, stem := strings.Join(skuPrefixes, " & "), strings.Join(prefixes, " & "), strings.Join(stems, " & ")
+	// One row past the page says whether another follows.
+	var list []Found
+	for _, t := range searchTiers {
+		if t.score > after.Score || len(list) > q.Limit {
+			continue
+		}
+		from := ""
+		if t.score == after.Score {
+			from = after.SKU
+		}
+		// Planned for these arguments each time (an unnamed statement),
+		// never from a cached generic plan: a generic plan cannot fold
+		// the tsqueries into constants (it runs to_tsquery on every row
+		// read) nor see that '' starts at the first SKU.
+		args := append([]any{pgx.QueryExecModeExec, from, q.Limit + 1 - len(list)}, t.args(sku, pre, stem, q.Text)...)
+		rows, err := s.DB.Query(ctx, t.q, args...)
+		if err != nil {
+			return SearchPage{}, fmt.Errorf("search products: %w", err)
+		}
+		found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Found, error) {
+			f := Found{Score: t.score}
+			err := row.Scan(&f.SKU, &f.Name, &f.PriceCents, &f.Currency, &f.OnHand, &f.Reserved, &f.Available)
+			return f, err
+		})
+		if err != nil {
+			return SearchPage{}, fmt.Errorf("search products: %w", err)
+		}
+		list = append(list, found...)
 	}
 	var page SearchPage
 	var last *Found

@@ -44,7 +44,8 @@ type Drill struct {
 	Root string // the checkout
 	Data string // the drill's files; removed first
 	// TemporalPortBase: 13 ports from it for the Temporal server and its
-	// load balancer (devtools/ha); 0 picks free ones.
+	// load balancer (devtools/ha); 0: 7400 on a loopback address of the
+	// drill's own (Temporal's membership ports must stay under 32768).
 	TemporalPortBase int
 	// Batch is how many orders each step places (default 8).
 	Batch int
@@ -171,11 +172,12 @@ func (d *Drill) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	base := d.TemporalPortBase
+	// Temporal keeps its membership ports in a smallint: the server's
+	// ports stay under 32768, on a loopback address made of the stack's own
+	// (free) temporal port, so drills side by side share none.
+	base, host := d.TemporalPortBase, lab.Loopback
 	if base == 0 {
-		if base, err = freeRun(13); err != nil {
-			return err
-		}
+		base, host = 7400, lab.ClusterHost(dev.Config.Ports)
 	}
 	bin, err := ha.FindBinaries(ctx, d.Root)
 	if err != nil {
@@ -183,7 +185,7 @@ func (d *Drill) build(ctx context.Context) error {
 	}
 	cfg := dev.Config
 	pgPort := cfg.Ports["postgres"]
-	tc := &ha.TemporalCluster{Root: d.Root, Data: filepath.Join(cfg.Data, "temporal"), Bin: bin, PortBase: base, Servers: 1, Out: d.Out,
+	tc := &ha.TemporalCluster{Root: d.Root, Data: filepath.Join(cfg.Data, "temporal"), Bin: bin, PortBase: base, Host: host, Servers: 1, Out: d.Out,
 		DB: ha.Postgres{Addr: net.JoinHostPort(lab.Loopback, strconv.Itoa(pgPort)), User: "postgres", Password: "postgres",
 			Database: "orderflow_temporal", Visibility: "orderflow_temporal_vis"}}
 	cfg.Env["TEMPORAL_ADDRESS"] = tc.Address()

@@ -5,8 +5,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/devtools/lab"
 )
@@ -75,8 +76,9 @@ func (r *Runner) fault(kind string, w *window) error {
 		w.Detail = "every provider"
 		// Held until an order parked (or 30 s): on a loaded stack few
 		// orders may reach their charge in the hold.
-		return r.providerFaultsUntil(`{"outage":true}`, r.holdOf(kind), true,
-			`SELECT EXISTS (SELECT 1 FROM order_status_history WHERE status = 'PAYMENT_PENDING' AND at >= $1)`, w)
+		return r.providerFaultsUntil(`{"outage":true}`, r.holdOf(kind), true, func(ctx context.Context, since time.Time) pgx.Row {
+			return r.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM order_status_history WHERE status = 'PAYMENT_PENDING' AND at >= $1)`, since)
+		}, w)
 	case "provider_latency":
 		lat := 200*time.Millisecond + time.Duration(r.intn(1800))*time.Millisecond
 		w.Detail = "primary +" + lat.String()
@@ -89,8 +91,9 @@ func (r *Runner) fault(kind string, w *window) error {
 		// primary's breaker opens, and back when the primary answers.
 		w.Detail = "primary only"
 		// Held until a charge failed over (or 30 s).
-		return r.providerFaultsUntil(`{"outage":true}`, r.holdOf(kind), false,
-			`SELECT EXISTS (SELECT 1 FROM payments WHERE provider <> '`+strings.ReplaceAll(r.primary(), "'", "''")+`' AND created_at >= $1)`, w)
+		return r.providerFaultsUntil(`{"outage":true}`, r.holdOf(kind), false, func(ctx context.Context, since time.Time) pgx.Row {
+			return r.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM payments WHERE provider <> $2 AND created_at >= $1)`, since, r.primary())
+		}, w)
 	case "smtp_restart":
 		// Mails wait in the outbox and are delivered once, after.
 		return r.killFor("mailpit", r.holdOf(kind))
@@ -159,7 +162,7 @@ func (r *Runner) inject(f lab.Fault, d time.Duration) error {
 // the query (given the fault's start) says its recovery path ran, for at
 // most 30 s in all: the path a fault stands for must be reached, however
 // few orders a loaded stack lets through.
-func (r *Runner) providerFaultsUntil(faults string, hold time.Duration, all bool, reached string, w *window) error {
+func (r *Runner) providerFaultsUntil(faults string, hold time.Duration, all bool, reached func(context.Context, time.Time) pgx.Row, w *window) error {
 	if r.db == nil {
 		return r.providerFaults(faults, hold, all)
 	}
@@ -167,7 +170,7 @@ func (r *Runner) providerFaultsUntil(faults string, hold time.Duration, all bool
 		time.Sleep(hold)
 		for deadline := w.Start.Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 			var ok bool
-			if err := r.db.QueryRow(context.Background(), reached, w.Start).Scan(&ok); err == nil && ok {
+			if err := reached(context.Background(), w.Start).Scan(&ok); err == nil && ok {
 				return
 			}
 		}

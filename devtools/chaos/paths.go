@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Path is one recovery path and how often the run saw it taken.
@@ -328,7 +330,10 @@ var faultDependency = map[string]string{
 	"temporal_outage": "temporal",
 	"redis_restart":   "redis",
 	"smtp_restart":    "smtp",
-	"nats_restart":    "nats",
+	// Not nats_restart: the event relay makes no call while its connection
+	// is down (it waits, backing off), so NATS's breaker sees only
+	// publishes that fail on a live connection, which a restart does not
+	// cause.
 }
 
 // paths counts how often each recovery path ran, from the final state (the
@@ -347,60 +352,60 @@ func (r *Runner) paths(ctx context.Context) ([]Path, error) {
 	}
 	r.mu.Unlock()
 	var out []Path
-	count := func(q string, args ...any) (int, error) {
+	count := func(row pgx.Row) (int, error) {
 		var n int
-		err := r.db.QueryRow(ctx, q, args...).Scan(&n)
+		err := row.Scan(&n)
 		return n, err
 	}
 	primary := r.primary()
 
-	n, err := count(`SELECT count(*) FROM payments WHERE order_id = ANY($1::uuid[]) AND provider <> $2`, ids, primary)
+	n, err := count(r.db.QueryRow(ctx, `SELECT count(*) FROM payments WHERE order_id = ANY($1::uuid[]) AND provider <> $2`, ids, primary))
 	if err != nil {
 		return nil, fmt.Errorf("count failovers: %w", err)
 	}
 	out = append(out, Path{Name: "provider failover (charged on a secondary provider)", Count: n, Required: kinds["provider_primary_outage"]})
 	back := 0
 	if len(primaryOutages) > 0 {
-		back, err = count(`SELECT count(*) FROM payments WHERE order_id = ANY($1::uuid[]) AND provider = $2 AND created_at > $3`,
-			ids, primary, primaryOutages[0].End)
+		back, err = count(r.db.QueryRow(ctx, `SELECT count(*) FROM payments WHERE order_id = ANY($1::uuid[]) AND provider = $2 AND created_at > $3`,
+			ids, primary, primaryOutages[0].End))
 		if err != nil {
 			return nil, fmt.Errorf("count failbacks: %w", err)
 		}
 	}
 	out = append(out, Path{Name: "back on the primary after its outage", Count: back, Required: len(primaryOutages) > 0})
 
-	n, err = count(`SELECT count(DISTINCT o.order_id) FROM orders o JOIN paysim.ledger l
+	n, err = count(r.db.QueryRow(ctx, `SELECT count(DISTINCT o.order_id) FROM orders o JOIN paysim.ledger l
 		ON substring(l.idempotency_key from '^refund-([0-9a-f-]{36})') = o.order_id::text
-		WHERE o.order_id = ANY($1::uuid[]) AND o.status IN ('FAILED', 'CANCELLED')`, ids)
+		WHERE o.order_id = ANY($1::uuid[]) AND o.status IN ('FAILED', 'CANCELLED')`, ids))
 	if err != nil {
 		return nil, fmt.Errorf("count refunds: %w", err)
 	}
 	// The hooks make sure of them; without, a short run may have none.
 	out = append(out, Path{Name: "compensating refunds (failed or cancelled after the charge)", Count: n, Required: r.cfg.HookShare > 0})
-	n, err = count(`SELECT count(DISTINCT o.order_id) FROM orders o JOIN paysim.ledger l
+	n, err = count(r.db.QueryRow(ctx, `SELECT count(DISTINCT o.order_id) FROM orders o JOIN paysim.ledger l
 		ON substring(l.idempotency_key from '^refund-([0-9a-f-]{36})') = o.order_id::text
-		WHERE o.order_id = ANY($1::uuid[]) AND o.status = 'FAILED' AND o.customer_id LIKE $2`, ids, hookPrefix+"%")
+		WHERE o.order_id = ANY($1::uuid[]) AND o.status = 'FAILED' AND o.customer_id LIKE $2`, ids, hookPrefix+"%"))
 	if err != nil {
 		return nil, fmt.Errorf("count hook refunds: %w", err)
 	}
 	out = append(out, Path{Name: "compensating refunds after a step past the charge failed (hooks)", Count: n, Required: r.cfg.HookShare > 0})
 
-	n, err = count(`SELECT count(DISTINCT h.order_id) FROM order_status_history h JOIN payments p USING (order_id)
-		WHERE h.order_id = ANY($1::uuid[]) AND h.status = 'PAYMENT_PENDING'`, ids)
+	n, err = count(r.db.QueryRow(ctx, `SELECT count(DISTINCT h.order_id) FROM order_status_history h JOIN payments p USING (order_id)
+		WHERE h.order_id = ANY($1::uuid[]) AND h.status = 'PAYMENT_PENDING'`, ids))
 	if err != nil {
 		return nil, fmt.Errorf("count parked payments: %w", err)
 	}
 	out = append(out, Path{Name: "payments parked and resumed (PAYMENT_PENDING, then charged)", Count: n, Required: kinds["provider_outage"]})
 
 	if r.cfg.ReturnShare > 0 {
-		n, err = count(`SELECT count(*) FROM returns WHERE order_id = ANY($1::uuid[]) AND status = 'refunded'`, ids)
+		n, err = count(r.db.QueryRow(ctx, `SELECT count(*) FROM returns WHERE order_id = ANY($1::uuid[]) AND status = 'refunded'`, ids))
 		if err != nil {
 			return nil, fmt.Errorf("count returns: %w", err)
 		}
 		out = append(out, Path{Name: "returns received and refunded in part", Count: n, Required: true})
 	}
 	if r.cfg.LostRate > 0 {
-		n, err = count(`SELECT count(*) FROM shipments WHERE order_id = ANY($1::uuid[]) AND status = 'lost'`, ids)
+		n, err = count(r.db.QueryRow(ctx, `SELECT count(*) FROM shipments WHERE order_id = ANY($1::uuid[]) AND status = 'lost'`, ids))
 		if err != nil {
 			return nil, fmt.Errorf("count lost parcels: %w", err)
 		}

@@ -361,11 +361,12 @@ func (c *TemporalCluster) register(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// A namespace just created reaches the frontends' caches within
-	// seconds: the attributes are created once every frontend knows it
-	// (the balancer may send each call to either).
+	// A namespace just created reaches the frontends' namespace caches
+	// within seconds: the attributes are created once every frontend knows
+	// it (the balancer may send each call to either). Describe reads the
+	// database, not that cache; a workflow list goes through it.
 	for i := range c.Servers {
-		argv := []string{c.Bin.CLI, "operator", "namespace", "describe", "--address", c.FrontendAddr(i), "--namespace", c.Namespace}
+		argv := []string{c.Bin.CLI, "workflow", "list", "--limit", "1", "--address", c.FrontendAddr(i), "--namespace", c.Namespace}
 		if err := waitFor(ctx, lab.Command{Argv: argv}, time.Minute); err != nil {
 			return fmt.Errorf("namespace %s on %s: %w", c.Namespace, ServerName(i), err)
 		}
@@ -380,7 +381,18 @@ func (c *TemporalCluster) register(ctx context.Context) error {
 	var query []string
 	for _, a := range attrs {
 		if !strings.Contains(have, a[0]) {
-			if _, err := cli("operator", "search-attribute", "create", "--name", a[0], "--type", a[1]); err != nil {
+			// Retried while a service behind the frontend has yet to see
+			// the namespace; one that a retry finds created is done.
+			create := checkFunc{"search-attribute create " + a[0], func(context.Context) error {
+				_, err := cli("operator", "search-attribute", "create", "--name", a[0], "--type", a[1])
+				if err != nil {
+					if list, lerr := cli("operator", "search-attribute", "list"); lerr == nil && strings.Contains(list, a[0]) {
+						return nil
+					}
+				}
+				return err
+			}}
+			if err := waitFor(ctx, create, time.Minute); err != nil {
 				return err
 			}
 		}

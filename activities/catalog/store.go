@@ -276,16 +276,21 @@ type SearchPage struct {
 // from its start), and $2, how many rows are still wanted.
 const searchWindow = "2000"
 
-// searchTierQuery is a tier's statement: window is its match on a product p
-// read in SKU order, index the same match as a GIN index answers it. The
+// A tier's statement has two matches: its window's, on a product p read in
+// SKU order, and its index's, the same match as a GIN index answers it. The
 // index's matches (g) are read, only when the window fell short, without
 // the cursor: with it, a plan could trade the GIN index for a range of the
 // primary key, which is the window's way, not the rare match's.
-func searchTierQuery(window, index string) string {
-	return `WITH w AS MATERIALIZED (
+//
+// A tier's statement is searchHead + its window's match + searchMid + its
+// index's match + searchTail: constants, like every statement sent.
+const (
+	searchHead = `WITH w AS MATERIALIZED (
 		SELECT p.sku FROM (SELECT sku, search, synthetic FROM products WHERE sku > $1 ORDER BY sku LIMIT ` + searchWindow + `) p
-		WHERE NOT p.synthetic AND ` + window + ` ORDER BY p.sku LIMIT $2),
-	g AS MATERIALIZED (SELECT p.sku FROM products p WHERE NOT p.synthetic AND ` + index + `),
+		WHERE NOT p.synthetic AND `
+	searchMid = ` ORDER BY p.sku LIMIT $2),
+	g AS MATERIALIZED (SELECT p.sku FROM products p WHERE NOT p.synthetic AND `
+	searchTail = `),
 	m AS (
 		SELECT sku FROM w WHERE (SELECT count(*) FROM w) >= $2
 		UNION ALL
@@ -293,7 +298,7 @@ func searchTierQuery(window, index string) string {
 	SELECT p.sku, p.name, p.price_cents, p.currency, i.on_hand, i.reserved, i.on_hand - i.reserved
 	FROM m JOIN products p USING (sku) JOIN inventory i USING (sku)
 	ORDER BY p.sku LIMIT $2`
-}
+)
 
 // The tiers' matches. $3 is the words as prefixes of the SKU's words (the
 // 'simple' configuration, weight A in the search column), $4 the words as
@@ -308,31 +313,40 @@ const (
 	WHERE p.sku > $1 AND NOT p.synthetic AND lower(p.sku) = lower($3) ORDER BY p.sku LIMIT $2`
 )
 
-var (
+const (
 	// $3: the words as prefixes of the SKU's, $4: as prefixes, $5: the text.
-	qSearchSKU = searchTierQuery(`p.search @@ to_tsquery('simple', $3) AND lower(p.sku) <> lower($5)`,
-		skuWords+` @@ to_tsquery('simple', $4) AND lower(p.sku) <> lower($5)`)
+	qSearchSKU = searchHead + `p.search @@ to_tsquery('simple', $3) AND lower(p.sku) <> lower($5)` + searchMid +
+		skuWords + ` @@ to_tsquery('simple', $4) AND lower(p.sku) <> lower($5)` + searchTail
 	// $3: the words as prefixes of the SKU's, $4: as prefixes.
-	qSearchName = searchTierQuery(`p.search @@ to_tsquery('simple', $4) AND NOT p.search @@ to_tsquery('simple', $3)`,
-		`p.search @@ to_tsquery('simple', $4) AND NOT p.search @@ to_tsquery('simple', $3)`)
+	qSearchName = searchHead + `p.search @@ to_tsquery('simple', $4) AND NOT p.search @@ to_tsquery('simple', $3)` + searchMid +
+		`p.search @@ to_tsquery('simple', $4) AND NOT p.search @@ to_tsquery('simple', $3)` + searchTail
 	// $3: the words as prefixes, $4: stemmed.
-	qSearchStem = searchTierQuery(`p.search @@ to_tsquery('english', $4) AND NOT p.search @@ to_tsquery('simple', $3)`,
-		`p.search @@ to_tsquery('english', $4) AND NOT p.search @@ to_tsquery('simple', $3)`)
+	qSearchStem = searchHead + `p.search @@ to_tsquery('english', $4) AND NOT p.search @@ to_tsquery('simple', $3)` + searchMid +
+		`p.search @@ to_tsquery('english', $4) AND NOT p.search @@ to_tsquery('simple', $3)` + searchTail
 )
 
 // searchTier is one rank of matches and the arguments of its statement
 // after the cursor's SKU and the row count.
 type searchTier struct {
 	score float32
-	q     string
+	// query runs the tier's statement (constant text, like every one).
+	query func(ctx context.Context, db *pgxpool.Pool, args ...any) (pgx.Rows, error)
 	args  func(skuPrefixes, prefixes, stems, text string) []any
 }
 
 var searchTiers = []searchTier{
-	{4, qSearchExact, func(_, _, _, text string) []any { return []any{text} }},
-	{3, qSearchSKU, func(sku, pre, _, text string) []any { return []any{sku, pre, text} }},
-	{2, qSearchName, func(sku, pre, _, _ string) []any { return []any{sku, pre} }},
-	{1, qSearchStem, func(_, pre, stem, _ string) []any { return []any{pre, stem} }},
+	{4, func(ctx context.Context, db *pgxpool.Pool, args ...any) (pgx.Rows, error) {
+		return db.Query(ctx, qSearchExact, args...)
+	}, func(_, _, _, text string) []any { return []any{text} }},
+	{3, func(ctx context.Context, db *pgxpool.Pool, args ...any) (pgx.Rows, error) {
+		return db.Query(ctx, qSearchSKU, args...)
+	}, func(sku, pre, _, text string) []any { return []any{sku, pre, text} }},
+	{2, func(ctx context.Context, db *pgxpool.Pool, args ...any) (pgx.Rows, error) {
+		return db.Query(ctx, qSearchName, args...)
+	}, func(sku, pre, _, _ string) []any { return []any{sku, pre} }},
+	{1, func(ctx context.Context, db *pgxpool.Pool, args ...any) (pgx.Rows, error) {
+		return db.Query(ctx, qSearchStem, args...)
+	}, func(_, pre, stem, _ string) []any { return []any{pre, stem} }},
 }
 
 // Search finds products whose SKU or name has every word, best first (see
@@ -373,7 +387,7 @@ func (s Store) Search(ctx context.Context, q SearchQuery) (SearchPage, error) {
 		// the tsqueries into constants (it runs to_tsquery on every row
 		// read) nor see that '' starts at the first SKU.
 		args := append([]any{pgx.QueryExecModeExec, from, q.Limit + 1 - len(list)}, t.args(sku, pre, stem, q.Text)...)
-		rows, err := s.DB.Query(ctx, t.q, args...)
+		rows, err := t.query(ctx, s.DB, args...)
 		if err != nil {
 			return SearchPage{}, fmt.Errorf("search products: %w", err)
 		}

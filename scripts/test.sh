@@ -29,6 +29,12 @@ export ORDERFLOW_BIN="$ORDERFLOW_TEST_BIN" ORDERFLOW_DEV_BIN="$ORDERFLOW_TEST_DE
 go build -trimpath -o "$ORDERFLOW_BIN" ./cmd/orderflow
 go build -trimpath -o "$ORDERFLOW_DEV_BIN" ./devtools/cmd/orderflow-dev
 lab() { "$ORDERFLOW_DEV_BIN" lab "$@"; }
+# The stages after go test need none of the test servers but PostgreSQL on
+# 5432, which the smoke and bench stacks share: it stays up (stopped at the
+# end, if this script started it), so no stage's end stops it under another.
+stop_test_servers_but_postgres() {
+  for node in redis temporal stripe-mock; do lab stop --profile test --data "$DATA" "$node" 2>/dev/null || true; done
+}
 # On the way out (an error included): let a start in progress finish, stop
 # a vulncheck, lint or deploy-check still running, stop the test servers;
 # the exit status stays the script's.
@@ -101,7 +107,7 @@ fi
 # timing: every accepted order ended, none was charged twice, and every
 # refusal carried Retry-After. TEST_OVERLOAD=1 runs it with TEST_PKGS too.
 if [ -z "${TEST_PKGS:-}" ] || [ "${TEST_OVERLOAD:-}" = 1 ]; then
-  lab down --profile test --data "$DATA" 2>/dev/null || true
+  stop_test_servers_but_postgres
   log "overload: 30 s at 3x ${OVERLOAD_CAPACITY:-100} orders/s, no order lost or charged twice, Retry-After on every refusal (output in $DATA/overload.log)"
   lab with --profile bench --data "$DATA/overload" -- "$ORDERFLOW_DEV_BIN" bench --phase overload --check \
     --capacity "${OVERLOAD_CAPACITY:-100}" --factors 3 --retry-factors "" --overload-step 30s \
@@ -109,8 +115,8 @@ if [ -z "${TEST_PKGS:-}" ] || [ "${TEST_OVERLOAD:-}" = 1 ]; then
   overload=$!
 fi
 if [ -z "${TEST_PKGS:-}" ]; then
-  # None uses the test servers: stop them first.
-  lab down --profile test --data "$DATA" 2>/dev/null || true
+  # None uses the test servers but PostgreSQL: stop the others first.
+  stop_test_servers_but_postgres
   # Side by side, each on a stack and ports of its own (the lab's profiles).
   log "smoke: the stack as make run starts it, on ports of its own (output in $DATA/smoke.log)"
   "$ORDERFLOW_DEV_BIN" smoke >"$DATA/smoke.log" 2>&1 &

@@ -28,6 +28,7 @@ commands:
   down               stop what up started (make down)
   status             each node: ports, pid, running
   kill NODE          SIGKILL one node, as a crash would (a node on a host of its own: every process on that host)
+  stop NODE          stop one node the lab started, as down would (the others run on)
   start NODE         start one node again, as up started it
   cut NODE           take the node's host off the network (its link down; ha profile)
   heal NODE          put it back
@@ -154,13 +155,15 @@ func runLab(ctx context.Context, args []string) error {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", n.Name, host, strings.Join(ps, ","), n.Pid, state, n.Log)
 		}
 		return w.Flush()
-	case "kill", "start", "restart", "cut", "heal":
+	case "kill", "stop", "start", "restart", "cut", "heal":
 		if fs.NArg() != 1 {
 			return fmt.Errorf("lab %s: name one node", cmd)
 		}
 		switch cmd {
 		case "kill":
 			return st.Kill(fs.Arg(0))
+		case "stop":
+			return st.Stop(fs.Arg(0))
 		case "start":
 			return st.Start(ctx, fs.Arg(0))
 		case "cut":

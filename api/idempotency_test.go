@@ -20,8 +20,6 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/orderflow/orderflow"
-	"github.com/orderflow/orderflow/activities/catalog"
-	"github.com/orderflow/orderflow/activities/fulfillment"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/internal/auth"
@@ -141,31 +139,7 @@ func TestConcurrentCancelsUnderOneKeyActOnceAndAnswerAlike(t *testing.T) {
 func deliveredOrder(t *testing.T, g *gateway, customer string, items ...orderflow.Item) string {
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestActivityEnvironment()
-	rc := testkit.Redis(t)
-	ord := &orders.Activities{DB: g.pool, Cache: rc, PII: testkit.PII(t)}
-	inv := &catalog.Inventory{DB: g.pool, Cache: rc, SetStatus: orders.RecordStatus}
-	ful := &fulfillment.Activities{DB: g.pool, Cache: rc}
-	env.RegisterActivity(ord)
-	env.RegisterActivity(inv)
-	env.RegisterActivity(ful)
-	id := uuid.NewString()
-	run := func(fn, arg, out any) {
-		v, err := env.ExecuteActivity(fn, arg)
-		require.NoError(t, err)
-		if out != nil {
-			require.NoError(t, v.Get(out))
-		}
-	}
-	var created orders.CreateOrderResult
-	run(ord.Create, orders.CreateOrderInput{OrderID: id, CustomerID: customer, Email: "a@b.co", Region: "test", Items: items}, &created)
-	run(inv.Reserve, catalog.ReserveInput{OrderID: id, Lines: created.Lines}, nil)
-	var started fulfillment.StartResult
-	run(ful.StartFulfillment, fulfillment.StartInput{OrderID: id, Lines: created.Lines}, &started)
-	for _, s := range started.Shipments {
-		run(ful.AdvanceShipment, fulfillment.AdvanceInput{OrderID: id, ShipmentID: s.ShipmentID, Type: fulfillment.ShipmentDelivered, At: time.Now()}, nil)
-	}
-	return id
+	return testkit.DeliveredOrder(t, suite.NewTestActivityEnvironment(), g.pool, testkit.Redis(t), customer, items...)
 }
 
 // Concurrent returns under one Idempotency-Key create one return and all

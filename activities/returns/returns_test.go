@@ -13,9 +13,6 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/orderflow/orderflow"
-	"github.com/orderflow/orderflow/activities/catalog"
-	"github.com/orderflow/orderflow/activities/fulfillment"
-	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/returns"
 	"github.com/orderflow/orderflow/devtools/testkit"
 )
@@ -24,30 +21,7 @@ import (
 // fulfillment to DELIVERED, as the saga would, and returns its id.
 func delivered(t *testing.T, env *testsuite.TestActivityEnvironment, items ...orderflow.Item) string {
 	t.Helper()
-	pool, rc := testkit.DB(t), testkit.Redis(t)
-	ord := &orders.Activities{DB: pool, Cache: rc, PII: testkit.PII(t)}
-	inv := &catalog.Inventory{DB: pool, Cache: rc, SetStatus: orders.RecordStatus}
-	ful := &fulfillment.Activities{DB: pool, Cache: rc}
-	env.RegisterActivity(ord)
-	env.RegisterActivity(inv)
-	env.RegisterActivity(ful)
-	id := uuid.NewString()
-	run := func(fn, arg, out any) {
-		v, err := env.ExecuteActivity(fn, arg)
-		require.NoError(t, err)
-		if out != nil {
-			require.NoError(t, v.Get(out))
-		}
-	}
-	var created orders.CreateOrderResult
-	run(ord.Create, orders.CreateOrderInput{OrderID: id, CustomerID: "c-ret", Email: "a@b.co", Region: "test", Items: items}, &created)
-	run(inv.Reserve, catalog.ReserveInput{OrderID: id, Lines: created.Lines}, nil)
-	var started fulfillment.StartResult
-	run(ful.StartFulfillment, fulfillment.StartInput{OrderID: id, Lines: created.Lines}, &started)
-	for _, s := range started.Shipments {
-		run(ful.AdvanceShipment, fulfillment.AdvanceInput{OrderID: id, ShipmentID: s.ShipmentID, Type: fulfillment.ShipmentDelivered, At: time.Now()}, nil)
-	}
-	return id
+	return testkit.DeliveredOrder(t, env, testkit.DB(t), testkit.Redis(t), "c-ret", items...)
 }
 
 func TestCreateBoundsReturnsByWhatWasDeliveredEvenWhenTheyRace(t *testing.T) {

@@ -313,9 +313,6 @@ func (r *Relay) publish(ctx context.Context, rows []outboxRow) ([]int64, map[int
 	}
 }
 
-// errNotConnected: the relay's NATS connection is down (reconnecting).
-var errNotConnected = errors.New("not connected to NATS")
-
 // send publishes one event and waits for JetStream's acknowledgement.
 func (r *Relay) send(ctx context.Context, row outboxRow) error {
 	stream, ok := StreamOf(row.env.Type)
@@ -331,12 +328,6 @@ func (r *Relay) send(ctx context.Context, row outboxRow) error {
 	msg := &nats.Msg{Subject: row.env.Type, Data: data, Header: nats.Header{}}
 	msg.Header.Set("Orderflow-Event-Version", strconv.Itoa(row.env.Version))
 	publish := func() error {
-		// While the connection is down a publish would wait in the
-		// client's reconnect buffer for its whole timeout: fail it at once
-		// (the partition backs off, the breaker counts it).
-		if nc := r.JS.Conn(); nc != nil && !nc.IsConnected() {
-			return errNotConnected
-		}
 		_, err := r.JS.PublishMsg(pctx, msg, jetstream.WithMsgID(row.env.ID), jetstream.WithExpectStream(stream))
 		return err
 	}

@@ -20,8 +20,6 @@ type downStream struct {
 	calls atomic.Int64
 }
 
-func (d *downStream) Conn() *nats.Conn { return nil }
-
 func (d *downStream) PublishMsg(context.Context, *nats.Msg, ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	d.calls.Add(1)
 	return nil, nats.ErrNoResponders

@@ -202,6 +202,9 @@ func (p *PostgresHA) Restore(ctx context.Context, m Members, target backup.Targe
 	p.restoreTo = &target
 	err = m.Start(ctx, r.Leader)
 	p.restoreTo = nil
+	if err != nil {
+		err = fmt.Errorf("%w\n%s", err, p.bootstrapTrail(0))
+	}
 	// Its configuration as usual again: a later start never restores.
 	if werr := p.writeConfig(0); err == nil {
 		err = werr
@@ -308,6 +311,32 @@ func (p *PostgresHA) replicaMethod(i int, since time.Time) string {
 		return "pgbackrest"
 	}
 	return "basebackup"
+}
+
+// bootstrapTrail is what says why member i's bootstrap from the repository
+// failed: the errors in its log (Patroni's and PostgreSQL's) and
+// pgBackRest's restore log.
+func (p *PostgresHA) bootstrapTrail(i int) string {
+	var out []string
+	srv, _ := p.BackupServer(i)
+	for _, f := range []string{filepath.Join(p.Data, MemberName(i)+".log"), filepath.Join(srv.Dir, "log", backup.Stanza+"-restore.log")} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			for _, w := range []string{"ERROR", "FATAL", "CRITICAL", "WARN"} {
+				if strings.Contains(l, w) && !strings.Contains(l, "the database system is") {
+					out = append(out, l)
+					break
+				}
+			}
+		}
+	}
+	if len(out) > 30 {
+		out = out[len(out)-30:]
+	}
+	return strings.Join(out, "\n")
 }
 
 // timeline is member i's timeline, as its Patroni reports it.

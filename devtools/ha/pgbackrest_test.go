@@ -119,11 +119,7 @@ func TestRestoreTakesTheClusterBackToTheTargetAndRebuildsTheReplicaFromTheReposi
 	root, base := haEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	data := t.TempDir()
-	for d := data; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		require.NoError(t, os.Chmod(d, 0o755))
-	}
-	p := &PostgresHA{Root: root, Data: data, PortBase: base + 400}
+	p := &PostgresHA{Root: root, Data: patroniData(t), PortBase: base + 400}
 	bringUp(ctx, t, p)
 	require.NoError(t, p.CreateDatabase(ctx, "orderflow", "orderflow", "orderflow"))
 	dsn := p.DSN("orderflow", "orderflow", "orderflow")

@@ -3,6 +3,7 @@ package ha
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -138,6 +139,9 @@ func TestRestoreTakesTheClusterBackToTheTargetAndRebuildsTheReplicaFromTheReposi
 	info, err := p.Backup(ctx, backup.Full)
 	require.NoError(t, err)
 	t.Logf("full backup %s from the primary", info.Label)
+	// pgBackRest records a backup's end to the second and restores to T
+	// only from a backup that ended before it: T is past that second.
+	time.Sleep(time.Until(info.Stop.Add(time.Second)))
 	insert(100, 200)
 	target := backup.Target{Time: time.Now().UTC()}
 	insert(200, 300)
@@ -161,6 +165,19 @@ func TestRestoreTakesTheClusterBackToTheTargetAndRebuildsTheReplicaFromTheReposi
 	// The restored leader takes writes, and its synchronous standby has them.
 	_, err = pool.Exec(ctx, "INSERT INTO kept VALUES (1000)")
 	require.NoError(t, err)
+
+	// A member rebuilt on purpose (patronictl reinit) is restored from the
+	// repository too, and streams again.
+	reinit := time.Now()
+	cmd := exec.CommandContext(ctx, "patronictl", "-c", p.config(1), "reinit", patroniScope, MemberName(1), "--force", "--wait")
+	cmd.Env = append(os.Environ(), "PATRONI_ETCD3_HOSTS="+p.etcdHosts())
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.NoError(t, waitFor(ctx, checkFunc{"pg2 the synchronous standby again", func(ctx context.Context) error {
+		_, _, err := p.Roles(ctx)
+		return err
+	}}, 2*time.Minute))
+	assert.Equal(t, "pgbackrest", p.replicaMethod(1, reinit), "patronictl reinit restores the member from the repository")
 }
 
 // testWriter sends a restore's progress lines to the test's log.

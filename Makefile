@@ -74,7 +74,8 @@ fuzz: ## run every fuzz target in FUZZ_PKGS for FUZZTIME each (default 60s); nee
 # Backups of the stack's PostgreSQL with pgBackRest (docs/operations.md,
 # Backups): BACKUP_TYPE auto (default: full when the last full is 7 days
 # old, else incremental), full, incr or diff; the repository is
-# <data>/backup/repo unless BACKUP_REPO_PATH or BACKUP_S3_BUCKET say.
+# <data>/backup/repo unless BACKUP_REPO_PATH or BACKUP_S3_BUCKET say (the
+# ha profile's members always share <data>/backup/repo).
 # TOPOLOGY=ha: the ha profile's Patroni cluster (its members archive from
 # the start; the backup is taken from the primary; a restore goes through
 # Patroni's bootstrap from the repository).
@@ -97,7 +98,9 @@ restore-drill: dev-bin ## the restore drill on a stack of its own (make test run
 # LAB_NETWORK names one) and free ports (unless LAB_PORTS says): both
 # Patroni members lost, the cluster restored to T through Patroni, the
 # replica rebuilt from the repository, the single-node drill's checks. Not
-# in make test: it takes about 5 minutes (docs/operations.md).
+# in make test: it takes about 3 minutes (docs/operations.md), over make
+# test's 2-minute budget for a stage, and make test already brings the
+# profile up once for chaos-ha.
 RESTORE_DRILL_HA_NETWORK ?= ofd:10.204.0.0/16
 restore-drill-ha: dev-bin ## the restore drill on the ha profile (Patroni): writes backup/results/
 	@devtools/install.sh pgbackrest haproxy sentinel patroni etcd iproute2

@@ -191,18 +191,8 @@ func (s *Server) listAudit(c echo.Context) error {
 		}
 		*f.into = v
 	}
-	limit, given := p["limit"]
-	if q.Limit, err = pageLimit(limit, given, defaultAuditLimit, maxAuditLimit); err != nil {
+	if q.Limit, q.After, err = idPage(p, cursorAudit, defaultAuditLimit, maxAuditLimit); err != nil {
 		return err
-	}
-	if after, given := p["after"]; given {
-		f, err := decodeCursor(after, cursorAudit, 1)
-		if err != nil {
-			return err
-		}
-		if q.After, err = strconv.ParseInt(f[0], 10, 64); err != nil || q.After < 0 {
-			return errBadCursor
-		}
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()

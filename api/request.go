@@ -269,6 +269,26 @@ func pageLimit(v string, present bool, def, max int) (int, error) {
 	return n, nil
 }
 
+// idPage reads the limit= and after= of a list paged by row id, whose
+// cursors are of kind: limit is def when absent, else 1 to max; after is 0
+// when absent. Anything else is a 400.
+func idPage(p map[string]string, kind string, def, max int) (limit int, after int64, err error) {
+	v, given := p["limit"]
+	if limit, err = pageLimit(v, given, def, max); err != nil {
+		return 0, 0, err
+	}
+	if v, given := p["after"]; given {
+		f, err := decodeCursor(v, kind, 1)
+		if err != nil {
+			return 0, 0, err
+		}
+		if after, err = strconv.ParseInt(f[0], 10, 64); err != nil || after < 0 {
+			return 0, 0, errBadCursor
+		}
+	}
+	return limit, after, nil
+}
+
 // Cursors (after=) are opaque to clients: base64url of a kind, a version
 // and the position the previous page ended at. A cursor is only a position,
 // never a permission: every page is filtered by the caller's rights anew.

@@ -2,13 +2,11 @@ package monitor_test
 
 import (
 	"context"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -30,28 +28,16 @@ import (
 	monitorflow "github.com/orderflow/orderflow/workflows/monitor"
 )
 
-// freshDB creates a database of the test's own on the test server, with
-// every migration applied, and drops it when the test ends: "no finding"
-// is a claim about a whole database.
+// freshDB is a PostgreSQL cluster of the test's own (a real server on a
+// port the kernel gave), with every migration applied: "no finding" is a
+// claim about a whole database.
 func freshDB(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	base := testkit.Require(t, testkit.EnvDatabase)
+	pg := testkit.PostgresServer(t)
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, base)
+	pool, err := db.Open(ctx, pg.URL)
 	require.NoError(t, err)
-	name := "c_mon_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
-	_, err = admin.Exec(ctx, "CREATE DATABASE "+name)
-	require.NoError(t, err)
-	u, err := url.Parse(base)
-	require.NoError(t, err)
-	u.Path = "/" + name
-	pool, err := db.Open(ctx, u.String())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		pool.Close()
-		_, _ = admin.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)")
-		_ = admin.Close(ctx)
-	})
+	t.Cleanup(pool.Close)
 	require.NoError(t, schema.Migrate(ctx, pool))
 	return pool
 }

@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -34,8 +35,8 @@ func TestARecentRunChecksTheWindowAndResolvesNothing(t *testing.T) {
 	start := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	env.SetStartTime(start)
 	var scopes []checks.Scope
-	record := func(res checks.CheckResult) func(checks.CheckInput) (checks.CheckResult, error) {
-		return func(in checks.CheckInput) (checks.CheckResult, error) {
+	record := func(res checks.CheckResult) func(context.Context, checks.CheckInput) (checks.CheckResult, error) {
+		return func(_ context.Context, in checks.CheckInput) (checks.CheckResult, error) {
 			scopes = append(scopes, in.Scope)
 			assert.True(t, in.Seen.Equal(start))
 			return res, nil
@@ -44,7 +45,7 @@ func TestARecentRunChecksTheWindowAndResolvesNothing(t *testing.T) {
 	env.OnActivity(a.MonitorOrders, mock.Anything, mock.Anything).Return(record(found(checks.KindLostOrder))).Once()
 	env.OnActivity(a.MonitorMoney, mock.Anything, mock.Anything).Return(record(found(checks.KindChargeMismatch))).Once()
 	env.OnActivity(a.MonitorStock, mock.Anything, mock.Anything).Return(
-		func(in checks.CheckInput) (checks.CheckResult, error) {
+		func(_ context.Context, in checks.CheckInput) (checks.CheckResult, error) {
 			assert.False(t, in.All, "the SKUs moved in the window only")
 			return found(checks.KindStockDrift), nil
 		}).Once()
@@ -75,17 +76,17 @@ func TestTheNightlyRunWalksEveryDayAndResolves(t *testing.T) {
 	first := start.Add(-40 * 24 * time.Hour)
 	env.OnActivity(a.MonitorFirstOrder, mock.Anything, checks.FirstOrderInput{Region: "eu"}).Return(first, nil).Once()
 	var days, money []checks.Scope
-	env.OnActivity(a.MonitorOrders, mock.Anything, mock.Anything).Return(func(in checks.CheckInput) (checks.CheckResult, error) {
+	env.OnActivity(a.MonitorOrders, mock.Anything, mock.Anything).Return(func(_ context.Context, in checks.CheckInput) (checks.CheckResult, error) {
 		days = append(days, in.Scope)
 		return checks.CheckResult{Checked: 1}, nil
 	})
-	env.OnActivity(a.MonitorMoney, mock.Anything, mock.Anything).Return(func(in checks.CheckInput) (checks.CheckResult, error) {
+	env.OnActivity(a.MonitorMoney, mock.Anything, mock.Anything).Return(func(_ context.Context, in checks.CheckInput) (checks.CheckResult, error) {
 		money = append(money, in.Scope)
 		assert.False(t, in.ListUntil.After(start))
 		assert.False(t, in.ListUntil.After(in.Scope.Until.Add(Chunk)), "a day more of the ledger than of the orders")
 		return checks.CheckResult{Checked: 1}, nil
 	})
-	env.OnActivity(a.MonitorStock, mock.Anything, mock.Anything).Return(func(in checks.CheckInput) (checks.CheckResult, error) {
+	env.OnActivity(a.MonitorStock, mock.Anything, mock.Anything).Return(func(_ context.Context, in checks.CheckInput) (checks.CheckResult, error) {
 		assert.True(t, in.All, "every SKU")
 		return checks.CheckResult{Checked: 1}, nil
 	}).Once()

@@ -179,6 +179,6 @@ func TestListChargesAsksForTheWindowWithRefundsAndKeepsOnlyOurs(t *testing.T) {
 		assert.Equal(t, "1796637600", r.form.Get("created[gte]"))
 		assert.Equal(t, "1796644800", r.form.Get("created[lt]"))
 		assert.Equal(t, "100", r.form.Get("limit"))
-		assert.Equal(t, []string{"data.latest_charge"}, r.form["expand[]"])
+		assert.Equal(t, "data.latest_charge", r.form.Get("expand[0]"), "%v", r.form)
 	}
 }

@@ -31,7 +31,7 @@ func TestOperatorsListTheMonitorsFindingsByKindAPageAtATime(t *testing.T) {
 		{Kind: monitor.KindStockDrift, Subject: a, Detail: a + ": off by one"},
 		{Kind: monitor.KindStockDrift, Subject: b, Detail: b + ": off by two"},
 	} {
-		opened, err := store.Record(ctx, []monitor.Finding{f}, seen)
+		opened, err := store.Record(ctx, "test", []monitor.Finding{f}, seen)
 		require.NoError(t, err)
 		require.Equal(t, 1, opened)
 	}
@@ -69,7 +69,7 @@ func TestOperatorsListTheMonitorsFindingsByKindAPageAtATime(t *testing.T) {
 	assert.Nil(t, mine[0].ResolvedAt)
 
 	// Resolved findings show with all=true only.
-	_, err := store.Resolve(ctx, []string{monitor.KindStockDrift}, seen.Add(time.Second))
+	_, err := store.Resolve(ctx, "test", []string{monitor.KindStockDrift}, seen.Add(time.Second))
 	require.NoError(t, err)
 	has := func(p FindingsPageJSON) bool {
 		for _, f := range p.Findings {

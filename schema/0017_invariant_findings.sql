@@ -4,6 +4,8 @@
 -- "Invariant monitor"): each row is one breach of an invariant the chaos
 -- runs prove (an order lost or stuck, money or stock drifting, a provider's
 -- ledger disagreeing with payments), found by the monitor's Schedule.
+--   region      the region whose monitor found it: each region's runs
+--               record and resolve their own
 --   kind        lost_order, stuck_saga, charge_mismatch, refund_over_charge,
 --               stock_drift or ledger_mismatch
 --   subject     what it is about: an order id, a SKU, or provider:charge
@@ -12,10 +14,11 @@
 --               the first and the latest run that saw it
 --   resolved_at set by the nightly run (which checks everything) when the
 --               breach is gone; a resolved finding is kept for the record
--- An open finding is unique per (kind, subject): a run that sees it again
--- only moves last_seen and refreshes detail.
+-- An open finding is unique per (region, kind, subject): a run that sees it
+-- again only moves last_seen and refreshes detail.
 CREATE TABLE invariant_findings (
     id          bigserial PRIMARY KEY,
+    region      text NOT NULL,
     kind        text NOT NULL CHECK (kind IN ('lost_order', 'stuck_saga', 'charge_mismatch', 'refund_over_charge',
                                                'stock_drift', 'ledger_mismatch')),
     subject     text NOT NULL,
@@ -24,7 +27,7 @@ CREATE TABLE invariant_findings (
     last_seen   timestamptz NOT NULL DEFAULT now(),
     resolved_at timestamptz
 );
-CREATE UNIQUE INDEX invariant_findings_open ON invariant_findings (kind, subject) WHERE resolved_at IS NULL;
+CREATE UNIQUE INDEX invariant_findings_open ON invariant_findings (region, kind, subject) WHERE resolved_at IS NULL;
 
 -- The monitor's run every 5 minutes reads the orders and the acceptance
 -- records of a recent window; these keep it from scanning either table.

@@ -67,7 +67,7 @@ func (a *Activities) record(ctx context.Context, in CheckInput, reps ...Report) 
 			all = append(all, f)
 		}
 	}
-	opened, err := Store{DB: a.DB}.Record(ctx, all, in.Seen)
+	opened, err := Store{DB: a.DB}.Record(ctx, in.Scope.Region, all, in.Seen)
 	if err != nil {
 		return CheckResult{}, err
 	}
@@ -177,14 +177,16 @@ func (a *Activities) MonitorFirstOrder(ctx context.Context, in FirstOrderInput) 
 	return *at, nil
 }
 
-// ResolveInput closes the findings a run over everything no longer saw.
+// ResolveInput closes the region's findings a run over everything no
+// longer saw.
 type ResolveInput struct {
-	Kinds []string  `json:"kinds"`
-	Seen  time.Time `json:"seen"`
+	Region string    `json:"region"`
+	Kinds  []string  `json:"kinds"`
+	Seen   time.Time `json:"seen"`
 }
 
 // MonitorResolve closes the open findings of the kinds given that the run
 // begun at Seen did not see again (Store.Resolve).
 func (a *Activities) MonitorResolve(ctx context.Context, in ResolveInput) (int64, error) {
-	return Store{DB: a.DB}.Resolve(ctx, in.Kinds, in.Seen)
+	return Store{DB: a.DB}.Resolve(ctx, in.Region, in.Kinds, in.Seen)
 }

@@ -27,17 +27,17 @@ type Store struct {
 // qRecord opens each finding not open yet and moves the last sighting of
 // those that are; the run's time (not the database's clock) is the
 // sighting's, so Resolve compares times of one clock.
-const qRecord = `INSERT INTO invariant_findings (kind, subject, detail, first_seen, last_seen)
-	SELECT k, s, d, $4, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS f(k, s, d)
-	ON CONFLICT (kind, subject) WHERE resolved_at IS NULL DO UPDATE
+const qRecord = `INSERT INTO invariant_findings (region, kind, subject, detail, first_seen, last_seen)
+	SELECT $5, k, s, d, $4, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS f(k, s, d)
+	ON CONFLICT (region, kind, subject) WHERE resolved_at IS NULL DO UPDATE
 		SET detail = EXCLUDED.detail, last_seen = greatest(invariant_findings.last_seen, EXCLUDED.last_seen)
 	RETURNING first_seen = last_seen`
 
-// Record stores what a run that began at seen found: a finding not open
-// yet opens a row, one open already is seen again. Findings of one kind
-// and subject are one row, their details joined. It returns how many rows
-// it opened.
-func (s Store) Record(ctx context.Context, findings []Finding, seen time.Time) (int, error) {
+// Record stores what a run of the region's monitor that began at seen
+// found: a finding not open yet opens a row, one open already is seen
+// again. Findings of one kind and subject are one row, their details
+// joined. It returns how many rows it opened.
+func (s Store) Record(ctx context.Context, region string, findings []Finding, seen time.Time) (int, error) {
 	merged := map[[2]string][]string{}
 	for _, f := range findings {
 		k := [2]string{f.Kind, f.Subject}
@@ -58,7 +58,7 @@ func (s Store) Record(ctx context.Context, findings []Finding, seen time.Time) (
 	}
 	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
 	defer cancel()
-	rows, err := s.DB.Query(ctx, qRecord, kinds, subjects, details, seen)
+	rows, err := s.DB.Query(ctx, qRecord, kinds, subjects, details, seen, region)
 	if err != nil {
 		return 0, fmt.Errorf("record findings: %w", err)
 	}
@@ -75,16 +75,16 @@ func (s Store) Record(ctx context.Context, findings []Finding, seen time.Time) (
 	return opened, nil
 }
 
-// Resolve closes the open findings of the kinds given that no run seen at
-// or after since saw again: a run over everything (the nightly one) that
-// checked those kinds and no longer found them. It returns how many it
-// closed.
-func (s Store) Resolve(ctx context.Context, kinds []string, since time.Time) (int64, error) {
+// Resolve closes the region's open findings of the kinds given that no run
+// begun at or after since saw again: a run over everything (the nightly
+// one) that checked those kinds and no longer found them. It returns how
+// many it closed.
+func (s Store) Resolve(ctx context.Context, region string, kinds []string, since time.Time) (int64, error) {
 	const q = `UPDATE invariant_findings SET resolved_at = now()
-		WHERE resolved_at IS NULL AND kind = ANY($1) AND last_seen < $2`
+		WHERE resolved_at IS NULL AND region = $3 AND kind = ANY($1) AND last_seen < $2`
 	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
 	defer cancel()
-	tag, err := s.DB.Exec(ctx, q, kinds, since)
+	tag, err := s.DB.Exec(ctx, q, kinds, since, region)
 	if err != nil {
 		return 0, fmt.Errorf("resolve findings: %w", err)
 	}
@@ -94,6 +94,7 @@ func (s Store) Resolve(ctx context.Context, kinds []string, since time.Time) (in
 // Row is a finding as stored.
 type Row struct {
 	ID         int64      `json:"id"`
+	Region     string     `json:"region"`
 	Kind       string     `json:"kind"`
 	Subject    string     `json:"subject"`
 	Detail     string     `json:"detail"`
@@ -120,7 +121,7 @@ type Page struct {
 
 // List reads a page of findings.
 func (s Store) List(ctx context.Context, q Query) (Page, error) {
-	const sql = `SELECT id, kind, subject, detail, first_seen, last_seen, resolved_at FROM invariant_findings
+	const sql = `SELECT id, region, kind, subject, detail, first_seen, last_seen, resolved_at FROM invariant_findings
 		WHERE ($1 = '' OR kind = $1) AND ($2 OR resolved_at IS NULL) AND id > $3
 		ORDER BY id LIMIT $4`
 	rows, err := s.DB.Query(ctx, sql, q.Kind, q.All, q.After, q.Limit+1)

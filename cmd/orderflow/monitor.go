@@ -16,7 +16,7 @@ const monitorUsage = "usage: orderflow monitor findings [--kind KIND] [--all] [-
 
 // runMonitor is `orderflow monitor findings`: it prints the invariant
 // monitor's open findings (all of them with --all), oldest first, one a
-// line: id, kind, subject, first and last seen, resolved, detail. The
+// line: id, region, kind, subject, first and last seen, resolved, detail. The
 // runbook for each kind is in docs/operations.md. It reads DATABASE_URL as
 // migrate does. The monitor's Schedules themselves are created by the
 // workers at start-up.
@@ -52,7 +52,7 @@ func runMonitor(ctx context.Context, out io.Writer, lookup env, args []string) e
 		if f.ResolvedAt != nil {
 			resolved = "resolved " + f.ResolvedAt.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(out, "%d\t%s\t%s\tfirst %s\tlast %s\t%s\t%s\n", f.ID, f.Kind, f.Subject,
+		fmt.Fprintf(out, "%d\t%s\t%s\t%s\tfirst %s\tlast %s\t%s\t%s\n", f.ID, f.Region, f.Kind, f.Subject,
 			f.FirstSeen.UTC().Format(time.RFC3339), f.LastSeen.UTC().Format(time.RFC3339), resolved, f.Detail)
 	}
 	_, err = fmt.Fprintf(out, "%d findings\n", len(page.Findings))

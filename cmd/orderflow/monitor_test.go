@@ -28,12 +28,12 @@ func TestMonitorFindingsListsTheOpenFindingsByKind(t *testing.T) {
 	require.NoError(t, schema.Migrate(ctx, pool))
 	store := monitor.Store{DB: pool}
 	seen := time.Now()
-	_, err = store.Record(ctx, []monitor.Finding{
+	_, err = store.Record(ctx, "test", []monitor.Finding{
 		{Kind: monitor.KindLostOrder, Subject: "order-a", Detail: "order-a: accepted, no order row"},
 		{Kind: monitor.KindStockDrift, Subject: "SKU-1", Detail: "SKU-1: events replay to 5/0 against row 6/0"},
 	}, seen)
 	require.NoError(t, err)
-	_, err = store.Resolve(ctx, []string{monitor.KindStockDrift}, seen.Add(time.Second))
+	_, err = store.Resolve(ctx, "test", []string{monitor.KindStockDrift}, seen.Add(time.Second))
 	require.NoError(t, err)
 	lookup := func(k string) (string, bool) {
 		if k == "DATABASE_URL" {

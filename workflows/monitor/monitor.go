@@ -116,7 +116,7 @@ func Run(ctx workflow.Context, in Input) (Result, error) {
 		return r.result, errors.Join(r.failed...)
 	}
 	if in.Nightly {
-		err := workflow.ExecuteActivity(ctx, a.MonitorResolve, checks.ResolveInput{Kinds: checks.Kinds(), Seen: r.now}).Get(ctx, &r.result.Resolved)
+		err := workflow.ExecuteActivity(ctx, a.MonitorResolve, checks.ResolveInput{Region: in.Region, Kinds: checks.Kinds(), Seen: r.now}).Get(ctx, &r.result.Resolved)
 		if err != nil {
 			return r.result, err
 		}

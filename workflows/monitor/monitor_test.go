@@ -91,7 +91,7 @@ func TestTheNightlyRunWalksEveryDayAndResolves(t *testing.T) {
 		return checks.CheckResult{Checked: 1}, nil
 	}).Once()
 	env.OnActivity(a.MonitorSagas, mock.Anything, mock.Anything).Return(checks.CheckResult{Checked: 1}, nil).Once()
-	env.OnActivity(a.MonitorResolve, mock.Anything, checks.ResolveInput{Kinds: checks.Kinds(), Seen: start}).Return(int64(2), nil).Once()
+	env.OnActivity(a.MonitorResolve, mock.Anything, checks.ResolveInput{Region: "eu", Kinds: checks.Kinds(), Seen: start}).Return(int64(2), nil).Once()
 	env.ExecuteWorkflow(Run, Input{Region: "eu", Nightly: true})
 	require.NoError(t, env.GetWorkflowError())
 	var res Result

@@ -191,7 +191,7 @@ func (s *Server) listAudit(c echo.Context) error {
 		}
 		*f.into = v
 	}
-	if q.Limit, q.After, err = idPage(p, cursorAudit, defaultAuditLimit, maxAuditLimit); err != nil {
+	if q.Limit, q.After, err = readPage(p, defaultAuditLimit, maxAuditLimit, parseAuditCursor); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
@@ -210,3 +210,6 @@ func (s *Server) listAudit(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, out)
 }
+
+// parseAuditCursor reads the after= of the audit log: the last entry's id.
+func parseAuditCursor(v string) (int64, error) { return parseIDCursor(v, cursorAudit) }

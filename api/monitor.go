@@ -53,7 +53,7 @@ func (s *Server) listFindings(c echo.Context) error {
 				Detail{Field: "all", Issue: "true (resolved findings too) or false (open ones only)"})
 		}
 	}
-	if q.Limit, q.After, err = idPage(p, cursorFindings, defaultFindingsLimit, maxFindingsLimit); err != nil {
+	if q.Limit, q.After, err = readPage(p, defaultFindingsLimit, maxFindingsLimit, parseFindingsCursor); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
@@ -71,3 +71,6 @@ func (s *Server) listFindings(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, out)
 }
+
+// parseFindingsCursor reads the after= of GET /v1/monitor/findings.
+func parseFindingsCursor(v string) (int64, error) { return parseIDCursor(v, cursorFindings) }

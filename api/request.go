@@ -256,37 +256,38 @@ func queryParams(c echo.Context, allowed ...string) (map[string]string, error) {
 	return out, nil
 }
 
-// pageLimit reads a page size: def when v is absent, else 1 to max.
-func pageLimit(v string, present bool, def, max int) (int, error) {
-	if !present {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > max {
-		return 0, newError(http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit must be between 1 and %d", max),
-			Detail{Field: "limit", Issue: fmt.Sprintf("an integer from 1 to %d", max)})
-	}
-	return n, nil
-}
-
-// idPage reads the limit= and after= of a list paged by row id, whose
-// cursors are of kind: limit is def when absent, else 1 to max; after is 0
-// when absent. Anything else is a 400.
-func idPage(p map[string]string, kind string, def, max int) (limit int, after int64, err error) {
-	v, given := p["limit"]
-	if limit, err = pageLimit(v, given, def, max); err != nil {
-		return 0, 0, err
+// readPage reads a page's limit= (def when absent, else 1 to max) and its
+// after= cursor, decoded by parse (the zero C when absent).
+func readPage[C any](p map[string]string, def, max int, parse func(string) (C, error)) (limit int, after C, err error) {
+	limit = def
+	if v, given := p["limit"]; given {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > max {
+			return 0, after, newError(http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit must be between 1 and %d", max),
+				Detail{Field: "limit", Issue: fmt.Sprintf("an integer from 1 to %d", max)})
+		}
+		limit = n
 	}
 	if v, given := p["after"]; given {
-		f, err := decodeCursor(v, kind, 1)
-		if err != nil {
-			return 0, 0, err
-		}
-		if after, err = strconv.ParseInt(f[0], 10, 64); err != nil || after < 0 {
-			return 0, 0, errBadCursor
+		if after, err = parse(v); err != nil {
+			return 0, after, err
 		}
 	}
 	return limit, after, nil
+}
+
+// parseIDCursor reads the after= of a list paged by row id, whose cursors
+// are of kind: a row id, 0 or more.
+func parseIDCursor(v, kind string) (int64, error) {
+	f, err := decodeCursor(v, kind, 1)
+	if err != nil {
+		return 0, err
+	}
+	id, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil || id < 0 {
+		return 0, errBadCursor
+	}
+	return id, nil
 }
 
 // Cursors (after=) are opaque to clients: base64url of a kind, a version

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/orderflow/orderflow/devtools/testkit"
@@ -45,7 +46,11 @@ func TestWhenActiveStartsTheWorkerOnAnActiveNamespaceAndStopsIt(t *testing.T) {
 
 	queue := "when-active-" + uuid.NewString()[:8]
 	w := &WhenActive{Client: c, Namespace: "default", Every: time.Hour, Log: zaptest.NewLogger(t),
-		Build: func() (Runner, error) { return worker.New(c, queue, worker.Options{}), nil }}
+		Build: func() (Runner, error) {
+			wk := worker.New(c, queue, worker.Options{})
+			wk.RegisterWorkflowWithOptions(func(workflow.Context) error { return nil }, workflow.RegisterOptions{Name: "noop"})
+			return wk, nil
+		}}
 	require.NoError(t, w.Start())
 	require.Eventually(t, w.Polling, 10*time.Second, 20*time.Millisecond, "the first check runs at once")
 	require.Eventually(t, func() bool { return pollers(t, c, queue) > 0 }, 30*time.Second, 100*time.Millisecond,

@@ -208,11 +208,11 @@ func loadFailover(lookup env) (failoverConfig, *config.Values) {
 // loaders build each component's configuration, for `orderflow config` and
 // the tests.
 var loaders = map[config.Component]func(env) *config.Values{
-	config.API:     func(e env) *config.Values { _, v := loadGateway(e); return v },
-	config.Worker:  func(e env) *config.Values { _, v := loadWorker(e); return v },
-	config.Migrate: func(e env) *config.Values { _, v := loadMigrate(e); return v },
-	config.Replay:  func(e env) *config.Values { _, v := loadReplay(e); return v },
-	config.Token:   func(e env) *config.Values { _, v := loadToken(e); return v },
+	config.API:      func(e env) *config.Values { _, v := loadGateway(e); return v },
+	config.Worker:   func(e env) *config.Values { _, v := loadWorker(e); return v },
+	config.Migrate:  func(e env) *config.Values { _, v := loadMigrate(e); return v },
+	config.Replay:   func(e env) *config.Values { _, v := loadReplay(e); return v },
+	config.Token:    func(e env) *config.Values { _, v := loadToken(e); return v },
 	config.Failover: func(e env) *config.Values { _, v := loadFailover(e); return v },
 }
 

@@ -32,7 +32,7 @@ the lost region (docs/regions.md, docs/operations.md):
                          acceptance records waiting for it commit
   2. promote_standby     the lost region's database standby here is promoted
                          (FAILOVER_STANDBY_DATABASE_URL)
-  3. activate_namespace  the namespace (TEMPORAL_NAMESPACE) becomes active in
+  3. activate_namespace  the namespace orders-LOST becomes active in
                          this cluster (TEMPORAL_ADDRESS), forced: the standby
                          set's workers start polling it
   4. redrive             sagas accepted in the last FAILOVER_REDRIVE_WINDOW
@@ -117,6 +117,9 @@ func runFailover(ctx context.Context, out io.Writer, lookup env, args []string) 
 			return fmt.Errorf("failover: %s is not set\n%s", name, failoverUsage)
 		}
 	}
+	// The lost region's namespace (docs/regions.md); the re-drive reads the
+	// lost region's database (DATABASE_URL) and starts sagas there.
+	cfg.Boot.Temporal.Namespace = namespaceOf(*lost)
 	log, err := boot.Logger(cfg.Boot, "failover")
 	if err != nil {
 		return err
@@ -146,6 +149,9 @@ func runFailover(ctx context.Context, out io.Writer, lookup env, args []string) 
 	}
 	return err
 }
+
+// namespaceOf is the global namespace whose home is region r.
+func namespaceOf(r string) string { return "orders-" + r }
 
 // failOver runs the failover's steps in order, stopping at the first that
 // fails (each is idempotent: a re-run picks up there).

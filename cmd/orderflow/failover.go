@@ -10,8 +10,6 @@ import (
 	"slices"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	replicationpb "go.temporal.io/api/replication/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
@@ -192,9 +190,10 @@ func failOver(ctx context.Context, cfg failoverConfig, nc client.NamespaceClient
 }
 
 // failBack hands the namespace back to the home region's cluster once it
-// is back: gracefully, both clusters up (no forced failover, so no saga
-// runs in two places), and requires the home region's standby again for
-// acceptance records. Run in the region that took over, against its
+// is back, with Temporal's graceful handover (regions.HandOver: writes stop
+// in this cluster, replication catches up, then the home cluster is
+// active; no saga runs in two places and nothing is left behind), after
+// requiring the home region's standbys again for acceptance records. Run in the region that took over, against its
 // cluster (the namespace's active one).
 func failBack(ctx context.Context, cfg failoverConfig, nc client.NamespaceClient, rec *failoverRecord) error {
 	home, err := homeCluster(ctx, nc, rec.Namespace, cfg.Boot)
@@ -214,40 +213,14 @@ func failBack(ctx context.Context, cfg failoverConfig, nc client.NamespaceClient
 		}
 	}
 	return rec.step("handover_namespace", func() (bool, any, error) {
-		changed, err := handOver(ctx, nc, rec.Namespace, home)
+		sys, err := systemClient(cfg.Boot)
+		if err != nil {
+			return false, nil, err
+		}
+		defer sys.Close()
+		changed, err := regions.HandOver(ctx, sys, nc, rec.Namespace, home, handoverTimeout)
 		return changed, nil, err
 	})
-}
-
-// handOver hands namespace ns, active in the cluster nc talks to, to
-// cluster target without forcing: first the namespace enters the handover
-// state (REPLICATION_STATE_HANDOVER: the active cluster takes no new writes
-// for it, so nothing more is written there that replication could leave
-// behind; sagas pause, their tasks retried), then target becomes active and
-// the state normal again. Nothing runs in two clusters at once, and every
-// saga step being idempotent by order id, a step that ran just before the
-// handover and runs again after it charges nothing twice. It reports
-// whether it changed anything: a namespace already active in target is
-// left as it is.
-func handOver(ctx context.Context, nc client.NamespaceClient, ns, target string) (bool, error) {
-	active, err := regions.ActiveCluster(ctx, nc, ns)
-	if err != nil {
-		return false, err
-	}
-	if active == target {
-		return false, nil
-	}
-	err = nc.Update(ctx, &workflowservice.UpdateNamespaceRequest{Namespace: ns,
-		ReplicationConfig: &replicationpb.NamespaceReplicationConfig{State: enumspb.REPLICATION_STATE_HANDOVER}})
-	if err != nil {
-		return false, fmt.Errorf("handover %s: enter the handover state: %w", ns, err)
-	}
-	err = nc.Update(ctx, &workflowservice.UpdateNamespaceRequest{Namespace: ns,
-		ReplicationConfig: &replicationpb.NamespaceReplicationConfig{ActiveClusterName: target, State: enumspb.REPLICATION_STATE_NORMAL}})
-	if err != nil {
-		return true, fmt.Errorf("handover %s to %s: %w", ns, target, err)
-	}
-	return true, nil
 }
 
 // homeCluster is the namespace's other cluster: the one it is handed back
@@ -267,6 +240,25 @@ func homeCluster(ctx context.Context, nc client.NamespaceClient, ns string, c bo
 		}
 	}
 	return "", fmt.Errorf("failback: %s is replicated to no other cluster than %s", ns, local)
+}
+
+// handoverTimeout bounds the graceful handover of a failback.
+const handoverTimeout = 2 * time.Minute
+
+// systemClient is a client of the local cluster's temporal-system
+// namespace with the SDK's own data converter: the server's handover
+// workflow reads its input as plain JSON (regions.HandOver).
+func systemClient(c boot.Config) (client.Client, error) {
+	tlsCfg, err := tlsconf.Client(c.Temporal.TLS)
+	if err != nil {
+		return nil, err
+	}
+	sys, err := client.Dial(client.Options{HostPort: c.Temporal.Address, Namespace: regions.SystemNamespace,
+		ConnectionOptions: client.ConnectionOptions{TLS: tlsCfg}})
+	if err != nil {
+		return nil, fmt.Errorf("dial temporal %s: %w", c.Temporal.Address, err)
+	}
+	return sys, nil
 }
 
 // namespaceClient is a namespace client on the local cluster.

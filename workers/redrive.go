@@ -70,7 +70,7 @@ func Redrive(ctx context.Context, c client.Client, namespace string, store order
 
 // redriveOne starts a's saga unless it exists, reporting whether it did.
 func redriveOne(ctx context.Context, c client.Client, keys *pii.Keyring, a orders.Accepted) (bool, error) {
-	_, err := c.DescribeWorkflowExecution(ctx, order.WorkflowID(a.OrderID), "")
+	_, err := c.DescribeWorkflow(ctx, order.WorkflowID(a.OrderID), "")
 	var notFound *serviceerror.NotFound
 	if err == nil || !errors.As(err, &notFound) {
 		return false, err

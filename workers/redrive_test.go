@@ -60,18 +60,18 @@ func TestRedriveStartsOnlyTheMissingSagasAndOnlyOnce(t *testing.T) {
 	assert.Equal(t, 1, rep.Present)
 	assert.Equal(t, []string{missing.Input.OrderID}, rep.Started)
 
-	d, err := c.DescribeWorkflowExecution(ctx, order.WorkflowID(missing.Input.OrderID), "")
+	d, err := c.DescribeWorkflow(ctx, order.WorkflowID(missing.Input.OrderID), "")
 	require.NoError(t, err)
-	assert.Equal(t, order.TaskQueue(region), d.GetExecutionConfig().GetTaskQueue().GetName())
+	assert.Equal(t, order.TaskQueue(region), d.RawResponse.GetExecutionConfig().GetTaskQueue().GetName())
 	var got order.Input
 	hist := c.GetWorkflowHistory(ctx, order.WorkflowID(missing.Input.OrderID), "", false, 0)
 	ev, err := hist.Next()
 	require.NoError(t, err)
 	require.NoError(t, pii.DataConverter(keys).FromPayloads(ev.GetWorkflowExecutionStartedEventAttributes().GetInput(), &got))
 	assert.Equal(t, missing.Input, got, "the saga starts with the input the gateway kept")
-	pd, err := c.DescribeWorkflowExecution(ctx, order.WorkflowID(present.Input.OrderID), "")
+	pd, err := c.DescribeWorkflow(ctx, order.WorkflowID(present.Input.OrderID), "")
 	require.NoError(t, err)
-	assert.Equal(t, run.GetRunID(), pd.GetWorkflowExecutionInfo().GetExecution().GetRunId(), "the existing saga is left alone")
+	assert.Equal(t, run.GetRunID(), pd.RawResponse.GetWorkflowExecutionInfo().GetExecution().GetRunId(), "the existing saga is left alone")
 
 	rep, err = Redrive(ctx, c, "default", store, keys, since, zaptest.NewLogger(t))
 	require.NoError(t, err)

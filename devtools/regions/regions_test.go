@@ -161,7 +161,7 @@ func TestEastLostOrdersEastFailsOverToWestWithItsDatabaseAndInFlightWorkflow(t *
 	}
 	defer west.Close()
 	replicated := checkFunc{before + " in west's own copy", func(ctx context.Context) error {
-		_, err := west.DescribeWorkflowExecution(noForwarding(ctx), before, "")
+		_, err := west.DescribeWorkflow(noForwarding(ctx), before, "")
 		return err
 	}}
 	if err := lab.Wait(ctx, replicated, time.Minute, nil); err != nil {
@@ -331,9 +331,12 @@ func TestEastLostOrdersEastFailsOverToWestWithItsDatabaseAndInFlightWorkflow(t *
 	}
 	defer eastAgain.Close()
 	for _, id := range []string{before, after} {
-		d, err := eastAgain.DescribeWorkflowExecution(noForwarding(ctx), id, "")
-		if err != nil || d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
-			t.Fatalf("%s in east after the handover: %v, %v", id, d.GetWorkflowExecutionInfo().GetStatus(), err)
+		d, err := eastAgain.DescribeWorkflow(noForwarding(ctx), id, "")
+		if err != nil {
+			t.Fatalf("%s in east after the handover: %v", id, err)
+		}
+		if status := d.RawResponse.GetWorkflowExecutionInfo().GetStatus(); status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+			t.Fatalf("%s in east after the handover: %v", id, status)
 		}
 	}
 	t.Logf("east healed: it heard of the failover after %s; the graceful handover back took %s",

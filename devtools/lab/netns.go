@@ -392,3 +392,22 @@ func (f CutNode) Inject(ctx context.Context) error { return f.Stack.Cut(ctx, f.N
 func (f CutNode) Heal(ctx context.Context) error { return f.Stack.Heal(ctx, f.Name) }
 
 func (f CutNode) String() string { return "cut " + f.Name }
+
+// HostAddr is the address at (third, fourth) past the subnet's first one
+// (10.201.0.0/16 with 1, 4: 10.201.1.4), a topology's fixed place for a
+// host; an error when the subnet is not IPv4 or does not hold it.
+func (n Network) HostAddr(third, fourth int) (string, error) {
+	_, ipn, err := net.ParseCIDR(n.Subnet)
+	if err != nil {
+		return "", fmt.Errorf("network %s: %w", n.Subnet, err)
+	}
+	base := ipn.IP.To4()
+	if base == nil {
+		return "", fmt.Errorf("network %s is not IPv4", n.Subnet)
+	}
+	ip := net.IPv4(base[0], base[1], base[2]+byte(third), base[3]+byte(fourth))
+	if !ipn.Contains(ip) || third < 0 || fourth < 0 || third > 255 || fourth > 255 {
+		return "", fmt.Errorf("network %s is too small for a host at +%d.%d", n.Subnet, third, fourth)
+	}
+	return ip.String(), nil
+}

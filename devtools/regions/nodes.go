@@ -2,10 +2,8 @@ package regions
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -244,30 +242,14 @@ func (p *Profile) balancer(cfg lab.Config) *lab.Node {
 // GatewaysUp is, per gateway (east-gw, west-sgw, west-gw, east-sgw),
 // whether the balancer's health check has it up, as its status page says.
 func (p *Profile) GatewaysUp(ctx context.Context) (map[string]bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.StatsURL(), nil)
+	st, err := lab.HAProxyStatus(ctx, p.StatsURL())
 	if err != nil {
 		return nil, err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	rows, err := csv.NewReader(res.Body).ReadAll()
-	if err != nil || len(rows) == 0 {
-		return nil, fmt.Errorf("haproxy stats: %v", err)
-	}
-	col := map[string]int{}
-	for i, h := range rows[0] {
-		col[strings.TrimPrefix(h, "# ")] = i
 	}
 	up := map[string]bool{}
-	for _, row := range rows[1:] {
-		px, sv := row[col["pxname"]], row[col["svname"]]
-		if px == "east" || px == "west" {
-			if sv != "BACKEND" && sv != "FRONTEND" {
-				up[sv] = strings.HasPrefix(row[col["status"]], "UP")
-			}
+	for _, home := range Names {
+		for sv, status := range st[home] {
+			up[sv] = strings.HasPrefix(status, "UP")
 		}
 	}
 	return up, nil

@@ -134,34 +134,24 @@ type Profile struct {
 
 // LoadProfile rebuilds the regions profile running under data.
 func LoadProfile(data string) (*Profile, error) {
-	data, _ = filepath.Abs(data)
-	st, err := lab.LoadState(data)
+	cfg, err := lab.LoadTopology(data, "regions")
 	if err != nil {
 		return nil, err
 	}
-	if st.Config.Topology != "regions" {
-		return nil, fmt.Errorf("regions: the stack under %s is not the regions profile (topology %q)", data, st.Config.Topology)
-	}
-	return NewProfile(st.Config)
+	return NewProfile(cfg)
 }
 
+// hostsOf places each region's hosts: region i's n-th role at
+// +(i+1).(n+1) of the network.
 func hostsOf(nw lab.Network) (map[string]lab.Host, error) {
-	_, ipn, err := net.ParseCIDR(nw.Subnet)
-	if err != nil {
-		return nil, err
-	}
-	base := ipn.IP.To4()
-	if base == nil {
-		return nil, fmt.Errorf("regions: network %s is not IPv4", nw.Subnet)
-	}
 	out := map[string]lab.Host{}
 	for i, r := range Names {
 		for n, role := range Roles {
-			ip := net.IPv4(base[0], base[1], base[2]+byte(i+1), base[3]+byte(n+1))
-			if !ipn.Contains(ip) {
-				return nil, fmt.Errorf("regions: network %s is too small for the regions' hosts", nw.Subnet)
+			addr, err := nw.HostAddr(i+1, n+1)
+			if err != nil {
+				return nil, fmt.Errorf("regions: %w", err)
 			}
-			out[Host(r, role)] = lab.Host{Addr: ip.String(), Netns: nw.Prefix + Host(r, role)}
+			out[Host(r, role)] = lab.Host{Addr: addr, Netns: nw.Prefix + Host(r, role)}
 		}
 	}
 	return out, nil
@@ -299,6 +289,9 @@ func NewProfile(cfg lab.Config) (*Profile, error) {
 			return nil, err
 		}
 		n.Netns, n.Reuse = hosts[n.Name].Netns, nil
+		// Its clients are on other hosts: Redis's protected mode would
+		// refuse all but loopback (no password in the lab, as make run).
+		n.Proc.Command = append(n.Proc.Command, "--protected-mode", "no")
 		nodes = append(nodes, n)
 	}
 	for _, r := range Names {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -160,7 +161,7 @@ func TestEastLostOrdersEastFailsOverToWestWithItsDatabaseAndInFlightWorkflow(t *
 	}
 	defer west.Close()
 	replicated := checkFunc{before + " in west's own copy", func(ctx context.Context) error {
-		_, err := west.DescribeWorkflowExecution(noForwarding(ctx), before, "")
+		_, err := west.DescribeWorkflow(noForwarding(ctx), before, "")
 		return err
 	}}
 	if err := lab.Wait(ctx, replicated, time.Minute, nil); err != nil {
@@ -286,6 +287,61 @@ func TestEastLostOrdersEastFailsOverToWestWithItsDatabaseAndInFlightWorkflow(t *
 	if _, err := promotedDB.Exec(ctx, "INSERT INTO regions_probe VALUES ('accepted-in-west')"); err != nil {
 		t.Fatalf("a write to west's promoted copy of east: %v", err)
 	}
+	// East returns (its primary stays out of the way: nothing here writes
+	// to it) and hears of the failover; orders-east is handed back to it
+	// gracefully, with what west ran while it was away.
+	if err := p.Heal(ctx, "east"); err != nil {
+		t.Fatal(err)
+	}
+	healed := time.Now()
+	ncEast, err := client.NewNamespaceClient(client.Options{HostPort: p.TemporalAddress("east")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ncEast.Close()
+	activeIn := func(nc client.NamespaceClient, want string) checkFunc {
+		return checkFunc{"orders-east active in " + want, func(ctx context.Context) error {
+			got, err := regionsx.ActiveCluster(ctx, nc, Namespace("east"))
+			if err == nil && got != want {
+				err = errors.New("active in " + got)
+			}
+			return err
+		}}
+	}
+	if err := lab.Wait(ctx, activeIn(ncEast, "west"), 2*time.Minute, nil); err != nil {
+		t.Fatalf("east's copy after the heal: %v", err)
+	}
+	heardAfter := time.Since(healed)
+	sys, err := client.Dial(client.Options{HostPort: p.TemporalAddress("west"), Namespace: regionsx.SystemNamespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	step = time.Now()
+	if changed, err := regionsx.HandOver(ctx, sys, nc, Namespace("east"), "east", time.Minute); err != nil || !changed {
+		t.Fatalf("hand orders-east back to east: changed %t, %v", changed, err)
+	}
+	handTook := time.Since(step)
+	if err := lab.Wait(ctx, activeIn(ncEast, "east"), time.Minute, nil); err != nil {
+		t.Fatalf("east's copy after the handover: %v", err)
+	}
+	eastAgain, err := client.Dial(client.Options{HostPort: p.TemporalAddress("east"), Namespace: Namespace("east")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eastAgain.Close()
+	for _, id := range []string{before, after} {
+		d, err := eastAgain.DescribeWorkflow(noForwarding(ctx), id, "")
+		if err != nil {
+			t.Fatalf("%s in east after the handover: %v", id, err)
+		}
+		if status := d.RawResponse.GetWorkflowExecutionInfo().GetStatus(); status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+			t.Fatalf("%s in east after the handover: %v", id, status)
+		}
+	}
+	t.Logf("east healed: it heard of the failover after %s; the graceful handover back took %s",
+		heardAfter.Round(100*time.Millisecond), handTook.Round(100*time.Millisecond))
+
 	t.Logf("bring-up %s; east cut: the balancer took east-gw out after %s; promote %s, drop the sync standby %s, switch orders-east %s; "+
 		"west accepted a workflow in orders-east %s after the cut, east's customers reached west-sgw %s after it",
 		upTook.Round(time.Second), detectTook.Round(100*time.Millisecond), promoteTook.Round(time.Millisecond),

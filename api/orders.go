@@ -144,10 +144,9 @@ func (s *Server) claimKey(ctx context.Context, customerID, key string, hash []by
 
 // orderInput is the saga's input for the request.
 func (s *Server) orderInput(orderID string, req *PlaceOrderRequest) order.Input {
-	return s.sagaInput(order.Input{
-		OrderID: orderID, CustomerID: req.CustomerID, Email: req.Email, PaymentToken: req.PaymentToken, Items: orderItems(req.Items),
-		ShippingAddress: req.ShippingAddress,
-	})
+	return s.sagaInput(order.Input{CreateOrderInput: orders.CreateOrderInput{
+		OrderID: orderID, CustomerID: req.CustomerID, Email: req.Email, Items: orderItems(req.Items), ShippingAddress: req.ShippingAddress,
+	}, PaymentToken: req.PaymentToken})
 }
 
 // sealStart seals the saga's start for the acceptance record, which a
@@ -577,14 +576,8 @@ func (s *Server) listOrders(c echo.Context) error {
 		return newError(http.StatusBadRequest, "invalid_request", "status is not an order status",
 			Detail{Field: "status", Issue: "one of " + strings.Join(orderflow.Statuses(), ", ")})
 	}
-	limit, given := p["limit"]
-	if q.Limit, err = pageLimit(limit, given, defaultHistoryLimit, maxHistoryLimit); err != nil {
+	if q.Limit, q.After, err = readPage(p, defaultHistoryLimit, maxHistoryLimit, parseOrderCursor); err != nil {
 		return err
-	}
-	if after, given := p["after"]; given {
-		if q.After, err = parseOrderCursor(after); err != nil {
-			return err
-		}
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()

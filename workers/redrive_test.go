@@ -22,8 +22,8 @@ import (
 func accept(t *testing.T, store orders.Store, keys *pii.Keyring, region string) order.Start {
 	t.Helper()
 	id := uuid.NewString()
-	start := order.Start{TotalCents: 990, Input: order.Input{OrderID: id, CustomerID: "c-" + id[:8], Email: "r@example.com",
-		Region: region, PaymentToken: "tok_visa", Items: []orderflow.Item{{SKU: "SKU-R", Quantity: 1}}}}
+	start := order.Start{TotalCents: 990, Input: order.Input{CreateOrderInput: orders.CreateOrderInput{OrderID: id, CustomerID: "c-" + id[:8],
+		Email: "r@example.com", Region: region, Items: []orderflow.Item{{SKU: "SKU-R", Quantity: 1}}}, PaymentToken: "tok_visa"}}
 	sealed, err := orders.SealStart(keys, id, start)
 	require.NoError(t, err)
 	claimed, err := store.ClaimKey(context.Background(), start.Input.CustomerID, "create_order", "k-"+id,

@@ -721,7 +721,8 @@ func (d *Dev) topologyLines() string {
 	var b strings.Builder
 	if d.Config.Topology == "regions" {
 		fmt.Fprintf(&b, "    topology       regions: east and west, each region's hosts (network namespaces) on %s; the gateway\n"+
-			"                   above routes by X-Orderflow-Region; a Temporal cluster per region (orders-east, orders-west);\n"+
+			"                   above routes by X-Orderflow-Region; a Temporal cluster per region (orders-east, orders-west;\n"+
+			"                   no Web UI: the CLI against REGION_<R>_TEMPORAL_ADDRESS, lab env);\n"+
 			"                   hosts and addresses: orderflow-dev lab status --profile regions (docs/regions.md)\n\n", d.Config.Network.Subnet)
 		return b.String()
 	}

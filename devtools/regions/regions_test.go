@@ -2,6 +2,7 @@ package regions
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"os"
@@ -65,11 +66,16 @@ const testQueue = "regions-test"
 // servedBy asks the balancer for /health/ready as a customer of home and
 // returns the gateway that answered.
 func servedBy(ctx context.Context, p *Profile, home string) (string, error) {
+	return servedWith(ctx, p, "X-Orderflow-Region", home)
+}
+
+// servedWith is servedBy with the request's one header given.
+func servedWith(ctx context.Context, p *Profile, header, value string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.APIURL()+"/health/ready", nil)
 	if err != nil {
 		return "", err
 	}
-	req.Header.Set("X-Orderflow-Region", home)
+	req.Header.Set(header, value)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", err
@@ -129,6 +135,15 @@ func TestEastLostOrdersEastFailsOverToWestWithItsDatabaseAndInFlightWorkflow(t *
 		if got, err := servedBy(ctx, p, home); err != nil || got != Backends(home)[0] {
 			t.Fatalf("a customer of %s is served by %q (%v), want %s", home, got, err, Backends(home)[0])
 		}
+	}
+	// Without the header, the bearer token's region claim routes (the
+	// balancer reads it unverified: the gateway checks the token).
+	claim := "Bearer e30." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"c-1","region":"west"}`)) + ".c2ln"
+	if got, err := servedWith(ctx, p, "Authorization", claim); err != nil || got != Backends("west")[0] {
+		t.Fatalf("a token whose region is west is served by %q (%v), want %s", got, err, Backends("west")[0])
+	}
+	if got, err := servedWith(ctx, p, "X-Nothing", "1"); err != nil || got != Backends("east")[0] {
+		t.Fatalf("a request that names no region is served by %q (%v), want %s", got, err, Backends("east")[0])
 	}
 	if state, err := regionsx.SyncState(ctx, p.PrimaryAdminURL("west", "postgres"), "east"); err != nil || state != "sync" {
 		t.Fatalf("west's standby in east: sync_state %q (%v), want sync", state, err)
@@ -208,6 +223,9 @@ func TestEastLostOrdersEastFailsOverToWestWithItsDatabaseAndInFlightWorkflow(t *
 		t.Fatalf("promote west's copy of east: promoted %t, %v", promoted, err)
 	}
 	promoteTook := time.Since(step)
+	if again, err := regionsx.Promote(ctx, p.StandbyURL("west", "postgres")); err != nil || again {
+		t.Fatalf("promote west's copy of east again: promoted %t, %v; want nothing to do", again, err)
+	}
 	select {
 	case err := <-committed:
 		t.Fatalf("a commit in west returned (%v) while its synchronous standby was cut off", err)
@@ -219,6 +237,9 @@ func TestEastLostOrdersEastFailsOverToWestWithItsDatabaseAndInFlightWorkflow(t *
 		t.Fatalf("drop east from west's synchronous standbys: left %q, %v", left, err)
 	}
 	dropTook := time.Since(step)
+	if left, err := regionsx.DropSyncStandby(ctx, p.PrimaryAdminURL("west", "postgres"), "east"); err != nil || left != "" {
+		t.Fatalf("drop east again: left %q, %v", left, err)
+	}
 	if err := <-committed; err != nil {
 		t.Fatalf("the commit that waited for east's standby: %v", err)
 	}

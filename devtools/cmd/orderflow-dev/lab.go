@@ -218,10 +218,11 @@ func freshStack(root, profile, data, ports string) (labStack, error) {
 	need := []string{"tools", "postgres", "redis"}
 	if p := lab.Profiles[profile]; p.Topology == "ha" {
 		need = append(need, "sentinel", "patroni", "etcd", "haproxy", "iproute2")
-	} else if p.Topology == "regions" {
-		need = append(need, "haproxy", "iproute2")
 	} else if os.Getenv("TEMPORAL_BACKEND") == "cluster" {
 		need = append(need, "haproxy")
+	}
+	if lab.Profiles[profile].Topology == "regions" {
+		need = append(need, "haproxy", "iproute2")
 	}
 	if err := install(root, need...); err != nil {
 		return nil, err

@@ -35,7 +35,7 @@ func (p *Profile) temporal(cfg lab.Config, r string) *lab.Node {
 			Command: []string{p.Bin.Server, "--root", "/", "--config", cfgDir, "--env", "region", "--allow-no-auth", "start"},
 			Env: []string{
 				"TEMPORAL_CLUSTER_NAME=" + r, "TEMPORAL_INITIAL_FAILOVER_VERSION=" + strconv.Itoa(idx+1),
-				"TEMPORAL_DB_ADDR=" + p.at(r, RolePostgres, PostgresPort), "TEMPORAL_DB_USER=" + temporalRole,
+				"TEMPORAL_DB_ADDR=" + p.TemporalDB(r).Addr, "TEMPORAL_DB_USER=" + temporalRole,
 				"TEMPORAL_DB_PASSWORD=" + temporalRole, "TEMPORAL_DB_NAME=temporal", "TEMPORAL_VIS_DB_NAME=temporal_visibility",
 				"TEMPORAL_BIND_IP=" + h.Addr, "TEMPORAL_PORT_BASE=" + strconv.Itoa(TemporalPort), "TEMPORAL_DYNAMIC_CONFIG=" + dyn,
 			},

@@ -81,6 +81,9 @@ const (
 	// a failover makes them serve it (docs/regions.md).
 	RoleStandbyGateway = "sgw"
 	RoleStandbyWorker  = "swk"
+	// RoleTemporalPostgres is not a host: Temporal's PostgreSQL runs on the
+	// primary's (<region>-pg), as the node <region>-tpg.
+	RoleTemporalPostgres = "tpg"
 )
 
 // Roles are the hosts of a region, in bring-up order; the n-th (from 0)
@@ -103,12 +106,15 @@ func Host(region, role string) string { return region + "-" + role }
 // are the usual numbers and collide with nothing on the machine; only the
 // balancer and the shared services take ports of the lab's namespace.
 const (
-	PostgresPort     = 5432
-	RedisPort        = 6379
-	TemporalPort     = 7233 // the frontend; the server's other services from there (region.yaml)
-	GatewayPort      = 8080
-	OperatorPort     = 8090 // the gateway's /metrics and /codec
-	WorkerHealthPort = 8085
+	PostgresPort = 5432
+	// TemporalPostgresPort is Temporal's own PostgreSQL, on the primary's
+	// host (TemporalDB).
+	TemporalPostgresPort = 5433
+	RedisPort            = 6379
+	TemporalPort         = 7233 // the frontend; the server's other services from there (region.yaml)
+	GatewayPort          = 8080
+	OperatorPort         = 8090 // the gateway's /metrics and /codec
+	WorkerHealthPort     = 8085
 )
 
 // Lab credentials: orderflow's role, Temporal's, and the superuser the
@@ -275,6 +281,13 @@ func NewProfile(cfg lab.Config) (*Profile, error) {
 		nodes = append(nodes, n)
 	}
 	for _, r := range Names {
+		n, err := p.temporalPostgres(cfg, r)
+		if err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, n)
+	}
+	for _, r := range Names {
 		n, err := p.standby(cfg, r)
 		if err != nil {
 			return nil, err
@@ -312,7 +325,7 @@ func NewProfile(cfg lab.Config) (*Profile, error) {
 	p.Dev = lab.NewDevStack(cfg, nodes)
 	p.Groups = map[string][]string{}
 	for _, r := range Names {
-		for _, role := range Roles {
+		for _, role := range append(Roles[:len(Roles):len(Roles)], RoleTemporalPostgres) {
 			p.Groups[r] = append(p.Groups[r], Host(r, role))
 		}
 	}
@@ -339,12 +352,68 @@ func pgSettings(hba string) []string {
 		"-c", "wal_keep_size=1GB", "-c", "hot_standby=on", "-c", "max_connections=200"}
 }
 
-// primary is region r's PostgreSQL: initdb the first time, orderflow's
-// role and database, Temporal's two databases and their schema.
+// primary is region r's PostgreSQL of orderflow's database: initdb the
+// first time, orderflow's role and database, commits local by default.
 func (p *Profile) primary(cfg lab.Config, r string) (*lab.Node, error) {
 	name := Host(r, RolePostgres)
+	pg := lab.Postgres{URL: p.DatabaseURL(r)}
+	n, err := p.postgres(cfg, name, pg)
+	if err != nil {
+		return nil, err
+	}
+	n.After = func(ctx context.Context) error {
+		// Rebuilt as a standby (RebuildAsStandby), it has it all already.
+		if standby, err := inRecovery(ctx, p.PrimaryAdminURL(r, "postgres")); err != nil || standby {
+			return err
+		}
+		if err := (lab.Postgres{URL: pg.URL, Private: true}).EnsureDatabase(ctx); err != nil {
+			return err
+		}
+		// Commits are local by default: orderflow's one record that must
+		// be in both regions before a 2xx (the acceptance record) asks for
+		// remote_apply in its own transaction (docs/regions.md).
+		return localCommit(ctx, p.PrimaryAdminURL(r, "postgres"))
+	}
+	return n, nil
+}
+
+// TemporalDB is region r's Temporal persistence: an instance of its own
+// beside the primary, on the same host (lost with it) but not replicated
+// to the other region (Temporal replicates its own data), so that the
+// primary's physical standby carries orderflow's data only, and a lost
+// region's primary can be rebuilt as a standby of its promoted copy while
+// the region's Temporal keeps its database.
+func (p *Profile) TemporalDB(r string) lab.TemporalDB {
+	return lab.TemporalDB{Addr: p.at(r, RolePostgres, TemporalPostgresPort), User: temporalRole, Password: temporalRole,
+		Database: "temporal", Visibility: "temporal_visibility"}
+}
+
+// temporalPostgres is region r's Temporal instance (TemporalDB): its
+// role, its two databases and their schema.
+func (p *Profile) temporalPostgres(cfg lab.Config, r string) (*lab.Node, error) {
+	tdb := p.TemporalDB(r)
+	n, err := p.postgres(cfg, Host(r, RoleTemporalPostgres), lab.Postgres{URL: tdb.URL(tdb.Database)})
+	if err != nil {
+		return nil, err
+	}
+	n.Netns = p.hosts[Host(r, RolePostgres)].Netns
+	n.After = func(ctx context.Context) error {
+		for _, u := range []string{tdb.URL(tdb.Database), tdb.URL(tdb.Visibility)} {
+			if err := (lab.Postgres{URL: u, Private: true}).EnsureDatabase(ctx); err != nil {
+				return err
+			}
+		}
+		return tdb.Schema(ctx, p.Bin)
+	}
+	return n, nil
+}
+
+// postgres is a PostgreSQL node of the profile called name, a private
+// cluster under the data directory (initdb the first time) listening where
+// pg.URL says, with the profile's settings (pgSettings).
+func (p *Profile) postgres(cfg lab.Config, name string, pg lab.Postgres) (*lab.Node, error) {
 	dir := filepath.Join(cfg.Data, name)
-	pg := lab.Postgres{URL: p.DatabaseURL(r), Private: true, Dir: dir, Log: filepath.Join(cfg.Data, "logs", name+".log")}
+	pg.Private, pg.Dir, pg.Log = true, dir, filepath.Join(cfg.Data, "logs", name+".log")
 	n, err := pg.Node()
 	if err != nil {
 		return nil, err
@@ -359,46 +428,58 @@ func (p *Profile) primary(cfg lab.Config, r string) (*lab.Node, error) {
 		}
 		return initdb(ctx)
 	}
-	tdb := lab.TemporalDB{Addr: p.at(r, RolePostgres, PostgresPort), User: temporalRole, Password: temporalRole,
-		Database: "temporal", Visibility: "temporal_visibility"}
-	n.After = func(ctx context.Context) error {
-		for _, u := range []string{pg.URL, tdb.URL(tdb.Database), tdb.URL(tdb.Visibility)} {
-			if err := (lab.Postgres{URL: u, Private: true}).EnsureDatabase(ctx); err != nil {
-				return err
-			}
-		}
-		// Commits are local by default: Temporal replicates its own data
-		// (multi-cluster replication), and orderflow's one record that
-		// must be in both regions before a 2xx (the acceptance record)
-		// asks for remote_apply in its own transaction (docs/regions.md).
-		if err := localCommit(ctx, p.PrimaryAdminURL(r, "postgres")); err != nil {
-			return err
-		}
-		return tdb.Schema(ctx, p.Bin)
-	}
 	return n, nil
 }
 
-// Statements that make each database's commits local by default.
-const (
-	qOrderflowLocal  = "ALTER DATABASE orderflow SET synchronous_commit = local"
-	qTemporalLocal   = "ALTER DATABASE temporal SET synchronous_commit = local"
-	qVisibilityLocal = "ALTER DATABASE temporal_visibility SET synchronous_commit = local"
-)
+// RebuildAsStandby makes region r's primary, after a failover promoted its
+// copy in the other region, a standby of that copy: the failback's first
+// step once r is back. It stops the node, drops its data directory (the
+// old timeline, which nothing must write to again), takes a base backup of
+// the promoted copy and starts the node again, streaming from it under the
+// application_name r; the failback's next step is the promoted copy's
+// RequireSyncStandby(r). Region r's Temporal instance (a node of its own)
+// is left alone.
+func (p *Profile) RebuildAsStandby(ctx context.Context, r string) error {
+	name := Host(r, RolePostgres)
+	if err := p.Stop(name); err != nil {
+		return err
+	}
+	dir := filepath.Join(p.Config.Data, name)
+	if err := os.RemoveAll(filepath.Join(dir, "data")); err != nil {
+		return err
+	}
+	if err := p.baseBackup(ctx, Host(Other(r), RoleStandby), r, dir); err != nil {
+		return err
+	}
+	return p.Start(ctx, name)
+}
 
+const qInRecovery = "SELECT pg_is_in_recovery()"
+
+// inRecovery reports whether the server at dsn is a standby.
+func inRecovery(ctx context.Context, dsn string) (bool, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.Background())
+	var b bool
+	err = conn.QueryRow(ctx, qInRecovery).Scan(&b)
+	return b, err
+}
+
+// qOrderflowLocal makes orderflow's commits local by default.
+const qOrderflowLocal = "ALTER DATABASE orderflow SET synchronous_commit = local"
+
+// localCommit makes orderflow's commits on the primary at dsn local by
+// default.
 func localCommit(ctx context.Context, dsn string) error {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, qOrderflowLocal); err != nil {
-		return err
-	}
-	if _, err := conn.Exec(ctx, qTemporalLocal); err != nil {
-		return err
-	}
-	_, err = conn.Exec(ctx, qVisibilityLocal)
+	_, err = conn.Exec(ctx, qOrderflowLocal)
 	return err
 }
 
@@ -407,27 +488,26 @@ func localCommit(ctx context.Context, dsn string) error {
 // it under the application_name r.
 func (p *Profile) standby(cfg lab.Config, r string) (*lab.Node, error) {
 	name := Host(r, RoleStandby)
-	dir := filepath.Join(cfg.Data, name)
-	n, err := lab.Postgres{URL: p.StandbyURL(r, "postgres"), Private: true, Dir: dir, Log: filepath.Join(cfg.Data, "logs", name+".log")}.Node()
+	n, err := p.postgres(cfg, name, lab.Postgres{URL: p.StandbyURL(r, "postgres")})
 	if err != nil {
 		return nil, err
 	}
-	n.Name, n.Netns, n.Reuse, n.After = name, p.hosts[name].Netns, nil, nil
-	hba := filepath.Join(dir, "pg_hba.conf")
-	n.Proc.Command = append(n.Proc.Command, pgSettings(hba)...)
-	n.ReadyTimeout = time.Minute
+	n.After, n.ReadyTimeout = nil, time.Minute
+	dir := filepath.Join(cfg.Data, name)
 	n.Before = func(ctx context.Context) error {
-		if err := p.hba(hba); err != nil {
+		if err := p.hba(filepath.Join(dir, "pg_hba.conf")); err != nil {
 			return err
 		}
-		return p.baseBackup(ctx, r, dir)
+		return p.baseBackup(ctx, Host(Other(r), RolePostgres), r, dir)
 	}
 	return n, nil
 }
 
-// baseBackup copies the other region's primary into dir/data, unless a
-// copy is there, and makes it a standby streaming from that primary.
-func (p *Profile) baseBackup(ctx context.Context, r, dir string) error {
+// baseBackup copies the server at src (a host of the profile: the other
+// region's primary, or after a failover the promoted copy) into dir/data,
+// unless a copy is there, and makes it a standby streaming from src under
+// the application_name r (the region it lives in).
+func (p *Profile) baseBackup(ctx context.Context, src, r, dir string) error {
 	cred, err := lab.PostgresUser()
 	if err != nil {
 		return err
@@ -450,16 +530,17 @@ func (p *Profile) baseBackup(ctx context.Context, r, dir string) error {
 	if err != nil {
 		return err
 	}
-	src := Other(r)
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "pg_basebackup"), "-h", p.Addr(src, RolePostgres), "-p", strconv.Itoa(PostgresPort),
+	srcAddr := p.hosts[src].Addr
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "pg_basebackup"), "-h", srcAddr, "-p", strconv.Itoa(PostgresPort),
 		"-U", superuser, "-D", data, "-X", "stream", "-c", "fast")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	cmd.Dir = "/" // the postgres account may not enter the caller's directory
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("pg_basebackup of %s: %w: %s", Host(src, RolePostgres), err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("pg_basebackup of %s: %w: %s", src, err, strings.TrimSpace(string(out)))
 	}
-	// The copy's postgresql.auto.conf is the primary's: its own standbys
-	// are not this one's (a promoted copy must not wait for them).
+	// The copy's postgresql.auto.conf is the source's: its own standbys
+	// are not this one's (a promoted copy must not wait for them), nor is
+	// its own primary, if it was a standby once.
 	auto := filepath.Join(data, "postgresql.auto.conf")
 	b, err := os.ReadFile(auto)
 	if err != nil {
@@ -467,12 +548,13 @@ func (p *Profile) baseBackup(ctx context.Context, r, dir string) error {
 	}
 	var keep []string
 	for _, l := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(l), "synchronous_standby_names") && l != "" {
+		t := strings.TrimSpace(l)
+		if !strings.HasPrefix(t, "synchronous_standby_names") && !strings.HasPrefix(t, "primary_conninfo") && l != "" {
 			keep = append(keep, l)
 		}
 	}
 	keep = append(keep, fmt.Sprintf("primary_conninfo = 'host=%s port=%d user=%s application_name=%s'",
-		p.Addr(src, RolePostgres), PostgresPort, superuser, r))
+		srcAddr, PostgresPort, superuser, r))
 	files := map[string]string{auto: strings.Join(keep, "\n") + "\n", filepath.Join(data, "standby.signal"): ""}
 	for path, content := range files {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {

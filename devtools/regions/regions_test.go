@@ -360,8 +360,37 @@ func TestEastLostOrdersEastFailsOverToWestWithItsDatabaseAndInFlightWorkflow(t *
 			t.Fatalf("%s in east after the handover: %v", id, status)
 		}
 	}
-	t.Logf("east healed: it heard of the failover after %s; the graceful handover back took %s",
-		heardAfter.Round(100*time.Millisecond), handTook.Round(100*time.Millisecond))
+	// East's database follows its promoted copy in west again: east-pg
+	// rebuilt as its standby, synchronous once more.
+	step = time.Now()
+	if err := p.RebuildAsStandby(ctx, "east"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := regionsx.RequireSyncStandby(ctx, p.StandbyURL("west", "postgres"), "east"); err != nil {
+		t.Fatal(err)
+	}
+	synced := checkFunc{"east-pg is the synchronous standby of west's copy of east", func(ctx context.Context) error {
+		state, err := regionsx.SyncState(ctx, p.StandbyURL("west", "postgres"), "east")
+		if err == nil && state != "sync" {
+			err = errors.New("sync_state " + state)
+		}
+		return err
+	}}
+	if err := lab.Wait(ctx, synced, time.Minute, nil); err != nil {
+		t.Fatal(err)
+	}
+	rebuildTook := time.Since(step)
+	rebuilt, err := pgx.Connect(ctx, p.DatabaseURL("east"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rebuilt.Close(context.Background())
+	var rows int
+	if err := rebuilt.QueryRow(ctx, "SELECT count(*) FROM regions_probe").Scan(&rows); err != nil || rows != 2 {
+		t.Fatalf("east-pg rebuilt has %d rows of regions_probe (%v), want east's and the one written in west", rows, err)
+	}
+	t.Logf("east healed: it heard of the failover after %s; the graceful handover back took %s; east-pg rebuilt as a synchronous standby in %s",
+		heardAfter.Round(100*time.Millisecond), handTook.Round(100*time.Millisecond), rebuildTook.Round(100*time.Millisecond))
 
 	t.Logf("bring-up %s; east cut: the balancer took east-gw out after %s; promote %s, drop the sync standby %s, switch orders-east %s; "+
 		"west accepted a workflow in orders-east %s after the cut, east's customers reached west-sgw %s after it",

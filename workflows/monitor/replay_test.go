@@ -1,7 +1,6 @@
 package monitor_test
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	checks "github.com/orderflow/orderflow/activities/monitor"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/workflows/monitor"
 )
 
@@ -19,16 +19,8 @@ import (
 // the current InvariantMonitor code. A change that would break running
 // monitors fails here; put it behind workflow.GetVersion.
 func TestReplayCommittedHistories(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.json")
-	require.NoError(t, err)
-	require.Len(t, files, 2, "the recent and the nightly run's histories")
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflowWithOptions(monitor.Run, workflow.RegisterOptions{Name: monitor.Workflow})
-			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
-		})
-	}
+	n := testkit.ReplayHistories(t, monitor.Workflow, monitor.Run)
+	require.Equal(t, 2, n, "the recent and the nightly run's histories")
 }
 
 // TestReplayCatchesAChangedMonitor shows the replay above can fail: the

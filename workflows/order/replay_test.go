@@ -1,7 +1,6 @@
 package order_test
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/orderflow/orderflow/activities/payment"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	"github.com/orderflow/orderflow/workflows/order"
 )
 
@@ -18,16 +18,7 @@ import (
 // against the current Order code. A change that would break running sagas
 // (a step added, removed or reordered without versioning) fails here.
 func TestReplayCommittedHistories(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.json")
-	require.NoError(t, err)
-	require.NotEmpty(t, files, "no committed histories to replay")
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflowWithOptions(order.Saga, workflow.RegisterOptions{Name: order.Workflow})
-			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
-		})
-	}
+	testkit.ReplayHistories(t, order.Workflow, order.Saga)
 }
 
 // TestReplayCatchesAChangedSaga shows the replay above can fail: the same

@@ -1,7 +1,6 @@
 package returns_test
 
 import (
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -9,11 +8,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/activities/returns"
+	"github.com/orderflow/orderflow/devtools/testkit"
 	returnflow "github.com/orderflow/orderflow/workflows/returns"
 )
 
@@ -67,14 +66,5 @@ func TestReturn_NothingLeftToRefund_FailsForAnOperatorWithoutMarkingItRefunded(t
 // TestReplayCommittedReturnHistories replays the committed histories of
 // the Return workflow, each recorded from a real run.
 func TestReplayCommittedReturnHistories(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.json")
-	require.NoError(t, err)
-	require.NotEmpty(t, files, "no committed histories to replay")
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflowWithOptions(returnflow.Receive, workflow.RegisterOptions{Name: returnflow.Workflow})
-			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
-		})
-	}
+	testkit.ReplayHistories(t, returnflow.Workflow, returnflow.Receive)
 }

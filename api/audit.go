@@ -191,18 +191,8 @@ func (s *Server) listAudit(c echo.Context) error {
 		}
 		*f.into = v
 	}
-	limit, given := p["limit"]
-	if q.Limit, err = pageLimit(limit, given, defaultAuditLimit, maxAuditLimit); err != nil {
+	if q.Limit, q.After, err = readPage(p, defaultAuditLimit, maxAuditLimit, parseAuditCursor); err != nil {
 		return err
-	}
-	if after, given := p["after"]; given {
-		f, err := decodeCursor(after, cursorAudit, 1)
-		if err != nil {
-			return err
-		}
-		if q.After, err = strconv.ParseInt(f[0], 10, 64); err != nil || q.After < 0 {
-			return errBadCursor
-		}
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
@@ -219,4 +209,17 @@ func (s *Server) listAudit(c echo.Context) error {
 		out.Next = encodeCursor(cursorAudit, strconv.FormatInt(page.Next, 10))
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// parseAuditCursor reads the after= of the audit log: the last entry's id.
+func parseAuditCursor(v string) (int64, error) {
+	f, err := decodeCursor(v, cursorAudit, 1)
+	if err != nil {
+		return 0, err
+	}
+	id, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil || id < 0 {
+		return 0, errBadCursor
+	}
+	return id, nil
 }

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/internal/health"
 	"github.com/orderflow/orderflow/workflows/order"
@@ -183,10 +184,10 @@ func (s *Server) checkSyntheticOrder(ctx context.Context) (string, error) {
 	orderID := uuid.NewString()
 	opts := s.sagaOptions(orderID, h.SyntheticOwner)
 	opts.StaticSummary = "Synthetic health-check order " + orderID
-	in := s.sagaInput(order.Input{
+	in := s.sagaInput(order.Input{CreateOrderInput: orders.CreateOrderInput{
 		OrderID: orderID, CustomerID: h.SyntheticOwner, Email: "synthetic-health@orderflow.invalid",
-		PaymentToken: payment.TokenVisa, Items: []orderflow.Item{{SKU: h.SyntheticSKU, Quantity: 1}},
-	})
+		Items: []orderflow.Item{{SKU: h.SyntheticSKU, Quantity: 1}},
+	}, PaymentToken: payment.TokenVisa})
 	in.Fulfill = false // nothing ships: the synthetic order ends CONFIRMED
 	run, err := s.Temporal.ExecuteWorkflow(ctx, opts, order.Workflow, in)
 	if err != nil {

@@ -137,10 +137,9 @@ func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderR
 	// before it writes the order.
 	opts := s.sagaOptions(orderID, req.CustomerID, order.OrderTotalCentsKey.ValueSet(totalCents))
 	opts.StaticSummary, opts.StaticDetails = sagaSummary(orderID, req, totalCents, currency), s.sagaDetails(req, totalCents, currency)
-	in := s.sagaInput(order.Input{
-		OrderID: orderID, CustomerID: req.CustomerID, Email: req.Email, PaymentToken: req.PaymentToken, Items: items,
-		ShippingAddress: req.ShippingAddress,
-	})
+	in := s.sagaInput(order.Input{CreateOrderInput: orders.CreateOrderInput{
+		OrderID: orderID, CustomerID: req.CustomerID, Email: req.Email, Items: items, ShippingAddress: req.ShippingAddress,
+	}, PaymentToken: req.PaymentToken})
 	_, err := s.Temporal.ExecuteWorkflow(ctx, opts, order.Workflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {
@@ -565,14 +564,8 @@ func (s *Server) listOrders(c echo.Context) error {
 		return newError(http.StatusBadRequest, "invalid_request", "status is not an order status",
 			Detail{Field: "status", Issue: "one of " + strings.Join(orderflow.Statuses(), ", ")})
 	}
-	limit, given := p["limit"]
-	if q.Limit, err = pageLimit(limit, given, defaultHistoryLimit, maxHistoryLimit); err != nil {
+	if q.Limit, q.After, err = readPage(p, defaultHistoryLimit, maxHistoryLimit, parseOrderCursor); err != nil {
 		return err
-	}
-	if after, given := p["after"]; given {
-		if q.After, err = parseOrderCursor(after); err != nil {
-			return err
-		}
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()

@@ -263,14 +263,8 @@ func (s *Server) searchProducts(c echo.Context) error {
 			Detail{Field: "q", Issue: fmt.Sprintf("at most %d words", maxSearchWords)})
 	}
 	q := catalog.SearchQuery{Words: words, Text: strings.TrimSpace(text)}
-	limit, given := p["limit"]
-	if q.Limit, err = pageLimit(limit, given, defaultSearchLimit, maxSearchLimit); err != nil {
+	if q.Limit, q.After, err = readPage(p, defaultSearchLimit, maxSearchLimit, parseProductCursor); err != nil {
 		return err
-	}
-	if after, given := p["after"]; given {
-		if q.After, err = parseProductCursor(after); err != nil {
-			return err
-		}
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()

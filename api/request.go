@@ -256,17 +256,24 @@ func queryParams(c echo.Context, allowed ...string) (map[string]string, error) {
 	return out, nil
 }
 
-// pageLimit reads a page size: def when v is absent, else 1 to max.
-func pageLimit(v string, present bool, def, max int) (int, error) {
-	if !present {
-		return def, nil
+// readPage reads a page's limit= (def when absent, else 1 to max) and its
+// after= cursor, decoded by parse (the zero C when absent).
+func readPage[C any](p map[string]string, def, max int, parse func(string) (C, error)) (limit int, after C, err error) {
+	limit = def
+	if v, given := p["limit"]; given {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > max {
+			return 0, after, newError(http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit must be between 1 and %d", max),
+				Detail{Field: "limit", Issue: fmt.Sprintf("an integer from 1 to %d", max)})
+		}
+		limit = n
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > max {
-		return 0, newError(http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit must be between 1 and %d", max),
-			Detail{Field: "limit", Issue: fmt.Sprintf("an integer from 1 to %d", max)})
+	if v, given := p["after"]; given {
+		if after, err = parse(v); err != nil {
+			return 0, after, err
+		}
 	}
-	return n, nil
+	return limit, after, nil
 }
 
 // Cursors (after=) are opaque to clients: base64url of a kind, a version

@@ -44,7 +44,7 @@ type Config struct {
 	InitialLimit int
 	// MinLimit and MaxLimit bound the limit (defaults 4 and 1000).
 	MinLimit, MaxLimit int
-	// QueueWait is the longest a request waits for a slot (default 50 ms).
+	// QueueWait is the longest a request waits for a slot (default 5 ms).
 	// A request whose estimated wait is longer is refused at once.
 	QueueWait time.Duration
 	// Window is how many samples make one latency measurement (default 10).
@@ -71,7 +71,7 @@ func (c Config) withDefaults() Config {
 	def(&c.Window, 10)
 	def(&c.LongWindow, 600)
 	if c.QueueWait <= 0 {
-		c.QueueWait = 50 * time.Millisecond
+		c.QueueWait = 5 * time.Millisecond
 	}
 	if c.Tolerance <= 0 {
 		c.Tolerance = 1.5

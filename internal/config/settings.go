@@ -214,7 +214,7 @@ var (
 		Doc: "the adaptive limit before the gateway has measured any latency"}, integer(1, maxInt))
 	AdmissionMaxLimit = declare(Setting{Name: "ADMISSION_MAX_LIMIT", Default: "600", Used: API, Section: secLimits,
 		Doc: "the highest the adaptive limit goes (the critical bulkhead's share of GATEWAY_MAX_IN_FLIGHT bounds it too)"}, integer(4, maxInt))
-	AdmissionQueueWait = declare(Setting{Name: "ADMISSION_QUEUE_WAIT", Default: "50ms", Used: API, Section: secLimits,
+	AdmissionQueueWait = declare(Setting{Name: "ADMISSION_QUEUE_WAIT", Default: "5ms", Used: API, Section: secLimits,
 		Doc: "longest a placement or cancel waits for a slot; one whose estimated wait is longer is refused at once"}, duration(time.Millisecond))
 	AdmissionBacklogMaxAge = declare(Setting{Name: "ADMISSION_BACKLOG_MAX_AGE", Default: "10s", Used: API, Section: secLimits,
 		Doc: "refuse new placements (503, cancels still pass) while the oldest task of the region's order task queue is older (0: off)"}, duration(0))

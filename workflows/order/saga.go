@@ -78,18 +78,14 @@ func WorkflowID(orderID string) string { return "order-" + orderID }
 // for a workflow id WorkflowID did not make.
 func IDOf(workflowID string) (string, bool) { return strings.CutPrefix(workflowID, "order-") }
 
-// Input is what the gateway accepted.
+// Input is what the gateway accepted: the order the saga writes (its
+// fields, promoted, keep their JSON names, so histories written before the
+// embedding decode alike) and how to charge and fulfil it. The shipping
+// address is personal data: it travels sealed by the payload codec and is
+// stored sealed by Create.
 type Input struct {
-	OrderID      string           `json:"order_id"`
-	CustomerID   string           `json:"customer_id"`
-	Email        string           `json:"email"`
-	Region       string           `json:"region"`
-	PaymentToken string           `json:"payment_token"`
-	Items        []orderflow.Item `json:"items"`
-	// ShippingAddress is personal data: it travels sealed by the payload
-	// codec and is stored sealed by Create. Sagas started before addresses
-	// were taken have none.
-	ShippingAddress *orderflow.Address `json:"shipping_address,omitempty"`
+	orders.CreateOrderInput
+	PaymentToken string `json:"payment_token"`
 	// Payment parking: while no provider can take the charge, the order
 	// waits in PAYMENT_PENDING and the charge is retried on durable timers,
 	// the interval doubling from PaymentRetryInitial to PaymentRetryMax, until
@@ -277,10 +273,7 @@ func (o *saga) run(ctx workflow.Context) (View, error) {
 	cctx, cancelCreate := workflow.NewDisconnectedContext(ctx)
 	defer cancelCreate()
 	cctx = forwardOptions(cctx, serviceTimeout)
-	err := workflow.ExecuteLocalActivity(cctx, ord.Create, orders.CreateOrderInput{
-		OrderID: o.in.OrderID, CustomerID: o.in.CustomerID, Email: o.in.Email, Region: o.in.Region, Items: o.in.Items,
-		ShippingAddress: o.in.ShippingAddress,
-	}).Get(cctx, &created)
+	err := workflow.ExecuteLocalActivity(cctx, ord.Create, o.in.CreateOrderInput).Get(cctx, &created)
 	if err != nil {
 		return o.abort(ctx, err, ReasonCreateFailed)
 	}

@@ -40,15 +40,14 @@ var (
 var compensationNames = []string{"Release", "Refund", "Revert", "CancelShipments"}
 
 func testInput() order.Input {
-	return order.Input{
+	return order.Input{CreateOrderInput: orders.CreateOrderInput{
 		OrderID:         "o-1",
 		CustomerID:      "c-1",
 		Email:           "ada@example.com",
 		Region:          "eu",
-		PaymentToken:    "tok_visa",
 		Items:           []orderflow.Item{{SKU: "SKU-1", Quantity: 2}},
 		ShippingAddress: &testAddress,
-	}
+	}, PaymentToken: "tok_visa"}
 }
 
 var testAddress = orderflow.Address{Name: "Ada", Line1: "1 Main St", City: "Lyon", PostalCode: "69001", Country: "FR"}

@@ -15,6 +15,13 @@ import (
 type Config struct {
 	// Region is the region whose task queue new orders go to.
 	Region string
+	// Regions are the configured regions a request's X-Orderflow-Region
+	// may name (docs/regions.md); empty: only Region.
+	Regions []string
+	// AcceptCommit is the synchronous_commit level of an order's
+	// acceptance record: remote_apply or on wait for the other region's
+	// synchronous standby; empty keeps the server's default.
+	AcceptCommit string
 	// BodyLimit caps request bodies, in bytes (default DefaultBodyLimit).
 	BodyLimit int64
 	// IdempotencyTTL is how long an Idempotency-Key is remembered (default

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -70,7 +70,12 @@ func (s *Server) placeOrder(c echo.Context) error {
 		return err
 	}
 
-	claim, err := s.claimKey(ctx, req.CustomerID, key, requestHash(&req))
+	orderID := uuid.NewString()
+	saga, err := s.sealStart(orderID, &req, total)
+	if err != nil {
+		return err
+	}
+	claim, err := s.claimKey(ctx, req.CustomerID, key, requestHash(&req), orderID, saga)
 	if err != nil {
 		return err
 	}
@@ -98,18 +103,25 @@ type keyClaim struct {
 	replayed bool
 }
 
-// claimKey records the key with a new order id, or returns the first request's
-// claim. The same key with a different body is refused with 422. Keys are
-// scoped by (customer, operation, key), and the customer is the token's
-// subject, so one caller's keys never collide with another's.
-func (s *Server) claimKey(ctx context.Context, customerID, key string, hash []byte) (keyClaim, error) {
-	orderID := uuid.NewString()
+// claimKey records the key with the new order id and the saga's sealed
+// start, or returns the first request's claim. The same key with a different
+// body is refused with 422. Keys are scoped by (customer, operation, key),
+// and the customer is the token's subject, so one caller's keys never collide
+// with another's. Either way the record is durable where AcceptCommit asks
+// (both regions) before it returns; when it cannot be made so in time the
+// answer is a 503, never a 2xx.
+func (s *Server) claimKey(ctx context.Context, customerID, key string, hash []byte, orderID string, saga []byte) (keyClaim, error) {
 	body, _ := json.Marshal(Accepted{OrderID: orderID, Status: orderflow.StatusPending, StatusURL: "/v1/orders/" + orderID})
 	// An expired key is taken over as if it were new.
 	store := s.ordersStore()
 	claimed, err := store.ClaimKey(ctx, customerID, opCreateOrder, key,
-		orders.Acceptance{OrderID: orderID, RequestHash: hash, Status: http.StatusAccepted, Body: body}, s.IdempotencyTTL)
+		orders.Acceptance{OrderID: orderID, RequestHash: hash, Status: http.StatusAccepted, Body: body, Saga: saga}, s.IdempotencyTTL)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
+			s.orderLog(ctx, orderID).Warn("acceptance record not durable in time", zap.Error(err))
+			return keyClaim{}, unavailable("acceptance_not_durable",
+				"the order could not be recorded durably in time; retry with the same Idempotency-Key")
+		}
 		return keyClaim{}, err
 	}
 	if claimed {
@@ -130,17 +142,30 @@ func (s *Server) claimKey(ctx context.Context, customerID, key string, hash []by
 	return keyClaim{orderID: first.OrderID, status: first.Status, body: first.Body, started: first.Started, replayed: true}, nil
 }
 
+// orderInput is the saga's input for the request.
+func (s *Server) orderInput(orderID string, req *PlaceOrderRequest) order.Input {
+	return s.sagaInput(order.Input{CreateOrderInput: orders.CreateOrderInput{
+		OrderID: orderID, CustomerID: req.CustomerID, Email: req.Email, Items: orderItems(req.Items), ShippingAddress: req.ShippingAddress,
+	}, PaymentToken: req.PaymentToken})
+}
+
+// sealStart seals the saga's start for the acceptance record, which a
+// re-drive opens after a region's loss (docs/regions.md); nil when the
+// gateway has no PII keys (tests that do not re-drive).
+func (s *Server) sealStart(orderID string, req *PlaceOrderRequest, totalCents int64) ([]byte, error) {
+	if s.PII == nil {
+		return nil, nil
+	}
+	return orders.SealStart(s.PII, orderID, order.Start{Input: s.orderInput(orderID, req), TotalCents: totalCents})
+}
+
 // startSaga starts order-<id>, or attaches to it when it already runs or ran.
 func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderRequest, totalCents int64, currency string) error {
-	items := orderItems(req.Items)
 	// The catalog's price now; the saga corrects it if a price changes
 	// before it writes the order.
 	opts := s.sagaOptions(orderID, req.CustomerID, order.OrderTotalCentsKey.ValueSet(totalCents))
 	opts.StaticSummary, opts.StaticDetails = sagaSummary(orderID, req, totalCents, currency), s.sagaDetails(req, totalCents, currency)
-	in := s.sagaInput(order.Input{CreateOrderInput: orders.CreateOrderInput{
-		OrderID: orderID, CustomerID: req.CustomerID, Email: req.Email, Items: items, ShippingAddress: req.ShippingAddress,
-	}, PaymentToken: req.PaymentToken})
-	_, err := s.Temporal.ExecuteWorkflow(ctx, opts, order.Workflow, in)
+	_, err := s.Temporal.ExecuteWorkflow(ctx, opts, order.Workflow, s.orderInput(orderID, req))
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {
 		s.orderLog(ctx, orderID).Warn("start order saga", zap.Error(err))
@@ -149,24 +174,9 @@ func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderR
 	return nil
 }
 
-// sagaOptions are the start options of order-<id> on the region's task
-// queue, with the search attributes operators filter on set from the start.
-// Every start of an Order saga uses them: USE_EXISTING and REJECT_DUPLICATE
-// make a repeated start attach to the saga that runs or ran.
+// sagaOptions are order.StartOptions in the gateway's region.
 func (s *Server) sagaOptions(orderID, customerID string, extra ...temporal.SearchAttributeUpdate) client.StartWorkflowOptions {
-	attrs := append([]temporal.SearchAttributeUpdate{
-		order.OrderStatusKey.ValueSet(orderflow.StatusPending),
-		order.CustomerIDKey.ValueSet(customerID),
-		order.RegionKey.ValueSet(s.Region),
-	}, extra...)
-	return client.StartWorkflowOptions{
-		ID:                       order.WorkflowID(orderID),
-		TaskQueue:                order.TaskQueue(s.Region),
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		EnableEagerStart:         s.EagerStart,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(attrs...),
-	}
+	return order.StartOptions(orderID, customerID, s.Region, s.EagerStart, extra...)
 }
 
 // maxDetailLines bounds the lines a saga's details list; the rest are counted.
@@ -351,7 +361,9 @@ func (s *Server) cachedOrder(ctx context.Context, id string) (*OrderJSON, error)
 }
 
 // ordersStore is the orders area's store over the gateway's pool.
-func (s *Server) ordersStore() orders.Store { return orders.Store{DB: s.DB} }
+func (s *Server) ordersStore() orders.Store {
+	return orders.Store{DB: s.DB, AcceptCommit: s.AcceptCommit}
+}
 
 // loadOrder reads the order's record as the API shows it; nil, nil when
 // the saga has not written it.

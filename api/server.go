@@ -20,6 +20,7 @@ import (
 	"github.com/orderflow/orderflow/internal/cache"
 	"github.com/orderflow/orderflow/internal/health"
 	"github.com/orderflow/orderflow/internal/logging"
+	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/internal/telemetry"
 )
 
@@ -55,6 +56,10 @@ type Server struct {
 	// Auth verifies the bearer token every /v1 route and GET /health/deep
 	// require. Without it those routes answer 401 to everyone.
 	Auth *auth.Authenticator
+
+	// PII seals the saga's start kept in an order's acceptance record for
+	// a re-drive (docs/regions.md); nil keeps none.
+	PII *pii.Keyring
 
 	// Codec, when set, serves the codec server on /codec/ for operators:
 	// the Web UI and the temporal CLI decode the sealed payloads of sagas'
@@ -148,7 +153,7 @@ func (s *Server) customerEcho() *echo.Echo {
 	// route takes an Idempotency-Key (s.idempotent; placement its own). Customers see
 	// only their own orders: the handlers answer 404 for anyone else's.
 	anyone := auth.RequireRole(auth.RoleCustomer, auth.RoleOperator)
-	v1 := e.Group("/v1", auth.Required)
+	v1 := e.Group("/v1", auth.Required, s.homeRegion)
 	v1.POST("/orders", s.placeOrder, auth.RequireRole(auth.RoleCustomer))
 	v1.GET("/orders", s.listOrders, anyone)
 	v1.GET("/orders/:id", s.getOrder, anyone)
@@ -158,6 +163,7 @@ func (s *Server) customerEcho() *echo.Echo {
 	v1.PUT("/products/:sku", s.putProduct, auth.RequireRole(auth.RoleOperator), s.idempotent)
 	v1.DELETE("/customers/:id/pii", s.eraseCustomerPII, auth.RequireRole(auth.RoleAdmin), s.idempotent)
 	v1.GET("/audit", s.listAudit, auth.RequireRole(auth.RoleAdmin))
+	v1.GET("/monitor/findings", s.listFindings, auth.RequireRole(auth.RoleOperator))
 	s.fulfillmentRoutes(e, v1, anyone)
 	// The API's contract is public: no token needed to read it.
 	e.GET(OpenAPIPath, s.openAPI)

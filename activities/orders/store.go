@@ -19,6 +19,11 @@ import (
 // lines through the same query.
 type Store struct {
 	DB *pgxpool.Pool
+	// AcceptCommit is the synchronous_commit level an order's acceptance
+	// record is committed at (ClaimKey): remote_apply or on make it wait
+	// for the synchronous standby in the other region (docs/regions.md);
+	// empty keeps the server's default.
+	AcceptCommit string
 }
 
 // Summary is an order without its lines and status changes: what the
@@ -96,29 +101,48 @@ type Acceptance struct {
 	Body        []byte
 	// Started says the saga has written the order (read by LoadKey only).
 	Started bool
+	// Saga is the saga's start sealed by SealStart, kept for the re-drive
+	// after a region's loss (written by ClaimKey only; nil: none).
+	Saga []byte
 }
 
 // ClaimKey records a under the key, scoped by (customer, operation, key),
 // for ttl. It reports false, writing nothing, when the key is already held
 // and not expired; an expired key is taken over as if it were new.
+//
+// The record is committed in a transaction of its own at AcceptCommit
+// (durably), so true or false with a nil error means the record is durable
+// where the server's synchronous_standby_names asks: a held key's row is
+// rewritten in the same way, so a replay too is answered only once the first
+// request's record is (its commit is behind the first one's in the WAL). An
+// error (ctx's deadline while the standby does not answer) means the record
+// may exist locally but is not known to be durable.
 func (s Store) ClaimKey(ctx context.Context, customerID, operation, key string, a Acceptance, ttl time.Duration) (bool, error) {
-	const q = `INSERT INTO idempotency_keys
-			(customer_id, operation, idempotency_key, request_hash, order_id, response_status, response_body, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8::interval)
+	const claim = `INSERT INTO idempotency_keys
+			(customer_id, operation, idempotency_key, request_hash, order_id, response_status, response_body, expires_at, saga)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8::interval, $9)
 		ON CONFLICT (customer_id, operation, idempotency_key) DO UPDATE
 			SET request_hash = EXCLUDED.request_hash, order_id = EXCLUDED.order_id, response_status = EXCLUDED.response_status,
-			    response_body = EXCLUDED.response_body, created_at = now(), expires_at = EXCLUDED.expires_at
+			    response_body = EXCLUDED.response_body, created_at = now(), expires_at = EXCLUDED.expires_at, saga = EXCLUDED.saga
 			WHERE idempotency_keys.expires_at < now()
 		RETURNING order_id::text`
-	var got string
-	err := s.DB.QueryRow(ctx, q, customerID, operation, key, a.RequestHash, a.OrderID, a.Status, a.Body, ttl.String()).Scan(&got)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
-	}
+	const reconfirm = `UPDATE idempotency_keys SET expires_at = expires_at
+		WHERE customer_id = $1 AND operation = $2 AND idempotency_key = $3`
+	claimed := false
+	err := s.durably(ctx, func(tx pgx.Tx) error {
+		var got string
+		err := tx.QueryRow(ctx, claim, customerID, operation, key, a.RequestHash, a.OrderID, a.Status, a.Body, ttl.String(), a.Saga).Scan(&got)
+		if errors.Is(err, pgx.ErrNoRows) {
+			_, err = tx.Exec(ctx, reconfirm, customerID, operation, key)
+			return err
+		}
+		claimed = err == nil
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("claim idempotency key: %w", err)
 	}
-	return true, nil
+	return claimed, nil
 }
 
 // LoadKey reads the acceptance record held under the key, with whether its

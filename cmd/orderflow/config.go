@@ -59,6 +59,11 @@ type workerConfig struct {
 	// Messaging is the worker process's mail server and event stream (the
 	// gateway's embedded worker runs no outbox pool).
 	Messaging workers.MessagingConfig
+	// Namespaces, when set, are the namespaces a worker process polls, each
+	// only while its cluster is active for it, asked every NamespaceCheck
+	// (docs/regions.md); empty: the client's namespace, always.
+	Namespaces     []string
+	NamespaceCheck time.Duration
 }
 
 // paymentConfig is what the worker's payment activities are built from:
@@ -77,6 +82,8 @@ func loadGateway(lookup env) (gatewayConfig, *config.Values) {
 		Boot: boot.Common(v, &config.APIPprofAddr),
 		API: api.Config{
 			Region:         config.Region.Get(v),
+			Regions:        config.Regions.Get(v),
+			AcceptCommit:   config.AcceptSynchronousCommit.Get(v),
 			BodyLimit:      int64(config.APIBodyLimitBytes.Get(v)),
 			IdempotencyTTL: config.IdempotencyTTL.Get(v),
 			EagerStart:     config.APIEmbedWorker.Get(v),
@@ -114,6 +121,7 @@ func loadWorker(lookup env) (workerConfig, *config.Values) {
 	c := workerFrom(v)
 	c.Boot = boot.Common(v, &config.WorkerPprofAddr)
 	c.HealthAddr = config.WorkerHealthAddr.Get(v)
+	c.Namespaces, c.NamespaceCheck = config.WorkerNamespaces.Get(v), config.WorkerNamespaceCheckInterval.Get(v)
 	c.Messaging = workers.MessagingConfig{SMTPURL: config.SMTPURL.Get(v), SMTPHost: config.SMTPHost.Get(v),
 		SMTPPort: config.SMTPPort.Get(v), SMTPUsername: config.SMTPUsername.Get(v), SMTPPassword: config.SMTPPassword.Get(v),
 		SMTPTLS: config.SMTPTLS.Get(v), MailFrom: config.MailFrom.Get(v), NATSURL: strings.Join(config.NATSURL.Get(v), ","),
@@ -170,17 +178,45 @@ func loadToken(lookup env) (auth.Config, *config.Values) {
 	return auth.Config{HS256Secret: config.AuthHS256Secret.Get(v), Issuer: config.AuthIssuer.Get(v), Audience: config.AuthAudience.Get(v)}, v
 }
 
+// failoverConfig is `orderflow failover` and `orderflow redrive`, run in
+// the region that survives with the environment of its standby set for the
+// lost region (docs/regions.md): DatabaseURL is the lost region's database
+// (the re-drive reads its acceptance records), the Temporal cluster is the
+// local one, and the failover's own settings name the databases it changes.
+type failoverConfig struct {
+	Boot          boot.Config
+	Regions       []string
+	StandbyDSN    string
+	PrimaryDSN    string
+	WatchURL      string
+	WatchInterval time.Duration
+	RedriveWindow time.Duration
+}
+
+func loadFailover(lookup env) (failoverConfig, *config.Values) {
+	v := config.Load(lookup, config.Failover)
+	return failoverConfig{
+		Boot: boot.Config{LogFormat: config.LogFormat.Get(v), LogLevel: config.LogLevel.Get(v), DatabaseURL: config.DatabaseURL.Get(v),
+			Temporal: boot.Temporal(v), PII: boot.PII(v), TLSMinVersion: config.TLSMinVersion.Get(v)},
+		Regions:    config.Regions.Get(v),
+		StandbyDSN: config.FailoverStandbyDatabaseURL.Get(v), PrimaryDSN: config.FailoverPrimaryDatabaseURL.Get(v),
+		WatchURL: config.FailoverWatchURL.Get(v), WatchInterval: config.FailoverWatchInterval.Get(v),
+		RedriveWindow: config.FailoverRedriveWindow.Get(v),
+	}, v
+}
+
 // loaders build each component's configuration, for `orderflow config` and
 // the tests.
 var loaders = map[config.Component]func(env) *config.Values{
-	config.API:     func(e env) *config.Values { _, v := loadGateway(e); return v },
-	config.Worker:  func(e env) *config.Values { _, v := loadWorker(e); return v },
-	config.Migrate: func(e env) *config.Values { _, v := loadMigrate(e); return v },
-	config.Replay:  func(e env) *config.Values { _, v := loadReplay(e); return v },
-	config.Token:   func(e env) *config.Values { _, v := loadToken(e); return v },
+	config.API:      func(e env) *config.Values { _, v := loadGateway(e); return v },
+	config.Worker:   func(e env) *config.Values { _, v := loadWorker(e); return v },
+	config.Migrate:  func(e env) *config.Values { _, v := loadMigrate(e); return v },
+	config.Replay:   func(e env) *config.Values { _, v := loadReplay(e); return v },
+	config.Token:    func(e env) *config.Values { _, v := loadToken(e); return v },
+	config.Failover: func(e env) *config.Values { _, v := loadFailover(e); return v },
 }
 
-const configUsage = `usage: orderflow config [api|worker|migrate|replay|token]
+const configUsage = `usage: orderflow config [api|worker|migrate|replay|token|failover]
        orderflow config --markdown
 
 Prints the effective configuration of a component (every component without

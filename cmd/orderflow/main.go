@@ -41,7 +41,13 @@ orderflow-dev, built from devtools/cmd/orderflow-dev):
             (HS256 with AUTH_HS256_SECRET; make run prints a customer and an operator token)
   audit     check the audit log's hash chain: orderflow audit verify (prints the first broken
             link and fails; reads DATABASE_URL as migrate does; see docs/security.md)
-  config    print the effective configuration, secrets masked: orderflow config [api|worker|migrate|replay|token]
+  monitor   list the invariant monitor's findings: orderflow monitor findings [--kind KIND] [--all] [--limit N]
+            (open ones unless --all; reads DATABASE_URL; runbook in docs/operations.md)
+  redrive   start the sagas of accepted orders that did not replicate to this region's cluster:
+            orderflow redrive [--namespace orders-east] [--since 15m] (docs/regions.md)
+  failover  fail a lost region over to this one, step by step, timed (JSON): orderflow failover
+            --region east [--watch] [--out FILE]; --failback hands it back gracefully (docs/operations.md)
+  config    print the effective configuration, secrets masked: orderflow config [api|worker|migrate|replay|token|failover]
             (--markdown prints the configuration reference)
 
 Every setting comes from the environment; a bad value stops the command,
@@ -91,6 +97,12 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runConfig(os.Stdout, os.LookupEnv, args)
 	case "audit":
 		return runAudit(ctx, os.Stdout, os.LookupEnv, args)
+	case "monitor":
+		return runMonitor(ctx, os.Stdout, os.LookupEnv, args)
+	case "redrive":
+		return runRedrive(ctx, os.Stdout, os.LookupEnv, args)
+	case "failover":
+		return runFailover(ctx, os.Stdout, os.LookupEnv, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil
@@ -117,7 +129,7 @@ func runAPI(ctx context.Context, cfg gatewayConfig, v *config.Values) error {
 	}
 
 	srv := &api.Server{Config: cfg.API, DB: cl.DB, Cache: cl.Cache, Temporal: cl.Temporal, Log: log, Metrics: metrics,
-		TracerProvider: tp, Codec: pii.NewCodec(cl.PII), Auth: authn}
+		TracerProvider: tp, Codec: pii.NewCodec(cl.PII), PII: cl.PII, Auth: authn}
 	if cfg.Embed {
 		w, checks, err := newWorker(cl, cfg.Worker, log, false)
 		if err != nil {
@@ -151,11 +163,22 @@ func runWorker(ctx context.Context, cfg workerConfig, v *config.Values) error {
 	defer p.Close()
 	log, cl, metrics := p.Log, p.Clients, p.Metrics
 	log.Info("starting worker", zap.String("region", cfg.Pool.Region), zap.Strings("config", v.FromEnv()))
-	pool, breakers, err := newWorker(cl, cfg, log, true)
-	if err != nil {
-		return err
+	var w *runningWorker
+	var breakers []health.Check
+	if len(cfg.Namespaces) == 0 {
+		pool, checks, err := newWorker(cl, cfg, log, true)
+		if err != nil {
+			return err
+		}
+		w, breakers = &runningWorker{Runner: pool}, checks
+	} else {
+		set, err := namespaceWorkers(cl, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer set.close()
+		w = &runningWorker{Runner: set}
 	}
-	w := &runningWorker{Runner: pool}
 	checks := workerHealth(cl, cfg.Health, w)
 	checks.Add(breakers...)
 	if _, err := health.Listen(ctx, cfg.HealthAddr, checks, metrics, log); err != nil {

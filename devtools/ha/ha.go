@@ -26,12 +26,11 @@ import (
 	"github.com/orderflow/orderflow/devtools/lab"
 )
 
-// Versions of the pinned Temporal builds of the cluster topology: the
-// server the CLI's dev server embeds (lab.TemporalCLIVersion), so both run
-// the same schema, and the Web UI server that CLI embeds.
+// Versions of the pinned Temporal builds of the cluster topology
+// (lab.TemporalServerVersion, lab.TemporalUIVersion).
 const (
-	TemporalServerVersion = "1.29.1"
-	TemporalUIVersion     = "2.42.1"
+	TemporalServerVersion = lab.TemporalServerVersion
+	TemporalUIVersion     = lab.TemporalUIVersion
 )
 
 // run runs a command to its end, returning its output in the error when it

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/orderflow/orderflow/devtools/backup"
 	"github.com/orderflow/orderflow/devtools/lab"
 )
 
@@ -62,38 +63,26 @@ type Profile struct {
 
 // LoadProfile rebuilds the ha profile running under data.
 func LoadProfile(data string) (*Profile, error) {
-	data, _ = filepath.Abs(data)
-	st, err := lab.LoadState(data)
+	cfg, err := lab.LoadTopology(data, "ha")
 	if err != nil {
 		return nil, err
 	}
-	if st.Config.Topology != "ha" {
-		return nil, fmt.Errorf("ha: the stack under %s is not the ha profile (topology %q)", data, st.Config.Topology)
-	}
-	return NewProfile(st.Config)
+	return NewProfile(cfg)
 }
 
 // hostsOf places each of ProfileHosts on the network.
 func hostsOf(nw lab.Network) (map[string]lab.Host, error) {
-	_, ipn, err := net.ParseCIDR(nw.Subnet)
-	if err != nil {
-		return nil, err
-	}
-	base := ipn.IP.To4()
-	if base == nil {
-		return nil, fmt.Errorf("ha: network %s is not IPv4", nw.Subnet)
-	}
 	prefix := nw.Prefix
 	if prefix == "" {
 		prefix = lab.DefaultNetwork.Prefix
 	}
 	out := map[string]lab.Host{}
 	for i, name := range ProfileHosts {
-		ip := net.IPv4(base[0], base[1], base[2]+1, base[3]+byte(i+1))
-		if !ipn.Contains(ip) {
-			return nil, fmt.Errorf("ha: network %s is too small for %d hosts", nw.Subnet, len(ProfileHosts))
+		addr, err := nw.HostAddr(1, i+1)
+		if err != nil {
+			return nil, fmt.Errorf("ha: %w", err)
 		}
-		out[name] = lab.Host{Addr: ip.String(), Netns: prefix + name}
+		out[name] = lab.Host{Addr: addr, Netns: prefix + name}
 	}
 	return out, nil
 }
@@ -124,7 +113,10 @@ func NewProfile(cfg lab.Config) (*Profile, error) {
 		env[k] = v
 	}
 	front := func(name string) string { return net.JoinHostPort(nw.Gateway, strconv.Itoa(cfg.Ports[name])) }
-	pg := &PostgresHA{Root: cfg.Root, Data: filepath.Join(cfg.Data, "postgres-ha"), PortBase: profilePGBase, Hosts: hosts, Network: nw.Subnet}
+	// The members' pgBackRest repository where make backup keeps the
+	// single-node stack's: <stack>/backup/repo.
+	pg := &PostgresHA{Root: cfg.Root, Data: filepath.Join(cfg.Data, "postgres-ha"), PortBase: profilePGBase, Hosts: hosts, Network: nw.Subnet,
+		Repo: backup.Repo{Path: filepath.Join(cfg.Data, "backup", "repo")}}
 	rd := &RedisHA{Root: cfg.Root, Data: filepath.Join(cfg.Data, "redis-ha"), PortBase: profileRedisBase, Hosts: hosts}
 	gw := &Gateways{Root: cfg.Root, Data: filepath.Join(cfg.Data, "logs"), PortBase: profileGatewayBase, Binary: env["ORDERFLOW_BIN"],
 		Hosts: hosts, Front: &Front{Host: nw.Gateway, Port: cfg.Ports["api"], Stats: cfg.Ports["api-lb-stats"]},

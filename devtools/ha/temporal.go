@@ -1,40 +1,21 @@
 package ha
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/devtools/lab"
 )
 
 // Postgres is where a Temporal cluster keeps its persistence and its
-// visibility: one server, or Patroni's members as a multi-host list that
-// the server's pgx driver narrows to the primary (target_session_attrs).
-type Postgres struct {
-	Addr       string // host:port, or host1:port1,host2:port2
-	User       string
-	Password   string
-	Database   string // persistence, e.g. orderflow_t_temporal
-	Visibility string // SQL visibility, e.g. orderflow_t_temporal_vis
-}
-
-// URL is a pgx URL of the database name on the primary.
-func (p Postgres) URL(name string) string {
-	u := url.URL{Scheme: "postgres", User: url.UserPassword(p.User, p.Password), Host: p.Addr, Path: "/" + name,
-		RawQuery: "sslmode=disable&target_session_attrs=read-write&connect_timeout=5"}
-	return u.String()
-}
+// visibility (lab.TemporalDB): one server, or Patroni's members as a
+// multi-host list that the server's pgx driver narrows to the primary.
+type Postgres = lab.TemporalDB
 
 // TemporalCluster is a Temporal cluster of Servers processes (default 2),
 // each running all four services from temporal-config/cluster/cluster.yaml,
@@ -234,52 +215,8 @@ func (c *TemporalCluster) Up(ctx context.Context) error {
 func (c *TemporalCluster) Down() error { return c.Stack().Down() }
 
 // Schema creates the persistence and visibility databases if they are
-// missing, sets their schema up with temporal-sql-tool when it is not
-// there, and updates it from the server module's versioned directories
-// (a no-op when it is current).
-func (c *TemporalCluster) Schema(ctx context.Context) error {
-	host, port, err := primaryOf(ctx, c.DB)
-	if err != nil {
-		return err
-	}
-	for _, db := range []struct{ name, dir string }{
-		{c.DB.Database, "temporal"}, {c.DB.Visibility, "visibility"},
-	} {
-		if err := c.schema(ctx, host, port, db.name, filepath.Join(c.Bin.SchemaDir, "postgresql", "v12", db.dir, "versioned")); err != nil {
-			return fmt.Errorf("temporal schema %s: %w", db.name, err)
-		}
-	}
-	return nil
-}
-
-func (c *TemporalCluster) schema(ctx context.Context, host, port, name, dir string) error {
-	tool := []string{c.Bin.SQLTool, "--plugin", "postgres12_pgx", "--ep", host, "--port", port,
-		"--user", c.DB.User, "--password", c.DB.Password, "--db", name}
-	exists, err := queryBool(ctx, c.DB.URL("postgres"), func(conn *pgx.Conn) pgx.Row {
-		return conn.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)", name)
-	})
-	if err != nil {
-		return err
-	}
-	if !exists {
-		if _, err := run(ctx, "", nil, append(tool, "create-database")...); err != nil {
-			return err
-		}
-	}
-	versioned, err := queryBool(ctx, c.DB.URL(name), func(conn *pgx.Conn) pgx.Row {
-		return conn.QueryRow(ctx, "SELECT to_regclass('schema_version') IS NOT NULL")
-	})
-	if err != nil {
-		return err
-	}
-	if !versioned {
-		if _, err := run(ctx, "", nil, append(tool, "setup-schema", "-v", "0.0")...); err != nil {
-			return err
-		}
-	}
-	_, err = run(ctx, "", nil, append(tool, "update-schema", "-d", dir)...)
-	return err
-}
+// missing and sets up or updates their schema (lab.TemporalDB.Schema).
+func (c *TemporalCluster) Schema(ctx context.Context) error { return c.DB.Schema(ctx, c.Bin) }
 
 // DropDatabases drops the cluster's two databases (tests start clean).
 func (c *TemporalCluster) DropDatabases(ctx context.Context) error {
@@ -290,59 +227,6 @@ SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', :'vis') \gexec
 		return fmt.Errorf("drop temporal databases: %w", err)
 	}
 	return nil
-}
-
-// queryBool connects to dsn and scans the one boolean of the row that
-// query returns on that connection.
-func queryBool(ctx context.Context, dsn string, query func(*pgx.Conn) pgx.Row) (bool, error) {
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Close(ctx)
-	var b bool
-	err = query(conn).Scan(&b)
-	return b, err
-}
-
-// primaryOf is the host and port of the member of p.Addr that takes writes
-// (temporal-sql-tool takes one host).
-func primaryOf(ctx context.Context, p Postgres) (host, port string, err error) {
-	var last error
-	for _, addr := range strings.Split(p.Addr, ",") {
-		q := p
-		q.Addr = addr
-		if _, err := queryBool(ctx, q.URL("postgres"), func(conn *pgx.Conn) pgx.Row { return conn.QueryRow(ctx, "SELECT true") }); err != nil {
-			last = err
-			continue
-		}
-		host, port, err = net.SplitHostPort(addr)
-		return host, port, err
-	}
-	return "", "", fmt.Errorf("no writable PostgreSQL in %s: %w", p.Addr, last)
-}
-
-// SearchAttributes reads temporal-config/search-attributes.txt: name=type.
-func SearchAttributes(root string) ([][2]string, error) {
-	f, err := os.Open(filepath.Join(root, "temporal-config", "search-attributes.txt"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out [][2]string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, typ, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("search-attributes.txt: %q is not name=type", line)
-		}
-		out = append(out, [2]string{name, typ})
-	}
-	return out, sc.Err()
 }
 
 // register creates the namespace and the saga's search attributes with the
@@ -357,10 +241,6 @@ func (c *TemporalCluster) register(ctx context.Context) error {
 			return err
 		}
 	}
-	attrs, err := SearchAttributes(c.Root)
-	if err != nil {
-		return err
-	}
 	// A namespace just created reaches the frontends' namespace caches
 	// within seconds: the attributes are created once every frontend knows
 	// it (the balancer may send each call to either). Describe reads the
@@ -371,52 +251,16 @@ func (c *TemporalCluster) register(ctx context.Context) error {
 			return fmt.Errorf("namespace %s on %s: %w", c.Namespace, ServerName(i), err)
 		}
 	}
-	var have string
-	if err := waitFor(ctx, checkFunc{"search-attribute list", func(context.Context) error {
-		have, err = cli("operator", "search-attribute", "list")
+	query, err := lab.EnsureSearchAttributes(ctx, c.Bin.CLI, c.Root, c.Address(), c.Namespace)
+	if err != nil {
 		return err
-	}}, time.Minute); err != nil {
-		return err
-	}
-	var query []string
-	for _, a := range attrs {
-		if !strings.Contains(have, a[0]) {
-			// Retried while a service behind the frontend has yet to see
-			// the namespace; one that a retry finds created is done.
-			create := checkFunc{"search-attribute create " + a[0], func(context.Context) error {
-				_, err := cli("operator", "search-attribute", "create", "--name", a[0], "--type", a[1])
-				if err != nil {
-					if list, lerr := cli("operator", "search-attribute", "list"); lerr == nil && strings.Contains(list, a[0]) {
-						return nil
-					}
-				}
-				return err
-			}}
-			if err := waitFor(ctx, create, time.Minute); err != nil {
-				return err
-			}
-		}
-		query = append(query, probe(a[0], a[1]))
 	}
 	for i := range c.Servers {
 		argv := []string{c.Bin.CLI, "workflow", "list", "--address", c.FrontendAddr(i), "--namespace", c.Namespace,
-			"--limit", "1", "--query", strings.Join(query, " AND ")}
+			"--limit", "1", "--query", query}
 		if err := waitFor(ctx, lab.Command{Argv: argv}, time.Minute); err != nil {
 			return fmt.Errorf("search attributes on %s: %w", ServerName(i), err)
 		}
 	}
 	return nil
-}
-
-// probe is a query clause that is valid for an attribute of that type.
-func probe(name, typ string) string {
-	switch typ {
-	case "Int", "Double":
-		return name + " = 0"
-	case "Bool":
-		return name + " = true"
-	case "Datetime":
-		return name + " = '2000-01-01T00:00:00Z'"
-	}
-	return name + " = 'probe'"
 }

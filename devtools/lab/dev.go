@@ -47,6 +47,9 @@ type Profile struct {
 	// TemporalBackend, when set, is the only backend the profile runs.
 	Topology        string
 	TemporalBackend string
+	// Network is the default network of a topology with hosts (LAB_NETWORK
+	// overrides it); nil: DefaultNetwork, the ha profile's.
+	Network *Network
 }
 
 // noLimits: one client address sends everything; limits far above it, the
@@ -89,6 +92,13 @@ var Profiles = map[string]Profile{
 	// host (network namespace) of its own, HAProxy in the lab's namespace
 	// on make run's ports. Built by devtools/ha.
 	"ha": {Name: "ha", Data: ".data/ha-profile", Ports: "default", Fresh: true, Slot: 4, Topology: "ha", TemporalBackend: "cluster"},
+	// Two regions, east and west, each with its hosts (network namespaces):
+	// PostgreSQL, a standby of the other region's, Redis, a Temporal
+	// cluster replicating to the other's, a gateway and a worker; HAProxy
+	// in the lab's namespace on the api port routes each customer to their
+	// home region (docs/regions.md). Built by devtools/regions.
+	"regions": {Name: "regions", Data: ".data/regions", Ports: "default", Fresh: true, Slot: 5, Topology: "regions", TemporalBackend: "cluster",
+		Network: &Network{Bridge: "ofr-br0", Subnet: "10.204.0.0/16", Gateway: "10.204.0.1", Prefix: "ofr-"}},
 	"bench": {Name: "bench", Data: ".data/bench", Ports: "free", Fresh: true, Database: "bench", Slot: 3,
 		Defaults: merge(noLimits, map[string]string{"LOG_LEVEL": "warn", "API_EMBED_WORKER": "true", "FULFILLMENT_ENABLED": "false",
 			// Nor do they mail or relay events: the bench measures taking orders.
@@ -157,7 +167,7 @@ func NewDev(o Options) (*Dev, error) {
 	}
 	prof, ok := Profiles[o.Profile]
 	if !ok {
-		return nil, fmt.Errorf("lab: no profile %q (dev, smoke, chaos, bench, ha)", o.Profile)
+		return nil, fmt.Errorf("lab: no profile %q (dev, smoke, chaos, bench, ha, regions)", o.Profile)
 	}
 	dev := prof.Name == "dev"
 	env := func(k string) string {
@@ -198,6 +208,9 @@ func NewDev(o Options) (*Dev, error) {
 	root := Loopback
 	if prof.Topology != "" {
 		nw := DefaultNetwork
+		if prof.Network != nil {
+			nw = *prof.Network
+		}
 		switch v := getenv("LAB_NETWORK"); {
 		case o.Network != nil:
 			nw = *o.Network
@@ -404,7 +417,7 @@ func builder[F any](m map[string]F, kind, name string) (F, error) {
 	defer buildersMu.Unlock()
 	f, ok := m[name]
 	if !ok {
-		return f, fmt.Errorf("lab: no %s %q: it is built by devtools/ha, which this program does not import", kind, name)
+		return f, fmt.Errorf("lab: no %s %q: it is built by devtools/ha or devtools/regions, which this program does not import", kind, name)
 	}
 	return f, nil
 }
@@ -706,6 +719,13 @@ func (d *Dev) logNames() string {
 // Temporal cluster, the hosts of the ha profile.
 func (d *Dev) topologyLines() string {
 	var b strings.Builder
+	if d.Config.Topology == "regions" {
+		fmt.Fprintf(&b, "    topology       regions: east and west, each region's hosts (network namespaces) on %s; the gateway\n"+
+			"                   above routes by X-Orderflow-Region; a Temporal cluster per region (orders-east, orders-west;\n"+
+			"                   no Web UI: the CLI against REGION_<R>_TEMPORAL_ADDRESS, lab env);\n"+
+			"                   hosts and addresses: orderflow-dev lab status --profile regions (docs/regions.md)\n\n", d.Config.Network.Subnet)
+		return b.String()
+	}
 	if d.Config.TemporalBackend == "cluster" {
 		b.WriteString("    Temporal       a cluster of two servers on PostgreSQL behind HAProxy (TEMPORAL_BACKEND=cluster; docs/ha.md)\n")
 	}

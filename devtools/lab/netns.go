@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -324,37 +325,59 @@ func (s *Stack) removeHosts(ctx context.Context) error {
 	return nw.Remove(ctx)
 }
 
-// netnsOf is the namespace of the node called name.
-func (s *Stack) netnsOf(name string) (string, Network, error) {
-	n, err := s.Node(name)
-	if err != nil {
-		return "", Network{}, err
+// netnsOf is the namespace of the node called name, or the namespaces of
+// the nodes of the group called name (Stack.Groups: a region), each once.
+func (s *Stack) netnsOf(name string) ([]string, Network, error) {
+	members, group := s.Groups[name]
+	if !group {
+		members = []string{name}
 	}
-	if n.Netns == "" {
-		return "", Network{}, fmt.Errorf("lab: %s runs in the lab's own namespace: it has no link to cut", name)
+	var out []string
+	for _, m := range members {
+		n, err := s.Node(m)
+		if err != nil {
+			return nil, Network{}, err
+		}
+		if n.Netns == "" {
+			if group {
+				continue
+			}
+			return nil, Network{}, fmt.Errorf("lab: %s runs in the lab's own namespace: it has no link to cut", name)
+		}
+		if !slices.Contains(out, n.Netns) {
+			out = append(out, n.Netns)
+		}
+	}
+	if len(out) == 0 {
+		return nil, Network{}, fmt.Errorf("lab: group %s has no host of its own", name)
 	}
 	nw, err := s.network()
-	return n.Netns, nw, err
+	return out, nw, err
+}
+
+// setLinks sets the links of the hosts of name (a node or a group) up or
+// down.
+func (s *Stack) setLinks(ctx context.Context, name string, up bool) error {
+	hosts, nw, err := s.netnsOf(name)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, h := range hosts {
+		errs = append(errs, nw.SetLink(ctx, h, up))
+	}
+	return errors.Join(errs...)
 }
 
 // Cut takes the host of the node called name off the network (its link
-// down), with every node on that host; its processes keep running.
-func (s *Stack) Cut(ctx context.Context, name string) error {
-	netns, nw, err := s.netnsOf(name)
-	if err != nil {
-		return err
-	}
-	return nw.SetLink(ctx, netns, false)
-}
+// down), with every node on that host; its processes keep running. A
+// group's name (Stack.Groups) cuts every host of the group: a region off
+// the network, its clients with it.
+func (s *Stack) Cut(ctx context.Context, name string) error { return s.setLinks(ctx, name, false) }
 
-// Heal puts the host of the node called name back on the network.
-func (s *Stack) Heal(ctx context.Context, name string) error {
-	netns, nw, err := s.netnsOf(name)
-	if err != nil {
-		return err
-	}
-	return nw.SetLink(ctx, netns, true)
-}
+// Heal puts the host of the node called name, or every host of the group
+// called name, back on the network.
+func (s *Stack) Heal(ctx context.Context, name string) error { return s.setLinks(ctx, name, true) }
 
 // CutNode is a host cut off the network, healed by its link up again.
 type CutNode struct {
@@ -369,3 +392,22 @@ func (f CutNode) Inject(ctx context.Context) error { return f.Stack.Cut(ctx, f.N
 func (f CutNode) Heal(ctx context.Context) error { return f.Stack.Heal(ctx, f.Name) }
 
 func (f CutNode) String() string { return "cut " + f.Name }
+
+// HostAddr is the address at (third, fourth) past the subnet's first one
+// (10.201.0.0/16 with 1, 4: 10.201.1.4), a topology's fixed place for a
+// host; an error when the subnet is not IPv4 or does not hold it.
+func (n Network) HostAddr(third, fourth int) (string, error) {
+	_, ipn, err := net.ParseCIDR(n.Subnet)
+	if err != nil {
+		return "", fmt.Errorf("network %s: %w", n.Subnet, err)
+	}
+	base := ipn.IP.To4()
+	if base == nil {
+		return "", fmt.Errorf("network %s is not IPv4", n.Subnet)
+	}
+	ip := net.IPv4(base[0], base[1], base[2]+byte(third), base[3]+byte(fourth))
+	if !ipn.Contains(ip) || third < 0 || fourth < 0 || third > 255 || fourth > 255 {
+		return "", fmt.Errorf("network %s is too small for a host at +%d.%d", n.Subnet, third, fourth)
+	}
+	return ip.String(), nil
+}

@@ -127,6 +127,25 @@ func TestNetnsHostsReachEachOtherAndTheRootAndAreCutKilledAndHealed(t *testing.T
 	if err := Wait(ctx, HTTPGet{URL: "http://" + a.Addr("http") + "/"}, 20*time.Second, nil); err != nil {
 		t.Fatalf("a does not answer after Heal: %v", err)
 	}
+	// A group (a region) is cut and healed as one: every host of its
+	// nodes, each once (the job shares a's host).
+	s.Groups = map[string][]string{"both": {"a", "b", "id"}}
+	if err := s.Cut(ctx, "both"); err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{"ofn-ta", "ofn-tb"} {
+		if up, err := LinkUp(ns); err != nil || up {
+			t.Errorf("%s's link up %t (%v) after the group's Cut", ns, up, err)
+		}
+	}
+	if err := s.Heal(ctx, "both"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*Node{a, b} {
+		if err := Wait(ctx, HTTPGet{URL: "http://" + n.Addr("http") + "/"}, 20*time.Second, nil); err != nil {
+			t.Fatalf("%s does not answer after the group's Heal: %v", n.Name, err)
+		}
+	}
 
 	pid := s.State("a").Pid
 	if err := s.Kill("a"); err != nil {

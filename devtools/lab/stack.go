@@ -58,6 +58,9 @@ type Stack struct {
 	Config Config
 	Nodes  []*Node
 	Out    io.Writer // progress lines; os.Stderr when nil
+	// Groups name sets of nodes (a region's) that Cut and Heal take as
+	// one: `orderflow-dev lab cut east`.
+	Groups map[string][]string
 
 	state *State
 }

@@ -59,3 +59,18 @@ func (s *State) Save(data string) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// LoadTopology is the configuration of the stack running under data, which
+// must be of the topology name (a profile's LoadProfile rebuilds it from
+// there).
+func LoadTopology(data, name string) (Config, error) {
+	data, _ = filepath.Abs(data)
+	st, err := LoadState(data)
+	if err != nil {
+		return Config{}, err
+	}
+	if st.Config.Topology != name {
+		return Config{}, fmt.Errorf("lab: the stack under %s is not the %s profile (topology %q)", data, name, st.Config.Topology)
+	}
+	return st.Config, nil
+}

@@ -53,14 +53,16 @@ const (
 	Migrate
 	Replay
 	Token
+	// Failover is `orderflow failover` and `orderflow redrive`.
+	Failover
 	// All is every component.
-	All = API | Worker | Migrate | Replay | Token
+	All = API | Worker | Migrate | Replay | Token | Failover
 )
 
-var componentNames = []string{"api", "worker", "migrate", "replay", "token"}
+var componentNames = []string{"api", "worker", "migrate", "replay", "token", "failover"}
 
 // ParseComponent returns the component named name (api, worker, migrate,
-// replay, token).
+// replay, token, failover).
 func ParseComponent(name string) (Component, error) {
 	for i, n := range componentNames {
 		if n == name {

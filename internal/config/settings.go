@@ -22,10 +22,11 @@ const (
 	secFulfillment = "Fulfillment and the carrier"
 	secMessaging   = "Mail and the event stream"
 	secProfiler    = "Profiling"
+	secRegions     = "Regions and failover"
 )
 
 // Sections are the docs sections in order.
-var Sections = []string{secProcess, secDeps, secPII, secGateway, secAuth, secWorker, secPayment, secLimits, secCache, secHealth, secFulfillment, secMessaging, secProfiler}
+var Sections = []string{secProcess, secDeps, secPII, secGateway, secAuth, secWorker, secPayment, secLimits, secCache, secHealth, secFulfillment, secMessaging, secRegions, secProfiler}
 
 // Who reads what, for the declarations below. The gateway's embedded worker
 // (API_EMBED_WORKER) makes the gateway read the worker's settings too.
@@ -39,14 +40,17 @@ const maxInt = math.MaxInt
 
 // Process.
 var (
-	LogFormat = declare(Setting{Name: "LOG_FORMAT", Default: "console", Used: services, Section: secProcess,
+	LogFormat = declare(Setting{Name: "LOG_FORMAT", Default: "console", Used: services | Failover, Section: secProcess,
 		Doc: "log encoding: console for people, json for collectors (production)"}, oneOf("console", "json"))
-	LogLevel = declare(Setting{Name: "LOG_LEVEL", Default: "info", Used: services, Section: secProcess,
+	LogLevel = declare(Setting{Name: "LOG_LEVEL", Default: "info", Used: services | Failover, Section: secProcess,
 		Doc: "least severe level logged"}, oneOf("debug", "info", "warn", "error"))
 	Region = declare(Setting{Name: "ORDERFLOW_REGION", Default: "local", Used: services, Section: secProcess,
 		Doc: "the region whose task queues (orders-<region>, notify-<region>, admin-<region>) this process serves; `orderflow worker --region` overrides it"},
 		text(name))
-	TLSMinVersion = declare(Setting{Name: "TLS_MIN_VERSION", Default: "1.3", Used: withStore, Section: secProcess,
+	Regions = declare(Setting{Name: "ORDERFLOW_REGIONS", Used: API | Failover, Section: secProcess,
+		Doc: "the regions of a two-region deployment, comma-separated (docs/regions.md): a request's X-Orderflow-Region must name one (400 otherwise) and a gateway serves only its own ORDERFLOW_REGION (421 for another); unset: ORDERFLOW_REGION only"},
+		list("region names", name))
+	TLSMinVersion = declare(Setting{Name: "TLS_MIN_VERSION", Default: "1.3", Used: withStore | Failover, Section: secProcess,
 		Doc: "the oldest TLS version the gateway's and operator listeners accept and the clients of PostgreSQL, Redis, Temporal and SMTP offer; 1.2 only for an old load balancer or server (docs/security.md)"},
 		tlsVersion)
 )
@@ -55,7 +59,7 @@ var (
 var (
 	// #nosec G101 -- the local development database's well-known password; production sets DATABASE_URL.
 	DatabaseURL = declare(Setting{Name: "DATABASE_URL", Default: "postgres://orderflow:orderflow@127.0.0.1:5432/orderflow?sslmode=disable",
-		Used: withStore, Secret: Password, Section: secDeps,
+		Used: withStore | Failover, Secret: Password, Section: secDeps,
 		Doc: "the PostgreSQL database, system of record; sslmode=verify-full (TLS, the server's certificate and name checked, with sslrootcert) or sslmode=disable, never a mode that encrypts without checking"},
 		postgresURL)
 	RedisURL = declare(Setting{Name: "REDIS_URL", Default: "redis://127.0.0.1:6379/0", Used: services, Secret: Password, Section: secDeps,
@@ -65,31 +69,31 @@ var (
 		list("host:port addresses", hostPort))
 	RedisMasterName = declare(Setting{Name: "REDIS_MASTER_NAME", Used: services, Section: secDeps,
 		Doc: "the master name the Sentinels monitor; set with REDIS_SENTINELS"}, text(name))
-	TemporalAddress = declare(Setting{Name: "TEMPORAL_ADDRESS", Default: "127.0.0.1:7233", Used: services, Section: secDeps,
+	TemporalAddress = declare(Setting{Name: "TEMPORAL_ADDRESS", Default: "127.0.0.1:7233", Used: services | Failover, Section: secDeps,
 		Doc: "the Temporal frontend (gRPC)"}, address(false))
-	TemporalNamespace = declare(Setting{Name: "TEMPORAL_NAMESPACE", Default: "default", Used: services, Section: secDeps,
+	TemporalNamespace = declare(Setting{Name: "TEMPORAL_NAMESPACE", Default: "default", Used: services | Failover, Section: secDeps,
 		Doc: "the Temporal namespace of the sagas"}, text(name))
 	TemporalBreakerOpenTimeout = declare(Setting{Name: "TEMPORAL_BREAKER_OPEN_TIMEOUT", Default: "5s", Used: API, Section: secDeps,
 		Doc: "how long the gateway's breaker in front of the Temporal frontend fails placements fast (and keeps /health/ready failing) before its 3 trial calls; shorter than the design's 30 s because a frontend lost behind the balancer is replaced in seconds (docs/resilience.md)"},
 		duration(100*time.Millisecond))
-	TemporalTLSCAFile = declare(Setting{Name: "TEMPORAL_TLS_CA_FILE", Used: services, Section: secDeps,
+	TemporalTLSCAFile = declare(Setting{Name: "TEMPORAL_TLS_CA_FILE", Used: services | Failover, Section: secDeps,
 		Doc: "CAs (PEM) the frontend's certificate must chain to; any TEMPORAL_TLS_* turns TLS on (system roots without it)"}, file)
-	TemporalTLSCertFile = declare(Setting{Name: "TEMPORAL_TLS_CERT_FILE", Used: services, Section: secDeps,
+	TemporalTLSCertFile = declare(Setting{Name: "TEMPORAL_TLS_CERT_FILE", Used: services | Failover, Section: secDeps,
 		Doc: "client certificate (PEM) for mutual TLS, as Temporal Cloud requires; set with TEMPORAL_TLS_KEY_FILE"}, file)
-	TemporalTLSKeyFile = declare(Setting{Name: "TEMPORAL_TLS_KEY_FILE", Used: services, Section: secDeps,
+	TemporalTLSKeyFile = declare(Setting{Name: "TEMPORAL_TLS_KEY_FILE", Used: services | Failover, Section: secDeps,
 		Doc: "the client certificate's key (PEM); set with TEMPORAL_TLS_CERT_FILE"}, file)
-	TemporalTLSServerName = declare(Setting{Name: "TEMPORAL_TLS_SERVER_NAME", Used: services, Section: secDeps,
+	TemporalTLSServerName = declare(Setting{Name: "TEMPORAL_TLS_SERVER_NAME", Used: services | Failover, Section: secDeps,
 		Doc: "the name the frontend's certificate is checked against, when TEMPORAL_ADDRESS is an IP or another name"}, text())
 )
 
 // Personal data.
 var (
-	PIIKeys = declare(Setting{Name: "PII_KEYS", Used: withPII, Secret: Secret, Section: secPII,
+	PIIKeys = declare(Setting{Name: "PII_KEYS", Used: withPII | Failover, Secret: Secret, Section: secPII,
 		Doc: "AES-256 keys that seal stored e-mails and every Temporal payload, as kid:base64key pairs, comma-separated; the gateway and the workers refuse to start without keys (`make run` writes .data/pii.keys)"},
 		text(piiKeys))
-	PIIKeysFile = declare(Setting{Name: "PII_KEYS_FILE", Used: withPII, Section: secPII,
+	PIIKeysFile = declare(Setting{Name: "PII_KEYS_FILE", Used: withPII | Failover, Section: secPII,
 		Doc: "a file of the same pairs, one per line (# starts a comment); added to PII_KEYS"}, file)
-	PIIActiveKey = declare(Setting{Name: "PII_ACTIVE_KEY", Used: withPII, Section: secPII,
+	PIIActiveKey = declare(Setting{Name: "PII_ACTIVE_KEY", Used: withPII | Failover, Section: secPII,
 		Doc: "the key id new data is sealed with; default the last key listed"}, text())
 )
 
@@ -111,6 +115,9 @@ var (
 		Doc: "the largest request body accepted, in bytes"}, integer(1, maxInt))
 	IdempotencyTTL = declare(Setting{Name: "IDEMPOTENCY_TTL", Default: "24h", Used: API, Section: secGateway,
 		Doc: "how long an Idempotency-Key is remembered"}, duration(time.Minute))
+	AcceptSynchronousCommit = declare(Setting{Name: "ACCEPT_SYNCHRONOUS_COMMIT", Default: "remote_apply", Used: API, Section: secGateway,
+		Doc: "the synchronous_commit level an order's acceptance record is committed at: remote_apply (applied) or on (flushed) waits for the other region's synchronous standby before the 202, every other write keeping the server's default (docs/regions.md); without a synchronous standby either is a local commit"},
+		oneOf("remote_apply", "on"))
 	APIEmbedWorker = declare(Setting{Name: "API_EMBED_WORKER", Default: "false", Used: API, Section: secGateway,
 		Doc: "run an order worker in the gateway and start sagas eagerly (`make run` sets true; docs/performance.md); the gateway then reads the worker's settings too"},
 		boolean)
@@ -153,6 +160,12 @@ var (
 		Doc: "a worker's workflow task slots"}, integer(1, maxInt))
 	WorkerHealthAddr = declare(Setting{Name: "WORKER_HEALTH_ADDR", Default: ":8081", Used: Worker, Section: secWorker,
 		Doc: "where a worker serves GET /health and GET /metrics"}, address(true))
+	WorkerNamespaces = declare(Setting{Name: "WORKER_NAMESPACES", Used: Worker, Section: secWorker,
+		Doc: "the namespaces a worker serves, comma-separated, each polled only while the cluster at TEMPORAL_ADDRESS is its active cluster (docs/regions.md); unset: TEMPORAL_NAMESPACE, polled always"},
+		list("namespaces", name))
+	WorkerNamespaceCheckInterval = declare(Setting{Name: "WORKER_NAMESPACE_CHECK_INTERVAL", Default: "5s", Used: Worker, Section: secWorker,
+		Doc: "how often a worker with WORKER_NAMESPACES asks its cluster whether it is active for each namespace"},
+		duration(100*time.Millisecond))
 	MailSimulatedLatency = declare(Setting{Name: "MAIL_SIMULATED_LATENCY", Default: "0s", Used: services, Section: secWorker,
 		Doc: "the development mailer's simulated round trip"}, duration(0))
 )
@@ -352,3 +365,25 @@ func pair(a, b Var[string]) func(v *Values) error {
 		return nil
 	}
 }
+
+// Regions and failover (docs/regions.md): `orderflow failover` runs in the
+// region that survives, for the lost one.
+var (
+	// #nosec G101 -- names the setting; no credential.
+	FailoverStandbyDatabaseURL = declare(Setting{Name: "FAILOVER_STANDBY_DATABASE_URL", Used: Failover, Secret: Password, Section: secRegions,
+		Doc: "the lost region's database standby in this region, as a role that may run pg_promote: the failover promotes it"},
+		postgresURL)
+	// #nosec G101 -- names the setting; no credential.
+	FailoverPrimaryDatabaseURL = declare(Setting{Name: "FAILOVER_PRIMARY_DATABASE_URL", Used: Failover, Secret: Password, Section: secRegions,
+		Doc: "this region's own database primary, as a superuser: the failover drops the lost region's standby from its synchronous_standby_names, the failback puts it back"},
+		postgresURL)
+	FailoverWatchURL = declare(Setting{Name: "FAILOVER_WATCH_URL", Used: Failover, Section: secRegions,
+		Doc: "the lost region's health endpoint `orderflow failover --watch` polls (its gateways' /health/ready through the entry point's per-region address)"},
+		urlOf("http", "https"))
+	FailoverWatchInterval = declare(Setting{Name: "FAILOVER_WATCH_INTERVAL", Default: "5s", Used: Failover, Section: secRegions,
+		Doc: "how often --watch polls FAILOVER_WATCH_URL; it fails over after 3 failed polls within 3 intervals (15 s by default)"},
+		duration(100*time.Millisecond))
+	FailoverRedriveWindow = declare(Setting{Name: "FAILOVER_REDRIVE_WINDOW", Default: "1h", Used: Failover, Section: secRegions,
+		Doc: "how far back from the failover the re-drive looks for accepted orders whose saga did not replicate: well past Temporal's replication lag"},
+		duration(time.Minute))
+)

@@ -18,6 +18,8 @@ import (
 	// which registers them with the lab.
 	_ "github.com/orderflow/orderflow/devtools/ha"
 	"github.com/orderflow/orderflow/devtools/lab"
+	// The regions profile likewise, by devtools/regions.
+	_ "github.com/orderflow/orderflow/devtools/regions"
 )
 
 const labUsage = `usage: orderflow-dev lab <command> [flags]
@@ -30,15 +32,17 @@ commands:
   kill NODE          SIGKILL one node, as a crash would (a node on a host of its own: every process on that host)
   stop NODE          stop one node the lab started, as down would (the others run on)
   start NODE         start one node again, as up started it
-  cut NODE           take the node's host off the network (its link down; ha profile)
-  heal NODE          put it back
+  cut NODE|REGION    take the node's host off the network (its link down; ha, regions profiles);
+                     a region (regions profile: east, west) cuts every host of the region
+  heal NODE|REGION   put it back
   restart NODE       stop and start one node the lab started
   with -- CMD ARGS   a fresh stack up, CMD run with its environment (STACK_DATA_DIR names it), the stack down
   env                print the environment of a running stack as export lines
   tool NAME          print the path of a pinned tool (temporal, workflowcheck, stripe-mock), building it once
 
 flags (before the node or the --):
-  --profile dev|smoke|chaos|bench|ha|test  which stack (default dev: make run's ports and .data/; ha: docs/ha.md)
+  --profile dev|smoke|chaos|bench|ha|regions|test  which stack (default dev: make run's ports and .data/;
+                                         ha: docs/ha.md; regions: docs/regions.md)
   --data DIR                             its files and state (default: the profile's, or STACK_DATA_DIR for dev)
   --ports default|free|base:N            how ports are picked (default: the profile's, or LAB_PORTS)
   --print-env                            with up: print the stack's environment as export lines on stdout
@@ -70,7 +74,7 @@ func runLab(ctx context.Context, args []string) error {
 	}
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet("lab "+cmd, flag.ContinueOnError)
-	profile := fs.String("profile", "dev", "dev, smoke, chaos, bench, ha or test")
+	profile := fs.String("profile", "dev", "dev, smoke, chaos, bench, ha, regions or test")
 	data := fs.String("data", "", "the stack's directory")
 	ports := fs.String("ports", "", "default, free or base:N")
 	printEnv := fs.Bool("print-env", false, "with up: print the environment as export lines")
@@ -213,9 +217,12 @@ func freshStack(root, profile, data, ports string) (labStack, error) {
 	// machine (the install script skips what is there).
 	need := []string{"tools", "postgres", "redis"}
 	if p := lab.Profiles[profile]; p.Topology == "ha" {
-		need = append(need, "sentinel", "patroni", "etcd", "haproxy", "iproute2")
+		need = append(need, "sentinel", "patroni", "etcd", "haproxy", "iproute2", "pgbackrest")
 	} else if os.Getenv("TEMPORAL_BACKEND") == "cluster" {
 		need = append(need, "haproxy")
+	}
+	if lab.Profiles[profile].Topology == "regions" {
+		need = append(need, "haproxy", "iproute2")
 	}
 	if err := install(root, need...); err != nil {
 		return nil, err

@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 # go.mod's toolchain line (the installed Go's go.env says local).
 export GOTOOLCHAIN ?= auto
 
-.PHONY: run up down test vulncheck alerts-test deploy-check fuzz bench chaos chaos-ha build fmt lint sbom temporal-cli clean dev-bin
+.PHONY: run up down test e2e-ha vulncheck alerts-test deploy-check fuzz bench chaos chaos-ha build fmt lint sbom temporal-cli clean dev-bin
 
 # The lab (devtools/lab) runs every stack from its typed topology; its
 # command is orderflow-dev lab (orderflow-dev lab help). Environment
@@ -130,6 +130,15 @@ CHAOS_HA_DURATION ?= 10m
 CHAOS_HA_RATE ?= 3
 chaos-ha: dev-bin ## hosts of the HA topology lost one at a time under load: RTO per fault kind, the invariants (CHAOS_HA_DURATION, default 10m); writes chaos/results/ha-*.json
 	@$(DEV) lab with --profile ha -- $(DEV) chaos --ha --duration $(CHAOS_HA_DURATION) --rate $(CHAOS_HA_RATE) $(CHAOS_HA_ARGS)
+
+# Every e2e test against the ha profile (docs/ha.md): PostgreSQL through
+# Patroni's primary, Redis through Sentinel, Temporal through the cluster's
+# balancer. Root only (network namespaces); LAB_NETWORK (default
+# oe2e:10.204.0.0/16) and E2E_HA_PORTS (default free) put it beside other
+# stacks. Not in make test: about 4 minutes (7 from a cold build) on the
+# shared 2-core machine (docs/testing.md). E2E_HA_ARGS go to go test (-run ...).
+e2e-ha: ## the e2e package against the HA topology (Patroni, Sentinel, the Temporal cluster); root
+	@scripts/e2e-ha.sh $(E2E_HA_ARGS)
 
 build:
 	go build -trimpath -o bin/orderflow ./cmd/orderflow

@@ -10,11 +10,13 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/orderflow/orderflow/devtools/testkit"
@@ -132,7 +134,9 @@ func TestTemporalDownOpensItsBreakerAndPlacementsAre503WithRetryAfter(t *testing
 	tc, err := client.Dial(client.Options{HostPort: px.addr, Namespace: "default", DataConverter: dc, FailureConverter: fc})
 	require.NoError(t, err)
 	t.Cleanup(tc.Close)
-	g := newGateway(t, testkit.Redis(t), func(s *Server) { s.Temporal = tc })
+	// The design's 30 s open period, so the breaker is still open when the
+	// test looks at it after the path is back.
+	g := newGateway(t, testkit.Redis(t), func(s *Server) { s.Temporal = tc; s.Resilience.TemporalOpenTimeout = 30 * time.Second })
 	sku := testkit.Product(t, g.pool, 500, 100)
 	customer := "c-" + uuid.NewString()
 	place := func() (answer, error) {
@@ -183,6 +187,76 @@ func TestTemporalDownOpensItsBreakerAndPlacementsAre503WithRetryAfter(t *testing
 	require.NoError(t, json.Unmarshal(rep.body, &report), "%s", rep.body)
 	assert.Contains(t, report.Failing, "breaker:"+BreakerTemporal, "%s", rep.body)
 	assert.Equal(t, "open", report.Checks["breaker:"+BreakerTemporal].Detail)
+}
+
+// openTemporalBreaker fails calls through the gateway's Temporal breaker
+// as a lost frontend does until it opens.
+func openTemporalBreaker(t *testing.T, br *breaker.Breaker) {
+	t.Helper()
+	for i := 0; i < 50 && !br.Open(); i++ {
+		_ = br.Do(func() error { return serviceerror.NewUnavailable("frontend lost") })
+	}
+	require.True(t, br.Open(), "the breaker is %s", br.State())
+}
+
+// readyReport is GET /health/ready's answer (path may carry a query).
+func readyReport(t *testing.T, g *gateway, path string) (int, health.Report) {
+	t.Helper()
+	a := g.do(http.MethodGet, path, nil, nil)
+	var rep health.Report
+	require.NoError(t, json.Unmarshal(a.body, &rep), "%s", a.body)
+	return a.status, rep
+}
+
+// While the gateway's Temporal breaker is open the gateway refuses every
+// placement, so its readiness fails and the balancer sends them to another
+// gateway; the balancer's fallback check (?exclude=breaker:temporal) and
+// /health still pass. The breaker stays open for the Temporal breaker's own
+// period (5 s unless set), not the design's 30 s; then its trial calls go
+// through, the gateway is ready again, and three good placements close it.
+func TestAnOpenTemporalBreakerFailsReadinessUntilItsShortOpenPeriodEnds(t *testing.T) {
+	g := newGateway(t, testkit.Redis(t), nil)
+	status, _ := readyReport(t, g, "/health/ready")
+	require.Equal(t, http.StatusOK, status)
+	br := g.srv.Breaker(BreakerTemporal)
+	require.NotNil(t, br)
+	openTemporalBreaker(t, br)
+	assert.LessOrEqual(t, br.RetryAfter(), DefaultTemporalOpenTimeout, "open for the Temporal breaker's own period, not the design's 30 s")
+
+	status, rep := readyReport(t, g, "/health/ready")
+	assert.Equal(t, http.StatusServiceUnavailable, status)
+	assert.Equal(t, health.StatusFail, rep.Status)
+	assert.Contains(t, rep.Failing, CheckTemporalBreaker)
+	assert.True(t, rep.Checks[CheckTemporalBreaker].Critical, "critical for readiness")
+	status, rep = readyReport(t, g, "/health/ready?exclude="+CheckTemporalBreaker)
+	assert.Equal(t, http.StatusOK, status, "the fallback's check leaves the breaker out")
+	assert.False(t, rep.Checks[CheckTemporalBreaker].Critical)
+	status, rep = readyReport(t, g, "/health")
+	assert.Equal(t, http.StatusOK, status, "/health only degrades")
+	assert.Equal(t, health.StatusDegraded, rep.Status)
+	a := g.do(http.MethodGet, "/health/ready?exclude=database", nil, nil)
+	assert.Equal(t, http.StatusBadRequest, a.status, "%s", a.body)
+	assert.Equal(t, "invalid_request", a.errorCode(t))
+
+	// The breaker lets trial calls through once its open period ends, and
+	// readiness follows.
+	// (Polled here: g.do runs on the test's goroutine only.)
+	for deadline := time.Now().Add(3 * DefaultTemporalOpenTimeout); ; time.Sleep(100 * time.Millisecond) {
+		if status, _ := readyReport(t, g, "/health/ready"); status == http.StatusOK {
+			break
+		}
+		require.False(t, time.Now().After(deadline), "still not ready, the breaker %s", br.State())
+	}
+	assert.Equal(t, "half-open", br.State())
+	sku := testkit.Product(t, g.pool, 500, 10)
+	customer := "c-" + uuid.NewString()
+	for range 3 {
+		a := g.do(http.MethodPost, "/v1/orders", g.customer(customer, HeaderIdempotencyKey, "k-"+uuid.NewString()), map[string]any{
+			"customer_id": customer, "email": "b@example.com", "payment_token": "tok_visa",
+			"items": []map[string]any{{"sku": sku, "quantity": 1}}, "shipping_address": testAddress})
+		require.Equal(t, http.StatusAccepted, a.status, "%s", a.body)
+	}
+	assert.Equal(t, "closed", br.State(), "three good trial calls close it")
 }
 
 // Redis is a private server the test stops: reads keep answering from

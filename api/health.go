@@ -75,13 +75,41 @@ func (s *Server) health(c echo.Context) error {
 	return nil
 }
 
+// CheckTemporalBreaker is the check of the Temporal breaker, which GET
+// /health/ready makes critical and ?exclude= may leave out.
+const CheckTemporalBreaker = "breaker:" + BreakerTemporal
+
 // ready answers GET /health/ready, the load balancer's check: 503 from the
-// moment the gateway drains (Drain), else the shallow checks of /health.
+// moment the gateway drains (Drain), else the shallow checks of /health
+// with the Temporal breaker's made critical: while that breaker is open
+// this gateway refuses every placement and cancel, so the balancer should
+// send them to another gateway, and it comes back once the breaker lets
+// its trial calls through. GET /health/ready?exclude=breaker:temporal
+// leaves that check out, as Kubernetes' /readyz?exclude= does: the
+// balancer's fallback when every gateway's breaker is open, so that reads
+// go on and placements get the gateway's own 503 with Retry-After.
 func (s *Server) ready(c echo.Context) error {
+	q, err := queryParams(c, "exclude")
+	if err != nil {
+		return err
+	}
+	exclude, excluded := q["exclude"]
+	if excluded && exclude != CheckTemporalBreaker {
+		return newError(http.StatusBadRequest, "invalid_request", "only "+CheckTemporalBreaker+" may be excluded",
+			Detail{Field: "exclude", Issue: "not " + CheckTemporalBreaker})
+	}
 	if s.draining.Load() {
 		return unavailable("draining", "the gateway is shutting down; another instance serves")
 	}
-	return s.health(c)
+	shallow, _ := s.checkers()
+	rep := shallow.Run(c.Request().Context())
+	if r, ok := rep.Checks[CheckTemporalBreaker]; ok && !excluded && r.Status != health.StatusOK {
+		r.Critical, r.Status = true, health.StatusFail
+		rep.Checks[CheckTemporalBreaker] = r
+		rep.Status = health.StatusFail
+	}
+	health.WriteReport(c.Response(), rep)
+	return nil
 }
 
 // Drain makes GET /health/ready fail from now on, so that load balancers

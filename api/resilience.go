@@ -38,6 +38,31 @@ type Resilience struct {
 	BacklogMaxCount int64
 	// Breakers sets the thresholds of the Temporal and Redis breakers.
 	Breakers breaker.Settings
+	// TemporalOpenTimeout is how long the Temporal breaker stays open
+	// before its trial calls (0: DefaultTemporalOpenTimeout); it wins over
+	// Breakers.OpenTimeout for that breaker.
+	TemporalOpenTimeout time.Duration
+}
+
+// DefaultTemporalOpenTimeout is the Temporal breaker's open period unless
+// set (TEMPORAL_BREAKER_OPEN_TIMEOUT). It departs from the design's 30 s
+// (breaker.Design) on purpose: the frontend is reached through a balancer
+// that routes around a lost server within a second, the cluster moves a
+// lost server's shards within seconds and the gRPC client reconnects by
+// itself, so a 30 s open period kept refusing placements for tens of
+// seconds after Temporal served again. A trial is three cheap calls every
+// 5 s, which a frontend that is still down does not notice.
+const DefaultTemporalOpenTimeout = 5 * time.Second
+
+// temporalBreaker is the settings of the Temporal breaker: the common
+// thresholds with its own open period.
+func (r Resilience) temporalBreaker() breaker.Settings {
+	s := r.Breakers
+	s.OpenTimeout = r.TemporalOpenTimeout
+	if s.OpenTimeout <= 0 {
+		s.OpenTimeout = DefaultTemporalOpenTimeout
+	}
+	return s
 }
 
 // Names of the gateway's breakers (the dependency label of
@@ -73,7 +98,7 @@ func (s *Server) guardDependencies() {
 	s.res = r
 	cfg := s.Resilience
 	if s.Temporal != nil {
-		b := temporal.NewFrontendBreaker(cfg.Breakers)
+		b := temporal.NewFrontendBreaker(cfg.temporalBreaker())
 		r.breakers[BreakerTemporal] = b
 		s.Temporal = temporal.Guard(s.Temporal, b)
 		s.HealthChecks = append(s.HealthChecks, b.Check())
@@ -156,8 +181,27 @@ func (s *Server) backlogged() bool {
 	if s.res.backlog == nil {
 		return false
 	}
-	b, cfg := s.res.backlog.Last(), s.Resilience
-	return (cfg.BacklogMaxAge > 0 && b.Age > cfg.BacklogMaxAge) || (cfg.BacklogMaxCount > 0 && b.Count > cfg.BacklogMaxCount)
+	return s.Resilience.backlogged(s.res.backlog.Last())
+}
+
+// backlogClearHorizon is how soon a backlog must be cleared, at the rates
+// the server reports, for placements to pass despite it when no age bound
+// is set.
+const backlogClearHorizon = 10 * time.Second
+
+// backlogged reports whether b is over a bound and not being cleared. A
+// queue whose tasks leave faster than they come, fast enough to empty it
+// within the age bound, is the backlog an outage (a PostgreSQL failover,
+// a lost Temporal server) left behind while workers work it off: refusing
+// placements then would only stretch the outage for clients, while a
+// queue the workers cannot keep up with goes on being refused.
+func (r Resilience) backlogged(b temporal.Backlog) bool {
+	over := (r.BacklogMaxAge > 0 && b.Age > r.BacklogMaxAge) || (r.BacklogMaxCount > 0 && b.Count > r.BacklogMaxCount)
+	horizon := r.BacklogMaxAge
+	if horizon <= 0 {
+		horizon = backlogClearHorizon
+	}
+	return over && !b.ClearsWithin(horizon)
 }
 
 // admit is the middleware of the critical class. While the Temporal

@@ -32,14 +32,14 @@ func TestWorkerMailsCustomersAndPublishesEvents(t *testing.T) {
 	gateway := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	workerAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	authCfg := testkit.AuthConfig()
-	env := []string{
-		"DATABASE_URL=" + testkit.Require(t, testkit.EnvDatabase), "REDIS_URL=" + testkit.Require(t, testkit.EnvRedis),
-		"TEMPORAL_ADDRESS=" + testkit.Require(t, testkit.EnvTemporal), "ORDERFLOW_REGION=" + region, "LOG_LEVEL=warn",
-		"PAYMENT_PROVIDERS=paysim-msg=paysim:" + provider.URL, "API_ADDR=" + gateway, "WORKER_HEALTH_ADDR=" + workerAddr,
-		"AUTH_HS256_SECRET=" + authCfg.HS256Secret,
+	env := append(testkit.RedisEnv(t),
+		"DATABASE_URL="+testkit.Require(t, testkit.EnvDatabase),
+		"TEMPORAL_ADDRESS="+testkit.Require(t, testkit.EnvTemporal), "ORDERFLOW_REGION="+region, "LOG_LEVEL=warn",
+		"PAYMENT_PROVIDERS=paysim-msg=paysim:"+provider.URL, "API_ADDR="+gateway, "WORKER_HEALTH_ADDR="+workerAddr,
+		"AUTH_HS256_SECRET="+authCfg.HS256Secret,
 		fmt.Sprintf("SMTP_URL=smtp://%s:%d?tls=none", pit.SMTPHost, pit.SMTPPort), "MAIL_FROM=orders@shop.test",
-		"NATS_URL=" + ns.URL,
-	}
+		"NATS_URL="+ns.URL,
+	)
 	startProcess(t, env, "http://"+workerAddr+"/health/live", "worker")
 	startProcess(t, env, "http://"+gateway+"/health/live", "api")
 	s := &stack{t: t, pool: pool, url: "http://" + gateway, tok: testkit.AuthWith(t, authCfg)}

@@ -45,18 +45,17 @@ var prometheusOwn = map[string]bool{"up": true, "orderflow_backup_last_success_t
 // business series to count what happened.
 func TestDashboardAndAlertRulesQueryOnlyMetricsTheGatewayAndWorkerExport(t *testing.T) {
 	pool := testkit.DB(t)
-	redisURL := testkit.Require(t, testkit.EnvRedis)
 	temporalAddr := testkit.Require(t, testkit.EnvTemporal)
 	provider := testkit.StartPaysim(t, "paysim-obs")
 	region := "obs-" + uuid.NewString()[:8]
 	gateway := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	workerAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
-	env := []string{
-		"DATABASE_URL=" + testkit.Require(t, testkit.EnvDatabase), "REDIS_URL=" + redisURL,
-		"TEMPORAL_ADDRESS=" + temporalAddr, "ORDERFLOW_REGION=" + region, "LOG_LEVEL=warn",
-		"PAYMENT_PROVIDERS=paysim-obs=paysim:" + provider.URL,
-		"API_ADDR=" + gateway, "WORKER_HEALTH_ADDR=" + workerAddr,
-	}
+	env := append(testkit.RedisEnv(t),
+		"DATABASE_URL="+testkit.Require(t, testkit.EnvDatabase),
+		"TEMPORAL_ADDRESS="+temporalAddr, "ORDERFLOW_REGION="+region, "LOG_LEVEL=warn",
+		"PAYMENT_PROVIDERS=paysim-obs=paysim:"+provider.URL,
+		"API_ADDR="+gateway, "WORKER_HEALTH_ADDR="+workerAddr,
+	)
 	authCfg := testkit.AuthConfig()
 	env = append(env, "AUTH_HS256_SECRET="+authCfg.HS256Secret)
 	startProcess(t, env, "http://"+workerAddr+"/health/live", "worker")

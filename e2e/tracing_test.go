@@ -86,7 +86,7 @@ func newObservedStack(t *testing.T) *observedStack {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	rc, err := cache.Open(testkit.Require(t, testkit.EnvRedis))
+	rc, err := cache.Connect(testkit.RedisConfig(t))
 	if err == nil {
 		err = cache.Trace(rc, tp)
 	}

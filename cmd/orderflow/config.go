@@ -252,9 +252,10 @@ func runConfig(out io.Writer, lookup env, args []string) error {
 }
 
 // resilience is the gateway's admission, backpressure and breaker settings;
-// the breakers take the design's numbers (breaker.Design).
+// the breakers take the design's numbers (breaker.Design) but the Temporal
+// frontend's open period (TEMPORAL_BREAKER_OPEN_TIMEOUT).
 func resilience(v *config.Values) api.Resilience {
-	return api.Resilience{Admission: config.AdmissionEnabled.Get(v),
+	return api.Resilience{Admission: config.AdmissionEnabled.Get(v), TemporalOpenTimeout: config.TemporalBreakerOpenTimeout.Get(v),
 		Limit: admission.Config{InitialLimit: config.AdmissionInitialLimit.Get(v), MaxLimit: config.AdmissionMaxLimit.Get(v),
 			QueueWait: config.AdmissionQueueWait.Get(v)},
 		Namespace: config.TemporalNamespace.Get(v), BacklogInterval: config.AdmissionBacklogInterval.Get(v),

@@ -135,6 +135,17 @@ func TestBreakerDefaultsAreTheDesignsNumbers(t *testing.T) {
 		OpenTimeout: 30 * time.Second, HalfOpenSuccesses: 3}, paymentBreaker(config.Load(noEnv, config.Worker)))
 }
 
+// The gateway's Temporal breaker is the one departure from the design's
+// 30 s open period (docs/resilience.md), and the setting's default is the
+// gateway's own.
+func TestTemporalBreakerOpenPeriodIsItsSettingDefaultingToTheGatewaysFiveSeconds(t *testing.T) {
+	assert.Equal(t, api.DefaultTemporalOpenTimeout, config.TemporalBreakerOpenTimeout.Default())
+	assert.Equal(t, 5*time.Second, resilience(config.Load(noEnv, config.API)).TemporalOpenTimeout)
+	v := config.Load(envOf(map[string]string{"TEMPORAL_BREAKER_OPEN_TIMEOUT": "12s"}), config.API)
+	require.NoError(t, v.Err())
+	assert.Equal(t, 12*time.Second, resilience(v).TemporalOpenTimeout)
+}
+
 func TestGatewayConfigIsBuiltFromTheEnvironment(t *testing.T) {
 	cfg, v := loadGateway(envOf(map[string]string{
 		"ORDERFLOW_REGION": "eu", "API_EMBED_WORKER": "true", "TRUSTED_PROXIES": "10.0.0.0/8",

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +39,13 @@ const (
 	EnvRedis    = "ORDERFLOW_TEST_REDIS_URL"
 	EnvTemporal = "ORDERFLOW_TEST_TEMPORAL_ADDRESS"
 	EnvCLI      = "ORDERFLOW_TEST_TEMPORAL_CLI"
+	// EnvRedisSentinels (host:port, comma-separated) and EnvRedisMasterName
+	// put the test Redis behind Sentinels (make e2e-ha): clients then reach
+	// the master the Sentinels name, as the product's do with
+	// REDIS_SENTINELS and REDIS_MASTER_NAME, and EnvRedis gives only the
+	// password and the database.
+	EnvRedisSentinels  = "ORDERFLOW_TEST_REDIS_SENTINELS"
+	EnvRedisMasterName = "ORDERFLOW_TEST_REDIS_MASTER_NAME"
 )
 
 // Require returns the variable's value, skipping the test outside `make test`
@@ -76,10 +84,34 @@ func DB(t testing.TB) *pgxpool.Pool {
 	return pool
 }
 
-// Redis returns a client on the test Redis.
+// RedisConfig is how the suite reaches the test Redis: its URL, and its
+// Sentinels when EnvRedisSentinels and EnvRedisMasterName are set.
+func RedisConfig(t testing.TB) cache.Config {
+	t.Helper()
+	cfg := cache.Config{URL: Require(t, EnvRedis), MasterName: os.Getenv(EnvRedisMasterName)}
+	if v := os.Getenv(EnvRedisSentinels); v != "" {
+		cfg.Sentinels = strings.Split(v, ",")
+	}
+	return cfg
+}
+
+// RedisEnv is the environment a process a test starts reaches the test
+// Redis with: REDIS_URL, plus REDIS_SENTINELS and REDIS_MASTER_NAME behind
+// Sentinels.
+func RedisEnv(t testing.TB) []string {
+	t.Helper()
+	cfg := RedisConfig(t)
+	env := []string{"REDIS_URL=" + cfg.URL}
+	if len(cfg.Sentinels) > 0 {
+		env = append(env, "REDIS_SENTINELS="+strings.Join(cfg.Sentinels, ","), "REDIS_MASTER_NAME="+cfg.MasterName)
+	}
+	return env
+}
+
+// Redis returns a client on the test Redis (the master, behind Sentinels).
 func Redis(t testing.TB) *redis.Client {
 	t.Helper()
-	rc, err := cache.Open(Require(t, EnvRedis))
+	rc, err := cache.Connect(RedisConfig(t))
 	if err != nil {
 		t.Fatalf("open test redis: %v", err)
 	}

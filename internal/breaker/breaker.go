@@ -5,7 +5,9 @@
 // set to the design's numbers: a breaker opens once half of at least
 // MinRequests calls in a rolling 10 s window failed, fails every call fast for
 // 30 s, then lets 3 trial calls through (half-open) and closes when all three
-// succeed.
+// succeed. A caller may give one dependency a shorter open period when it
+// recovers faster than that (the gateway's breaker of the Temporal frontend,
+// behind its balancer: TEMPORAL_BREAKER_OPEN_TIMEOUT, docs/resilience.md).
 //
 // Each breaker exports its state (orderflow.breaker.state: 0 closed, 1
 // half-open, 2 open) and its transitions as metrics, labelled by dependency,

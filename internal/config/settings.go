@@ -73,6 +73,9 @@ var (
 		Doc: "the Temporal frontend (gRPC)"}, address(false))
 	TemporalNamespace = declare(Setting{Name: "TEMPORAL_NAMESPACE", Default: "default", Used: services | Failover, Section: secDeps,
 		Doc: "the Temporal namespace of the sagas"}, text(name))
+	TemporalBreakerOpenTimeout = declare(Setting{Name: "TEMPORAL_BREAKER_OPEN_TIMEOUT", Default: "5s", Used: API, Section: secDeps,
+		Doc: "how long the gateway's breaker in front of the Temporal frontend fails placements fast (and keeps /health/ready failing) before its 3 trial calls; shorter than the design's 30 s because a frontend lost behind the balancer is replaced in seconds (docs/resilience.md)"},
+		duration(100*time.Millisecond))
 	TemporalTLSCAFile = declare(Setting{Name: "TEMPORAL_TLS_CA_FILE", Used: services | Failover, Section: secDeps,
 		Doc: "CAs (PEM) the frontend's certificate must chain to; any TEMPORAL_TLS_* turns TLS on (system roots without it)"}, file)
 	TemporalTLSCertFile = declare(Setting{Name: "TEMPORAL_TLS_CERT_FILE", Used: services | Failover, Section: secDeps,

@@ -22,8 +22,26 @@ import (
 type Backlog struct {
 	Count int64
 	Age   time.Duration
+	// AddRate and DispatchRate are the tasks per second added to the queue
+	// and handed to workers, as the server averages them (over its last
+	// 30 s); zero from a server that does not report them.
+	AddRate, DispatchRate float64
+	// Drain is how fast Count fell since the sampler's previous sample, in
+	// tasks per second (negative while it grows; zero for a first sample):
+	// fresher than the server's 30 s averages right after an outage.
+	Drain float64
 	// At is when it was sampled; zero before the first sample.
 	At time.Time
+}
+
+// ClearsWithin reports whether the backlog is being cleared: tasks leave
+// faster than they arrive (by the server's rates, or by the count falling
+// between two samples), fast enough to empty the queue within d. A backlog
+// an outage left behind, which the workers are working off, clears; one
+// that the workers cannot keep up with does not.
+func (b Backlog) ClearsWithin(d time.Duration) bool {
+	net := max(b.DispatchRate-b.AddRate, b.Drain)
+	return net > 0 && float64(b.Count) <= net*d.Seconds()
 }
 
 // BacklogSampler asks the frontend every Interval for a task queue's backlog
@@ -64,11 +82,18 @@ func (b *BacklogSampler) Sample(ctx context.Context) (Backlog, error) {
 		st := resp.GetStats()
 		out.Count += st.GetApproximateBacklogCount()
 		out.Age = max(out.Age, st.GetApproximateBacklogAge().AsDuration())
+		out.AddRate += float64(st.GetTasksAddRate())
+		out.DispatchRate += float64(st.GetTasksDispatchRate())
 	}
 	out.At = time.Now()
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if prev := b.last; !prev.At.IsZero() {
+		if dt := out.At.Sub(prev.At).Seconds(); dt > 0 {
+			out.Drain = float64(prev.Count-out.Count) / dt
+		}
+	}
 	b.last = out
-	b.mu.Unlock()
 	return out, nil
 }
 

@@ -204,8 +204,13 @@ type saga struct {
 
 	// confirming is set just before Confirm runs: from then on cancel is too late.
 	confirming bool
-	// cancelStep interrupts the forward step in flight when cancel is accepted.
+	// cancelStep interrupts the forward step in flight when cancel is
+	// accepted (sagas before stepsFinish), or the durable timer of a parked
+	// payment.
 	cancelStep workflow.CancelFunc
+	// stepsFinish: this saga lets a forward step in flight finish before a
+	// cancel takes effect (see the change ID).
+	stepsFinish bool
 	// fulfilling is set once the order is confirmed into fulfillment: a
 	// cancel is accepted again until a shipment has left.
 	fulfilling bool
@@ -290,6 +295,10 @@ func (o *saga) run(ctx workflow.Context) (View, error) {
 		return o.abort(ctx, err, ReasonInventoryFailed)
 	}
 	o.setStatus(ctx, orderflow.StatusReserved)
+	if o.stepsFinish && (o.view.CancelRequested || ctx.Err() != nil) {
+		// Cancelled while the reserve ran: nothing was charged.
+		return o.abort(ctx, errCancelled, ReasonCancelled)
+	}
 
 	o.compensate("refund payment", paymentTimeout, pay.Refund, ref)
 	charge, err := o.charge(ctx, payment.ChargeInput{
@@ -453,6 +462,13 @@ func (o *saga) sleep(ctx workflow.Context, d time.Duration) error {
 	return err
 }
 
+// stepsFinish is the change ID of sagas whose forward step in flight is
+// never cut short by a cancel (the Update or the workflow's cancellation):
+// the cancel takes effect when the step ends. Before it, a charge cut short
+// on the worker could still reach the provider after the refund had looked
+// for it, leaving a cancelled order charged and never refunded.
+const stepsFinish = "cancel-lets-the-step-finish"
+
 // step runs one forward step as a local activity with the design's retry
 // policy. It returns errCancelled when the order was cancelled before or
 // while the step ran.
@@ -460,8 +476,15 @@ func (o *saga) step(ctx workflow.Context, timeout time.Duration, fn, arg, result
 	if o.view.CancelRequested || ctx.Err() != nil {
 		return errCancelled
 	}
-	sctx, cancel := workflow.WithCancel(ctx)
-	o.cancelStep = cancel
+	var sctx workflow.Context
+	var cancel workflow.CancelFunc
+	if workflow.GetVersion(ctx, stepsFinish, workflow.DefaultVersion, 1) == 1 {
+		o.stepsFinish = true
+		sctx, cancel = workflow.NewDisconnectedContext(ctx)
+	} else {
+		sctx, cancel = workflow.WithCancel(ctx)
+		o.cancelStep = cancel
+	}
 	defer func() { o.cancelStep = nil; cancel() }()
 	sctx = forwardOptions(sctx, timeout)
 	err := workflow.ExecuteLocalActivity(sctx, fn, arg).Get(sctx, result)

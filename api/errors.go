@@ -53,6 +53,11 @@ func errorHandler(log *zap.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		e := classify(err)
+		if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+			// The client hung up: nobody reads this answer, and nothing
+			// failed on our side. Recorded as nginx's 499, not as a 500.
+			e = newError(statusClientClosed, "client_closed_request", "the client closed the request")
+		}
 		if e.Status >= 500 {
 			log.Error("request failed", append(requestFields(c), zap.String("method", c.Request().Method), zap.String("path", c.Path()),
 				zap.Int("status", e.Status), zap.Error(err))...)
@@ -66,6 +71,10 @@ func errorHandler(log *zap.Logger) echo.HTTPErrorHandler {
 		_ = c.JSON(e.Status, map[string]*Error{"error": e})
 	}
 }
+
+// statusClientClosed is the status logged and counted for a request whose
+// client went away before its answer (nginx's 499).
+const statusClientClosed = 499
 
 func classify(err error) *Error {
 	var e *Error

@@ -2,11 +2,9 @@ package ha
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -151,27 +149,14 @@ func (g *Gateways) Serving(gateways ...int) lab.Check {
 
 func (g *Gateways) inRotation(ctx context.Context) (map[string]bool, error) {
 	stats, _ := g.front(true)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+stats+"/stats;csv", nil)
+	all, err := lab.HAProxyStatus(ctx, "http://"+stats+"/stats;csv")
 	if err != nil {
 		return nil, err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	rows, err := csv.NewReader(res.Body).ReadAll()
-	if err != nil || len(rows) == 0 {
-		return nil, fmt.Errorf("haproxy stats: %v", err)
-	}
-	col := map[string]int{}
-	for i, h := range rows[0] {
-		col[strings.TrimPrefix(h, "# ")] = i
 	}
 	up := map[string]bool{}
-	for _, r := range rows[1:] {
-		if r[col["pxname"]] == "gateways" && strings.HasPrefix(r[col["svname"]], "gateway-") {
-			up[r[col["svname"]]] = r[col["status"]] == "UP"
+	for name, status := range all["gateways"] {
+		if strings.HasPrefix(name, "gateway-") {
+			up[name] = status == "UP"
 		}
 	}
 	return up, nil

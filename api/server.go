@@ -159,6 +159,7 @@ func (s *Server) customerEcho() *echo.Echo {
 	v1.DELETE("/customers/:id/pii", s.eraseCustomerPII, auth.RequireRole(auth.RoleAdmin), s.idempotent)
 	v1.GET("/audit", s.listAudit, auth.RequireRole(auth.RoleAdmin))
 	s.fulfillmentRoutes(e, v1, anyone)
+	s.webhookRoutes(v1)
 	// The API's contract is public: no token needed to read it.
 	e.GET(OpenAPIPath, s.openAPI)
 	return e

@@ -206,6 +206,7 @@ func Register(r Registry, deps Deps) {
 func (p *Pool) Start() error {
 	payment.ZeroAttempts(p.Payments)
 	events.ZeroMetrics()
+	hooks.ZeroMetrics()
 	if err := p.Orders.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

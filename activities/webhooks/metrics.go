@@ -1,6 +1,8 @@
 package webhooks
 
 import (
+	"context"
+
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -16,4 +18,13 @@ func init() {
 		metric.WithDescription("webhook endpoints disabled after failing for WEBHOOKS_DISABLE_AFTER"))
 	dispatched, _ = m.Int64Counter("orderflow.webhooks.dispatched",
 		metric.WithDescription("events handed to webhook delivery workflows (one per event and endpoint)"))
+}
+
+// ZeroMetrics exports the disable counter at zero from the start, so the
+// first endpoint disabled is an increase Prometheus sees
+// (OrderflowWebhookEndpointDisabled).
+func ZeroMetrics() {
+	ctx := context.Background()
+	disabledCount.Add(ctx, 0)
+	dispatched.Add(ctx, 0)
 }

@@ -228,4 +228,3 @@ func (a *Activities) ReplayPage(ctx context.Context, in ReplayInput) (ReplayResu
 	}
 	return res, nil
 }
-

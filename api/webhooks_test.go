@@ -108,9 +108,9 @@ func TestRedeliveryAndReplayStartDeliveries(t *testing.T) {
 
 	a := g.do(http.MethodPost, "/v1/webhook-endpoints/"+ep.ID+"/deliveries/"+jsonNumber(eventID)+"/redeliver", nil, nil)
 	require.Equal(t, http.StatusAccepted, a.status, "%s", a.body)
-	d, err := g.srv.Temporal.DescribeWorkflowExecution(context.Background(), hooks.DeliveryWorkflowID(ep.ID, partition), "")
+	d, err := g.srv.Temporal.DescribeWorkflow(context.Background(), hooks.DeliveryWorkflowID(ep.ID, partition), "")
 	require.NoError(t, err)
-	assert.Equal(t, hooks.TaskQueue("test"), d.ExecutionConfig.TaskQueue.GetName())
+	assert.Equal(t, hooks.TaskQueue("test"), d.RawResponse.GetExecutionConfig().GetTaskQueue().GetName())
 	t.Cleanup(func() {
 		_ = g.srv.Temporal.TerminateWorkflow(context.Background(), hooks.DeliveryWorkflowID(ep.ID, partition), "", "test over")
 	})
@@ -122,7 +122,7 @@ func TestRedeliveryAndReplayStartDeliveries(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(a.body, &started))
 	require.True(t, strings.HasPrefix(started.ReplayID, "webhook-replay:"+ep.ID))
-	_, err = g.srv.Temporal.DescribeWorkflowExecution(context.Background(), started.ReplayID, "")
+	_, err = g.srv.Temporal.DescribeWorkflow(context.Background(), started.ReplayID, "")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = g.srv.Temporal.TerminateWorkflow(context.Background(), started.ReplayID, "", "test over") })
 }

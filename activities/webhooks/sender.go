@@ -38,7 +38,7 @@ type Activities struct {
 	// Temporal starts the deliveries of a replay.
 	Temporal client.Client
 	// DisableAfter disables an endpoint that has failed for this long with
-	// no success in between (WEBHOOKS_DISABLE_AFTER).
+	// no success in between (WEBHOOKS_DISABLE_AFTER); zero means 24 h.
 	DisableAfter time.Duration
 	Log          *zap.Logger
 }
@@ -133,7 +133,11 @@ func (a *Activities) Send(ctx context.Context, in SendInput) (SendResult, error)
 		return SendResult{StatusCode: code}, st.healthy(ctx, in.EndpointID)
 	}
 	deliveries.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", "failed")))
-	disabled, err := st.failing(ctx, in.EndpointID, a.DisableAfter)
+	disableAfter := a.DisableAfter
+	if disableAfter <= 0 {
+		disableAfter = 24 * time.Hour
+	}
+	disabled, err := st.failing(ctx, in.EndpointID, disableAfter)
 	if err != nil {
 		return SendResult{}, err
 	}

@@ -276,7 +276,7 @@ func (s Store) failing(ctx context.Context, id string, disableAfter time.Duratio
 		UPDATE webhook_endpoints w SET failing_since = coalesce(w.failing_since, now()),
 			enabled = w.enabled AND coalesce(w.failing_since, now()) > now() - $2 * interval '1 microsecond',
 			disabled_reason = CASE WHEN w.enabled AND coalesce(w.failing_since, now()) <= now() - $2 * interval '1 microsecond'
-				THEN 'failing since ' || to_char(w.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+				THEN 'failing since ' || to_char(coalesce(w.failing_since, now()) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
 				ELSE w.disabled_reason END,
 			updated_at = now()
 		FROM cur WHERE w.id = cur.id

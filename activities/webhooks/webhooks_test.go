@@ -12,6 +12,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
 
 	hooks "github.com/orderflow/orderflow/activities/webhooks"
 	"github.com/orderflow/orderflow/devtools/testkit"
@@ -92,4 +93,61 @@ func TestRotationKeepsThePreviousSecretForTheOverlapOnly(t *testing.T) {
 	assert.Nil(t, ep.PreviousExpiresAt, "no overlap: the previous secret is retired at once")
 	_, _, err = st.Rotate(ctx, "00000000-0000-0000-0000-000000000000", time.Hour)
 	assert.ErrorIs(t, err, hooks.ErrNotFound)
+}
+
+// Send records each attempt; a failure starts the endpoint's failure
+// record, a success clears it, and a failure past DisableAfter disables the
+// endpoint and ends the delivery (non-retryable).
+func TestSendRecordsAttemptsAndTheFailureRecord(t *testing.T) {
+	pool := testkit.DB(t)
+	ctx := context.Background()
+	status := http.StatusBadGateway
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) }))
+	defer srv.Close()
+	st := hooks.Store{DB: pool}
+	ep, _, err := st.Create(ctx, srv.URL, "send", []string{"order.created"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Delete(ctx, ep.ID) })
+	var eventID int64
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO event_outbox (type, key, partition, region, payload, webhooks_at)
+		VALUES ('order.created', 'order.created:send-' || gen_random_uuid(), 'send', 'webhooks-send-test', '{}', now()) RETURNING id`).Scan(&eventID))
+	acts := &hooks.Activities{DB: pool, HTTP: hooks.NewHTTPClient(2*time.Second, true), DisableAfter: time.Hour}
+	in := hooks.SendInput{EndpointID: ep.ID, EventID: eventID}
+
+	_, err = acts.Send(ctx, in)
+	require.Error(t, err)
+	var app *temporal.ApplicationError
+	assert.False(t, errors.As(err, &app) && app.NonRetryable(), "a failure is retried: %v", err)
+	got, err := st.Get(ctx, ep.ID)
+	require.NoError(t, err)
+	require.NotNil(t, got.FailingSince)
+	assert.True(t, got.Enabled)
+
+	status = http.StatusNoContent
+	res, err := acts.Send(ctx, in)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusNoContent, res.StatusCode)
+	got, err = st.Get(ctx, ep.ID)
+	require.NoError(t, err)
+	assert.Nil(t, got.FailingSince, "a success clears the failure record")
+
+	status = http.StatusInternalServerError
+	acts.DisableAfter = time.Microsecond
+	_, err = acts.Send(ctx, in) // starts the record
+	require.Error(t, err)
+	_, err = acts.Send(ctx, in) // past DisableAfter: disabled
+	require.ErrorAs(t, err, &app)
+	assert.Equal(t, hooks.ErrTypeEndpointGone, app.Type())
+	assert.True(t, app.NonRetryable())
+	got, err = st.Get(ctx, ep.ID)
+	require.NoError(t, err)
+	assert.False(t, got.Enabled)
+	assert.Contains(t, got.DisabledReason, "failing since")
+
+	log, err := st.Deliveries(ctx, ep.ID, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, log, 4)
+	assert.Equal(t, []int{500, 500, 204, 502}, []int{log[0].StatusCode, log[1].StatusCode, log[2].StatusCode, log[3].StatusCode}, "newest first")
+	assert.Contains(t, log[3].Error, "502")
+	assert.Empty(t, log[2].Error)
 }

@@ -83,8 +83,11 @@ func (d *Dispatcher) Round(ctx context.Context, batch int) (int, error) {
 			d.Region).Scan(&got); err != nil || !got {
 			return err
 		}
+		// No row locks while signalling: the advisory lock keeps other
+		// dispatchers out, and the relay may mark the same rows published
+		// meanwhile without waiting for us.
 		const qPending = `SELECT id, type, partition FROM event_outbox WHERE region = $1 AND webhooks_at IS NULL
-			ORDER BY id LIMIT $2 FOR UPDATE`
+			ORDER BY id LIMIT $2`
 		rows, err := tx.Query(ctx, qPending, d.Region, batch)
 		if err != nil {
 			return fmt.Errorf("read events to dispatch: %w", err)

@@ -74,20 +74,37 @@ fuzz: ## run every fuzz target in FUZZ_PKGS for FUZZTIME each (default 60s); nee
 # Backups of the stack's PostgreSQL with pgBackRest (docs/operations.md,
 # Backups): BACKUP_TYPE auto (default: full when the last full is 7 days
 # old, else incremental), full, incr or diff; the repository is
-# <data>/backup/repo unless BACKUP_REPO_PATH or BACKUP_S3_BUCKET say.
+# <data>/backup/repo unless BACKUP_REPO_PATH or BACKUP_S3_BUCKET say (the
+# ha profile's members always share <data>/backup/repo).
+# TOPOLOGY=ha: the ha profile's Patroni cluster (its members archive from
+# the start; the backup is taken from the primary; a restore goes through
+# Patroni's bootstrap from the repository).
 BACKUP_TYPE ?= auto
-.PHONY: backup restore drill
-backup: dev-bin ## back up the running stack's PostgreSQL (WAL archiving turned on the first time)
+.PHONY: backup restore restore-drill restore-drill-ha
+backup: dev-bin ## back up the running stack's PostgreSQL (WAL archiving turned on the first time; TOPOLOGY=ha: from Patroni's primary)
 	@devtools/install.sh pgbackrest
-	@$(DEV) backup --type $(BACKUP_TYPE)
+	@$(DEV) backup --type $(BACKUP_TYPE) $(LAB_PROFILE)
 
-restore: dev-bin ## restore the stack's PostgreSQL to TARGET_TIME (RFC 3339, or latest) and start the stack on it
+restore: dev-bin ## restore the stack's PostgreSQL to TARGET_TIME (RFC 3339, or latest) and start the stack on it (TOPOLOGY=ha: through Patroni)
 	@devtools/install.sh pgbackrest
-	@$(DEV) restore --target-time "$(TARGET_TIME)"
+	@$(DEV) restore --target-time "$(TARGET_TIME)" $(LAB_PROFILE)
 
-drill: dev-bin ## the restore drill on a stack of its own (make test runs it too); writes backup/results/
+restore-drill: dev-bin ## the restore drill on a stack of its own (make test runs it too); writes backup/results/
 	@devtools/install.sh pgbackrest haproxy
-	@$(DEV) drill
+	@$(DEV) restore-drill
+
+# The restore drill on the ha profile (root: its hosts are network
+# namespaces), on a network of its own (RESTORE_DRILL_HA_NETWORK, unless
+# LAB_NETWORK names one) and free ports (unless LAB_PORTS says): both
+# Patroni members lost, the cluster restored to T through Patroni, the
+# replica rebuilt from the repository, the single-node drill's checks. Not
+# in make test: it takes about 3 minutes (docs/operations.md), over make
+# test's 2-minute budget for a stage, and make test already brings the
+# profile up once for chaos-ha.
+RESTORE_DRILL_HA_NETWORK ?= ofd:10.204.0.0/16
+restore-drill-ha: dev-bin ## the restore drill on the ha profile (Patroni): writes backup/results/
+	@devtools/install.sh pgbackrest haproxy sentinel patroni etcd iproute2
+	@LAB_NETWORK="$${LAB_NETWORK:-$(RESTORE_DRILL_HA_NETWORK)}" $(DEV) restore-drill --ha
 
 bench: ## load-test a fresh stack: step search, baseline, fixed-rate run, overload (with vegeta); writes bench/results/
 	@scripts/bench.sh

@@ -212,14 +212,4 @@ func (s *Server) listAudit(c echo.Context) error {
 }
 
 // parseAuditCursor reads the after= of the audit log: the last entry's id.
-func parseAuditCursor(v string) (int64, error) {
-	f, err := decodeCursor(v, cursorAudit, 1)
-	if err != nil {
-		return 0, err
-	}
-	id, err := strconv.ParseInt(f[0], 10, 64)
-	if err != nil || id < 0 {
-		return 0, errBadCursor
-	}
-	return id, nil
-}
+func parseAuditCursor(v string) (int64, error) { return parseIDCursor(v, cursorAudit) }

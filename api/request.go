@@ -276,6 +276,20 @@ func readPage[C any](p map[string]string, def, max int, parse func(string) (C, e
 	return limit, after, nil
 }
 
+// parseIDCursor reads the after= of a list paged by row id, whose cursors
+// are of kind: a row id, 0 or more.
+func parseIDCursor(v, kind string) (int64, error) {
+	f, err := decodeCursor(v, kind, 1)
+	if err != nil {
+		return 0, err
+	}
+	id, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil || id < 0 {
+		return 0, errBadCursor
+	}
+	return id, nil
+}
+
 // Cursors (after=) are opaque to clients: base64url of a kind, a version
 // and the position the previous page ended at. A cursor is only a position,
 // never a permission: every page is filtered by the caller's rights anew.

@@ -158,6 +158,7 @@ func (s *Server) customerEcho() *echo.Echo {
 	v1.PUT("/products/:sku", s.putProduct, auth.RequireRole(auth.RoleOperator), s.idempotent)
 	v1.DELETE("/customers/:id/pii", s.eraseCustomerPII, auth.RequireRole(auth.RoleAdmin), s.idempotent)
 	v1.GET("/audit", s.listAudit, auth.RequireRole(auth.RoleAdmin))
+	v1.GET("/monitor/findings", s.listFindings, auth.RequireRole(auth.RoleOperator))
 	s.fulfillmentRoutes(e, v1, anyone)
 	s.webhookRoutes(v1)
 	// The API's contract is public: no token needed to read it.

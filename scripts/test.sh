@@ -7,8 +7,9 @@
 # TEST_TEMPORAL_UI_PORT, TEST_STRIPE_MOCK_PORT or LAB_PORTS say), runs the
 # checks and every Go test against them, then the smoke test, a short
 # chaos run and the restore drill on stacks the lab starts for each (side by
-# side), and stops what it started. TEST_DRILL=1 runs the drill with
-# TEST_PKGS too.
+# side), and stops what it started. TEST_RESTORE_DRILL=1 runs the restore
+# drill with TEST_PKGS too. (The restore drill on the ha profile, make
+# restore-drill-ha, takes minutes: not here.)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -46,7 +47,7 @@ cleanup() {
   [ -z "$overload" ] || wait "$overload" 2>/dev/null
   [ -z "$vulncheck" ] || kill "$vulncheck" 2>/dev/null
   [ -z "$deploycheck" ] || kill "$deploycheck" 2>/dev/null
-  # The drill stops its stack itself on the way out (SIGTERM ends it cleanly).
+  # The restore drill stops its stack itself on the way out (SIGTERM ends it cleanly).
   [ -z "${drill:-}" ] || { kill "$drill" 2>/dev/null; wait "$drill" 2>/dev/null; }
   [ -z "$lint" ] || kill "$lint" 2>/dev/null
   lab down --profile test --data "$DATA" 2>/dev/null
@@ -93,12 +94,12 @@ status=${PIPESTATUS[0]}
 set -e
 if [ -f "$DATA/ui/confirmed-order.png" ]; then log "Web UI screenshot: $DATA/ui/confirmed-order.png"; fi
 drill=""
-if [ -z "${TEST_PKGS:-}" ] || [ "${TEST_DRILL:-}" = 1 ]; then
+if [ -z "${TEST_PKGS:-}" ] || [ "${TEST_RESTORE_DRILL:-}" = 1 ]; then
   # The restore drill: a private PostgreSQL (orderflow's data and Temporal's
   # persistence) archived by pgBackRest, orders, backups, the server lost,
   # a restore to a time T checked; on ports the kernel gives out.
-  log "restore drill (beside the rest; output in $DATA/drill.log)"
-  "$ORDERFLOW_DEV_BIN" drill --data "$ROOT/.data/drill" >"$DATA/drill.log" 2>&1 &
+  log "restore drill (beside the rest; output in $DATA/restore-drill.log)"
+  "$ORDERFLOW_DEV_BIN" restore-drill --data "$ROOT/.data/restore-drill" >"$DATA/restore-drill.log" 2>&1 &
   drill=$!
 fi
 # The overload check: 30 s of orders at 3x what this 2-core machine
@@ -144,8 +145,8 @@ if [ -z "${TEST_PKGS:-}" ]; then
   log "done"
 fi
 if [ -n "$drill" ]; then
-  if wait "$drill"; then grep -A30 '^restore drill' "$DATA/drill.log"; log "restore drill: passed"
-  else tail -60 "$DATA/drill.log"; log "restore drill: failed"; status=1; fi
+  if wait "$drill"; then grep -A30 '^restore drill' "$DATA/restore-drill.log"; log "restore drill: passed"
+  else tail -60 "$DATA/restore-drill.log"; log "restore drill: failed"; status=1; fi
   drill=""
 fi
 if [ -n "$overload" ]; then

@@ -22,6 +22,7 @@ import (
 	"github.com/orderflow/orderflow/activities/catalog"
 	"github.com/orderflow/orderflow/activities/events"
 	"github.com/orderflow/orderflow/activities/fulfillment"
+	"github.com/orderflow/orderflow/activities/monitor"
 	"github.com/orderflow/orderflow/activities/notify"
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
@@ -30,6 +31,7 @@ import (
 	"github.com/orderflow/orderflow/internal/bulkhead"
 	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/workflows/maintenance"
+	monitorflow "github.com/orderflow/orderflow/workflows/monitor"
 	"github.com/orderflow/orderflow/workflows/order"
 	returnflow "github.com/orderflow/orderflow/workflows/returns"
 	webhookflow "github.com/orderflow/orderflow/workflows/webhooks"
@@ -70,8 +72,9 @@ type Config struct {
 	Bulkhead                     bulkhead.Shares
 	// Outbox runs the notification pool in this process too.
 	Outbox bool
-	// Admin runs the admin pool on the region's admin task queue and makes
-	// sure the region's maintenance Schedule exists.
+	// Admin runs the admin pool on the region's admin task queue, makes
+	// sure the region's maintenance and invariant monitor Schedules exist,
+	// and exports the monitor's open findings (orderflow_invariant_findings).
 	Admin bool
 	// Webhooks is how the outbox pool delivers outbound webhooks: it polls
 	// the region's webhooks task queue and dispatches the region's events.
@@ -104,8 +107,10 @@ type Pool struct {
 	log      *zap.Logger
 	client   client.Client
 	region   string
-	cancel   context.CancelFunc
-	done     chan struct{}
+	// unobserve stops the findings gauge the admin pool exports.
+	unobserve func()
+	cancel    context.CancelFunc
+	done      chan struct{}
 }
 
 // New builds the region's order worker, with the Order workflow and every
@@ -122,6 +127,8 @@ func New(c client.Client, deps Deps, opts Config) *Pool {
 		})
 		p.Admin.RegisterWorkflowWithOptions(maintenance.Run, workflow.RegisterOptions{Name: maintenance.Workflow})
 		p.Admin.RegisterActivity(&orders.Admin{DB: deps.DB})
+		RegisterMonitor(p.Admin, deps, c)
+		p.db = deps.DB
 	}
 	if opts.Outbox {
 		log := deps.Log
@@ -202,6 +209,22 @@ func Register(r Registry, deps Deps) {
 	r.RegisterActivity(&returns.Activities{DB: deps.DB, Cache: deps.Cache})
 }
 
+// RegisterMonitor adds the invariant monitor's workflow, under its explicit
+// name, and its activities to r: they reconcile the ledgers of the
+// providers of deps.Payments that can list theirs.
+func RegisterMonitor(r Registry, deps Deps, c client.Client) {
+	r.RegisterWorkflowWithOptions(monitorflow.Run, workflow.RegisterOptions{Name: monitorflow.Workflow})
+	var listers []monitor.Lister
+	if deps.Payments != nil {
+		for _, g := range deps.Payments.Providers() {
+			if l, ok := g.Provider.(monitor.Lister); ok {
+				listers = append(listers, l)
+			}
+		}
+	}
+	r.RegisterActivity(&monitor.Activities{DB: deps.DB, Temporal: c, Providers: listers})
+}
+
 // Start starts the pools.
 func (p *Pool) Start() error {
 	payment.ZeroAttempts(p.Payments)
@@ -217,7 +240,14 @@ func (p *Pool) Start() error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := EnsureMaintenanceSchedule(ctx, p.client, p.region, time.Minute); err != nil {
+		err := EnsureMaintenanceSchedule(ctx, p.client, p.region, time.Minute)
+		if err == nil {
+			err = EnsureMonitorSchedules(ctx, p.client, p.region)
+		}
+		if err == nil {
+			p.unobserve, err = monitor.ObserveFindings(monitor.Store{DB: p.db}, 2*time.Second)
+		}
+		if err != nil {
 			p.Admin.Stop()
 			p.Orders.Stop()
 			return err
@@ -256,6 +286,9 @@ func (p *Pool) Stop() {
 	p.Orders.Stop()
 	if p.Admin != nil {
 		p.Admin.Stop()
+	}
+	if p.unobserve != nil {
+		p.unobserve()
 	}
 	if p.cancel != nil {
 		p.cancel()
@@ -299,6 +332,47 @@ func EnsureMaintenanceSchedule(ctx context.Context, c client.Client, region stri
 	})
 	if err != nil && !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
 		return fmt.Errorf("create schedule %s: %w", id, err)
+	}
+	return nil
+}
+
+// EnsureMonitorSchedules creates, or brings up to date, the region's two
+// Schedules of the invariant monitor on the admin task queue: every
+// monitorflow.RecentEvery over the recent orders, and nightly
+// (monitorflow.NightlyCron, UTC) over all. Every worker of the region asks
+// at start-up: the first creates them, the others (and a later release
+// with other timings) update them to this build's spec and action, so a
+// worker start-up is the install step. A run still going when the next is
+// due is skipped.
+func EnsureMonitorSchedules(ctx context.Context, c client.Client, region string) error {
+	for _, nightly := range []bool{false, true} {
+		id := monitorflow.ScheduleID(region, nightly)
+		spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: monitorflow.RecentEvery}}}
+		if nightly {
+			spec = client.ScheduleSpec{CronExpressions: []string{monitorflow.NightlyCron}}
+		}
+		action := &client.ScheduleWorkflowAction{
+			ID: id, Workflow: monitorflow.Workflow, TaskQueue: maintenance.AdminTaskQueue(region),
+			Args: []any{monitorflow.Input{Region: region, Nightly: nightly}},
+		}
+		_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
+			ID: id, Spec: spec, Action: action, Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		})
+		if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+			err = c.ScheduleClient().GetHandle(ctx, id).Update(ctx, client.ScheduleUpdateOptions{
+				DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+					s := in.Description.Schedule
+					s.Spec, s.Action = &spec, action
+					if s.Policy != nil {
+						s.Policy.Overlap = enumspb.SCHEDULE_OVERLAP_POLICY_SKIP
+					}
+					return &client.ScheduleUpdate{Schedule: &s}, nil
+				},
+			})
+		}
+		if err != nil {
+			return fmt.Errorf("schedule %s: %w", id, err)
+		}
 	}
 	return nil
 }

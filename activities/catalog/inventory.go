@@ -157,9 +157,10 @@ type InventoryReplay struct {
 }
 
 // ReplayInventory sums a SKU's inventory_events in order, the audit that the
-// event log explains the inventory row and never went below zero.
-func ReplayInventory(ctx context.Context, pool *pgxpool.Pool, sku string) (InventoryReplay, error) {
-	rows, err := pool.Query(ctx, `SELECT delta_on_hand, delta_reserved FROM inventory_events WHERE sku = $1 ORDER BY id`, sku)
+// event log explains the inventory row and never went below zero. q is a
+// pool, or a transaction whose snapshot the caller reads the row in too.
+func ReplayInventory(ctx context.Context, q activities.Querier, sku string) (InventoryReplay, error) {
+	rows, err := q.Query(ctx, `SELECT delta_on_hand, delta_reserved FROM inventory_events WHERE sku = $1 ORDER BY id`, sku)
 	if err != nil {
 		return InventoryReplay{}, fmt.Errorf("events of %s: %w", sku, err)
 	}

@@ -7,9 +7,9 @@ import (
 	"sort"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities"
 	"github.com/orderflow/orderflow/internal/db"
 )
 
@@ -332,7 +332,11 @@ type WarehouseStock struct {
 
 // Warehouses returns a SKU's stock per warehouse, in warehouse order.
 func (s Store) Warehouses(ctx context.Context, sku string) ([]WarehouseStock, error) {
-	rows, err := s.DB.Query(ctx, `SELECT warehouse, on_hand, allocated FROM warehouse_stock WHERE sku = $1 ORDER BY warehouse`, sku)
+	return warehouses(ctx, s.DB, sku)
+}
+
+func warehouses(ctx context.Context, q activities.Querier, sku string) ([]WarehouseStock, error) {
+	rows, err := q.Query(ctx, `SELECT warehouse, on_hand, allocated FROM warehouse_stock WHERE sku = $1 ORDER BY warehouse`, sku)
 	if err != nil {
 		return nil, fmt.Errorf("warehouses of %s: %w", sku, err)
 	}
@@ -396,10 +400,11 @@ type WarehouseReplay struct {
 }
 
 // ReplayWarehouses sums a SKU's inventory_events per warehouse, the audit
-// that the log explains every warehouse's stock.
-func ReplayWarehouses(ctx context.Context, pool *pgxpool.Pool, sku string) (WarehouseReplay, error) {
+// that the log explains every warehouse's stock. q is a pool, or a
+// transaction whose snapshot the caller reads the SKU's row in too.
+func ReplayWarehouses(ctx context.Context, q activities.Querier, sku string) (WarehouseReplay, error) {
 	r := WarehouseReplay{Events: map[string]int{}, Rows: map[string]int{}}
-	rows, err := pool.Query(ctx, `SELECT coalesce(warehouse, ''), sum(delta_on_hand)::int FROM inventory_events WHERE sku = $1 GROUP BY 1`, sku)
+	rows, err := q.Query(ctx, `SELECT coalesce(warehouse, ''), sum(delta_on_hand)::int FROM inventory_events WHERE sku = $1 GROUP BY 1`, sku)
 	if err != nil {
 		return r, fmt.Errorf("events of %s: %w", sku, err)
 	}
@@ -417,7 +422,7 @@ func ReplayWarehouses(ctx context.Context, pool *pgxpool.Pool, sku string) (Ware
 		}
 	}
 	rows.Close()
-	list, err := Store{DB: pool}.Warehouses(ctx, sku)
+	list, err := warehouses(ctx, q, sku)
 	if err != nil {
 		return r, err
 	}

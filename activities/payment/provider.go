@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http/httptrace"
 	"sync/atomic"
+	"time"
 )
 
 // Test tokens every provider orderflow runs against understands, after
@@ -38,6 +39,19 @@ type Charge struct {
 	ID          string
 	AmountCents int64
 	Currency    string
+}
+
+// LedgerCharge is a charge as its provider's ledger lists it, with how much
+// of it was refunded since: what the invariant monitor (activities/monitor)
+// reconciles with orderflow's payments. IdempotencyKey is the key the
+// charge was made with ("" for a charge orderflow did not make).
+type LedgerCharge struct {
+	ID             string
+	IdempotencyKey string
+	AmountCents    int64
+	RefundedCents  int64
+	Currency       string
+	Created        time.Time
 }
 
 // RefundRequest asks a provider to return a charge.

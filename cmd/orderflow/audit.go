@@ -6,12 +6,24 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/orderflow/orderflow/activities/audit"
 	"github.com/orderflow/orderflow/internal/db"
 )
 
 // errAuditBroken makes `orderflow audit verify` exit non-zero.
 var errAuditBroken = errors.New("audit log: the hash chain is broken")
+
+// openDatabase opens the database an operator tool reads, from
+// DATABASE_URL as migrate reads it.
+func openDatabase(ctx context.Context, lookup env) (*pgxpool.Pool, error) {
+	cfg, v := loadMigrate(lookup)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	return db.Open(ctx, cfg.DatabaseURL)
+}
 
 // runAudit is `orderflow audit verify`: it reads the whole audit log in id
 // order, checks every row's hash and its link to the row before, and prints
@@ -23,11 +35,7 @@ func runAudit(ctx context.Context, out io.Writer, lookup env, args []string) err
 	if len(args) != 1 || args[0] != "verify" {
 		return fmt.Errorf("usage: orderflow audit verify")
 	}
-	cfg, v := loadMigrate(lookup)
-	if err := v.Err(); err != nil {
-		return err
-	}
-	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	pool, err := openDatabase(ctx, lookup)
 	if err != nil {
 		return err
 	}

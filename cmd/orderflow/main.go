@@ -41,6 +41,8 @@ orderflow-dev, built from devtools/cmd/orderflow-dev):
             (HS256 with AUTH_HS256_SECRET; make run prints a customer and an operator token)
   audit     check the audit log's hash chain: orderflow audit verify (prints the first broken
             link and fails; reads DATABASE_URL as migrate does; see docs/security.md)
+  monitor   list the invariant monitor's findings: orderflow monitor findings [--kind KIND] [--all] [--limit N]
+            (open ones unless --all; reads DATABASE_URL; runbook in docs/operations.md)
   config    print the effective configuration, secrets masked: orderflow config [api|worker|migrate|replay|token]
             (--markdown prints the configuration reference)
 
@@ -91,6 +93,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runConfig(os.Stdout, os.LookupEnv, args)
 	case "audit":
 		return runAudit(ctx, os.Stdout, os.LookupEnv, args)
+	case "monitor":
+		return runMonitor(ctx, os.Stdout, os.LookupEnv, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

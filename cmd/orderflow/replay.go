@@ -21,6 +21,7 @@ import (
 
 	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/workflows/maintenance"
+	"github.com/orderflow/orderflow/workflows/monitor"
 	"github.com/orderflow/orderflow/workflows/order"
 )
 
@@ -68,6 +69,7 @@ func runReplay(out io.Writer, lookup env, args []string) error {
 	}
 	r.RegisterWorkflowWithOptions(order.Saga, workflow.RegisterOptions{Name: order.Workflow})
 	r.RegisterWorkflowWithOptions(maintenance.Run, workflow.RegisterOptions{Name: maintenance.Workflow})
+	r.RegisterWorkflowWithOptions(monitor.Run, workflow.RegisterOptions{Name: monitor.Workflow})
 	// The SDK logs a replay's panic at ERROR; the verdict below says it better.
 	quiet := log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 

@@ -122,6 +122,12 @@ func (s Server) Write() error {
 	}
 	dirs := []string{s.Dir, filepath.Join(s.Dir, "log"), filepath.Join(s.Dir, "lock")}
 	if !s.Repo.S3() {
+		// The repository's parents, made here, stay traversable by the
+		// account (it may live apart from Dir: a Patroni cluster's members
+		// share one).
+		if err := os.MkdirAll(filepath.Dir(s.Repo.Path), 0o755); err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
 		dirs = append(dirs, s.Repo.Path)
 	}
 	for _, d := range dirs {
@@ -353,6 +359,10 @@ type Target struct {
 	Time time.Time
 }
 
+// Timestamp is the target time as pgBackRest's --target and PostgreSQL's
+// recovery_target_time take it.
+func (t Target) Timestamp() string { return t.Time.UTC().Format("2006-01-02 15:04:05.000000-07") }
+
 func (t Target) String() string {
 	if t.Time.IsZero() {
 		return "latest"
@@ -383,7 +393,7 @@ func (s Server) Restore(ctx context.Context, pgdata string, target Target) error
 	args := []string{"restore", "--pg1-path=" + pgdata}
 	if !target.Time.IsZero() {
 		// pgBackRest picks the newest backup that ended before the target.
-		args = append(args, "--type=time", "--target="+target.Time.UTC().Format("2006-01-02 15:04:05.000000-07"), "--target-action=promote")
+		args = append(args, "--type=time", "--target="+target.Timestamp(), "--target-action=promote")
 	}
 	_, err := s.pgbackrest(ctx, args...)
 	return err

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/orderflow/orderflow/devtools/backup"
 	"github.com/orderflow/orderflow/devtools/lab"
 )
 
@@ -27,6 +28,13 @@ import (
 //
 // Ports, from PortBase: etcd client +0..+2, etcd peer +10..+12, PostgreSQL
 // pg1 +20 and pg2 +21, Patroni's REST API +30 and +31.
+//
+// Every member archives its WAL to one pgBackRest repository (Repo, the
+// stanza backup.Stanza): the primary pushes each finished segment, a new
+// or rebuilt member is restored from the repository before it streams
+// (Patroni's create_replica_methods: pgbackrest, then basebackup), and the
+// whole cluster goes back to a point in time through Patroni's bootstrap
+// from the repository (Restore; docs/operations.md).
 //
 // Patroni and PostgreSQL run as the postgres user: Data and its parents
 // must be traversable by it.
@@ -44,9 +52,17 @@ type PostgresHA struct {
 	// replication from, besides loopback (pg_hba).
 	Hosts   map[string]lab.Host
 	Network string
-	Out     io.Writer
+	// Repo is the pgBackRest repository every member archives its WAL to
+	// and restores from (deploy/postgres/pgbackrest.conf); zero is a local
+	// one under Data, which the members share because they share this
+	// machine's disk (in production: a bucket, or a disk both hosts mount).
+	Repo backup.Repo
+	Out  io.Writer
 
 	stack *lab.Stack
+	// restoreTo, while set, gives the first member's configuration the
+	// bootstrap from the repository (Restore).
+	restoreTo *backup.Target
 }
 
 const pgMembers = 2
@@ -109,22 +125,31 @@ func (p *PostgresHA) etcdHosts() string {
 
 func etcdName(i int) string { return fmt.Sprintf("etcd%d", i+1) }
 
-// config is the Patroni configuration member i runs: deploy's, or with
-// Network a copy of its own whose pg_hba also admits that network and
-// whose socket is in the member's directory (members on hosts of their
-// own may share a port, not /var/run/postgresql).
+// config is the Patroni configuration member i runs: a copy of deploy's,
+// written by writeConfig.
 func (p *PostgresHA) config(i int) string {
-	if p.Network == "" {
-		return filepath.Join(p.Root, "deploy", "postgres", "patroni.yml")
-	}
 	return filepath.Join(p.Data, MemberName(i), "patroni.yml")
 }
 
-// writeConfig writes member i's copy: each pg_hba line for 127.0.0.1/32
-// followed by the same line for Network, the socket in its directory.
+// deployBackupConf is the path deploy/postgres/patroni.yml gives
+// pgBackRest's configuration: one file per host in production; a member's
+// own file here, where the members share a disk.
+const deployBackupConf = "/etc/pgbackrest/pgbackrest.conf"
+
+// writeConfig writes member i's pgBackRest configuration (BackupServer)
+// and its copy of deploy's patroni.yml: pgBackRest's configuration named
+// where the member's is; with Network, each pg_hba line for 127.0.0.1/32
+// followed by the same line for Network and the socket in the member's
+// directory (members on hosts of their own may share a port, not
+// /var/run/postgresql); while a restore runs (restoreTo), the first
+// member's bootstrap from the repository.
 func (p *PostgresHA) writeConfig(i int) error {
-	if p.Network == "" {
-		return nil
+	srv, err := p.BackupServer(i)
+	if err != nil {
+		return err
+	}
+	if err := srv.Write(); err != nil {
+		return err
 	}
 	b, err := os.ReadFile(filepath.Join(p.Root, "deploy", "postgres", "patroni.yml"))
 	if err != nil {
@@ -133,20 +158,33 @@ func (p *PostgresHA) writeConfig(i int) error {
 	var out []string
 	for _, l := range strings.Split(string(b), "\n") {
 		t := strings.TrimSpace(l)
-		if strings.HasPrefix(t, "unix_socket_directories:") {
-			l = strings.Replace(l, strings.TrimSpace(strings.TrimPrefix(t, "unix_socket_directories:")), filepath.Join(p.Data, MemberName(i)), 1)
+		if p.Network != "" && strings.HasPrefix(t, "unix_socket_directories:") {
+			l = strings.Replace(l, strings.TrimSpace(strings.TrimPrefix(t, "unix_socket_directories:")), p.socketDir(i), 1)
 		}
+		l = strings.ReplaceAll(l, deployBackupConf, srv.ConfigFile())
 		out = append(out, l)
-		if strings.HasPrefix(t, "- host ") && strings.Contains(t, " 127.0.0.1/32 ") {
+		if p.Network != "" && strings.HasPrefix(t, "- host ") && strings.Contains(t, " 127.0.0.1/32 ") {
 			out = append(out, strings.Replace(l, "127.0.0.1/32", p.Network, 1))
+		}
+		if l == "bootstrap:" && i == 0 && p.restoreTo != nil {
+			out = append(out, bootstrapFromRepo(srv, *p.restoreTo)...)
 		}
 	}
 	return os.WriteFile(p.config(i), []byte(strings.Join(out, "\n")), 0o644)
 }
 
+// socketDir is the directory of member i's Unix socket.
+func (p *PostgresHA) socketDir(i int) string {
+	if p.Network == "" {
+		return "/var/run/postgresql"
+	}
+	return filepath.Join(p.Data, MemberName(i))
+}
+
 // Stack is the three etcd members and the two Patroni members as lab
 // nodes; the last member's After waits until one member is the primary and
-// the other its synchronous standby.
+// the other its synchronous standby, then creates the pgBackRest stanza
+// through the primary.
 func (p *PostgresHA) Stack() *lab.Stack {
 	if p.stack != nil {
 		return p.stack
@@ -214,10 +252,16 @@ func (p *PostgresHA) Stack() *lab.Stack {
 		}, hostOf(p.Hosts, p.Host, name)))
 	}
 	nodes[len(nodes)-1].After = func(ctx context.Context) error {
-		return waitFor(ctx, checkFunc{"a primary and a synchronous standby", func(ctx context.Context) error {
+		err := waitFor(ctx, checkFunc{"a primary and a synchronous standby", func(ctx context.Context) error {
 			_, _, err := p.Roles(ctx)
 			return err
 		}}, 2*time.Minute)
+		if err != nil {
+			return err
+		}
+		// The primary archived its WAL from its first segment; what it
+		// could not push while the stanza was missing it pushes now.
+		return p.CreateStanza(ctx)
 	}
 	p.stack = lab.NewStack(lab.Config{Profile: "postgres-ha", Root: p.Root, Data: p.Data}, nodes)
 	p.stack.Out = p.Out

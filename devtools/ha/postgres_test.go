@@ -14,14 +14,7 @@ func TestPostgresFailoverPromotesTheSyncStandbyAndTheAppPoolWritesAgain(t *testi
 	root, base := haEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	data := t.TempDir()
-	// Patroni runs as postgres, which must reach its directories.
-	for d := data; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p := &PostgresHA{Root: root, Data: data, PortBase: base + 300}
+	p := &PostgresHA{Root: root, Data: patroniData(t), PortBase: base + 300}
 	start := time.Now()
 	bringUp(ctx, t, p)
 	t.Logf("etcd and Patroni up in %s", time.Since(start).Round(time.Second))
@@ -88,4 +81,17 @@ func TestPostgresFailoverPromotesTheSyncStandbyAndTheAppPoolWritesAgain(t *testi
 	}}, 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// patroniData is a test's directory for a Patroni cluster: Patroni runs as
+// postgres, which must reach it.
+func patroniData(t *testing.T) string {
+	t.Helper()
+	data := t.TempDir()
+	for d := data; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return data
 }

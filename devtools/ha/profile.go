@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/orderflow/orderflow/devtools/backup"
 	"github.com/orderflow/orderflow/devtools/lab"
 )
 
@@ -124,7 +125,10 @@ func NewProfile(cfg lab.Config) (*Profile, error) {
 		env[k] = v
 	}
 	front := func(name string) string { return net.JoinHostPort(nw.Gateway, strconv.Itoa(cfg.Ports[name])) }
-	pg := &PostgresHA{Root: cfg.Root, Data: filepath.Join(cfg.Data, "postgres-ha"), PortBase: profilePGBase, Hosts: hosts, Network: nw.Subnet}
+	// The members' pgBackRest repository where make backup keeps the
+	// single-node stack's: <stack>/backup/repo.
+	pg := &PostgresHA{Root: cfg.Root, Data: filepath.Join(cfg.Data, "postgres-ha"), PortBase: profilePGBase, Hosts: hosts, Network: nw.Subnet,
+		Repo: backup.Repo{Path: filepath.Join(cfg.Data, "backup", "repo")}}
 	rd := &RedisHA{Root: cfg.Root, Data: filepath.Join(cfg.Data, "redis-ha"), PortBase: profileRedisBase, Hosts: hosts}
 	gw := &Gateways{Root: cfg.Root, Data: filepath.Join(cfg.Data, "logs"), PortBase: profileGatewayBase, Binary: env["ORDERFLOW_BIN"],
 		Hosts: hosts, Front: &Front{Host: nw.Gateway, Port: cfg.Ports["api"], Stats: cfg.Ports["api-lb-stats"]},

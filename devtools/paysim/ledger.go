@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -172,6 +173,50 @@ func (l *Ledger) FindCharge(ctx context.Context, key string) (payment.Charge, bo
 		return payment.Charge{}, false, fmt.Errorf("ledger find charge: %w", err)
 	}
 	return ch, true, nil
+}
+
+// Entry is a charge as the ledger lists it: the instance that made it, and
+// the charge with its idempotency key and what of it was refunded.
+type Entry struct {
+	Instance string
+	payment.LedgerCharge
+}
+
+// qList lists charges in (created_at, ref) order: of one instance ($1; an
+// empty one means every instance), created in [$2, $3), after the charge
+// $4 (empty: from the start), at most $5.
+const qList = `SELECT c.instance, c.ref, c.idempotency_key, c.amount_cents, c.currency, c.created_at,
+		coalesce((SELECT sum(r.amount_cents) FROM paysim.ledger r
+		          WHERE r.instance = c.instance AND r.charge_ref = c.ref AND r.kind = 'refund'), 0)::bigint
+	FROM paysim.ledger c
+	WHERE ($1 = '' OR c.instance = $1) AND c.kind = 'charge' AND c.created_at >= $2 AND c.created_at < $3
+	  AND ($4 = '' OR (c.created_at, c.ref) > (SELECT a.created_at, a.ref FROM paysim.ledger a WHERE a.ref = $4))
+	ORDER BY c.created_at, c.ref LIMIT $5`
+
+// List returns up to limit charges of the instance (of every instance when
+// the Ledger's Instance is "") created in [since, until), after the charge
+// after ("" from the first), in order of creation, each with the sum of its
+// refunds.
+func (l *Ledger) List(ctx context.Context, since, until time.Time, after string, limit int) ([]Entry, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
+	defer cancel()
+	rows, err := l.DB.Query(ctx, qList, l.Instance, since, until, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("ledger list: %w", err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		var e Entry
+		if err := rows.Scan(&e.Instance, &e.ID, &e.IdempotencyKey, &e.AmountCents, &e.Currency, &e.Created, &e.RefundedCents); err != nil {
+			return nil, fmt.Errorf("ledger list: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger list: %w", err)
+	}
+	return out, nil
 }
 
 // Ping checks that the ledger's database answers.

@@ -430,6 +430,60 @@ func TestAdminEndpointChangesFaultsAtRunTime(t *testing.T) {
 	assert.Equal(t, 405, status)
 }
 
+// The ledger lists the charges of a window, a page at a time, each with
+// what of it was refunded, and never charges: the invariant monitor's
+// reconciliation reads it so.
+func TestListChargesPagesThroughAWindowWithTheirRefunds(t *testing.T) {
+	pool := testkit.DB(t)
+	in := newInstance(t, pool, paysim.Faults{})
+	c := in.client(10 * time.Second)
+	ctx := context.Background()
+	first, err := c.Charge(ctx, visa(key(), 1000))
+	require.NoError(t, err)
+	_, err = c.Refund(ctx, payment.RefundRequest{IdempotencyKey: key(), ChargeID: first.ID, AmountCents: 300})
+	require.NoError(t, err)
+	_, err = c.Refund(ctx, payment.RefundRequest{IdempotencyKey: key(), ChargeID: first.ID, AmountCents: 200})
+	require.NoError(t, err)
+	// More than a page of charges, and one from before the window.
+	for i := 0; i < simclient.MaxListLimit+4; i++ {
+		_, err := pool.Exec(ctx, `INSERT INTO paysim.ledger (instance, idempotency_key, kind, ref, token, amount_cents, currency)
+			VALUES ($1, $2, 'charge', $3, 'tok_visa', 50, 'USD')`, in.srv.Name(), key(), "ch_"+uuid.NewString())
+		require.NoError(t, err)
+	}
+	old := "ch_" + uuid.NewString()
+	_, err = pool.Exec(ctx, `INSERT INTO paysim.ledger (instance, idempotency_key, kind, ref, token, amount_cents, currency, created_at)
+		VALUES ($1, $2, 'charge', $3, 'tok_visa', 50, 'USD', now() - interval '2 hours')`, in.srv.Name(), key(), old)
+	require.NoError(t, err)
+	before := rowsOf(t, pool, in.srv.Name())
+
+	list, err := c.ListCharges(ctx, time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
+	require.NoError(t, err)
+	require.Len(t, list, simclient.MaxListLimit+5, "every charge of the window, across pages")
+	seen := map[string]bool{}
+	for _, ch := range list {
+		assert.False(t, seen[ch.ID], "listed once: %s", ch.ID)
+		seen[ch.ID] = true
+		assert.NotEqual(t, old, ch.ID, "the charge before the window is not listed")
+		assert.NotEmpty(t, ch.IdempotencyKey)
+		assert.WithinDuration(t, time.Now(), ch.Created, time.Hour)
+	}
+	assert.Equal(t, first.ID, list[0].ID, "oldest first")
+	assert.Equal(t, int64(1000), list[0].AmountCents)
+	assert.Equal(t, int64(500), list[0].RefundedCents, "what its two refunds returned")
+	assert.Equal(t, before, rowsOf(t, pool, in.srv.Name()), "listing charges nothing")
+
+	all, err := c.ListCharges(ctx, time.Time{}, time.Time{})
+	require.NoError(t, err)
+	assert.Len(t, all, simclient.MaxListLimit+6, "an open window lists them all")
+}
+
+func rowsOf(t *testing.T, pool *pgxpool.Pool, instance string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM paysim.ledger WHERE instance = $1`, instance).Scan(&n))
+	return n
+}
+
 func TestBadRequestsAreAnswered4xxWithStripesErrorShape(t *testing.T) {
 	pool := testkit.DB(t)
 	in := newInstance(t, pool, paysim.Faults{})
@@ -451,7 +505,10 @@ func TestBadRequestsAreAnswered4xxWithStripesErrorShape(t *testing.T) {
 		{name: "charge with negative amount", method: "POST", path: "/v1/charges", key: key(), body: form("amount", "-5", "currency", "USD", "source", "tok_visa"), status: 400, code: "parameter_invalid_integer"},
 		{name: "charge with a bad currency", method: "POST", path: "/v1/charges", key: key(), body: form("amount", "5", "currency", "dollars", "source", "tok_visa"), status: 400, code: "parameter_invalid"},
 		{name: "charge without source", method: "POST", path: "/v1/charges", key: key(), body: form("amount", "5", "currency", "USD"), status: 400, code: "parameter_missing"},
-		{name: "lookup without key", method: "GET", path: "/v1/charges", status: 400, code: "parameter_missing"},
+		{name: "list with a bad created[gte]", method: "GET", path: "/v1/charges?created%5Bgte%5D=yesterday", status: 400, code: "parameter_invalid_integer"},
+		{name: "list with a negative created[lt]", method: "GET", path: "/v1/charges?created%5Blt%5D=-1", status: 400, code: "parameter_invalid_integer"},
+		{name: "list with limit 0", method: "GET", path: "/v1/charges?limit=0", status: 400, code: "parameter_invalid_integer"},
+		{name: "list with limit 101", method: "GET", path: "/v1/charges?limit=101", status: 400, code: "parameter_invalid_integer"},
 		{name: "refund without charge", method: "POST", path: "/v1/refunds", key: key(), body: form("amount", "5"), status: 400, code: "parameter_missing"},
 		{name: "refund without idempotency key", method: "POST", path: "/v1/refunds", body: form("charge", "ch_x"), status: 400, code: "idempotency_key_required"},
 		{name: "unknown path", method: "GET", path: "/v1/nothing", status: 404, code: "resource_missing"},

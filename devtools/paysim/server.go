@@ -28,6 +28,8 @@ const maxBody = 64 << 10
 //
 //	POST /v1/charges          amount, currency, source, description; Idempotency-Key required
 //	GET  /v1/charges?idempotency_key=K   the charge made with K, as a list of zero or one
+//	GET  /v1/charges?created[gte]=&created[lt]=&limit=&starting_after=
+//	                          the charges of a window, a page at a time, with amount_refunded
 //	POST /v1/refunds          charge, amount (optional: the rest of the charge); Idempotency-Key required
 //	GET  /health              200 when the ledger's database answers
 //	GET  /admin/faults        the faults in force
@@ -249,7 +251,7 @@ func (s *Server) createCharge(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listCharges(w http.ResponseWriter, r *http.Request) {
 	key := r.URL.Query().Get("idempotency_key")
 	if key == "" {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_missing", "Missing required param: idempotency_key.")
+		s.listWindow(w, r)
 		return
 	}
 	ch, found, err := s.ledger.FindCharge(r.Context(), key)
@@ -260,6 +262,52 @@ func (s *Server) listCharges(w http.ResponseWriter, r *http.Request) {
 	list := wire.ListJSON{Object: "list", Data: []wire.ChargeJSON{}}
 	if found {
 		list.Data = append(list.Data, newChargeJSON(key, ch))
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// listWindow answers GET /v1/charges without idempotency_key: the charges
+// created in [created[gte], created[lt]) (Unix seconds, both optional), a
+// page of limit (1 to 100, default 10) after the charge starting_after, as
+// Stripe lists them, each with its amount_refunded.
+func (s *Server) listWindow(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	since, until := time.Unix(0, 0), time.Unix(1<<40, 0)
+	limit := 10
+	for _, p := range []struct {
+		name     string
+		min, max int64
+		set      func(int64)
+	}{
+		{"created[gte]", 0, 1 << 40, func(v int64) { since = time.Unix(v, 0) }},
+		{"created[lt]", 0, 1 << 40, func(v int64) { until = time.Unix(v, 0) }},
+		{"limit", 1, wire.MaxListLimit, func(v int64) { limit = int(v) }},
+	} {
+		v := q.Get(p.name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < p.min || n > p.max {
+			writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid_integer",
+				fmt.Sprintf("Invalid integer: %s must be from %d to %d.", p.name, p.min, p.max))
+			return
+		}
+		p.set(n)
+	}
+	entries, err := s.ledger.List(r.Context(), since, until, q.Get("starting_after"), limit+1)
+	if err != nil {
+		s.writeLedgerError(w, err)
+		return
+	}
+	list := wire.ListJSON{Object: "list", Data: []wire.ChargeJSON{}, HasMore: len(entries) > limit}
+	for i, e := range entries {
+		if i == limit {
+			break
+		}
+		ch := newChargeJSON(e.IdempotencyKey, payment.Charge{ID: e.ID, AmountCents: e.AmountCents, Currency: e.Currency})
+		ch.AmountRefunded, ch.Created = e.RefundedCents, e.Created.Unix()
+		list.Data = append(list.Data, ch)
 	}
 	writeJSON(w, http.StatusOK, list)
 }

@@ -100,6 +100,36 @@ func (c *Client) FindCharge(ctx context.Context, key string) (payment.Charge, bo
 	return payment.Charge{}, false, nil
 }
 
+// ListCharges lists the charges the instance made in [since, until), each
+// with what of it was refunded, a page of MaxListLimit at a time
+// (GET /v1/charges?created[gte]=&created[lt]=&limit=&starting_after=, in
+// Unix seconds: since is rounded down and until up, so the list may hold a
+// charge of the second either side). It never charges.
+func (c *Client) ListCharges(ctx context.Context, since, until time.Time) ([]payment.LedgerCharge, error) {
+	q := url.Values{"limit": {strconv.Itoa(MaxListLimit)}}
+	if !since.IsZero() {
+		q.Set("created[gte]", strconv.FormatInt(since.Unix(), 10))
+	}
+	if !until.IsZero() {
+		q.Set("created[lt]", strconv.FormatInt(until.Add(time.Second-1).Unix(), 10))
+	}
+	var out []payment.LedgerCharge
+	for {
+		var list ListJSON
+		if err := c.do(ctx, http.MethodGet, "/v1/charges?"+q.Encode(), "", nil, &list); err != nil {
+			return nil, fmt.Errorf("%s list charges: %w", c.name, err)
+		}
+		for _, ch := range list.Data {
+			out = append(out, payment.LedgerCharge{ID: ch.ID, IdempotencyKey: ch.IdempotencyKey, AmountCents: ch.Amount,
+				RefundedCents: ch.AmountRefunded, Currency: ch.Currency, Created: time.Unix(ch.Created, 0).UTC()})
+		}
+		if !list.HasMore || len(list.Data) == 0 {
+			return out, nil
+		}
+		q.Set("starting_after", list.Data[len(list.Data)-1].ID)
+	}
+}
+
 // Ping checks the instance's GET /health.
 func (c *Client) Ping(ctx context.Context) error {
 	var v map[string]string

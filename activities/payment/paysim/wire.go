@@ -21,15 +21,21 @@ var (
 	ErrRefundTooLarge = errors.New("refund exceeds the charge")
 )
 
-// ChargeJSON is a charge as the API answers it.
+// ChargeJSON is a charge as the API answers it. A list answers
+// AmountRefunded (the sum of its refunds) and Created (Unix seconds) too.
 type ChargeJSON struct {
 	ID             string `json:"id"`
 	Object         string `json:"object"`
 	Amount         int64  `json:"amount"`
+	AmountRefunded int64  `json:"amount_refunded"`
 	Currency       string `json:"currency"`
 	Status         string `json:"status"`
 	IdempotencyKey string `json:"idempotency_key"`
+	Created        int64  `json:"created,omitempty"`
 }
+
+// MaxListLimit is the largest page GET /v1/charges answers (limit=).
+const MaxListLimit = 100
 
 // RefundJSON is a refund as the API answers it.
 type RefundJSON struct {

@@ -178,6 +178,40 @@ func (p *Provider) FindCharge(ctx context.Context, key string) (payment.Charge, 
 	return payment.Charge{}, false, nil
 }
 
+// ListCharges lists the PaymentIntents created in [since, until) that
+// orderflow made (their metadata holds the idempotency key) and that took
+// money (succeeded or processing), each with what its latest charge had
+// refunded: the list is paged through in full, expanding each
+// PaymentIntent's latest charge. It never charges.
+func (p *Provider) ListCharges(ctx context.Context, since, until time.Time) ([]payment.LedgerCharge, error) {
+	params := &stripego.PaymentIntentListParams{CreatedRange: &stripego.RangeQueryParams{}}
+	if !since.IsZero() {
+		params.CreatedRange.GreaterThanOrEqual = since.Unix()
+	}
+	if !until.IsZero() {
+		params.CreatedRange.LesserThan = until.Add(time.Second - 1).Unix()
+	}
+	params.Limit = stripego.Int64(100)
+	params.AddExpand("data.latest_charge")
+	var out []payment.LedgerCharge
+	for pi, err := range p.sc.V1PaymentIntents.List(ctx, params) {
+		if err != nil {
+			return nil, fmt.Errorf("%s list charges: %w", p.name, classify(err, nil))
+		}
+		key := pi.Metadata[MetadataKey]
+		if key == "" || !matches(pi, key) {
+			continue
+		}
+		c := payment.LedgerCharge{ID: pi.ID, IdempotencyKey: key, AmountCents: pi.Amount,
+			Currency: strings.ToUpper(string(pi.Currency)), Created: time.Unix(pi.Created, 0).UTC()}
+		if pi.LatestCharge != nil {
+			c.RefundedCents = pi.LatestCharge.AmountRefunded
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
 // matches reports whether pi is the charge made with key and took money.
 func matches(pi *stripego.PaymentIntent, key string) bool {
 	if pi.Metadata[MetadataKey] != key {

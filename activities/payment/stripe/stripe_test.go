@@ -156,3 +156,29 @@ func TestStripeErrorsFollowTheProviderContract(t *testing.T) {
 		assert.NotErrorIs(t, err, payment.ErrNotSent)
 	})
 }
+
+// ListCharges lists the PaymentIntents of the window, a page of 100 with
+// each one's latest charge expanded (for what it refunded), only reads,
+// and counts only PaymentIntents orderflow made: stripe-mock's fixtures
+// carry no idempotency key in their metadata, so none is ours.
+func TestListChargesAsksForTheWindowWithRefundsAndKeepsOnlyOurs(t *testing.T) {
+	var rec recorder
+	p, err := stripe.New(stripe.Config{Name: "stripe-test", APIKey: "sk_test_123", BaseURL: rec.start(t, testkit.StripeMock(t)), Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	since := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	until := since.Add(2 * time.Hour)
+	list, err := p.ListCharges(context.Background(), since, until)
+	require.NoError(t, err)
+	assert.Empty(t, list, "no fixture carries our key")
+	require.Positive(t, rec.count())
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, r := range rec.reqs {
+		assert.Equal(t, http.MethodGet, r.method, "ListCharges only reads")
+		assert.Equal(t, "/v1/payment_intents", r.path)
+		assert.Equal(t, "1796637600", r.form.Get("created[gte]"))
+		assert.Equal(t, "1796644800", r.form.Get("created[lt]"))
+		assert.Equal(t, "100", r.form.Get("limit"))
+		assert.Equal(t, "data.latest_charge", r.form.Get("expand[0]"), "%v", r.form)
+	}
+}

@@ -8,23 +8,29 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/orderflow/orderflow/devtools/backup"
+	"github.com/orderflow/orderflow/devtools/backup/drill"
+	"github.com/orderflow/orderflow/devtools/ha"
 	"github.com/orderflow/orderflow/devtools/lab"
 )
 
-// runDrill runs the restore drill (devtools/backup.Drill) on a stack of
-// its own and fails when a check does not hold.
-func runDrill(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("drill", flag.ContinueOnError)
+// runRestoreDrill runs the restore drill (devtools/backup/drill) on a stack
+// of its own, the single-node one or with --ha the ha profile, and fails
+// when a check does not hold.
+func runRestoreDrill(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("restore-drill", flag.ContinueOnError)
 	root, err := os.Getwd()
 	if err != nil {
 		return err
 	}
-	d := backup.Drill{Root: root, Out: os.Stdout}
-	fs.StringVar(&d.Data, "data", filepath.Join(root, ".data", "drill"), "the drill's files (removed first)")
-	fs.IntVar(&d.TemporalPortBase, "temporal-port-base", 0, "13 ports from this one for the Temporal server (0: free ones)")
+	d := drill.Drill{Root: root, Out: os.Stdout}
+	data := fs.String("data", "", "the drill's files, removed first (default .data/restore-drill, or .data/restore-drill-ha with --ha)")
+	fs.BoolVar(&d.HA, "ha", false, "on the ha profile (Patroni; root: its hosts are network namespaces on LAB_NETWORK)")
+	fs.StringVar(&d.Ports, "ports", "", "with --ha: the ports of its balancers, default, free or base:N (default LAB_PORTS, else free)")
+	fs.IntVar(&d.TemporalPortBase, "temporal-port-base", 0, "single-node: 13 ports from this one for the Temporal server (0: free ones)")
 	fs.IntVar(&d.Batch, "batch", 8, "orders placed in each step")
 	results := fs.String("results", filepath.Join(root, "backup", "results"), "directory for the JSON report")
 	// The environment first (DRILL_BATCH, BACKUP_TYPE...), the command line over it.
@@ -34,10 +40,18 @@ func runDrill(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	d.Data = *data
+	switch {
+	case d.Data != "":
+	case d.HA:
+		d.Data = filepath.Join(root, ".data", "restore-drill-ha")
+	default:
+		d.Data = filepath.Join(root, ".data", "restore-drill")
+	}
 	rep, err := d.Run(ctx)
 	rep.Print(os.Stdout)
 	if err != nil {
-		return fmt.Errorf("drill: %w", err)
+		return fmt.Errorf("restore-drill: %w", err)
 	}
 	path, err := rep.Write(*results)
 	if err != nil {
@@ -45,8 +59,42 @@ func runDrill(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("wrote %s\n", path)
 	if !rep.Passed {
-		return errors.New("drill: a check does not hold on the restored stack")
+		return errors.New("restore-drill: a check does not hold on the restored stack")
 	}
+	return nil
+}
+
+// haProfile loads the ha profile running under data; ok is false when the
+// stack there is another topology.
+func haProfile(data string) (p *ha.Profile, ok bool, err error) {
+	st, err := lab.LoadState(data)
+	if err != nil {
+		return nil, false, fmt.Errorf("the stack under %s (make up first): %w", data, err)
+	}
+	if st.Config.Topology != "ha" {
+		return nil, false, nil
+	}
+	p, err = ha.LoadProfile(data)
+	if err != nil {
+		return nil, true, err
+	}
+	p.Out = os.Stdout
+	return p, true, nil
+}
+
+// profileData points data at the profile's stack (make's TOPOLOGY=ha:
+// .data/ha-profile) unless --data was given.
+func profileData(fs *flag.FlagSet, profile string, data *string) error {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "data" })
+	if profile == "" || given {
+		return nil
+	}
+	root, err := checkout()
+	if err != nil {
+		return err
+	}
+	*data = defaultData(root, profile)
 	return nil
 }
 
@@ -105,10 +153,13 @@ func devServer(d *lab.Dev) (backup.Server, bool, error) {
 
 // runBackup backs up a lab stack's PostgreSQL (make backup): it writes
 // pgbackrest.conf, turns WAL archiving on when it is off, creates the
-// stanza, takes the backup and writes the age metric.
+// stanza, takes the backup and writes the age metric. On the ha profile
+// Patroni's members archive from the start: the backup is taken from the
+// primary, whichever member it is.
 func runBackup(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	data := fs.String("data", envOr("STACK_DATA_DIR", ".data"), "the lab stack whose PostgreSQL is backed up (its directory)")
+	profile := fs.String("profile", "", "the lab profile whose stack it is (ha: .data/ha-profile), unless --data names one")
 	typ := fs.String("type", "auto", "full, incr, diff, or auto (full when the last full is 7 days old, else incr)")
 	metric := fs.String("metric-file", "", "the Prometheus textfile to write (default <data>/backup/metrics/orderflow_backup.prom)")
 	// The environment first (DRILL_BATCH, BACKUP_TYPE...), the command line over it.
@@ -117,6 +168,15 @@ func runBackup(ctx context.Context, args []string) error {
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if err := profileData(fs, *profile, data); err != nil {
+		return err
+	}
+	if p, ok, err := haProfile(*data); ok || err != nil {
+		if err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+		return backupHA(ctx, p, *typ, *metric)
 	}
 	d, srv, private, err := stackServer(*data)
 	if err != nil {
@@ -146,25 +206,49 @@ func runBackup(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	return backedUp(ctx, srv, info, *metric, filepath.Join(srv.Dir, "metrics", "orderflow_backup.prom"))
+}
+
+// backupHA backs the ha profile's Patroni cluster up from its primary.
+func backupHA(ctx context.Context, p *ha.Profile, typ, metric string) error {
+	if err := p.Postgres.CreateStanza(ctx); err != nil {
+		return err
+	}
+	info, err := p.Postgres.Backup(ctx, typ)
+	if err != nil {
+		return err
+	}
+	srv, err := p.Postgres.BackupServer(0)
+	if err != nil {
+		return err
+	}
+	return backedUp(ctx, srv, info, metric, filepath.Join(p.Config.Data, "backup", "metrics", "orderflow_backup.prom"))
+}
+
+// backedUp reports a backup taken and writes the metric from what the
+// repository srv reads lists (to def unless metric names a file).
+func backedUp(ctx context.Context, srv backup.Server, info backup.Info, metric, def string) error {
 	fmt.Printf("backup: %s backup %s, %s to %s, %d MB (%d MB in %s)\n", info.Type, info.Label, info.Start.Format(time.RFC3339),
 		info.Stop.Format(time.RFC3339), info.Size>>20, info.RepoSize>>20, srv.Repo.Path)
 	infos, err := srv.Info(ctx)
 	if err != nil {
 		return err
 	}
-	if *metric == "" {
-		*metric = filepath.Join(srv.Dir, "metrics", "orderflow_backup.prom")
+	if metric == "" {
+		metric = def
 	}
-	return backup.WriteMetric(*metric, infos)
+	return backup.WriteMetric(metric, infos)
 }
 
 // runRestore restores a lab stack's PostgreSQL to a point in time (make
 // restore TARGET_TIME=...): the stack stopped, the data directory kept
 // aside, the backup restored into a fresh one, PostgreSQL replaying the
-// archive to the target and promoting, the stack started on it.
+// archive to the target and promoting, the stack started on it. On the ha
+// profile the same through Patroni (ha.Profile.Restore).
 func runRestore(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	data := fs.String("data", envOr("STACK_DATA_DIR", ".data"), "the lab stack whose PostgreSQL is restored (its directory)")
+	profile := fs.String("profile", "", "the lab profile whose stack it is (ha: .data/ha-profile), unless --data names one")
 	target := fs.String("target-time", "", `the time to restore to (RFC 3339, "2026-12-07T03:50:19Z"), or "latest": the end of the archive`)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -180,6 +264,22 @@ func runRestore(ctx context.Context, args []string) error {
 			return fmt.Errorf("restore: --target-time %q: want RFC 3339 (2026-12-07T03:50:19Z) or latest", *target)
 		}
 		t.Time = tt
+	}
+	if err := profileData(fs, *profile, data); err != nil {
+		return err
+	}
+	if p, ok, err := haProfile(*data); ok || err != nil {
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		r, err := p.Restore(ctx, t)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("restore: %s restored to %s is the leader (timeline %d) after %.1fs; %s rebuilt by %s in %.1fs; the stack serving %.1fs later; "+
+			"the old data directories: %s (delete them once satisfied), take a new full backup: make backup TOPOLOGY=ha BACKUP_TYPE=full\n",
+			r.Leader, t, r.Timeline, r.LeaderSeconds, ha.MemberName(1), r.ReplicaMethod, r.ReplicaSeconds, r.StackSeconds, strings.Join(r.Aside, ", "))
+		return nil
 	}
 	d, srv, private, err := stackServer(*data)
 	if err != nil {
@@ -211,7 +311,7 @@ func runRestore(ctx context.Context, args []string) error {
 	if err := d.Start(ctx, "postgres"); err != nil {
 		return err
 	}
-	if err := backup.Promoted(ctx, d.Config.Env["DATABASE_URL"]); err != nil {
+	if err := drill.Promoted(ctx, d.Config.Env["DATABASE_URL"]); err != nil {
 		return err
 	}
 	fmt.Printf("restore: PostgreSQL serves the restored data after %.1fs; starting the stack\n", time.Since(start).Seconds())

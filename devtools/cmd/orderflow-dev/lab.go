@@ -213,7 +213,7 @@ func freshStack(root, profile, data, ports string) (labStack, error) {
 	// machine (the install script skips what is there).
 	need := []string{"tools", "postgres", "redis"}
 	if p := lab.Profiles[profile]; p.Topology == "ha" {
-		need = append(need, "sentinel", "patroni", "etcd", "haproxy", "iproute2")
+		need = append(need, "sentinel", "patroni", "etcd", "haproxy", "iproute2", "pgbackrest")
 	} else if os.Getenv("TEMPORAL_BACKEND") == "cluster" {
 		need = append(need, "haproxy")
 	}

@@ -26,7 +26,9 @@ commands:
   lab       run a stack from its typed topology: up, run, down, status, kill/start/restart NODE, with (make run/up/down)
   backup    back up the stack's PostgreSQL with pgBackRest (make backup; docs/operations.md)
   restore   restore the stack's PostgreSQL to a point in time (make restore TARGET_TIME=...)
-  drill     the restore drill: orders, backups, a loss, a restore to a time T, the restored stack checked (make test)
+  restore-drill
+            the restore drill: orders, backups, a loss, a restore to a time T, the restored stack checked
+            (make restore-drill, and make test; --ha: on the ha profile, make restore-drill-ha)
   smoke     a fresh stack as make run starts it, an order to CONFIRMED and the stack's promises checked (make test)
 `
 
@@ -48,8 +50,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runLab(ctx, args)
 	case "smoke":
 		return runSmoke(ctx, args)
-	case "drill":
-		return runDrill(ctx, args)
+	case "restore-drill":
+		return runRestoreDrill(ctx, args)
 	case "backup":
 		return runBackup(ctx, args)
 	case "restore":

@@ -1,4 +1,10 @@
-package backup
+// Package drill is the restore drill: a stack whose PostgreSQL holds
+// orderflow's data and Temporal's persistence, archived by pgBackRest
+// (devtools/backup), taken through orders, backups, the loss of its
+// PostgreSQL and a restore to a point in time, then checked. It runs on the
+// single-node stack (a private PostgreSQL) or on the ha profile (Patroni,
+// devtools/ha).
+package drill
 
 import (
 	"context"
@@ -26,46 +32,72 @@ import (
 
 	"github.com/orderflow/orderflow"
 	apiclient "github.com/orderflow/orderflow/client"
+	"github.com/orderflow/orderflow/devtools/backup"
 	"github.com/orderflow/orderflow/devtools/chaos"
 	"github.com/orderflow/orderflow/devtools/ha"
 	"github.com/orderflow/orderflow/devtools/lab"
 	"github.com/orderflow/orderflow/internal/auth"
 )
 
-// Drill is the restore drill: a stack whose PostgreSQL (a private cluster,
-// on ports of its own) holds orderflow's database and Temporal's
-// persistence and visibility (a Temporal server on PostgreSQL, the
-// production answer of devtools/ha, not the dev server's SQLite), archived
-// to a pgBackRest repository. It places orders, backs up, places more,
-// notes a time T, places more, loses the server, restores to T into a fresh
-// data directory and checks the stack started on it; and it measures the
-// RPO of a restore to the end of the archive and how long restores take.
+// Drill is the restore drill. On the single-node stack (the default) its
+// PostgreSQL is a private cluster on ports of its own holding orderflow's
+// database and Temporal's persistence and visibility (a Temporal server on
+// PostgreSQL, the production answer of devtools/ha, not the dev server's
+// SQLite). With HA it is the ha profile: Patroni's two members, whose
+// Temporal cluster keeps its state beside orderflow's. Either way it places
+// orders, backs up, places more, notes a time T, places more, loses
+// PostgreSQL (the server, or both members' hosts), restores to T and checks
+// the stack started on it; and it measures the RPO of a restore to the end
+// of the archive and how long restores take.
 type Drill struct {
 	Root string // the checkout
 	Data string // the drill's files; removed first
-	// TemporalPortBase: 13 ports from it for the Temporal server and its
-	// load balancer (devtools/ha); 0: 7400 on a loopback address of the
-	// drill's own (Temporal's membership ports must stay under 32768).
+	// TemporalPortBase (single-node): 13 ports from it for the Temporal
+	// server and its load balancer (devtools/ha); 0: 7400 on a loopback
+	// address of the drill's own (Temporal's membership ports must stay
+	// under 32768).
 	TemporalPortBase int
+	// HA runs the drill on the ha profile, its hosts on LAB_NETWORK's
+	// network (root only), its balancers on Ports (default "free").
+	HA    bool
+	Ports string
 	// Batch is how many orders each step places (default 8).
 	Batch int
 	Out   io.Writer
 
 	stack  *lab.Stack
-	srv    Server
+	c      cluster
 	stock  map[string]int
 	tokens *auth.Minter
 	api    string
 }
 
-// DrillReport is what a drill measured and found.
-type DrillReport struct {
+// cluster is the PostgreSQL a drill backs up, loses and restores.
+type cluster interface {
+	up(ctx context.Context) error
+	backup(ctx context.Context, typ string) (backup.Info, error)
+	// archived switches to a new WAL segment and waits until the finished
+	// one is in the repository.
+	archived(ctx context.Context) error
+	// lose loses PostgreSQL for good: its hosts gone, the repository not.
+	lose(ctx context.Context) error
+	// repo is a pgBackRest setup that reads the repository.
+	repo() (backup.Server, error)
+	// restore restores to rep.Target and brings the stack up on it,
+	// recording how long it took and what held.
+	restore(ctx context.Context, rep *Report) error
+}
+
+// Report is what a drill measured and found.
+type Report struct {
 	Started time.Time `json:"started"`
+	// Topology is "single" or "ha".
+	Topology string `json:"topology"`
 	// Accepted counts the orders acknowledged (2xx) in each step: before the
 	// full backup, between it and the incremental one, parked (their sagas
 	// open) before T, after T and archived, after T at the moment of loss.
 	Accepted map[string]int `json:"orders_accepted"`
-	Backups  []Info         `json:"backups"`
+	Backups  []backup.Info  `json:"backups"`
 	// BackupSeconds is how long each backup took, by type.
 	BackupSeconds map[string]float64 `json:"backup_seconds"`
 	Target        time.Time          `json:"target_time"`
@@ -76,11 +108,13 @@ type DrillReport struct {
 	LostOrders int     `json:"orders_lost_at_latest"`
 	// Restore times: pgBackRest's restore plus PostgreSQL's recovery until
 	// it accepts sessions; then the whole stack serving on it.
-	RestoreLatestSeconds float64           `json:"restore_latest_seconds"`
-	RestoreTargetSeconds float64           `json:"restore_to_target_seconds"`
-	StackUpSeconds       float64           `json:"stack_up_on_restore_seconds"`
-	Invariants           []chaos.Invariant `json:"invariants"`
-	Passed               bool              `json:"passed"`
+	RestoreLatestSeconds float64 `json:"restore_latest_seconds"`
+	RestoreTargetSeconds float64 `json:"restore_to_target_seconds"`
+	StackUpSeconds       float64 `json:"stack_up_on_restore_seconds"`
+	// Patroni is what the restore through Patroni did (HA).
+	Patroni    *ha.PatroniRestore `json:"patroni,omitempty"`
+	Invariants []chaos.Invariant  `json:"invariants"`
+	Passed     bool               `json:"passed"`
 }
 
 // acked is one acknowledged order and when its 2xx came back.
@@ -95,15 +129,19 @@ func (d *Drill) logf(format string, args ...any) {
 
 // Run runs the drill. The stack is down and its processes stopped when it
 // returns, whatever happened; the report says what held.
-func (d *Drill) Run(ctx context.Context) (rep DrillReport, err error) {
+func (d *Drill) Run(ctx context.Context) (rep Report, err error) {
 	if d.Batch == 0 {
 		d.Batch = 8
 	}
 	if d.Out == nil {
 		d.Out = os.Stdout
 	}
-	rep = DrillReport{Started: time.Now().UTC(), Accepted: map[string]int{}, BackupSeconds: map[string]float64{}}
-	if err := d.build(ctx); err != nil {
+	rep = Report{Started: time.Now().UTC(), Topology: "single", Accepted: map[string]int{}, BackupSeconds: map[string]float64{}}
+	build := d.buildSingle
+	if d.HA {
+		rep.Topology, build = "ha", d.buildHA
+	}
+	if err := build(ctx); err != nil {
 		return rep, err
 	}
 	defer func() {
@@ -111,8 +149,11 @@ func (d *Drill) Run(ctx context.Context) (rep DrillReport, err error) {
 			err = derr
 		}
 	}()
-	d.logf("starting the stack (PostgreSQL archiving to %s, Temporal on it)", d.srv.Repo.Path)
-	if err := d.stack.Up(ctx); err != nil {
+	if err := d.c.up(ctx); err != nil {
+		return rep, err
+	}
+	d.tokens, err = auth.NewMinter(auth.Config{HS256Secret: d.stack.Config.Env["AUTH_HS256_SECRET"]})
+	if err != nil {
 		return rep, err
 	}
 	pool, tc, err := d.clients(ctx)
@@ -133,7 +174,7 @@ func (d *Drill) Run(ctx context.Context) (rep DrillReport, err error) {
 	if err := d.measureLatest(ctx, before, after, &rep); err != nil {
 		return rep, err
 	}
-	if err := d.restoreToTarget(ctx, &rep); err != nil {
+	if err := d.c.restore(ctx, &rep); err != nil {
 		return rep, err
 	}
 	pool, tc, err = d.clients(ctx)
@@ -149,112 +190,16 @@ func (d *Drill) Run(ctx context.Context) (rep DrillReport, err error) {
 	for _, a := range after {
 		gone = append(gone, a.id)
 	}
-	rep.Invariants, err = d.check(ctx, pool, tc, ids, gone, before[len(before)-rep.Accepted["parked_at_target"]:])
+	more, err := d.check(ctx, pool, tc, ids, gone, before[len(before)-rep.Accepted["parked_at_target"]:])
 	if err != nil {
 		return rep, err
 	}
+	rep.Invariants = append(rep.Invariants, more...)
 	rep.Passed = true
 	for _, inv := range rep.Invariants {
 		rep.Passed = rep.Passed && inv.Passed
 	}
 	return rep, nil
-}
-
-// build lays the drill's stack out: make run's topology on free ports with
-// a private PostgreSQL, its Temporal dev server replaced by a Temporal
-// server on that PostgreSQL, without the parts an order confirmed without
-// fulfillment never reaches (carrier, mailpit, NATS).
-func (d *Drill) build(ctx context.Context) error {
-	if err := os.RemoveAll(d.Data); err != nil {
-		return err
-	}
-	dev, err := lab.NewDev(lab.Options{Profile: "chaos", Root: d.Root, Data: d.Data, Ports: "free"})
-	if err != nil {
-		return err
-	}
-	// Temporal keeps its membership ports in a smallint: the server's
-	// ports stay under 32768, on a loopback address made of the stack's own
-	// (free) temporal port, so drills side by side share none.
-	base, host := d.TemporalPortBase, lab.Loopback
-	if base == 0 {
-		base, host = 7400, lab.ClusterHost(dev.Config.Ports)
-	}
-	bin, err := ha.FindBinaries(ctx, d.Root)
-	if err != nil {
-		return err
-	}
-	cfg := dev.Config
-	pgPort := cfg.Ports["postgres"]
-	tc := &ha.TemporalCluster{Root: d.Root, Data: filepath.Join(cfg.Data, "temporal"), Bin: bin, PortBase: base, Host: host, Servers: 1, Out: d.Out,
-		DB: ha.Postgres{Addr: net.JoinHostPort(lab.Loopback, strconv.Itoa(pgPort)), User: "postgres", Password: "postgres",
-			Database: "orderflow_temporal", Visibility: "orderflow_temporal_vis"}}
-	cfg.Env["TEMPORAL_ADDRESS"] = tc.Address()
-	// Orders end CONFIRMED: no carrier, no mail, no event relay.
-	cfg.Env["FULFILLMENT_ENABLED"], cfg.Env["SMTP_URL"], cfg.Env["NATS_URL"] = "false", "", ""
-	if dev, err = lab.BuildDev(cfg); err != nil {
-		return err
-	}
-	cred, err := lab.PostgresUser()
-	if err != nil {
-		return err
-	}
-	pgDir := filepath.Join(cfg.Data, "postgres")
-	d.srv = Server{Root: d.Root, Dir: filepath.Join(cfg.Data, "pgbackrest"), Repo: Repo{Path: filepath.Join(cfg.Data, "pgbackrest", "repo")},
-		PGData: filepath.Join(pgDir, "data"), PGPort: pgPort, PGSocket: filepath.Join(pgDir, "sock"), Credential: cred}
-	var nodes []*lab.Node
-	for _, n := range dev.Nodes {
-		switch n.Name {
-		case "temporal", "carrier", "mailpit", "nats":
-			continue
-		case "postgres":
-			d.archiving(n, tc)
-			nodes = append(nodes, n)
-			for _, t := range tc.Stack().Nodes {
-				if t.Name == "temporal-lb" {
-					// One server: the balancer's second backend is the same one.
-					t.Proc.Env = append(t.Proc.Env, "TEMPORAL_FRONTEND_2="+tc.FrontendAddr(0))
-				}
-				nodes = append(nodes, t)
-			}
-		default:
-			nodes = append(nodes, n)
-		}
-	}
-	d.stack = lab.NewStack(cfg, nodes)
-	d.stack.Out = d.Out
-	d.api = dev.APIURL()
-	d.tokens, err = auth.NewMinter(auth.Config{HS256Secret: cfg.Env["AUTH_HS256_SECRET"]})
-	return err
-}
-
-// archiving makes the PostgreSQL node archive to the repository from its
-// first segment, create the stanza once it serves, and hold Temporal's
-// schema.
-func (d *Drill) archiving(n *lab.Node, tc *ha.TemporalCluster) {
-	before, after := n.Before, n.After
-	n.Before = func(ctx context.Context) error {
-		if err := before(ctx); err != nil {
-			return err
-		}
-		if err := d.srv.Write(); err != nil {
-			return err
-		}
-		return d.srv.ConfigureDataDir()
-	}
-	n.After = func(ctx context.Context) error {
-		if err := after(ctx); err != nil {
-			return err
-		}
-		if err := Promoted(ctx, d.stack.Config.Env["DATABASE_URL"]); err != nil {
-			return err
-		}
-		if err := d.srv.CreateStanza(ctx); err != nil {
-			return err
-		}
-		return tc.Schema(ctx)
-	}
-	// A restored server replays the archive before it accepts sessions.
-	n.ReadyTimeout = 2 * time.Minute
 }
 
 func (d *Drill) clients(ctx context.Context) (*pgxpool.Pool, client.Client, error) {
@@ -291,11 +236,10 @@ func (d *Drill) gateway(sub string, role auth.Role) *apiclient.Client {
 
 // beforeLoss runs the stack up to the loss of its PostgreSQL: orders, a
 // full backup, orders, an incremental backup, orders parked by a payment
-// outage, T, orders archived, orders not yet archived, then SIGKILL of
-// PostgreSQL and its data directory moved away (the host is gone; the
-// repository is not). It returns the orders acknowledged before T and
-// after it.
-func (d *Drill) beforeLoss(ctx context.Context, pool *pgxpool.Pool, rep *DrillReport) (before, after []acked, err error) {
+// outage, T, orders archived, orders not yet archived, then the loss of
+// PostgreSQL (cluster.lose: its hosts are gone; the repository is not). It
+// returns the orders acknowledged before T and after it.
+func (d *Drill) beforeLoss(ctx context.Context, pool *pgxpool.Pool, rep *Report) (before, after []acked, err error) {
 	step := func(name string, settle bool) error {
 		got, err := d.place(ctx, d.Batch)
 		if err != nil {
@@ -310,9 +254,9 @@ func (d *Drill) beforeLoss(ctx context.Context, pool *pgxpool.Pool, rep *DrillRe
 		before = append(before, got...)
 		return nil
 	}
-	backup := func(typ string) error {
+	take := func(typ string) error {
 		start := time.Now()
-		info, err := d.srv.Backup(ctx, typ)
+		info, err := d.c.backup(ctx, typ)
 		if err != nil {
 			return err
 		}
@@ -324,13 +268,13 @@ func (d *Drill) beforeLoss(ctx context.Context, pool *pgxpool.Pool, rep *DrillRe
 	if err := step("before_full_backup", true); err != nil {
 		return nil, nil, err
 	}
-	if err := backup(Full); err != nil {
+	if err := take(backup.Full); err != nil {
 		return nil, nil, err
 	}
 	if err := step("before_incr_backup", true); err != nil {
 		return nil, nil, err
 	}
-	if err := backup(Incr); err != nil {
+	if err := take(backup.Incr); err != nil {
 		return nil, nil, err
 	}
 	// Both providers down: these orders are accepted and their sagas wait
@@ -353,7 +297,7 @@ func (d *Drill) beforeLoss(ctx context.Context, pool *pgxpool.Pool, rep *DrillRe
 	// pgbackrest check switches to a new WAL segment and waits until the
 	// finished one is in the repository: everything acknowledged so far is
 	// restorable.
-	if err := d.srv.Check(ctx); err != nil {
+	if err := d.c.archived(ctx); err != nil {
 		return nil, nil, err
 	}
 	last, err := d.place(ctx, d.Batch)
@@ -362,14 +306,7 @@ func (d *Drill) beforeLoss(ctx context.Context, pool *pgxpool.Pool, rep *DrillRe
 	}
 	rep.Accepted["after_target_at_loss"] = len(last)
 	after = append(after, last...)
-	d.logf("losing PostgreSQL (SIGKILL, data directory gone) after %d more orders", len(after))
-	if err := d.stack.Kill("postgres"); err != nil {
-		return nil, nil, err
-	}
-	if err := d.stack.Down(); err != nil {
-		return nil, nil, err
-	}
-	return before, after, os.Rename(d.srv.PGData, d.srv.PGData+".lost")
+	return before, after, d.c.lose(ctx)
 }
 
 // place places n orders, two at a time, each re-sent with its key until it
@@ -485,10 +422,24 @@ func settledStatuses() []string {
 // measureLatest restores the newest backup and the whole archive into a
 // directory of its own, starts PostgreSQL on it (archiving off: it is a
 // look, not a new primary), and counts the acknowledged orders it holds.
-func (d *Drill) measureLatest(ctx context.Context, before, after []acked, rep *DrillReport) error {
+func (d *Drill) measureLatest(ctx context.Context, before, after []acked, rep *Report) error {
 	dir := filepath.Join(d.Data, "latest")
+	srv, err := d.c.repo()
+	if err != nil {
+		return err
+	}
 	start := time.Now()
-	if err := d.srv.Restore(ctx, filepath.Join(dir, "data"), Target{}); err != nil {
+	if err := srv.Restore(ctx, filepath.Join(dir, "data"), backup.Target{}); err != nil {
+		return err
+	}
+	// Its own pg_hba (trust on loopback) and ident file, no synchronous
+	// standby to wait for: the restored configuration is the lost
+	// server's, which may name files, addresses and members of its host.
+	hba, ident := filepath.Join(dir, "pg_hba.conf"), filepath.Join(dir, "pg_ident.conf")
+	if err := os.WriteFile(hba, []byte("local all all trust\nhost all all 127.0.0.1/32 trust\n"), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(ident, nil, 0o644); err != nil {
 		return err
 	}
 	port, err := freeRun(1)
@@ -500,7 +451,8 @@ func (d *Drill) measureLatest(ctx context.Context, before, after []acked, rep *D
 	if err != nil {
 		return err
 	}
-	node.Proc.Command = append(node.Proc.Command, "-c", "archive_mode=off")
+	node.Proc.Command = append(node.Proc.Command, "-c", "archive_mode=off", "-c", "hba_file="+hba, "-c", "ident_file="+ident,
+		"-c", "synchronous_standby_names=")
 	node.ReadyTimeout = 2 * time.Minute
 	node.After = nil
 	look := lab.NewStack(lab.Config{Profile: "drill-latest", Root: d.Root, Data: dir}, []*lab.Node{node})
@@ -590,27 +542,6 @@ func acceptedIn(ctx context.Context, url string, orders []acked) (map[string]boo
 		held[id] = true
 	}
 	return held, rows.Err()
-}
-
-// restoreToTarget restores to T into a fresh data directory where the lost
-// one was, starts PostgreSQL on it (it replays to T and promotes), then the
-// rest of the stack.
-func (d *Drill) restoreToTarget(ctx context.Context, rep *DrillReport) error {
-	start := time.Now()
-	if err := d.srv.Restore(ctx, d.srv.PGData, Target{Time: rep.Target}); err != nil {
-		return err
-	}
-	if err := d.stack.Start(ctx, "postgres"); err != nil {
-		return err
-	}
-	rep.RestoreTargetSeconds = time.Since(start).Seconds()
-	start = time.Now()
-	if err := d.stack.Up(ctx); err != nil {
-		return err
-	}
-	rep.StackUpSeconds = time.Since(start).Seconds()
-	d.logf("restore to T: %.1fs; the stack serves on it after %.1fs more", rep.RestoreTargetSeconds, rep.StackUpSeconds)
-	return nil
 }
 
 // check checks the restored stack: every order acknowledged before T has
@@ -743,8 +674,8 @@ func listOrderWorkflows(ctx context.Context, tc client.Client) (map[string]bool,
 }
 
 // Print writes the report for a person.
-func (r DrillReport) Print(w io.Writer) {
-	fmt.Fprintf(w, "\nrestore drill, target T = %s\n", r.Target.Format(time.RFC3339Nano))
+func (r Report) Print(w io.Writer) {
+	fmt.Fprintf(w, "\nrestore drill (%s), target T = %s\n", r.Topology, r.Target.Format(time.RFC3339Nano))
 	for _, k := range slices.Sorted(maps.Keys(r.Accepted)) {
 		fmt.Fprintf(w, "  orders %-24s %d\n", k, r.Accepted[k])
 	}
@@ -753,16 +684,22 @@ func (r DrillReport) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  RPO (restore to latest)        %.1f s (%d acknowledged orders lost)\n", r.RPOSeconds, r.LostOrders)
 	fmt.Fprintf(w, "  restore to latest              %.1f s\n", r.RestoreLatestSeconds)
-	fmt.Fprintf(w, "  restore to T                   %.1f s, stack serving %.1f s later\n\n", r.RestoreTargetSeconds, r.StackUpSeconds)
+	if r.Patroni != nil {
+		p := r.Patroni
+		fmt.Fprintf(w, "  restore to T through Patroni   %s the leader (timeline %d) after %.1f s; the replica (%s) streaming %.1f s later; the stack serving %.1f s after that\n\n",
+			p.Leader, p.Timeline, p.LeaderSeconds, p.ReplicaMethod, p.ReplicaSeconds, p.StackSeconds)
+	} else {
+		fmt.Fprintf(w, "  restore to T                   %.1f s, stack serving %.1f s later\n\n", r.RestoreTargetSeconds, r.StackUpSeconds)
+	}
 	chaos.PrintInvariants(w, r.Invariants)
 }
 
 // Write stores the report as JSON in dir and returns the file's path.
-func (r DrillReport) Write(dir string) (string, error) {
+func (r Report) Write(dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "drill-"+r.Started.Format("20060102T150405Z")+".json")
+	path := filepath.Join(dir, "restore-drill-"+r.Topology+"-"+r.Started.Format("20060102T150405Z")+".json")
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return "", err

@@ -56,6 +56,8 @@ type Config struct {
 	// Resilience sets admission of the order class, backpressure from the
 	// order task queue and the Temporal and Redis breakers.
 	Resilience Resilience
+	// Webhooks: the outbound webhooks' retry policy and secret overlap.
+	Webhooks Webhooks
 }
 
 // Fulfillment configures the order's life after CONFIRMED

@@ -165,6 +165,7 @@ func (s *Server) customerEcho() *echo.Echo {
 	v1.GET("/audit", s.listAudit, auth.RequireRole(auth.RoleAdmin))
 	v1.GET("/monitor/findings", s.listFindings, auth.RequireRole(auth.RoleOperator))
 	s.fulfillmentRoutes(e, v1, anyone)
+	s.webhookRoutes(v1)
 	// The API's contract is public: no token needed to read it.
 	e.GET(OpenAPIPath, s.openAPI)
 	return e

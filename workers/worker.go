@@ -27,12 +27,14 @@ import (
 	"github.com/orderflow/orderflow/activities/orders"
 	"github.com/orderflow/orderflow/activities/payment"
 	"github.com/orderflow/orderflow/activities/returns"
+	hooks "github.com/orderflow/orderflow/activities/webhooks"
 	"github.com/orderflow/orderflow/internal/bulkhead"
 	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/workflows/maintenance"
 	monitorflow "github.com/orderflow/orderflow/workflows/monitor"
 	"github.com/orderflow/orderflow/workflows/order"
 	returnflow "github.com/orderflow/orderflow/workflows/returns"
+	webhookflow "github.com/orderflow/orderflow/workflows/webhooks"
 )
 
 // Deps are the clients the activities use.
@@ -74,6 +76,17 @@ type Config struct {
 	// sure the region's maintenance and invariant monitor Schedules exist,
 	// and exports the monitor's open findings (orderflow_invariant_findings).
 	Admin bool
+	// Webhooks is how the outbox pool delivers outbound webhooks: it polls
+	// the region's webhooks task queue and dispatches the region's events.
+	Webhooks Webhooks
+}
+
+// Webhooks are the outbound webhooks' settings (WEBHOOKS_*).
+type Webhooks struct {
+	// Policy's TaskQueue is set to the region's by New.
+	Policy       hooks.Policy
+	DisableAfter time.Duration
+	AllowPrivate bool
 }
 
 // Pool is one worker process's pools: the order worker on the region's
@@ -82,6 +95,10 @@ type Pool struct {
 	Orders worker.Worker
 	// Admin polls the region's admin task queue; nil unless Config.Admin.
 	Admin worker.Worker
+	// Webhooks polls the region's webhooks task queue; nil unless
+	// Config.Outbox.
+	Webhooks    worker.Worker
+	dispatchers []*hooks.Dispatcher
 	// Payments is the provider router the pool's Payment activities use.
 	Payments *payment.Router
 	Outbox   *notify.Outbox
@@ -125,8 +142,32 @@ func New(c client.Client, deps Deps, opts Config) *Pool {
 		p.Outbox = &notify.Outbox{DB: deps.DB, PII: deps.PII, Region: opts.Region, Mailer: mailer, Log: log,
 			Workers: opts.Bulkhead.Share(opts.slots(), opts.Bulkhead.NonCriticalPct)}
 		p.events, p.db, p.log = deps.Events, deps.DB, log
+		p.newWebhooks(c, deps.DB, opts, log)
 	}
 	return p
+}
+
+// newWebhooks builds the webhooks pool: the delivery and replay workflows
+// and their activities on the region's webhooks task queue, and the
+// dispatchers of the region's events and of the events of no order.
+func (p *Pool) newWebhooks(c client.Client, db *pgxpool.Pool, opts Config, log *zap.Logger) {
+	policy := opts.Webhooks.Policy
+	policy.TaskQueue = hooks.TaskQueue(opts.Region)
+	p.Webhooks = worker.New(c, policy.TaskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize: max(1, opts.Bulkhead.Share(opts.slots(), opts.Bulkhead.NonCriticalPct)),
+		WorkerStopTimeout:                  15 * time.Second,
+	})
+	p.Webhooks.RegisterWorkflowWithOptions(webhookflow.Deliver, workflow.RegisterOptions{Name: webhookflow.Workflow})
+	p.Webhooks.RegisterWorkflowWithOptions(webhookflow.Replay, workflow.RegisterOptions{Name: webhookflow.ReplayWorkflow})
+	timeout := policy.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	p.Webhooks.RegisterActivity(&hooks.Activities{DB: db, HTTP: hooks.NewHTTPClient(timeout, opts.Webhooks.AllowPrivate),
+		Temporal: c, DisableAfter: opts.Webhooks.DisableAfter, Log: log})
+	for _, scope := range []string{opts.Region, ""} {
+		p.dispatchers = append(p.dispatchers, &hooks.Dispatcher{DB: db, Temporal: c, Region: scope, Policy: policy, Log: log})
+	}
 }
 
 func (opts Config) slots() int {
@@ -188,6 +229,7 @@ func RegisterMonitor(r Registry, deps Deps, c client.Client) {
 func (p *Pool) Start() error {
 	payment.ZeroAttempts(p.Payments)
 	events.ZeroMetrics()
+	hooks.ZeroMetrics()
 	if err := p.Orders.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -212,11 +254,22 @@ func (p *Pool) Start() error {
 		}
 	}
 	if p.Outbox != nil {
+		if err := p.Webhooks.Start(); err != nil {
+			if p.Admin != nil {
+				p.Admin.Stop()
+			}
+			p.Orders.Stop()
+			return fmt.Errorf("start webhooks worker: %w", err)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		p.cancel, p.done = cancel, make(chan struct{})
 		go func() {
 			defer close(p.done)
 			var wg sync.WaitGroup
+			for _, d := range p.dispatchers {
+				wg.Add(1)
+				go func() { defer wg.Done(); d.Run(ctx) }()
+			}
 			if p.events != nil {
 				wg.Add(1)
 				go func() { defer wg.Done(); p.events.run(ctx, p.db, p.region, p.log) }()
@@ -240,6 +293,9 @@ func (p *Pool) Stop() {
 	if p.cancel != nil {
 		p.cancel()
 		<-p.done
+	}
+	if p.Webhooks != nil {
+		p.Webhooks.Stop()
 	}
 }
 

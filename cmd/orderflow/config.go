@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/activities/payment"
+	hooks "github.com/orderflow/orderflow/activities/webhooks"
 	"github.com/orderflow/orderflow/api"
 	"github.com/orderflow/orderflow/internal/admission"
 	"github.com/orderflow/orderflow/internal/auth"
@@ -102,6 +103,7 @@ func loadGateway(lookup env) (gatewayConfig, *config.Values) {
 				WebhookSecret: config.CarrierWebhookSecret.Get(v), EventTolerance: config.CarrierEventTolerance.Get(v),
 				ReturnWindow: config.ReturnWindow.Get(v)},
 			Resilience: resilience(v),
+			Webhooks:   api.Webhooks{Policy: webhookPolicy(v), SecretOverlap: config.WebhooksSecretOverlap.Get(v)},
 		},
 		Addr:         config.APIAddr.Get(v),
 		OperatorAddr: config.OperatorAddr.Get(v),
@@ -136,7 +138,9 @@ func workerFrom(v *config.Values) workerConfig {
 	return workerConfig{
 		Pool: workers.Config{Region: config.Region.Get(v), MaxConcurrentActivities: config.WorkerMaxActivities.Get(v),
 			MaxConcurrentLocalActivities: config.WorkerMaxLocalActivities.Get(v),
-			MaxConcurrentWorkflowTasks:   config.WorkerMaxWorkflowTasks.Get(v), Bulkhead: shares(v)},
+			MaxConcurrentWorkflowTasks:   config.WorkerMaxWorkflowTasks.Get(v), Bulkhead: shares(v),
+			Webhooks: workers.Webhooks{Policy: webhookPolicy(v), DisableAfter: config.WebhooksDisableAfter.Get(v),
+				AllowPrivate: config.WebhooksAllowPrivate.Get(v)}},
 		Payment: paymentConfig{
 			Providers: config.PaymentProviders.Get(v), StripeKey: config.StripeAPIKey.Get(v),
 			Timeout: config.PaymentProviderTimeout.Get(v), Breaker: paymentBreaker(v), FailoverQuiet: config.PaymentFailoverQuiet.Get(v),
@@ -145,6 +149,13 @@ func workerFrom(v *config.Values) workerConfig {
 		MailLatency: config.MailSimulatedLatency.Get(v),
 		CarrierURL:  config.CarrierURL.Get(v),
 	}
+}
+
+// webhookPolicy is the outbound webhooks' retry policy, which the worker's
+// dispatchers and the gateway's redeliveries and replays pass on.
+func webhookPolicy(v *config.Values) hooks.Policy {
+	return hooks.Policy{RetryFor: config.WebhooksRetryFor.Get(v), RetryInitial: config.WebhooksRetryInitial.Get(v),
+		RetryMax: config.WebhooksRetryMax.Get(v), Timeout: config.WebhooksTimeout.Get(v), Idle: config.WebhooksIdle.Get(v)}
 }
 
 func shares(v *config.Values) bulkhead.Shares {

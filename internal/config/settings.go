@@ -21,12 +21,13 @@ const (
 	secHealth      = "Health"
 	secFulfillment = "Fulfillment and the carrier"
 	secMessaging   = "Mail and the event stream"
+	secWebhooks    = "Outbound webhooks"
 	secProfiler    = "Profiling"
 	secRegions     = "Regions and failover"
 )
 
 // Sections are the docs sections in order.
-var Sections = []string{secProcess, secDeps, secPII, secGateway, secAuth, secWorker, secPayment, secLimits, secCache, secHealth, secFulfillment, secMessaging, secRegions, secProfiler}
+var Sections = []string{secProcess, secDeps, secPII, secGateway, secAuth, secWorker, secPayment, secLimits, secCache, secHealth, secFulfillment, secMessaging, secWebhooks, secRegions, secProfiler}
 
 // Who reads what, for the declarations below. The gateway's embedded worker
 // (API_EMBED_WORKER) makes the gateway read the worker's settings too.
@@ -316,6 +317,27 @@ var (
 		Doc: "how long JetStream remembers a message id to drop a republished copy"}, duration(time.Second))
 	EventsAnalytics = declare(Setting{Name: "EVENTS_ANALYTICS", Default: "true", Used: Worker, Section: secMessaging,
 		Doc: "run the analytics consumer (business metrics from the event stream) in the worker; needs NATS_URL"}, boolean)
+)
+
+// Outbound webhooks (docs/webhooks.md). The gateway reads the retry policy
+// too: a redelivery or replay it starts carries it.
+var (
+	WebhooksRetryFor = declare(Setting{Name: "WEBHOOKS_RETRY_FOR", Default: "72h", Used: services, Section: secWebhooks,
+		Doc: "how long one event is retried to an endpoint before it is given up (logged; replay sends it again)"}, duration(time.Second))
+	WebhooksRetryInitial = declare(Setting{Name: "WEBHOOKS_RETRY_INITIAL", Default: "10s", Used: services, Section: secWebhooks,
+		Doc: "the first wait before a failed delivery is retried; each wait doubles"}, duration(time.Millisecond))
+	WebhooksRetryMax = declare(Setting{Name: "WEBHOOKS_RETRY_MAX", Default: "1h", Used: services, Section: secWebhooks,
+		Doc: "the longest wait between two attempts at one delivery"}, duration(time.Millisecond))
+	WebhooksTimeout = declare(Setting{Name: "WEBHOOKS_TIMEOUT", Default: "10s", Used: services, Section: secWebhooks,
+		Doc: "how long one delivery attempt may take (connect, send, answer)"}, duration(100*time.Millisecond))
+	WebhooksIdle = declare(Setting{Name: "WEBHOOKS_IDLE", Default: "10m", Used: services, Section: secWebhooks,
+		Doc: "how long an order's delivery workflow waits for the order's next event before it completes"}, duration(time.Second))
+	WebhooksDisableAfter = declare(Setting{Name: "WEBHOOKS_DISABLE_AFTER", Default: "24h", Used: services, Section: secWebhooks,
+		Doc: "an endpoint failing this long with no success in between is disabled (OrderflowWebhookEndpointDisabled)"}, duration(time.Second))
+	WebhooksSecretOverlap = declare(Setting{Name: "WEBHOOKS_SECRET_OVERLAP", Default: "24h", Used: API, Section: secWebhooks,
+		Doc: "how long a rotated-out signing secret keeps signing beside the new one"}, duration(0))
+	WebhooksAllowPrivate = declare(Setting{Name: "WEBHOOKS_ALLOW_PRIVATE", Default: "false", Used: services, Section: secWebhooks,
+		Doc: "let deliveries connect to loopback, private and link-local addresses; false keeps endpoints off the platform's own network (SSRF)"}, boolean)
 )
 
 // Profiling.

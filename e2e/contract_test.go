@@ -212,6 +212,8 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 	status, code := c.get(s, s.tok.Bearer("dpo", auth.RoleAdmin), "/v1/audit?limit=0")
 	require.Equal(t, http.StatusBadRequest, status, code)
 
+	c.operatorRoutes(s)
+
 	// The fulfillment routes answer on a stack that fulfils its orders:
 	// TestEveryFulfillmentRouteAnswersAsTheOpenAPIDocumentSays.
 	c.answeredEvery2xx(func(tags []string) bool { return !slices.Contains(tags, fulfillmentTag) })

@@ -208,9 +208,6 @@ type saga struct {
 	// accepted (sagas before stepsFinish), or the durable timer of a parked
 	// payment.
 	cancelStep workflow.CancelFunc
-	// stepsFinish: this saga lets a forward step in flight finish before a
-	// cancel takes effect (see the change ID).
-	stepsFinish bool
 	// fulfilling is set once the order is confirmed into fulfillment: a
 	// cancel is accepted again until a shipment has left.
 	fulfilling bool
@@ -295,7 +292,7 @@ func (o *saga) run(ctx workflow.Context) (View, error) {
 		return o.abort(ctx, err, ReasonInventoryFailed)
 	}
 	o.setStatus(ctx, orderflow.StatusReserved)
-	if o.stepsFinish && (o.view.CancelRequested || ctx.Err() != nil) {
+	if (o.view.CancelRequested || ctx.Err() != nil) && workflow.GetVersion(ctx, stepsFinish, workflow.DefaultVersion, 1) == 1 {
 		// Cancelled while the reserve ran: nothing was charged.
 		return o.abort(ctx, errCancelled, ReasonCancelled)
 	}
@@ -479,7 +476,6 @@ func (o *saga) step(ctx workflow.Context, timeout time.Duration, fn, arg, result
 	var sctx workflow.Context
 	var cancel workflow.CancelFunc
 	if workflow.GetVersion(ctx, stepsFinish, workflow.DefaultVersion, 1) == 1 {
-		o.stepsFinish = true
 		sctx, cancel = workflow.NewDisconnectedContext(ctx)
 	} else {
 		sctx, cancel = workflow.WithCancel(ctx)

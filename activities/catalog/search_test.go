@@ -92,6 +92,7 @@ func TestSearchMatchesEveryWordRanksAndPages(t *testing.T) {
 
 func TestSearchFindsItsMatchesThroughTheGINIndexes(t *testing.T) {
 	pool := testkit.DB(t)
+	ctx := context.Background()
 	for _, tc := range []struct {
 		name, q, index string
 		args           []any
@@ -100,12 +101,30 @@ func TestSearchFindsItsMatchesThroughTheGINIndexes(t *testing.T) {
 		{"the SKU's and name's words", catalog.QSearchName, "products_search", []any{"", 21, "boot:*A", "boot:*"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			conn, err := pool.Acquire(ctx)
+			require.NoError(t, err)
+			defer conn.Release()
+			tx, err := conn.Begin(ctx)
+			require.NoError(t, err)
+			defer func() { _ = tx.Rollback(ctx) }()
 			// With sequential and plain index scans off, a bitmap scan
 			// remains: only on an index the match can use (the primary
 			// key's has no condition to offer), whatever the few rows of
 			// the test database.
-			plan := testkit.Plan(t, pool, tc.q, tc.args, "indexscan")
-			assert.Contains(t, plan, "Bitmap Index Scan on "+tc.index, plan)
+			_, err = tx.Exec(ctx, `SET LOCAL enable_seqscan = off`)
+			require.NoError(t, err)
+			_, err = tx.Exec(ctx, `SET LOCAL enable_indexscan = off`)
+			require.NoError(t, err)
+			rows, err := tx.Query(ctx, "EXPLAIN "+tc.q, tc.args...)
+			require.NoError(t, err)
+			var plan []string
+			for rows.Next() {
+				var l string
+				require.NoError(t, rows.Scan(&l))
+				plan = append(plan, l)
+			}
+			require.NoError(t, rows.Err())
+			assert.Contains(t, strings.Join(plan, "\n"), "Bitmap Index Scan on "+tc.index, strings.Join(plan, "\n"))
 		})
 	}
 }

@@ -311,9 +311,20 @@ func NewProfile(cfg lab.Config) (*Profile, error) {
 		nodes = append(nodes, p.temporal(cfg, r))
 	}
 	nodes[len(nodes)-1].After = p.connect
+	provider, err := p.postgres(cfg, ProviderPostgres, lab.Postgres{URL: p.ProviderDatabaseURL()})
+	if err != nil {
+		return nil, err
+	}
+	nodes = append(nodes, provider)
 	svc, err := lab.Services(cfg)
 	if err != nil {
 		return nil, err
+	}
+	for _, n := range svc {
+		if strings.HasPrefix(n.Name, "paysim-") {
+			// The last DATABASE_URL of a process's environment wins.
+			n.Proc.Env = append(n.Proc.Env, "DATABASE_URL="+p.ProviderDatabaseURL())
+		}
 	}
 	nodes = append(nodes, p.jobs(svc)...)
 	for _, role := range []string{RoleWorker, RoleStandbyWorker, RoleGateway, RoleStandbyGateway} {
@@ -375,6 +386,23 @@ func (p *Profile) primary(cfg lab.Config, r string) (*lab.Node, error) {
 		return localCommit(ctx, p.PrimaryAdminURL(r, "postgres"))
 	}
 	return n, nil
+}
+
+// ProviderPostgres is the payment simulators' own PostgreSQL: in the lab's
+// namespace, at the bridge's address, apart from both regions. The
+// simulators stand for the external payment provider, which a region's
+// loss does not take down; with their ledger in a region's primary (the
+// stack's DATABASE_URL, as the other profiles have it) losing that region
+// would lose the provider and every charge's record with it.
+const (
+	ProviderPostgres     = "provider-pg"
+	ProviderPostgresPort = 5434
+)
+
+// ProviderDatabaseURL is the payment simulators' ledger database
+// (ProviderPostgres).
+func (p *Profile) ProviderDatabaseURL() string {
+	return pgURL(appRole, appRole, net.JoinHostPort(p.Network.Gateway, strconv.Itoa(ProviderPostgresPort)), "paysim")
 }
 
 // TemporalDB is region r's Temporal persistence: an instance of its own

@@ -154,7 +154,7 @@ if [ -z "${TEST_PKGS:-}" ] || [ "${TEST_DRILL:-}" = 1 ]; then
   if [ "$(id -u)" != 0 ]; then
     log "drill: not run: its hosts are network namespaces, which only root makes"; status=1
   elif LAB_NETWORK="${DRILL_TEST_NETWORK:-ofw:10.208.0.0/16}" lab with --profile regions --ports "${DRILL_TEST_PORTS:-free}" --data "$DATA/drill" -- \
-    "$ORDERFLOW_DEV_BIN" drill --rate "${DRILL_TEST_RATE:-2}" --before 10s --hold 5s --after 5s --results "$DATA/drill-results" >"$DATA/drill.log" 2>&1; then
+    "$ORDERFLOW_DEV_BIN" drill --rate "${DRILL_TEST_RATE:-2}" --before 10s --hold 5s --after 5s --quiesce 90s --results "$DATA/drill-results" >"$DATA/drill.log" 2>&1; then
     sed -n '/^region drill/,$p' "$DATA/drill.log"
   else
     tail -100 "$DATA/drill.log"; log "drill: failed"; status=1

@@ -252,7 +252,12 @@ func (d *Drill) Run(ctx context.Context) (*Report, error) {
 	}
 
 	healed = true
-	if err := d.failBack(ctx, rep); err != nil {
+	err = d.failBack(ctx, rep)
+	for _, r := range d.regions {
+		rep.Failback.Placements = append(rep.Failback.Placements, RegionRefusals{Region: r.name,
+			Refusals: refusals(r.customers.snapshot(), rep.Failback.HealedAt, time.Now())})
+	}
+	if err != nil {
 		return rep, err
 	}
 	sleep(ctx, d.cfg.After)

@@ -111,6 +111,9 @@ type Failback struct {
 	// OldPrimaryInRecovery: the old primary came back as a standby only.
 	OldPrimaryInRecovery bool    `json:"old_primary_in_recovery"`
 	Record               *Record `json:"record,omitempty"`
+	// Placements counts each region's placements from the heal until its
+	// customers were served by its own gateway again.
+	Placements []RegionRefusals `json:"placements_during_failback"`
 }
 
 // RegionRefusals are a region's placements in a window.
@@ -382,6 +385,9 @@ func (rep *Report) Print(w io.Writer) {
 			}
 		}
 		secs("failback: heal to "+rep.Lost+"'s customers on its own gateway", fb.ServedAgainSec)
+		for _, o := range fb.Placements {
+			fmt.Fprintf(w, "  %-56s %d sent, %d accepted, %d 503, %d other failures\n", o.Region+" placements during the failback", o.Sent, o.Accepted, o.Status503, o.Failed)
+		}
 	}
 	fmt.Fprintf(w, "\n%-8s %8s %9s %6s %8s %7s  %s\n", "region", "sent", "accepted", "lost", "charged2", "mailed2", "statuses")
 	for _, r := range rep.Regions {

@@ -31,7 +31,7 @@ func runDrill(ctx context.Context, args []string) error {
 	fs.DurationVar(&c.Before, "before", 15*time.Second, "load before the cut")
 	fs.DurationVar(&c.Hold, "hold", 10*time.Second, "how long the region stays lost once the failover is done")
 	fs.DurationVar(&c.After, "after", 10*time.Second, "load after the failback")
-	fs.DurationVar(&c.Quiesce, "quiesce", 3*time.Minute, "bound on the wait for every accepted order to end")
+	fs.DurationVar(&c.Quiesce, "quiesce", 2*time.Minute, "bound on the wait for every accepted order to end")
 	fs.StringVar(&c.ResultsDir, "results", "drill/results", "directory for the JSON report")
 	fs.Uint64Var(&c.Seed, "seed", 0, "random seed (0: from the clock)")
 	if err := flagsFromEnv(fs, "DRILL_"); err != nil {

@@ -312,7 +312,7 @@ func (d *Drill) failBack(ctx context.Context, rep *Report) error {
 		return fmt.Errorf("rebuild %s's primary as a standby: %w", lost, err)
 	}
 	fb.RebuildSec = seconds(time.Since(step))
-	fb.OldPrimaryInRecovery, err = inRecovery(ctx, d.p.PrimaryAdminURL(lost, "postgres"))
+	fb.OldPrimaryInRecovery, err = regions.InRecovery(ctx, d.p.PrimaryAdminURL(lost, "postgres"))
 	if err != nil {
 		return err
 	}
@@ -342,7 +342,7 @@ func (d *Drill) failBack(ctx context.Context, rep *Report) error {
 	}
 	home := regions.Backends(lost)[0]
 	back := check(lost+"'s customers served by "+home, func(ctx context.Context) error {
-		got, err := servedBy(ctx, d.p.APIURL(), lost)
+		got, err := d.p.ServedBy(ctx, lost)
 		if err == nil && got != home {
 			err = errors.New("served by " + got)
 		}
@@ -402,42 +402,6 @@ func unsettled(ctx context.Context, db *pgxpool.Pool, ids []string) (int, error)
 		}
 	}
 	return open, nil
-}
-
-// servedBy asks the entry point for /health/ready as a customer of home
-// and returns the gateway that answered.
-func servedBy(ctx context.Context, api, home string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/health/ready", nil)
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set(RegionHeader, home)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	_ = res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return "", errors.New(res.Status)
-	}
-	return res.Header.Get("X-Orderflow-Served-By"), nil
-}
-
-const qInRecovery = "SELECT pg_is_in_recovery()"
-
-// inRecovery reports whether the server at dsn is a standby: the fence
-// held once the lost region's old primary was rebuilt.
-func inRecovery(ctx context.Context, dsn string) (bool, error) {
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Close(context.Background())
-	var b bool
-	err = conn.QueryRow(ctx, qInRecovery).Scan(&b)
-	return b, err
 }
 
 // failoverCmd is `orderflow failover` running in the survivor.
@@ -506,15 +470,7 @@ func (f *failoverCmd) wait(bound time.Duration) (*Record, error) {
 }
 
 // check is a lab.Check made of a function.
-type checkFunc struct {
-	name string
-	f    func(ctx context.Context) error
-}
-
-func check(name string, f func(ctx context.Context) error) checkFunc { return checkFunc{name, f} }
-
-func (c checkFunc) Check(ctx context.Context) error { return c.f(ctx) }
-func (c checkFunc) String() string                  { return c.name }
+var check = regions.Check
 
 // sleep waits for d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) {

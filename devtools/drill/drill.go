@@ -211,6 +211,15 @@ func (d *Drill) Run(ctx context.Context) (*Report, error) {
 	}
 	d.logf("%s cut off (every host); %d of its orders accepted before", lost, len(inFlight))
 	rep.InFlightAtCut = len(inFlight)
+	// The sagas in flight are watched from the cut on, beside the failover.
+	ended := make(chan time.Time, 1)
+	go func() {
+		at, ok := d.awaitEnded(ctx, lost, inFlight)
+		if !ok {
+			at = time.Time{}
+		}
+		ended <- at
+	}()
 
 	rec, werr := watch.wait(d.cfg.Bound + d.cfg.Before)
 	rep.Failover = rec
@@ -242,7 +251,7 @@ func (d *Drill) Run(ctx context.Context) (*Report, error) {
 		rep.RTOAcceptSec = seconds(at.Sub(rep.CutAt))
 		d.logf("first %s customer's order accepted again %.1f s after the cut", lost, deref(rep.RTOAcceptSec))
 	}
-	if at, ok := d.awaitEnded(ctx, lost, inFlight); ok {
+	if at := <-ended; !at.IsZero() {
 		rep.RTOSagasSec = seconds(at.Sub(rep.CutAt))
 		d.logf("every %s saga in flight at the cut ended %.1f s after it", lost, deref(rep.RTOSagasSec))
 	}

@@ -29,6 +29,8 @@ commands:
   restore-drill
             the restore drill: orders, backups, a loss, a restore to a time T, the restored stack checked
             (make restore-drill, and make test; --ha: on the ha profile, make restore-drill-ha)
+  drill     the region-loss drill on the regions profile: a region cut off under load, failed over and back,
+            RTO measured and the invariants checked in both regions (make drill; docs/regions.md)
   smoke     a fresh stack as make run starts it, an order to CONFIRMED and the stack's promises checked (make test)
 `
 
@@ -50,6 +52,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runLab(ctx, args)
 	case "smoke":
 		return runSmoke(ctx, args)
+	case "drill":
+		return runDrill(ctx, args)
 	case "restore-drill":
 		return runRestoreDrill(ctx, args)
 	case "backup":

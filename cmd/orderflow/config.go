@@ -115,6 +115,7 @@ func loadGateway(lookup env) (gatewayConfig, *config.Values) {
 	}
 	c.Worker = workerFrom(v)
 	c.Worker.Boot = c.Boot
+	c.Worker.Namespaces, c.Worker.NamespaceCheck = config.WorkerNamespaces.Get(v), config.WorkerNamespaceCheckInterval.Get(v)
 	return c, v
 }
 

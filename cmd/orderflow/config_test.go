@@ -150,6 +150,7 @@ func TestGatewayConfigIsBuiltFromTheEnvironment(t *testing.T) {
 	cfg, v := loadGateway(envOf(map[string]string{
 		"ORDERFLOW_REGION": "eu", "API_EMBED_WORKER": "true", "TRUSTED_PROXIES": "10.0.0.0/8",
 		"GATEWAY_MAX_IN_FLIGHT": "50", "WORKER_MAX_ACTIVITIES": "20", "PAYMENT_PROVIDERS": "a=paysim:http://p:1,b=stripe:",
+		"WORKER_NAMESPACES": "orders-eu,orders-us",
 	}))
 	require.NoError(t, v.Err())
 	assert.Equal(t, "eu", cfg.API.Region)
@@ -162,4 +163,5 @@ func TestGatewayConfigIsBuiltFromTheEnvironment(t *testing.T) {
 	assert.Equal(t, "eu", cfg.Worker.Pool.Region)
 	assert.Len(t, cfg.Worker.Payment.Providers, 2)
 	assert.Equal(t, cfg.Boot, cfg.Worker.Boot)
+	assert.Equal(t, []string{"orders-eu", "orders-us"}, cfg.Worker.Namespaces, "the embedded worker follows WORKER_NAMESPACES")
 }

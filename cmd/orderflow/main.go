@@ -131,7 +131,7 @@ func runAPI(ctx context.Context, cfg gatewayConfig, v *config.Values) error {
 	srv := &api.Server{Config: cfg.API, DB: cl.DB, Cache: cl.Cache, Temporal: cl.Temporal, Log: log, Metrics: metrics,
 		TracerProvider: tp, Codec: pii.NewCodec(cl.PII), PII: cl.PII, Auth: authn}
 	if cfg.Embed {
-		w, checks, err := newWorker(cl, cfg.Worker, log, false)
+		w, checks, err := embeddedWorker(cl, cfg.Worker, log)
 		if err != nil {
 			return err
 		}
@@ -172,7 +172,7 @@ func runWorker(ctx context.Context, cfg workerConfig, v *config.Values) error {
 		}
 		w, breakers = &runningWorker{Runner: pool}, checks
 	} else {
-		set, err := namespaceWorkers(cl, cfg, log)
+		set, err := namespaceWorkers(cl, cfg, log, true)
 		if err != nil {
 			return err
 		}
@@ -187,6 +187,29 @@ func runWorker(ctx context.Context, cfg workerConfig, v *config.Values) error {
 	err = workers.Run(ctx, w)
 	log.Info("worker stopped")
 	return err
+}
+
+// embeddedWorker builds the gateway's embedded worker: its pools, or with
+// WORKER_NAMESPACES the same watchers a worker process runs, so that a
+// gateway in a region where a namespace is standby does not poll it
+// (its activities would write to a database that is a standby there).
+func embeddedWorker(cl *boot.Clients, cfg workerConfig, log *zap.Logger) (workers.Runner, []health.Check, error) {
+	if len(cfg.Namespaces) == 0 {
+		return newWorker(cl, cfg, log, false)
+	}
+	set, err := namespaceWorkers(cl, cfg, log, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return closing{set}, nil, nil
+}
+
+// closing is a namespace set whose Stop also closes its clients.
+type closing struct{ *namespaceSet }
+
+func (c closing) Stop() {
+	c.namespaceSet.Stop()
+	c.close()
 }
 
 // newWorker builds a worker process's pools; standalone adds the

@@ -21,9 +21,9 @@ type namespaceSet struct {
 }
 
 // namespaceWorkers builds the watchers of cfg.Namespaces; each builds the
-// process's pools on its namespace's client whenever the cluster becomes
-// active for it (docs/regions.md).
-func namespaceWorkers(cl *boot.Clients, cfg workerConfig, log *zap.Logger) (*namespaceSet, error) {
+// process's pools (standalone: as newWorker) on its namespace's client
+// whenever the cluster becomes active for it (docs/regions.md).
+func namespaceWorkers(cl *boot.Clients, cfg workerConfig, log *zap.Logger, standalone bool) (*namespaceSet, error) {
 	set := &namespaceSet{}
 	for _, ns := range cfg.Namespaces {
 		tc := cfg.Boot.Temporal
@@ -38,7 +38,7 @@ func namespaceWorkers(cl *boot.Clients, cfg workerConfig, log *zap.Logger) (*nam
 		onNS.Temporal = c
 		set.watchers = append(set.watchers, &workers.WhenActive{Client: c, Namespace: ns, Every: cfg.NamespaceCheck, Log: log,
 			Build: func() (workers.Runner, error) {
-				pool, _, err := newWorker(&onNS, cfg, log, true)
+				pool, _, err := newWorker(&onNS, cfg, log, standalone)
 				return pool, err
 			}})
 	}

@@ -161,10 +161,10 @@ var (
 		Doc: "a worker's workflow task slots"}, integer(1, maxInt))
 	WorkerHealthAddr = declare(Setting{Name: "WORKER_HEALTH_ADDR", Default: ":8081", Used: Worker, Section: secWorker,
 		Doc: "where a worker serves GET /health and GET /metrics"}, address(true))
-	WorkerNamespaces = declare(Setting{Name: "WORKER_NAMESPACES", Used: Worker, Section: secWorker,
-		Doc: "the namespaces a worker serves, comma-separated, each polled only while the cluster at TEMPORAL_ADDRESS is its active cluster (docs/regions.md); unset: TEMPORAL_NAMESPACE, polled always"},
+	WorkerNamespaces = declare(Setting{Name: "WORKER_NAMESPACES", Used: services, Section: secWorker,
+		Doc: "the namespaces a worker (or a gateway's embedded worker) serves, comma-separated, each polled only while the cluster at TEMPORAL_ADDRESS is its active cluster (docs/regions.md); unset: TEMPORAL_NAMESPACE, polled always"},
 		list("namespaces", name))
-	WorkerNamespaceCheckInterval = declare(Setting{Name: "WORKER_NAMESPACE_CHECK_INTERVAL", Default: "5s", Used: Worker, Section: secWorker,
+	WorkerNamespaceCheckInterval = declare(Setting{Name: "WORKER_NAMESPACE_CHECK_INTERVAL", Default: "5s", Used: services, Section: secWorker,
 		Doc: "how often a worker with WORKER_NAMESPACES asks its cluster whether it is active for each namespace"},
 		duration(100*time.Millisecond))
 	MailSimulatedLatency = declare(Setting{Name: "MAIL_SIMULATED_LATENCY", Default: "0s", Used: services, Section: secWorker,

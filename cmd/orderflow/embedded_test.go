@@ -25,7 +25,18 @@ func TestTheEmbeddedWorkerWatchesWorkerNamespaces(t *testing.T) {
 	set, ok := w.(closing)
 	require.True(t, ok, "the embedded worker is %T, not the namespaces' watchers", w)
 	assert.Len(t, set.watchers, 1)
-	assert.Len(t, set.clients, 1)
+	assert.Len(t, set.clients, 1, "a client of its own for a namespace other than TEMPORAL_NAMESPACE")
 	assert.Empty(t, checks)
+	set.Stop()
+
+	// Its own namespace is served on the process's client, which the
+	// gateway's eager starts use.
+	cfg.Boot.Temporal.Namespace = "default"
+	own := testkit.Temporal(t)
+	w, _, err = embeddedWorker(&boot.Clients{Temporal: own}, cfg, zaptest.NewLogger(t))
+	require.NoError(t, err)
+	set = w.(closing)
+	assert.Empty(t, set.clients, "TEMPORAL_NAMESPACE's watcher uses the process's client")
+	assert.Same(t, own, set.watchers[0].Client)
 	set.Stop()
 }

@@ -26,14 +26,19 @@ type namespaceSet struct {
 func namespaceWorkers(cl *boot.Clients, cfg workerConfig, log *zap.Logger, standalone bool) (*namespaceSet, error) {
 	set := &namespaceSet{}
 	for _, ns := range cfg.Namespaces {
-		tc := cfg.Boot.Temporal
-		tc.Namespace = ns
-		c, err := temporal.Dial(tc, temporal.Options{Log: log, Tracer: cl.Tracer, Keys: cl.PII, OrderIDOf: order.IDOf})
-		if err != nil {
-			set.close()
-			return nil, fmt.Errorf("namespace %s: %w", ns, err)
+		// The process's own client serves its own namespace: a gateway's
+		// eager starts need the worker on the client that starts them.
+		c := cl.Temporal
+		if c == nil || ns != cfg.Boot.Temporal.Namespace {
+			tc := cfg.Boot.Temporal
+			tc.Namespace = ns
+			var err error
+			if c, err = temporal.Dial(tc, temporal.Options{Log: log, Tracer: cl.Tracer, Keys: cl.PII, OrderIDOf: order.IDOf}); err != nil {
+				set.close()
+				return nil, fmt.Errorf("namespace %s: %w", ns, err)
+			}
+			set.clients = append(set.clients, c)
 		}
-		set.clients = append(set.clients, c)
 		onNS := *cl
 		onNS.Temporal = c
 		set.watchers = append(set.watchers, &workers.WhenActive{Client: c, Namespace: ns, Every: cfg.NamespaceCheck, Log: log,

@@ -156,10 +156,15 @@ func (p *Activities) Charge(ctx context.Context, in ChargeInput) (ChargeResult, 
 		}
 		ch, err := g.Charge(ctx, req)
 		var declined *DeclinedError
+		var pending *PendingError
 		switch {
 		case err == nil:
 			countAttempt(ctx, g.Name(), AttemptCharged)
 			return p.recordCharge(ctx, in.OrderID, key, g.Name(), ch)
+		case errors.As(err, &pending): // the provider's webhook will answer (pending.go)
+			return p.pending(ctx, in, key, g.Name(), pending, func(ch Charge) (ChargeResult, error) {
+				return p.recordCharge(ctx, in.OrderID, key, g.Name(), ch)
+			})
 		case errors.As(err, &declined):
 			countAttempt(ctx, g.Name(), AttemptDeclined)
 			// A decline under this key means the provider holds no charge

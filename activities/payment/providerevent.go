@@ -23,9 +23,10 @@ const (
 
 // MapEvent maps a verified event of Stripe's shape (Stripe's own, or
 // paysim's, which signs and shapes its events the same way) to what it
-// means to orderflow. An event orderflow has no use for is EventIgnored; a
-// known kind that lacks what orderflow needs to act on it is an error naming
-// the missing field.
+// means to orderflow. An event orderflow has no use for, or of a charge
+// orderflow did not make (without its metadata), is EventIgnored; a known
+// kind that lacks what orderflow needs to act on it is an error naming the
+// missing field.
 func MapEvent(provider string, ev stripe.Event) (ProviderEvent, error) {
 	out := ProviderEvent{Provider: provider, EventID: ev.ID, Type: string(ev.Type), Kind: EventIgnored}
 	var obj map[string]any
@@ -56,8 +57,13 @@ func MapEvent(provider string, ev stripe.Event) (ProviderEvent, error) {
 	default:
 		return out, nil
 	}
-	if out.ChargeID == "" || out.ChargeKey == "" || out.OrderID == "" {
-		return out, fmt.Errorf("a %s event needs data.object.id and the metadata %s and %s", ev.Type, MetadataOrderID, MetadataChargeKey)
+	if out.ChargeKey == "" || out.OrderID == "" {
+		// Not a charge orderflow made (it puts both on each of its own).
+		out.Kind = EventIgnored
+		return out, nil
+	}
+	if out.ChargeID == "" {
+		return out, fmt.Errorf("a %s event needs data.object.id", ev.Type)
 	}
 	if _, err := uuid.Parse(out.OrderID); err != nil {
 		return out, fmt.Errorf("metadata %s is not an order id: %w", MetadataOrderID, err)

@@ -123,6 +123,10 @@ const (
 	// open, every provider unreachable, or an earlier attempt on a provider
 	// that is down must be resolved there first). The saga parks the order.
 	PaymentUnavailable Kind = "PaymentUnavailable"
+	// PaymentPending: the provider took the charge request but answers it
+	// later by webhook (3-D Secure, an asynchronous method). The saga parks
+	// the order as for PaymentUnavailable, and the webhook wakes it.
+	PaymentPending Kind = "PaymentPending"
 	// TooLateToCancel: a cancel arrived once the order was being confirmed
 	// or had ended.
 	TooLateToCancel Kind = "TooLateToCancel"

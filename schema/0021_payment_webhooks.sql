@@ -5,8 +5,7 @@
 --                            duplicate and does nothing
 --   payment_pending          a charge the provider answered as pending
 --                            (asynchronous success, 3-D Secure): the charge
---                            key, the Charge activity's task token while it
---                            waits, and the outcome once the provider's
+--                            key and the outcome once the provider's
 --                            webhook says it; either may come first
 --   payment_disputes         a dispute or chargeback on a charge, once per
 --                            dispute id; the order moves to DISPUTED
@@ -26,7 +25,6 @@ CREATE TABLE payment_pending (
     charge_id    text,
     amount_cents bigint NOT NULL DEFAULT 0,
     currency     text NOT NULL DEFAULT '',
-    task_token   bytea,
     outcome      text CHECK (outcome IN ('succeeded', 'failed')),
     failure_code text,
     created_at   timestamptz NOT NULL DEFAULT now(),

@@ -23,18 +23,25 @@ import (
 
 // A charge a provider answers as pending (an asynchronous payment method, a
 // card that needs the customer's 3-D Secure step) ends later, by the
-// provider's webhook. The saga's step waits for it through Temporal's
-// asynchronous activity completion: the activity stores its task token with
-// the charge key in payment_pending and returns activity.ErrResultPending;
-// the webhook's workflow (workflows/paymentevent) stores the outcome there
-// and wakes the activity by failing that attempt, so that the activity's
-// retry reads the outcome and records it through the same code as an
-// answer that came in the call (recordCharge). The webhook never records a
-// charge itself: a charge is recorded only by the saga's own step, so a
-// charge without an order cannot be made; a success the saga no longer
-// waits for (it gave up, was cancelled) is refunded by SettlePaymentOutcome.
-// Either may come first: the token and the outcome are written to the same
-// row, each write returning what the other left.
+// provider's webhook. The saga's step records the pending charge in
+// payment_pending and fails with PaymentPending; the saga parks the order
+// (PAYMENT_PENDING) and retries the step on durable timers, which the
+// webhook's workflow (workflows/paymentevent) cuts short with a signal
+// once it stored the outcome in the same row. The retried step reads the
+// outcome and records it through the same code as an answer that came in
+// the call (recordCharge). The webhook never records a charge itself: a
+// charge is recorded only by the saga's own step, so there is no charge
+// without an order; a success the saga no longer waits for (it passed its
+// payment deadline, was cancelled) is refunded by SettlePaymentOutcome.
+// Either may come first: a signal sent before the saga parks waits in its
+// channel, and an outcome stored before the step's row is found by it.
+
+// TokenThreeDSecure is Stripe's test token of a card that requires the
+// customer's 3-D Secure step: the charge stays pending until the step ends
+// (paysim: POST /admin/3ds/complete) and the provider's webhook says how.
+//
+// #nosec G101 -- Stripe's published test card token, not a credential.
+const TokenThreeDSecure = "tok_threeDSecure2Required"
 
 // PendingError is a provider's answer that a charge is neither made nor
 // declined yet: its webhook will say which.
@@ -47,35 +54,29 @@ type PendingError struct {
 
 func (e *PendingError) Error() string { return "charge " + e.ChargeID + " pending: " + e.Reason }
 
-// ErrorPaymentAnswered is the application error type with which the
-// webhook's workflow fails a waiting charge attempt: the retry reads the
-// outcome the provider sent. It is retryable by design.
-const ErrorPaymentAnswered = "PaymentAnswered"
-
 // Outcomes a provider's webhook gives a pending charge.
 const (
 	OutcomeSucceeded = "succeeded"
 	OutcomeFailed    = "failed"
 )
 
-// pending handles a charge the provider answered as pending: it stores
-// the activity's task token under the charge key and waits for the
-// webhook, or, when the webhook already brought the outcome, records it.
-// It serves any step that asks a provider for money and may be told to wait
+// pending handles a charge the provider answered as pending: it records
+// the pending charge under its key and fails with PaymentPending, so the
+// saga parks the order until the webhook wakes it, or, when the webhook
+// already brought the outcome, records the charge or the decline. It
+// serves any step that asks a provider for money and may be told to wait
 // (Charge; Authorize likewise), with its key and its record function.
 func (p *Activities) pending(ctx context.Context, in ChargeInput, key, provider string, pe *PendingError,
 	record func(Charge) (ChargeResult, error)) (ChargeResult, error) {
-	const q = `INSERT INTO payment_pending (charge_key, order_id, provider, charge_id, amount_cents, currency, task_token)
-		VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6, $7)
-		ON CONFLICT (charge_key) DO UPDATE SET task_token = EXCLUDED.task_token,
-			charge_id = coalesce(payment_pending.charge_id, EXCLUDED.charge_id), updated_at = now()
+	const q = `INSERT INTO payment_pending (charge_key, order_id, provider, charge_id, amount_cents, currency)
+		VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6)
+		ON CONFLICT (charge_key) DO UPDATE SET charge_id = coalesce(payment_pending.charge_id, EXCLUDED.charge_id), updated_at = now()
 		RETURNING coalesce(outcome, ''), coalesce(failure_code, ''), coalesce(charge_id, '')`
-	token := activity.GetInfo(ctx).TaskToken
 	var outcome, code, chargeID string
 	err := func() error {
 		ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
 		defer cancel()
-		return p.DB.QueryRow(ctx, q, key, in.OrderID, provider, pe.ChargeID, in.AmountCents, in.Currency, token).Scan(&outcome, &code, &chargeID)
+		return p.DB.QueryRow(ctx, q, key, in.OrderID, provider, pe.ChargeID, in.AmountCents, in.Currency).Scan(&outcome, &code, &chargeID)
 	}()
 	if err != nil {
 		return ChargeResult{}, fmt.Errorf("charge %s: store pending charge: %w", in.OrderID, err)
@@ -89,9 +90,9 @@ func (p *Activities) pending(ctx context.Context, in ChargeInput, key, provider 
 		p.record(ctx, in.OrderID, "decline", provider, chargeID, in.AmountCents, in.Currency, key, code)
 		return ChargeResult{}, activities.Business(orderflow.PaymentDeclined, "payment declined: "+code, code)
 	}
-	activity.GetLogger(ctx).Info("charge pending at the provider; waiting for its webhook", "order_id", in.OrderID,
-		"provider", provider, "charge_id", pe.ChargeID, "reason", pe.Reason)
-	return ChargeResult{}, activity.ErrResultPending
+	countAttempt(ctx, provider, AttemptPending)
+	return ChargeResult{}, activities.Business(orderflow.PaymentPending,
+		fmt.Sprintf("charge %s on %s waits for the provider's webhook (%s)", pe.ChargeID, provider, pe.Reason), key)
 }
 
 // ProviderEvent is a verified provider webhook event, mapped to what
@@ -133,13 +134,11 @@ type Webhooks struct {
 	Temporal client.Client
 }
 
-// ApplyPaymentOutcome stores a pending charge's outcome under its key and,
-// when the saga's step already waits (its token is stored), fails that
-// attempt with ErrorPaymentAnswered so that its retry reads the outcome. An
-// outcome for a key with no pending row yet (the webhook came before the
-// provider's answer was stored) is kept for the step to find. A success is
-// never overwritten by a later failure. A step that is gone (timed out,
-// cancelled) is no error: SettlePaymentOutcome deals with what it leaves.
+// ApplyPaymentOutcome stores a pending charge's outcome under its key,
+// for the saga's step to read when it is retried (the workflow then wakes
+// the saga). An outcome for a key with no pending row yet (the webhook came
+// before the provider's answer was stored) is kept for the step to find. A
+// success is never overwritten by a later failure (events out of order).
 func (w *Webhooks) ApplyPaymentOutcome(ctx context.Context, ev ProviderEvent) error {
 	outcome := OutcomeSucceeded
 	if ev.Kind == EventFailed {
@@ -150,26 +149,12 @@ func (w *Webhooks) ApplyPaymentOutcome(ctx context.Context, ev ProviderEvent) er
 		ON CONFLICT (charge_key) DO UPDATE SET
 			outcome = CASE WHEN payment_pending.outcome = 'succeeded' THEN 'succeeded' ELSE EXCLUDED.outcome END,
 			failure_code = CASE WHEN payment_pending.outcome = 'succeeded' THEN payment_pending.failure_code ELSE EXCLUDED.failure_code END,
-			charge_id = coalesce(EXCLUDED.charge_id, payment_pending.charge_id), updated_at = now()
-		RETURNING task_token`
-	var token []byte
-	err := func() error {
-		ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
-		defer cancel()
-		return w.Payments.DB.QueryRow(ctx, q, ev.ChargeKey, ev.OrderID, ev.Provider, ev.ChargeID, ev.AmountCents, ev.Currency,
-			outcome, ev.Reason).Scan(&token)
-	}()
-	if err != nil {
+			charge_id = coalesce(EXCLUDED.charge_id, payment_pending.charge_id), updated_at = now()`
+	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
+	defer cancel()
+	if _, err := w.Payments.DB.Exec(ctx, q, ev.ChargeKey, ev.OrderID, ev.Provider, ev.ChargeID, ev.AmountCents, ev.Currency,
+		outcome, ev.Reason); err != nil {
 		return fmt.Errorf("apply %s of %s: %w", outcome, ev.ChargeKey, err)
-	}
-	if len(token) == 0 {
-		return nil
-	}
-	wake := temporal.NewApplicationError("the provider answered the pending charge: "+outcome, ErrorPaymentAnswered)
-	err = w.Temporal.CompleteActivity(ctx, token, nil, wake)
-	var notFound *serviceerror.NotFound
-	if err != nil && !errors.As(err, &notFound) {
-		return fmt.Errorf("wake the charge of %s: %w", ev.OrderID, err)
 	}
 	return nil
 }

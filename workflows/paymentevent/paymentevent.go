@@ -48,7 +48,8 @@ var steps = workflow.ActivityOptions{
 }
 
 // Handle acts on one provider event: an outcome of a pending charge is
-// stored and handed to the waiting step (ApplyPaymentOutcome); a success is
+// stored (ApplyPaymentOutcome) and the saga is woken to take it
+// (order.PaymentOutcomeSignal); a success is
 // then followed until the saga recorded it or, the saga having ended without
 // it, it was refunded (SettlePaymentOutcome, retried while the saga runs); a
 // dispute is recorded (RecordDispute). It fails only when a step keeps
@@ -62,10 +63,19 @@ func Handle(ctx workflow.Context, ev payment.ProviderEvent) (Result, error) {
 		if err := workflow.ExecuteActivity(ctx, hooks.ApplyPaymentOutcome, ev).Get(ctx, nil); err != nil {
 			return out, err
 		}
+		// Wake the saga's parked payment; a saga that ended or is past its
+		// payment step does not need it, so a failed signal is no error.
+		ev.SagaID = order.WorkflowID(ev.OrderID)
+		outcome := payment.OutcomeSucceeded
+		if ev.Kind == payment.EventFailed {
+			outcome = payment.OutcomeFailed
+		}
+		if err := workflow.SignalExternalWorkflow(ctx, ev.SagaID, "", order.PaymentOutcomeSignal, outcome).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Info("the order's saga takes no signal", "order_id", ev.OrderID, "error", err)
+		}
 		if ev.Kind == payment.EventFailed {
 			return out, nil
 		}
-		ev.SagaID = order.WorkflowID(ev.OrderID)
 		var settled payment.SettleResult
 		if err := workflow.ExecuteActivity(ctx, hooks.SettlePaymentOutcome, ev).Get(ctx, &settled); err != nil {
 			return out, err

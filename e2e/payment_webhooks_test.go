@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -253,4 +255,31 @@ func TestDisputeMovesTheOrderToDisputedOnceOnEndedAndRunningSagas(t *testing.T) 
 			assert.Equal(t, 1, p.count(`SELECT count(*) FROM event_outbox WHERE order_id = $1 AND type = 'order.disputed'`, id), "one event")
 		})
 	}
+}
+
+// paymentsTag tags the payment providers' webhook route in api/openapi.json.
+const paymentsTag = "payments"
+
+// TestPaymentWebhookRouteAnswersAsTheOpenAPIDocumentSays posts provider
+// events through the contract: taken over, a duplicate, and refusals.
+func TestPaymentWebhookRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
+	p := newPayStack(t, false)
+	c := newContract(t)
+	name := p.paysim.Name()
+	send := func(provider string, body []byte, secret string) int {
+		req, err := http.NewRequest(http.MethodPost, p.url+"/v1/webhooks/payments/"+provider, bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(api.StripeSignatureHeader, webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: secret}).Header)
+		res, err := (&http.Client{Transport: c}).Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	ev := eventJSON("evt_"+uuid.NewString(), "charge.refunded", map[string]any{"id": "ch_1"})
+	assert.Equal(t, http.StatusOK, send(name, ev, p.secret))
+	assert.Equal(t, http.StatusOK, send(name, ev, p.secret), "a duplicate")
+	assert.Equal(t, http.StatusBadRequest, send(name, ev, "whsec_not-the-providers-secret"))
+	assert.Equal(t, http.StatusNotFound, send("no-such-provider", ev, p.secret))
+	c.answeredEvery2xx(func(tags []string) bool { return slices.Contains(tags, paymentsTag) })
 }

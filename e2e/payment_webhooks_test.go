@@ -44,6 +44,7 @@ func newPayStack(t *testing.T, fulfil bool) *payStack {
 		srv.PaymentWebhooks = api.PaymentWebhooks{Secrets: []string{"other-provider=whsec_0123456789abcdef", name + "=" + p.secret},
 			Tolerance: time.Minute}
 		srv.Fulfillment = api.Fulfillment{Enabled: fulfil, ShipmentSLA: time.Hour}
+		withCodec(t)(srv)
 	})
 	srv, provider := testkit.Paysim(t, p.pool, name)
 	p.paysim = srv

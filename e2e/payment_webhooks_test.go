@@ -207,8 +207,8 @@ func TestLateSuccessAfterCancelIsRefunded(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, r.status, "%s", r.body)
 	p.waitStatus(id, orderflow.StatusCancelled)
 	p.waitFor("the saga ended", func() bool {
-		d, err := p.temporal.DescribeWorkflowExecution(context.Background(), "order-"+id, "")
-		return err == nil && d.GetWorkflowExecutionInfo().GetCloseTime() != nil
+		d, err := p.temporal.DescribeWorkflow(context.Background(), "order-"+id, "")
+		return err == nil && d.WorkflowCloseTime != nil
 	})
 	charge := p.pendingCharge(id)
 	_, err := p.paysim.CompleteThreeDSecure(context.Background(), charge, "succeeded")
@@ -234,9 +234,9 @@ func TestDisputeMovesTheOrderToDisputedOnceOnEndedAndRunningSagas(t *testing.T) 
 				settled = orderflow.StatusFulfilling
 			}
 			p.waitStatus(id, settled)
-			d, err := p.temporal.DescribeWorkflowExecution(context.Background(), "order-"+id, "")
+			d, err := p.temporal.DescribeWorkflow(context.Background(), "order-"+id, "")
 			require.NoError(t, err)
-			require.Equal(t, running, d.GetWorkflowExecutionInfo().GetCloseTime() == nil, "the saga runs: %v", running)
+			require.Equal(t, running, d.WorkflowCloseTime == nil, "the saga runs: %v", running)
 
 			dispute, err := p.paysim.OpenDispute(context.Background(), p.chargeOf(id), "product_not_received")
 			require.NoError(t, err)
@@ -249,8 +249,8 @@ func TestDisputeMovesTheOrderToDisputedOnceOnEndedAndRunningSagas(t *testing.T) 
 			p.waitFor("the chargeback's workflow ended", func() bool {
 				var a api.PaymentEventAccepted
 				r.json(t, &a)
-				d, err := p.temporal.DescribeWorkflowExecution(context.Background(), "payment-event-"+p.paysim.Name()+"-"+a.EventID, "")
-				return err == nil && d.GetWorkflowExecutionInfo().GetCloseTime() != nil
+				d, err := p.temporal.DescribeWorkflow(context.Background(), "payment-event-"+p.paysim.Name()+"-"+a.EventID, "")
+				return err == nil && d.WorkflowCloseTime != nil
 			})
 			assert.Equal(t, 1, p.count(`SELECT count(*) FROM payment_disputes WHERE order_id = $1`, id), "one dispute")
 			assert.Equal(t, 1, p.count(`SELECT count(*) FROM event_outbox WHERE order_id = $1 AND type = 'order.disputed'`, id), "one event")

@@ -192,13 +192,13 @@ func (w *Webhooks) SettlePaymentOutcome(ctx context.Context, ev ProviderEvent) (
 	case !errors.Is(err, pgx.ErrNoRows):
 		return SettleResult{}, fmt.Errorf("settle %s: %w", ev.ChargeKey, err)
 	}
-	d, err := w.Temporal.DescribeWorkflowExecution(ctx, ev.SagaID, "")
+	d, err := w.Temporal.DescribeWorkflow(ctx, ev.SagaID, "")
 	var notFound *serviceerror.NotFound
 	switch {
 	case errors.As(err, &notFound):
 	case err != nil:
 		return SettleResult{}, fmt.Errorf("settle %s: describe saga: %w", ev.ChargeKey, err)
-	case d.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING:
+	case d.Status == enums.WORKFLOW_EXECUTION_STATUS_RUNNING:
 		return SettleResult{}, temporal.NewApplicationError("the saga runs and has not recorded the charge yet", ErrorSagaRunning)
 	}
 	c := charge{key: ev.ChargeKey, provider: ev.Provider, chargeID: ev.ChargeID, currency: ev.Currency, amount: ev.AmountCents, unrecorded: true}

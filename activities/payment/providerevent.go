@@ -50,6 +50,9 @@ func MapEvent(provider string, ev stripe.Event) (ProviderEvent, error) {
 		}
 	case "charge.dispute.created", "charge.dispute.funds_withdrawn":
 		out.Kind, out.DisputeID, out.ChargeID, out.Reason = EventDispute, str(obj, "id"), str(obj, "charge"), str(obj, "reason")
+		// A dispute's order is the one orderflow recorded the charge for,
+		// whatever the dispute's own metadata says.
+		out.OrderID, out.ChargeKey = "", ""
 		if out.DisputeID == "" || out.ChargeID == "" {
 			return out, errors.New("a dispute event needs data.object.id and data.object.charge")
 		}

@@ -38,6 +38,12 @@ const (
 	// StatusDelivered: every shipment reached the customer (or was lost
 	// and refunded, with at least one delivered).
 	StatusDelivered = "DELIVERED"
+
+	// StatusDisputed: the customer disputed the order's charge with their
+	// bank (a dispute or chargeback the provider reported by webhook); an
+	// operator answers it (docs/operations.md). Whatever the saga was
+	// doing, nothing inside orderflow is left to do until then.
+	StatusDisputed = "DISPUTED"
 )
 
 // Statuses are every status an order can have, in the order a saga passes
@@ -45,7 +51,7 @@ const (
 func Statuses() []string {
 	return []string{StatusPending, StatusReserved, StatusPaymentPending, StatusPaid, StatusConfirmed,
 		StatusFulfilling, StatusFulfillmentOverdue, StatusPartiallyShipped, StatusShipped, StatusDelivered,
-		StatusCompensating, StatusFailed, StatusCancelled}
+		StatusCompensating, StatusFailed, StatusCancelled, StatusDisputed}
 }
 
 // Terminal reports whether an order with this status has ended: DELIVERED,
@@ -74,8 +80,11 @@ func AwaitingCarrier(status string) bool {
 }
 
 // Settled reports whether nothing inside orderflow is left to do for an
-// order with this status: it has ended, or it waits on its carrier.
-func Settled(status string) bool { return Terminal(status) || AwaitingCarrier(status) }
+// order with this status: it has ended, it waits on its carrier, or its
+// charge is disputed and waits on an operator.
+func Settled(status string) bool {
+	return Terminal(status) || AwaitingCarrier(status) || status == StatusDisputed
+}
 
 // Item is one line of an order as the client asked for it.
 type Item struct {
@@ -114,6 +123,10 @@ const (
 	// open, every provider unreachable, or an earlier attempt on a provider
 	// that is down must be resolved there first). The saga parks the order.
 	PaymentUnavailable Kind = "PaymentUnavailable"
+	// PaymentPending: the provider took the charge request but answers it
+	// later by webhook (3-D Secure, an asynchronous method). The saga parks
+	// the order as for PaymentUnavailable, and the webhook wakes it.
+	PaymentPending Kind = "PaymentPending"
 	// TooLateToCancel: a cancel arrived once the order was being confirmed
 	// or had ended.
 	TooLateToCancel Kind = "TooLateToCancel"

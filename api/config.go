@@ -58,6 +58,8 @@ type Config struct {
 	Resilience Resilience
 	// Webhooks: the outbound webhooks' retry policy and secret overlap.
 	Webhooks Webhooks
+	// PaymentWebhooks: the providers' webhook secrets and tolerance.
+	PaymentWebhooks PaymentWebhooks
 }
 
 // Fulfillment configures the order's life after CONFIRMED

@@ -166,6 +166,8 @@ func (s *Server) customerEcho() *echo.Echo {
 	v1.GET("/monitor/findings", s.listFindings, auth.RequireRole(auth.RoleOperator))
 	s.fulfillmentRoutes(e, v1, anyone)
 	s.webhookRoutes(v1)
+	// Providers prove themselves with the body's signature, not a token.
+	e.POST("/v1/webhooks/payments/:provider", s.paymentWebhook)
 	// The API's contract is public: no token needed to read it.
 	e.GET(OpenAPIPath, s.openAPI)
 	return e

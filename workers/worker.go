@@ -119,6 +119,7 @@ func New(c client.Client, deps Deps, opts Config) *Pool {
 	p := &Pool{Orders: worker.New(c, order.TaskQueue(opts.Region), opts.WorkerOptions()), Payments: deps.Payments,
 		client: c, region: opts.Region}
 	Register(p.Orders, deps)
+	RegisterPaymentEvents(p.Orders, deps, c)
 	if opts.Admin {
 		p.Admin = worker.New(c, maintenance.AdminTaskQueue(opts.Region), worker.Options{
 			MaxConcurrentActivityExecutionSize:     opts.Bulkhead.Share(opts.slots(), opts.Bulkhead.AdminPct),
@@ -228,6 +229,7 @@ func RegisterMonitor(r Registry, deps Deps, c client.Client) {
 // Start starts the pools.
 func (p *Pool) Start() error {
 	payment.ZeroAttempts(p.Payments)
+	payment.ZeroDisputes(p.Payments)
 	events.ZeroMetrics()
 	hooks.ZeroMetrics()
 	if err := p.Orders.Start(); err != nil {

@@ -32,6 +32,7 @@ const (
 	OrderCancelled   = "order.cancelled"
 	OrderShipped     = "order.shipped"
 	OrderDelivered   = "order.delivered"
+	OrderDisputed    = "order.disputed"
 	PaymentProcessed = "payment.processed"
 	PaymentRefunded  = "payment.refunded"
 	InventoryUpdated = "inventory.updated"

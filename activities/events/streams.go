@@ -18,7 +18,7 @@ type Stream struct {
 
 // Streams are the families of event types, one JetStream stream each.
 var Streams = []Stream{
-	{Name: "ORDERS", Subjects: []string{OrderCreated, OrderConfirmed, OrderFailed, OrderCancelled, OrderShipped, OrderDelivered}},
+	{Name: "ORDERS", Subjects: []string{OrderCreated, OrderConfirmed, OrderFailed, OrderCancelled, OrderShipped, OrderDelivered, OrderDisputed}},
 	{Name: "PAYMENTS", Subjects: []string{PaymentProcessed, PaymentRefunded}},
 	{Name: "INVENTORY", Subjects: []string{InventoryUpdated}},
 	{Name: "ANALYTICS", Subjects: []string{AnalyticsEvents}},

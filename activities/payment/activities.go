@@ -50,6 +50,9 @@ const (
 	// AttemptAmbiguous: a timeout or 5xx; the provider may hold a charge
 	// and the attempt is retried under the same key.
 	AttemptAmbiguous = "ambiguous"
+	// AttemptPending: the provider answers later by webhook (3-D Secure);
+	// the order parks until then.
+	AttemptPending = "pending"
 	// AttemptUnavailable: no provider could take the charge; the order parks.
 	// Its provider label is "none".
 	AttemptUnavailable = "unavailable"
@@ -58,7 +61,7 @@ const (
 // chargeAttempts counts charge attempts by provider and result. A charge
 // that fails over counts one attempt per provider asked.
 var chargeAttempts, _ = otel.Meter("github.com/orderflow/orderflow/activities/payment").Int64Counter("orderflow.payment.attempts",
-	metric.WithDescription("payment charge attempts by provider and result (charged, declined, not_sent, ambiguous, unavailable)"))
+	metric.WithDescription("payment charge attempts by provider and result (charged, declined, not_sent, ambiguous, pending, unavailable)"))
 
 // ZeroAttempts exports a zero for every provider and result of r, so that
 // each kind's first attempt shows in rate() and increase() (a series that
@@ -68,7 +71,7 @@ func ZeroAttempts(r *Router) {
 	ctx := context.Background()
 	if r != nil {
 		for _, g := range r.Providers() {
-			for _, result := range []string{AttemptCharged, AttemptDeclined, AttemptNotSent, AttemptAmbiguous} {
+			for _, result := range []string{AttemptCharged, AttemptDeclined, AttemptNotSent, AttemptAmbiguous, AttemptPending} {
 				chargeAttempts.Add(ctx, 0, metric.WithAttributes(attribute.String("provider", g.Name()), attribute.String("result", result)))
 			}
 		}
@@ -156,10 +159,15 @@ func (p *Activities) Charge(ctx context.Context, in ChargeInput) (ChargeResult, 
 		}
 		ch, err := g.Charge(ctx, req)
 		var declined *DeclinedError
+		var pending *PendingError
 		switch {
 		case err == nil:
 			countAttempt(ctx, g.Name(), AttemptCharged)
 			return p.recordCharge(ctx, in.OrderID, key, g.Name(), ch)
+		case errors.As(err, &pending): // the provider's webhook will answer (pending.go)
+			return p.pending(ctx, in, key, g.Name(), pending, func(ch Charge) (ChargeResult, error) {
+				return p.recordCharge(ctx, in.OrderID, key, g.Name(), ch)
+			})
 		case errors.As(err, &declined):
 			countAttempt(ctx, g.Name(), AttemptDeclined)
 			// A decline under this key means the provider holds no charge

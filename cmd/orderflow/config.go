@@ -104,6 +104,8 @@ func loadGateway(lookup env) (gatewayConfig, *config.Values) {
 				ReturnWindow: config.ReturnWindow.Get(v)},
 			Resilience: resilience(v),
 			Webhooks:   api.Webhooks{Policy: webhookPolicy(v), SecretOverlap: config.WebhooksSecretOverlap.Get(v)},
+			PaymentWebhooks: api.PaymentWebhooks{Secrets: config.PaymentWebhookSecrets.Get(v),
+				Tolerance: config.PaymentWebhookTolerance.Get(v)},
 		},
 		Addr:         config.APIAddr.Get(v),
 		OperatorAddr: config.OperatorAddr.Get(v),

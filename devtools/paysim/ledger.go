@@ -56,6 +56,8 @@ func (l *Ledger) Charge(ctx context.Context, req payment.ChargeRequest) (payment
 		}
 	case payment.TokenUnavailable:
 		return payment.Charge{}, errTransient
+	case payment.TokenThreeDSecure: // webhooks.go
+		return l.requireAction(ctx, req)
 	default:
 		return payment.Charge{}, &payment.DeclinedError{Code: "invalid_token", Message: "No such token: '" + req.Token + "'."}
 	}

@@ -38,7 +38,10 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('orderflow.paysim.schema'))`); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, qSchema)
+		if _, err := tx.Exec(ctx, qSchema); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, qWebhookSchema)
 		return err
 	})
 	if err != nil {

@@ -47,6 +47,8 @@ type Server struct {
 
 	closeOnce sync.Once
 	closing   chan struct{}
+
+	hooks webhookSender // webhooks.go
 }
 
 // NewServer returns the instance named name, keeping its ledger in pool,
@@ -109,6 +111,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if r.URL.Path == "/admin/faults" {
 		s.adminFaults(w, r)
+		return
+	}
+	if r.URL.Path == "/admin/webhooks" || r.URL.Path == "/admin/3ds/complete" || r.URL.Path == "/admin/disputes" {
+		s.adminWebhooks(w, r)
 		return
 	}
 	f := s.Faults()
@@ -236,6 +242,12 @@ func (s *Server) createCharge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ch, err := s.ledger.Charge(r.Context(), req)
+	var pending *payment.PendingError
+	if errors.As(err, &pending) { // waits for its 3-D Secure step (webhooks.go)
+		writeJSON(w, http.StatusOK, wire.ChargeJSON{ID: pending.ChargeID, Object: "charge", Amount: req.AmountCents,
+			Currency: req.Currency, Status: wire.StatusRequiresAction, IdempotencyKey: key})
+		return
+	}
 	if err != nil {
 		s.writeLedgerError(w, err)
 		return

@@ -200,6 +200,11 @@ var (
 	PaymentFailoverQuiet = declare(Setting{Name: "PAYMENT_FAILOVER_QUIET", Default: "20s", Used: services, Section: secPayment,
 		Doc: "how long after an ambiguous charge request (timeout, 5xx) to one provider the charge may go to another, once the first says it holds none"},
 		duration(0))
+	PaymentWebhookSecrets = declare(Setting{Name: "PAYMENT_WEBHOOK_SECRETS", Used: API, Secret: Secret, Section: secPayment,
+		Doc: "each provider's webhook endpoint secret, as provider=secret (the provider's name in PAYMENT_PROVIDERS; Stripe's whsec_...); POST /v1/webhooks/payments/{provider} answers 404 for a provider without one"},
+		providerSecrets)
+	PaymentWebhookTolerance = declare(Setting{Name: "PAYMENT_WEBHOOK_TOLERANCE", Default: "5m", Used: API, Section: secPayment,
+		Doc: "how old a provider webhook's signed timestamp may be (replay protection; Stripe's default)"}, duration(time.Second))
 )
 
 // Rate limits and bulkheads.

@@ -358,6 +358,35 @@ func name(s string) error {
 	return nil
 }
 
+// providerSecrets reads "provider=secret,...": provider names unique,
+// secrets of at least 16 bytes. Its messages name the entry by its
+// provider, never by its secret.
+var providerSecrets = parser[[]string]{kind: "list of provider=secret", parse: func(raw string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for i, s := range strings.Split(raw, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		provider, secret, ok := strings.Cut(s, "=")
+		if !ok {
+			return nil, fmt.Errorf("entry %d: must be provider=secret", i+1)
+		}
+		if err := name(provider); err != nil {
+			return nil, fmt.Errorf("entry %d: provider %w", i+1, err)
+		}
+		if seen[provider] {
+			return nil, fmt.Errorf("provider %s: given twice", provider)
+		}
+		seen[provider] = true
+		if err := minLen(16)(secret); err != nil {
+			return nil, fmt.Errorf("provider %s: secret %w", provider, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}}
+
 // minLen refuses a value shorter than n bytes; the message gives the
 // length, never the value.
 func minLen(n int) func(string) error {

@@ -208,6 +208,9 @@ type saga struct {
 	// accepted (sagas before stepsFinish), or the durable timer of a parked
 	// payment.
 	cancelStep workflow.CancelFunc
+	// wake, when set, cuts a parked payment's timer short: the provider's
+	// webhook answered (pending.go).
+	wake workflow.ReceiveChannel
 	// fulfilling is set once the order is confirmed into fulfillment: a
 	// cancel is accepted again until a shipment has left.
 	fulfilling bool
@@ -410,6 +413,8 @@ func (o *saga) charge(ctx workflow.Context, in payment.ChargeInput) (payment.Cha
 	if rerr := o.record(ctx, orderflow.StatusPaymentPending, ""); rerr != nil {
 		return res, rerr
 	}
+	o.wakeOnPaymentOutcome(ctx)
+	defer func() { o.wake = nil }()
 	for attempt := 2; ; attempt++ {
 		left := until.Sub(workflow.Now(ctx))
 		if left <= 0 {
@@ -452,7 +457,7 @@ func (o *saga) sleep(ctx workflow.Context, d time.Duration) error {
 	tctx, cancel := workflow.WithCancel(ctx)
 	o.cancelStep = cancel
 	defer func() { o.cancelStep = nil; cancel() }()
-	err := workflow.NewTimer(tctx, d).Get(tctx, nil)
+	err := o.timer(tctx, d)
 	if o.view.CancelRequested || ctx.Err() != nil {
 		return errCancelled
 	}

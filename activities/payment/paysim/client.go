@@ -68,6 +68,9 @@ func (c *Client) Charge(ctx context.Context, req payment.ChargeRequest) (payment
 	if err := c.do(ctx, http.MethodPost, "/v1/charges", req.IdempotencyKey, form, &ch); err != nil {
 		return payment.Charge{}, fmt.Errorf("%s charge %s: %w", c.name, req.IdempotencyKey, err)
 	}
+	if ch.Status == StatusRequiresAction {
+		return payment.Charge{}, &payment.PendingError{ChargeID: ch.ID, Reason: ch.Status}
+	}
 	return payment.Charge{ID: ch.ID, AmountCents: ch.Amount, Currency: ch.Currency}, nil
 }
 

@@ -34,6 +34,10 @@ type ChargeJSON struct {
 	Created        int64  `json:"created,omitempty"`
 }
 
+// StatusRequiresAction is a charge's status while it waits for the
+// customer's 3-D Secure step; the answer is then the provider's webhook.
+const StatusRequiresAction = "requires_action"
+
 // MaxListLimit is the largest page GET /v1/charges answers (limit=).
 const MaxListLimit = 100
 

@@ -31,6 +31,11 @@ func runPaysim(ctx context.Context, args []string) error {
 	fs.BoolVar(&cfg.Outage, "outage", false, "answer every request 503 (PAYSIM_OUTAGE)")
 	fs.Float64Var(&cfg.TimeoutRate, "timeout-rate", 0, "fraction of requests never answered (PAYSIM_TIMEOUT_RATE)")
 	fs.Float64Var(&cfg.LostAnswerRate, "lost-answer-rate", 0, "fraction of charges made then answered 500 (PAYSIM_LOST_ANSWER_RATE)")
+	fs.StringVar(&cfg.Webhooks.URL, "webhook-url", "", "where to send signed webhook events, e.g. http://gateway/v1/webhooks/payments/paysim-a (PAYSIM_WEBHOOK_URL)")
+	fs.StringVar(&cfg.Webhooks.Secret, "webhook-secret", "", "the secret that signs them (PAYSIM_WEBHOOK_SECRET)")
+	fs.DurationVar((*time.Duration)(&cfg.Webhooks.Delay), "webhook-delay", 0, "hold every webhook this long: late events (PAYSIM_WEBHOOK_DELAY)")
+	fs.DurationVar((*time.Duration)(&cfg.Webhooks.Jitter), "webhook-jitter", 0, "plus a random wait up to this: events out of order (PAYSIM_WEBHOOK_JITTER)")
+	fs.Float64Var(&cfg.Webhooks.DuplicateRate, "webhook-duplicate-rate", 0, "fraction of webhooks sent twice (PAYSIM_WEBHOOK_DUPLICATE_RATE)")
 	if err := flagsFromEnv(fs, "PAYSIM_"); err != nil {
 		return fmt.Errorf("paysim: %w", err)
 	}
@@ -71,6 +76,9 @@ func runPaysim(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := srv.SetWebhooks(cfg.Webhooks); err != nil {
+		return fmt.Errorf("paysim webhooks: %w", err)
+	}
 	hs := &http.Server{Addr: cfg.Addr, Handler: telemetry.HTTPHandler(tp, srv.Handler(), "paysim"), ReadHeaderTimeout: 5 * time.Second}
 	hs.RegisterOnShutdown(srv.Close)
 	return boot.Serve(ctx, hs, log, "simulated payment provider")
@@ -86,10 +94,12 @@ type paysimConfig struct {
 	Outage         bool
 	TimeoutRate    float64
 	LostAnswerRate float64
+	Webhooks       paysim.Webhooks
 }
 
 // String renders the settings for the start-up log line.
 func (p paysimConfig) String() string {
-	return fmt.Sprintf("name=%s addr=%s latency=%s error_rate=%g outage=%t timeout_rate=%g lost_answer_rate=%g",
-		p.Name, p.Addr, p.Latency, p.ErrorRate, p.Outage, p.TimeoutRate, p.LostAnswerRate)
+	return fmt.Sprintf("name=%s addr=%s latency=%s error_rate=%g outage=%t timeout_rate=%g lost_answer_rate=%g webhook_url=%q webhook_delay=%s webhook_jitter=%s webhook_duplicate_rate=%g",
+		p.Name, p.Addr, p.Latency, p.ErrorRate, p.Outage, p.TimeoutRate, p.LostAnswerRate, p.Webhooks.URL,
+		time.Duration(p.Webhooks.Delay), time.Duration(p.Webhooks.Jitter), p.Webhooks.DuplicateRate)
 }

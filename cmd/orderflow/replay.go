@@ -23,6 +23,7 @@ import (
 	"github.com/orderflow/orderflow/workflows/maintenance"
 	"github.com/orderflow/orderflow/workflows/monitor"
 	"github.com/orderflow/orderflow/workflows/order"
+	"github.com/orderflow/orderflow/workflows/paymentevent"
 	"github.com/orderflow/orderflow/workflows/returns"
 	"github.com/orderflow/orderflow/workflows/webhooks"
 )
@@ -75,6 +76,7 @@ func runReplay(out io.Writer, lookup env, args []string) error {
 	r.RegisterWorkflowWithOptions(returns.Receive, workflow.RegisterOptions{Name: returns.Workflow})
 	r.RegisterWorkflowWithOptions(webhooks.Deliver, workflow.RegisterOptions{Name: webhooks.Workflow})
 	r.RegisterWorkflowWithOptions(webhooks.Replay, workflow.RegisterOptions{Name: webhooks.ReplayWorkflow})
+	r.RegisterWorkflowWithOptions(paymentevent.Handle, workflow.RegisterOptions{Name: paymentevent.Workflow})
 	// The SDK logs a replay's panic at ERROR; the verdict below says it better.
 	quiet := log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 

@@ -13,6 +13,9 @@ const (
 	StatusPending  = "PENDING"
 	StatusReserved = "RESERVED"
 	StatusPaid     = "PAID"
+	// StatusAuthorized: the order's total is held on the card (authorized),
+	// to be captured shipment by shipment as they ship.
+	StatusAuthorized = "AUTHORIZED"
 	// StatusPaymentPending: no provider could take the charge; the saga
 	// retries it on a schedule until the payment deadline.
 	StatusPaymentPending = "PAYMENT_PENDING"
@@ -43,7 +46,7 @@ const (
 // Statuses are every status an order can have, in the order a saga passes
 // through them; the order history's status filter accepts these.
 func Statuses() []string {
-	return []string{StatusPending, StatusReserved, StatusPaymentPending, StatusPaid, StatusConfirmed,
+	return []string{StatusPending, StatusReserved, StatusPaymentPending, StatusPaid, StatusAuthorized, StatusConfirmed,
 		StatusFulfilling, StatusFulfillmentOverdue, StatusPartiallyShipped, StatusShipped, StatusDelivered,
 		StatusCompensating, StatusFailed, StatusCancelled}
 }

@@ -34,11 +34,39 @@ type ChargeRequest struct {
 	Description    string
 }
 
-// Charge is a provider's record of a charge.
+// Charge is a provider's record of a charge, or of an authorization: money
+// held on the card until it is captured, voided or expires at ExpiresAt
+// (zero for a charge, which took the money at once).
 type Charge struct {
 	ID          string
 	AmountCents int64
 	Currency    string
+	ExpiresAt   time.Time
+}
+
+// CaptureRequest takes AmountCents of an authorization (ChargeID). An
+// authorization may be captured in several parts; Final releases what is
+// left uncaptured after this capture, and no capture follows it.
+type CaptureRequest struct {
+	IdempotencyKey string
+	ChargeID       string
+	AmountCents    int64
+	Currency       string
+	Final          bool
+}
+
+// Capture is a provider's record of a capture: how much it took and, for a
+// final capture, how much of the authorization it released.
+type Capture struct {
+	ID            string
+	AmountCents   int64
+	ReleasedCents int64
+}
+
+// VoidRequest releases what is left uncaptured of an authorization.
+type VoidRequest struct {
+	IdempotencyKey string
+	ChargeID       string
 }
 
 // LedgerCharge is a charge as its provider's ledger lists it, with how much

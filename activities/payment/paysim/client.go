@@ -3,6 +3,7 @@ package paysim
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -213,4 +214,19 @@ func (c *Client) do(ctx context.Context, method, path, key string, form url.Valu
 		return &payment.DeclinedError{Code: eb.Error.Code, Message: eb.Error.Message}
 	}
 	return &APIError{Status: res.StatusCode, Type: eb.Error.Type, Code: eb.Error.Code, Message: eb.Error.Message}
+}
+
+// Authorize holds req.AmountCents on the card, once per idempotency key.
+func (c *Client) Authorize(ctx context.Context, req payment.ChargeRequest) (payment.Charge, error) {
+	return payment.Charge{}, errors.New("authorize: not implemented yet")
+}
+
+// Capture captures part or all of an authorization, once per idempotency key.
+func (c *Client) Capture(ctx context.Context, req payment.CaptureRequest) (payment.Capture, error) {
+	return payment.Capture{}, errors.New("capture: not implemented yet")
+}
+
+// Void releases what is left of an authorization.
+func (c *Client) Void(ctx context.Context, req payment.VoidRequest) error {
+	return errors.New("void: not implemented yet")
 }

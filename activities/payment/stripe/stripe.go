@@ -247,3 +247,18 @@ func classify(err error, wrote func() bool) error {
 	}
 	return err
 }
+
+// Authorize holds req.AmountCents on the card, once per idempotency key.
+func (p *Provider) Authorize(ctx context.Context, req payment.ChargeRequest) (payment.Charge, error) {
+	return payment.Charge{}, errors.New("authorize: not implemented yet")
+}
+
+// Capture captures part or all of an authorization, once per idempotency key.
+func (p *Provider) Capture(ctx context.Context, req payment.CaptureRequest) (payment.Capture, error) {
+	return payment.Capture{}, errors.New("capture: not implemented yet")
+}
+
+// Void releases what is left of an authorization.
+func (p *Provider) Void(ctx context.Context, req payment.VoidRequest) error {
+	return errors.New("void: not implemented yet")
+}

@@ -67,7 +67,9 @@ func CaptureKey(orderID, shipmentID string) string { return "capture-" + orderID
 
 // VoidKey is the idempotency key of the void of the authorization made
 // with authorizationKey.
-func VoidKey(authorizationKey string) string { return "void-" + strings.TrimPrefix(authorizationKey, "auth-") }
+func VoidKey(authorizationKey string) string {
+	return "void-" + strings.TrimPrefix(authorizationKey, "auth-")
+}
 
 var errNotYet = errors.New("not implemented yet")
 

@@ -320,6 +320,10 @@ func (c charge) paid() int64 {
 	return c.amount
 }
 
+// refundable is what is left to refund of the payment: of an
+// authorization, also of one a renewal voided after captures.
+func (c charge) refundable() int64 { return c.paid() - c.refunded }
+
 // Kinds and statuses of payments rows.
 const (
 	kindCharge        = "charge"
@@ -503,7 +507,7 @@ func (p *Activities) Refund(ctx context.Context, in orderflow.OrderRef) (RefundR
 	}
 	open := append(st.open, lost...)
 	for _, a := range st.auths {
-		if a.status == statusAuthorized || a.status == statusCaptured {
+		if a.status == statusAuthorized || a.refundable() > 0 {
 			open = append(open, a)
 		}
 	}

@@ -360,7 +360,7 @@ func (p *Activities) settle(ctx context.Context, orderID string, a charge) error
 		}
 		a.unrecorded = false
 	}
-	amount := a.captured - a.refunded
+	amount := a.refundable()
 	if amount <= 0 {
 		return nil
 	}

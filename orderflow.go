@@ -13,6 +13,9 @@ const (
 	StatusPending  = "PENDING"
 	StatusReserved = "RESERVED"
 	StatusPaid     = "PAID"
+	// StatusAuthorized: the order's total is held on the card (authorized),
+	// to be captured shipment by shipment as they ship.
+	StatusAuthorized = "AUTHORIZED"
 	// StatusPaymentPending: no provider could take the charge; the saga
 	// retries it on a schedule until the payment deadline.
 	StatusPaymentPending = "PAYMENT_PENDING"
@@ -49,7 +52,7 @@ const (
 // Statuses are every status an order can have, in the order a saga passes
 // through them; the order history's status filter accepts these.
 func Statuses() []string {
-	return []string{StatusPending, StatusReserved, StatusPaymentPending, StatusPaid, StatusConfirmed,
+	return []string{StatusPending, StatusReserved, StatusPaymentPending, StatusPaid, StatusAuthorized, StatusConfirmed,
 		StatusFulfilling, StatusFulfillmentOverdue, StatusPartiallyShipped, StatusShipped, StatusDelivered,
 		StatusCompensating, StatusFailed, StatusCancelled, StatusDisputed}
 }
@@ -139,6 +142,17 @@ const (
 	// AlreadyShipped: a cancel arrived once a shipment of the order had
 	// left its warehouse; the customer returns the goods instead.
 	AlreadyShipped Kind = "AlreadyShipped"
+	// CaptureExceedsAuthorization: a capture asked for more than is left
+	// uncaptured of the order's authorization; details give the excess in
+	// cents. Nothing was captured.
+	CaptureExceedsAuthorization Kind = "CaptureExceedsAuthorization"
+	// AuthorizationExpired: a capture found the order's authorization
+	// expired, voided or closed by a final capture; nothing was captured.
+	// The saga re-authorizes before the expiry, so this needs an operator.
+	AuthorizationExpired Kind = "AuthorizationExpired"
+	// RefundExceedsCapture: a partial refund asked for more than was
+	// captured and not yet refunded; details give the excess in cents.
+	RefundExceedsCapture Kind = "RefundExceedsCapture"
 )
 
 // KindOf returns the business kind err carries anywhere in its chain (a

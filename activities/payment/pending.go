@@ -63,11 +63,11 @@ const (
 // pending handles a charge the provider answered as pending: it records
 // the pending charge under its key and fails with PaymentPending, so the
 // saga parks the order until the webhook wakes it, or, when the webhook
-// already brought the outcome, records the charge or the decline. It
-// serves any step that asks a provider for money and may be told to wait
-// (Charge; Authorize likewise), with its key and its record function.
-func (p *Activities) pending(ctx context.Context, in ChargeInput, key, provider string, pe *PendingError,
-	record func(Charge) (ChargeResult, error)) (ChargeResult, error) {
+// already brought the outcome, answers the charge (for the step to record
+// as it records one answered in the call) or records the decline. It
+// serves every step that asks a provider for money (obtain: Charge and
+// Authorize), with that step's key.
+func (p *Activities) pending(ctx context.Context, in ChargeInput, key, provider string, pe *PendingError) (Charge, error) {
 	const q = `INSERT INTO payment_pending (charge_key, order_id, provider, charge_id, amount_cents, currency)
 		VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6)
 		ON CONFLICT (charge_key) DO UPDATE SET charge_id = coalesce(payment_pending.charge_id, EXCLUDED.charge_id), updated_at = now()
@@ -79,19 +79,19 @@ func (p *Activities) pending(ctx context.Context, in ChargeInput, key, provider 
 		return p.DB.QueryRow(ctx, q, key, in.OrderID, provider, pe.ChargeID, in.AmountCents, in.Currency).Scan(&outcome, &code, &chargeID)
 	}()
 	if err != nil {
-		return ChargeResult{}, fmt.Errorf("charge %s: store pending charge: %w", in.OrderID, err)
+		return Charge{}, fmt.Errorf("charge %s: store pending charge: %w", in.OrderID, err)
 	}
 	switch outcome {
 	case OutcomeSucceeded:
 		countAttempt(ctx, provider, AttemptCharged)
-		return record(Charge{ID: chargeID, AmountCents: in.AmountCents, Currency: in.Currency})
+		return Charge{ID: chargeID, AmountCents: in.AmountCents, Currency: in.Currency}, nil
 	case OutcomeFailed:
 		countAttempt(ctx, provider, AttemptDeclined)
 		p.record(ctx, in.OrderID, "decline", provider, chargeID, in.AmountCents, in.Currency, key, code)
-		return ChargeResult{}, activities.Business(orderflow.PaymentDeclined, "payment declined: "+code, code)
+		return Charge{}, activities.Business(orderflow.PaymentDeclined, "payment declined: "+code, code)
 	}
 	countAttempt(ctx, provider, AttemptPending)
-	return ChargeResult{}, activities.Business(orderflow.PaymentPending,
+	return Charge{}, activities.Business(orderflow.PaymentPending,
 		fmt.Sprintf("charge %s on %s waits for the provider's webhook (%s)", pe.ChargeID, provider, pe.Reason), key)
 }
 
@@ -188,7 +188,9 @@ func (w *Webhooks) SettlePaymentOutcome(ctx context.Context, ev ProviderEvent) (
 	}()
 	switch {
 	case err == nil:
-		return SettleResult{Recorded: status == "charged", Refunded: status == "refunded"}, nil
+		// The saga's step recorded it: a charge, or an authorization
+		// (captured, voided or expired since, it is the saga's to settle).
+		return SettleResult{Recorded: status != statusRefunded, Refunded: status == statusRefunded}, nil
 	case !errors.Is(err, pgx.ErrNoRows):
 		return SettleResult{}, fmt.Errorf("settle %s: %w", ev.ChargeKey, err)
 	}

@@ -26,8 +26,20 @@ type Provider interface {
 	// ErrNotSent; any other error is ambiguous and may be retried with the
 	// same key.
 	Charge(ctx context.Context, req ChargeRequest) (Charge, error)
-	// Refund returns a charge's money in full.
+	// Refund returns a charge's money: AmountCents of it, or all of it when
+	// 0. Of an authorization it returns what was captured, and a refund in
+	// full voids what is left uncaptured.
 	Refund(ctx context.Context, req RefundRequest) (Refund, error)
+	// Authorize holds the amount on the card without taking it, under the
+	// same contract as Charge; the Charge answered carries ExpiresAt.
+	Authorize(ctx context.Context, req ChargeRequest) (Charge, error)
+	// Capture takes part or all of an authorization, once per idempotency
+	// key; never more than is left of it, and nothing after a final
+	// capture, a void or the authorization's expiry.
+	Capture(ctx context.Context, req CaptureRequest) (Capture, error)
+	// Void releases what is left uncaptured of an authorization, once per
+	// idempotency key; voiding a voided authorization is no error.
+	Void(ctx context.Context, req VoidRequest) error
 	// FindCharge looks up the charge made with an idempotency key. It never
 	// creates one.
 	FindCharge(ctx context.Context, idempotencyKey string) (Charge, bool, error)
@@ -73,6 +85,22 @@ func (g *Guarded) Charge(ctx context.Context, req ChargeRequest) (Charge, error)
 // Refund refunds through the breaker.
 func (g *Guarded) Refund(ctx context.Context, req RefundRequest) (Refund, error) {
 	return guard(g, func() (Refund, error) { return g.Provider.Refund(ctx, req) })
+}
+
+// Authorize authorizes through the breaker.
+func (g *Guarded) Authorize(ctx context.Context, req ChargeRequest) (Charge, error) {
+	return guard(g, func() (Charge, error) { return g.Provider.Authorize(ctx, req) })
+}
+
+// Capture captures through the breaker.
+func (g *Guarded) Capture(ctx context.Context, req CaptureRequest) (Capture, error) {
+	return guard(g, func() (Capture, error) { return g.Provider.Capture(ctx, req) })
+}
+
+// Void voids through the breaker.
+func (g *Guarded) Void(ctx context.Context, req VoidRequest) error {
+	_, err := guard(g, func() (struct{}, error) { return struct{}{}, g.Provider.Void(ctx, req) })
+	return err
 }
 
 // FindCharge looks a charge up through the breaker.

@@ -150,3 +150,10 @@ func TestRouterListsAvailableProvidersInFailoverOrder(t *testing.T) {
 	}
 	assert.Equal(t, []string{"b"}, names(), "an open breaker takes its provider out of the list")
 }
+func (s *scripted) Authorize(context.Context, payment.ChargeRequest) (payment.Charge, error) {
+	return payment.Charge{ID: "pi"}, s.answer()
+}
+func (s *scripted) Capture(context.Context, payment.CaptureRequest) (payment.Capture, error) {
+	return payment.Capture{ID: "cp"}, s.answer()
+}
+func (s *scripted) Void(context.Context, payment.VoidRequest) error { return s.answer() }

@@ -50,7 +50,10 @@ const qWebhookSchema = `CREATE TABLE IF NOT EXISTS paysim.pending (
     status          text NOT NULL DEFAULT 'requires_action' CHECK (status IN ('requires_action', 'succeeded', 'failed')),
     created_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (instance, idempotency_key)
-);`
+);
+-- What the completed step makes: a charge, or an authorization (capture=false).
+ALTER TABLE paysim.pending ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'charge'
+    CHECK (kind IN ('charge', 'authorization'));`
 
 // Webhooks is where and how the instance sends its events.
 type Webhooks struct {
@@ -178,16 +181,16 @@ func decodeAdmin(w http.ResponseWriter, r *http.Request, v any) bool {
 // first request under its key records it as waiting for the customer's
 // 3-D Secure step, and every request under the key answers what became
 // of it: still pending (*payment.PendingError), declined, or the charge.
-func (l *Ledger) requireAction(ctx context.Context, req payment.ChargeRequest) (payment.Charge, error) {
+func (l *Ledger) requireAction(ctx context.Context, kind string, req payment.ChargeRequest) (payment.Charge, error) {
 	const (
-		qInsert = `INSERT INTO paysim.pending (instance, idempotency_key, ref, token, amount_cents, currency, description)
-			VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, '')) ON CONFLICT (instance, idempotency_key) DO NOTHING`
+		qInsert = `INSERT INTO paysim.pending (instance, idempotency_key, ref, token, amount_cents, currency, description, kind)
+			VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8) ON CONFLICT (instance, idempotency_key) DO NOTHING`
 		qGet = `SELECT ref, token, amount_cents, currency, status FROM paysim.pending WHERE instance = $1 AND idempotency_key = $2`
 	)
 	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
 	defer cancel()
 	if _, err := l.DB.Exec(ctx, qInsert, l.Instance, req.IdempotencyKey, "pi_"+uuid.NewString(), req.Token, req.AmountCents,
-		req.Currency, req.Description); err != nil {
+		req.Currency, req.Description, kind); err != nil {
 		return payment.Charge{}, fmt.Errorf("ledger pending charge: %w", err)
 	}
 	var ch payment.Charge
@@ -217,16 +220,20 @@ func (s *Server) CompleteThreeDSecure(ctx context.Context, ref, outcome string) 
 	}
 	const (
 		qComplete = `UPDATE paysim.pending SET status = $3 WHERE instance = $1 AND ref = $2 AND status = 'requires_action'
-			RETURNING idempotency_key, token, amount_cents, currency, coalesce(description, '')`
-		qCharge = `INSERT INTO paysim.ledger (instance, idempotency_key, kind, ref, token, amount_cents, currency, description)
-			VALUES ($1, $2, 'charge', $3, $4, $5, $6, NULLIF($7, '')) ON CONFLICT (instance, idempotency_key) DO NOTHING`
+			RETURNING idempotency_key, token, amount_cents, currency, coalesce(description, ''), kind`
+		// An authorization's expiry runs from the completed step, on the
+		// database's clock as in Ledger.take.
+		qCharge = `INSERT INTO paysim.ledger (instance, idempotency_key, kind, ref, token, amount_cents, currency, description, expires_at)
+			VALUES ($1, $2, $8, $3, $4, $5, $6, NULLIF($7, ''),
+			        CASE WHEN $8 = 'authorization' THEN now() + make_interval(secs => $9::float8 / 1e9) END)
+			ON CONFLICT (instance, idempotency_key) DO NOTHING`
 		qStatus = `SELECT status FROM paysim.pending WHERE instance = $1 AND ref = $2`
 	)
-	var key, token, currency, desc string
+	var key, token, currency, desc, kind string
 	var amount int64
 	changed := false
 	err := db.InTx(ctx, s.ledger.DB, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, qComplete, s.Name(), ref, outcome).Scan(&key, &token, &amount, &currency, &desc)
+		err := tx.QueryRow(ctx, qComplete, s.Name(), ref, outcome).Scan(&key, &token, &amount, &currency, &desc, &kind)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -235,7 +242,7 @@ func (s *Server) CompleteThreeDSecure(ctx context.Context, ref, outcome string) 
 		}
 		changed = true
 		if outcome == "succeeded" {
-			_, err = tx.Exec(ctx, qCharge, s.Name(), key, ref, token, amount, currency, desc)
+			_, err = tx.Exec(ctx, qCharge, s.Name(), key, ref, token, amount, currency, desc, kind, float64(s.ledger.AuthorizationTTL()))
 		}
 		return err
 	})
@@ -253,6 +260,11 @@ func (s *Server) CompleteThreeDSecure(ctx context.Context, ref, outcome string) 
 	typ := "payment_intent.succeeded"
 	obj := map[string]any{"id": ref, "object": "payment_intent", "amount": amount, "currency": strings.ToLower(currency),
 		"status": outcome, "metadata": metadata(key, desc)}
+	if kind == kindAuthorization && outcome == "succeeded" {
+		// Stripe's event for a manual-capture intent whose amount can now
+		// be captured.
+		typ, obj["status"], obj["amount_capturable"] = "payment_intent.amount_capturable_updated", "requires_capture", amount
+	}
 	if outcome == "failed" {
 		typ = "payment_intent.payment_failed"
 		obj["status"] = "requires_payment_method"
@@ -266,7 +278,7 @@ func (s *Server) CompleteThreeDSecure(ctx context.Context, ref, outcome string) 
 // customer's bank would, and sends charge.dispute.created. It returns the
 // dispute's id.
 func (s *Server) OpenDispute(ctx context.Context, ref, reason string) (string, error) {
-	const q = `SELECT amount_cents, currency FROM paysim.ledger WHERE instance = $1 AND ref = $2 AND kind = 'charge'`
+	const q = `SELECT amount_cents, currency FROM paysim.ledger WHERE instance = $1 AND ref = $2 AND kind IN ('charge', 'authorization')`
 	var amount int64
 	var currency string
 	err := s.ledger.DB.QueryRow(ctx, q, s.Name(), ref).Scan(&amount, &currency)

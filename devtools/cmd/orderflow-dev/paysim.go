@@ -36,6 +36,7 @@ func runPaysim(ctx context.Context, args []string) error {
 	fs.DurationVar((*time.Duration)(&cfg.Webhooks.Delay), "webhook-delay", 0, "hold every webhook this long: late events (PAYSIM_WEBHOOK_DELAY)")
 	fs.DurationVar((*time.Duration)(&cfg.Webhooks.Jitter), "webhook-jitter", 0, "plus a random wait up to this: events out of order (PAYSIM_WEBHOOK_JITTER)")
 	fs.Float64Var(&cfg.Webhooks.DuplicateRate, "webhook-duplicate-rate", 0, "fraction of webhooks sent twice (PAYSIM_WEBHOOK_DUPLICATE_RATE)")
+	fs.DurationVar(&cfg.AuthorizationTTL, "authorization-ttl", paysim.DefaultAuthorizationTTL, "how long an authorization holds (PAYSIM_AUTHORIZATION_TTL)")
 	if err := flagsFromEnv(fs, "PAYSIM_"); err != nil {
 		return fmt.Errorf("paysim: %w", err)
 	}
@@ -79,6 +80,10 @@ func runPaysim(ctx context.Context, args []string) error {
 	if err := srv.SetWebhooks(cfg.Webhooks); err != nil {
 		return fmt.Errorf("paysim webhooks: %w", err)
 	}
+	if cfg.AuthorizationTTL <= 0 {
+		return fmt.Errorf("paysim: authorization-ttl %s is not positive", cfg.AuthorizationTTL)
+	}
+	srv.Ledger().SetAuthorizationTTL(cfg.AuthorizationTTL)
 	hs := &http.Server{Addr: cfg.Addr, Handler: telemetry.HTTPHandler(tp, srv.Handler(), "paysim"), ReadHeaderTimeout: 5 * time.Second}
 	hs.RegisterOnShutdown(srv.Close)
 	return boot.Serve(ctx, hs, log, "simulated payment provider")
@@ -95,11 +100,14 @@ type paysimConfig struct {
 	TimeoutRate    float64
 	LostAnswerRate float64
 	Webhooks       paysim.Webhooks
+	// AuthorizationTTL is how long an authorization holds before it expires.
+	AuthorizationTTL time.Duration
 }
 
 // String renders the settings for the start-up log line.
 func (p paysimConfig) String() string {
 	return fmt.Sprintf("name=%s addr=%s latency=%s error_rate=%g outage=%t timeout_rate=%g lost_answer_rate=%g webhook_url=%q webhook_delay=%s webhook_jitter=%s webhook_duplicate_rate=%g",
 		p.Name, p.Addr, p.Latency, p.ErrorRate, p.Outage, p.TimeoutRate, p.LostAnswerRate, p.Webhooks.URL,
-		time.Duration(p.Webhooks.Delay), time.Duration(p.Webhooks.Jitter), p.Webhooks.DuplicateRate)
+		time.Duration(p.Webhooks.Delay), time.Duration(p.Webhooks.Jitter), p.Webhooks.DuplicateRate) +
+		fmt.Sprintf(" authorization_ttl=%s", p.AuthorizationTTL)
 }

@@ -120,7 +120,7 @@ func TestAuthorize_ProviderUnavailable_ParksThenAuthorizesAndConfirms(t *testing
 
 func TestAuthorize_CancelWhileAuthorizing_LetsItFinishThenVoidsThroughTheRefund(t *testing.T) {
 	h := newAuthTest(t)
-	h.env.OnActivity(payActs.Authorize, mock.Anything, mock.Anything).After(2 * time.Second).Return(testAuth, nil)
+	h.env.OnActivity(payActs.Authorize, mock.Anything, mock.Anything).After(2*time.Second).Return(testAuth, nil)
 	upd := h.cancelAfter(time.Second)
 	h.run()
 
@@ -309,7 +309,7 @@ func TestAuthorize_Expiry_PickupDuringADeclinedRenewal_IsCapturedBeforeTheRestIs
 func TestAuthorize_Expiry_CancelDuringTheRenewal_CompensatesOnceItEnds(t *testing.T) {
 	h := newAuthFulfilTest(t)
 	renewed := payment.AuthorizeResult{Provider: "sim", ChargeID: "au_2", AmountCents: 3000, ExpiresAt: t0.Add(13 * day)}
-	h.env.OnActivity(payActs.Authorize, mock.Anything, renewal(1, 3000)).After(5 * time.Second).Return(renewed, nil).Once()
+	h.env.OnActivity(payActs.Authorize, mock.Anything, renewal(1, 3000)).After(5*time.Second).Return(renewed, nil).Once()
 	upd := h.cancelAfter(6*day + time.Second)
 	h.runFulfilled(testInput())
 

@@ -129,6 +129,17 @@ const (
 	// AlreadyShipped: a cancel arrived once a shipment of the order had
 	// left its warehouse; the customer returns the goods instead.
 	AlreadyShipped Kind = "AlreadyShipped"
+	// CaptureExceedsAuthorization: a capture asked for more than is left
+	// uncaptured of the order's authorization; details give the excess in
+	// cents. Nothing was captured.
+	CaptureExceedsAuthorization Kind = "CaptureExceedsAuthorization"
+	// AuthorizationExpired: a capture found the order's authorization
+	// expired, voided or closed by a final capture; nothing was captured.
+	// The saga re-authorizes before the expiry, so this needs an operator.
+	AuthorizationExpired Kind = "AuthorizationExpired"
+	// RefundExceedsCapture: a partial refund asked for more than was
+	// captured and not yet refunded; details give the excess in cents.
+	RefundExceedsCapture Kind = "RefundExceedsCapture"
 )
 
 // KindOf returns the business kind err carries anywhere in its chain (a

@@ -3,6 +3,8 @@ package payment
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/orderflow/orderflow"
@@ -47,6 +49,26 @@ type CaptureResult struct {
 type VoidResult struct {
 	Voided        bool  `json:"voided"`
 	ReleasedCents int64 `json:"released_cents"`
+}
+
+// AuthorizationKey is the idempotency key of an order's authorization that
+// is its n-th payment (n counts charges and authorizations alike): a
+// renewal is the next one, under a new key.
+func AuthorizationKey(orderID string, n int) string {
+	if n <= 1 {
+		return "auth-" + orderID
+	}
+	return fmt.Sprintf("auth-%s-%d", orderID, n)
+}
+
+// CaptureKey is the idempotency key of the capture for one shipment of an
+// order: capture-<order>-<shipment>.
+func CaptureKey(orderID, shipmentID string) string { return "capture-" + orderID + "-" + shipmentID }
+
+// VoidKey is the idempotency key of the void of the authorization made
+// with authorizationKey.
+func VoidKey(authorizationKey string) string {
+	return "void-" + strings.TrimPrefix(authorizationKey, "auth-")
 }
 
 var errNotYet = errors.New("not implemented yet")

@@ -73,6 +73,13 @@ type VoidRequest struct {
 // of it was refunded since: what the invariant monitor (activities/monitor)
 // reconciles with orderflow's payments. IdempotencyKey is the key the
 // charge was made with ("" for a charge orderflow did not make).
+//
+// An authorization (Authorization true) lists the amount it held as
+// AmountCents and what was captured of it as CapturedCents: captured, not
+// authorized, is what the customer paid. A charge's CapturedCents is its
+// AmountCents. Status is the provider's word for its state: "succeeded" for
+// a charge; "requires_capture", "captured" (closed by a final capture),
+// "canceled" (voided) or "expired" for an authorization.
 type LedgerCharge struct {
 	ID             string
 	IdempotencyKey string
@@ -80,6 +87,18 @@ type LedgerCharge struct {
 	RefundedCents  int64
 	Currency       string
 	Created        time.Time
+	Authorization  bool
+	CapturedCents  int64
+	Status         string
+	ExpiresAt      time.Time
+}
+
+// Paid is what the customer paid of a listed charge: what was captured.
+func (c LedgerCharge) Paid() int64 {
+	if c.Authorization {
+		return c.CapturedCents
+	}
+	return c.AmountCents
 }
 
 // RefundRequest asks a provider to return a charge.
@@ -90,9 +109,11 @@ type RefundRequest struct {
 	Currency       string
 }
 
-// Refund is a provider's record of a refund.
+// Refund is a provider's record of a refund: its ID and, where the provider
+// says, the amount it returned.
 type Refund struct {
-	ID string
+	ID          string
+	AmountCents int64
 }
 
 // DeclinedError is a provider's definitive refusal of a charge: retrying the
@@ -103,6 +124,20 @@ type DeclinedError struct {
 }
 
 func (e *DeclinedError) Error() string { return "declined: " + e.Code + ": " + e.Message }
+
+// Refusals of a capture or refund that no retry changes. Providers return
+// errors that wrap them.
+var (
+	// ErrExceedsAuthorization: a capture asked for more than is left
+	// uncaptured of its authorization.
+	ErrExceedsAuthorization = errors.New("capture exceeds what is left of the authorization")
+	// ErrAuthorizationClosed: a capture of an authorization that was voided,
+	// closed by a final capture, or has expired.
+	ErrAuthorizationClosed = errors.New("the authorization is voided, finally captured or expired")
+	// ErrExceedsCapture: a refund asked for more than was captured (or
+	// charged) and not yet refunded.
+	ErrExceedsCapture = errors.New("refund exceeds what was captured and not yet refunded")
+)
 
 // ErrNotSent marks a failure where the request certainly never reached the
 // provider (connection refused, breaker open): no money can have moved, so

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,6 +36,7 @@ type Ledger struct {
 
 	mu       sync.Mutex
 	attempts map[string]int // tok_flaky attempts per idempotency key
+	ttl      atomic.Int64   // AuthorizationTTL in nanoseconds; 0 is the default
 }
 
 // Charge charges a test token once per idempotency key; see the payment.Token
@@ -43,7 +45,41 @@ type Ledger struct {
 // wire.ErrIdempotencyMismatch. A decline is a *payment.DeclinedError; errTransient
 // is the simulated network's temporary failure.
 func (l *Ledger) Charge(ctx context.Context, req payment.ChargeRequest) (payment.Charge, error) {
-	if ch, found, err := l.existingCharge(ctx, req); err != nil || found {
+	return l.take(ctx, kindCharge, req)
+}
+
+// Authorize holds an amount on a test token's card once per idempotency key,
+// as Charge charges it (the same tokens, replays and errors), until it is
+// captured, voided or expires AuthorizationTTL after it was made.
+func (l *Ledger) Authorize(ctx context.Context, req payment.ChargeRequest) (payment.Charge, error) {
+	return l.take(ctx, kindAuthorization, req)
+}
+
+// The kinds of ledger row that take (or hold) money from a card.
+const (
+	kindCharge        = "charge"
+	kindAuthorization = "authorization"
+)
+
+// DefaultAuthorizationTTL is how long an authorization holds unless the
+// instance is told otherwise: 7 days, as card networks commonly allow.
+const DefaultAuthorizationTTL = 7 * 24 * time.Hour
+
+// SetAuthorizationTTL sets how long the authorizations made from now on
+// hold; 0 restores DefaultAuthorizationTTL. Tests make it short to see
+// authorizations expire.
+func (l *Ledger) SetAuthorizationTTL(d time.Duration) { l.ttl.Store(int64(d)) }
+
+// AuthorizationTTL is how long a new authorization holds.
+func (l *Ledger) AuthorizationTTL() time.Duration {
+	if d := time.Duration(l.ttl.Load()); d > 0 {
+		return d
+	}
+	return DefaultAuthorizationTTL
+}
+
+func (l *Ledger) take(ctx context.Context, kind string, req payment.ChargeRequest) (payment.Charge, error) {
+	if ch, found, err := l.existingCharge(ctx, kind, req); err != nil || found {
 		return ch, err
 	}
 	switch req.Token {
@@ -59,96 +95,128 @@ func (l *Ledger) Charge(ctx context.Context, req payment.ChargeRequest) (payment
 	default:
 		return payment.Charge{}, &payment.DeclinedError{Code: "invalid_token", Message: "No such token: '" + req.Token + "'."}
 	}
-	const q = `INSERT INTO paysim.ledger (instance, idempotency_key, kind, ref, token, amount_cents, currency, description)
-		VALUES ($1, $2, 'charge', $3, $4, $5, $6, NULLIF($7, '')) ON CONFLICT (instance, idempotency_key) DO NOTHING`
-	ch := payment.Charge{ID: "ch_" + uuid.NewString(), AmountCents: req.AmountCents, Currency: req.Currency}
+	// An authorization's expiry is taken on the database's clock, as every
+	// check of it is.
+	const q = `INSERT INTO paysim.ledger (instance, idempotency_key, kind, ref, token, amount_cents, currency, description, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''),
+		        CASE WHEN $3 = 'authorization' THEN now() + make_interval(secs => $9::float8 / 1e9) END)
+		ON CONFLICT (instance, idempotency_key) DO NOTHING
+		RETURNING coalesce(expires_at, 'epoch')`
+	prefix := "ch_"
+	if kind == kindAuthorization {
+		prefix = "pi_"
+	}
+	ch := payment.Charge{ID: prefix + uuid.NewString(), AmountCents: req.AmountCents, Currency: req.Currency}
 	ictx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
 	defer cancel()
-	tag, err := l.DB.Exec(ictx, q, l.Instance, req.IdempotencyKey, ch.ID, req.Token, ch.AmountCents, ch.Currency, req.Description)
-	if err != nil {
-		return payment.Charge{}, fmt.Errorf("ledger charge: %w", err)
+	err := l.DB.QueryRow(ictx, q, l.Instance, req.IdempotencyKey, kind, ch.ID, req.Token, req.AmountCents, req.Currency,
+		req.Description, float64(l.AuthorizationTTL())).Scan(&ch.ExpiresAt)
+	if err == nil {
+		return expiry(ch), nil
 	}
-	if tag.RowsAffected() == 1 {
-		return ch, nil
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return payment.Charge{}, fmt.Errorf("ledger %s: %w", kind, err)
 	}
 	// A concurrent request with the same key won: answer with its charge.
-	ch, found, err := l.existingCharge(ctx, req)
+	ch, found, err := l.existingCharge(ctx, kind, req)
 	if err == nil && !found {
-		err = fmt.Errorf("ledger charge: key %s neither inserted nor found", req.IdempotencyKey)
+		err = fmt.Errorf("ledger %s: key %s neither inserted nor found", kind, req.IdempotencyKey)
 	}
 	return ch, err
 }
 
-// existingCharge returns the charge already made with the request's key, or
-// wire.ErrIdempotencyMismatch when that charge was made with other parameters.
-func (l *Ledger) existingCharge(ctx context.Context, req payment.ChargeRequest) (payment.Charge, bool, error) {
-	const q = `SELECT kind, ref, coalesce(token, ''), amount_cents, currency FROM paysim.ledger WHERE instance = $1 AND idempotency_key = $2`
+// existingCharge returns the charge (or authorization) already made with
+// the request's key, or wire.ErrIdempotencyMismatch when that was made
+// with other parameters or is of another kind.
+func (l *Ledger) existingCharge(ctx context.Context, kind string, req payment.ChargeRequest) (payment.Charge, bool, error) {
+	const q = `SELECT kind, ref, coalesce(token, ''), amount_cents, currency, coalesce(expires_at, 'epoch')
+		FROM paysim.ledger WHERE instance = $1 AND idempotency_key = $2`
 	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
 	defer cancel()
-	var kind, token string
+	var got, token string
 	var ch payment.Charge
-	err := l.DB.QueryRow(ctx, q, l.Instance, req.IdempotencyKey).Scan(&kind, &ch.ID, &token, &ch.AmountCents, &ch.Currency)
+	err := l.DB.QueryRow(ctx, q, l.Instance, req.IdempotencyKey).Scan(&got, &ch.ID, &token, &ch.AmountCents, &ch.Currency, &ch.ExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return payment.Charge{}, false, nil
 	}
 	if err != nil {
-		return payment.Charge{}, false, fmt.Errorf("ledger charge: %w", err)
+		return payment.Charge{}, false, fmt.Errorf("ledger %s: %w", kind, err)
 	}
-	if kind != "charge" || token != req.Token || ch.AmountCents != req.AmountCents || ch.Currency != req.Currency {
-		return payment.Charge{}, false, fmt.Errorf("charge %s: %w", req.IdempotencyKey, wire.ErrIdempotencyMismatch)
+	if got != kind || token != req.Token || ch.AmountCents != req.AmountCents || ch.Currency != req.Currency {
+		return payment.Charge{}, false, fmt.Errorf("%s %s: %w", kind, req.IdempotencyKey, wire.ErrIdempotencyMismatch)
 	}
-	return ch, true, nil
+	return expiry(ch), true, nil
 }
 
-// Refund returns money of one of this instance's charges, once per
-// idempotency key. AmountCents 0 refunds what is left of the charge. Refunds
-// of one charge never add up to more than it: a larger one is
-// wire.ErrRefundTooLarge, an unknown charge wire.ErrNoSuchCharge, a replayed key with
-// another charge or amount wire.ErrIdempotencyMismatch.
+// expiry turns the epoch a charge's missing expiry reads as into the zero time.
+func expiry(ch payment.Charge) payment.Charge {
+	if ch.ExpiresAt.Unix() == 0 {
+		ch.ExpiresAt = time.Time{}
+	} else {
+		ch.ExpiresAt = ch.ExpiresAt.UTC()
+	}
+	return ch
+}
+
+// Refund returns money of one of this instance's charges or
+// authorizations, once per idempotency key: of a charge what it took, of an
+// authorization what was captured of it. AmountCents 0 refunds what is left;
+// of an authorization it also voids what is left uncaptured (the void's key
+// is the refund's with "/void" appended), and it may then refund nothing.
+// Refunds never add up to more than was taken: a larger one is
+// wire.ErrRefundTooLarge, an unknown charge wire.ErrNoSuchCharge, a
+// replayed key with another charge or amount wire.ErrIdempotencyMismatch.
+// The Refund answered holds the amount refunded.
 func (l *Ledger) Refund(ctx context.Context, req payment.RefundRequest) (payment.Refund, payment.Charge, error) {
 	var rf payment.Refund
-	var ch payment.Charge
+	var par parent
 	err := db.InTx(ctx, l.DB, func(tx pgx.Tx) error {
-		// Lock the charge so concurrent refunds of it are counted one at a time.
-		const qCharge = `SELECT ref, amount_cents, currency FROM paysim.ledger
-			WHERE instance = $1 AND ref = $2 AND kind = 'charge' FOR UPDATE`
-		err := tx.QueryRow(ctx, qCharge, l.Instance, req.ChargeID).Scan(&ch.ID, &ch.AmountCents, &ch.Currency)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("refund %s: %w: %s", req.IdempotencyKey, wire.ErrNoSuchCharge, req.ChargeID)
+		var err error
+		if par, err = l.lockParent(ctx, tx, req.ChargeID); err != nil {
+			return fmt.Errorf("refund %s: %w", req.IdempotencyKey, err)
 		}
+		row, found, err := l.keyRow(ctx, tx, req.IdempotencyKey)
 		if err != nil {
 			return fmt.Errorf("ledger refund: %w", err)
 		}
-		var kind, chargeRef string
-		var amount int64
-		const qKey = `SELECT kind, ref, coalesce(charge_ref, ''), amount_cents FROM paysim.ledger WHERE instance = $1 AND idempotency_key = $2`
-		err = tx.QueryRow(ctx, qKey, l.Instance, req.IdempotencyKey).Scan(&kind, &rf.ID, &chargeRef, &amount)
-		switch {
-		case err == nil:
-			if kind != "refund" || chargeRef != req.ChargeID || (req.AmountCents != 0 && amount != req.AmountCents) {
+		if found {
+			if row.kind != "refund" || row.chargeRef != req.ChargeID || (req.AmountCents != 0 && row.amount != req.AmountCents) {
 				return fmt.Errorf("refund %s: %w", req.IdempotencyKey, wire.ErrIdempotencyMismatch)
 			}
+			rf = payment.Refund{ID: row.ref, AmountCents: row.amount}
 			return nil
-		case !errors.Is(err, pgx.ErrNoRows):
-			return fmt.Errorf("ledger refund: %w", err)
 		}
-		var refunded int64
-		const qRefunded = `SELECT coalesce(sum(amount_cents), 0) FROM paysim.ledger WHERE instance = $1 AND charge_ref = $2 AND kind = 'refund'`
-		if err := tx.QueryRow(ctx, qRefunded, l.Instance, req.ChargeID).Scan(&refunded); err != nil {
-			return fmt.Errorf("ledger refund: %w", err)
+		full := req.AmountCents == 0
+		if full && par.kind == kindAuthorization {
+			// A full refund that had only the rest to void left its void.
+			if v, found, err := l.keyRow(ctx, tx, req.IdempotencyKey+voidSuffix); err != nil {
+				return fmt.Errorf("ledger refund: %w", err)
+			} else if found && v.chargeRef == req.ChargeID {
+				rf = payment.Refund{ID: v.ref}
+				return nil
+			}
 		}
-		amount = req.AmountCents
-		if amount == 0 {
-			amount = ch.AmountCents - refunded
+		left := par.paid() - par.refunded
+		amount := req.AmountCents
+		if full {
+			amount = left
+			if par.open() {
+				if rf.ID, _, err = l.insertVoid(ctx, tx, req.IdempotencyKey+voidSuffix, par); err != nil {
+					return err
+				}
+				if amount == 0 {
+					return nil
+				}
+			}
 		}
-		if amount <= 0 || refunded+amount > ch.AmountCents {
+		if amount <= 0 || amount > left {
 			return fmt.Errorf("refund %s: %w: %d asked, %d of %d left", req.IdempotencyKey, wire.ErrRefundTooLarge,
-				amount, ch.AmountCents-refunded, ch.AmountCents)
+				amount, left, par.paid())
 		}
-		rf.ID = "re_" + uuid.NewString()
+		rf = payment.Refund{ID: "re_" + uuid.NewString(), AmountCents: amount}
 		const qInsert = `INSERT INTO paysim.ledger (instance, idempotency_key, kind, ref, charge_ref, amount_cents, currency)
 			VALUES ($1, $2, 'refund', $3, $4, $5, $6)`
-		if _, err := tx.Exec(ctx, qInsert, l.Instance, req.IdempotencyKey, rf.ID, req.ChargeID, amount, ch.Currency); err != nil {
+		if _, err := tx.Exec(ctx, qInsert, l.Instance, req.IdempotencyKey, rf.ID, req.ChargeID, amount, par.currency); err != nil {
 			return fmt.Errorf("ledger refund: %w", err)
 		}
 		return nil
@@ -156,47 +224,57 @@ func (l *Ledger) Refund(ctx context.Context, req payment.RefundRequest) (payment
 	if err != nil {
 		return payment.Refund{}, payment.Charge{}, err
 	}
-	return rf, ch, nil
+	return rf, payment.Charge{ID: par.ref, AmountCents: par.amount, Currency: par.currency}, nil
 }
 
-// FindCharge returns the charge this instance made with an idempotency key, if any.
+// FindCharge returns the charge or authorization this instance made with an
+// idempotency key, if any.
 func (l *Ledger) FindCharge(ctx context.Context, key string) (payment.Charge, bool, error) {
-	const q = `SELECT ref, amount_cents, currency FROM paysim.ledger WHERE instance = $1 AND idempotency_key = $2 AND kind = 'charge'`
+	const q = `SELECT ref, amount_cents, currency, coalesce(expires_at, 'epoch') FROM paysim.ledger
+		WHERE instance = $1 AND idempotency_key = $2 AND kind IN ('charge', 'authorization')`
 	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
 	defer cancel()
 	var ch payment.Charge
-	err := l.DB.QueryRow(ctx, q, l.Instance, key).Scan(&ch.ID, &ch.AmountCents, &ch.Currency)
+	err := l.DB.QueryRow(ctx, q, l.Instance, key).Scan(&ch.ID, &ch.AmountCents, &ch.Currency, &ch.ExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return payment.Charge{}, false, nil
 	}
 	if err != nil {
 		return payment.Charge{}, false, fmt.Errorf("ledger find charge: %w", err)
 	}
-	return ch, true, nil
+	return expiry(ch), true, nil
 }
 
-// Entry is a charge as the ledger lists it: the instance that made it, and
-// the charge with its idempotency key and what of it was refunded.
+// Entry is a charge or authorization as the ledger lists it: the instance
+// that made it, and the charge with its idempotency key, what of it was
+// captured and refunded, and its status.
 type Entry struct {
 	Instance string
 	payment.LedgerCharge
 }
 
-// qList lists charges in (created_at, ref) order: of one instance ($1; an
-// empty one means every instance), created in [$2, $3), after the charge
-// $4 (empty: from the start), at most $5.
-const qList = `SELECT c.instance, c.ref, c.idempotency_key, c.amount_cents, c.currency, c.created_at,
-		coalesce((SELECT sum(r.amount_cents) FROM paysim.ledger r
-		          WHERE r.instance = c.instance AND r.charge_ref = c.ref AND r.kind = 'refund'), 0)::bigint
+// qList lists charges and authorizations in (created_at, ref) order: of one
+// instance ($1; an empty one means every instance), created in [$2, $3),
+// after the charge $4 (empty: from the start), at most $5; each with the
+// sums of its refunds and captures and whether it was voided or finally
+// captured.
+const qList = `SELECT c.instance, c.ref, c.idempotency_key, c.kind, c.amount_cents, c.currency, c.created_at,
+		coalesce(c.expires_at, 'epoch'), coalesce(c.expires_at <= now(), false),
+		coalesce(x.captured, 0)::bigint, coalesce(x.refunded, 0)::bigint, coalesce(x.voided, false), coalesce(x.final, false)
 	FROM paysim.ledger c
-	WHERE ($1 = '' OR c.instance = $1) AND c.kind = 'charge' AND c.created_at >= $2 AND c.created_at < $3
+	LEFT JOIN LATERAL (
+		SELECT sum(r.amount_cents) FILTER (WHERE r.kind = 'capture') AS captured,
+		       sum(r.amount_cents) FILTER (WHERE r.kind = 'refund') AS refunded,
+		       bool_or(r.kind = 'void') AS voided, bool_or(r.kind = 'capture' AND r.final) AS final
+		FROM paysim.ledger r WHERE r.instance = c.instance AND r.charge_ref = c.ref) x ON true
+	WHERE ($1 = '' OR c.instance = $1) AND c.kind IN ('charge', 'authorization') AND c.created_at >= $2 AND c.created_at < $3
 	  AND ($4 = '' OR (c.created_at, c.ref) > (SELECT a.created_at, a.ref FROM paysim.ledger a WHERE a.ref = $4))
 	ORDER BY c.created_at, c.ref LIMIT $5`
 
-// List returns up to limit charges of the instance (of every instance when
-// the Ledger's Instance is "") created in [since, until), after the charge
-// after ("" from the first), in order of creation, each with the sum of its
-// refunds.
+// List returns up to limit charges and authorizations of the instance (of
+// every instance when the Ledger's Instance is "") created in [since,
+// until), after the charge after ("" from the first), in order of
+// creation, each with what of it was captured and refunded.
 func (l *Ledger) List(ctx context.Context, since, until time.Time, after string, limit int) ([]Entry, error) {
 	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
 	defer cancel()
@@ -208,9 +286,14 @@ func (l *Ledger) List(ctx context.Context, since, until time.Time, after string,
 	var out []Entry
 	for rows.Next() {
 		var e Entry
-		if err := rows.Scan(&e.Instance, &e.ID, &e.IdempotencyKey, &e.AmountCents, &e.Currency, &e.Created, &e.RefundedCents); err != nil {
+		var p parent
+		if err := rows.Scan(&e.Instance, &p.ref, &e.IdempotencyKey, &p.kind, &p.amount, &p.currency, &e.Created,
+			&e.ExpiresAt, &p.expired, &p.captured, &p.refunded, &p.voided, &p.final); err != nil {
 			return nil, fmt.Errorf("ledger list: %w", err)
 		}
+		e.ID, e.AmountCents, e.Currency, e.RefundedCents = p.ref, p.amount, p.currency, p.refunded
+		e.Authorization, e.CapturedCents, e.Status = p.kind == kindAuthorization, p.paid(), p.status()
+		e.ExpiresAt = expiry(payment.Charge{ExpiresAt: e.ExpiresAt}).ExpiresAt
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,10 +27,14 @@ const maxBody = 64 << 10
 // Server is one simulated provider instance: a Stripe-like HTTP API in front
 // of the instance's ledger, with the faults it is told to inject.
 //
-//	POST /v1/charges          amount, currency, source, description; Idempotency-Key required
+//	POST /v1/charges          amount, currency, source, description, capture (false: authorize only);
+//	                          Idempotency-Key required
+//	POST /v1/charges/{id}/capture  amount, final_capture (default true); Idempotency-Key required
+//	POST /v1/charges/{id}/cancel   voids what is left of an authorization; Idempotency-Key required
 //	GET  /v1/charges?idempotency_key=K   the charge made with K, as a list of zero or one
 //	GET  /v1/charges?created[gte]=&created[lt]=&limit=&starting_after=
 //	                          the charges of a window, a page at a time, with amount_refunded
+//	                          and, for authorizations, amount_captured and status
 //	POST /v1/refunds          charge, amount (optional: the rest of the charge); Idempotency-Key required
 //	GET  /health              200 when the ledger's database answers
 //	GET  /admin/faults        the faults in force
@@ -124,10 +129,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var route func(http.ResponseWriter, *http.Request)
-	switch r.URL.Path {
-	case "/v1/charges":
+	switch path := r.URL.Path; {
+	case strings.HasPrefix(path, "/v1/charges/"):
+		id, action, _ := strings.Cut(strings.TrimPrefix(path, "/v1/charges/"), "/")
+		handler := map[string]func(http.ResponseWriter, *http.Request, string){"capture": s.capture, "cancel": s.cancel}[action]
+		if id == "" || handler == nil {
+			writeError(w, http.StatusNotFound, "invalid_request_error", "resource_missing", "Unrecognized request URL ("+r.Method+": "+r.URL.Path+").")
+			return
+		}
+		if r.Method == http.MethodPost {
+			route = func(w http.ResponseWriter, r *http.Request) { handler(w, r, id) }
+		}
+	case path == "/v1/charges":
 		route = map[string]func(http.ResponseWriter, *http.Request){http.MethodPost: s.createCharge, http.MethodGet: s.listCharges}[r.Method]
-	case "/v1/refunds":
+	case path == "/v1/refunds":
 		if r.Method == http.MethodPost {
 			route = s.createRefund
 		}
@@ -211,8 +226,15 @@ func (s *Server) adminFaults(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.Faults())
 }
 
+// newChargeJSON answers a charge, or an authorization when it has an
+// expiry: captured in full, or not yet at all.
 func newChargeJSON(key string, ch payment.Charge) wire.ChargeJSON {
-	return wire.ChargeJSON{ID: ch.ID, Object: "charge", Amount: ch.AmountCents, Currency: ch.Currency, Status: "succeeded", IdempotencyKey: key}
+	out := wire.ChargeJSON{ID: ch.ID, Object: "charge", Amount: ch.AmountCents, Currency: ch.Currency, Status: wire.StatusSucceeded,
+		IdempotencyKey: key, CaptureMethod: "automatic", AmountCaptured: ch.AmountCents}
+	if !ch.ExpiresAt.IsZero() {
+		out.Status, out.CaptureMethod, out.AmountCaptured, out.ExpiresAt = wire.StatusRequiresCapture, "manual", 0, ch.ExpiresAt.Unix()
+	}
+	return out
 }
 
 func (s *Server) createCharge(w http.ResponseWriter, r *http.Request) {
@@ -235,7 +257,16 @@ func (s *Server) createCharge(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_missing", "Missing required param: source.")
 		return
 	}
-	ch, err := s.ledger.Charge(r.Context(), req)
+	take := s.ledger.Charge
+	switch r.PostForm.Get("capture") {
+	case "", "true":
+	case "false":
+		take = s.ledger.Authorize
+	default:
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", "capture must be true or false.")
+		return
+	}
+	ch, err := take(r.Context(), req)
 	if err != nil {
 		s.writeLedgerError(w, err)
 		return
@@ -305,8 +336,8 @@ func (s *Server) listWindow(w http.ResponseWriter, r *http.Request) {
 		if i == limit {
 			break
 		}
-		ch := newChargeJSON(e.IdempotencyKey, payment.Charge{ID: e.ID, AmountCents: e.AmountCents, Currency: e.Currency})
-		ch.AmountRefunded, ch.Created = e.RefundedCents, e.Created.Unix()
+		ch := newChargeJSON(e.IdempotencyKey, payment.Charge{ID: e.ID, AmountCents: e.AmountCents, Currency: e.Currency, ExpiresAt: e.ExpiresAt})
+		ch.AmountRefunded, ch.Created, ch.AmountCaptured, ch.Status = e.RefundedCents, e.Created.Unix(), e.CapturedCents, e.Status
 		list.Data = append(list.Data, ch)
 	}
 	writeJSON(w, http.StatusOK, list)
@@ -332,11 +363,53 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		s.writeLedgerError(w, err)
 		return
 	}
-	amt := req.AmountCents
-	if amt == 0 {
-		amt = ch.AmountCents
+	writeJSON(w, http.StatusOK, wire.RefundJSON{ID: rf.ID, Object: "refund", Charge: ch.ID, Amount: rf.AmountCents, Currency: ch.Currency, Status: "succeeded"})
+}
+
+// capture answers POST /v1/charges/{id}/capture: amount (0 only with a
+// final capture) and final_capture (default true, as Stripe's).
+func (s *Server) capture(w http.ResponseWriter, r *http.Request, id string) {
+	key, ok := form(w, r)
+	if !ok {
+		return
 	}
-	writeJSON(w, http.StatusOK, wire.RefundJSON{ID: rf.ID, Object: "refund", Charge: ch.ID, Amount: amt, Currency: ch.Currency, Status: "succeeded"})
+	req := payment.CaptureRequest{IdempotencyKey: key, ChargeID: id, Final: true}
+	switch r.PostForm.Get("final_capture") {
+	case "", "true":
+	case "false":
+		req.Final = false
+	default:
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid", "final_capture must be true or false.")
+		return
+	}
+	n, err := strconv.ParseInt(r.PostForm.Get("amount"), 10, 64)
+	if err != nil || n < 0 || n == 0 && !req.Final {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "parameter_invalid_integer",
+			"amount must be a number of cents, positive unless final_capture is true.")
+		return
+	}
+	req.AmountCents = n
+	cp, err := s.ledger.Capture(r.Context(), req)
+	if err != nil {
+		s.writeLedgerError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wire.CaptureJSON{ID: cp.ID, Object: "capture", Charge: id, Amount: cp.AmountCents,
+		AmountReleased: cp.ReleasedCents, Final: req.Final})
+}
+
+// cancel answers POST /v1/charges/{id}/cancel: the void of an authorization.
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request, id string) {
+	key, ok := form(w, r)
+	if !ok {
+		return
+	}
+	ref, released, err := s.ledger.Void(r.Context(), payment.VoidRequest{IdempotencyKey: key, ChargeID: id})
+	if err != nil {
+		s.writeLedgerError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wire.VoidJSON{ID: ref, Object: "void", Charge: id, AmountReleased: released})
 }
 
 // form checks the idempotency key and parses the form body; on failure it
@@ -384,6 +457,14 @@ func (s *Server) writeLedgerError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "resource_missing", err.Error())
 	case errors.Is(err, wire.ErrRefundTooLarge):
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "amount_too_large", err.Error())
+	case errors.Is(err, wire.ErrCaptureTooLarge):
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "capture_too_large", err.Error())
+	case errors.Is(err, wire.ErrAuthorizationExpired):
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "charge_expired_for_capture", err.Error())
+	case errors.Is(err, wire.ErrAuthorizationClosed):
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "charge_not_capturable", err.Error())
+	case errors.Is(err, wire.ErrNotAnAuthorization):
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "charge_already_captured", err.Error())
 	case errors.Is(err, errTransient):
 		writeError(w, http.StatusServiceUnavailable, "api_error", "card_network_unavailable", err.Error())
 	default:

@@ -3,7 +3,6 @@ package paysim
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,7 +28,11 @@ import (
 //     error (an *APIError for an answer). The charge may or may not have
 //     been made; retry with the same idempotency key.
 //   - other 4xx: an *APIError wrapping ErrIdempotencyMismatch,
-//     ErrNoSuchCharge or ErrRefundTooLarge when it is one of those.
+//     ErrNoSuchCharge, ErrRefundTooLarge, ErrCaptureTooLarge,
+//     ErrAuthorizationExpired, ErrAuthorizationClosed or
+//     ErrNotAnAuthorization when it is one of those (and through them
+//     payment.ErrExceedsCapture, ErrExceedsAuthorization or
+//     ErrAuthorizationClosed).
 type Client struct {
 	name string
 	base string
@@ -57,19 +60,54 @@ func (c *Client) Name() string { return c.name }
 
 // Charge charges req.Token once per idempotency key.
 func (c *Client) Charge(ctx context.Context, req payment.ChargeRequest) (payment.Charge, error) {
+	return c.take(ctx, req, "charge", "true")
+}
+
+// Authorize holds req.AmountCents on req.Token's card once per idempotency
+// key (a charge with capture=false); the answer carries its expiry.
+func (c *Client) Authorize(ctx context.Context, req payment.ChargeRequest) (payment.Charge, error) {
+	return c.take(ctx, req, "authorize", "false")
+}
+
+func (c *Client) take(ctx context.Context, req payment.ChargeRequest, what, capture string) (payment.Charge, error) {
 	form := url.Values{
 		"amount":   {strconv.FormatInt(req.AmountCents, 10)},
 		"currency": {req.Currency},
 		"source":   {req.Token},
+		"capture":  {capture},
 	}
 	if req.Description != "" {
 		form.Set("description", req.Description)
 	}
 	var ch ChargeJSON
 	if err := c.do(ctx, http.MethodPost, "/v1/charges", req.IdempotencyKey, form, &ch); err != nil {
-		return payment.Charge{}, fmt.Errorf("%s charge %s: %w", c.name, req.IdempotencyKey, err)
+		return payment.Charge{}, fmt.Errorf("%s %s %s: %w", c.name, what, req.IdempotencyKey, err)
 	}
-	return payment.Charge{ID: ch.ID, AmountCents: ch.Amount, Currency: ch.Currency}, nil
+	return ch.charge(), nil
+}
+
+// Capture captures req.AmountCents of an authorization once per idempotency
+// key; req.Final releases the rest.
+func (c *Client) Capture(ctx context.Context, req payment.CaptureRequest) (payment.Capture, error) {
+	form := url.Values{
+		"amount":        {strconv.FormatInt(req.AmountCents, 10)},
+		"final_capture": {strconv.FormatBool(req.Final)},
+	}
+	var cp CaptureJSON
+	if err := c.do(ctx, http.MethodPost, "/v1/charges/"+url.PathEscape(req.ChargeID)+"/capture", req.IdempotencyKey, form, &cp); err != nil {
+		return payment.Capture{}, fmt.Errorf("%s capture %s of %s: %w", c.name, req.IdempotencyKey, req.ChargeID, err)
+	}
+	return payment.Capture{ID: cp.ID, AmountCents: cp.Amount, ReleasedCents: cp.AmountReleased}, nil
+}
+
+// Void releases what is left uncaptured of an authorization, once per
+// idempotency key; an authorization with nothing left is no error.
+func (c *Client) Void(ctx context.Context, req payment.VoidRequest) error {
+	var v VoidJSON
+	if err := c.do(ctx, http.MethodPost, "/v1/charges/"+url.PathEscape(req.ChargeID)+"/cancel", req.IdempotencyKey, url.Values{}, &v); err != nil {
+		return fmt.Errorf("%s void %s of %s: %w", c.name, req.IdempotencyKey, req.ChargeID, err)
+	}
+	return nil
 }
 
 // Refund refunds req.AmountCents of a charge (all of what is left when 0),
@@ -83,7 +121,7 @@ func (c *Client) Refund(ctx context.Context, req payment.RefundRequest) (payment
 	if err := c.do(ctx, http.MethodPost, "/v1/refunds", req.IdempotencyKey, form, &rf); err != nil {
 		return payment.Refund{}, fmt.Errorf("%s refund %s of %s: %w", c.name, req.IdempotencyKey, req.ChargeID, err)
 	}
-	return payment.Refund{ID: rf.ID}, nil
+	return payment.Refund{ID: rf.ID, AmountCents: rf.Amount}, nil
 }
 
 // FindCharge looks up the charge made with an idempotency key. It never
@@ -95,7 +133,7 @@ func (c *Client) FindCharge(ctx context.Context, key string) (payment.Charge, bo
 	}
 	for _, ch := range list.Data {
 		if ch.IdempotencyKey == key {
-			return payment.Charge{ID: ch.ID, AmountCents: ch.Amount, Currency: ch.Currency}, true, nil
+			return ch.charge(), true, nil
 		}
 	}
 	return payment.Charge{}, false, nil
@@ -121,8 +159,11 @@ func (c *Client) ListCharges(ctx context.Context, since, until time.Time) ([]pay
 			return nil, fmt.Errorf("%s list charges: %w", c.name, err)
 		}
 		for _, ch := range list.Data {
-			out = append(out, payment.LedgerCharge{ID: ch.ID, IdempotencyKey: ch.IdempotencyKey, AmountCents: ch.Amount,
-				RefundedCents: ch.AmountRefunded, Currency: ch.Currency, Created: time.Unix(ch.Created, 0).UTC()})
+			lc := payment.LedgerCharge{ID: ch.ID, IdempotencyKey: ch.IdempotencyKey, AmountCents: ch.Amount,
+				RefundedCents: ch.AmountRefunded, Currency: ch.Currency, Created: time.Unix(ch.Created, 0).UTC(),
+				Authorization: ch.CaptureMethod == "manual", CapturedCents: ch.AmountCaptured, Status: ch.Status}
+			lc.ExpiresAt = ch.charge().ExpiresAt
+			out = append(out, lc)
 		}
 		if !list.HasMore || len(list.Data) == 0 {
 			return out, nil
@@ -161,6 +202,14 @@ func (e *APIError) Unwrap() error {
 		return ErrNoSuchCharge
 	case e.Code == "amount_too_large":
 		return ErrRefundTooLarge
+	case e.Code == "capture_too_large":
+		return ErrCaptureTooLarge
+	case e.Code == "charge_expired_for_capture":
+		return ErrAuthorizationExpired
+	case e.Code == "charge_not_capturable":
+		return ErrAuthorizationClosed
+	case e.Code == "charge_already_captured":
+		return ErrNotAnAuthorization
 	}
 	return nil
 }
@@ -214,19 +263,4 @@ func (c *Client) do(ctx context.Context, method, path, key string, form url.Valu
 		return &payment.DeclinedError{Code: eb.Error.Code, Message: eb.Error.Message}
 	}
 	return &APIError{Status: res.StatusCode, Type: eb.Error.Type, Code: eb.Error.Code, Message: eb.Error.Message}
-}
-
-// Authorize holds req.AmountCents on the card, once per idempotency key.
-func (c *Client) Authorize(ctx context.Context, req payment.ChargeRequest) (payment.Charge, error) {
-	return payment.Charge{}, errors.New("authorize: not implemented yet")
-}
-
-// Capture captures part or all of an authorization, once per idempotency key.
-func (c *Client) Capture(ctx context.Context, req payment.CaptureRequest) (payment.Capture, error) {
-	return payment.Capture{}, errors.New("capture: not implemented yet")
-}
-
-// Void releases what is left of an authorization.
-func (c *Client) Void(ctx context.Context, req payment.VoidRequest) error {
-	return errors.New("void: not implemented yet")
 }

@@ -31,6 +31,7 @@ func runPaysim(ctx context.Context, args []string) error {
 	fs.BoolVar(&cfg.Outage, "outage", false, "answer every request 503 (PAYSIM_OUTAGE)")
 	fs.Float64Var(&cfg.TimeoutRate, "timeout-rate", 0, "fraction of requests never answered (PAYSIM_TIMEOUT_RATE)")
 	fs.Float64Var(&cfg.LostAnswerRate, "lost-answer-rate", 0, "fraction of charges made then answered 500 (PAYSIM_LOST_ANSWER_RATE)")
+	fs.DurationVar(&cfg.AuthorizationTTL, "authorization-ttl", paysim.DefaultAuthorizationTTL, "how long an authorization holds (PAYSIM_AUTHORIZATION_TTL)")
 	if err := flagsFromEnv(fs, "PAYSIM_"); err != nil {
 		return fmt.Errorf("paysim: %w", err)
 	}
@@ -71,6 +72,10 @@ func runPaysim(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.AuthorizationTTL <= 0 {
+		return fmt.Errorf("paysim: authorization-ttl %s is not positive", cfg.AuthorizationTTL)
+	}
+	srv.Ledger().SetAuthorizationTTL(cfg.AuthorizationTTL)
 	hs := &http.Server{Addr: cfg.Addr, Handler: telemetry.HTTPHandler(tp, srv.Handler(), "paysim"), ReadHeaderTimeout: 5 * time.Second}
 	hs.RegisterOnShutdown(srv.Close)
 	return boot.Serve(ctx, hs, log, "simulated payment provider")
@@ -86,10 +91,12 @@ type paysimConfig struct {
 	Outage         bool
 	TimeoutRate    float64
 	LostAnswerRate float64
+	// AuthorizationTTL is how long an authorization holds before it expires.
+	AuthorizationTTL time.Duration
 }
 
 // String renders the settings for the start-up log line.
 func (p paysimConfig) String() string {
-	return fmt.Sprintf("name=%s addr=%s latency=%s error_rate=%g outage=%t timeout_rate=%g lost_answer_rate=%g",
-		p.Name, p.Addr, p.Latency, p.ErrorRate, p.Outage, p.TimeoutRate, p.LostAnswerRate)
+	return fmt.Sprintf("name=%s addr=%s latency=%s error_rate=%g outage=%t timeout_rate=%g lost_answer_rate=%g authorization_ttl=%s",
+		p.Name, p.Addr, p.Latency, p.ErrorRate, p.Outage, p.TimeoutRate, p.LostAnswerRate, p.AuthorizationTTL)
 }

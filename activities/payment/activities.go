@@ -115,62 +115,104 @@ func RefundKey(chargeKey string) string { return "refund-" + strings.TrimPrefix(
 // answering ambiguously (timeout, 5xx) is a plain error, retried with the
 // same idempotency key on the same provider.
 func (p *Activities) Charge(ctx context.Context, in ChargeInput) (ChargeResult, error) {
-	avail := p.Providers.Available()
-	first := ""
-	if len(avail) > 0 {
-		first = avail[0].Name()
-	}
-	st, err := p.load(ctx, in.OrderID, first)
+	st, avail, err := p.begin(ctx, in.OrderID)
 	if err != nil {
 		return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
 	}
 	if len(st.open) > 0 {
 		res := ChargeResult{Provider: st.open[0].provider, ChargeID: st.open[0].chargeID}
-		_, err := activities.Commit(ctx, p.DB, p.Cache, in.OrderID, func(tx pgx.Tx) ([]orderflow.Item, error) {
-			return nil, orders.RecordStatus(ctx, tx, in.OrderID, orderflow.StatusPaid, "")
-		})
-		if err != nil {
+		if err := p.recordStatus(ctx, in.OrderID, orderflow.StatusPaid); err != nil {
 			return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
 		}
 		return res, nil
 	}
-	seq := st.n + 1
+	key, provider, ch, err := p.obtain(ctx, in, st, avail, false)
+	if err != nil {
+		return ChargeResult{}, err
+	}
+	return p.recordCharge(ctx, in.OrderID, key, provider, ch)
+}
+
+// begin loads the order's payment state before its next payment, noting
+// that the first available provider may be asked for it, and returns the
+// providers available in failover order.
+func (p *Activities) begin(ctx context.Context, orderID string) (paymentState, []*Guarded, error) {
+	avail := p.Providers.Available()
+	first := ""
+	if len(avail) > 0 {
+		first = avail[0].Name()
+	}
+	st, err := p.load(ctx, orderID, first)
+	return st, avail, err
+}
+
+// recordStatus records the order's status in a transaction of its own.
+func (p *Activities) recordStatus(ctx context.Context, orderID, status string) error {
+	_, err := activities.Commit(ctx, p.DB, p.Cache, orderID, func(tx pgx.Tx) ([]orderflow.Item, error) {
+		return nil, orders.RecordStatus(ctx, tx, orderID, status, "")
+	})
+	return err
+}
+
+// obtain takes the order's next payment, a charge or (authorize) an
+// authorization of in.AmountCents, from the providers in failover order
+// (avail), and answers its key, its provider and the provider's record.
+// Another provider that may hold a payment under the key is asked first
+// (clearOthers): never a payment on two providers. A decline is a
+// non-retryable PaymentDeclined error; no provider able to take it a
+// non-retryable PaymentUnavailable error; an ambiguous answer (timeout,
+// 5xx) a plain error, retried with the same key on the same provider.
+func (p *Activities) obtain(ctx context.Context, in ChargeInput, st paymentState, avail []*Guarded, authorize bool) (string, string, Charge, error) {
+	what, seq := "charge", st.n+1
 	key := ChargeKey(in.OrderID, seq)
+	if authorize {
+		what, key = "authorize", AuthorizationKey(in.OrderID, seq)
+	}
+	first := ""
+	if len(avail) > 0 {
+		first = avail[0].Name()
+	}
 	req := ChargeRequest{IdempotencyKey: key, Token: in.Token, AmountCents: in.AmountCents, Currency: in.Currency,
 		Description: "order " + in.OrderID}
 	var refused []string
 	for _, g := range avail {
-		// Another provider that may hold a charge under this key must be
-		// cleared before this one is asked: never a charge on two providers.
+		// Another provider that may hold a payment under this key must be
+		// cleared before this one is asked: never a payment on two providers.
 		if ch, owner, err := p.clearOthers(ctx, key, st.attempts[seq], g.Name()); err != nil {
-			return ChargeResult{}, err
+			return "", "", Charge{}, err
 		} else if owner != "" {
-			return p.recordCharge(ctx, in.OrderID, key, owner, ch)
+			return key, owner, ch, nil
 		}
 		fresh := freshOn(st.attempts[seq], g.Name())
 		if g.Name() != first {
 			var err error
 			if fresh, err = p.attempt(ctx, in.OrderID, seq, g.Name()); err != nil {
-				return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
+				return "", "", Charge{}, fmt.Errorf("%s %s: %w", what, in.OrderID, err)
 			}
 		}
-		ch, err := g.Charge(ctx, req)
+		var ch Charge
+		var err error
+		if authorize {
+			ch, err = g.Authorize(ctx, req)
+		} else {
+			ch, err = g.Charge(ctx, req)
+		}
 		var declined *DeclinedError
 		switch {
 		case err == nil:
 			countAttempt(ctx, g.Name(), AttemptCharged)
-			return p.recordCharge(ctx, in.OrderID, key, g.Name(), ch)
+			return key, g.Name(), ch, nil
 		case errors.As(err, &declined):
 			countAttempt(ctx, g.Name(), AttemptDeclined)
-			// A decline under this key means the provider holds no charge
+			// A decline under this key means the provider holds no payment
 			// under it, so the refund need not ask there.
 			p.forget(ctx, in.OrderID, seq, g.Name())
 			p.record(ctx, in.OrderID, "decline", g.Name(), "", in.AmountCents, in.Currency, key, declined.Code)
-			return ChargeResult{}, activities.Business(orderflow.PaymentDeclined, "payment declined: "+declined.Code, declined.Code)
+			return "", "", Charge{}, activities.Business(orderflow.PaymentDeclined, "payment declined: "+declined.Code, declined.Code)
 		case errors.Is(err, ErrNotSent):
 			countAttempt(ctx, g.Name(), AttemptNotSent)
 			// Nothing reached this provider this time. Unless an earlier
-			// request under the key went there, it holds no charge.
+			// request under the key went there, it holds no payment.
 			if fresh {
 				p.forget(ctx, in.OrderID, seq, g.Name())
 				st.attempts[seq] = without(st.attempts[seq], g.Name())
@@ -181,17 +223,17 @@ func (p *Activities) Charge(ctx context.Context, in ChargeInput) (ChargeResult, 
 			countAttempt(ctx, g.Name(), AttemptAmbiguous)
 			p.touch(ctx, in.OrderID, seq, g.Name())
 			p.record(ctx, in.OrderID, "error", g.Name(), "", in.AmountCents, in.Currency, key, err.Error())
-			return ChargeResult{}, fmt.Errorf("charge %s: %w", in.OrderID, err)
+			return "", "", Charge{}, fmt.Errorf("%s %s: %w", what, in.OrderID, err)
 		}
 	}
 	countAttempt(ctx, "none", AttemptUnavailable)
-	msg := "no payment provider can take the charge"
+	msg := "no payment provider can take the " + what
 	if len(refused) > 0 {
 		msg += ": " + strings.Join(refused, "; ")
 	} else if len(avail) == 0 {
 		msg += ": every provider's breaker is open"
 	}
-	return ChargeResult{}, activities.Business(orderflow.PaymentUnavailable, msg)
+	return "", "", Charge{}, activities.Business(orderflow.PaymentUnavailable, msg)
 }
 
 // clearOthers makes sure no provider other than next holds a charge made
@@ -237,23 +279,55 @@ func (p *Activities) recordCharge(ctx context.Context, orderID, key, provider st
 	b.Queue(qPayment, key, orderID, provider, ch.ID, ch.AmountCents, ch.Currency)
 	b.Queue(qAppendTransaction, orderID, "charge", provider, ch.ID, ch.AmountCents, ch.Currency, key, "")
 	orders.QueueStatus(b, orderID, orderflow.StatusPaid, "")
-	err := func() error {
-		ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
-		defer cancel()
-		return p.DB.SendBatch(ctx, b).Close()
-	}()
-	if err != nil {
+	if err := p.send(ctx, b); err != nil {
 		return ChargeResult{}, fmt.Errorf("charge %s: record: %w", orderID, err)
 	}
 	activities.Invalidate(ctx, p.Cache, orderID, nil)
 	return ChargeResult{Provider: provider, ChargeID: ch.ID}, nil
 }
 
+// send sends a batch in one round trip, which PostgreSQL runs as one
+// implicit transaction.
+func (p *Activities) send(ctx context.Context, b *pgx.Batch) error {
+	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
+	defer cancel()
+	return p.DB.SendBatch(ctx, b).Close()
+}
+
+// charge is an order's payment as payments record it: a charge, or an
+// authorization with what was captured of it. refunded is what was
+// refunded of it.
 type charge struct {
 	key, provider, chargeID, currency string
 	amount                            int64
 	unrecorded                        bool
+	kind, status                      string
+	renewal                           int
+	expiresAt                         time.Time
+	captured, refunded                int64
 }
+
+// paid is what the customer paid of the payment: a charge's amount, what
+// was captured of an authorization.
+func (c charge) paid() int64 {
+	if c.kind == kindAuthorization {
+		return c.captured
+	}
+	return c.amount
+}
+
+// Kinds and statuses of payments rows.
+const (
+	kindCharge        = "charge"
+	kindAuthorization = "authorization"
+
+	statusCharged    = "charged"
+	statusRefunded   = "refunded"
+	statusAuthorized = "authorized" // open: captures may follow
+	statusCaptured   = "captured"   // closed by a final capture
+	statusVoided     = "voided"
+	statusExpired    = "expired"
+)
 
 // attempt says a charge request may have gone to a provider under the key of
 // an order's seq-th charge.
@@ -266,10 +340,12 @@ type attempt struct {
 }
 
 // paymentState is what the payment tables say about an order: its charges
-// that are not refunded, how many charges it has recorded in all, and the
-// providers each charge key may have been sent to.
+// that are not refunded, its authorizations (whatever their status), how
+// many payments it has recorded in all, and the providers each payment
+// key may have been sent to.
 type paymentState struct {
 	open     []charge
+	auths    []charge
 	n        int
 	attempts map[int][]attempt
 }
@@ -286,7 +362,10 @@ func (p *Activities) load(ctx context.Context, orderID, provider string) (paymen
 		qNext = `INSERT INTO payment_attempts (order_id, seq, provider)
 			SELECT $1::uuid, count(*) + 1, $2::text FROM payments WHERE order_id = $1::uuid
 			ON CONFLICT (order_id, seq, provider) DO NOTHING`
-		qPayments = `SELECT idempotency_key, provider, charge_id, currency, amount_cents, status FROM payments WHERE order_id = $1`
+		qPayments = `SELECT p.idempotency_key, p.provider, p.charge_id, p.currency, p.amount_cents, p.status, p.kind, p.renewal,
+				coalesce(p.expires_at, 'epoch'), p.refunded_cents,
+				coalesce((SELECT sum(c.amount_cents) FROM payment_captures c WHERE c.payment_key = p.idempotency_key), 0)::bigint
+			FROM payments p WHERE p.order_id = $1 ORDER BY p.created_at, p.idempotency_key`
 		qAttempts = `SELECT seq, provider, attempted_at, attempted_at = now() FROM payment_attempts WHERE order_id = $1 ORDER BY attempted_at`
 	)
 	ctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
@@ -311,13 +390,16 @@ func (p *Activities) load(ctx context.Context, orderID, provider string) (paymen
 	}
 	for rows.Next() {
 		var c charge
-		var status string
-		if err := rows.Scan(&c.key, &c.provider, &c.chargeID, &c.currency, &c.amount, &status); err != nil {
+		if err := rows.Scan(&c.key, &c.provider, &c.chargeID, &c.currency, &c.amount, &c.status, &c.kind, &c.renewal,
+			&c.expiresAt, &c.refunded, &c.captured); err != nil {
 			rows.Close()
 			return paymentState{}, fmt.Errorf("load payments: %w", err)
 		}
 		st.n++
-		if status == "charged" {
+		switch {
+		case c.kind == kindAuthorization:
+			st.auths = append(st.auths, c)
+		case c.status == statusCharged:
 			st.open = append(st.open, c)
 		}
 	}
@@ -402,38 +484,70 @@ type RefundResult struct {
 	Refunded bool `json:"refunded"`
 }
 
-// Refund returns the order's open charges: those recorded in payments and,
-// when a charge's answer was lost before it was recorded, the one a provider
-// holds under the next charge key (every provider the attempt log says it
-// may have gone to is asked). An order that was never charged is a no-op; a
-// retried refund returns the first refund. A provider that cannot be asked is
-// a plain error: the compensation retries until it answers.
+// Refund returns the order's open payments: its charges, and of its
+// authorizations what was captured and not yet refunded, voiding what is
+// left uncaptured. When a payment's answer was lost before it was recorded,
+// the one a provider holds under the next key is found (every provider the
+// attempt log says it may have gone to is asked) and refunded, or voided
+// if it is an authorization. An order that was never charged is a no-op; a
+// retried refund returns the first refund. A provider that cannot be asked
+// is a plain error: the compensation retries until it answers.
 func (p *Activities) Refund(ctx context.Context, in orderflow.OrderRef) (RefundResult, error) {
 	st, err := p.load(ctx, in.OrderID, "")
 	if err != nil {
 		return RefundResult{}, fmt.Errorf("refund %s: %w", in.OrderID, err)
 	}
-	open := st.open
-	key := ChargeKey(in.OrderID, st.n+1)
-	for _, a := range st.attempts[st.n+1] {
-		g, ok := p.Providers.Get(a.provider)
-		if !ok {
-			return RefundResult{}, fmt.Errorf("refund %s: charge %s may be held by %s, which is not configured", in.OrderID, key, a.provider)
-		}
-		lost, found, err := g.FindCharge(ctx, key)
-		if err != nil {
-			return RefundResult{}, fmt.Errorf("refund %s: find charge on %s: %w", in.OrderID, a.provider, err)
-		}
-		if found {
-			open = append(open, charge{key: key, provider: a.provider, chargeID: lost.ID, currency: lost.Currency, amount: lost.AmountCents, unrecorded: true})
+	lost, err := p.lost(ctx, in.OrderID, st)
+	if err != nil {
+		return RefundResult{}, fmt.Errorf("refund %s: %w", in.OrderID, err)
+	}
+	open := append(st.open, lost...)
+	for _, a := range st.auths {
+		if a.status == statusAuthorized || a.status == statusCaptured {
+			open = append(open, a)
 		}
 	}
 	for _, c := range open {
-		if err := p.refund(ctx, in.OrderID, c); err != nil {
+		if c.kind == kindAuthorization {
+			err = p.settle(ctx, in.OrderID, c)
+		} else {
+			err = p.refund(ctx, in.OrderID, c)
+		}
+		if err != nil {
 			return RefundResult{}, err
 		}
 	}
 	return RefundResult{Refunded: len(open) > 0}, nil
+}
+
+// lost finds the payment a provider holds under the order's next key that
+// payments do not record (its answer was lost): a charge or an
+// authorization, asked of every provider the attempt log says the request
+// may have gone to.
+func (p *Activities) lost(ctx context.Context, orderID string, st paymentState) ([]charge, error) {
+	var out []charge
+	seq := st.n + 1
+	for _, a := range st.attempts[seq] {
+		g, ok := p.Providers.Get(a.provider)
+		if !ok {
+			return nil, fmt.Errorf("payment %d may be held by %s, which is not configured", seq, a.provider)
+		}
+		for _, kind := range []string{kindCharge, kindAuthorization} {
+			key := ChargeKey(orderID, seq)
+			if kind == kindAuthorization {
+				key = AuthorizationKey(orderID, seq)
+			}
+			ch, found, err := g.FindCharge(ctx, key)
+			if err != nil {
+				return nil, fmt.Errorf("find %s on %s: %w", key, a.provider, err)
+			}
+			if found {
+				out = append(out, charge{key: key, provider: a.provider, chargeID: ch.ID, currency: ch.Currency, amount: ch.AmountCents,
+					unrecorded: true, kind: kind, status: statusAuthorized, expiresAt: ch.ExpiresAt})
+			}
+		}
+	}
+	return out, nil
 }
 
 func (p *Activities) refund(ctx context.Context, orderID string, c charge) error {
@@ -442,15 +556,20 @@ func (p *Activities) refund(ctx context.Context, orderID string, c charge) error
 	if !ok {
 		return fmt.Errorf("refund %s: charge %s was made on %s, which is not configured", orderID, c.chargeID, c.provider)
 	}
-	rf, err := g.Refund(ctx, RefundRequest{IdempotencyKey: key, ChargeID: c.chargeID, AmountCents: c.amount, Currency: c.currency})
-	if err != nil {
-		p.record(ctx, orderID, "error", c.provider, c.chargeID, c.amount, c.currency, key, err.Error())
-		return fmt.Errorf("refund %s: %w", orderID, err)
+	amount := c.amount - c.refunded // what partial refunds left
+	var rf Refund
+	if amount > 0 {
+		var err error
+		rf, err = g.Refund(ctx, RefundRequest{IdempotencyKey: key, ChargeID: c.chargeID, AmountCents: amount, Currency: c.currency})
+		if err != nil {
+			p.record(ctx, orderID, "error", c.provider, c.chargeID, amount, c.currency, key, err.Error())
+			return fmt.Errorf("refund %s: %w", orderID, err)
+		}
 	}
-	err = db.InTx(ctx, p.DB, func(tx pgx.Tx) error {
-		const q = `INSERT INTO payments (idempotency_key, order_id, provider, charge_id, amount_cents, currency, status)
-			VALUES ($1, $2, $3, $4, $5, $6, 'refunded')
-			ON CONFLICT (idempotency_key) DO UPDATE SET status = 'refunded', updated_at = now()`
+	err := db.InTx(ctx, p.DB, func(tx pgx.Tx) error {
+		const q = `INSERT INTO payments (idempotency_key, order_id, provider, charge_id, amount_cents, currency, status, refunded_cents)
+			VALUES ($1, $2, $3, $4, $5, $6, 'refunded', $5)
+			ON CONFLICT (idempotency_key) DO UPDATE SET status = 'refunded', refunded_cents = payments.amount_cents, updated_at = now()`
 		if _, err := tx.Exec(ctx, q, c.key, orderID, c.provider, c.chargeID, c.amount, c.currency); err != nil {
 			return fmt.Errorf("update payment: %w", err)
 		}
@@ -459,12 +578,15 @@ func (p *Activities) refund(ctx context.Context, orderID string, c charge) error
 				return err
 			}
 		}
-		return appendTransaction(ctx, tx, orderID, "refund", c.provider, rf.ID, c.amount, c.currency, key, "")
+		if amount <= 0 {
+			return nil
+		}
+		return appendTransaction(ctx, tx, orderID, "refund", c.provider, rf.ID, amount, c.currency, key, "")
 	})
 	if err != nil {
 		return fmt.Errorf("refund %s: record: %w", orderID, err)
 	}
-	activity.GetLogger(ctx).Info("payment refunded", "order_id", orderID, "provider", c.provider, "amount_cents", c.amount)
+	activity.GetLogger(ctx).Info("payment refunded", "order_id", orderID, "provider", c.provider, "amount_cents", amount)
 	return nil
 }
 

@@ -1,6 +1,8 @@
 // Package stripe is the payment provider adapter for Stripe, on the official
 // client (github.com/stripe/stripe-go). A charge is a PaymentIntent created
-// and confirmed in one call; a refund is a Refund of that PaymentIntent.
+// and confirmed in one call; a refund is a Refund of that PaymentIntent. An
+// authorization is a PaymentIntent with capture_method=manual, captured in
+// parts through Stripe's multicapture and voided by cancelling it.
 package stripe
 
 import (
@@ -91,6 +93,16 @@ func (p *Provider) Name() string { return p.name }
 // PaymentIntent that requires_action (3-D Secure), which a server-side
 // charge cannot complete and is reported as declined.
 func (p *Provider) Charge(ctx context.Context, req payment.ChargeRequest) (payment.Charge, error) {
+	ch, err := p.create(ctx, req, false)
+	if err != nil {
+		return payment.Charge{}, fmt.Errorf("%s charge %s: %w", p.name, req.IdempotencyKey, err)
+	}
+	return ch, nil
+}
+
+// create creates and confirms the PaymentIntent of a charge or, manual, an
+// authorization.
+func (p *Provider) create(ctx context.Context, req payment.ChargeRequest, manual bool) (payment.Charge, error) {
 	pm, ok := paymentMethods[req.Token]
 	if !ok && strings.HasPrefix(req.Token, "pm_") {
 		pm, ok = req.Token, true
@@ -108,12 +120,18 @@ func (p *Provider) Charge(ctx context.Context, req payment.ChargeRequest) (payme
 	if req.Description != "" {
 		params.Description = stripego.String(req.Description)
 	}
+	if manual {
+		params.CaptureMethod = stripego.String(string(stripego.PaymentIntentCaptureMethodManual))
+		params.PaymentMethodOptions = &stripego.PaymentIntentCreatePaymentMethodOptionsParams{Card: &stripego.PaymentIntentCreatePaymentMethodOptionsCardParams{
+			RequestMulticapture: stripego.String(string(stripego.PaymentIntentPaymentMethodOptionsCardRequestMulticaptureIfAvailable))}}
+		params.AddExpand("latest_charge")
+	}
 	params.AddMetadata(MetadataKey, req.IdempotencyKey)
 	params.SetIdempotencyKey(req.IdempotencyKey)
 	ctx, wrote := payment.TrackWrites(ctx)
 	pi, err := p.sc.V1PaymentIntents.Create(ctx, params)
 	if err != nil {
-		return payment.Charge{}, fmt.Errorf("%s charge %s: %w", p.name, req.IdempotencyKey, classify(err, wrote))
+		return payment.Charge{}, classify(err, wrote)
 	}
 	if pi.Status == stripego.PaymentIntentStatusRequiresAction {
 		return payment.Charge{}, &payment.DeclinedError{Code: "authentication_required", Message: "The card requires authentication."}
@@ -203,7 +221,14 @@ func (p *Provider) ListCharges(ctx context.Context, since, until time.Time) ([]p
 			continue
 		}
 		c := payment.LedgerCharge{ID: pi.ID, IdempotencyKey: key, AmountCents: pi.Amount,
-			Currency: strings.ToUpper(string(pi.Currency)), Created: time.Unix(pi.Created, 0).UTC()}
+			Currency: strings.ToUpper(string(pi.Currency)), Created: time.Unix(pi.Created, 0).UTC(),
+			Authorization: manual(pi), CapturedCents: pi.AmountReceived, Status: string(pi.Status)}
+		if c.Authorization {
+			c.ExpiresAt = charge(pi).ExpiresAt
+			if pi.Status == stripego.PaymentIntentStatusSucceeded {
+				c.Status = "captured"
+			}
+		}
 		if pi.LatestCharge != nil {
 			c.RefundedCents = pi.LatestCharge.AmountRefunded
 		}
@@ -213,15 +238,39 @@ func (p *Provider) ListCharges(ctx context.Context, since, until time.Time) ([]p
 }
 
 // matches reports whether pi is the charge made with key and took money.
+// An authorization (capture_method manual) counts while it holds money
+// (requires_capture), once captured (succeeded), and once canceled: a void
+// leaves what was captured before it paid.
 func matches(pi *stripego.PaymentIntent, key string) bool {
 	if pi.Metadata[MetadataKey] != key {
 		return false
 	}
-	return pi.Status == stripego.PaymentIntentStatusSucceeded || pi.Status == stripego.PaymentIntentStatusProcessing
+	switch pi.Status {
+	case stripego.PaymentIntentStatusSucceeded, stripego.PaymentIntentStatusProcessing:
+		return true
+	case stripego.PaymentIntentStatusRequiresCapture:
+		return manual(pi)
+	case stripego.PaymentIntentStatusCanceled:
+		return manual(pi) && pi.LatestCharge != nil
+	}
+	return false
 }
 
+func manual(pi *stripego.PaymentIntent) bool {
+	return pi.CaptureMethod == stripego.PaymentIntentCaptureMethodManual
+}
+
+// charge is the PaymentIntent as a payment.Charge; an authorization's
+// carries its expiry.
 func charge(pi *stripego.PaymentIntent) payment.Charge {
-	return payment.Charge{ID: pi.ID, AmountCents: pi.Amount, Currency: strings.ToUpper(string(pi.Currency))}
+	ch := payment.Charge{ID: pi.ID, AmountCents: pi.Amount, Currency: strings.ToUpper(string(pi.Currency))}
+	if manual(pi) {
+		ch.ExpiresAt = time.Unix(pi.Created, 0).Add(AuthorizationValidity).UTC()
+		if lc := pi.LatestCharge; lc != nil && lc.PaymentMethodDetails != nil && lc.PaymentMethodDetails.Card != nil && lc.PaymentMethodDetails.Card.CaptureBefore > 0 {
+			ch.ExpiresAt = time.Unix(lc.PaymentMethodDetails.Card.CaptureBefore, 0).UTC()
+		}
+	}
+	return ch
 }
 
 // classify applies the error contract to an error of the Stripe client.
@@ -237,6 +286,14 @@ func classify(err error, wrote func() bool) error {
 			}
 			return &payment.DeclinedError{Code: code, Message: se.Msg}
 		}
+		switch se.Code {
+		case stripego.ErrorCodeAmountTooLarge:
+			// A capture beyond what the PaymentIntent holds, or a refund
+			// beyond what it took.
+			return fmt.Errorf("%w, %w: %w", payment.ErrExceedsAuthorization, payment.ErrExceedsCapture, err)
+		case stripego.ErrorCodeChargeExpiredForCapture, stripego.ErrorCodePaymentIntentUnexpectedState:
+			return fmt.Errorf("%w: %w", payment.ErrAuthorizationClosed, err)
+		}
 		return err
 	}
 	if wrote == nil {
@@ -248,17 +305,66 @@ func classify(err error, wrote func() bool) error {
 	return err
 }
 
-// Authorize holds req.AmountCents on the card, once per idempotency key.
+// AuthorizationValidity is how long Stripe holds an online card
+// authorization when the charge does not say (its capture_before): 7 days.
+const AuthorizationValidity = 7 * 24 * time.Hour
+
+// Authorize creates and confirms a PaymentIntent as Charge does, with
+// capture_method=manual: the amount is held, not taken (status
+// requires_capture), until Capture or Void. It asks for multicapture
+// (payment_method_options[card][request_multicapture]=if_available) so an
+// order's shipments can each capture their part. ExpiresAt is the latest
+// charge's capture_before when Stripe gives it, else AuthorizationValidity
+// after the PaymentIntent's creation.
 func (p *Provider) Authorize(ctx context.Context, req payment.ChargeRequest) (payment.Charge, error) {
-	return payment.Charge{}, errors.New("authorize: not implemented yet")
+	ch, err := p.create(ctx, req, true)
+	if err != nil {
+		return payment.Charge{}, fmt.Errorf("%s authorize %s: %w", p.name, req.IdempotencyKey, err)
+	}
+	return ch, nil
 }
 
-// Capture captures part or all of an authorization, once per idempotency key.
+// Capture captures AmountCents of a PaymentIntent held by Authorize
+// (amount_to_capture), with final_capture=false for all but the final
+// capture: Stripe's multicapture. Where the card does not support
+// multicapture, Stripe makes the first capture final and releases the rest,
+// and a later capture is refused (payment.ErrAuthorizationClosed): an order
+// paid by such a card can take one capture only, and the saga captures the
+// sum at its final capture. More than is left is
+// payment.ErrExceedsAuthorization; a PaymentIntent past its capture_before
+// or no longer requires_capture payment.ErrAuthorizationClosed.
 func (p *Provider) Capture(ctx context.Context, req payment.CaptureRequest) (payment.Capture, error) {
-	return payment.Capture{}, errors.New("capture: not implemented yet")
+	params := &stripego.PaymentIntentCaptureParams{AmountToCapture: stripego.Int64(req.AmountCents), FinalCapture: stripego.Bool(req.Final)}
+	params.SetIdempotencyKey(req.IdempotencyKey)
+	ctx, wrote := payment.TrackWrites(ctx)
+	pi, err := p.sc.V1PaymentIntents.Capture(ctx, req.ChargeID, params)
+	if err != nil {
+		return payment.Capture{}, fmt.Errorf("%s capture %s of %s: %w", p.name, req.IdempotencyKey, req.ChargeID, classify(err, wrote))
+	}
+	cp := payment.Capture{ID: pi.ID, AmountCents: req.AmountCents}
+	if pi.LatestCharge != nil && pi.LatestCharge.ID != "" {
+		cp.ID = pi.LatestCharge.ID
+	}
+	if req.Final && pi.Amount > pi.AmountReceived {
+		cp.ReleasedCents = pi.Amount - pi.AmountReceived
+	}
+	return cp, nil
 }
 
-// Void releases what is left of an authorization.
+// Void cancels a PaymentIntent held by Authorize, releasing what is left
+// uncaptured. One that is no longer cancelable (already canceled, or
+// captured in full) has nothing left to release: no error.
 func (p *Provider) Void(ctx context.Context, req payment.VoidRequest) error {
-	return errors.New("void: not implemented yet")
+	params := &stripego.PaymentIntentCancelParams{}
+	params.SetIdempotencyKey(req.IdempotencyKey)
+	ctx, wrote := payment.TrackWrites(ctx)
+	_, err := p.sc.V1PaymentIntents.Cancel(ctx, req.ChargeID, params)
+	var se *stripego.Error
+	if errors.As(err, &se) && se.Code == stripego.ErrorCodePaymentIntentUnexpectedState {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s void %s of %s: %w", p.name, req.IdempotencyKey, req.ChargeID, classify(err, wrote))
+	}
+	return nil
 }

@@ -182,3 +182,44 @@ func TestListChargesAsksForTheWindowWithRefundsAndKeepsOnlyOurs(t *testing.T) {
 		assert.Equal(t, "data.latest_charge", r.form.Get("expand[0]"), "%v", r.form)
 	}
 }
+
+// The authorization lifecycle against stripe-mock: a PaymentIntent with
+// manual capture (multicapture asked for), partial captures with
+// amount_to_capture and final_capture, and a cancel for the void, each
+// under its idempotency key. stripe-mock checks every request against
+// Stripe's OpenAPI document and answers from fixtures, so what is asserted
+// is what the adapter sent and that Stripe's API accepts it.
+func TestAuthorizeCaptureAndVoidAgainstStripeMock(t *testing.T) {
+	var rec recorder
+	p, err := stripe.New(stripe.Config{Name: "stripe-test", APIKey: "sk_test_123", BaseURL: rec.start(t, testkit.StripeMock(t)), Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	ctx := context.Background()
+	key := "auth-" + uuid.NewString()
+
+	auth, err := p.Authorize(ctx, payment.ChargeRequest{IdempotencyKey: key, Token: payment.TokenVisa, AmountCents: 1000, Currency: "USD", Description: "order x"})
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(auth.ID, "pi_"), auth.ID)
+	create := rec.last()
+	assert.Equal(t, "/v1/payment_intents", create.path)
+	assert.Equal(t, key, create.idempotencyKey)
+	assert.Equal(t, "manual", create.form.Get("capture_method"), "the amount is held, not taken")
+	assert.Equal(t, "if_available", create.form.Get("payment_method_options[card][request_multicapture]"))
+	assert.Equal(t, "true", create.form.Get("confirm"))
+
+	_, err = p.Capture(ctx, payment.CaptureRequest{IdempotencyKey: "capture-" + key + "-s1", ChargeID: auth.ID, AmountCents: 300, Currency: "USD"})
+	require.NoError(t, err)
+	capture := rec.last()
+	assert.Equal(t, "/v1/payment_intents/"+auth.ID+"/capture", capture.path)
+	assert.Equal(t, "capture-"+key+"-s1", capture.idempotencyKey)
+	assert.Equal(t, "300", capture.form.Get("amount_to_capture"))
+	assert.Equal(t, "false", capture.form.Get("final_capture"), "more captures follow")
+
+	_, err = p.Capture(ctx, payment.CaptureRequest{IdempotencyKey: "capture-" + key + "-s2", ChargeID: auth.ID, AmountCents: 700, Currency: "USD", Final: true})
+	require.NoError(t, err)
+	assert.Equal(t, "true", rec.last().form.Get("final_capture"))
+
+	require.NoError(t, p.Void(ctx, payment.VoidRequest{IdempotencyKey: "void-" + key, ChargeID: auth.ID}))
+	void := rec.last()
+	assert.Equal(t, "/v1/payment_intents/"+auth.ID+"/cancel", void.path)
+	assert.Equal(t, "void-"+key, void.idempotencyKey)
+}

@@ -68,8 +68,8 @@ func TestAuthorize_WithoutFulfill_AuthorizesThenCapturesTheWholeOrderAtConfirmat
 
 	v := h.result()
 	assert.Equal(t, orderflow.StatusConfirmed, v.Status)
-	assert.Equal(t, []string{"Create", "Reserve", "Authorize", "Capture( 3000 final)", "Confirm"}, h.recorded(),
-		"authorized for the priced total, captured in full and finally before the confirmation; never charged")
+	assert.Equal(t, []string{"Create", "Reserve", "Authorize", "Capture( 3000 final)", "SetStatus(PAID)", "Confirm"}, h.recorded(),
+		"authorized for the priced total, captured in full and finally (PAID) before the confirmation; never charged")
 	require.NotNil(t, v.Authorization)
 	assert.Equal(t, order.Authorization{Provider: "sim", ChargeID: "au_1", AmountCents: 3000, ExpiresAt: testAuth.ExpiresAt, Released: true}, *v.Authorization)
 	assert.Equal(t, []order.Capture{{CaptureID: "cap_", CapturedCents: 3000, Final: true}}, v.Captures)
@@ -77,9 +77,9 @@ func TestAuthorize_WithoutFulfill_AuthorizesThenCapturesTheWholeOrderAtConfirmat
 	assert.Equal(t, []string{orderflow.StatusConfirmed}, h.upserted(), "AUTHORIZED passes inside one workflow task, like PAID")
 }
 
-func TestAuthorize_StatusQuery_ShowsAuthorizedBeforeTheConfirmation(t *testing.T) {
+func TestAuthorize_StatusQuery_ShowsAuthorizedWhileTheWholeOrderIsCaptured(t *testing.T) {
 	h := newAuthTest(t)
-	h.env.OnActivity(ordersActs.Confirm, mock.Anything, mock.Anything).After(2 * time.Second).Return(nil)
+	h.env.OnActivity(payActs.Capture, mock.Anything, mock.Anything).After(2*time.Second).Return(payment.CaptureResult{CaptureID: "cap_1", CapturedCents: 3000}, nil)
 	var during order.View
 	h.env.RegisterDelayedCallback(func() { during = h.query() }, time.Second)
 	h.run()

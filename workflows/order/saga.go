@@ -383,6 +383,12 @@ func (o *saga) run(ctx workflow.Context) (View, error) {
 			return o.abort(ctx, err, ReasonPaymentUnavailable)
 		}
 		o.recordCapture("", captured, true)
+		// Captured in full: the order is paid, as a charged one is, and
+		// rests PAID if its confirmation is held for an operator.
+		if err := o.record(fctx, orderflow.StatusPaid, ""); err != nil {
+			return o.abort(ctx, err, ReasonConfirmFailed)
+		}
+		o.setStatus(fctx, orderflow.StatusPaid)
 	}
 	o.compensate("revert confirmation", serviceTimeout, ord.Revert, ref)
 	if err := workflow.ExecuteLocalActivity(forwardOptions(fctx, serviceTimeout), ord.Confirm, ref).Get(fctx, nil); err != nil {

@@ -53,15 +53,11 @@ const qCaptureShipments = `SELECT c.idempotency_key, c.amount_cents, s.shipment_
 // what it held, and no order beyond its total over all its authorizations.
 func checkCapturesWithinAuthorizations(ctx context.Context, pool *pgxpool.Pool, ids []string) (Invariant, error) {
 	inv := Invariant{Name: "captures never exceed authorizations (paysim: per authorization, and per order over its renewals within its total)"}
-	rows, err := pool.Query(ctx, qCapturedPerAuthorization, ids)
-	if err != nil {
-		return inv, fmt.Errorf("captures per authorization: %w", err)
-	}
 	type auth struct {
 		Instance, Ref, Key string
 		Amount, Captured   int64
 	}
-	auths, err := pgx.CollectRows(rows, pgx.RowToStructByPos[auth])
+	auths, err := collect[auth](ctx, pool, qCapturedPerAuthorization, ids)
 	if err != nil {
 		return inv, fmt.Errorf("captures per authorization: %w", err)
 	}
@@ -72,15 +68,11 @@ func checkCapturesWithinAuthorizations(ctx context.Context, pool *pgxpool.Pool, 
 				a.Instance, a.Ref, a.Key, a.Captured, a.Amount))
 		}
 	}
-	rows, err = pool.Query(ctx, qCapturedPerOrder, ids)
-	if err != nil {
-		return inv, fmt.Errorf("captures per order: %w", err)
-	}
 	type order struct {
 		ID              string
 		Total, Captured int64
 	}
-	orders, err := pgx.CollectRows(rows, pgx.RowToStructByPos[order])
+	orders, err := collect[order](ctx, pool, qCapturedPerOrder, ids)
 	if err != nil {
 		return inv, fmt.Errorf("captures per order: %w", err)
 	}
@@ -98,10 +90,6 @@ func checkCapturesWithinAuthorizations(ctx context.Context, pool *pgxpool.Pool, 
 // order without shipments (not fulfilled) is captured once, for its total.
 func checkNoCaptureWithoutShipment(ctx context.Context, pool *pgxpool.Pool, ids []string) (Invariant, error) {
 	inv := Invariant{Name: "no capture without a shipment (each paysim capture names a shipment of its order that left, for at most its value)"}
-	rows, err := pool.Query(ctx, qCaptureShipments, ids)
-	if err != nil {
-		return inv, fmt.Errorf("captures and shipments: %w", err)
-	}
 	type capture struct {
 		Key         string
 		Amount      int64
@@ -111,7 +99,7 @@ func checkNoCaptureWithoutShipment(ctx context.Context, pool *pgxpool.Pool, ids 
 		Fulfilled   bool
 		Total       int64
 	}
-	list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[capture])
+	list, err := collect[capture](ctx, pool, qCaptureShipments, ids)
 	if err != nil {
 		return inv, fmt.Errorf("captures and shipments: %w", err)
 	}
@@ -135,4 +123,13 @@ func checkNoCaptureWithoutShipment(ctx context.Context, pool *pgxpool.Pool, ids 
 		}
 	}
 	return done(inv), nil
+}
+
+// collect runs q over the orders ids and reads its rows into T by position.
+func collect[T any](ctx context.Context, pool *pgxpool.Pool, q string, ids []string) ([]T, error) {
+	rows, err := pool.Query(ctx, q, ids)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[T])
 }

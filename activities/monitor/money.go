@@ -22,16 +22,23 @@ type Listed struct {
 	Charges  []payment.LedgerCharge `json:"charges"`
 }
 
-// Money is what an order's charges at its providers add up to.
+// Money is what an order's charges and authorizations at its providers add
+// up to. Charged is what the customer paid: a charge's amount, what was
+// captured of an authorization (captured, not authorized, is paid).
+// Charges counts the charges and the authorizations that took money;
+// Authorizations every authorization, and Authorized what they held.
 type Money struct {
-	Charges  int
-	Charged  int64
-	Refunded int64
+	Charges        int
+	Charged        int64
+	Refunded       int64
+	Authorizations int
+	Authorized     int64
 }
 
 // keyOrder finds the order in an idempotency key orderflow sends:
-// charge-<order>, charge-<order>-<n> (payment.ChargeKey).
-var keyOrder = regexp.MustCompile(`^charge-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:-|$)`)
+// charge-<order>, charge-<order>-<n> (payment.ChargeKey), auth-<order>,
+// auth-<order>-<n> (payment.AuthorizationKey).
+var keyOrder = regexp.MustCompile(`^(?:charge|auth)-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:-|$)`)
 
 // OrderOfKey returns the order a charge's idempotency key belongs to; false
 // for a key orderflow did not make.
@@ -57,7 +64,13 @@ func Ledgers(listed []Listed) map[string]*Money {
 				m = &Money{}
 				out[id] = m
 			}
-			m.Charges, m.Charged, m.Refunded = m.Charges+1, m.Charged+c.AmountCents, m.Refunded+c.RefundedCents
+			if c.Authorization {
+				m.Authorizations, m.Authorized = m.Authorizations+1, m.Authorized+c.AmountCents
+			}
+			if !c.Authorization || c.Paid() > 0 {
+				m.Charges++
+			}
+			m.Charged, m.Refunded = m.Charged+c.Paid(), m.Refunded+c.RefundedCents
 		}
 	}
 	return out
@@ -67,7 +80,10 @@ func Ledgers(listed []Listed) map[string]*Money {
 // (KindChargeMismatch): a paid order (CONFIRMED, waiting on its carrier,
 // DELIVERED) has exactly one charge, of its total, refunded in part only
 // once fulfilled (a lost parcel, a return) and never above it; a FAILED or
-// CANCELLED order is refunded all it was charged.
+// CANCELLED order is refunded all it was charged. An order paid by
+// authorization (one, or one and its renewals) pays what its shipments
+// captured: never more than its total, all of it once SHIPPED or
+// DELIVERED, from at most one authorization at a time.
 func CheckCharges(orders []Order, ledger map[string]*Money) Report {
 	rep := Report{Checked: len(orders)}
 	for _, o := range orders {
@@ -76,6 +92,12 @@ func CheckCharges(orders []Order, ledger map[string]*Money) Report {
 			m = &Money{}
 		}
 		switch {
+		case o.paid() && m.Authorizations > 0:
+			whole := o.Status == orderflow.StatusShipped || o.Status == orderflow.StatusDelivered
+			if m.Charges > m.Authorizations || m.Charged > o.Total || whole && m.Charged != o.Total || m.Refunded > m.Charged {
+				rep.add(finding(KindChargeMismatch, o.ID, "%s %s total %d: %d authorizations (%d) captured %d, refunded %d",
+					o.ID, o.Status, o.Total, m.Authorizations, m.Authorized, m.Charged, m.Refunded))
+			}
 		case o.paid():
 			// A delivered order may have a lost shipment refunded in part.
 			// So may one still on its carrier's way: a lost parcel is
@@ -92,8 +114,9 @@ func CheckCharges(orders []Order, ledger map[string]*Money) Report {
 	return rep
 }
 
-// CheckRefunds checks that no order's refunds add up to more than its
-// charges, whatever the mix of lost parcels, returns and compensations
+// CheckRefunds checks that no order's refunds add up to more than it
+// paid (its charges, and what was captured of its authorizations),
+// whatever the mix of lost parcels, returns and compensations
 // (KindRefundOverCharge).
 func CheckRefunds(ledger map[string]*Money) Report {
 	rep := Report{Checked: len(ledger)}
@@ -142,11 +165,11 @@ func Listable(ctx context.Context, q activities.Querier, orders []Order, listed 
 	return out, nil
 }
 
-// qRecorded is what orderflow's payment log records of the orders' charges
-// and refunds on the providers that were listed.
+// qRecorded is what orderflow's payment log records of the orders' charges,
+// authorizations and refunds on the providers that were listed.
 const qRecorded = `SELECT provider, order_id::text, kind, coalesce(provider_ref, ''), idempotency_key, amount_cents, created_at
 	FROM payment_transactions
-	WHERE order_id = ANY($1::uuid[]) AND provider = ANY($2) AND kind IN ('charge', 'refund')
+	WHERE order_id = ANY($1::uuid[]) AND provider = ANY($2) AND kind IN ('charge', 'authorization', 'refund')
 	ORDER BY id`
 
 // recorded is a charge as orderflow's payment log records it.

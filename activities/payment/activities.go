@@ -96,11 +96,15 @@ type ChargeResult struct {
 
 // ChargeKey is the idempotency key of an order's n-th charge. n is 1 unless an
 // operator re-ran a saga whose earlier charges were all refunded.
-func ChargeKey(orderID string, n int) string {
+func ChargeKey(orderID string, n int) string { return seqKey("charge", orderID, n) }
+
+// seqKey is <kind>-<order> for the order's first payment, <kind>-<order>-<n>
+// for its n-th.
+func seqKey(kind, orderID string, n int) string {
 	if n <= 1 {
-		return "charge-" + orderID
+		return kind + "-" + orderID
 	}
-	return fmt.Sprintf("charge-%s-%d", orderID, n)
+	return fmt.Sprintf("%s-%s-%d", kind, orderID, n)
 }
 
 // RefundKey is the idempotency key of the refund of the charge made with chargeKey.
@@ -316,6 +320,10 @@ func (c charge) paid() int64 {
 	return c.amount
 }
 
+// refundable is what is left to refund of the payment: of an
+// authorization, also of one a renewal voided after captures.
+func (c charge) refundable() int64 { return c.paid() - c.refunded }
+
 // Kinds and statuses of payments rows.
 const (
 	kindCharge        = "charge"
@@ -493,17 +501,13 @@ type RefundResult struct {
 // retried refund returns the first refund. A provider that cannot be asked
 // is a plain error: the compensation retries until it answers.
 func (p *Activities) Refund(ctx context.Context, in orderflow.OrderRef) (RefundResult, error) {
-	st, err := p.load(ctx, in.OrderID, "")
-	if err != nil {
-		return RefundResult{}, fmt.Errorf("refund %s: %w", in.OrderID, err)
-	}
-	lost, err := p.lost(ctx, in.OrderID, st)
+	st, lost, err := p.loadAll(ctx, in.OrderID)
 	if err != nil {
 		return RefundResult{}, fmt.Errorf("refund %s: %w", in.OrderID, err)
 	}
 	open := append(st.open, lost...)
 	for _, a := range st.auths {
-		if a.status == statusAuthorized || a.status == statusCaptured {
+		if a.status == statusAuthorized || a.refundable() > 0 {
 			open = append(open, a)
 		}
 	}
@@ -518,6 +522,17 @@ func (p *Activities) Refund(ctx context.Context, in orderflow.OrderRef) (RefundR
 		}
 	}
 	return RefundResult{Refunded: len(open) > 0}, nil
+}
+
+// loadAll is load, and the payments providers hold that it does not
+// record (lost).
+func (p *Activities) loadAll(ctx context.Context, orderID string) (paymentState, []charge, error) {
+	st, err := p.load(ctx, orderID, "")
+	if err != nil {
+		return paymentState{}, nil, err
+	}
+	lost, err := p.lost(ctx, orderID, st)
+	return st, lost, err
 }
 
 // lost finds the payment a provider holds under the order's next key that

@@ -60,12 +60,7 @@ type VoidResult struct {
 // AuthorizationKey is the idempotency key of an order's authorization that
 // is its n-th payment (n counts charges and authorizations alike): a
 // renewal is the next one, under a new key.
-func AuthorizationKey(orderID string, n int) string {
-	if n <= 1 {
-		return "auth-" + orderID
-	}
-	return fmt.Sprintf("auth-%s-%d", orderID, n)
-}
+func AuthorizationKey(orderID string, n int) string { return seqKey("auth", orderID, n) }
 
 // CaptureKey is the idempotency key of the capture for one shipment of an
 // order: capture-<order>-<shipment>.
@@ -296,11 +291,7 @@ func (p *Activities) expire(ctx context.Context, orderID, key string) {
 // call released. An order with nothing authorized is a no-op. A provider
 // that cannot be asked is a plain error, retried.
 func (p *Activities) Void(ctx context.Context, in orderflow.OrderRef) (VoidResult, error) {
-	st, err := p.load(ctx, in.OrderID, "")
-	if err != nil {
-		return VoidResult{}, fmt.Errorf("void %s: %w", in.OrderID, err)
-	}
-	lost, err := p.lost(ctx, in.OrderID, st)
+	st, lost, err := p.loadAll(ctx, in.OrderID)
 	if err != nil {
 		return VoidResult{}, fmt.Errorf("void %s: %w", in.OrderID, err)
 	}
@@ -369,7 +360,7 @@ func (p *Activities) settle(ctx context.Context, orderID string, a charge) error
 		}
 		a.unrecorded = false
 	}
-	amount := a.captured - a.refunded
+	amount := a.refundable()
 	if amount <= 0 {
 		return nil
 	}

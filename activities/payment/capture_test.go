@@ -182,6 +182,14 @@ func TestRenewalAuthorizesTheUncapturedRestUnderANewKeyAndVoidsThePrevious(t *te
 	require.NoError(t, f.run(f.pay.Capture, payment.CaptureInput{OrderID: id, ShipmentID: "s2", AmountCents: 700, Final: true}, &cp))
 	_, captured := f.ledgerSum(renewed.ChargeID, "capture")
 	assert.Equal(t, int64(700), captured, "captured on the renewal")
+
+	// The full refund returns the captures of both: the one the renewal
+	// voided kept what it had captured.
+	require.NoError(t, f.run(f.pay.Refund, orderflow.OrderRef{OrderID: id}, nil))
+	_, onFirst := f.ledgerSum(first.ChargeID, "refund")
+	_, onRenewal := f.ledgerSum(renewed.ChargeID, "refund")
+	assert.Equal(t, int64(300), onFirst)
+	assert.Equal(t, int64(700), onRenewal)
 }
 
 func TestCaptureOfAnExpiredAuthorizationIsRefused(t *testing.T) {

@@ -40,7 +40,7 @@ func (p *Activities) RefundPart(ctx context.Context, in RefundPartInput) (Refund
 	}
 	open := st.open
 	for _, a := range st.auths {
-		if a.status == statusAuthorized || a.status == statusCaptured {
+		if a.status == statusAuthorized || a.status == statusCaptured || a.refundable() > 0 {
 			open = append(open, a)
 		}
 	}
@@ -54,7 +54,7 @@ func (p *Activities) RefundPart(ctx context.Context, in RefundPartInput) (Refund
 	var c *charge
 	var left int64 // the most any one open payment has left to refund
 	for i := range open {
-		if l := open[i].paid() - open[i].refunded; l >= in.AmountCents && c == nil {
+		if l := open[i].refundable(); l >= in.AmountCents && c == nil {
 			c = &open[i]
 		} else if l > left {
 			left = l

@@ -118,6 +118,34 @@ func TestAuthorize_ProviderUnavailable_ParksThenAuthorizesAndConfirms(t *testing
 	assert.Equal(t, 1, h.attempts("Capture( 3000 final)"))
 }
 
+// The provider holding the authorization is down when the order is
+// captured: the capture cannot go elsewhere, so the order parks until it
+// answers, as a charge does, instead of failing.
+func TestAuthorize_WithoutFulfill_ProviderDownAtCapture_ParksThenCapturesAndConfirms(t *testing.T) {
+	h := newAuthTest(t)
+	h.env.OnActivity(payActs.Capture, mock.Anything, mock.Anything).Return(payment.CaptureResult{}, errInfra).Times(5)
+	h.env.OnActivity(payActs.Capture, mock.Anything, mock.Anything).Return(payment.CaptureResult{}, businessErr(orderflow.PaymentUnavailable)).Times(2)
+	h.run()
+
+	v := h.result()
+	assert.Equal(t, orderflow.StatusConfirmed, v.Status)
+	assert.Equal(t, 8, h.attempts("Capture( 3000 final)"))
+	assert.Equal(t, 1, h.attempts("SetStatus(PAYMENT_PENDING)"))
+	assert.Empty(t, h.compensations())
+}
+
+func TestAuthorize_WithoutFulfill_CaptureRefusedByTheAuthorization_FailsAtOnceAndVoids(t *testing.T) {
+	h := newAuthTest(t)
+	h.env.OnActivity(payActs.Capture, mock.Anything, mock.Anything).Return(payment.CaptureResult{}, businessErr(orderflow.AuthorizationExpired)).Once()
+	h.run()
+
+	v := h.result()
+	assert.Equal(t, orderflow.StatusFailed, v.Status)
+	assert.Equal(t, 1, h.attempts("Capture( 3000 final)"), "no retry, no parking: the authorization is gone")
+	assert.Zero(t, h.attempts("SetStatus(PAYMENT_PENDING)"))
+	assert.Equal(t, []string{"Refund", "Release"}, h.compensations(), "never confirmed: nothing to revert")
+}
+
 func TestAuthorize_CancelWhileAuthorizing_LetsItFinishThenVoidsThroughTheRefund(t *testing.T) {
 	h := newAuthTest(t)
 	h.env.OnActivity(payActs.Authorize, mock.Anything, mock.Anything).After(2*time.Second).Return(testAuth, nil)

@@ -375,8 +375,10 @@ func (o *saga) run(ctx workflow.Context) (View, error) {
 	if authorizing {
 		// Without fulfillment nothing ships later: the whole order is
 		// captured as it is confirmed.
+		// The capture goes to the provider holding the authorization: while
+		// it cannot be asked, the order parks as a charge does.
 		var captured payment.CaptureResult
-		err := o.step(fctx, paymentTimeout, pay.Capture, payment.CaptureInput{
+		err := o.pay(fctx, pay.Capture, payment.CaptureInput{
 			OrderID: o.in.OrderID, AmountCents: created.TotalCents, Final: true,
 		}, &captured)
 		if err != nil {
@@ -500,15 +502,19 @@ func (o *saga) pay(ctx workflow.Context, fn, in, res any) error {
 	}
 }
 
-// parkable reports whether a failed charge may succeed later: anything but
-// success, cancellation, a decline and an invalid request.
+// parkable reports whether a failed payment step may succeed later: anything
+// but success, cancellation, a decline, an invalid request and a capture the
+// authorization refuses.
 func parkable(err error) bool {
 	if err == nil || errors.Is(err, errCancelled) {
 		return false
 	}
 	var app *temporal.ApplicationError
-	if errors.As(err, &app) && (orderflow.Kind(app.Type()) == orderflow.PaymentDeclined || orderflow.Kind(app.Type()) == orderflow.InvalidOrder) {
-		return false
+	if errors.As(err, &app) {
+		switch orderflow.Kind(app.Type()) {
+		case orderflow.PaymentDeclined, orderflow.InvalidOrder, orderflow.AuthorizationExpired, orderflow.CaptureExceedsAuthorization:
+			return false
+		}
 	}
 	return true
 }

@@ -75,11 +75,15 @@ func (s *providerStack) placeAll(n int, sku string, interval time.Duration, duri
 }
 
 // ledgerCharges is what both providers' ledgers hold for an order: charges
-// per instance and refunds in all.
+// per instance and refunds in all. An authorization (a saga that
+// authorizes, then captures) counts as a charge and its void as a refund:
+// an order holds one net payment either way.
 func ledgerCharges(t *testing.T, s *stack, orderID string) (byInstance map[string]int, refunds int) {
 	t.Helper()
 	rows, err := s.pool.Query(context.Background(), `SELECT instance, kind FROM paysim.ledger
 		WHERE idempotency_key = 'charge-' || $1 OR idempotency_key LIKE 'charge-' || $1 || '-%'
+		   OR idempotency_key = 'auth-' || $1 OR idempotency_key LIKE 'auth-' || $1 || '-%'
+		   OR idempotency_key = 'void-' || $1 OR idempotency_key LIKE 'void-' || $1 || '-%'
 		   OR idempotency_key = 'refund-' || $1 OR idempotency_key LIKE 'refund-' || $1 || '-%'`, orderID)
 	require.NoError(t, err)
 	type row struct{ Instance, Kind string }
@@ -87,7 +91,7 @@ func ledgerCharges(t *testing.T, s *stack, orderID string) (byInstance map[strin
 	require.NoError(t, err)
 	byInstance = map[string]int{}
 	for _, r := range got {
-		if r.Kind == "charge" {
+		if r.Kind == "charge" || r.Kind == "authorization" {
 			byInstance[r.Instance]++
 		} else {
 			refunds++

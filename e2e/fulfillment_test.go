@@ -81,7 +81,14 @@ func TestFulfilledOrderIsSplitShippedAndDeliveredByTheSimulatedCarrier(t *testin
 	id := f.placeOK(newOrder(customer(), payment.TokenVisa, api.OrderItem{SKU: a, Quantity: 2}, api.OrderItem{SKU: b, Quantity: 3}))
 	o := f.waitStatus(id, orderflow.StatusDelivered, 30*time.Second)
 	h := historyOf(o)
-	assert.Subset(t, h, []string{"PENDING", "RESERVED", "PAID", "CONFIRMED", "FULFILLING", "SHIPPED", "DELIVERED"})
+	assert.Subset(t, h, []string{"PENDING", "RESERVED", "AUTHORIZED", "CONFIRMED", "FULFILLING", "SHIPPED", "DELIVERED"})
+	assert.NotContains(t, h, "PAID", "authorized, then captured shipment by shipment")
+	// One capture per shipment, of its value, the last one final: together the order's total.
+	var captures, finals int
+	var captured int64
+	require.NoError(t, f.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE final), coalesce(sum(amount_cents), 0)::bigint
+		FROM payment_captures WHERE order_id = $1`, id).Scan(&captures, &finals, &captured))
+	assert.Equal(t, [3]int64{2, 1, o.TotalCents}, [3]int64{int64(captures), int64(finals), captured})
 	assert.Equal(t, "DELIVERED", h[len(h)-1])
 
 	got, err := f.api.OrderShipments(ctx, id)
@@ -134,10 +141,11 @@ func TestCancelAfterConfirmationRefundsReleasesAndOnceShippedAnswersAlreadyShipp
 	o := f.waitStatus(id, orderflow.StatusCancelled, 30*time.Second)
 	assert.Contains(t, historyOf(o), "FULFILLING")
 	assert.Equal(t, [2]int{10, 0}, stockOf(t, f.stack, sku), "the stock is back")
-	var refunds int
-	require.NoError(t, f.pool.QueryRow(ctx, `SELECT count(*) FROM payment_transactions WHERE order_id = $1 AND kind = 'refund' AND idempotency_key = $2`,
-		id, "refund-"+id).Scan(&refunds))
-	assert.Equal(t, 1, refunds, "refunded in full once, under refund-<order>")
+	var voids, captures int
+	require.NoError(t, f.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE kind = 'void' AND idempotency_key = $2),
+		count(*) FILTER (WHERE kind = 'capture') FROM payment_transactions WHERE order_id = $1`,
+		id, payment.VoidKey(payment.AuthorizationKey(id, 1))).Scan(&voids, &captures))
+	assert.Equal(t, [2]int{1, 0}, [2]int{voids, captures}, "nothing captured; the authorization voided once, under void-<order>")
 	got, err := f.api.OrderShipments(ctx, id)
 	require.NoError(t, err)
 	assert.Empty(t, got.Shipments, "the shipments were withdrawn")

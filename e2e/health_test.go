@@ -194,7 +194,7 @@ func TestDeepHealthConfirmsASyntheticOrderAndPutsItsStockBack(t *testing.T) {
 	// The saga's notification and payment ran for real, for the synthetic customer.
 	var charges int
 	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT count(*) FROM payment_transactions t JOIN orders o USING (order_id)
-			WHERE o.customer_id = $1 AND t.kind = 'charge'`, owner).Scan(&charges))
+			WHERE o.customer_id = $1 AND t.kind IN ('charge', 'capture')`, owner).Scan(&charges))
 	assert.Equal(t, 2, charges)
 }
 

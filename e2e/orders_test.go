@@ -50,7 +50,8 @@ func TestHappyPathConfirmsAndDecrementsStockExactly(t *testing.T) {
 	for _, h := range o.History {
 		statuses = append(statuses, h.Status)
 	}
-	assert.Equal(t, []string{"PENDING", "RESERVED", "PAID", "CONFIRMED"}, statuses)
+	assert.Equal(t, []string{"PENDING", "RESERVED", "AUTHORIZED", "PAID", "CONFIRMED"}, statuses,
+		"authorized, then captured in full (PAID) as it is confirmed")
 
 	assert.Equal(t, testkit.Stock{OnHand: 8, Reserved: 0, Version: 3}, testkit.StockOf(t, s.pool, a))
 	assert.Equal(t, testkit.Stock{OnHand: 2, Reserved: 0, Version: 3}, testkit.StockOf(t, s.pool, b))
@@ -60,8 +61,8 @@ func TestHappyPathConfirmsAndDecrementsStockExactly(t *testing.T) {
 
 	var charged int64
 	require.NoError(t, s.pool.QueryRow(context.Background(),
-		`SELECT coalesce(sum(amount_cents), 0) FROM payment_transactions WHERE order_id = $1 AND kind = 'charge'`, acc.OrderID).Scan(&charged))
-	assert.Equal(t, o.TotalCents, charged, "exactly one charge of the total")
+		`SELECT coalesce(sum(amount_cents), 0) FROM payment_transactions WHERE order_id = $1 AND kind IN ('charge', 'capture')`, acc.OrderID).Scan(&charged))
+	assert.Equal(t, o.TotalCents, charged, "exactly one capture of the total")
 
 	var notes int
 	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT count(*) FROM notifications WHERE order_id = $1`, acc.OrderID).Scan(&notes))
@@ -131,7 +132,7 @@ func TestFlakyProviderStillConfirmsWithOneCharge(t *testing.T) {
 	o := s.waitTerminal(id)
 	require.Equal(t, orderflow.StatusConfirmed, o.Status)
 	var charges, errs int
-	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE kind = 'charge'), count(*) FILTER (WHERE kind = 'error')
+	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE kind IN ('charge', 'capture')), count(*) FILTER (WHERE kind = 'error')
 		FROM payment_transactions WHERE order_id = $1`, id).Scan(&charges, &errs))
 	assert.Equal(t, 1, charges)
 	assert.Equal(t, 2, errs, "two transient failures were audited")

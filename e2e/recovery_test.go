@@ -145,13 +145,14 @@ func waitListed(t *testing.T, q string, wids ...string) {
 }
 
 // paymentsOf counts an order's rows in payments by status and its
-// payment_transactions by kind.
+// payment_transactions by kind; an authorization captured in full counts
+// as charged, its final capture as the charge.
 func paymentsOf(t *testing.T, s *stack, orderID string) (charged, refunded, txCharges, txRefunds int) {
 	t.Helper()
 	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT
-		(SELECT count(*) FROM payments WHERE order_id = $1 AND status = 'charged'),
+		(SELECT count(*) FROM payments WHERE order_id = $1 AND status IN ('charged', 'captured')),
 		(SELECT count(*) FROM payments WHERE order_id = $1 AND status = 'refunded'),
-		(SELECT count(*) FROM payment_transactions WHERE order_id = $1 AND kind = 'charge'),
+		(SELECT count(*) FROM payment_transactions WHERE order_id = $1 AND kind IN ('charge', 'capture')),
 		(SELECT count(*) FROM payment_transactions WHERE order_id = $1 AND kind = 'refund')`, orderID).
 		Scan(&charged, &refunded, &txCharges, &txRefunds))
 	return

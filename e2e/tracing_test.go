@@ -256,7 +256,8 @@ func TestOnePlacedOrderIsOneTraceFromGatewayThroughSagaStepsToSQLAndProvider(t *
 	if view.Status != orderflow.StatusConfirmed {
 		t.Fatalf("order %s ended %s, want CONFIRMED", orderID, view.Status)
 	}
-	steps := []string{"Create", "Reserve", "Charge", "Confirm"}
+	// The card is authorized, then captured in full as the order is confirmed.
+	steps := []string{"Create", "Reserve", "Authorize", "Capture", "Confirm"}
 	want := []string{"StartWorkflow:" + order.Workflow, "RunWorkflow:" + order.Workflow}
 	for _, st := range steps {
 		want = append(want, "StartActivity:"+st, "RunActivity:"+st)
@@ -337,12 +338,12 @@ func TestOnePlacedOrderIsOneTraceFromGatewayThroughSagaStepsToSQLAndProvider(t *
 	var provider sdktrace.ReadOnlySpan
 	for _, sp := range spans {
 		if sp.SpanKind() == trace.SpanKindClient && attr(sp, "http.request.method") == http.MethodPost &&
-			isChild(sp, one("RunActivity:Charge")) {
+			isChild(sp, one("RunActivity:Authorize")) {
 			provider = sp
 		}
 	}
 	if provider == nil {
-		t.Fatalf("no provider HTTP client span under RunActivity:Charge:\n%s", tree)
+		t.Fatalf("no provider HTTP client span under RunActivity:Authorize:\n%s", tree)
 	}
 	served := false
 	for _, sp := range spans {

@@ -94,6 +94,18 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 	}
 	out = append(out, invariant("each provider's ledger agrees with payments (every charge recorded, of its amount; refunds per order)", rep))
 
+	// 8. Authorize, then capture: captures within their authorizations,
+	// and each for a shipment that left.
+	for _, check := range []func(context.Context, *pgxpool.Pool, []string) (Invariant, error){
+		checkCapturesWithinAuthorizations, checkNoCaptureWithoutShipment,
+	} {
+		inv, err := check(ctx, r.db, ids)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, inv)
+	}
+
 	if rep, err = monitor.CheckCommittedOnce(ctx, r.db, orders); err != nil {
 		return nil, err
 	}

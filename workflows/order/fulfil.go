@@ -189,9 +189,28 @@ func (o *saga) fulfil(ctx workflow.Context, lines []orderflow.Line) (View, error
 			}
 			continue
 		}
+		if o.lapsing {
+			// The authorization could not be renewed; the events queued
+			// meanwhile were applied (their shipments captured) first.
+			stopHandoffs()
+			if !o.anyLeft() {
+				o.carrier.closed = true
+				return o.abort(ctx, errAuthorizationLapsed, ReasonAuthorizationExpired)
+			}
+			if err := o.cancelUnshipped(wctx); err != nil {
+				o.carrier.closed = true
+				return o.view, err
+			}
+			continue
+		}
 		ready := func() bool { return cancelled() || len(o.carrier.queue) > 0 }
-		if !o.view.Overdue && o.anyWaiting() {
-			left := due.Sub(workflow.Now(wctx))
+		sla := !o.view.Overdue && o.anyWaiting()
+		if renew := o.renewalDue(); sla || renew {
+			at := due
+			if renew && (!sla || o.renewAt.Before(due)) {
+				at = o.renewAt
+			}
+			left := at.Sub(workflow.Now(wctx))
 			ok := false
 			if left > 0 {
 				var err error
@@ -199,7 +218,11 @@ func (o *saga) fulfil(ctx workflow.Context, lines []orderflow.Line) (View, error
 					return o.view, err
 				}
 			}
-			if !ok {
+			switch {
+			case ok:
+			case at.Equal(o.renewAt) && renew:
+				o.renew(wctx)
+			default:
 				o.breachSLA(wctx)
 			}
 			continue
@@ -280,7 +303,14 @@ func (o *saga) applyCarrierEvent(ctx workflow.Context, ev CarrierEvent) error {
 	if ev.TrackingNumber != "" {
 		s.TrackingNumber = ev.TrackingNumber
 	}
-	if applied && s.Status == fulfillment.ShipmentLost {
+	if applied {
+		if err := o.settle(ctx, *s); err != nil {
+			return err
+		}
+	}
+	// A lost shipment is refunded; one that was authorized only, never
+	// captured (lost before its pickup), has nothing to refund.
+	if applied && s.Status == fulfillment.ShipmentLost && (o.view.Authorization == nil || o.captured(s.ShipmentID)) {
 		if err := o.refundLost(ctx, *s); err != nil {
 			return err
 		}

@@ -80,7 +80,12 @@ func newFulfilTest(t *testing.T, s *testsuite.WorkflowTestSuite) *fulfilTest {
 	if s == nil {
 		s = &testsuite.WorkflowTestSuite{}
 	}
-	h := &fulfilTest{orderTest: newOrderTestIn(t, s), ship: newFakeShipments(), events: map[string]*carrierOutcome{}}
+	return newFulfilTestOn(newOrderTestIn(t, s))
+}
+
+// newFulfilTestOn fulfils the orders of base.
+func newFulfilTestOn(base *orderTest) *fulfilTest {
+	h := &fulfilTest{orderTest: base, ship: newFakeShipments(), events: map[string]*carrierOutcome{}}
 	h.env.OnActivity(fulActs.StartFulfillment, mock.Anything, mock.Anything).Return(fulfillment.StartResult{Shipments: testShipments}, nil).Maybe()
 	h.env.OnActivity(fulActs.HandOffShipment, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in fulfillment.HandoffInput) (fulfillment.HandoffResult, error) {

@@ -119,6 +119,41 @@ type View struct {
 	Shipments []fulfillment.Shipment `json:"shipments,omitempty"`
 	// Overdue: a shipment missed the SLA for its pickup.
 	Overdue bool `json:"overdue,omitempty"`
+	// Authorization is the payment authorization of an order that is
+	// authorized at confirmation and captured as it ships (sagas since
+	// authorizeCapture); nil for an order charged in one go.
+	Authorization *Authorization `json:"authorization,omitempty"`
+	// Captures taken from the authorization, in the order they were taken:
+	// one per shipment that left its warehouse, or one for the whole order
+	// without fulfillment.
+	Captures []Capture `json:"captures,omitempty"`
+}
+
+// Authorization is the order's current payment authorization.
+type Authorization struct {
+	Provider    string `json:"provider"`
+	ChargeID    string `json:"charge_id"`
+	AmountCents int64  `json:"amount_cents"`
+	// ExpiresAt is when the provider lets the authorization lapse; the
+	// saga renews it shortly before while goods are still to ship.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// Renewal counts re-authorizations: 0 for the first authorization.
+	Renewal int `json:"renewal"`
+	// Released: the uncaptured remainder was released (the last capture was
+	// final, or the rest was voided); nothing more will be captured.
+	Released bool `json:"released,omitempty"`
+}
+
+// Capture is one capture from the authorization.
+type Capture struct {
+	// ShipmentID is the shipment whose departure it paid for; empty for
+	// the capture of an order without fulfillment.
+	ShipmentID    string `json:"shipment_id,omitempty"`
+	CaptureID     string `json:"capture_id"`
+	CapturedCents int64  `json:"captured_cents"`
+	// ReleasedCents: what the final capture released of the authorization.
+	ReleasedCents int64 `json:"released_cents,omitempty"`
+	Final         bool  `json:"final,omitempty"`
 }
 
 // CancelRequest is the argument of CancelUpdate.
@@ -217,6 +252,11 @@ type saga struct {
 	// fulfillment's carrier events, queued by their update handler and
 	// applied in order by the main loop (see fulfil).
 	carrier carrierState
+	// renewAt is when the payment authorization is renewed while goods are
+	// still to be captured (sagas since authorizeCapture); lapsing is set
+	// when a renewal failed, until fulfil cancelled what had not shipped.
+	renewAt time.Time
+	lapsing bool
 	// compensations run in reverse order; each is registered before its step
 	// runs, because a step cut short may or may not have taken effect and
 	// every compensation is a no-op when there is nothing to undo.
@@ -300,15 +340,28 @@ func (o *saga) run(ctx workflow.Context) (View, error) {
 		return o.abort(ctx, errCancelled, ReasonCancelled)
 	}
 
+	// Refund also voids an authorization and refunds its captures, so it
+	// compensates either way of paying.
 	o.compensate("refund payment", paymentTimeout, pay.Refund, ref)
-	charge, err := o.charge(ctx, payment.ChargeInput{
+	chargeIn := payment.ChargeInput{
 		OrderID: o.in.OrderID, Token: o.in.PaymentToken, AmountCents: created.TotalCents, Currency: created.Currency,
-	})
-	if err != nil {
-		return o.abort(ctx, err, ReasonPaymentUnavailable)
 	}
-	o.view.ChargeID = charge.ChargeID
-	o.setStatus(ctx, orderflow.StatusPaid)
+	authorizing := workflow.GetVersion(ctx, authorizeCapture, workflow.DefaultVersion, 1) == 1
+	if authorizing {
+		var auth payment.AuthorizeResult
+		if err := o.pay(ctx, pay.Authorize, payment.AuthorizeInput{ChargeInput: chargeIn}, &auth); err != nil {
+			return o.abort(ctx, err, ReasonPaymentUnavailable)
+		}
+		o.authorized(ctx, auth, 0)
+		o.setStatus(ctx, orderflow.StatusAuthorized)
+	} else {
+		var charge payment.ChargeResult
+		if err := o.pay(ctx, pay.Charge, chargeIn, &charge); err != nil {
+			return o.abort(ctx, err, ReasonPaymentUnavailable)
+		}
+		o.view.ChargeID = charge.ChargeID
+		o.setStatus(ctx, orderflow.StatusPaid)
+	}
 
 	if o.view.CancelRequested || ctx.Err() != nil {
 		return o.abort(ctx, errCancelled, ReasonCancelled)
@@ -322,6 +375,26 @@ func (o *saga) run(ctx workflow.Context) (View, error) {
 	o.confirming = true
 	fctx, cancelFinish := workflow.NewDisconnectedContext(ctx)
 	defer cancelFinish()
+	if authorizing {
+		// Without fulfillment nothing ships later: the whole order is
+		// captured as it is confirmed.
+		// The capture goes to the provider holding the authorization: while
+		// it cannot be asked, the order parks as a charge does.
+		var captured payment.CaptureResult
+		err := o.pay(fctx, pay.Capture, payment.CaptureInput{
+			OrderID: o.in.OrderID, AmountCents: created.TotalCents, Final: true,
+		}, &captured)
+		if err != nil {
+			return o.abort(ctx, err, ReasonPaymentUnavailable)
+		}
+		o.recordCapture("", captured, true)
+		// Captured in full: the order is paid, as a charged one is, and
+		// rests PAID if its confirmation is held for an operator.
+		if err := o.record(fctx, orderflow.StatusPaid, ""); err != nil {
+			return o.abort(ctx, err, ReasonConfirmFailed)
+		}
+		o.setStatus(fctx, orderflow.StatusPaid)
+	}
 	o.compensate("revert confirmation", serviceTimeout, ord.Revert, ref)
 	if err := workflow.ExecuteLocalActivity(forwardOptions(fctx, serviceTimeout), ord.Confirm, ref).Get(fctx, nil); err != nil {
 		if nonRetryable(err) && workflow.GetVersion(fctx, confirmFaultHolds, workflow.DefaultVersion, 1) == 1 {
@@ -384,17 +457,16 @@ func nonRetryable(err error) bool {
 	return errors.As(err, &app) && app.NonRetryable()
 }
 
-// charge runs the payment step. When no provider can take the charge (the
-// step fails for any reason but a decline or an invalid request), the order
-// is parked in PAYMENT_PENDING and the charge is tried again on durable
-// timers until the payment deadline; the last error is returned when it
-// passes. Cancel is accepted while the order is parked.
-func (o *saga) charge(ctx workflow.Context, in payment.ChargeInput) (payment.ChargeResult, error) {
-	var pay *payment.Activities
-	var res payment.ChargeResult
-	err := o.step(ctx, paymentTimeout, pay.Charge, in, &res)
+// pay runs the payment step: fn (Charge, or Authorize since
+// authorizeCapture) with in, its result into res. When no provider can take
+// the payment (the step fails for any reason but a decline or an invalid
+// request), the order is parked in PAYMENT_PENDING and the step is tried
+// again on durable timers until the payment deadline; the last error is
+// returned when it passes. Cancel is accepted while the order is parked.
+func (o *saga) pay(ctx workflow.Context, fn, in, res any) error {
+	err := o.step(ctx, paymentTimeout, fn, in, res)
 	if !parkable(err) || workflow.GetVersion(ctx, paymentParking, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		return res, err
+		return err
 	}
 	wait, maxWait, deadline := o.in.PaymentRetryInitial, o.in.PaymentRetryMax, o.in.PaymentDeadline
 	if wait <= 0 {
@@ -411,7 +483,7 @@ func (o *saga) charge(ctx workflow.Context, in payment.ChargeInput) (payment.Cha
 	logger.Warn("payment unavailable; order parked", "order_id", o.in.OrderID, "deadline", until, "error", err)
 	o.setStatus(ctx, orderflow.StatusPaymentPending)
 	if rerr := o.record(ctx, orderflow.StatusPaymentPending, ""); rerr != nil {
-		return res, rerr
+		return rerr
 	}
 	o.wakeOnPaymentOutcome(ctx)
 	defer func() { o.wake = nil }()
@@ -419,31 +491,35 @@ func (o *saga) charge(ctx workflow.Context, in payment.ChargeInput) (payment.Cha
 		left := until.Sub(workflow.Now(ctx))
 		if left <= 0 {
 			logger.Warn("payment deadline passed", "order_id", o.in.OrderID, "attempts", attempt-1)
-			return res, err
+			return err
 		}
 		if serr := o.sleep(ctx, min(wait, left)); serr != nil {
-			return res, serr
+			return serr
 		}
 		wait = min(2*wait, maxWait)
-		err = o.step(ctx, paymentTimeout, pay.Charge, in, &res)
+		err = o.step(ctx, paymentTimeout, fn, in, res)
 		if !parkable(err) {
 			if err == nil {
-				logger.Info("parked order charged", "order_id", o.in.OrderID, "attempts", attempt)
+				logger.Info("parked order paid", "order_id", o.in.OrderID, "attempts", attempt)
 			}
-			return res, err
+			return err
 		}
 	}
 }
 
-// parkable reports whether a failed charge may succeed later: anything but
-// success, cancellation, a decline and an invalid request.
+// parkable reports whether a failed payment step may succeed later: anything
+// but success, cancellation, a decline, an invalid request and a capture the
+// authorization refuses.
 func parkable(err error) bool {
 	if err == nil || errors.Is(err, errCancelled) {
 		return false
 	}
 	var app *temporal.ApplicationError
-	if errors.As(err, &app) && (orderflow.Kind(app.Type()) == orderflow.PaymentDeclined || orderflow.Kind(app.Type()) == orderflow.InvalidOrder) {
-		return false
+	if errors.As(err, &app) {
+		switch orderflow.Kind(app.Type()) {
+		case orderflow.PaymentDeclined, orderflow.InvalidOrder, orderflow.AuthorizationExpired, orderflow.CaptureExceedsAuthorization:
+			return false
+		}
 	}
 	return true
 }
@@ -535,6 +611,9 @@ func (o *saga) abort(ctx workflow.Context, cause error, stepReason string) (View
 			}
 		}
 	}
+	if a := o.view.Authorization; a != nil && len(failed) == 0 {
+		a.Released = true // Refund voided what was not captured
+	}
 	o.view.FailureReason = reason
 	if err := o.record(dctx, final, reason); err != nil {
 		failed = append(failed, err)
@@ -556,7 +635,7 @@ func (o *saga) record(ctx workflow.Context, status, reason string) error {
 
 // setStatus moves the saga's view to a status and, where the saga rests, the
 // OrderStatus search attribute with it (PENDING is set when the gateway
-// starts the saga). RESERVED and PAID are passed through inside one workflow
+// starts the saga). RESERVED, AUTHORIZED and PAID are passed through inside one workflow
 // task, since every step is a local activity, so visibility would only show
 // them during a step that outlasts the workflow task heartbeat (8 s).
 // Upserting them anyway cost the server an event and a visibility write
@@ -571,7 +650,7 @@ func (o *saga) setStatus(ctx workflow.Context, status string) {
 	if orderflow.Terminal(status) {
 		o.observeEnd(ctx)
 	}
-	if status == orderflow.StatusReserved || status == orderflow.StatusPaid {
+	if status == orderflow.StatusReserved || status == orderflow.StatusPaid || status == orderflow.StatusAuthorized {
 		return
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, OrderStatusKey.ValueSet(status)); err != nil {
@@ -585,6 +664,7 @@ var statusWords = map[string]string{
 	orderflow.StatusReserved:           "stock reserved; charging the payment.",
 	orderflow.StatusPaymentPending:     "stock reserved; no payment provider can take the charge, so the order is parked and the charge is retried until the payment deadline.",
 	orderflow.StatusPaid:               "payment charged; confirming the order.",
+	orderflow.StatusAuthorized:         "payment authorized; confirming the order, whose shipments are captured as they leave.",
 	orderflow.StatusConfirmed:          "confirmed: stock reserved, payment charged, the customer's notification queued.",
 	orderflow.StatusCompensating:       "a step failed or the order was cancelled; undoing the steps taken.",
 	orderflow.StatusCancelled:          "cancelled on request.",

@@ -86,7 +86,23 @@ func newOrderTest(t *testing.T) *orderTest {
 
 // newOrderTestIn is newOrderTest in a suite the test set up (its metrics
 // handler, say).
+//
+// Its saga charges the order in full, as every saga did before it
+// authorized and captured (authorize_test.go tests those, through
+// newAuthTest): running sagas and their histories still take that branch.
 func newOrderTestIn(t *testing.T, s *testsuite.WorkflowTestSuite) *orderTest {
+	t.Helper()
+	h := newSagaTest(t, s)
+	h.env.OnGetVersion(authorizeCapture, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion).Maybe()
+	return h
+}
+
+// authorizeCapture is the saga's change ID of authorizing at the payment
+// step and capturing as the order ships.
+const authorizeCapture = "authorize-then-capture"
+
+// newSagaTest runs the current saga.
+func newSagaTest(t *testing.T, s *testsuite.WorkflowTestSuite) *orderTest {
 	t.Helper()
 	h := &orderTest{t: t, env: s.NewTestWorkflowEnvironment()}
 	env := h.env
@@ -102,6 +118,15 @@ func newOrderTestIn(t *testing.T, s *testsuite.WorkflowTestSuite) *orderTest {
 			switch in := args[0].(type) {
 			case orders.SetStatusInput:
 				name = fmt.Sprintf("SetStatus(%s)", in.Status)
+			case payment.CaptureInput:
+				name = fmt.Sprintf("Capture(%s %d)", in.ShipmentID, in.AmountCents)
+				if in.Final {
+					name = fmt.Sprintf("Capture(%s %d final)", in.ShipmentID, in.AmountCents)
+				}
+			case payment.AuthorizeInput:
+				if in.Renewal > 0 {
+					name = fmt.Sprintf("Authorize(renewal %d: %d)", in.Renewal, in.AmountCents)
+				}
 			}
 		}
 		h.mu.Lock()
@@ -131,6 +156,12 @@ func (h *orderTest) mockDefaults() {
 	env.OnActivity(invActs.Reserve, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(invActs.Release, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(payActs.Charge, mock.Anything, mock.Anything).Return(testCharge, nil).Maybe()
+	env.OnActivity(payActs.Authorize, mock.Anything, mock.Anything).Return(testAuth, nil).Maybe()
+	env.OnActivity(payActs.Capture, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in payment.CaptureInput) (payment.CaptureResult, error) {
+			return payment.CaptureResult{CaptureID: "cap_" + in.ShipmentID, CapturedCents: in.AmountCents}, nil
+		}).Maybe()
+	env.OnActivity(payActs.Void, mock.Anything, mock.Anything).Return(payment.VoidResult{Voided: true}, nil).Maybe()
 	env.OnActivity(payActs.Refund, mock.Anything, mock.Anything).Return(payment.RefundResult{Refunded: true}, nil).Maybe()
 	env.OnActivity(ordersActs.Confirm, mock.Anything, mock.Anything).Return(nil).Maybe()
 	env.OnActivity(ordersActs.Revert, mock.Anything, mock.Anything).Return(nil).Maybe()

@@ -83,6 +83,11 @@ var Profiles = map[string]Profile{
 			// after 5 s, so the run settles within its quiescence bound
 			// after the last fault.
 			"PAYMENT_RETRY_INITIAL": "1s", "PAYMENT_RETRY_MAX": "5s", "PAYMENT_BREAKER_OPEN_TIMEOUT": "5s",
+			// The run's webhook subscribers listen on loopback; a
+			// delivery they fail is retried within seconds and a held one
+			// given up after 2 s, so every event arrives within the
+			// run's bounds after their last fault window.
+			"WEBHOOKS_ALLOW_PRIVATE": "true", "WEBHOOKS_RETRY_INITIAL": "1s", "WEBHOOKS_RETRY_MAX": "4s", "WEBHOOKS_TIMEOUT": "2s",
 		}),
 		Defaults: map[string]string{"LOG_LEVEL": "warn"}},
 	// The bench measures the stack, not the limiter; the gateway starts

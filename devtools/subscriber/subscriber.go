@@ -87,6 +87,19 @@ func New(secret string) (*Receiver, error) {
 	return &Receiver{wh: wh, acked: map[string]bool{}, refusals: map[int]int{}, release: make(chan struct{})}, nil
 }
 
+// SetSecret replaces the secret deliveries are verified with (a
+// subscriber that learns its endpoint's secret only once it listens).
+func (r *Receiver) SetSecret(secret string) error {
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		return fmt.Errorf("subscriber: the secret must be whsec_<base64>: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.wh = wh
+	return nil
+}
+
 // SetMode changes how deliveries are answered from now on; leaving
 // ModeTimeout answers the deliveries it held (503).
 func (r *Receiver) SetMode(m Mode) {
@@ -135,7 +148,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.mu.Lock()
-	mode, release := r.mode, r.release
+	mode, release, wh := r.mode, r.release, r.wh
 	r.mu.Unlock()
 	switch mode {
 	case Mode5xx:
@@ -149,7 +162,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.refuse(w, problem{http.StatusServiceUnavailable, "held on purpose"})
 		return
 	}
-	if p := r.verify(body, req.Header); p != nil {
+	if p := verify(wh, body, req.Header); p != nil {
 		r.refuse(w, *p)
 		return
 	}
@@ -176,8 +189,8 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 // verify checks the signature and the timestamp with the reference
 // library, mapping its errors to the answer.
-func (r *Receiver) verify(body []byte, h http.Header) *problem {
-	err := r.wh.Verify(body, h)
+func verify(wh *standardwebhooks.Webhook, body []byte, h http.Header) *problem {
+	err := wh.Verify(body, h)
 	switch {
 	case err == nil:
 		return nil

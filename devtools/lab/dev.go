@@ -69,7 +69,9 @@ func merge(ms ...map[string]string) map[string]string {
 // Profiles are the stacks orderflow runs: make run/up (dev), the smoke test,
 // the chaos run and the bench.
 var Profiles = map[string]Profile{
-	"dev": {Name: "dev", Data: ".data", Ports: "default"},
+	// make run is development: a subscriber on this machine (orderflow-dev
+	// webhooks listen, the README walk-through) may receive webhooks.
+	"dev": {Name: "dev", Data: ".data", Ports: "default", Defaults: map[string]string{"WEBHOOKS_ALLOW_PRIVATE": "true"}},
 	// The stack as make run starts it; the short bench it runs sends
 	// orders and polls from one address.
 	"smoke": {Name: "smoke", Data: ".data/smoke", Ports: "free", Fresh: true, Database: "smoke", Slot: 1,

@@ -39,10 +39,11 @@ var subscriberSpecs = []struct {
 const (
 	subscriberHold  = 6 * time.Second
 	subscriberEvery = 16 * time.Second
-	// subscriberWait bounds the wait, once the orders settled, for every
-	// delivery to arrive (the retry backoff of the chaos stack tops at a
-	// few seconds).
-	subscriberWait = 2 * time.Minute
+	// subscriberStall bounds the wait, once the orders settled, for the
+	// next delivery to arrive while some are missing: the retry backoff of
+	// the chaos stack tops at a few seconds, so a minute with none is no
+	// backlog but a loss. The whole wait stays within the run's Quiesce.
+	subscriberStall = time.Minute
 )
 
 // chaosSubscriber is one registered endpoint and its receiver.
@@ -166,12 +167,14 @@ type outboxEvent struct {
 }
 
 // checkSubscribers waits until every subscriber acknowledged every event
-// of its types of the run's orders (or subscriberWait passed), then checks
+// of its types of the run's orders (or none arrived for subscriberStall, or
+// the run's Quiesce passed), then checks
 // the subscribers' invariants and fills in their reports.
 func (r *Runner) checkSubscribers(ctx context.Context, ids []string) ([]Invariant, []SubscriberReport, error) {
 	const q = `SELECT id, type, order_id::text FROM event_outbox WHERE order_id = ANY($1::uuid[]) AND type = ANY($2) ORDER BY id`
 	expected := make([][]outboxEvent, len(r.subs))
-	deadline := time.Now().Add(subscriberWait)
+	deadline, stall := time.Now().Add(r.cfg.Quiesce), time.Now().Add(subscriberStall)
+	lastMissing := -1
 	for {
 		missing := 0
 		for i, s := range r.subs {
@@ -199,7 +202,10 @@ func (r *Runner) checkSubscribers(ctx context.Context, ids []string) ([]Invarian
 				}
 			}
 		}
-		if missing == 0 || time.Now().After(deadline) {
+		if missing != lastMissing {
+			lastMissing, stall = missing, time.Now().Add(subscriberStall)
+		}
+		if missing == 0 || time.Now().After(deadline) || time.Now().After(stall) {
 			break
 		}
 		select {

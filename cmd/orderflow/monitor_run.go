@@ -13,9 +13,9 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
 
 	"github.com/orderflow/orderflow/activities/monitor"
-	"github.com/orderflow/orderflow/internal/boot"
 	"github.com/orderflow/orderflow/internal/config"
 	monitorflow "github.com/orderflow/orderflow/workflows/monitor"
 )
@@ -33,48 +33,45 @@ func runMonitorNow(ctx context.Context, out io.Writer, lookup env, args []string
 	fs := flag.NewFlagSet("monitor run", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	nightly := fs.Bool("nightly", false, "")
-	region := fs.String("region", "", "")
+	regionName := fs.String("region", "", "")
 	wait := fs.Duration("wait", 5*time.Minute, "")
 	if err := fs.Parse(args); err != nil || fs.NArg() != 0 || *wait <= 0 {
 		return fmt.Errorf("monitor run: bad arguments %q\n%s", args, monitorUsage)
 	}
-	if *region == "" {
+	if *regionName == "" {
 		raw, _ := lookup(config.Region.Setting().Name)
-		*region = strings.TrimSpace(raw)
-		if *region == "" {
-			*region = config.Region.Default()
+		*regionName = strings.TrimSpace(raw)
+		if *regionName == "" {
+			*regionName = config.Region.Default()
 		}
 	}
-	if _, err := config.Region.Parse(*region); err != nil {
+	if _, err := config.Region.Parse(*regionName); err != nil {
 		return fmt.Errorf("monitor run: --region: %w", err)
 	}
 	cfg, v := loadFailover(lookup)
 	if err := v.Err(); err != nil {
 		return err
 	}
-	log, err := boot.Logger(cfg.Boot, "monitor")
-	if err != nil {
-		return err
-	}
-	defer log.Sync() //nolint:errcheck // stderr
-	r, err := openRegion(ctx, cfg.Boot, log)
-	if err != nil {
-		return err
-	}
-	defer r.close()
 	ctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()
+	return withRegion(ctx, cfg.Boot, "monitor", func(r *region, _ *zap.Logger) error {
+		return r.monitorRun(ctx, out, *regionName, *nightly)
+	})
+}
 
-	id := monitorflow.ScheduleID(*region, *nightly)
+// monitorRun triggers the region's recent (or nightly) Schedule and prints
+// the report of the run it started.
+func (r *region) monitorRun(ctx context.Context, out io.Writer, region string, nightly bool) error {
+	id := monitorflow.ScheduleID(region, nightly)
 	run, err := triggerSchedule(ctx, r.temporal, id)
 	if err != nil {
 		return fmt.Errorf("monitor run: %w", err)
 	}
 	scope := "the recent orders (placed " + monitorflow.RecentWindow.String() + " to " + monitorflow.Grace.String() + " ago), stock moved since, stuck sagas"
-	if *nightly {
+	if nightly {
 		scope = "every order, every SKU, stuck sagas"
 	}
-	fmt.Fprintf(out, "invariant monitor run %s (schedule %s, region %s): %s\n", run.WorkflowID, id, *region, scope)
+	fmt.Fprintf(out, "invariant monitor run %s (schedule %s, region %s): %s\n", run.WorkflowID, id, region, scope)
 	var res monitorflow.Result
 	if err := r.temporal.GetWorkflow(ctx, run.WorkflowID, run.FirstExecutionRunID).Get(ctx, &res); err != nil {
 		return fmt.Errorf("monitor run %s: %w", run.WorkflowID, err)
@@ -95,11 +92,11 @@ func runMonitorNow(ctx context.Context, out io.Writer, lookup env, args []string
 	}
 	open := 0
 	for _, f := range page.Findings {
-		if f.Region == *region {
+		if f.Region == region {
 			open++
 		}
 	}
-	fmt.Fprintf(out, "open findings in %s: %d (orderflow monitor findings lists them; runbook in docs/operations.md)\n", *region, open)
+	fmt.Fprintf(out, "open findings in %s: %d (orderflow monitor findings lists them; runbook in docs/operations.md)\n", region, open)
 	if found > 0 {
 		return fmt.Errorf("monitor run: %d breaches found", found)
 	}

@@ -67,7 +67,7 @@ func TestADispatchRoundSlowerThanAStatementStillMarksItsEvents(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM event_outbox WHERE region = $1 AND webhooks_at IS NULL`, region).Scan(&pending))
 	assert.Zero(t, pending, "every event marked")
 	for _, o := range orders {
-		_, err := tc.DescribeWorkflowExecution(ctx, hooks.DeliveryWorkflowID(ep.ID, o), "")
+		_, err := tc.DescribeWorkflow(ctx, hooks.DeliveryWorkflowID(ep.ID, o), "")
 		assert.NoError(t, err, fmt.Sprintf("the delivery workflow of %s was signalled", o))
 	}
 }

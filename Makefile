@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 # go.mod's toolchain line (the installed Go's go.env says local).
 export GOTOOLCHAIN ?= auto
 
-.PHONY: run up down test e2e-ha vulncheck alerts-test deploy-check fuzz bench chaos chaos-ha build fmt lint sbom temporal-cli clean dev-bin
+.PHONY: run up down test e2e-ha vulncheck alerts-test deploy-check fuzz bench chaos chaos-ha drill build fmt lint sbom temporal-cli clean dev-bin
 
 # The lab (devtools/lab) runs every stack from its typed topology; its
 # command is orderflow-dev lab (orderflow-dev lab help). Environment
@@ -130,6 +130,20 @@ CHAOS_HA_DURATION ?= 10m
 CHAOS_HA_RATE ?= 3
 chaos-ha: dev-bin ## hosts of the HA topology lost one at a time under load: RTO per fault kind, the invariants (CHAOS_HA_DURATION, default 10m); writes chaos/results/ha-*.json
 	@$(DEV) lab with --profile ha -- $(DEV) chaos --ha --duration $(CHAOS_HA_DURATION) --rate $(CHAOS_HA_RATE) $(CHAOS_HA_ARGS)
+
+# The region-loss drill (docs/regions.md, issue 14): the regions profile
+# (two regions, root only: network namespaces) on LAB_NETWORK (default
+# DRILL_NETWORK) and DRILL_PORTS; orders to both regions, east cut off,
+# failed over by `orderflow failover --watch` and back, the RTOs measured
+# and the chaos invariants checked in both regions. DRILL_ARGS: more flags
+# (orderflow-dev drill -h: --rate, --before, --hold, --after, --lose).
+DRILL_NETWORK ?= ofv:10.207.0.0/16
+DRILL_PORTS ?= free
+drill: dev-bin ## a region lost under load, failed over and back: RTO, orders lost, double charges, invariants; writes drill/results/
+	@devtools/install.sh postgres redis haproxy iproute2
+	@go build -trimpath -o bin/orderflow ./cmd/orderflow
+	@LAB_NETWORK="$${LAB_NETWORK:-$(DRILL_NETWORK)}" ORDERFLOW_BIN=$(CURDIR)/bin/orderflow ORDERFLOW_DEV_BIN=$(CURDIR)/$(DEV) \
+		$(DEV) lab with --profile regions --ports $(DRILL_PORTS) --data .data/drill -- $(DEV) drill $(DRILL_ARGS)
 
 # Every e2e test against the ha profile (docs/ha.md): PostgreSQL through
 # Patroni's primary, Redis through Sentinel, Temporal through the cluster's

@@ -208,9 +208,13 @@ func (r *Relay) serve(ctx context.Context, conn *pgx.Conn) error {
 
 // prune deletes the scope's events published longer ago than Retain, a
 // bounded batch at a time; the oldest ids come first in the primary key.
+// An event the webhook dispatcher has not handed over yet (webhooks_at
+// NULL: its worker was down for longer than Retain) stays until it has, so
+// that no subscriber misses it.
 func (r *Relay) prune(ctx context.Context, conn *pgx.Conn) error {
 	const q = `DELETE FROM event_outbox WHERE id IN (
 		SELECT id FROM event_outbox WHERE region = $1 AND status = 'published' AND published_at < now() - $2::interval
+		AND webhooks_at IS NOT NULL
 		ORDER BY id LIMIT 10000)`
 	for ctx.Err() == nil {
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)

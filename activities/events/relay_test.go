@@ -265,15 +265,19 @@ func mustInt(t *testing.T, s string) int {
 	return n
 }
 
-// The lead deletes published events older than Retain, and only those.
+// The lead deletes events published and handed to the webhook dispatcher
+// longer ago than Retain, and only those: an old event the dispatcher has
+// not handed over yet stays.
 func TestTheLeaderPrunesEventsPublishedLongAgo(t *testing.T) {
 	e := newRelayEnv(t)
 	old := e.enqueue(events.OrderShipped)
 	recent := e.enqueue(events.OrderShipped)
+	undispatched := e.enqueue(events.OrderShipped)
 	_, stop := e.relay()
 	e.waitPublished()
 	stop()
-	_, err := e.pool.Exec(context.Background(), `UPDATE event_outbox SET published_at = now() - interval '8 days' WHERE order_id = $1`, old)
+	_, err := e.pool.Exec(context.Background(), `UPDATE event_outbox SET published_at = now() - interval '8 days',
+		webhooks_at = CASE WHEN order_id = $1 THEN now() - interval '8 days' END WHERE order_id IN ($1, $2)`, old, undispatched)
 	require.NoError(t, err)
 	e.relay() // prunes when it takes the lead
 	require.Eventually(t, func() bool {
@@ -284,6 +288,8 @@ func TestTheLeaderPrunesEventsPublishedLongAgo(t *testing.T) {
 	var n int
 	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT count(*) FROM event_outbox WHERE order_id = $1`, recent).Scan(&n))
 	assert.Equal(t, 1, n, "an event published recently stays")
+	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT count(*) FROM event_outbox WHERE order_id = $1`, undispatched).Scan(&n))
+	assert.Equal(t, 1, n, "an old event not yet handed to the webhook dispatcher stays")
 }
 
 // A stream that disappears (a NATS server started without its store) is

@@ -23,6 +23,8 @@ import (
 	"github.com/orderflow/orderflow/workflows/maintenance"
 	"github.com/orderflow/orderflow/workflows/monitor"
 	"github.com/orderflow/orderflow/workflows/order"
+	"github.com/orderflow/orderflow/workflows/returns"
+	"github.com/orderflow/orderflow/workflows/webhooks"
 )
 
 const replayUsage = `usage: orderflow replay <history.json> [more.json...]
@@ -41,7 +43,7 @@ PII_KEYS / PII_KEYS_FILE (every key that sealed one of them must be there).
 const nondeterminismCode = "TMPRL1100"
 
 // runReplay is `orderflow replay`: it replays every history file in args
-// against the Order and Maintenance workflows of this build, prints one
+// against every workflow this build's workers run, prints one
 // verdict per file to out, and returns an error when any of them failed.
 func runReplay(out io.Writer, lookup env, args []string) error {
 	if len(args) == 0 {
@@ -70,6 +72,9 @@ func runReplay(out io.Writer, lookup env, args []string) error {
 	r.RegisterWorkflowWithOptions(order.Saga, workflow.RegisterOptions{Name: order.Workflow})
 	r.RegisterWorkflowWithOptions(maintenance.Run, workflow.RegisterOptions{Name: maintenance.Workflow})
 	r.RegisterWorkflowWithOptions(monitor.Run, workflow.RegisterOptions{Name: monitor.Workflow})
+	r.RegisterWorkflowWithOptions(returns.Receive, workflow.RegisterOptions{Name: returns.Workflow})
+	r.RegisterWorkflowWithOptions(webhooks.Deliver, workflow.RegisterOptions{Name: webhooks.Workflow})
+	r.RegisterWorkflowWithOptions(webhooks.Replay, workflow.RegisterOptions{Name: webhooks.ReplayWorkflow})
 	// The SDK logs a replay's panic at ERROR; the verdict below says it better.
 	quiet := log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 

@@ -78,6 +78,13 @@ type Config struct {
 	// windows and recover (subscribers.go); the stack must allow loopback
 	// endpoints (WEBHOOKS_ALLOW_PRIVATE).
 	Subscribers bool
+	// Transport, when set, carries the load's requests (the region drill's
+	// names each customer's home region on them); nil: the default one.
+	Transport http.RoundTripper
+	// Ledger is the database holding the payment simulators' ledger when
+	// it is not the orders' (the regions profile keeps it apart, so that
+	// losing a region does not lose the provider); nil: the orders'.
+	Ledger *pgxpool.Pool
 }
 
 // FaultKinds are every kind of fault a run can inject.
@@ -116,8 +123,12 @@ func New(cfg Config, db *pgxpool.Pool, tc client.Client, out io.Writer) *Runner 
 	if cfg.Seed == 0 {
 		cfg.Seed = uint64(time.Now().UnixNano())
 	}
-	return &Runner{cfg: cfg, db: db, temporal: tc, out: out, http: httpClient, rnd: rand.New(rand.NewPCG(cfg.Seed, 42)),
+	r := &Runner{cfg: cfg, db: db, temporal: tc, out: out, http: httpClient, rnd: rand.New(rand.NewPCG(cfg.Seed, 42)),
 		clientEr: map[string]int{}}
+	if cfg.Transport != nil {
+		r.http = &http.Client{Timeout: httpClient.Timeout, Transport: cfg.Transport}
+	}
+	return r
 }
 
 func (r *Runner) float() float64 {

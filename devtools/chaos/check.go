@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/activities/monitor"
 	"github.com/orderflow/orderflow/devtools/paysim"
@@ -120,7 +122,17 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 // ledgers lists every paysim instance's charges, with their refunds, from
 // the simulator's own ledger (the stack's providers are paysim instances).
 func (r *Runner) ledgers(ctx context.Context) ([]monitor.Listed, error) {
-	all := &paysim.Ledger{DB: r.db}
+	db := r.db
+	if r.cfg.Ledger != nil {
+		db = r.cfg.Ledger
+	}
+	return ListLedgers(ctx, db)
+}
+
+// ListLedgers lists every paysim instance's charges, with their refunds,
+// from the simulators' ledger in db, per instance.
+func ListLedgers(ctx context.Context, db *pgxpool.Pool) ([]monitor.Listed, error) {
+	all := &paysim.Ledger{DB: db}
 	var listed []monitor.Listed
 	at := map[string]int{}
 	for after := ""; ; {

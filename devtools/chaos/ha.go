@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +54,35 @@ type Tier struct {
 	// with its synchronous standby, a master with its replica in sync, the
 	// host back in the balancer's rotation.
 	Whole lab.Check
+}
+
+// SelectTiers keeps the tiers whose kind is in kinds (comma-separated, in
+// the tiers' order; empty keeps every tier), so a run can lose one kind of
+// host only (a fault's timeline measured on its own); an unknown kind is an
+// error naming the known ones.
+func SelectTiers(tiers []Tier, kinds string) ([]Tier, error) {
+	want := map[string]bool{}
+	for _, k := range strings.Split(kinds, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			want[k] = true
+		}
+	}
+	if len(want) == 0 {
+		return tiers, nil
+	}
+	var out []Tier
+	known := make([]string, 0, len(tiers))
+	for _, t := range tiers {
+		known = append(known, t.Kind)
+		if want[t.Kind] {
+			out = append(out, t)
+			delete(want, t.Kind)
+		}
+	}
+	for k := range want {
+		return nil, fmt.Errorf("unknown host kind %q (known: %s)", k, strings.Join(known, ", "))
+	}
+	return out, nil
 }
 
 // HAConfig is the HA part of a run; Config says the rest (rate, duration,

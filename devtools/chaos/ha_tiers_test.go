@@ -90,3 +90,17 @@ func TestPatroniLeaderFollowsAFailoverAndWholeWaitsForTheOldPrimaryToStream(t *t
 	require.NoError(t, p.Stack().Start(ctx, ha.MemberName(primary)))
 	require.NoError(t, lab.Wait(ctx, whole, 2*time.Minute, nil), "the old primary back as the synchronous standby")
 }
+
+func TestSelectTiersKeepsTheNamedKindsInOrderAndRefusesUnknownOnes(t *testing.T) {
+	tiers := []Tier{{Kind: "pg_primary"}, {Kind: "redis_master"}, {Kind: "temporal_server"}}
+	all, err := SelectTiers(tiers, "")
+	require.NoError(t, err)
+	assert.Len(t, all, 3, "no kinds: every tier")
+	some, err := SelectTiers(tiers, "temporal_server, pg_primary")
+	require.NoError(t, err)
+	require.Len(t, some, 2)
+	assert.Equal(t, "pg_primary", some[0].Kind, "the tiers' own order")
+	assert.Equal(t, "temporal_server", some[1].Kind)
+	_, err = SelectTiers(tiers, "temporal_server,pg_primry")
+	assert.ErrorContains(t, err, `"pg_primry"`)
+}

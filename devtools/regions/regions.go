@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -311,9 +312,20 @@ func NewProfile(cfg lab.Config) (*Profile, error) {
 		nodes = append(nodes, p.temporal(cfg, r))
 	}
 	nodes[len(nodes)-1].After = p.connect
+	provider, err := p.postgres(cfg, ProviderPostgres, lab.Postgres{URL: p.ProviderDatabaseURL()})
+	if err != nil {
+		return nil, err
+	}
+	nodes = append(nodes, provider)
 	svc, err := lab.Services(cfg)
 	if err != nil {
 		return nil, err
+	}
+	for _, n := range svc {
+		if strings.HasPrefix(n.Name, "paysim-") {
+			// The last DATABASE_URL of a process's environment wins.
+			n.Proc.Env = append(n.Proc.Env, "DATABASE_URL="+p.ProviderDatabaseURL())
+		}
 	}
 	nodes = append(nodes, p.jobs(svc)...)
 	for _, role := range []string{RoleWorker, RoleStandbyWorker, RoleGateway, RoleStandbyGateway} {
@@ -363,7 +375,7 @@ func (p *Profile) primary(cfg lab.Config, r string) (*lab.Node, error) {
 	}
 	n.After = func(ctx context.Context) error {
 		// Rebuilt as a standby (RebuildAsStandby), it has it all already.
-		if standby, err := inRecovery(ctx, p.PrimaryAdminURL(r, "postgres")); err != nil || standby {
+		if standby, err := InRecovery(ctx, p.PrimaryAdminURL(r, "postgres")); err != nil || standby {
 			return err
 		}
 		if err := (lab.Postgres{URL: pg.URL, Private: true}).EnsureDatabase(ctx); err != nil {
@@ -375,6 +387,23 @@ func (p *Profile) primary(cfg lab.Config, r string) (*lab.Node, error) {
 		return localCommit(ctx, p.PrimaryAdminURL(r, "postgres"))
 	}
 	return n, nil
+}
+
+// ProviderPostgres is the payment simulators' own PostgreSQL: in the lab's
+// namespace, at the bridge's address, apart from both regions. The
+// simulators stand for the external payment provider, which a region's
+// loss does not take down; with their ledger in a region's primary (the
+// stack's DATABASE_URL, as the other profiles have it) losing that region
+// would lose the provider and every charge's record with it.
+const (
+	ProviderPostgres     = "provider-pg"
+	ProviderPostgresPort = 5434
+)
+
+// ProviderDatabaseURL is the payment simulators' ledger database
+// (ProviderPostgres).
+func (p *Profile) ProviderDatabaseURL() string {
+	return pgURL(appRole, appRole, net.JoinHostPort(p.Network.Gateway, strconv.Itoa(ProviderPostgresPort)), "paysim")
 }
 
 // TemporalDB is region r's Temporal persistence: an instance of its own
@@ -456,8 +485,9 @@ func (p *Profile) RebuildAsStandby(ctx context.Context, r string) error {
 
 const qInRecovery = "SELECT pg_is_in_recovery()"
 
-// inRecovery reports whether the server at dsn is a standby.
-func inRecovery(ctx context.Context, dsn string) (bool, error) {
+// InRecovery reports whether the server at dsn is a standby (a region's
+// old primary once rebuilt: the fence of a failback).
+func InRecovery(ctx context.Context, dsn string) (bool, error) {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return false, err
@@ -604,6 +634,35 @@ func (p *Profile) syncStandbys(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ServedBy asks the balancer for /health/ready as a customer of home and
+// returns the gateway that answered.
+func (p *Profile) ServedBy(ctx context.Context, home string) (string, error) {
+	return p.ServedWith(ctx, "X-Orderflow-Region", home)
+}
+
+// ServedWith is ServedBy with the request's one header given.
+func (p *Profile) ServedWith(ctx context.Context, header, value string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.APIURL()+"/health/ready", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set(header, value)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return "", errors.New(res.Status)
+	}
+	return res.Header.Get("X-Orderflow-Served-By"), nil
+}
+
+// Check is a lab.Check made of a function, called name.
+func Check(name string, f func(ctx context.Context) error) lab.Check { return checkFunc{name, f} }
 
 // checkFunc is a lab.Check made of a function.
 type checkFunc struct {

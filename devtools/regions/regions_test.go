@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -63,30 +62,6 @@ func waitSignal(ctx workflow.Context) (string, error) {
 
 const testQueue = "regions-test"
 
-// servedBy asks the balancer for /health/ready as a customer of home and
-// returns the gateway that answered.
-func servedBy(ctx context.Context, p *Profile, home string) (string, error) {
-	return servedWith(ctx, p, "X-Orderflow-Region", home)
-}
-
-// servedWith is servedBy with the request's one header given.
-func servedWith(ctx context.Context, p *Profile, header, value string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.APIURL()+"/health/ready", nil)
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set(header, value)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	_ = res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return "", errors.New(res.Status)
-	}
-	return res.Header.Get("X-Orderflow-Served-By"), nil
-}
-
 // noForwarding makes a frontend answer a call itself instead of
 // forwarding it to the namespace's active cluster.
 func noForwarding(ctx context.Context) context.Context {
@@ -132,17 +107,17 @@ func TestEastLostOrdersEastFailsOverToWestWithItsDatabaseAndInFlightWorkflow(t *
 		t.Fatal(err)
 	}
 	for _, home := range Names {
-		if got, err := servedBy(ctx, p, home); err != nil || got != Backends(home)[0] {
+		if got, err := p.ServedBy(ctx, home); err != nil || got != Backends(home)[0] {
 			t.Fatalf("a customer of %s is served by %q (%v), want %s", home, got, err, Backends(home)[0])
 		}
 	}
 	// Without the header, the bearer token's region claim routes (the
 	// balancer reads it unverified: the gateway checks the token).
 	claim := "Bearer e30." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"c-1","region":"west"}`)) + ".c2ln"
-	if got, err := servedWith(ctx, p, "Authorization", claim); err != nil || got != Backends("west")[0] {
+	if got, err := p.ServedWith(ctx, "Authorization", claim); err != nil || got != Backends("west")[0] {
 		t.Fatalf("a token whose region is west is served by %q (%v), want %s", got, err, Backends("west")[0])
 	}
-	if got, err := servedWith(ctx, p, "X-Nothing", "1"); err != nil || got != Backends("east")[0] {
+	if got, err := p.ServedWith(ctx, "X-Nothing", "1"); err != nil || got != Backends("east")[0] {
 		t.Fatalf("a request that names no region is served by %q (%v), want %s", got, err, Backends("east")[0])
 	}
 	if state, err := regionsx.SyncState(ctx, p.PrimaryAdminURL("west", "postgres"), "east"); err != nil || state != "sync" {
@@ -269,7 +244,7 @@ func TestEastLostOrdersEastFailsOverToWestWithItsDatabaseAndInFlightWorkflow(t *
 	}
 	acceptedAfter := time.Since(cut)
 	rerouted := checkFunc{"east's customers served from west", func(ctx context.Context) error {
-		got, err := servedBy(ctx, p, "east")
+		got, err := p.ServedBy(ctx, "east")
 		if err == nil && got != Backends("east")[1] {
 			err = errors.New("served by " + got)
 		}

@@ -48,6 +48,7 @@ func runChaos(ctx context.Context, args []string) error {
 	haRun := fs.Bool("ha", false, "the ha profile's hosts lost one at a time instead of --faults (make chaos-ha)")
 	var ho haOptions
 	fs.IntVar(&ho.rounds, "rounds", 3, "with --ha: every kind of host lost at least this many times (the run outlasts --duration if it must)")
+	fs.StringVar(&ho.kinds, "kinds", "", "with --ha: only these kinds of host lost (pg_primary, redis_master, temporal_server, gateway, worker; default all)")
 	fs.StringVar(&ho.modes, "modes", chaos.ModeKill+","+chaos.ModeCut, "with --ha: how hosts are lost, in turn per kind (kill, cut)")
 	fs.DurationVar(&ho.quiet, "quiet", 5*time.Second, "with --ha: plain load before each fault")
 	fs.DurationVar(&ho.maxOutage, "max-outage", 90*time.Second, "with --ha: bound on a host's loss while orders fail")

@@ -15,6 +15,7 @@ import (
 // haOptions are the flags of `orderflow-dev chaos --ha`.
 type haOptions struct {
 	rounds    int
+	kinds     string
 	modes     string
 	quiet     time.Duration
 	maxOutage time.Duration
@@ -39,7 +40,11 @@ func runChaosHA(ctx context.Context, data string, c chaos.Config, o haOptions) e
 	defer pool.Close()
 	defer tc.Close()
 	c.Tokens = tokens
-	hc := chaos.HAConfig{Hosts: profileHosts{p}, Tiers: haTiers(p), Rounds: o.rounds, Quiet: o.quiet, MaxOutage: o.maxOutage}
+	tiers, err := chaos.SelectTiers(haTiers(p), o.kinds)
+	if err != nil {
+		return fmt.Errorf("chaos --ha --kinds: %w", err)
+	}
+	hc := chaos.HAConfig{Hosts: profileHosts{p}, Tiers: tiers, Rounds: o.rounds, Quiet: o.quiet, MaxOutage: o.maxOutage}
 	for _, m := range strings.Split(o.modes, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			hc.Modes = append(hc.Modes, m)

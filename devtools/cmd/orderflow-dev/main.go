@@ -31,6 +31,8 @@ commands:
             (make restore-drill, and make test; --ha: on the ha profile, make restore-drill-ha)
   webhooks  a local webhook subscriber: orderflow-dev webhooks listen --secret whsec_... [--addr 127.0.0.1:9009]
             verifies each delivery's signature and prints the event (README walk-through)
+  drill     the region-loss drill on the regions profile: a region cut off under load, failed over and back,
+            RTO measured and the invariants checked in both regions (make drill; docs/regions.md)
   smoke     a fresh stack as make run starts it, an order to CONFIRMED and the stack's promises checked (make test)
 `
 
@@ -54,6 +56,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runSmoke(ctx, args)
 	case "webhooks":
 		return runWebhooks(ctx, args)
+	case "drill":
+		return runDrill(ctx, args)
 	case "restore-drill":
 		return runRestoreDrill(ctx, args)
 	case "backup":

@@ -43,6 +43,8 @@ orderflow-dev, built from devtools/cmd/orderflow-dev):
             link and fails; reads DATABASE_URL as migrate does; see docs/security.md)
   monitor   list the invariant monitor's findings: orderflow monitor findings [--kind KIND] [--all] [--limit N]
             (open ones unless --all; reads DATABASE_URL; runbook in docs/operations.md)
+            run it now and print its report: orderflow monitor run [--nightly] [--region R] [--wait 5m]
+            (triggers the region's Schedule; reads the Temporal settings too)
   redrive   start the sagas of accepted orders that did not replicate to this region's cluster:
             orderflow redrive [--namespace orders-east] [--since 15m] (docs/regions.md)
   failover  fail a lost region over to this one, step by step, timed (JSON): orderflow failover

@@ -12,7 +12,8 @@ import (
 	"github.com/orderflow/orderflow/activities/monitor"
 )
 
-const monitorUsage = "usage: orderflow monitor findings [--kind KIND] [--all] [--limit N]"
+const monitorUsage = `usage: orderflow monitor findings [--kind KIND] [--all] [--limit N]
+       orderflow monitor run [--nightly] [--region REGION] [--wait 5m]`
 
 // runMonitor is `orderflow monitor findings`: it prints the invariant
 // monitor's open findings (all of them with --all), oldest first, one a
@@ -21,6 +22,9 @@ const monitorUsage = "usage: orderflow monitor findings [--kind KIND] [--all] [-
 // migrate does. The monitor's Schedules themselves are created by the
 // workers at start-up.
 func runMonitor(ctx context.Context, out io.Writer, lookup env, args []string) error {
+	if len(args) > 0 && args[0] == "run" {
+		return runMonitorNow(ctx, out, lookup, args[1:])
+	}
 	if len(args) == 0 || args[0] != "findings" {
 		return fmt.Errorf("%s", monitorUsage)
 	}

@@ -50,21 +50,29 @@ func runRedrive(ctx context.Context, out io.Writer, lookup env, args []string) e
 	if err != nil {
 		return fmt.Errorf("redrive: %w", err)
 	}
-	log, err := boot.Logger(cfg.Boot, "redrive")
+	return withRegion(ctx, cfg.Boot, "redrive", func(r *region, log *zap.Logger) error {
+		rep, err := r.redrive(ctx, from, log)
+		if werr := writeJSON(out, rep); werr != nil && err == nil {
+			err = werr
+		}
+		return err
+	})
+}
+
+// withRegion runs fn with the region's database and Temporal client, and
+// the command's logger, and closes them after.
+func withRegion(ctx context.Context, c boot.Config, command string, fn func(*region, *zap.Logger) error) error {
+	log, err := boot.Logger(c, command)
 	if err != nil {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck // stderr
-	r, err := openRegion(ctx, cfg.Boot, log)
+	r, err := openRegion(ctx, c, log)
 	if err != nil {
 		return err
 	}
 	defer r.close()
-	rep, err := r.redrive(ctx, from, log)
-	if werr := writeJSON(out, rep); werr != nil && err == nil {
-		err = werr
-	}
-	return err
+	return fn(r, log)
 }
 
 // parseSince reads --since: a duration back from now, or an RFC 3339 time;

@@ -74,6 +74,10 @@ type Config struct {
 	// ReturnShare of the orders are returned in part once delivered: one
 	// unit of a line, received by the operator and refunded.
 	ReturnShare float64
+	// Subscribers registers the run's webhook subscribers, which fail for
+	// windows and recover (subscribers.go); the stack must allow loopback
+	// endpoints (WEBHOOKS_ALLOW_PRIVATE).
+	Subscribers bool
 	// Transport, when set, carries the load's requests (the region drill's
 	// names each customer's home region on them); nil: the default one.
 	Transport http.RoundTripper
@@ -109,6 +113,8 @@ type Runner struct {
 	windows  []*window
 	sent     int
 	clientEr map[string]int // error kind -> count, outside fault windows
+	subs     []*chaosSubscriber
+	subRep   []SubscriberReport
 }
 
 // New returns a runner; db and temporal reach the stack's PostgreSQL and
@@ -156,6 +162,9 @@ type Report struct {
 	Breaker *BreakerCase      `json:"breaker_case,omitempty"`
 	Passed  bool              `json:"passed"`
 	Extra   map[string]string `json:"extra,omitempty"`
+
+	// Subscribers are the webhook subscribers' counts, when they ran.
+	Subscribers []SubscriberReport `json:"webhook_subscribers,omitempty"`
 }
 
 // Invariant is one check over the final state.
@@ -180,6 +189,12 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	if err := r.setLostRate(ctx); err != nil {
 		return rep, err
 	}
+	if r.cfg.Subscribers {
+		defer r.closeSubscribers()
+		if err := r.startSubscribers(ctx); err != nil {
+			return rep, err
+		}
+	}
 	wctx, stopWatching := context.WithCancel(ctx)
 	defer stopWatching()
 	var watchers sync.WaitGroup
@@ -200,6 +215,8 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); r.injectFaults(lctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); r.failSubscribers(lctx) }()
 	r.load(lctx, skus)
 	wg.Wait()
 	fmt.Fprintf(r.out, "chaos: load stopped after %d orders; waiting up to %s for every order to end\n", r.sent, r.cfg.Quiesce)
@@ -215,6 +232,7 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	rep.Breaker = r.breakerCase()
+	rep.Subscribers = r.subRep
 	rep.Extra = map[string]string{"order task queue backlog age": r.metrics.backlog(), "gateway 503s to placements": r.refusalCodes()}
 	rep.Passed = passed(rep.Invariants)
 	for _, p := range rep.Paths {
@@ -332,6 +350,7 @@ func (rep Report) Print(w io.Writer) {
 			"      first refusal %.1f s after the frontend went down; refusal latency p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
 			verdict, b.Outages, b.Opened, b.Refusals, b.NoRetryAfter, b.FirstAfterSec, b.P50Ms, b.P99Ms, b.MaxMs)
 	}
+	printSubscribers(w, rep.Subscribers)
 	fmt.Fprintln(w)
 	PrintInvariants(w, rep.Invariants)
 }

@@ -121,6 +121,13 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 		}
 		out = append(out, ev)
 	}
+	if len(r.subs) > 0 {
+		subs, reps, err := r.checkSubscribers(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		out, r.subRep = append(out, subs...), reps
+	}
 	return out, nil
 }
 

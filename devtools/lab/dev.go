@@ -69,7 +69,9 @@ func merge(ms ...map[string]string) map[string]string {
 // Profiles are the stacks orderflow runs: make run/up (dev), the smoke test,
 // the chaos run and the bench.
 var Profiles = map[string]Profile{
-	"dev": {Name: "dev", Data: ".data", Ports: "default"},
+	// make run is development: a subscriber on this machine (orderflow-dev
+	// webhooks listen, the README walk-through) may receive webhooks.
+	"dev": {Name: "dev", Data: ".data", Ports: "default", Defaults: map[string]string{"WEBHOOKS_ALLOW_PRIVATE": "true"}},
 	// The stack as make run starts it; the short bench it runs sends
 	// orders and polls from one address.
 	"smoke": {Name: "smoke", Data: ".data/smoke", Ports: "free", Fresh: true, Database: "smoke", Slot: 1,
@@ -83,6 +85,11 @@ var Profiles = map[string]Profile{
 			// after 5 s, so the run settles within its quiescence bound
 			// after the last fault.
 			"PAYMENT_RETRY_INITIAL": "1s", "PAYMENT_RETRY_MAX": "5s", "PAYMENT_BREAKER_OPEN_TIMEOUT": "5s",
+			// The run's webhook subscribers listen on loopback; a
+			// delivery they fail is retried within seconds and a held one
+			// given up after 2 s, so every event arrives within the
+			// run's bounds after their last fault window.
+			"WEBHOOKS_ALLOW_PRIVATE": "true", "WEBHOOKS_RETRY_INITIAL": "1s", "WEBHOOKS_RETRY_MAX": "4s", "WEBHOOKS_TIMEOUT": "2s",
 		}),
 		Defaults: map[string]string{"LOG_LEVEL": "warn"}},
 	// The bench measures the stack, not the limiter; the gateway starts

@@ -44,6 +44,7 @@ func runChaos(ctx context.Context, args []string) error {
 	fs.Float64Var(&c.HookShare, "hook-share", 0.04, "share of orders whose confirm or notify step fails for good after the charge (needs a worker built with -tags "+chaos.HookTag+")")
 	fs.Float64Var(&c.ReturnShare, "return-share", 0.10, "share of orders returned in part once delivered")
 	fs.Float64Var(&c.LostRate, "lost-rate", 0.05, "share of parcels the simulated carrier loses")
+	fs.BoolVar(&c.Subscribers, "subscribers", true, "register webhook subscribers that fail for windows and recover, and check their deliveries")
 	haRun := fs.Bool("ha", false, "the ha profile's hosts lost one at a time instead of --faults (make chaos-ha)")
 	var ho haOptions
 	fs.IntVar(&ho.rounds, "rounds", 3, "with --ha: every kind of host lost at least this many times (the run outlasts --duration if it must)")
@@ -57,7 +58,7 @@ func runChaos(ctx context.Context, args []string) error {
 	if *haRun {
 		// Hosts lost are the faults: the ha stack runs the product build
 		// (no hooks) and the plain order mix.
-		c.HookShare, c.ReturnShare, c.LostRate = 0, 0, 0
+		c.HookShare, c.ReturnShare, c.LostRate, c.Subscribers = 0, 0, 0, false
 		return runChaosHA(ctx, *data, c, ho)
 	}
 	for _, f := range strings.Split(*faults, ",") {

@@ -29,6 +29,8 @@ commands:
   restore-drill
             the restore drill: orders, backups, a loss, a restore to a time T, the restored stack checked
             (make restore-drill, and make test; --ha: on the ha profile, make restore-drill-ha)
+  webhooks  a local webhook subscriber: orderflow-dev webhooks listen --secret whsec_... [--addr 127.0.0.1:9009]
+            verifies each delivery's signature and prints the event (README walk-through)
   drill     the region-loss drill on the regions profile: a region cut off under load, failed over and back,
             RTO measured and the invariants checked in both regions (make drill; docs/regions.md)
   smoke     a fresh stack as make run starts it, an order to CONFIRMED and the stack's promises checked (make test)
@@ -52,6 +54,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return runLab(ctx, args)
 	case "smoke":
 		return runSmoke(ctx, args)
+	case "webhooks":
+		return runWebhooks(ctx, args)
 	case "drill":
 		return runDrill(ctx, args)
 	case "restore-drill":

@@ -147,6 +147,32 @@ func TestEverySagaStepWritesItsEventOnceInOrder(t *testing.T) {
 	}
 }
 
+// Authorized, then captured shipment by shipment: the authorization and the
+// void of its remainder move no money and write no event; each capture is a
+// payment.processed of the captured amount, once however often retried.
+func TestEachCaptureIsAPaymentProcessedEvent(t *testing.T) {
+	s := newSaga(t)
+	sku := testkit.Product(t, s.pool, 250, 10)
+	id, lines := s.create("saga-"+uuid.NewString()[:8], sku, 2)
+	s.twice(s.inv.Reserve, catalog.ReserveInput{OrderID: id, Lines: lines})
+	s.twice(s.pay.Authorize, payment.AuthorizeInput{ChargeInput: payment.ChargeInput{OrderID: id, Token: payment.TokenVisa,
+		AmountCents: 500, Currency: "USD"}})
+	s.twice(s.pay.Capture, payment.CaptureInput{OrderID: id, ShipmentID: "s-1", AmountCents: 200})
+	s.twice(s.pay.Capture, payment.CaptureInput{OrderID: id, ShipmentID: "s-2", AmountCents: 250, Final: true})
+
+	got := outbox(t, s.pool, id)
+	assert.Equal(t, []string{events.OrderCreated, events.InventoryUpdated, events.PaymentProcessed, events.PaymentProcessed}, types(got))
+	var amounts []int64
+	for _, r := range got[2:] {
+		var p struct {
+			AmountCents int64 `json:"amount_cents"`
+		}
+		require.NoError(t, json.Unmarshal(r.Payload, &p))
+		amounts = append(amounts, p.AmountCents)
+	}
+	assert.Equal(t, []int64{200, 250}, amounts)
+}
+
 // A rolled-back change leaves no event: the event is part of its transaction.
 func TestAnEventIsWrittenOnlyWithItsTransaction(t *testing.T) {
 	pool := testkit.DB(t)

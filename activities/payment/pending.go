@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel"
@@ -204,7 +205,15 @@ func (w *Webhooks) SettlePaymentOutcome(ctx context.Context, ev ProviderEvent) (
 		return SettleResult{}, temporal.NewApplicationError("the saga runs and has not recorded the charge yet", ErrorSagaRunning)
 	}
 	c := charge{key: ev.ChargeKey, provider: ev.Provider, chargeID: ev.ChargeID, currency: ev.Currency, amount: ev.AmountCents, unrecorded: true}
-	if err := w.Payments.refund(ctx, ev.OrderID, c); err != nil {
+	if strings.HasPrefix(ev.ChargeKey, "auth-") {
+		// An authorization (authorize, then capture) holds money without
+		// taking it: it is voided, as the saga's compensation would.
+		c.kind, c.status = kindAuthorization, statusAuthorized
+		err = w.Payments.settle(ctx, ev.OrderID, c)
+	} else {
+		err = w.Payments.refund(ctx, ev.OrderID, c)
+	}
+	if err != nil {
 		return SettleResult{}, err
 	}
 	activity.GetLogger(ctx).Warn("a pending charge succeeded after its saga ended; refunded", "order_id", ev.OrderID,

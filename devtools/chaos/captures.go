@@ -57,7 +57,7 @@ func checkCapturesWithinAuthorizations(ctx context.Context, pool *pgxpool.Pool, 
 		Instance, Ref, Key string
 		Amount, Captured   int64
 	}
-	auths, err := collect[auth](ctx, pool, qCapturedPerAuthorization, ids)
+	auths, err := collect[auth](pool.Query(ctx, qCapturedPerAuthorization, ids))
 	if err != nil {
 		return inv, fmt.Errorf("captures per authorization: %w", err)
 	}
@@ -72,7 +72,7 @@ func checkCapturesWithinAuthorizations(ctx context.Context, pool *pgxpool.Pool, 
 		ID              string
 		Total, Captured int64
 	}
-	orders, err := collect[order](ctx, pool, qCapturedPerOrder, ids)
+	orders, err := collect[order](pool.Query(ctx, qCapturedPerOrder, ids))
 	if err != nil {
 		return inv, fmt.Errorf("captures per order: %w", err)
 	}
@@ -99,7 +99,7 @@ func checkNoCaptureWithoutShipment(ctx context.Context, pool *pgxpool.Pool, ids 
 		Fulfilled   bool
 		Total       int64
 	}
-	list, err := collect[capture](ctx, pool, qCaptureShipments, ids)
+	list, err := collect[capture](pool.Query(ctx, qCaptureShipments, ids))
 	if err != nil {
 		return inv, fmt.Errorf("captures and shipments: %w", err)
 	}
@@ -125,9 +125,8 @@ func checkNoCaptureWithoutShipment(ctx context.Context, pool *pgxpool.Pool, ids 
 	return done(inv), nil
 }
 
-// collect runs q over the orders ids and reads its rows into T by position.
-func collect[T any](ctx context.Context, pool *pgxpool.Pool, q string, ids []string) ([]T, error) {
-	rows, err := pool.Query(ctx, q, ids)
+// collect reads a query's rows into T by position.
+func collect[T any](rows pgx.Rows, err error) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}

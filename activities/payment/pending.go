@@ -216,7 +216,7 @@ func (w *Webhooks) SettlePaymentOutcome(ctx context.Context, ev ProviderEvent) (
 	if err != nil {
 		return SettleResult{}, err
 	}
-	activity.GetLogger(ctx).Warn("a pending charge succeeded after its saga ended; refunded", "order_id", ev.OrderID,
+	activity.GetLogger(ctx).Warn("a pending payment succeeded after its saga ended; refunded or voided", "order_id", ev.OrderID,
 		"provider", ev.Provider, "charge_id", ev.ChargeID)
 	return SettleResult{Refunded: true}, nil
 }

@@ -247,7 +247,11 @@ func (d *Drill) Run(ctx context.Context) (*Report, error) {
 		rep.FailoverSec = seconds(rec.end().Sub(rep.CutAt))
 	}
 
-	if at, ok := d.awaitAccepted(ctx, lost, rep.CutAt); ok {
+	since := rep.CutAt
+	if f, ok := firstFailed(d.region(lost).customers.snapshot(), rep.CutAt); ok {
+		since = f
+	}
+	if at, ok := d.awaitAccepted(ctx, lost, since); ok {
 		rep.RTOAcceptSec = seconds(at.Sub(rep.CutAt))
 		d.logf("first %s customer's order accepted again %.1f s after the cut", lost, deref(rep.RTOAcceptSec))
 	}

@@ -79,6 +79,23 @@ func firstAccepted(attempts []attempt, since time.Time) (time.Time, bool) {
 	return first, !first.IsZero()
 }
 
+// firstFailed is the start of the earliest failed placement sent at or
+// after since: when customers first saw the loss. Placements the lost
+// region still took in the instant after the cut say nothing of its
+// recovery, so the RTO counts to an order accepted after this.
+func firstFailed(attempts []attempt, since time.Time) (time.Time, bool) {
+	var first time.Time
+	for _, a := range attempts {
+		if a.Start.Before(since) || !a.failed() {
+			continue
+		}
+		if first.IsZero() || a.Start.Before(first) {
+			first = a.Start
+		}
+	}
+	return first, !first.IsZero()
+}
+
 // Refusals counts the placements sent in a window by what they got.
 type Refusals struct {
 	Sent     int `json:"sent"`

@@ -165,3 +165,22 @@ func TestObjectivesFailOnAnyLossDoubleChargeOrSlowRecovery(t *testing.T) {
 }
 
 func invariantHeld() chaos.Invariant { return chaos.Invariant{Name: "held", Passed: true, Checked: 1} }
+
+// The loss shows from the first failed placement after the cut; one the
+// region still answered just after the cut is not its recovery.
+func TestFirstFailedIsTheEarliestFailureAfterTheCut(t *testing.T) {
+	attempts := []attempt{
+		{Start: at(-1), End: at(-0.5), Status: 503}, // before the cut
+		{Start: at(0.1), End: at(0.2), Status: 202}, // taken in the instant after it
+		{Start: at(3), End: at(8), Status: 0},       // no answer
+		{Start: at(2), End: at(4), Status: 503},
+		{Start: at(1), End: at(1.5), Status: 429}, // the limiter's, not the loss's
+	}
+	got, ok := firstFailed(attempts, at(0))
+	if !ok || !got.Equal(at(2)) {
+		t.Fatalf("first failure %v %v, want %v", got, ok, at(2))
+	}
+	if _, ok := firstFailed(attempts[:2], at(0)); ok {
+		t.Fatal("a failure found where none came after the cut")
+	}
+}

@@ -121,6 +121,13 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 		}
 		out = append(out, ev)
 	}
+	if r.cfg.ThreeDSShare > 0 || r.cfg.Disputes > 0 || r.cfg.Webhooks != (paysim.Webhooks{}) {
+		pays, rep, err := r.checkPayments(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		out, r.payRep = append(out, pays...), rep
+	}
 	if len(r.subs) > 0 {
 		subs, reps, err := r.checkSubscribers(ctx, ids)
 		if err != nil {

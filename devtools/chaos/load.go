@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/payment"
 	apiclient "github.com/orderflow/orderflow/client"
 	"github.com/orderflow/orderflow/internal/auth"
 )
@@ -42,6 +43,9 @@ type placed struct {
 	hook string
 	// giveBack: one unit of its first line is returned once delivered.
 	giveBack bool
+	// threeDS: paid with the 3-D Secure card, its step completed by the
+	// run (payments.go); dispute: disputed once delivered.
+	threeDS, dispute bool
 }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
@@ -149,6 +153,13 @@ func (r *Runner) newOrder(skus []sku) *placed {
 	case x < 0.10+r.cfg.ReturnShare && hook == "" && len(items) > 0:
 		p.giveBack = true
 	}
+	if hook == "" && r.threeDSChosen() {
+		// Its own cancel, if any, comes while it waits for its step.
+		p.req.PaymentToken, p.threeDS = payment.TokenThreeDSecure, true
+		p.cancel, p.cancelLate, p.giveBack = false, false, false
+	} else if hook == "" && !p.cancel && !p.cancelLate && !p.giveBack && token != "tok_chargeDeclined" {
+		p.dispute = r.disputeChosen()
+	}
 	return p
 }
 
@@ -172,6 +183,12 @@ func (r *Runner) drive(p *placed) {
 	}
 	if p.giveBack {
 		r.returnWhenDelivered(p, id)
+	}
+	if p.threeDS {
+		r.driveThreeDS(p, id)
+	}
+	if p.dispute {
+		r.disputeWhenDelivered(p, id)
 	}
 	if p.resend {
 		again, answered := r.placeWithin(p, 90*time.Second)
@@ -377,7 +394,8 @@ func (r *Runner) statuses(ctx context.Context, ids []string, settleBy time.Time)
 		// Orders on their carrier's way end within seconds (the simulated
 		// carrier's schedule): wait for them too, so the checks do not
 		// race a lost parcel's refund; past the bound, settled is enough.
-		if orderflow.Terminal(s) || orderflow.Settled(s) && time.Now().After(settleBy) {
+		// A disputed order (the run's disputes) has ended too.
+		if orderflow.Terminal(s) || s == orderflow.StatusDisputed || orderflow.Settled(s) && time.Now().After(settleBy) {
 			ended += n
 		}
 	}

@@ -226,14 +226,12 @@ func (r *Runner) returnWhenDelivered(p *placed, id string) {
 	gw := r.gateway(p.customer, auth.RoleCustomer)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	o, err := gw.AwaitStatus(ctx, id, time.Second, func(s string) bool {
-		return s == orderflow.StatusDelivered || orderflow.Terminal(s)
-	})
-	if err != nil || o.Status != orderflow.StatusDelivered {
+	if !r.awaitDelivered(ctx, p.customer, id) {
 		return
 	}
 	line := p.req.Items[0]
 	var ret apiclient.Return
+	var err error
 	if !r.retry(func() error {
 		ret, err = gw.CreateReturn(context.Background(), id, []orderflow.Item{{SKU: line.SKU, Quantity: 1}}, "chaos: changed my mind")
 		return err
@@ -242,6 +240,15 @@ func (r *Runner) returnWhenDelivered(p *placed, id string) {
 	}
 	operator := r.gateway("chaos-operator", auth.RoleOperator)
 	r.retry(func() error { return operator.ReceiveReturn(context.Background(), ret.ReturnID) })
+}
+
+// awaitDelivered waits until the order is delivered (true) or ended
+// otherwise, or ctx ends (false).
+func (r *Runner) awaitDelivered(ctx context.Context, customer, id string) bool {
+	o, err := r.gateway(customer, auth.RoleCustomer).AwaitStatus(ctx, id, time.Second, func(s string) bool {
+		return s == orderflow.StatusDelivered || orderflow.Terminal(s)
+	})
+	return err == nil && o.Status == orderflow.StatusDelivered
 }
 
 // retry calls f until it succeeds (true), answers a 4xx (false), or a

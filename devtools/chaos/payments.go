@@ -198,13 +198,9 @@ func (r *Runner) onItsProvider(ctx context.Context, path string, body, out any) 
 // delivered, then opens a dispute on its charge, as the customer's bank
 // would: paysim sends charge.dispute.created.
 func (r *Runner) disputeWhenDelivered(p *placed, id string) {
-	gw := r.gateway(p.customer, auth.RoleCustomer)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	o, err := gw.AwaitStatus(ctx, id, time.Second, func(s string) bool {
-		return s == orderflow.StatusDelivered || orderflow.Terminal(s)
-	})
-	if err != nil || o.Status != orderflow.StatusDelivered {
+	if !r.awaitDelivered(ctx, p.customer, id) {
 		return
 	}
 	var provider, charge string

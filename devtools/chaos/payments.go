@@ -210,7 +210,7 @@ func (r *Runner) disputeWhenDelivered(p *placed, id string) {
 		return
 	}
 	var opened struct {
-		Dispute string `json:"dispute"`
+		Dispute string `json:"id"`
 	}
 	if err := r.onItsProvider(ctx, "/admin/disputes", paysim.DisputeRequest{Charge: charge, Reason: "fraudulent"}, &opened); err != nil {
 		fmt.Fprintf(r.out, "chaos: dispute of %s: %v\n", id, err)

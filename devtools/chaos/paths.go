@@ -383,12 +383,14 @@ func (r *Runner) paths(ctx context.Context) ([]Path, error) {
 	// The hooks make sure of them; without, a short run may have none.
 	out = append(out, Path{Name: "compensating refunds (failed or cancelled after the charge)", Count: n, Required: r.cfg.HookShare > 0})
 	n, err = count(r.db.QueryRow(ctx, `SELECT count(DISTINCT o.order_id) FROM orders o JOIN paysim.ledger l
-		ON substring(l.idempotency_key from '^refund-([0-9a-f-]{36})') = o.order_id::text
+		ON substring(l.idempotency_key from '^(?:refund|void)-([0-9a-f-]{36})') = o.order_id::text
 		WHERE o.order_id = ANY($1::uuid[]) AND o.status = 'FAILED' AND o.customer_id LIKE $2`, ids, hookPrefix+"%"))
 	if err != nil {
 		return nil, fmt.Errorf("count hook refunds: %w", err)
 	}
-	out = append(out, Path{Name: "compensating refunds after a step past the charge failed (hooks)", Count: n, Required: r.cfg.HookShare > 0})
+	// The saga authorizes, then captures as it ships: a step failing before
+	// shipment voids the authorization instead of refunding a charge.
+	out = append(out, Path{Name: "compensating refunds or voids after a step past the charge failed (hooks)", Count: n, Required: r.cfg.HookShare > 0})
 
 	n, err = count(r.db.QueryRow(ctx, `SELECT count(DISTINCT h.order_id) FROM order_status_history h JOIN payments p USING (order_id)
 		WHERE h.order_id = ANY($1::uuid[]) AND h.status = 'PAYMENT_PENDING'`, ids))

@@ -39,6 +39,9 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 
 	// 3. Money: one net charge per confirmed order, of its total; none for
 	// the others, and a refund of the same amount for each charge they got.
+	// The providers' late webhooks settle first (late 3-D Secure
+	// successes voided or refunded, disputes recorded).
+	r.waitProviderEvents(ctx)
 	listed, err := r.ledgers(ctx)
 	if err != nil {
 		return nil, err

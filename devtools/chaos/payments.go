@@ -259,20 +259,34 @@ func adminJSON(ctx context.Context, method, url string, body, out any) error {
 	return json.Unmarshal(b, out)
 }
 
-// waitDisputes waits, for up to two minutes (the webhooks are late and
-// retried), until every dispute opened is recorded.
-func (r *Runner) waitDisputes(ctx context.Context) {
-	const q = `SELECT count(*) FROM payment_disputes WHERE provider || ' ' || dispute_id = ANY($1::text[])`
-	keys := []string{}
+// qProviderEventsOpen counts what the providers' late webhooks have yet
+// to settle: the disputes $1 (provider and id) not recorded, and the 3-D
+// Secure steps of the orders $2 that succeeded but whose charge payments
+// do not record yet (taken by the saga, or refunded or voided once it
+// ended).
+const qProviderEventsOpen = `SELECT
+	  (SELECT count(*) FROM unnest($1::text[]) AS k(key) WHERE NOT EXISTS (
+	      SELECT 1 FROM payment_disputes d WHERE d.provider || ' ' || d.dispute_id = k.key))
+	+ (SELECT count(*) FROM paysim.pending pd WHERE pd.status = 'succeeded' AND substr(pd.description, 7) = ANY($2::text[])
+	      AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.provider = pd.instance AND p.charge_id = pd.ref))`
+
+// waitProviderEvents waits, for up to two minutes (the webhooks are late
+// and re-sent), until every dispute opened is recorded and every 3-D
+// Secure success is settled, so that the checks do not race them.
+func (r *Runner) waitProviderEvents(ctx context.Context) {
+	keys, orders := []string{}, []string{}
 	r.pay.mu.Lock()
 	for _, d := range r.pay.disputes {
 		keys = append(keys, d.Provider+" "+d.ID)
 	}
+	for id := range r.pay.threeDS {
+		orders = append(orders, id)
+	}
 	r.pay.mu.Unlock()
 	deadline := time.Now().Add(2 * time.Minute)
-	for len(keys) > 0 && time.Now().Before(deadline) {
+	for len(keys)+len(orders) > 0 && time.Now().Before(deadline) {
 		var n int
-		if err := r.db.QueryRow(ctx, q, keys).Scan(&n); err == nil && n >= len(keys) {
+		if err := r.db.QueryRow(ctx, qProviderEventsOpen, keys, orders).Scan(&n); err == nil && n == 0 {
 			return
 		}
 		select {
@@ -286,7 +300,6 @@ func (r *Runner) waitDisputes(ctx context.Context) {
 // checkPayments runs the provider-webhook invariants and counts what the
 // run did.
 func (r *Runner) checkPayments(ctx context.Context, ids []string) ([]Invariant, *PaymentReport, error) {
-	r.waitDisputes(ctx)
 	r.pay.mu.Lock()
 	rep := &PaymentReport{Webhooks: r.cfg.Webhooks, ThreeDS: len(r.pay.threeDS), DisputesOpened: len(r.pay.disputes)}
 	threeDS := make([]string, 0, len(r.pay.threeDS))

@@ -196,8 +196,9 @@ func TestThreeDSecureChargeWaitsForTheWebhookAndConfirmsOnce(t *testing.T) {
 }
 
 // The customer gave up: the order was cancelled while it waited for the
-// 3-D Secure step, which then succeeded. The late success is refunded:
-// never a charge without an order.
+// 3-D Secure step, which then succeeded. The late success, an
+// authorization (authorize, then capture), is voided: never money held
+// without an order.
 func TestLateSuccessAfterCancelIsRefunded(t *testing.T) {
 	p := newPayStack(t, false)
 	sku := testkit.Product(t, p.pool, 900, 5)
@@ -213,10 +214,12 @@ func TestLateSuccessAfterCancelIsRefunded(t *testing.T) {
 	charge := p.pendingCharge(id)
 	_, err := p.paysim.CompleteThreeDSecure(context.Background(), charge, "succeeded")
 	require.NoError(t, err)
-	p.waitFor("the late charge refunded", func() bool {
-		return p.count(`SELECT count(*) FROM payments WHERE order_id = $1 AND status = 'refunded' AND charge_id = $2`, id, charge) == 1
+	p.waitFor("the late authorization voided", func() bool {
+		return p.count(`SELECT count(*) FROM payments WHERE order_id = $1 AND status = 'voided' AND charge_id = $2`, id, charge) == 1
 	})
-	assert.Equal(t, 1, p.count(`SELECT count(*) FROM payment_transactions WHERE order_id = $1 AND kind = 'refund'`, id))
+	assert.Equal(t, 1, p.count(`SELECT count(*) FROM payment_transactions WHERE order_id = $1 AND kind = 'void'`, id))
+	assert.Equal(t, 0, p.count(`SELECT count(*) FROM payment_transactions WHERE order_id = $1 AND kind IN ('refund', 'capture')`, id),
+		"nothing was captured, so nothing is refunded")
 	o, _ := p.order(id)
 	assert.Equal(t, orderflow.StatusCancelled, o.Status, "the order stays cancelled")
 }

@@ -118,10 +118,6 @@ type ProviderEvent struct {
 	SagaID string `json:"saga_id,omitempty"`
 }
 
-// EventTypeAuthorized is Stripe's event for a manual-capture payment
-// intent whose amount can now be captured: an authorization that holds.
-const EventTypeAuthorized = "payment_intent.amount_capturable_updated"
-
 // Kinds of provider event.
 const (
 	EventSucceeded = "succeeded" // a pending charge succeeded (async success, 3-D Secure done)
@@ -173,10 +169,8 @@ const ErrorSagaRunning = "SagaStillRunning"
 type SettleResult struct {
 	// Recorded: the saga's step recorded the charge.
 	Recorded bool `json:"recorded"`
-	// Refunded: the saga had ended without it, so it was refunded (a
-	// charge) or voided (an authorization: Voided too).
+	// Refunded: the saga had ended without it, so it was refunded.
 	Refunded bool `json:"refunded"`
-	Voided   bool `json:"voided,omitempty"`
 }
 
 // SettlePaymentOutcome makes sure a pending charge that succeeded ends
@@ -211,22 +205,18 @@ func (w *Webhooks) SettlePaymentOutcome(ctx context.Context, ev ProviderEvent) (
 		return SettleResult{}, temporal.NewApplicationError("the saga runs and has not recorded the charge yet", ErrorSagaRunning)
 	}
 	c := charge{key: ev.ChargeKey, provider: ev.Provider, chargeID: ev.ChargeID, currency: ev.Currency, amount: ev.AmountCents, unrecorded: true}
-	if ev.Type == EventTypeAuthorized || strings.HasPrefix(ev.ChargeKey, AuthorizationKey(ev.OrderID, 1)) {
-		// An authorization holds money but moved none: nothing was
-		// captured to refund (the provider refuses), it is voided, under
-		// the void key the saga's compensation uses.
+	if strings.HasPrefix(ev.ChargeKey, "auth-") {
+		// An authorization (authorize, then capture) holds money without
+		// taking it: it is voided, as the saga's compensation would.
 		c.kind, c.status = kindAuthorization, statusAuthorized
-		if _, err := w.Payments.void(ctx, ev.OrderID, c); err != nil {
-			return SettleResult{}, err
-		}
-		activity.GetLogger(ctx).Warn("a pending authorization succeeded after its saga ended; voided", "order_id", ev.OrderID,
-			"provider", ev.Provider, "charge_id", ev.ChargeID)
-		return SettleResult{Refunded: true, Voided: true}, nil
+		err = w.Payments.settle(ctx, ev.OrderID, c)
+	} else {
+		err = w.Payments.refund(ctx, ev.OrderID, c)
 	}
-	if err := w.Payments.refund(ctx, ev.OrderID, c); err != nil {
+	if err != nil {
 		return SettleResult{}, err
 	}
-	activity.GetLogger(ctx).Warn("a pending charge succeeded after its saga ended; refunded", "order_id", ev.OrderID,
+	activity.GetLogger(ctx).Warn("a pending payment succeeded after its saga ended; refunded or voided", "order_id", ev.OrderID,
 		"provider", ev.Provider, "charge_id", ev.ChargeID)
 	return SettleResult{Refunded: true}, nil
 }

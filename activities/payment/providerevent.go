@@ -37,7 +37,7 @@ func MapEvent(provider string, ev stripe.Event) (ProviderEvent, error) {
 	out.OrderID, out.ChargeKey = str(meta, MetadataOrderID), str(meta, MetadataChargeKey)
 	out.AmountCents, out.Currency = integer(obj, "amount"), strings.ToUpper(str(obj, "currency"))
 	switch ev.Type {
-	case "payment_intent.succeeded", "charge.succeeded", EventTypeAuthorized:
+	case "payment_intent.succeeded", "charge.succeeded", "payment_intent.amount_capturable_updated":
 		// (the last: an authorization, capture_method=manual, now holds)
 		out.Kind, out.ChargeID = EventSucceeded, str(obj, "id")
 	case "payment_intent.payment_failed", "charge.failed":

@@ -127,7 +127,7 @@ type OverloadStep struct {
 type Invariants struct {
 	// Lost: accepted, and not ended within the drain limit (or missing).
 	Lost int `json:"lost"`
-	// DoubleCharged: a CONFIRMED order without exactly one charge of its
+	// DoubleCharged: a CONFIRMED order without exactly one charge (or capture) of its
 	// total, or a FAILED/CANCELLED one whose charges were not refunded.
 	DoubleCharged int `json:"double_charged"`
 	// SplitKeys: one Idempotency-Key answered with two order ids.
@@ -390,8 +390,10 @@ func checkOrders(ctx context.Context, db *pgxpool.Pool, prefix string, offers []
 	if err := rows.Err(); err != nil {
 		return inv, nil, fmt.Errorf("read the step's orders: %w", err)
 	}
-	rows, err = db.Query(ctx, `SELECT substring(idempotency_key from '^(?:charge|refund)-([0-9a-f-]{36})'), kind, amount_cents
-		FROM paysim.ledger WHERE substring(idempotency_key from '^(?:charge|refund)-([0-9a-f-]{36})') = ANY($1)`, ids)
+	// Money taken is a charge, or a capture of an authorization (authorize,
+	// then capture); authorizations and voids move none.
+	rows, err = db.Query(ctx, `SELECT substring(idempotency_key from '^(?:charge|capture|refund(?:-auth)?)-([0-9a-f-]{36})'), kind, amount_cents
+		FROM paysim.ledger WHERE substring(idempotency_key from '^(?:charge|capture|refund(?:-auth)?)-([0-9a-f-]{36})') = ANY($1)`, ids)
 	if err != nil {
 		return inv, nil, fmt.Errorf("read the ledger: %w", err)
 	}
@@ -403,9 +405,10 @@ func checkOrders(ctx context.Context, db *pgxpool.Pool, prefix string, offers []
 			return inv, nil, fmt.Errorf("read the ledger: %w", err)
 		}
 		o := orders[id]
-		if kind == "charge" {
+		switch kind {
+		case "charge", "capture":
 			o.charges, o.charged = o.charges+1, o.charged+amount
-		} else {
+		case "refund":
 			o.refunded += amount
 		}
 	}

@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,40 +25,66 @@ const qCapturedPerAuthorization = `SELECT a.instance, a.ref, a.idempotency_key, 
 	GROUP BY a.instance, a.ref, a.idempotency_key, a.amount_cents
 	ORDER BY a.idempotency_key`
 
-// qCapturedPerOrder is what was captured of each order of $1 over all its
-// authorizations (a renewal's included), against its total.
-const qCapturedPerOrder = `SELECT o.order_id::text, o.total_cents, sum(c.amount_cents)::bigint
-	FROM orders o
-	JOIN paysim.ledger c ON c.kind = 'capture' AND substr(c.idempotency_key, 9, 36) = o.order_id::text
-	WHERE o.order_id::text = ANY($1::text[])
-	GROUP BY o.order_id, o.total_cents
-	ORDER BY o.order_id`
+// qCapturesOfOrders is every capture of the orders $1 (capture-<order>-
+// <shipment>, or capture-<order>- for an order captured whole) in the
+// ledger.
+const qCapturesOfOrders = `SELECT idempotency_key, substr(idempotency_key, 9, 36), amount_cents
+	FROM paysim.ledger WHERE kind = 'capture' AND substr(idempotency_key, 9, 36) = ANY($1::text[])
+	ORDER BY idempotency_key`
 
-// qCaptureShipments is every capture of the orders $1 with the shipment it
-// names (capture-<order>-<shipment>): whether it exists for that order, left
-// its warehouse and is worth what was captured; and whether the order has
-// shipments at all (an order without fulfillment is captured whole, under
-// an empty shipment part).
-const qCaptureShipments = `SELECT c.idempotency_key, c.amount_cents, s.shipment_id IS NOT NULL AS found,
-	       coalesce(s.left_at IS NOT NULL, false) AS left_warehouse, coalesce(s.value_cents, 0), coalesce(s.status, ''),
-	       EXISTS (SELECT 1 FROM shipments x WHERE x.order_id::text = substr(c.idempotency_key, 9, 36)) AS fulfilled,
-	       coalesce(o.total_cents, 0)
-	FROM paysim.ledger c
-	LEFT JOIN shipments s ON s.shipment_id::text = substr(c.idempotency_key, 46)
-	      AND s.order_id::text = substr(c.idempotency_key, 9, 36)
-	LEFT JOIN orders o ON o.order_id::text = substr(c.idempotency_key, 9, 36)
-	WHERE c.kind = 'capture' AND substr(c.idempotency_key, 9, 36) = ANY($1::text[])
-	ORDER BY c.idempotency_key`
+// qOrderTotals and qOrderShipments are what orderflow recorded of the
+// orders $1: their totals, and their shipments (whether each left its
+// warehouse, its value).
+const (
+	qOrderTotals    = `SELECT order_id::text, total_cents FROM orders WHERE order_id::text = ANY($1::text[])`
+	qOrderShipments = `SELECT order_id::text, shipment_id::text, left_at IS NOT NULL, value_cents, status
+		FROM shipments WHERE order_id::text = ANY($1::text[])`
+)
+
+type ledgerCapture struct {
+	Key, Order string
+	Amount     int64
+}
+
+type orderShipment struct {
+	Order, ID string
+	Left      bool
+	Value     int64
+	Status    string
+}
+
+// capturesAndTotals reads the orders' captures from the ledger (ledger: the
+// simulators' database, which need not be orderflow's) and their totals
+// from orderflow's database.
+func capturesAndTotals(ctx context.Context, ledger, db *pgxpool.Pool, ids []string) ([]ledgerCapture, map[string]int64, error) {
+	caps, err := collect[ledgerCapture](ledger.Query(ctx, qCapturesOfOrders, ids))
+	if err != nil {
+		return nil, nil, fmt.Errorf("captures: %w", err)
+	}
+	type total struct {
+		Order string
+		Total int64
+	}
+	rows, err := collect[total](db.Query(ctx, qOrderTotals, ids))
+	if err != nil {
+		return nil, nil, fmt.Errorf("order totals: %w", err)
+	}
+	totals := map[string]int64{}
+	for _, t := range rows {
+		totals[t.Order] = t.Total
+	}
+	return caps, totals, nil
+}
 
 // checkCapturesWithinAuthorizations: no authorization was captured beyond
 // what it held, and no order beyond its total over all its authorizations.
-func checkCapturesWithinAuthorizations(ctx context.Context, pool *pgxpool.Pool, ids []string) (Invariant, error) {
+func checkCapturesWithinAuthorizations(ctx context.Context, ledger, db *pgxpool.Pool, ids []string) (Invariant, error) {
 	inv := Invariant{Name: "captures never exceed authorizations (paysim: per authorization, and per order over its renewals within its total)"}
 	type auth struct {
 		Instance, Ref, Key string
 		Amount, Captured   int64
 	}
-	auths, err := collect[auth](ctx, pool, qCapturedPerAuthorization, ids)
+	auths, err := collect[auth](ledger.Query(ctx, qCapturedPerAuthorization, ids))
 	if err != nil {
 		return inv, fmt.Errorf("captures per authorization: %w", err)
 	}
@@ -68,18 +95,23 @@ func checkCapturesWithinAuthorizations(ctx context.Context, pool *pgxpool.Pool, 
 				a.Instance, a.Ref, a.Key, a.Captured, a.Amount))
 		}
 	}
-	type order struct {
-		ID              string
-		Total, Captured int64
-	}
-	orders, err := collect[order](ctx, pool, qCapturedPerOrder, ids)
+	caps, totals, err := capturesAndTotals(ctx, ledger, db, ids)
 	if err != nil {
-		return inv, fmt.Errorf("captures per order: %w", err)
+		return inv, err
 	}
+	captured := map[string]int64{}
+	for _, c := range caps {
+		captured[c.Order] += c.Amount
+	}
+	orders := make([]string, 0, len(captured))
+	for o := range captured {
+		orders = append(orders, o)
+	}
+	slices.Sort(orders)
 	for _, o := range orders {
 		inv.Checked++
-		if o.Captured > o.Total {
-			inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("order %s: captured %d of a total of %d", o.ID, o.Captured, o.Total))
+		if captured[o] > totals[o] {
+			inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("order %s: captured %d of a total of %d", o, captured[o], totals[o]))
 		}
 	}
 	return done(inv), nil
@@ -88,35 +120,37 @@ func checkCapturesWithinAuthorizations(ctx context.Context, pool *pgxpool.Pool, 
 // checkNoCaptureWithoutShipment: every capture names a shipment of its
 // order that left its warehouse, for no more than the shipment's value; an
 // order without shipments (not fulfilled) is captured once, for its total.
-func checkNoCaptureWithoutShipment(ctx context.Context, pool *pgxpool.Pool, ids []string) (Invariant, error) {
+func checkNoCaptureWithoutShipment(ctx context.Context, ledger, db *pgxpool.Pool, ids []string) (Invariant, error) {
 	inv := Invariant{Name: "no capture without a shipment (each paysim capture names a shipment of its order that left, for at most its value)"}
-	type capture struct {
-		Key         string
-		Amount      int64
-		Found, Left bool
-		Value       int64
-		Status      string
-		Fulfilled   bool
-		Total       int64
-	}
-	list, err := collect[capture](ctx, pool, qCaptureShipments, ids)
+	caps, totals, err := capturesAndTotals(ctx, ledger, db, ids)
 	if err != nil {
-		return inv, fmt.Errorf("captures and shipments: %w", err)
+		return inv, err
 	}
-	for _, c := range list {
+	ships, err := collect[orderShipment](db.Query(ctx, qOrderShipments, ids))
+	if err != nil {
+		return inv, fmt.Errorf("shipments: %w", err)
+	}
+	fulfilled := map[string]bool{}
+	byKey := map[string]orderShipment{}
+	for _, s := range ships {
+		fulfilled[s.Order] = true
+		byKey["capture-"+s.Order+"-"+s.ID] = s
+	}
+	for _, c := range caps {
 		inv.Checked++
+		s, found := byKey[c.Key]
 		var problem string
 		switch {
-		case !c.Fulfilled && len(c.Key) == len("capture-")+36+1:
-			if c.Amount > c.Total {
-				problem = fmt.Sprintf("captured %d of an unfulfilled order's total of %d", c.Amount, c.Total)
+		case !fulfilled[c.Order] && len(c.Key) == len("capture-")+36+1:
+			if c.Amount > totals[c.Order] {
+				problem = fmt.Sprintf("captured %d of an unfulfilled order's total of %d", c.Amount, totals[c.Order])
 			}
-		case !c.Found:
+		case !found:
 			problem = "names no shipment of its order"
-		case !c.Left:
-			problem = "its shipment never left its warehouse (" + c.Status + ")"
-		case c.Amount > c.Value:
-			problem = fmt.Sprintf("captured %d for a shipment worth %d", c.Amount, c.Value)
+		case !s.Left:
+			problem = "its shipment never left its warehouse (" + s.Status + ")"
+		case c.Amount > s.Value:
+			problem = fmt.Sprintf("captured %d for a shipment worth %d", c.Amount, s.Value)
 		}
 		if problem != "" {
 			inv.Counterexamples = append(inv.Counterexamples, c.Key+": "+problem)
@@ -125,9 +159,8 @@ func checkNoCaptureWithoutShipment(ctx context.Context, pool *pgxpool.Pool, ids 
 	return done(inv), nil
 }
 
-// collect runs q over the orders ids and reads its rows into T by position.
-func collect[T any](ctx context.Context, pool *pgxpool.Pool, q string, ids []string) ([]T, error) {
-	rows, err := pool.Query(ctx, q, ids)
+// collect reads a query's rows into T by position.
+func collect[T any](rows pgx.Rows, err error) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}

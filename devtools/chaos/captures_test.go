@@ -80,9 +80,9 @@ func TestCaptureInvariants_HoldForASagasStateAndFindEachKindOfDrift(t *testing.T
 	check := func(ids ...string) (within, shipped Invariant) {
 		t.Helper()
 		var err error
-		within, err = checkCapturesWithinAuthorizations(ctx, w.pool, ids)
+		within, err = checkCapturesWithinAuthorizations(ctx, w.pool, w.pool, ids)
 		require.NoError(t, err)
-		shipped, err = checkNoCaptureWithoutShipment(ctx, w.pool, ids)
+		shipped, err = checkNoCaptureWithoutShipment(ctx, w.pool, w.pool, ids)
 		require.NoError(t, err)
 		return within, shipped
 	}

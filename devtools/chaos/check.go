@@ -99,10 +99,10 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 
 	// 8. Authorize, then capture: captures within their authorizations,
 	// and each for a shipment that left.
-	for _, check := range []func(context.Context, *pgxpool.Pool, []string) (Invariant, error){
+	for _, check := range []func(context.Context, *pgxpool.Pool, *pgxpool.Pool, []string) (Invariant, error){
 		checkCapturesWithinAuthorizations, checkNoCaptureWithoutShipment,
 	} {
-		inv, err := check(ctx, r.db, ids)
+		inv, err := check(ctx, r.ledgerDB(), r.db, ids)
 		if err != nil {
 			return nil, err
 		}
@@ -124,7 +124,9 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 		}
 		out = append(out, ev)
 	}
-	if r.cfg.ThreeDSShare > 0 || r.cfg.Disputes > 0 || r.cfg.Webhooks != (paysim.Webhooks{}) {
+	// Their queries join the simulators' ledger with orderflow's tables:
+	// a stack whose ledger is kept apart (Config.Ledger) runs without them.
+	if r.cfg.Ledger == nil && (r.cfg.ThreeDSShare > 0 || r.cfg.Disputes > 0 || r.cfg.Webhooks != (paysim.Webhooks{})) {
 		pays, rep, err := r.checkPayments(ctx, ids)
 		if err != nil {
 			return nil, err
@@ -144,11 +146,16 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 // ledgers lists every paysim instance's charges, with their refunds, from
 // the simulator's own ledger (the stack's providers are paysim instances).
 func (r *Runner) ledgers(ctx context.Context) ([]monitor.Listed, error) {
-	db := r.db
+	return ListLedgers(ctx, r.ledgerDB())
+}
+
+// ledgerDB is the database of the simulators' ledger: the stack's, unless
+// they keep theirs apart (Config.Ledger).
+func (r *Runner) ledgerDB() *pgxpool.Pool {
 	if r.cfg.Ledger != nil {
-		db = r.cfg.Ledger
+		return r.cfg.Ledger
 	}
-	return ListLedgers(ctx, db)
+	return r.db
 }
 
 // ListLedgers lists every paysim instance's charges, with their refunds,

@@ -374,23 +374,24 @@ func (r *Runner) paths(ctx context.Context) ([]Path, error) {
 	}
 	out = append(out, Path{Name: "back on the primary after its outage", Count: back, Required: len(primaryOutages) > 0})
 
+	// A compensation refunds a charge ("refund-<order>"), or voids an
+	// authorization ("void-<order>") and refunds what it had captured
+	// ("refund-auth-<order>"): authorize, then capture.
 	n, err = count(r.db.QueryRow(ctx, `SELECT count(DISTINCT o.order_id) FROM orders o JOIN paysim.ledger l
-		ON substring(l.idempotency_key from '^refund-([0-9a-f-]{36})') = o.order_id::text
+		ON substring(l.idempotency_key from '^(?:refund-(?:auth-)?|void-)([0-9a-f-]{36})') = o.order_id::text
 		WHERE o.order_id = ANY($1::uuid[]) AND o.status IN ('FAILED', 'CANCELLED')`, ids))
 	if err != nil {
 		return nil, fmt.Errorf("count refunds: %w", err)
 	}
 	// The hooks make sure of them; without, a short run may have none.
-	out = append(out, Path{Name: "compensating refunds (failed or cancelled after the charge)", Count: n, Required: r.cfg.HookShare > 0})
+	out = append(out, Path{Name: "compensating refunds or voids (failed or cancelled after the payment)", Count: n, Required: r.cfg.HookShare > 0})
 	n, err = count(r.db.QueryRow(ctx, `SELECT count(DISTINCT o.order_id) FROM orders o JOIN paysim.ledger l
-		ON substring(l.idempotency_key from '^(?:refund|void)-([0-9a-f-]{36})') = o.order_id::text
+		ON substring(l.idempotency_key from '^(?:refund-(?:auth-)?|void-)([0-9a-f-]{36})') = o.order_id::text
 		WHERE o.order_id = ANY($1::uuid[]) AND o.status = 'FAILED' AND o.customer_id LIKE $2`, ids, hookPrefix+"%"))
 	if err != nil {
 		return nil, fmt.Errorf("count hook refunds: %w", err)
 	}
-	// The saga authorizes, then captures as it ships: a step failing before
-	// shipment voids the authorization instead of refunding a charge.
-	out = append(out, Path{Name: "compensating refunds or voids after a step past the charge failed (hooks)", Count: n, Required: r.cfg.HookShare > 0})
+	out = append(out, Path{Name: "compensating refunds or voids after a step past the payment failed (hooks)", Count: n, Required: r.cfg.HookShare > 0})
 
 	n, err = count(r.db.QueryRow(ctx, `SELECT count(DISTINCT h.order_id) FROM order_status_history h JOIN payments p USING (order_id)
 		WHERE h.order_id = ANY($1::uuid[]) AND h.status = 'PAYMENT_PENDING'`, ids))

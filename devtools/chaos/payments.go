@@ -221,13 +221,6 @@ func (r *Runner) disputeWhenDelivered(p *placed, id string) {
 	r.pay.mu.Unlock()
 }
 
-func (r *Runner) ledgerDB() *pgxpool.Pool {
-	if r.cfg.Ledger != nil {
-		return r.cfg.Ledger
-	}
-	return r.db
-}
-
 // adminJSON sends body as JSON to a paysim admin endpoint and reads its
 // 2xx answer into out.
 func adminJSON(ctx context.Context, method, url string, body, out any) error {
@@ -274,6 +267,9 @@ const qProviderEventsOpen = `SELECT
 // and re-sent), until every dispute opened is recorded and every 3-D
 // Secure success is settled, so that the checks do not race them.
 func (r *Runner) waitProviderEvents(ctx context.Context) {
+	if r.cfg.Ledger != nil {
+		return // the ledger is kept apart: checkPayments does not run
+	}
 	keys, orders := []string{}, []string{}
 	r.pay.mu.Lock()
 	for _, d := range r.pay.disputes {
@@ -368,7 +364,7 @@ func checkNoChargeWithoutOrder(ctx context.Context, pool *pgxpool.Pool, ids []st
 		Order               string
 		Recorded, Released  bool
 	}
-	list, err := collect[charge](ctx, pool, qChargesOfOrders, ids)
+	list, err := collect[charge](pool.Query(ctx, qChargesOfOrders, ids))
 	if err != nil {
 		return inv, fmt.Errorf("charges of orders: %w", err)
 	}
@@ -432,7 +428,7 @@ func checkThreeDSConsistent(ctx context.Context, pool *pgxpool.Pool, ids []strin
 		ID, Status, Ref, Step    string
 		Made, Recorded, Released bool
 	}
-	list, err := collect[row](ctx, pool, qThreeDS, ids)
+	list, err := collect[row](pool.Query(ctx, qThreeDS, ids))
 	if err != nil {
 		return inv, 0, fmt.Errorf("3-D Secure orders: %w", err)
 	}

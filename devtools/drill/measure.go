@@ -164,12 +164,15 @@ func histogramMean(text, metric string) (Latency, bool) {
 
 // doubleCharged are the orders, of ids, that the providers charged more
 // than once and did not refund down to one charge: a customer paying twice.
-// A second charge refunded in full (a compensation) is not one.
+// A second charge refunded in full (a compensation) is not one. An order
+// paid by authorization pays by captures, several by design (one per
+// shipment, across renewals): the money invariants (monitor.CheckCharges:
+// never more than its total) judge it instead.
 func doubleCharged(ledger map[string]*monitor.Money, ids []string) []string {
 	var out []string
 	for _, id := range ids {
 		m := ledger[id]
-		if m == nil || m.Charges < 2 {
+		if m == nil || m.Charges < 2 || m.Authorizations > 0 {
 			continue
 		}
 		if net, one := m.Charged-m.Refunded, m.Charged/int64(m.Charges); net > one {

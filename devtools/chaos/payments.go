@@ -432,27 +432,51 @@ func checkThreeDSConsistent(ctx context.Context, pool *pgxpool.Pool, ids []strin
 	if err != nil {
 		return inv, 0, fmt.Errorf("3-D Secure orders: %w", err)
 	}
-	late := 0
+	// An order may have more than one pending charge (a step retried on
+	// another provider): the ones never completed hold nothing.
+	byOrder := map[string][]row{}
+	var order []string
 	for _, o := range list {
+		if _, ok := byOrder[o.ID]; !ok {
+			order = append(order, o.ID)
+		}
+		byOrder[o.ID] = append(byOrder[o.ID], o)
+	}
+	late := 0
+	for _, id := range order {
 		inv.Checked++
-		var problem string
-		switch s := o.Status; {
-		case s == orderflow.StatusConfirmed || s == orderflow.StatusDelivered || s == orderflow.StatusDisputed || orderflow.AwaitingCarrier(s):
-			if o.Step != "succeeded" || !o.Made || !o.Recorded {
-				problem = fmt.Sprintf("step %q, charge made %t, recorded %t", o.Step, o.Made, o.Recorded)
+		rows := byOrder[id]
+		status := rows[0].Status
+		var problems []string
+		paid := false
+		for _, o := range rows {
+			switch {
+			case o.Step == "succeeded" && o.Made && o.Recorded:
+				paid = paid || !o.Released
+			case o.Made && !o.Released:
+				problems = append(problems, fmt.Sprintf("step %q: charge %s held (recorded %t), never refunded or voided", o.Step, o.Ref, o.Recorded))
 			}
-		case s == orderflow.StatusFailed || s == orderflow.StatusCancelled:
-			if o.Made && !o.Released {
-				problem = fmt.Sprintf("step %q: charge %s held (recorded %t), never refunded or voided", o.Step, o.Ref, o.Recorded)
-			}
-			if o.Made && o.Released {
+			if o.Made && o.Released && (status == orderflow.StatusFailed || status == orderflow.StatusCancelled) {
 				late++
 			}
-		default:
-			problem = "did not end"
 		}
-		if problem != "" {
-			inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("order %s %s: %s", o.ID, o.Status, problem))
+		switch s := status; {
+		case s == orderflow.StatusConfirmed || s == orderflow.StatusDelivered || s == orderflow.StatusDisputed || orderflow.AwaitingCarrier(s):
+			if !paid {
+				o := rows[0]
+				for _, r := range rows {
+					if r.Made {
+						o = r
+					}
+				}
+				problems = []string{fmt.Sprintf("step %q, charge made %t, recorded %t", o.Step, o.Made, o.Recorded)}
+			}
+		case s == orderflow.StatusFailed || s == orderflow.StatusCancelled:
+		default:
+			problems = append(problems, "did not end")
+		}
+		for _, p := range problems {
+			inv.Counterexamples = append(inv.Counterexamples, fmt.Sprintf("order %s %s: %s", id, status, p))
 		}
 	}
 	return done(inv), late, nil

@@ -132,11 +132,17 @@ func TestThreeDSConsistent_FindsAHeldChargeOfAFailedOrderAndAPaidOrderWithoutIts
 	w.pending(late, lateRef, "succeeded", 900)
 	w.record(late, lateRef, "refunded", 900)
 	w.release(lateRef, "refund", 900)
-	ids := []string{paid, declined, late}
+	// Paid on its second pending charge; the first never completed.
+	retried := w.order(800)
+	w.pending(retried, "pi_"+uuid.NewString(), "requires_action", 800)
+	retriedRef := w.charge(retried, "authorization", 800)
+	w.pending(retried, retriedRef, "succeeded", 800)
+	w.record(retried, retriedRef, "authorized", 800)
+	ids := []string{paid, declined, late, retried}
 	inv, n, err := checkThreeDSConsistent(ctx, w.pool, ids)
 	require.NoError(t, err)
 	assert.True(t, inv.Passed, "%v", inv.Counterexamples)
-	assert.Equal(t, 3, inv.Checked)
+	assert.Equal(t, 4, inv.Checked)
 	assert.Equal(t, 1, n, "one late success refunded")
 
 	// The drift: a late success never refunded; a paid order whose step

@@ -86,3 +86,47 @@ func TestChargeTakesAnOutcomeTheWebhookStoredBeforeThePendingAnswer(t *testing.T
 		})
 	}
 }
+
+// An authorization whose 3-D Secure step succeeded after the order's saga
+// ended (cancelled, or past its payment deadline) held money for no order.
+// Nothing of it was captured, so a refund is refused: it is voided, once,
+// under the void key the saga's compensation uses.
+func TestLateAuthorizationAfterTheSagaEndedIsVoided(t *testing.T) {
+	pool := testkit.DB(t)
+	srv, client := testkit.Paysim(t, pool, "paysim-late-"+uuid.NewString()[:6])
+	pay := &payment.Activities{DB: pool, Providers: payment.NewRouter(testkit.Breaker(), client)}
+	hooks := &payment.Webhooks{Payments: pay, Temporal: testkit.Temporal(t)}
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(hooks)
+	ctx := context.Background()
+
+	id := bareOrder(t, pool)
+	key := payment.AuthorizationKey(id, 1)
+	_, err := client.Authorize(ctx, payment.ChargeRequest{IdempotencyKey: key, Token: payment.TokenThreeDSecure, AmountCents: 1500,
+		Currency: "USD", Description: "order " + id})
+	var pending *payment.PendingError
+	require.ErrorAs(t, err, &pending)
+	status, err := srv.CompleteThreeDSecure(ctx, pending.ChargeID, "succeeded")
+	require.NoError(t, err)
+	require.Equal(t, "succeeded", status)
+
+	// The saga (never started here) is not found: it ended long ago.
+	ev := payment.ProviderEvent{Provider: srv.Name(), EventID: "evt_" + uuid.NewString(), Type: "payment_intent.amount_capturable_updated",
+		Kind: payment.EventSucceeded, OrderID: id, ChargeKey: key, ChargeID: pending.ChargeID, AmountCents: 1500, Currency: "USD",
+		SagaID: "order-" + id}
+	got, err := env.ExecuteActivity(hooks.SettlePaymentOutcome, ev)
+	require.NoError(t, err)
+	var res payment.SettleResult
+	require.NoError(t, got.Get(&res))
+	assert.True(t, res.Refunded, "released: %+v", res)
+	_, err = env.ExecuteActivity(hooks.SettlePaymentOutcome, ev) // retried: nothing more
+	require.NoError(t, err)
+	var voids int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM paysim.ledger WHERE instance = $1 AND kind = 'void' AND charge_ref = $2`,
+		srv.Name(), pending.ChargeID).Scan(&voids))
+	assert.Equal(t, 1, voids, "the authorization voided once at the provider")
+	var st string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT status FROM payments WHERE idempotency_key = $1`, key).Scan(&st))
+	assert.Equal(t, "voided", st)
+}

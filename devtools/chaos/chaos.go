@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/orderflow/orderflow/devtools/lab"
+	"github.com/orderflow/orderflow/devtools/paysim"
 	"github.com/orderflow/orderflow/internal/auth"
 )
 
@@ -85,6 +86,18 @@ type Config struct {
 	// it is not the orders' (the regions profile keeps it apart, so that
 	// losing a region does not lose the provider); nil: the orders'.
 	Ledger *pgxpool.Pool
+	// Webhooks are the delivery faults of the providers' webhooks (late,
+	// out of order, twice), set on each provider (payments.go); zero
+	// leaves them as the stack started them.
+	Webhooks paysim.Webhooks
+	// ThreeDSShare of the orders pay with the 3-D Secure card; the run
+	// completes each step after a random wait up to ThreeDSWait, some past
+	// PaymentDeadline (the stack's PAYMENT_DEADLINE).
+	ThreeDSShare    float64
+	ThreeDSWait     time.Duration
+	PaymentDeadline time.Duration
+	// Disputes is how many delivered orders the run disputes at most.
+	Disputes int
 }
 
 // FaultKinds are every kind of fault a run can inject.
@@ -115,6 +128,8 @@ type Runner struct {
 	clientEr map[string]int // error kind -> count, outside fault windows
 	subs     []*chaosSubscriber
 	subRep   []SubscriberReport
+	pay      payRun
+	payRep   *PaymentReport
 }
 
 // New returns a runner; db and temporal reach the stack's PostgreSQL and
@@ -124,7 +139,7 @@ func New(cfg Config, db *pgxpool.Pool, tc client.Client, out io.Writer) *Runner 
 		cfg.Seed = uint64(time.Now().UnixNano())
 	}
 	r := &Runner{cfg: cfg, db: db, temporal: tc, out: out, http: httpClient, rnd: rand.New(rand.NewPCG(cfg.Seed, 42)),
-		clientEr: map[string]int{}}
+		clientEr: map[string]int{}, pay: payRun{threeDS: map[string]*threeDSOrder{}}}
 	if cfg.Transport != nil {
 		r.http = &http.Client{Timeout: httpClient.Timeout, Transport: cfg.Transport}
 	}
@@ -165,6 +180,9 @@ type Report struct {
 
 	// Subscribers are the webhook subscribers' counts, when they ran.
 	Subscribers []SubscriberReport `json:"webhook_subscribers,omitempty"`
+	// Payments counts the provider webhooks, 3-D Secure steps and
+	// disputes, when they ran.
+	Payments *PaymentReport `json:"provider_webhooks,omitempty"`
 }
 
 // Invariant is one check over the final state.
@@ -187,6 +205,9 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	if err := r.setLostRate(ctx); err != nil {
+		return rep, err
+	}
+	if err := r.setWebhookFaults(ctx); err != nil {
 		return rep, err
 	}
 	if r.cfg.Subscribers {
@@ -233,6 +254,7 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	}
 	rep.Breaker = r.breakerCase()
 	rep.Subscribers = r.subRep
+	rep.Payments = r.payRep
 	rep.Extra = map[string]string{"order task queue backlog age": r.metrics.backlog(), "gateway 503s to placements": r.refusalCodes()}
 	rep.Passed = passed(rep.Invariants)
 	for _, p := range rep.Paths {
@@ -351,6 +373,7 @@ func (rep Report) Print(w io.Writer) {
 			verdict, b.Outages, b.Opened, b.Refusals, b.NoRetryAfter, b.FirstAfterSec, b.P50Ms, b.P99Ms, b.MaxMs)
 	}
 	printSubscribers(w, rep.Subscribers)
+	printPayments(w, rep.Payments)
 	fmt.Fprintln(w)
 	PrintInvariants(w, rep.Invariants)
 }

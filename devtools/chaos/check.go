@@ -39,6 +39,9 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 
 	// 3. Money: one net charge per confirmed order, of its total; none for
 	// the others, and a refund of the same amount for each charge they got.
+	// The providers' late webhooks settle first (late 3-D Secure
+	// successes voided or refunded, disputes recorded).
+	r.waitProviderEvents(ctx)
 	listed, err := r.ledgers(ctx)
 	if err != nil {
 		return nil, err
@@ -120,6 +123,15 @@ func (r *Runner) check(ctx context.Context, skus []sku) ([]Invariant, error) {
 			return nil, err
 		}
 		out = append(out, ev)
+	}
+	// Their queries join the simulators' ledger with orderflow's tables:
+	// a stack whose ledger is kept apart (Config.Ledger) runs without them.
+	if r.cfg.Ledger == nil && (r.cfg.ThreeDSShare > 0 || r.cfg.Disputes > 0 || r.cfg.Webhooks != (paysim.Webhooks{})) {
+		pays, rep, err := r.checkPayments(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		out, r.payRep = append(out, pays...), rep
 	}
 	if len(r.subs) > 0 {
 		subs, reps, err := r.checkSubscribers(ctx, ids)

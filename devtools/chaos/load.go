@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/payment"
 	apiclient "github.com/orderflow/orderflow/client"
 	"github.com/orderflow/orderflow/internal/auth"
 )
@@ -42,6 +43,9 @@ type placed struct {
 	hook string
 	// giveBack: one unit of its first line is returned once delivered.
 	giveBack bool
+	// threeDS: paid with the 3-D Secure card, its step completed by the
+	// run (payments.go); dispute: disputed once delivered.
+	threeDS, dispute bool
 }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
@@ -149,6 +153,13 @@ func (r *Runner) newOrder(skus []sku) *placed {
 	case x < 0.10+r.cfg.ReturnShare && hook == "" && len(items) > 0:
 		p.giveBack = true
 	}
+	if hook == "" && r.threeDSChosen() {
+		// Its own cancel, if any, comes while it waits for its step.
+		p.req.PaymentToken, p.threeDS = payment.TokenThreeDSecure, true
+		p.cancel, p.cancelLate, p.giveBack = false, false, false
+	} else if hook == "" && !p.cancel && !p.cancelLate && !p.giveBack && token != "tok_chargeDeclined" {
+		p.dispute = r.disputeChosen()
+	}
 	return p
 }
 
@@ -172,6 +183,12 @@ func (r *Runner) drive(p *placed) {
 	}
 	if p.giveBack {
 		r.returnWhenDelivered(p, id)
+	}
+	if p.threeDS {
+		r.driveThreeDS(p, id)
+	}
+	if p.dispute {
+		r.disputeWhenDelivered(p, id)
 	}
 	if p.resend {
 		again, answered := r.placeWithin(p, 90*time.Second)
@@ -209,14 +226,12 @@ func (r *Runner) returnWhenDelivered(p *placed, id string) {
 	gw := r.gateway(p.customer, auth.RoleCustomer)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	o, err := gw.AwaitStatus(ctx, id, time.Second, func(s string) bool {
-		return s == orderflow.StatusDelivered || orderflow.Terminal(s)
-	})
-	if err != nil || o.Status != orderflow.StatusDelivered {
+	if !r.awaitDelivered(ctx, p.customer, id) {
 		return
 	}
 	line := p.req.Items[0]
 	var ret apiclient.Return
+	var err error
 	if !r.retry(func() error {
 		ret, err = gw.CreateReturn(context.Background(), id, []orderflow.Item{{SKU: line.SKU, Quantity: 1}}, "chaos: changed my mind")
 		return err
@@ -225,6 +240,15 @@ func (r *Runner) returnWhenDelivered(p *placed, id string) {
 	}
 	operator := r.gateway("chaos-operator", auth.RoleOperator)
 	r.retry(func() error { return operator.ReceiveReturn(context.Background(), ret.ReturnID) })
+}
+
+// awaitDelivered waits until the order is delivered (true) or ended
+// otherwise, or ctx ends (false).
+func (r *Runner) awaitDelivered(ctx context.Context, customer, id string) bool {
+	o, err := r.gateway(customer, auth.RoleCustomer).AwaitStatus(ctx, id, time.Second, func(s string) bool {
+		return s == orderflow.StatusDelivered || orderflow.Terminal(s)
+	})
+	return err == nil && o.Status == orderflow.StatusDelivered
 }
 
 // retry calls f until it succeeds (true), answers a 4xx (false), or a
@@ -377,7 +401,8 @@ func (r *Runner) statuses(ctx context.Context, ids []string, settleBy time.Time)
 		// Orders on their carrier's way end within seconds (the simulated
 		// carrier's schedule): wait for them too, so the checks do not
 		// race a lost parcel's refund; past the bound, settled is enough.
-		if orderflow.Terminal(s) || orderflow.Settled(s) && time.Now().After(settleBy) {
+		// A disputed order (the run's disputes) has ended too.
+		if orderflow.Terminal(s) || s == orderflow.StatusDisputed || orderflow.Settled(s) && time.Now().After(settleBy) {
 			ended += n
 		}
 	}

@@ -90,6 +90,13 @@ var Profiles = map[string]Profile{
 			// given up after 2 s, so every event arrives within the
 			// run's bounds after their last fault window.
 			"WEBHOOKS_ALLOW_PRIVATE": "true", "WEBHOOKS_RETRY_INITIAL": "1s", "WEBHOOKS_RETRY_MAX": "4s", "WEBHOOKS_TIMEOUT": "2s",
+			// The payment simulators send their signed webhooks (3-D
+			// Secure steps, disputes) to the gateway, which verifies
+			// them with these (Services); an order waiting on its 3-D
+			// Secure step fails after 30 s, so the run's late steps come
+			// after the deadline.
+			"PAYMENT_WEBHOOK_SECRETS": "paysim-a=" + chaosWebhookSecret + "-a,paysim-b=" + chaosWebhookSecret + "-b",
+			"PAYMENT_DEADLINE":        "30s",
 		}),
 		Defaults: map[string]string{"LOG_LEVEL": "warn"}},
 	// The bench measures the stack, not the limiter; the gateway starts
@@ -495,6 +502,21 @@ func BuildDev(cfg Config) (*Dev, error) {
 	return NewDevStack(cfg, nodes), nil
 }
 
+// chaosWebhookSecret signs the chaos stack's provider webhooks (a test
+// secret, as the stack's development token secret is).
+const chaosWebhookSecret = "whsec_chaos_paysim"
+
+// providerWebhookSecret is provider's entry in a PAYMENT_WEBHOOK_SECRETS
+// list (provider=secret,...), "" when it has none.
+func providerWebhookSecret(list, provider string) string {
+	for _, entry := range strings.Split(list, ",") {
+		if name, secret, ok := strings.Cut(strings.TrimSpace(entry), "="); ok && name == provider {
+			return secret
+		}
+	}
+	return ""
+}
+
 // App is a process of the stack: argv with the stack's environment, its
 // output in logs/<name>.log.
 func App(cfg Config, name string, argv ...string) Process {
@@ -532,6 +554,10 @@ func Services(cfg Config) ([]*Node, error) {
 		n := &Node{Name: name, Host: host, Ports: Ports{"http": cfg.Ports[name]}}
 		n.Proc = App(cfg, name, devBin, "paysim")
 		n.Proc.Env = append(n.Proc.Env, "PAYSIM_NAME="+name, "PAYSIM_ADDR="+bind(n, "http"))
+		if secret := providerWebhookSecret(e["PAYMENT_WEBHOOK_SECRETS"], name); secret != "" {
+			n.Proc.Env = append(n.Proc.Env, "PAYSIM_WEBHOOK_SECRET="+secret,
+				"PAYSIM_WEBHOOK_URL=http://"+net.JoinHostPort(root, strconv.Itoa(cfg.Ports["api"]))+"/v1/webhooks/payments/"+name)
+		}
 		n.Ready = HTTPGet{URL: "http://" + n.Addr("http") + "/health"}
 		nodes = append(nodes, n)
 	}

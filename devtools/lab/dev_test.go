@@ -450,3 +450,44 @@ func TestTemporalBackendAndTopologyAreCheckedAndBuiltByWhatRegisteredThem(t *tes
 		}
 	}
 }
+
+// The chaos stack's payment simulators send their webhooks to its gateway,
+// signed with the secret the gateway verifies them with; other stacks'
+// send none.
+func TestChaosPaysimsSignWebhooksWithTheGatewaysSecrets(t *testing.T) {
+	fakeCLI(t)
+	env := envOf(map[string]string{"LAB_DATABASE_URL": "postgres://o:o@127.0.0.1:5432/orderflow_l?sslmode=disable"})
+	for _, profile := range []string{"chaos", "smoke"} {
+		d, err := NewDev(Options{Profile: profile, Root: checkoutRoot(t), Data: t.TempDir(), Ports: "base:21600", Getenv: env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes, err := Services(d.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range nodes {
+			if !strings.HasPrefix(n.Name, "paysim-") {
+				continue
+			}
+			got := map[string]string{}
+			for _, kv := range n.Proc.Env {
+				if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "PAYSIM_WEBHOOK_") {
+					got[k] = v
+				}
+			}
+			want := map[string]string{}
+			if profile == "chaos" {
+				secret := providerWebhookSecret(d.Config.Env["PAYMENT_WEBHOOK_SECRETS"], n.Name)
+				if len(secret) < 16 {
+					t.Fatalf("chaos: %s's secret %q in PAYMENT_WEBHOOK_SECRETS %q", n.Name, secret, d.Config.Env["PAYMENT_WEBHOOK_SECRETS"])
+				}
+				want["PAYSIM_WEBHOOK_SECRET"] = secret
+				want["PAYSIM_WEBHOOK_URL"] = fmt.Sprintf("http://127.0.0.1:%d/v1/webhooks/payments/%s", d.Config.Ports["api"], n.Name)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s %s: webhook settings %v, want %v", profile, n.Name, got, want)
+			}
+		}
+	}
+}

@@ -85,6 +85,13 @@ func (h Webhooks) Validate() error {
 	return nil
 }
 
+// WebhookRetryFor is how long an event is re-sent while the endpoint
+// fails: long enough to outlast the gateway's outages of a chaos run (a
+// Temporal outage answers 503), as Stripe's 3 days of retries outlast a
+// real one. The 6 tries of before gave up within 7 s and lost a late 3-D
+// Secure success, leaving an authorization without an order.
+const WebhookRetryFor = 3 * time.Minute
+
 // webhookSender sends the instance's events, each on its own goroutine.
 type webhookSender struct {
 	mu  sync.RWMutex
@@ -308,9 +315,9 @@ func metadata(key, description string) map[string]string {
 }
 
 // send delivers one event to the configured endpoint in the background:
-// after Delay plus up to Jitter, re-sent on failure (up to 6 attempts,
-// backing off from 200 ms) as Stripe does, and sent a second time with
-// DuplicateRate.
+// after Delay plus up to Jitter, re-sent on failure for WebhookRetryFor
+// (backing off from 200 ms to 5 s; Stripe re-sends for 3 days), and sent
+// a second time with DuplicateRate.
 func (s *Server) send(typ string, obj map[string]any) {
 	cfg := s.WebhooksConfig()
 	if cfg.URL == "" {
@@ -341,6 +348,7 @@ func (s *Server) send(typ string, obj map[string]any) {
 
 func (s *Server) deliver(cfg Webhooks, typ string, body []byte, wait time.Duration) {
 	backoff := 200 * time.Millisecond
+	giveUp := time.Now().Add(wait + WebhookRetryFor)
 	for attempt := 1; ; attempt++ {
 		select {
 		case <-time.After(wait):
@@ -353,11 +361,11 @@ func (s *Server) deliver(cfg Webhooks, typ string, body []byte, wait time.Durati
 			return
 		}
 		s.log.Info("webhook not delivered", zap.String("type", typ), zap.Int("attempt", attempt), zap.Int("status", status), zap.Error(err))
-		if attempt == 6 {
-			s.log.Warn("webhook given up", zap.String("type", typ))
+		if time.Now().Add(backoff).After(giveUp) {
+			s.log.Warn("webhook given up", zap.String("type", typ), zap.Int("attempts", attempt))
 			return
 		}
-		wait, backoff = backoff, backoff*2
+		wait, backoff = backoff, min(backoff*2, 5*time.Second)
 	}
 }
 

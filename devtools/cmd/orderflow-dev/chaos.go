@@ -15,6 +15,7 @@ import (
 
 	"github.com/orderflow/orderflow/devtools/chaos"
 	"github.com/orderflow/orderflow/devtools/lab"
+	"github.com/orderflow/orderflow/devtools/paysim"
 	"github.com/orderflow/orderflow/internal/auth"
 	"github.com/orderflow/orderflow/internal/boot"
 	"github.com/orderflow/orderflow/internal/config"
@@ -45,6 +46,12 @@ func runChaos(ctx context.Context, args []string) error {
 	fs.Float64Var(&c.ReturnShare, "return-share", 0.10, "share of orders returned in part once delivered")
 	fs.Float64Var(&c.LostRate, "lost-rate", 0.05, "share of parcels the simulated carrier loses")
 	fs.BoolVar(&c.Subscribers, "subscribers", true, "register webhook subscribers that fail for windows and recover, and check their deliveries")
+	fs.Float64Var(&c.ThreeDSShare, "three-ds-share", 0.05, "share of orders paid with the 3-D Secure card, whose step the run completes after a random wait")
+	fs.DurationVar(&c.ThreeDSWait, "three-ds-wait", 45*time.Second, "longest wait before the run completes a 3-D Secure step")
+	fs.IntVar(&c.Disputes, "disputes", 3, "how many delivered orders the run disputes at most")
+	fs.DurationVar((*time.Duration)(&c.Webhooks.Delay), "webhook-delay", time.Second, "the providers hold every webhook this long (late events)")
+	fs.DurationVar((*time.Duration)(&c.Webhooks.Jitter), "webhook-jitter", 3*time.Second, "plus a random wait up to this (events out of order)")
+	fs.Float64Var(&c.Webhooks.DuplicateRate, "webhook-duplicate-rate", 0.3, "share of the providers' webhooks sent twice")
 	haRun := fs.Bool("ha", false, "the ha profile's hosts lost one at a time instead of --faults (make chaos-ha)")
 	var ho haOptions
 	fs.IntVar(&ho.rounds, "rounds", 3, "with --ha: every kind of host lost at least this many times (the run outlasts --duration if it must)")
@@ -59,6 +66,7 @@ func runChaos(ctx context.Context, args []string) error {
 		// Hosts lost are the faults: the ha stack runs the product build
 		// (no hooks) and the plain order mix.
 		c.HookShare, c.ReturnShare, c.LostRate, c.Subscribers = 0, 0, 0, false
+		c.ThreeDSShare, c.Disputes, c.Webhooks = 0, 0, paysim.Webhooks{}
 		return runChaosHA(ctx, *data, c, ho)
 	}
 	for _, f := range strings.Split(*faults, ",") {
@@ -82,6 +90,11 @@ func runChaos(ctx context.Context, args []string) error {
 	c.CarrierURL = fmt.Sprintf("http://127.0.0.1:%d", d.Config.Ports["carrier"])
 	c.NATSURL = d.Config.Env["NATS_URL"]
 	c.WorkerBin = d.Config.Env["ORDERFLOW_BIN"]
+	if v := d.Config.Env["PAYMENT_DEADLINE"]; v != "" {
+		if c.PaymentDeadline, err = time.ParseDuration(v); err != nil {
+			return fmt.Errorf("chaos: PAYMENT_DEADLINE %q: %w", v, err)
+		}
+	}
 	// The payments table names providers as PAYMENT_PROVIDERS does.
 	c.PrimaryProvider, _, _ = strings.Cut(d.Config.Env["PAYMENT_PROVIDERS"], "=")
 	tokens, pool, tc, err := stackClients(ctx, d.Environ())

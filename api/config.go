@@ -30,6 +30,11 @@ type Config struct {
 	// EagerStart asks the server to hand a new saga's first workflow task
 	// straight back to a worker running on Temporal in this process.
 	EagerStart bool
+	// StartDeferMax bounds deferred saga starts (docs/resilience.md): a
+	// placement whose saga Temporal cannot take in time is accepted with its
+	// start deferred while the oldest deferred start is younger than this;
+	// zero: never deferred (a failed start is a 503).
+	StartDeferMax time.Duration
 	// Payment sets the parking schedule of the sagas the gateway starts.
 	Payment PaymentSchedule
 	// RateLimit sets the per-customer and per-address limits; when Enabled is

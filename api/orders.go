@@ -65,13 +65,14 @@ func (s *Server) placeOrder(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestTimeout)
 	defer cancel()
-	total, currency, err := s.priceOrder(ctx, req.Items)
+	priced, err := s.priceOrder(ctx, req.Items)
 	if err != nil {
 		return err
 	}
+	total, currency := priced.TotalCents, priced.Currency
 
 	orderID := uuid.NewString()
-	saga, err := s.sealStart(orderID, &req, total)
+	saga, err := s.sealStart(orderID, &req, priced)
 	if err != nil {
 		return err
 	}
@@ -81,7 +82,7 @@ func (s *Server) placeOrder(c echo.Context) error {
 	}
 	setOrder(c, claim.orderID)
 	if !claim.started {
-		if err := s.startSaga(ctx, claim.orderID, &req, total, currency); err != nil {
+		if err := s.startOrDefer(ctx, claim.orderID, key, &req, total, currency); err != nil {
 			return err
 		}
 	}
@@ -150,16 +151,19 @@ func (s *Server) orderInput(orderID string, req *PlaceOrderRequest) order.Input 
 }
 
 // sealStart seals the saga's start for the acceptance record, which a
-// re-drive opens after a region's loss (docs/regions.md); nil when the
-// gateway has no PII keys (tests that do not re-drive).
-func (s *Server) sealStart(orderID string, req *PlaceOrderRequest, totalCents int64) ([]byte, error) {
+// deferred start (docs/resilience.md) and a re-drive after a region's loss
+// (docs/regions.md) open; nil when the gateway has no PII keys (tests that
+// do neither).
+func (s *Server) sealStart(orderID string, req *PlaceOrderRequest, priced catalog.Priced) ([]byte, error) {
 	if s.PII == nil {
 		return nil, nil
 	}
-	return orders.SealStart(s.PII, orderID, order.Start{Input: s.orderInput(orderID, req), TotalCents: totalCents})
+	return orders.SealStart(s.PII, orderID, order.Start{Input: s.orderInput(orderID, req), TotalCents: priced.TotalCents,
+		Currency: priced.Currency, Lines: priced.Lines})
 }
 
-// startSaga starts order-<id>, or attaches to it when it already runs or ran.
+// startSaga starts order-<id>, or attaches to it when it already runs or
+// ran; an error is Temporal's (logged).
 func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderRequest, totalCents int64, currency string) error {
 	// The catalog's price now; the saga corrects it if a price changes
 	// before it writes the order.
@@ -169,7 +173,7 @@ func (s *Server) startSaga(ctx context.Context, orderID string, req *PlaceOrderR
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {
 		s.orderLog(ctx, orderID).Warn("start order saga", zap.Error(err))
-		return unavailable("temporal_unavailable", "the order could not be started; retry with the same Idempotency-Key")
+		return err
 	}
 	return nil
 }
@@ -243,17 +247,17 @@ func requestHash(req *PlaceOrderRequest) []byte {
 	return h[:]
 }
 
-// priceOrder totals the order at catalog prices and returns the total with
+// priceOrder prices the order's lines at catalog prices, with the total and
 // the first line's currency (the saga refuses an order that mixes them),
 // refusing one that names a SKU the catalog does not have.
-func (s *Server) priceOrder(ctx context.Context, items []OrderItem) (int64, string, error) {
+func (s *Server) priceOrder(ctx context.Context, items []OrderItem) (catalog.Priced, error) {
 	skus := make([]string, 0, len(items))
 	for _, it := range items {
 		skus = append(skus, it.SKU)
 	}
 	found, err := s.products(ctx, skus)
 	if err != nil {
-		return 0, "", err
+		return catalog.Priced{}, err
 	}
 	priced := catalog.PriceFrom(found, orderItems(items))
 	if len(priced.Unknown) > 0 {
@@ -261,9 +265,9 @@ func (s *Server) priceOrder(ctx context.Context, items []OrderItem) (int64, stri
 		for n, i := range priced.Unknown {
 			d[n] = Detail{Field: fmt.Sprintf("items[%d].sku", i), Issue: "unknown sku " + items[i].SKU}
 		}
-		return 0, "", newError(http.StatusUnprocessableEntity, "unknown_sku", "the order names SKUs that are not in the catalog", d...)
+		return catalog.Priced{}, newError(http.StatusUnprocessableEntity, "unknown_sku", "the order names SKUs that are not in the catalog", d...)
 	}
-	return priced.TotalCents, priced.Currency, nil
+	return priced, nil
 }
 
 // orderItems are the request's items in the domain's words.
@@ -297,8 +301,14 @@ func (s *Server) getOrder(c echo.Context) error {
 		return err
 	}
 	if o == nil {
-		// Accepted moments ago: the saga has not written the order yet.
-		return s.orderFromSaga(c, ctx, id.String())
+		// Accepted moments ago: the saga has not written the order yet, or
+		// its start was deferred.
+		if o, err = s.deferredView(ctx, id.String()); err != nil {
+			return err
+		}
+		if o == nil {
+			return s.orderFromSaga(c, ctx, id.String())
+		}
 	}
 	if !mayAccess(c, o.CustomerID) {
 		return errOrderNotFound
@@ -323,6 +333,12 @@ func mayAccess(c echo.Context, customer string) bool {
 func (s *Server) orderOwner(ctx context.Context, id string) (string, error) {
 	o, err := s.cachedOrder(ctx, id)
 	if err != nil {
+		return "", err
+	}
+	if o != nil {
+		return o.CustomerID, nil
+	}
+	if o, err = s.deferredView(ctx, id); err != nil {
 		return "", err
 	}
 	if o != nil {
@@ -462,6 +478,14 @@ func (s *Server) cancelOrder(c echo.Context) error {
 	} else if err := s.auditFirst(c, ctx, actionOrderCancel, "order:"+oid, nil); err != nil {
 		// An operator's cancel is on record before the saga hears of it.
 		return err
+	}
+	if d, err := s.deferredView(ctx, oid); err != nil || d != nil {
+		if err != nil {
+			return err
+		}
+		// Accepted, its saga not started yet: the starter starts it within
+		// moments, and the cancel can be delivered then.
+		return unavailable("order_starting", "the order was accepted and its processing is starting; retry the cancel")
 	}
 	// Wait until the saga accepted (or its validator refused) the cancel.
 	// Its completion is reported with the workflow task that ran it, which

@@ -220,8 +220,10 @@ func (s *Server) admit(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		// With the Temporal breaker open no placement or cancel can get
-		// through: refuse before any database work, and say when to retry.
-		if b := r.breakers[BreakerTemporal]; b != nil && b.Open() {
+		// through: refuse before any database work, and say when to retry;
+		// a placement goes on when its start may be deferred.
+		placement := c.Path() == "/v1/orders"
+		if b := r.breakers[BreakerTemporal]; b != nil && b.Open() && !(placement && s.canDefer()) {
 			e := unavailable("temporal_unavailable", "the order service is unavailable; retry with the same Idempotency-Key after the Retry-After seconds")
 			e.RetryAfter = strconv.Itoa(int(b.RetryAfter() / time.Second))
 			return e
@@ -231,7 +233,7 @@ func (s *Server) admit(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ctx := c.Request().Context()
 		prio := admission.Normal
-		if c.Path() != "/v1/orders" {
+		if !placement {
 			prio = admission.High
 		}
 		if prio == admission.Normal && s.backlogged() {

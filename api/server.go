@@ -48,6 +48,8 @@ type Server struct {
 	hs healthState
 	// draining is set by Drain: readiness fails from then on.
 	draining atomic.Bool
+	// deferred is what the gateway knows of deferred saga starts.
+	deferred deferredStarts
 
 	// TracerProvider, when set (tracing is on), gives every request a server
 	// span named by its route, continuing the caller's trace.

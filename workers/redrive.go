@@ -75,19 +75,8 @@ func redriveOne(ctx context.Context, c client.Client, keys *pii.Keyring, a order
 	if err == nil || !errors.As(err, &notFound) {
 		return false, err
 	}
-	var s order.Start
-	if err := orders.OpenStart(keys, a.OrderID, a.Saga, &s); err != nil {
+	if err := order.StartAccepted(ctx, c, keys, a, "Order "+a.OrderID+" — re-driven after a region failover"); err != nil {
 		return false, err
-	}
-	opts := order.StartOptions(a.OrderID, a.CustomerID, s.Input.Region, false, order.OrderTotalCentsKey.ValueSet(s.TotalCents))
-	opts.StaticSummary = "Order " + a.OrderID + " — re-driven after a region failover"
-	_, err = c.ExecuteWorkflow(ctx, opts, order.Workflow, s.Input)
-	var running *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &running) {
-		return false, nil // started meanwhile (the gateway, on a retry)
-	}
-	if err != nil {
-		return false, fmt.Errorf("start saga of %s: %w", a.OrderID, err)
 	}
 	return true, nil
 }

@@ -3,6 +3,7 @@ package orders
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -112,4 +113,75 @@ func (s Store) AcceptedSince(ctx context.Context, since time.Time) ([]Accepted, 
 		return nil, fmt.Errorf("list acceptance records: %w", err)
 	}
 	return out, nil
+}
+
+// DeferStart marks the acceptance record held under the key: its saga could
+// not be started in time and a starter is to start it (docs/resilience.md).
+// The mark is committed as the record was (durably), so that a 202 answered
+// on it is never lost; an error means it may not be. It reports false when
+// the record is not the one of orderID (the key taken over meanwhile).
+func (s Store) DeferStart(ctx context.Context, customerID, operation, key, orderID string) (bool, error) {
+	const q = `UPDATE idempotency_keys SET start_deferred_at = coalesce(start_deferred_at, now())
+		WHERE customer_id = $1 AND operation = $2 AND idempotency_key = $3 AND order_id = $4 AND saga IS NOT NULL`
+	marked := false
+	err := s.durably(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, q, customerID, operation, key, orderID)
+		marked = tag.RowsAffected() == 1
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("defer saga start of %s: %w", orderID, err)
+	}
+	return marked, nil
+}
+
+// Deferred is a marked acceptance record: an order whose saga is still to
+// be started, marked at DeferredAt.
+type Deferred struct {
+	Accepted
+	DeferredAt time.Time
+}
+
+// DeferredStarts lists up to limit marked records, the longest waiting
+// first.
+func (s Store) DeferredStarts(ctx context.Context, limit int) ([]Deferred, error) {
+	const q = `SELECT order_id::text, customer_id, saga, created_at, start_deferred_at FROM idempotency_keys
+		WHERE start_deferred_at IS NOT NULL ORDER BY start_deferred_at LIMIT $1`
+	rows, err := s.DB.Query(ctx, q, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list deferred saga starts: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Deferred, error) {
+		var d Deferred
+		err := r.Scan(&d.OrderID, &d.CustomerID, &d.Saga, &d.AcceptedAt, &d.DeferredAt)
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list deferred saga starts: %w", err)
+	}
+	return out, nil
+}
+
+// DeferredStart returns the marked record of an order, found false when the
+// order has none (never deferred, or started since).
+func (s Store) DeferredStart(ctx context.Context, orderID string) (d Deferred, found bool, err error) {
+	const q = `SELECT order_id::text, customer_id, saga, created_at, start_deferred_at FROM idempotency_keys
+		WHERE order_id = $1 AND start_deferred_at IS NOT NULL LIMIT 1`
+	err = s.DB.QueryRow(ctx, q, orderID).Scan(&d.OrderID, &d.CustomerID, &d.Saga, &d.AcceptedAt, &d.DeferredAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Deferred{}, false, nil
+	}
+	if err != nil {
+		return Deferred{}, false, fmt.Errorf("load deferred saga start of %s: %w", orderID, err)
+	}
+	return d, true, nil
+}
+
+// StartedDeferred clears an order's mark once its saga is known to exist.
+func (s Store) StartedDeferred(ctx context.Context, orderID string) error {
+	const q = `UPDATE idempotency_keys SET start_deferred_at = NULL WHERE order_id = $1 AND start_deferred_at IS NOT NULL`
+	if _, err := s.DB.Exec(ctx, q, orderID); err != nil {
+		return fmt.Errorf("clear deferred saga start of %s: %w", orderID, err)
+	}
+	return nil
 }

@@ -123,7 +123,8 @@ func (s Store) ClaimKey(ctx context.Context, customerID, operation, key string, 
 		VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8::interval, $9)
 		ON CONFLICT (customer_id, operation, idempotency_key) DO UPDATE
 			SET request_hash = EXCLUDED.request_hash, order_id = EXCLUDED.order_id, response_status = EXCLUDED.response_status,
-			    response_body = EXCLUDED.response_body, created_at = now(), expires_at = EXCLUDED.expires_at, saga = EXCLUDED.saga
+			    response_body = EXCLUDED.response_body, created_at = now(), expires_at = EXCLUDED.expires_at, saga = EXCLUDED.saga,
+			    start_deferred_at = NULL
 			WHERE idempotency_keys.expires_at < now()
 		RETURNING order_id::text`
 	const reconfirm = `UPDATE idempotency_keys SET expires_at = expires_at

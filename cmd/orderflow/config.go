@@ -88,6 +88,7 @@ func loadGateway(lookup env) (gatewayConfig, *config.Values) {
 			BodyLimit:      int64(config.APIBodyLimitBytes.Get(v)),
 			IdempotencyTTL: config.IdempotencyTTL.Get(v),
 			EagerStart:     config.APIEmbedWorker.Get(v),
+			StartDeferMax:  config.OrderStartDeferMax.Get(v),
 			Payment: api.PaymentSchedule{Deadline: config.PaymentDeadline.Get(v), RetryInitial: config.PaymentRetryInitial.Get(v),
 				RetryMax: config.PaymentRetryMax.Get(v)},
 			RateLimit: api.RateLimit{Enabled: config.RateLimitEnabled.Get(v), PerUser: config.RateLimitPerUser.Get(v),

@@ -145,14 +145,17 @@ func runAPI(ctx context.Context, cfg gatewayConfig, v *config.Values) error {
 		log.Info("embedded order worker started; sagas start eagerly", zap.String("region", cfg.API.Region))
 	}
 	srv.ProviderChecks = providerChecks(cfg.Worker.Payment.Providers)
-	// The backlog watcher feeds the admission the handlers build.
+	// The backlog watcher feeds the admission the handlers build; the
+	// starter starts the sagas of placements accepted with a deferred start.
 	if cfg.OperatorAddr == "" {
 		h := srv.Handler()
 		go srv.WatchBacklog(ctx)
+		go srv.RunDeferredStarts(ctx)
 		return srv.Serve(ctx, api.HTTPServer(cfg.Addr, h, tlsCfg), nil, cfg.DrainDelay)
 	}
 	customer, operator := srv.Handlers()
 	go srv.WatchBacklog(ctx)
+	go srv.RunDeferredStarts(ctx)
 	log.Info("operator endpoints (/metrics, /codec) on their own listener", zap.String("operator_addr", cfg.OperatorAddr))
 	return srv.Serve(ctx, api.HTTPServer(cfg.Addr, customer, tlsCfg), api.HTTPServer(cfg.OperatorAddr, operator, tlsCfg), cfg.DrainDelay)
 }

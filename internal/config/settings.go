@@ -116,6 +116,9 @@ var (
 		Doc: "the largest request body accepted, in bytes"}, integer(1, maxInt))
 	IdempotencyTTL = declare(Setting{Name: "IDEMPOTENCY_TTL", Default: "24h", Used: API, Section: secGateway,
 		Doc: "how long an Idempotency-Key is remembered"}, duration(time.Minute))
+	OrderStartDeferMax = declare(Setting{Name: "ORDER_START_DEFER_MAX", Default: "60s", Used: API, Section: secGateway,
+		Doc: "when Temporal cannot take an order's saga start in time (a lost server, shards moving, the breaker open), the order is accepted (202) with its start deferred to the gateways' starter while the oldest deferred start is younger than this; 0s: never, a failed start is a 503 (docs/resilience.md)"},
+		duration(0))
 	AcceptSynchronousCommit = declare(Setting{Name: "ACCEPT_SYNCHRONOUS_COMMIT", Default: "remote_apply", Used: API, Section: secGateway,
 		Doc: "the synchronous_commit level an order's acceptance record is committed at: remote_apply (applied) or on (flushed) waits for the other region's synchronous standby before the 202, every other write keeping the server's default (docs/regions.md); without a synchronous standby either is a local commit"},
 		oneOf("remote_apply", "on"))

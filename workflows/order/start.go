@@ -1,11 +1,18 @@
 package order
 
 import (
+	"context"
+	"errors"
+	"fmt"
+
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/orderflow/orderflow"
+	"github.com/orderflow/orderflow/activities/orders"
+	"github.com/orderflow/orderflow/internal/pii"
 )
 
 // Start is what starting an order's saga takes: its input and the order's
@@ -15,6 +22,12 @@ import (
 type Start struct {
 	Input      Input `json:"input"`
 	TotalCents int64 `json:"total_cents"`
+	// Currency and Lines are the total's currency and the lines as the
+	// catalog priced them at acceptance, what GET /v1/orders/{id} shows of
+	// an order whose start was deferred (absent from starts sealed before
+	// they were kept).
+	Currency string           `json:"currency,omitempty"`
+	Lines    []orderflow.Line `json:"lines,omitempty"`
 }
 
 // StartOptions are the start options of order-<id> on the region's task
@@ -36,4 +49,24 @@ func StartOptions(orderID, customerID, region string, eager bool, extra ...tempo
 		EnableEagerStart:         eager,
 		TypedSearchAttributes:    temporal.NewSearchAttributes(attrs...),
 	}
+}
+
+// StartAccepted starts the saga of an accepted order from the sealed start
+// in its acceptance record, as the gateway would have started it: the same
+// workflow id and options, so that it attaches to a saga that runs or ran
+// (nil then too) and never makes a second one. summary is the saga's line
+// in the Web UI, saying why it was started this way.
+func StartAccepted(ctx context.Context, c client.Client, keys *pii.Keyring, a orders.Accepted, summary string) error {
+	var s Start
+	if err := orders.OpenStart(keys, a.OrderID, a.Saga, &s); err != nil {
+		return err
+	}
+	opts := StartOptions(a.OrderID, a.CustomerID, s.Input.Region, false, OrderTotalCentsKey.ValueSet(s.TotalCents))
+	opts.StaticSummary = summary
+	_, err := c.ExecuteWorkflow(ctx, opts, Workflow, s.Input)
+	var ran *serviceerror.WorkflowExecutionAlreadyStarted
+	if err != nil && !errors.As(err, &ran) {
+		return fmt.Errorf("start saga of %s: %w", a.OrderID, err)
+	}
+	return nil
 }

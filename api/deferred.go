@@ -91,14 +91,19 @@ func (s *Server) canDefer() bool {
 }
 
 // startFailsForNow reports whether a start's error is Temporal not taking
-// it now (unreachable, too slow, shedding, the breaker open), which a later
-// start may not meet, rather than a refusal of the start itself.
+// it now (unreachable, too slow, the breaker open), which a later start
+// may not meet. A refusal of the start itself is not, nor is the frontend's
+// rate limit (ResourceExhausted): that is overload, which deferring would
+// only pile up; it stays a 503 with Retry-After.
 func startFailsForNow(err error) bool {
 	var unavailable *serviceerror.Unavailable
 	var deadline *serviceerror.DeadlineExceeded
 	var exhausted *serviceerror.ResourceExhausted
+	if errors.As(err, &exhausted) {
+		return false
+	}
 	return errors.Is(err, breaker.ErrOpen) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.As(err, &unavailable) || errors.As(err, &deadline) || errors.As(err, &exhausted)
+		errors.As(err, &unavailable) || errors.As(err, &deadline)
 }
 
 // startOrDefer starts the order's saga. When Temporal does not take the

@@ -132,3 +132,31 @@ func TestDeferredStartsStopOnceTheOldestIsOlderThanTheBound(t *testing.T) {
 	assert.Zero(t, g.srv.StartDeferred(context.Background()))
 	assert.True(t, g.srv.canDefer(), "with every mark started, deferral is possible again")
 }
+
+// While placements can be deferred, Temporal is no part of readiness: with
+// the path to it cut and the breaker open, /health still reports Temporal
+// failing, but /health/ready keeps the gateway in rotation (every gateway
+// shares Temporal, so it would take them all out at once). Once deferral
+// is not possible (its bound reached), readiness fails on Temporal again.
+func TestAGatewayThatCanDeferStaysReadyWithoutTemporal(t *testing.T) {
+	const bound = 500 * time.Millisecond
+	g, px, _ := deferringGateway(t, bound)
+	px.Cut()
+	openTemporalBreaker(t, g.srv.Breaker(BreakerTemporal))
+
+	status, rep := readyReport(t, g, "/health/ready")
+	assert.Equal(t, http.StatusOK, status, "%+v", rep)
+	assert.NotContains(t, rep.Checks, "temporal")
+	h := g.do(http.MethodGet, "/health", nil, nil)
+	assert.Equal(t, http.StatusServiceUnavailable, h.status, "%s", h.body)
+
+	// A deferred placement, then its mark older than the bound.
+	sku := testkit.Product(t, g.pool, 300, 100)
+	require.Equal(t, http.StatusAccepted, g.placeOne("c-"+uuid.NewString(), sku).status)
+	require.Eventually(t, func() bool {
+		return g.srv.StartDeferred(context.Background()) == 0 && !g.srv.canDefer()
+	}, 10*time.Second, 100*time.Millisecond)
+	status, rep = readyReport(t, g, "/health/ready")
+	assert.Equal(t, http.StatusServiceUnavailable, status, "%+v", rep)
+	assert.Contains(t, rep.Failing, "temporal")
+}

@@ -28,6 +28,9 @@ type healthState struct {
 	once          sync.Once
 	cfg           Health
 	shallow, deep *health.Checker
+	// untemporal is shallow without the Temporal frontend's check and
+	// breaker: readiness while placements can be deferred.
+	untemporal *health.Checker
 
 	// running is held while a deep check runs; a second caller does not wait.
 	running sync.Mutex
@@ -49,6 +52,13 @@ func (s *Server) checkers() (shallow, deep *health.Checker) {
 		base = append(base, h.Checks()...)
 		base = append(base, s.HealthChecks...)
 		s.hs.shallow = health.New(h.Budget, base...)
+		var rest []health.Check
+		for _, ch := range base {
+			if ch.Name != health.NameTemporal && ch.Name != CheckTemporalBreaker {
+				rest = append(rest, ch)
+			}
+		}
+		s.hs.untemporal = health.New(h.Budget, rest...)
 		s.hs.deep = health.New(h.DeepBudget, base...)
 		s.hs.deep.Add(
 			health.Check{Name: CheckInventory, Critical: true, Fn: s.checkInventory},
@@ -88,6 +98,14 @@ const CheckTemporalBreaker = "breaker:" + BreakerTemporal
 // leaves that check out, as Kubernetes' /readyz?exclude= does: the
 // balancer's fallback when every gateway's breaker is open, so that reads
 // go on and placements get the gateway's own 503 with Retry-After.
+//
+// While placements can be deferred (docs/resilience.md, "Placements while
+// Temporal stalls"), Temporal is not part of readiness at all: the gateway
+// takes placements on their durable records without it, and Temporal is
+// every gateway's shared dependency, so a stalled frontend (a lost server,
+// whose calls hang until the balancer routes around it) would otherwise
+// take every gateway out of rotation at once and the balancer would cut
+// the requests in flight.
 func (s *Server) ready(c echo.Context) error {
 	q, err := queryParams(c, "exclude")
 	if err != nil {
@@ -102,6 +120,10 @@ func (s *Server) ready(c echo.Context) error {
 		return unavailable("draining", "the gateway is shutting down; another instance serves")
 	}
 	shallow, _ := s.checkers()
+	if s.canDefer() {
+		health.WriteReport(c.Response(), s.hs.untemporal.Run(c.Request().Context()))
+		return nil
+	}
 	rep := shallow.Run(c.Request().Context())
 	if r, ok := rep.Checks[CheckTemporalBreaker]; ok && !excluded && r.Status != health.StatusOK {
 		r.Critical, r.Status = true, health.StatusFail

@@ -368,9 +368,9 @@ func (rep Report) Print(w io.Writer) {
 		if !b.Passed {
 			verdict = "FAIL"
 		}
-		fmt.Fprintf(w, "\n%-4s  breaker case (Temporal frontend down %d times): breaker opened %d times; %d fast 503s, %d without Retry-After;\n"+
+		fmt.Fprintf(w, "\n%-4s  breaker case (Temporal frontend down %d times): breaker opened %d times; %d placements accepted with a deferred start; %d fast 503s, %d without Retry-After;\n"+
 			"      first refusal %.1f s after the frontend went down; refusal latency p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
-			verdict, b.Outages, b.Opened, b.Refusals, b.NoRetryAfter, b.FirstAfterSec, b.P50Ms, b.P99Ms, b.MaxMs)
+			verdict, b.Outages, b.Opened, b.Deferred, b.Refusals, b.NoRetryAfter, b.FirstAfterSec, b.P50Ms, b.P99Ms, b.MaxMs)
 	}
 	printSubscribers(w, rep.Subscribers)
 	printPayments(w, rep.Payments)

@@ -103,7 +103,8 @@ func (r *Runner) fault(kind string, w *window) error {
 		return r.killFor("nats", r.holdOf(kind))
 	case "temporal_outage":
 		// The breaker case: the gateway's Temporal breaker opens and
-		// placements are refused at once with Retry-After (BreakerCase).
+		// placements are accepted with a deferred start, or refused at
+		// once with Retry-After (BreakerCase).
 		w.Detail = "frontend down " + r.holdOf(kind).String()
 		return r.killFor("temporal", r.holdOf(kind))
 	}

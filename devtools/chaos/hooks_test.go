@@ -87,3 +87,11 @@ func TestScraperCountsOpeningsAcrossARestart(t *testing.T) {
 	assert.True(t, seen["nats"])
 	assert.Zero(t, opened["nats"])
 }
+
+func TestScraperSumsTheGatewaysDeferredStarts(t *testing.T) {
+	s := newScraper(nil)
+	s.read("g1", []byte(`orderflow_orders_start_deferred_total{otel_scope_name="x"} 2`+"\n"))
+	s.read("g2", []byte(`orderflow_orders_start_deferred_total{otel_scope_name="x"} 3`+"\n"))
+	s.read("g1", []byte(`orderflow_orders_start_deferred_total{otel_scope_name="x"} 4`+"\n"))
+	assert.Equal(t, 7, s.deferredStarts())
+}

@@ -211,7 +211,14 @@ func (s *Server) startMarked(ctx context.Context, c client.Client, store orders.
 	defer cancel()
 	log := s.Log.With(zap.String("order_id", m.OrderID))
 	if err := order.StartAccepted(ctx, c, s.PII, m.Accepted, "Order "+m.OrderID+" — started by the gateway's starter (deferred at acceptance)"); err != nil {
-		log.Debug("deferred saga start failed; the next look retries it", zap.Error(err))
+		if startFailsForNow(err) {
+			log.Debug("deferred saga start failed; the next look retries it", zap.Error(err))
+		} else {
+			// Not Temporal being away: an operator must look (the mark
+			// stays, and once it is older than StartDeferMax no placement
+			// is deferred).
+			log.Warn("deferred saga start refused; the next look retries it", zap.Duration("waiting", time.Since(m.DeferredAt)), zap.Error(err))
+		}
 		return false
 	}
 	if err := store.StartedDeferred(ctx, m.OrderID); err != nil {

@@ -164,7 +164,7 @@ func (s *Server) RunDeferredStarts(ctx context.Context) {
 }
 
 // StartDeferred looks for marks once and starts their sagas, reporting how
-// many it started.
+// many marks it cleared.
 func (s *Server) StartDeferred(ctx context.Context) int {
 	store := s.ordersStore()
 	lctx, cancel := context.WithTimeout(ctx, db.StatementTimeout)
@@ -221,8 +221,12 @@ func (s *Server) startMarked(ctx context.Context, c client.Client, store orders.
 		}
 		return false
 	}
-	if err := store.StartedDeferred(ctx, m.OrderID); err != nil {
+	cleared, err := store.StartedDeferred(ctx, m.OrderID)
+	if err != nil {
 		log.Warn("deferred saga started; its mark stays until the next look", zap.Error(err))
+	}
+	if !cleared {
+		return false // the other gateway's starter got there first: one saga, counted once
 	}
 	waited := time.Since(m.DeferredAt)
 	d := s.deferred.meters()

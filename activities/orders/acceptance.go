@@ -177,11 +177,13 @@ func (s Store) DeferredStart(ctx context.Context, orderID string) (d Deferred, f
 	return d, true, nil
 }
 
-// StartedDeferred clears an order's mark once its saga is known to exist.
-func (s Store) StartedDeferred(ctx context.Context, orderID string) error {
+// StartedDeferred clears an order's mark once its saga is known to exist,
+// reporting whether this call cleared it (false: another starter did).
+func (s Store) StartedDeferred(ctx context.Context, orderID string) (bool, error) {
 	const q = `UPDATE idempotency_keys SET start_deferred_at = NULL WHERE order_id = $1 AND start_deferred_at IS NOT NULL`
-	if _, err := s.DB.Exec(ctx, q, orderID); err != nil {
-		return fmt.Errorf("clear deferred saga start of %s: %w", orderID, err)
+	tag, err := s.DB.Exec(ctx, q, orderID)
+	if err != nil {
+		return false, fmt.Errorf("clear deferred saga start of %s: %w", orderID, err)
 	}
-	return nil
+	return tag.RowsAffected() > 0, nil
 }

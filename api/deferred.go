@@ -210,7 +210,7 @@ func (s *Server) startMarked(ctx context.Context, c client.Client, store orders.
 	ctx, cancel := context.WithTimeout(ctx, starterCallTimeout)
 	defer cancel()
 	log := s.Log.With(zap.String("order_id", m.OrderID))
-	if err := order.StartAccepted(ctx, c, s.PII, m.Accepted, "Order "+m.OrderID+" — started by the gateway's starter (deferred at acceptance)"); err != nil {
+	if _, err := order.StartAccepted(ctx, c, s.PII, m.Accepted, "Order "+m.OrderID+" — started by the gateway's starter (deferred at acceptance)"); err != nil {
 		if startFailsForNow(err) {
 			log.Debug("deferred saga start failed; the next look retries it", zap.Error(err))
 		} else {

@@ -75,8 +75,9 @@ func redriveOne(ctx context.Context, c client.Client, keys *pii.Keyring, a order
 	if err == nil || !errors.As(err, &notFound) {
 		return false, err
 	}
-	if err := order.StartAccepted(ctx, c, keys, a, "Order "+a.OrderID+" — re-driven after a region failover"); err != nil {
+	ended, err := order.StartAccepted(ctx, c, keys, a, "Order "+a.OrderID+" — re-driven after a region failover")
+	if err != nil {
 		return false, err
 	}
-	return true, nil
+	return !ended, nil // ended: started and finished meanwhile (the gateway, on a retry)
 }

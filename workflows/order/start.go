@@ -53,20 +53,24 @@ func StartOptions(orderID, customerID, region string, eager bool, extra ...tempo
 
 // StartAccepted starts the saga of an accepted order from the sealed start
 // in its acceptance record, as the gateway would have started it: the same
-// workflow id and options, so that it attaches to a saga that runs or ran
-// (nil then too) and never makes a second one. summary is the saga's line
-// in the Web UI, saying why it was started this way.
-func StartAccepted(ctx context.Context, c client.Client, keys *pii.Keyring, a orders.Accepted, summary string) error {
+// workflow id and options, so that it attaches to a saga that runs and
+// never makes a second one. ended reports a saga that had already ended
+// (nothing started). summary is the saga's line in the Web UI, saying why
+// it was started this way.
+func StartAccepted(ctx context.Context, c client.Client, keys *pii.Keyring, a orders.Accepted, summary string) (ended bool, err error) {
 	var s Start
 	if err := orders.OpenStart(keys, a.OrderID, a.Saga, &s); err != nil {
-		return err
+		return false, err
 	}
 	opts := StartOptions(a.OrderID, a.CustomerID, s.Input.Region, false, OrderTotalCentsKey.ValueSet(s.TotalCents))
 	opts.StaticSummary = summary
-	_, err := c.ExecuteWorkflow(ctx, opts, Workflow, s.Input)
+	_, err = c.ExecuteWorkflow(ctx, opts, Workflow, s.Input)
 	var ran *serviceerror.WorkflowExecutionAlreadyStarted
-	if err != nil && !errors.As(err, &ran) {
-		return fmt.Errorf("start saga of %s: %w", a.OrderID, err)
+	if errors.As(err, &ran) {
+		return true, nil
 	}
-	return nil
+	if err != nil {
+		return false, fmt.Errorf("start saga of %s: %w", a.OrderID, err)
+	}
+	return false, nil
 }

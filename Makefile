@@ -148,7 +148,7 @@ drill: dev-bin ## a region lost under load, failed over and back: RTO, orders lo
 # Every e2e test against the ha profile (docs/ha.md): PostgreSQL through
 # Patroni's primary, Redis through Sentinel, Temporal through the cluster's
 # balancer. Root only (network namespaces); LAB_NETWORK (default
-# oe2e:10.204.0.0/16) and E2E_HA_PORTS (default free) put it beside other
+# oeh:10.204.0.0/16) and E2E_HA_PORTS (default free) put it beside other
 # stacks. Not in make test: about 4 minutes (7 from a cold build) on the
 # shared 2-core machine (docs/testing.md). E2E_HA_ARGS go to go test (-run ...).
 e2e-ha: ## the e2e package against the HA topology (Patroni, Sentinel, the Temporal cluster); root

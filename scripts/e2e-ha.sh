@@ -5,7 +5,7 @@
 # through the balancer in front of the cluster's two frontends, the Web UI
 # test against the cluster's UI server. The lab brings the profile up
 # (`orderflow-dev lab with --profile ha`: root, network namespaces) on
-# LAB_NETWORK (default oe2e:10.204.0.0/16) and E2E_HA_PORTS (default free),
+# LAB_NETWORK (default oeh:10.204.0.0/16) and E2E_HA_PORTS (default free),
 # this script runs `go test ./e2e/...` inside it, and the lab takes it down.
 #
 # The tests start their own gateways and workers (each on a region of its
@@ -35,7 +35,7 @@ if [ "${1:-}" != --in-stack ]; then
   export ORDERFLOW_BIN="$ORDERFLOW_TEST_BIN" ORDERFLOW_DEV_BIN="$ORDERFLOW_TEST_DEV_BIN"
   go build -trimpath -o "$ORDERFLOW_BIN" ./cmd/orderflow
   go build -trimpath -o "$ORDERFLOW_DEV_BIN" ./devtools/cmd/orderflow-dev
-  export LAB_NETWORK="${LAB_NETWORK:-oe2e:10.204.0.0/16}"
+  export LAB_NETWORK="${LAB_NETWORK:-oeh:10.204.0.0/16}"
   log "the ha profile up on $LAB_NETWORK (output of the tests in $DATA/go-test.log)"
   exec "$ORDERFLOW_DEV_BIN" lab with --profile ha --ports "${E2E_HA_PORTS:-free}" --data "$DATA/ha" -- "$0" --in-stack "$@"
 fi

@@ -117,6 +117,18 @@ func (g *gateway) post(path string, header map[string]string, body any) (answer,
 	return answer{status: res.StatusCode, header: res.Header, body: rb}, nil
 }
 
+// proxiedTemporal is a client of the real test Temporal server, with the
+// test's PII converters, through a path the test cuts.
+func proxiedTemporal(t *testing.T) (*tcpProxy, client.Client) {
+	t.Helper()
+	px := newTCPProxy(t, testkit.Require(t, testkit.EnvTemporal))
+	dc, fc := pii.Converters(testkit.PII(t))
+	tc, err := client.Dial(client.Options{HostPort: px.addr, Namespace: "default", DataConverter: dc, FailureConverter: fc})
+	require.NoError(t, err)
+	t.Cleanup(tc.Close)
+	return px, tc
+}
+
 func assertRetryLater(t *testing.T, a answer) {
 	t.Helper()
 	assert.Equal(t, http.StatusServiceUnavailable, a.status, "%s", a.body)
@@ -129,11 +141,7 @@ func assertRetryLater(t *testing.T, a answer) {
 // Temporal breaker opens, and after the path is back a placement is still
 // refused: by the open breaker, without a call to Temporal.
 func TestTemporalDownOpensItsBreakerAndPlacementsAre503WithRetryAfter(t *testing.T) {
-	px := newTCPProxy(t, testkit.Require(t, testkit.EnvTemporal))
-	dc, fc := pii.Converters(testkit.PII(t))
-	tc, err := client.Dial(client.Options{HostPort: px.addr, Namespace: "default", DataConverter: dc, FailureConverter: fc})
-	require.NoError(t, err)
-	t.Cleanup(tc.Close)
+	px, tc := proxiedTemporal(t)
 	// The design's 30 s open period, so the breaker is still open when the
 	// test looks at it after the path is back.
 	g := newGateway(t, testkit.Redis(t), func(s *Server) { s.Temporal = tc; s.Resilience.TemporalOpenTimeout = 30 * time.Second })

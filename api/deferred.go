@@ -236,14 +236,20 @@ func (s *Server) startMarked(ctx context.Context, c client.Client, store orders.
 	return true
 }
 
+// deferredMark returns the order's mark, found false when its start is not
+// deferred (or the gateway defers none).
+func (s *Server) deferredMark(ctx context.Context, id string) (orders.Deferred, bool, error) {
+	if s.PII == nil || s.DB == nil {
+		return orders.Deferred{}, false, nil
+	}
+	return s.ordersStore().DeferredStart(ctx, id)
+}
+
 // deferredView is the order as its acceptance record shows it while its
 // saga's start is deferred: PENDING, its lines and total as priced at
 // acceptance; nil when the order has no mark.
 func (s *Server) deferredView(ctx context.Context, id string) (*OrderJSON, error) {
-	if s.PII == nil || s.DB == nil {
-		return nil, nil
-	}
-	m, found, err := s.ordersStore().DeferredStart(ctx, id)
+	m, found, err := s.deferredMark(ctx, id)
 	if err != nil || !found {
 		return nil, err
 	}

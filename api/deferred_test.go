@@ -14,7 +14,6 @@ import (
 
 	"github.com/orderflow/orderflow"
 	"github.com/orderflow/orderflow/devtools/testkit"
-	"github.com/orderflow/orderflow/internal/pii"
 	"github.com/orderflow/orderflow/workflows/order"
 )
 
@@ -22,14 +21,9 @@ import (
 // through a path the test cuts, with deferred starts on.
 func deferringGateway(t *testing.T, deferMax time.Duration) (*gateway, *tcpProxy, client.Client) {
 	t.Helper()
-	px := newTCPProxy(t, testkit.Require(t, testkit.EnvTemporal))
-	keys := testkit.PII(t)
-	dc, fc := pii.Converters(keys)
-	tc, err := client.Dial(client.Options{HostPort: px.addr, Namespace: "default", DataConverter: dc, FailureConverter: fc})
-	require.NoError(t, err)
-	t.Cleanup(tc.Close)
+	px, tc := proxiedTemporal(t)
 	g := newGateway(t, testkit.Redis(t), func(s *Server) {
-		s.Temporal, s.PII, s.StartDeferMax = tc, keys, deferMax
+		s.Temporal, s.PII, s.StartDeferMax = tc, testkit.PII(t), deferMax
 	})
 	return g, px, tc
 }

@@ -338,11 +338,8 @@ func (s *Server) orderOwner(ctx context.Context, id string) (string, error) {
 	if o != nil {
 		return o.CustomerID, nil
 	}
-	if o, err = s.deferredView(ctx, id); err != nil {
-		return "", err
-	}
-	if o != nil {
-		return o.CustomerID, nil
+	if m, found, err := s.deferredMark(ctx, id); err != nil || found {
+		return m.CustomerID, err
 	}
 	d, err := s.Temporal.DescribeWorkflow(ctx, order.WorkflowID(id), "")
 	var notFound *serviceerror.NotFound
@@ -479,7 +476,7 @@ func (s *Server) cancelOrder(c echo.Context) error {
 		// An operator's cancel is on record before the saga hears of it.
 		return err
 	}
-	if d, err := s.deferredView(ctx, oid); err != nil || d != nil {
+	if _, found, err := s.deferredMark(ctx, oid); err != nil || found {
 		if err != nil {
 			return err
 		}

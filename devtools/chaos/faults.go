@@ -1,8 +1,8 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -200,15 +200,8 @@ func (r *Runner) providerFaultsWhile(faults string, all bool, hold func()) error
 	}
 	set := func(body string) error {
 		for _, base := range targets {
-			req, _ := http.NewRequest(http.MethodPut, base+"/admin/faults", bytes.NewReader([]byte(body)))
-			req.Header.Set("Content-Type", "application/json")
-			res, err := httpClient.Do(req)
-			if err != nil {
-				return fmt.Errorf("set faults on %s: %w", base, err)
-			}
-			_ = res.Body.Close()
-			if res.StatusCode != http.StatusOK {
-				return fmt.Errorf("set faults on %s: status %d", base, res.StatusCode)
+			if err := adminJSON(context.Background(), http.MethodPut, base+"/admin/faults", json.RawMessage(body), nil); err != nil {
+				return fmt.Errorf("set faults: %w", err)
 			}
 		}
 		return nil

@@ -70,7 +70,8 @@ func (s *scraper) backlog() string {
 }
 
 func newScraper(urls []string) *scraper {
-	return &scraper{urls: urls, last: map[string]float64{}, opened: map[string]int{}, seen: map[string]bool{}}
+	return &scraper{urls: urls, last: map[string]float64{}, opened: map[string]int{}, seen: map[string]bool{},
+		deferred: map[string]float64{}}
 }
 
 func (r *Runner) metricsURLs() []string {
@@ -123,9 +124,6 @@ func (s *scraper) read(url string, body []byte) {
 			continue
 		}
 		if name == "orderflow_orders_start_deferred_total" {
-			if s.deferred == nil {
-				s.deferred = map[string]float64{}
-			}
 			s.deferred[url] = value
 			continue
 		}

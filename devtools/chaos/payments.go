@@ -243,7 +243,7 @@ func adminJSON(ctx context.Context, method, url string, body, out any) error {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
+	if resp.StatusCode != http.StatusOK { // every paysim admin answer
 		return fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, bytes.TrimSpace(b))
 	}
 	if out == nil {
